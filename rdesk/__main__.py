@@ -1,0 +1,5 @@
+"""Allow ``python -m rdesk``."""
+
+from rdesk.cli import main
+
+raise SystemExit(main())

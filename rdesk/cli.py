@@ -1,0 +1,324 @@
+"""The ``rdesk`` command: the host, the viewers and the scripting verbs.
+
+Every failure a user can cause ends as one line ``rdesk: error: ...`` and exit status 1 (2 for
+a bad command line, as argparse does); tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import re
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from rdesk import __version__
+from rdesk.client.connection import (
+    DEFAULT_PORT,
+    ConnectError,
+    Connection,
+    connect,
+    parse_url,
+)
+from rdesk.client.known_hosts import HostKeyError, KnownHosts, UnknownHostKey
+from rdesk.client.tls import ClientTLSError
+from rdesk.host.settings import HostSettings, default_config_dir
+
+__all__ = ["main", "build_parser"]
+
+T = TypeVar("T")
+
+#: Exceptions whose message is meant for the user as it is.
+_USER_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectError,
+    HostKeyError,
+    ClientTLSError,
+    TimeoutError,
+)
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; printed as one line."""
+
+
+# --- argument helpers --------------------------------------------------------------------------
+
+
+def _size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d{2,5})x(\d{2,5})", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}")
+    width, height = int(match[1]), int(match[2])
+    if not (32 <= width <= 16384 and 32 <= height <= 16384):
+        raise argparse.ArgumentTypeError("each side must be between 32 and 16384 pixels")
+    return width, height
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {port}")
+    return port
+
+
+def _ranged(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be {lo}..{hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _viewer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", help="the host, e.g. wss://HOST:PORT (or HOST:PORT)")
+    parser.add_argument(
+        "--password-file", type=Path, help="read the password from this file (first line)"
+    )
+    parser.add_argument(
+        "--fingerprint", help="pin the host key: SHA256:... as `rdesk host` prints it"
+    )
+    parser.add_argument(
+        "--accept-new",
+        action="store_true",
+        help="trust a host key seen for the first time without asking (for scripts)",
+    )
+    parser.add_argument("--name", default=f"{getpass.getuser()}@rdesk", help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line grammar (also used by the docs)."""
+    parser = argparse.ArgumentParser(
+        prog="rdesk", description="Secure remote desktop over TLS websockets."
+    )
+    parser.add_argument("--version", action="version", version=f"rdesk {__version__}")
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        default=None,
+        help="certificates, password and known hosts (default ~/.config/rdesk)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    host = sub.add_parser("host", help="share this machine's screen")
+    where = host.add_mutually_exclusive_group()
+    where.add_argument("--display", help="X display to share (default: $DISPLAY)")
+    where.add_argument(
+        "--virtual", type=_size, metavar="WxH", help="start a private virtual display (Xvfb)"
+    )
+    host.add_argument("--bind", default="0.0.0.0", help="address to listen on (0.0.0.0)")
+    host.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT})")
+    host.add_argument("--cert", type=Path, help="TLS certificate (PEM) instead of the self-signed")
+    host.add_argument("--key", type=Path, help="private key (PEM) of --cert")
+    host.add_argument(
+        "--tls12", action="store_true", help="also accept TLS 1.2 (ECDHE+AEAD suites only)"
+    )
+    host.add_argument(
+        "--password-file", type=Path, help="control password in this file (first line)"
+    )
+    host.add_argument("--quality", type=_ranged(1, 100), default=80, help="JPEG quality (80)")
+    host.add_argument("--max-fps", type=_ranged(1, 240), default=60, help="capture rate cap (60)")
+    host.add_argument("--max-viewers", type=_ranged(1, 256), default=16, help="(16)")
+    host.add_argument("--name", default="", help="host name shown to viewers")
+
+    passwd = sub.add_parser("passwd", help="set the host's password (stored as an scrypt hash)")
+    passwd.add_argument(
+        "--password-file", type=Path, help="read the new password from this file"
+    )
+
+    snap = sub.add_parser("snapshot", help="save the host's screen as a PNG, pixel-exact")
+    _viewer_options(snap)
+    snap.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
+    return parser
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``rdesk`` command; return its exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="rdesk: %(levelname)s: %(message)s",
+    )
+    if args.config_dir is None:
+        args.config_dir = default_config_dir()
+    try:
+        handler = _COMMANDS[args.command]
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except _USER_ERRORS + _host_errors() + (UsageError, UnknownHostKey) as exc:
+        print(f"rdesk: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, TimeoutError) and not str(exc):
+        text = "timed out"
+    return " ".join(text.split())
+
+
+def _host_errors() -> tuple[type[BaseException], ...]:
+    from rdesk.host.app import HostError
+    from rdesk.host.capture import CaptureError
+    from rdesk.host.passwords import PasswordError
+    from rdesk.host.tls import TLSSetupError
+    from rdesk.host.virtual import VirtualDisplayError
+
+    return (HostError, CaptureError, PasswordError, TLSSetupError, VirtualDisplayError)
+
+
+def _cmd_host(args: argparse.Namespace) -> int:
+    from rdesk.host.app import run_host
+
+    settings = HostSettings(
+        display=args.display,
+        virtual=args.virtual,
+        bind=args.bind,
+        port=args.port,
+        config_dir=args.config_dir,
+        cert=args.cert,
+        key=args.key,
+        allow_tls12=args.tls12,
+        password_file=args.password_file,
+        max_fps=float(args.max_fps),
+        quality=args.quality,
+        max_viewers=args.max_viewers,
+        name=args.name,
+    )
+    asyncio.run(run_host(settings, out=lambda line: print(line, flush=True)))
+    return 0
+
+
+def _cmd_passwd(args: argparse.Namespace) -> int:
+    from rdesk.host.app import PASSWORD_FILE
+    from rdesk.host.passwords import read_secret_file, write_password_hash
+
+    if args.password_file is not None:
+        password = read_secret_file(args.password_file)
+    else:
+        if not sys.stdin.isatty():
+            raise UsageError("no terminal to ask for the password: use --password-file")
+        password = getpass.getpass("New rdesk password: ")
+        if password != getpass.getpass("Again: "):
+            raise UsageError("the two passwords differ; nothing changed")
+    path = args.config_dir / PASSWORD_FILE
+    write_password_hash(path, password)
+    print(f"rdesk: password hash written to {path}")
+    return 0
+
+
+# --- viewer verbs ------------------------------------------------------------------------------
+
+
+def _password_source(args: argparse.Namespace) -> Callable[[], str]:
+    """Where the viewer's password comes from: file, $RDESK_PASSWORD, or the terminal."""
+
+    def source() -> str:
+        if args.password_file is not None:
+            from rdesk.host.passwords import read_secret_file
+
+            return read_secret_file(args.password_file)
+        env = os.environ.get("RDESK_PASSWORD")
+        if env:
+            return env
+        if not sys.stdin.isatty():
+            raise UsageError("a password is needed: use --password-file or set RDESK_PASSWORD")
+        return getpass.getpass(f"Password for {args.url}: ")
+
+    return source
+
+
+async def _open_viewer(args: argparse.Namespace) -> Connection:
+    """Connect as the viewer options say, asking about an unknown host key on the terminal."""
+    known = KnownHosts(args.config_dir / "known_hosts")
+    address = parse_url(args.url)
+    try:
+        return await connect(
+            address,
+            _password_source(args),
+            known_hosts=known,
+            pinned=args.fingerprint,
+            accept_new=args.accept_new,
+            name=args.name,
+            timeout=args.timeout,
+        )
+    except UnknownHostKey as exc:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"{address}: unknown host key {exc.fingerprint}; check it against the one "
+                "`rdesk host` printed, then pass --fingerprint or --accept-new"
+            ) from None
+        print(f"The host {address} is not known.\nIts key fingerprint is {exc.fingerprint}.")
+        answer = input("Compare it with the one `rdesk host` printed. Trust it? [yes/no] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise UsageError("host key not trusted; nothing was sent") from None
+        known.add(address.host, address.port, exc.fingerprint)
+        return await connect(
+            address,
+            _password_source(args),
+            known_hosts=known,
+            pinned=exc.fingerprint,
+            name=args.name,
+            timeout=args.timeout,
+        )
+
+
+def _with_viewer(args: argparse.Namespace, body: Callable[[Connection], Awaitable[T]]) -> T:
+    async def run() -> T:
+        conn = await _open_viewer(args)
+        try:
+            return await body(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def _cmd_snapshot(args: argparse.Namespace) -> int:
+    async def body(conn: Connection) -> None:
+        await conn.wait_exact(args.timeout)
+        image = conn.framebuffer.image.copy()
+        _write_png(image, args.output)
+        print(f"rdesk: saved {image.width}x{image.height} screen of {conn.address} to {args.output}")
+
+    _with_viewer(args, body)
+    return 0
+
+
+def _write_png(image: object, path: Path) -> None:
+    """Write a PIL image atomically, so a failed run leaves no half-written file."""
+    import io
+
+    from rdesk.files import atomic_write
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")  # type: ignore[attr-defined]
+    try:
+        atomic_write(path, buffer.getvalue(), 0o644)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "host": _cmd_host,
+    "passwd": _cmd_passwd,
+    "snapshot": _cmd_snapshot,
+}

@@ -1,0 +1,1 @@
+"""rdesk.client package."""

@@ -1,0 +1,98 @@
+"""The viewer's copy of the host screen, kept up to date from updates.
+
+Every rectangle is checked before it is decoded: its image format must match its declared
+encoding, and the image's own declared size must not exceed the rectangle (a hostile host
+cannot make a viewer decode a gigantic image). Decoded images smaller than the rectangle were
+downscaled by the host and are scaled back up.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image
+
+from rdesk.protocol.codec import copy_source
+from rdesk.protocol.encodings import Encoding
+from rdesk.protocol.errors import RemoteProtocolError
+from rdesk.protocol.messages import Rect, Update
+
+__all__ = ["Framebuffer"]
+
+_FORMATS = {Encoding.JPEG: "JPEG", Encoding.PNG: "PNG", Encoding.WEBP: "WEBP"}
+
+
+class Framebuffer:
+    """An RGB image of the host's screen.
+
+    :attr:`image` is a PIL image the caller may read (copy it before keeping it across
+    updates). :meth:`apply` raises :class:`RemoteProtocolError` for a rectangle that cannot
+    be decoded safely; the rectangles before it stay applied.
+    """
+
+    def __init__(self, width: int, height: int) -> None:
+        self.image = Image.new("RGB", (width, height))
+        #: True once an update flagged ``exact`` was applied and nothing lossy followed.
+        self.exact = False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+    def resize(self, width: int, height: int) -> None:
+        """Start afresh at a new screen size (after a Screen message)."""
+        self.image = Image.new("RGB", (width, height))
+        self.exact = False
+
+    def apply(self, update: Update) -> list[tuple[int, int, int, int]]:
+        """Paint every rectangle of ``update``; return the painted (x, y, w, h) areas."""
+        painted = []
+        for rect in update.rects:
+            self._apply_rect(rect)
+            painted.append((rect.x, rect.y, rect.w, rect.h))
+        self.exact = update.exact
+        return painted
+
+    def _apply_rect(self, rect: Rect) -> None:
+        width, height = self.image.size
+        if rect.x + rect.w > width or rect.y + rect.h > height:
+            raise RemoteProtocolError("rect lies outside the framebuffer")
+        if rect.encoding is Encoding.COPY:
+            src_x, src_y = copy_source(rect)
+            if src_x + rect.w > width or src_y + rect.h > height:
+                raise RemoteProtocolError("copy rect source lies outside the framebuffer")
+            region = self.image.crop((src_x, src_y, src_x + rect.w, src_y + rect.h))
+            self.image.paste(region, (rect.x, rect.y))
+            return
+        tile = decode_image(rect)
+        self.image.paste(tile, (rect.x, rect.y))
+
+
+def decode_image(rect: Rect) -> Image.Image:
+    """Decode an image rectangle to RGB at exactly (w, h), checking it first.
+
+    Raises :class:`RemoteProtocolError` if the payload is not an image of the declared
+    encoding, declares a size larger than the rectangle, or fails to decode.
+    """
+    expected = _FORMATS[rect.encoding]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Image.open reads only the header: the size is known before any pixel is decoded.
+            image = Image.open(io.BytesIO(rect.payload), formats=[expected])
+            iw, ih = image.size
+            if not (1 <= iw <= rect.w and 1 <= ih <= rect.h):
+                raise RemoteProtocolError(
+                    f"{expected} image declares {iw}x{ih} for a {rect.w}x{rect.h} rect"
+                )
+            image.load()
+    except RemoteProtocolError:
+        raise
+    except Exception as exc:  # Pillow raises many types for corrupt data
+        raise RemoteProtocolError(f"cannot decode {expected} rect: {type(exc).__name__}") from exc
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    if image.size != (rect.w, rect.h):
+        image = image.resize((rect.w, rect.h), Image.Resampling.BILINEAR)
+    return image

@@ -1,0 +1,44 @@
+"""The viewer's TLS context: no CA checks by default, because hosts are pinned by fingerprint."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from pathlib import Path
+
+__all__ = ["client_ssl_context", "ClientTLSError"]
+
+#: TLS 1.2 suites a viewer offers (TLS 1.3 suites are all AEAD): ECDHE key exchange, AEAD only.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
+class ClientTLSError(Exception):
+    """A CA file could not be loaded; ``str()`` is one line."""
+
+
+def client_ssl_context(cafile: Path | None = None) -> ssl.SSLContext:
+    """Return a client-side TLS context for a viewer.
+
+    **Without** ``cafile`` (the normal case) the context verifies **nothing**: hosts use
+    self-signed certificates trusted by fingerprint pinning instead. The caller MUST, after
+    the handshake and BEFORE sending anything (above all a credential), fingerprint the peer
+    certificate and check it with :func:`rdesk.client.known_hosts.verify_host_key`, closing
+    the connection if that fails — :func:`rdesk.client.connection.connect` does.
+
+    **With** ``cafile`` the peer is verified normally (chain to ``cafile``, host name).
+    TLS 1.2 is the minimum offered (the host decides whether it requires 1.3); compression
+    and renegotiation are off.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.options |= ssl.OP_NO_COMPRESSION | getattr(ssl, "OP_NO_RENEGOTIATION", 0)
+    ctx.set_ciphers(TLS12_CIPHERS)
+    if cafile is None:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    try:
+        ctx.load_verify_locations(cafile=os.fspath(cafile))
+    except (OSError, ssl.SSLError) as exc:
+        raise ClientTLSError(f"cannot load CA file {cafile}: {exc}") from None
+    return ctx

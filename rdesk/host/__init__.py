@@ -1,0 +1,1 @@
+"""rdesk.host package."""

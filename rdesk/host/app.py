@@ -1,0 +1,178 @@
+"""``rdesk host``: put the parts together, print how to connect, serve until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+from rdesk.host.capture import MssCapturer
+from rdesk.host.damage import DamageUnavailable, DamageWatcher
+from rdesk.host.passwords import PasswordStore
+from rdesk.host.server import HostServer, InputSink
+from rdesk.host.settings import HostSettings
+from rdesk.host.source import ScreenSource
+from rdesk.host.tls import certificate_fingerprint, ensure_host_certificate, server_ssl_context
+from rdesk.host.virtual import VirtualDisplay
+
+__all__ = ["HostError", "HostCredentials", "load_credentials", "run_host", "PASSWORD_FILE"]
+
+log = logging.getLogger(__name__)
+
+#: The scrypt hash written by ``rdesk passwd``, inside the config directory.
+PASSWORD_FILE = "password"
+
+
+class HostError(Exception):
+    """The host cannot start; ``str()`` is one line for the user."""
+
+
+class HostCredentials:
+    """Maps a secret to the role it grants: the control password grants ``control``."""
+
+    def __init__(self, control: PasswordStore) -> None:
+        self.control = control
+
+    def check(self, secret: str) -> str | None:
+        return "control" if self.control.check(secret) else None
+
+
+def load_credentials(settings: HostSettings) -> tuple[HostCredentials, str]:
+    """The host's credentials and a sentence telling the user how to log in."""
+    if settings.password_file is not None:
+        store = PasswordStore.from_plain_file(settings.password_file)
+        how = f"password: the one in {settings.password_file}"
+    elif (settings.config_dir / PASSWORD_FILE).exists():
+        store = PasswordStore.from_hash_file(settings.config_dir / PASSWORD_FILE)
+        how = "password: the one set with `rdesk passwd`"
+    else:
+        store = PasswordStore.one_time()
+        how = (
+            f"one-time password: {store.one_time_password}   "
+            "(valid for this run; set a permanent one with `rdesk passwd`)"
+        )
+    return HostCredentials(store), how
+
+
+def _urls(bind: str, port: int) -> list[str]:
+    if bind not in ("0.0.0.0", "::", ""):
+        host = f"[{bind}]" if ":" in bind else bind
+        return [f"wss://{host}:{port}"]
+    names = [socket.gethostname()]
+    with contextlib.suppress(OSError):
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            address = str(info[4][0])
+            if address not in names and not address.startswith("127."):
+                names.append(address)
+    names.append("127.0.0.1")
+    return [f"wss://{name}:{port}" for name in names]
+
+
+def _make_injector(display: str) -> InputSink | None:
+    try:
+        from rdesk.host.inject import PynputInjector
+    except ImportError:
+        return None
+    return PynputInjector(display)
+
+
+async def run_host(
+    settings: HostSettings,
+    *,
+    out: Callable[[str], None] = print,
+    ready: Callable[[HostServer], None] | None = None,
+) -> None:
+    """Run a host until SIGINT/SIGTERM (or cancellation). Raises :class:`HostError`."""
+    with contextlib.ExitStack() as stack:
+        display = settings.display or os.environ.get("DISPLAY")
+        if settings.virtual is not None:
+            width, height = settings.virtual
+            display = stack.enter_context(VirtualDisplay(width, height)).display
+        if not display:
+            raise HostError(
+                "no display to share: $DISPLAY is not set; use --display :N, "
+                "or --virtual 1280x720 to start a virtual one"
+            )
+        capturer = MssCapturer(display)
+        stack.callback(capturer.close)
+        notifier: DamageWatcher | None = None
+        try:
+            notifier = DamageWatcher(display)
+            stack.callback(notifier.close)
+        except DamageUnavailable as exc:
+            log.warning("no change notification (%s); polling the screen instead", exc)
+
+        if settings.cert is not None or settings.key is not None:
+            if settings.cert is None or settings.key is None:
+                raise HostError("--cert and --key must be given together")
+            cert, key = settings.cert, settings.key
+        else:
+            cert, key = ensure_host_certificate(settings.config_dir)
+        ssl_context = server_ssl_context(cert, key, allow_tls12=settings.allow_tls12)
+        credentials, how = load_credentials(settings)
+
+        source = ScreenSource(capturer, max_fps=settings.max_fps, notifier=notifier)
+        server = HostServer(
+            settings, source, credentials, ssl_context, injector=_make_injector(display)
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise HostError(
+                    f"port {settings.port} on {settings.bind} is already in use; "
+                    "choose another with --port"
+                ) from None
+            raise HostError(f"cannot listen on {settings.bind}:{settings.port}: {exc}") from None
+        capture = asyncio.create_task(source.run(), name="capture")
+        _banner(out, display, source, server, cert, how, settings)
+        if ready is not None:
+            ready(server)
+        try:
+            await _until_signalled(capture)
+        finally:
+            capture.cancel()
+            await server.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await capture
+
+
+def _banner(
+    out: Callable[[str], None],
+    display: str,
+    source: ScreenSource,
+    server: HostServer,
+    cert: Path,
+    how: str,
+    settings: HostSettings,
+) -> None:
+    out(f"rdesk host: sharing display {display} ({source.width}x{source.height})")
+    for url in _urls(settings.bind, server.port):
+        out(f"  connect:     {url}    (browser: {url.replace('wss://', 'https://', 1)}/)")
+    out(f"  fingerprint: {certificate_fingerprint(cert)}")
+    out(f"  {how}")
+    out("  e.g.         rdesk snapshot URL -o shot.png   |   Ctrl+C stops the host")
+
+
+async def _until_signalled(capture: asyncio.Task[None]) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({waiter, capture}, return_when=asyncio.FIRST_COMPLETED)
+        if capture in done:
+            capture.result()  # the capture loop failed: let its error end the host
+    finally:
+        waiter.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)

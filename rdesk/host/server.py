@@ -1,0 +1,335 @@
+"""The host's I/O edge: drives one :class:`~rdesk.protocol.session.Session` per websocket.
+
+It does nothing clever itself (DESIGN.md, "Layers"): it reads messages into the session,
+checks credentials, hands input to the injector only for viewers that hold control, runs each
+viewer's :class:`~rdesk.host.viewer.ViewerLink` sender, and closes every connection with a
+code and a one-line reason — never exception text — when anything goes wrong. A failure in
+one connection never affects another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import http
+import logging
+import secrets
+import ssl
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from rdesk import __version__
+from rdesk.host.encode import EncodeCache
+from rdesk.host.settings import HostSettings
+from rdesk.host.source import ScreenSource
+from rdesk.host.throttle import AuthThrottle
+from rdesk.host.viewer import ViewerLink
+from rdesk.protocol import limits
+from rdesk.protocol.errors import CloseCode, ProtocolError, RemoteProtocolError
+from rdesk.protocol.messages import (
+    PROTOCOL_NAME,
+    PROTOCOL_VERSION,
+    Ack,
+    Auth,
+    Close,
+    Hello,
+    InputAck,
+    Key,
+    Ping,
+    Pointer,
+    Pong,
+    Refresh,
+    Sync,
+    Welcome,
+    Wheel,
+)
+from rdesk.protocol.session import Session
+from rdesk.protocol.states import Role
+
+__all__ = ["WS_PATH", "Credentials", "HostServer", "InputSink"]
+
+log = logging.getLogger(__name__)
+
+#: The websocket endpoint's path; everything else on the port is the browser page.
+WS_PATH = "/rdesk"
+
+
+class Credentials(Protocol):
+    """Checks a secret; returns the role it grants ("control" or "view") or ``None``."""
+
+    def check(self, secret: str) -> str | None: ...
+
+
+class InputSink(Protocol):
+    """Injects one viewer's input into the host's display (see :mod:`rdesk.host.inject`)."""
+
+    def pointer(self, owner: int, x: int, y: int, buttons: int) -> None: ...
+
+    def wheel(self, owner: int, x: int, y: int, dx: int, dy: int) -> None: ...
+
+    def key(self, owner: int, keysym: int, down: bool) -> None: ...
+
+    def release_all(self, owner: int) -> None: ...
+
+
+class HostServer:
+    """Serves the screen of one :class:`ScreenSource` to authenticated viewers."""
+
+    def __init__(
+        self,
+        settings: HostSettings,
+        source: ScreenSource,
+        credentials: Credentials,
+        ssl_context: ssl.SSLContext,
+        *,
+        injector: InputSink | None = None,
+        on_event: Callable[[str, dict[str, object]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self.credentials = credentials
+        self.ssl_context = ssl_context
+        self.injector = injector
+        self.cache = EncodeCache()
+        self.throttle = AuthThrottle()
+        self.viewers: dict[int, ViewerLink] = {}
+        self._next_id = 1
+        self._on_event = on_event
+        self._server: Server | None = None
+        #: Authentication attempts seen (tests assert a pinned viewer never got this far).
+        self.auth_attempts = 0
+
+    def _event(self, kind: str, **fields: object) -> None:
+        log.info("%s %s", kind, " ".join(f"{k}={v}" for k, v in fields.items()))
+        if self._on_event is not None:
+            self._on_event(kind, fields)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen on the configured address; raises ``OSError`` if the port is unavailable."""
+        self._server = await serve(
+            self._handle,
+            self.settings.bind,
+            self.settings.port,
+            ssl=self.ssl_context,
+            process_request=self._process_request,
+            # Explicit limits (docs/protocol.md, "Limits"): viewers send control messages only.
+            max_size=limits.MAX_CONTROL_MESSAGE,
+            max_queue=16,
+            compression=None,
+            open_timeout=10,
+            close_timeout=5,
+            ping_interval=20,
+            ping_timeout=20,
+            server_header=None,
+        )
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def stop(self) -> None:
+        """Close every viewer with ``SHUTDOWN`` and stop listening."""
+        if self._server is None:
+            return
+        self._server.close(close_connections=False)
+        for link in list(self.viewers.values()):
+            link_ws = getattr(link, "ws", None)
+            if link_ws is not None:
+                await _close(link_ws, link.session, CloseCode.SHUTDOWN, "host is shutting down")
+        await self._server.wait_closed()
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.path.split("?", 1)[0] != WS_PATH:
+            return Response(
+                http.HTTPStatus.NOT_FOUND, "Not Found", Headers(), b"rdesk: no such page\n"
+            )
+        return None
+
+    # --- one connection ------------------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        source_addr = _peer(ws)
+        self._event("connect", source=source_addr)
+        session = Session(Role.HOST, time.monotonic(), window=self.settings.window)
+        link: ViewerLink | None = None
+        try:
+            link = await self._authenticate(ws, session, source_addr)
+            if link is None:
+                return
+            await self._serve_viewer(ws, session, link)
+        except ProtocolError as exc:
+            self._event("protocol_error", source=source_addr, reason=exc.reason)
+            await _close(ws, session, exc.code, exc.reason)
+        except ConnectionClosed:
+            pass
+        except Exception:  # a bug in one handler must not take the host down
+            log.exception("internal error serving %s", source_addr)
+            await _close(ws, session, CloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            if link is not None:
+                self.viewers.pop(link.viewer_id, None)
+                self.source.unsubscribe(link)
+                if self.injector is not None:
+                    self.injector.release_all(link.viewer_id)
+                self._event("disconnect", viewer=link.viewer_id, name=link.name)
+
+    async def _authenticate(
+        self, ws: ServerConnection, session: Session, source_addr: str
+    ) -> ViewerLink | None:
+        nonce = base64.b64encode(secrets.token_bytes(limits.NONCE_BYTES)).decode()
+        hello = Hello(PROTOCOL_NAME, PROTOCOL_VERSION, nonce, "password", f"rdesk/{__version__}")
+        await ws.send(session.send(hello, time.monotonic()))
+        deadline = session.next_deadline()
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            data = await asyncio.wait_for(ws.recv(), timeout)
+        except asyncio.TimeoutError:
+            raise RemoteProtocolError(
+                "handshake not completed in time", CloseCode.HANDSHAKE_TIMEOUT
+            ) from None
+        message = session.receive(data, time.monotonic())
+        if isinstance(message, Close):
+            return None
+        assert isinstance(message, Auth)  # the state machine allows nothing else here
+        self.auth_attempts += 1
+        wait = self.throttle.delay(source_addr, time.monotonic())
+        # Checking the secret (scrypt) runs in a thread; the penalty is served regardless.
+        role, _ = await asyncio.gather(
+            asyncio.to_thread(self.credentials.check, message.secret), asyncio.sleep(wait)
+        )
+        if role is None:
+            self.throttle.failed(source_addr, time.monotonic())
+            self._event("auth_failure", source=source_addr, method=message.method)
+            await _close(ws, session, CloseCode.AUTH_FAILED, "wrong password")
+            return None
+        self.throttle.succeeded(source_addr)
+        if len(self.viewers) >= self.settings.max_viewers:
+            self._event("rejected", source=source_addr, reason="max_viewers")
+            await _close(
+                ws,
+                session,
+                CloseCode.POLICY,
+                f"host has reached its limit of {self.settings.max_viewers} viewers",
+            )
+            return None
+        viewer_id = self._next_id
+        self._next_id += 1
+        link = ViewerLink(
+            viewer_id,
+            message.name,
+            role,
+            session,
+            self.source,
+            self.cache,
+            ws.send,
+            quality=self.settings.quality,
+            lossless_delay=self.settings.lossless_delay,
+        )
+        link.ws = ws  # type: ignore[attr-defined]
+        host_name = self.settings.name or "rdesk host"
+        welcome = Welcome(role, viewer_id, self.source.width, self.source.height, host_name)
+        await ws.send(session.send(welcome, time.monotonic()))
+        self.viewers[viewer_id] = link
+        self._event("auth_success", source=source_addr, viewer=viewer_id, role=role)
+        return link
+
+    async def _serve_viewer(
+        self, ws: ServerConnection, session: Session, link: ViewerLink
+    ) -> None:
+        self.source.subscribe(link)
+        tag = f"viewer-{link.viewer_id}"
+        tasks = [
+            asyncio.create_task(link.run(), name=f"{tag}-send"),
+            asyncio.create_task(self._timers(ws, session), name=f"{tag}-timers"),
+            asyncio.create_task(self._receive(ws, session, link), name=f"{tag}-recv"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # re-raise the reason the viewer ends
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _timers(self, ws: ServerConnection, session: Session) -> None:
+        stall = self.settings.stall_timeout
+        while True:
+            now = time.monotonic()
+            deadline = session.next_deadline()
+            wake = min(deadline, now + 1.0) if deadline is not None else now + 1.0
+            await asyncio.sleep(max(0.0, wake - now))
+            now = time.monotonic()
+            for frame in session.handle_timer(now):
+                await ws.send(frame)
+            session.flow.check_stalled(now, stall)
+
+    async def _receive(self, ws: ServerConnection, session: Session, link: ViewerLink) -> None:
+        async for data in ws:
+            message = session.receive(data, time.monotonic())
+            if isinstance(message, Close):
+                return
+            if isinstance(message, Ack):
+                link.acked()
+            elif isinstance(message, Ping):
+                await ws.send(session.send(Pong(message.id), time.monotonic()))
+            elif isinstance(message, Refresh):
+                link.refresh()
+            elif isinstance(message, (Pointer, Wheel, Key, Sync)):
+                await self._input(ws, session, link, message)
+
+    async def _input(
+        self,
+        ws: ServerConnection,
+        session: Session,
+        link: ViewerLink,
+        message: Pointer | Wheel | Key | Sync,
+    ) -> None:
+        allowed = link.role == "control" and self.injector is not None
+        if isinstance(message, Sync):
+            reason = "" if allowed else (
+                "view-only: this viewer does not hold control"
+                if link.role != "control"
+                else "input is disabled on this host"
+            )
+            ack = InputAck(message.id, allowed, reason)
+            await ws.send(session.send(ack, time.monotonic()))
+            return
+        if not allowed:
+            self._event("input_dropped", viewer=link.viewer_id, reason="view-only")
+            return
+        assert self.injector is not None
+        if isinstance(message, Pointer):
+            self.injector.pointer(link.viewer_id, message.x, message.y, message.buttons)
+        elif isinstance(message, Wheel):
+            self.injector.wheel(link.viewer_id, message.x, message.y, message.dx, message.dy)
+        else:
+            self.injector.key(link.viewer_id, message.keysym, message.down)
+
+
+def _peer(ws: ServerConnection) -> str:
+    addr = ws.remote_address
+    return str(addr[0]) if addr else "?"
+
+
+async def _close(ws: ServerConnection, session: Session, code: int, reason: str) -> None:
+    """Send the protocol Close (if the session is open) and close the websocket, best effort."""
+    frame = session.close_frame(code, reason)
+    with contextlib.suppress(Exception):
+        if frame is not None:
+            await asyncio.wait_for(ws.send(frame), 2)
+    with contextlib.suppress(Exception):
+        await ws.close(code, reason[:120])
+

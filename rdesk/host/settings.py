@@ -1,0 +1,53 @@
+"""Every tunable of the host, in one frozen object filled from CLI flags (DESIGN.md, "Layers")."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+__all__ = ["DEFAULT_PORT", "HostSettings", "default_config_dir"]
+
+DEFAULT_PORT = 7900
+
+
+def default_config_dir() -> Path:
+    """``$XDG_CONFIG_HOME/rdesk`` or ``~/.config/rdesk``: certificates, password, known hosts."""
+    import os
+
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "rdesk"
+
+
+@dataclasses.dataclass(frozen=True)
+class HostSettings:
+    """What ``rdesk host`` runs with. Every field has the documented default of its flag."""
+
+    #: X display to share (``None``: ``$DISPLAY``).
+    display: str | None = None
+    #: Start a private Xvfb of this size (``(width, height)``) instead of sharing a display.
+    virtual: tuple[int, int] | None = None
+    bind: str = "0.0.0.0"
+    port: int = DEFAULT_PORT
+    config_dir: Path = dataclasses.field(default_factory=default_config_dir)
+    #: Existing certificate and key (e.g. CA-signed); default: the self-signed pair in
+    #: ``config_dir``, created on first run.
+    cert: Path | None = None
+    key: Path | None = None
+    #: Accept TLS 1.2 (ECDHE + AEAD suites only) as well as TLS 1.3.
+    allow_tls12: bool = False
+    #: A file holding the control password in plain text (first line).
+    password_file: Path | None = None
+    #: Highest capture rate, frames per second.
+    max_fps: float = 60.0
+    #: JPEG quality for moving regions (1..100).
+    quality: int = 80
+    #: Updates a viewer may have unacknowledged.
+    window: int = 3
+    #: Seconds a region must stay still before it is refreshed losslessly.
+    lossless_delay: float = 0.12
+    #: Largest number of viewers at once.
+    max_viewers: int = 16
+    #: Seconds a viewer may leave an update unacknowledged before it is dropped.
+    stall_timeout: float = 30.0
+    #: Display name of the host, shown to viewers.
+    name: str = ""

@@ -1,0 +1,161 @@
+"""The host's single capture loop and the per-tile change history it feeds to every viewer.
+
+One :class:`ScreenSource` per host, however many viewers (DESIGN.md, "The data path"): it grabs
+the screen when it may have changed, diffs it against the previous grab tile by tile, and ORs
+the changed tiles into the dirty set of every subscriber. Viewers then encode the *current*
+frame's pixels for their dirty tiles whenever they have room — never a backlog of old frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Protocol
+
+import numpy as np
+
+from rdesk.host.capture import Capturer
+from rdesk.host.tiles import TILE, dirty_tiles
+
+__all__ = ["DAMAGE_SAFETY_POLL", "IDLE_POLL", "MOTION_GAP", "ScreenSource", "Subscriber"]
+
+log = logging.getLogger(__name__)
+
+#: A tile that changes again within this many seconds of its previous change is "moving":
+#: it goes lossy (JPEG) and is refreshed losslessly once it stops.
+MOTION_GAP = 0.15
+#: Without change notification, the slowest poll rate on a still screen (seconds).
+IDLE_POLL = 0.1
+#: With change notification, still grab this often in case an event was missed (seconds).
+DAMAGE_SAFETY_POLL = 1.0
+
+
+class Subscriber(Protocol):
+    """A viewer's side of the source: told which tiles changed."""
+
+    def mark(self, mask: np.ndarray) -> None:
+        """OR ``mask`` (bool, tiles) into the dirty set and wake the sender."""
+
+    def resized(self) -> None:
+        """The screen changed size: everything is dirty and the viewer must be told."""
+
+
+class ChangeNotifier(Protocol):
+    """Tells when the screen may have changed (X DAMAGE)."""
+
+    def fileno(self) -> int: ...
+
+    def poll(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class ScreenSource:
+    """Captures the screen and tracks, per tile, when it last changed.
+
+    Attributes read by viewers: :attr:`frame` (the latest grab, BGRA, never mutated in place —
+    a new grab replaces the array), :attr:`frame_id` (increases with every grab that changed
+    something), :attr:`last_change` / :attr:`moving` (per tile).
+    """
+
+    def __init__(
+        self,
+        capturer: Capturer,
+        *,
+        max_fps: float = 60.0,
+        notifier: ChangeNotifier | None = None,
+        tile: int = TILE,
+    ) -> None:
+        self.capturer = capturer
+        self.tile = tile
+        self.min_interval = 1.0 / max_fps
+        self.notifier = notifier
+        self.frame: np.ndarray = capturer.grab()
+        self.frame_id = 0
+        self.grabs = 0
+        self._subscribers: set[Subscriber] = set()
+        self._changed = asyncio.Event()
+        self._reset_history(time.monotonic())
+
+    @property
+    def width(self) -> int:
+        return int(self.frame.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.frame.shape[0])
+
+    @property
+    def tiles_shape(self) -> tuple[int, int]:
+        """(rows, columns) of tiles covering the screen."""
+        return (-(-self.height // self.tile), -(-self.width // self.tile))
+
+    def _reset_history(self, now: float) -> None:
+        shape = self.tiles_shape
+        self.last_change = np.full(shape, now, dtype=np.float64)
+        #: Tiles whose last two changes were less than MOTION_GAP apart.
+        self.moving = np.zeros(shape, dtype=bool)
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Add a viewer; its first update is the whole screen."""
+        self._subscribers.add(subscriber)
+        subscriber.mark(np.ones(self.tiles_shape, dtype=bool))
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+
+    def capture_once(self, now: float) -> bool:
+        """Grab, diff and notify subscribers; return True if anything changed."""
+        frame = self.capturer.grab()
+        self.grabs += 1
+        if frame.shape != self.frame.shape:
+            log.info("screen resized to %dx%d", frame.shape[1], frame.shape[0])
+            self.frame = frame
+            self.frame_id += 1
+            self._reset_history(now)
+            for sub in list(self._subscribers):
+                sub.resized()
+            return True
+        mask = dirty_tiles(self.frame, frame, self.tile)
+        if not mask.any():
+            return False
+        self.frame = frame
+        self.frame_id += 1
+        self.moving[mask] = (now - self.last_change[mask]) < MOTION_GAP
+        self.last_change[mask] = now
+        for sub in list(self._subscribers):
+            sub.mark(mask)
+        return True
+
+    async def run(self) -> None:
+        """Capture until cancelled: on change notification if available, else by polling.
+
+        Polling adapts: every frame interval while the screen changes, slowing to
+        :data:`IDLE_POLL` when it is still, so a still screen costs almost nothing.
+        """
+        loop = asyncio.get_running_loop()
+        if self.notifier is not None:
+            loop.add_reader(self.notifier.fileno(), self._changed.set)
+        try:
+            interval = self.min_interval
+            while True:
+                started = time.monotonic()
+                if self.notifier is not None:
+                    # Drain damage first, then grab: drawing after the drain re-arms us.
+                    self.notifier.poll()
+                changed = self.capture_once(started) if self._subscribers else False
+                if self.notifier is None:
+                    interval = self.min_interval if changed else min(IDLE_POLL, interval * 1.5)
+                    await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+                    continue
+                # Wait for damage (or the safety poll), then keep to the frame rate.
+                self._changed.clear()
+                if not self.notifier.poll():
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), DAMAGE_SAFETY_POLL)
+                await asyncio.sleep(max(0.0, self.min_interval - (time.monotonic() - started)))
+        finally:
+            if self.notifier is not None:
+                loop.remove_reader(self.notifier.fileno())

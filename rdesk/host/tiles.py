@@ -1,0 +1,197 @@
+"""Which parts of the screen changed: tile masks and the rectangles that cover them.
+
+Pure numpy; no Python loop ever runs over pixels. Python loops run only over 64-row bands
+(17 at 1080p) and over rows of the tile mask.
+
+Frames are ``(H, W, 4)`` ``uint8`` arrays (BGRA, as :mod:`rdesk.host.capture` returns them).
+Any pixel layout works as long as both frames share it: comparison is byte-exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["TILE", "Rect", "detect_vertical_scroll", "dirty_tiles", "merge_tiles"]
+
+#: Side of a square tile, in pixels.
+TILE = 64
+
+#: ``(x, y, w, h)`` in pixels.
+Rect = tuple[int, int, int, int]
+
+BoolMask = npt.NDArray[np.bool_]
+
+
+def _grid(height: int, width: int, tile: int) -> tuple[int, int]:
+    return -(-height // tile), -(-width // tile)
+
+
+def _words(frame: npt.NDArray[np.uint8], wide: bool) -> npt.NDArray[np.unsignedinteger]:
+    """View each row of ``frame`` as machine words (no copy for C-contiguous input).
+
+    With ``wide`` each uint64 holds two pixels, halving the number of comparisons.
+    """
+    height = frame.shape[0]
+    rows = np.ascontiguousarray(frame).reshape(height, -1)
+    return rows.view(np.uint64 if wide else np.uint32)
+
+
+def dirty_tiles(
+    prev: npt.NDArray[np.uint8], cur: npt.NDArray[np.uint8], tile: int = TILE
+) -> BoolMask:
+    """Return the mask of ``tile`` x ``tile`` tiles whose pixels differ between two frames.
+
+    Both frames are ``(H, W, 4)`` uint8. The result has shape ``(ceil(H/tile), ceil(W/tile))``
+    (edge tiles may be partial) and is True exactly where at least one byte in the tile differs.
+    If the shapes differ (the screen was resized), every tile of ``cur`` is dirty.
+
+    Cost: an unchanged frame is one vectorised compare (about a quarter of a millisecond at
+    1920x1080); otherwise each 64-row band is compared as a whole and only bands that changed
+    are reduced per tile.
+    """
+    if tile <= 0:
+        raise ValueError(f"tile must be positive, got {tile}")
+    if cur.ndim != 3 or cur.shape[2] != 4:
+        raise ValueError(f"frames must be (H, W, 4), got {cur.shape}")
+    height, width = cur.shape[0], cur.shape[1]
+    rows, cols = _grid(height, width, tile)
+    if prev.shape != cur.shape:
+        return np.ones((rows, cols), dtype=np.bool_)
+    mask = np.zeros((rows, cols), dtype=np.bool_)
+    if height == 0 or width == 0:
+        return mask
+
+    # Two pixels per uint64 when neither a row nor a tile would split a word.
+    wide = width % 2 == 0 and tile % 2 == 0
+    per_px = 2 if wide else 1
+    a = _words(prev, wide)
+    b = _words(cur, wide)
+    if np.array_equal(a, b):
+        return mask
+
+    tile_words = tile // per_px
+    ncols_words = a.shape[1]
+    padded = cols * tile_words
+    for r in range(rows):
+        y0 = r * tile
+        y1 = min(y0 + tile, height)
+        band_a = a[y0:y1]
+        band_b = b[y0:y1]
+        if np.array_equal(band_a, band_b):
+            continue
+        # Column-wise "any row differs" for the band, then fold columns into tiles.
+        changed_cols = np.not_equal(band_a, band_b).any(axis=0)
+        if padded != ncols_words:
+            changed_cols = np.concatenate(
+                [changed_cols, np.zeros(padded - ncols_words, dtype=np.bool_)]
+            )
+        mask[r] = changed_cols.reshape(cols, tile_words).any(axis=1)
+    return mask
+
+
+def _runs(row: BoolMask) -> list[tuple[int, int]]:
+    """Half-open ``[start, end)`` index runs of True values in a 1-D bool array."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], row, [False])).astype(np.int8)))
+    return [(int(edges[i]), int(edges[i + 1])) for i in range(0, len(edges), 2)]
+
+
+def merge_tiles(mask: BoolMask, tile: int, width: int, height: int) -> list[Rect]:
+    """Cover the True tiles of ``mask`` with few, non-overlapping pixel rectangles.
+
+    Contract: the returned ``(x, y, w, h)`` rectangles are pairwise disjoint, lie within
+    ``width`` x ``height``, and their union is exactly the union of the dirty tiles (clipped to
+    the screen). Horizontal runs of dirty tiles in a row are merged first, then runs spanning
+    the same columns in consecutive rows are merged into one taller rectangle.
+    Rectangles are returned in top-to-bottom, then left-to-right order of their top edge.
+    """
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    # Open rectangles keyed by their column run: (c0, c1) -> first tile row.
+    open_rects: dict[tuple[int, int], int] = {}
+    done: list[tuple[int, int, int, int]] = []  # (r0, r1, c0, c1) in tiles, half-open
+    nrows = mask.shape[0]
+    for r in range(nrows + 1):
+        runs = set(_runs(mask[r])) if r < nrows and mask[r].any() else set()
+        for key in [k for k in open_rects if k not in runs]:
+            done.append((open_rects.pop(key), r, key[0], key[1]))
+        for key in runs:
+            open_rects.setdefault(key, r)
+    done.sort()
+    out: list[Rect] = []
+    for r0, r1, c0, c1 in done:
+        x0, y0 = c0 * tile, r0 * tile
+        x1, y1 = min(c1 * tile, width), min(r1 * tile, height)
+        if x1 > x0 and y1 > y0:
+            out.append((x0, y0, x1 - x0, y1 - y0))
+    return out
+
+
+def _row_hashes(frame: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
+    """One 64-bit value per row, equal for byte-identical rows (collisions are possible)."""
+    rows = np.ascontiguousarray(frame).reshape(frame.shape[0], -1)
+    if rows.shape[1] % 8:
+        rows = np.pad(rows, ((0, 0), (0, 8 - rows.shape[1] % 8)))
+    words = rows.view(np.uint64)
+    # Position-dependent odd multipliers so that permuted words hash differently.
+    weights = (np.arange(words.shape[1], dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | 1
+    with np.errstate(over="ignore"):
+        return (words * weights).sum(axis=1, dtype=np.uint64)
+
+
+def detect_vertical_scroll(
+    prev: npt.NDArray[np.uint8],
+    cur: npt.NDArray[np.uint8],
+    region: Rect,
+    *,
+    max_shift: int | None = None,
+    min_fraction: float = 0.5,
+) -> int | None:
+    """Find a vertical shift ``dy`` with ``cur[y] == prev[y - dy]`` for most rows of ``region``.
+
+    ``region`` is ``(x, y, w, h)`` in pixels. Returns the shift (positive: content moved down)
+    that at least ``min_fraction`` of the non-uniform rows that stay inside the region agree on
+    (by row hash), and under which at least ``min_fraction`` of the overlapping rows are then
+    verified byte-identical; None when there is no such shift or the frames differ in shape.
+    Uniform (blank) rows do not vote, since they match at every shift. Cost is a few numpy
+    passes over the region plus a Python loop over its rows (not its pixels).
+    """
+    if prev.shape != cur.shape:
+        return None
+    x, y, w, h = region
+    if w <= 0 or h <= 1:
+        return None
+    a = prev[y : y + h, x : x + w]
+    b = cur[y : y + h, x : x + w]
+    h = a.shape[0]
+    limit = h - 1 if max_shift is None else min(max_shift, h - 1)
+    ha = _row_hashes(a)
+    hb = _row_hashes(b)
+    # Rows that are a single repeated pixel are ambiguous; leave them out of the vote.
+    flat_a = a.reshape(h, -1, 4)
+    uniform = (flat_a == flat_a[:, :1]).all(axis=(1, 2))
+    index: dict[int, int] = {}
+    hashes_a: list[int] = ha.tolist()
+    for i in np.flatnonzero(~uniform).tolist():
+        index.setdefault(hashes_a[i], i)  # first occurrence only: ambiguity is rare
+    votes: dict[int, int] = {}
+    hashes_b: list[int] = hb.tolist()
+    for j, hv in enumerate(hashes_b):
+        src = index.get(hv)
+        if src is not None and src != j and abs(j - src) <= limit:
+            votes[j - src] = votes.get(j - src, 0) + 1
+    if not votes:
+        return None
+    dy, count = max(votes.items(), key=lambda kv: kv[1])
+    # Only non-uniform source rows that stay inside the region could have voted for dy.
+    voters = ~uniform[: h - dy] if dy > 0 else ~uniform[-dy:]
+    if count < min_fraction * int(voters.sum()):
+        return None
+    # Verify exactly on the overlap: enough rows must be truly identical after the shift.
+    if dy > 0:
+        same = (b[dy:] == a[: h - dy]).all(axis=(1, 2))
+    else:
+        same = (b[: h + dy] == a[-dy:]).all(axis=(1, 2))
+    if int(same.sum()) < min_fraction * (h - abs(dy)):
+        return None
+    return dy

@@ -1,0 +1,363 @@
+"""The rdesk messages, each with the exact schema of its fields (docs/protocol.md, "Messages").
+
+Control messages are JSON objects sent as websocket *text* frames; their ``"t"`` member names
+the type. Framebuffer updates are websocket *binary* frames (see :mod:`rdesk.protocol.codec`).
+The schema of every control message is data (:data:`SCHEMAS`), so the codec validates every
+field the same way and the JavaScript viewer can mirror it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, Union
+
+from rdesk.protocol import limits
+from rdesk.protocol.encodings import Encoding
+
+__all__ = [
+    "AUTH_METHODS",
+    "CONTROL_TYPES",
+    "PROTOCOL_NAME",
+    "PROTOCOL_VERSION",
+    "ROLES",
+    "Ack",
+    "Auth",
+    "Bool",
+    "Close",
+    "ControlMessage",
+    "Field",
+    "Hello",
+    "InputAck",
+    "Int",
+    "Key",
+    "Message",
+    "OneOf",
+    "Ping",
+    "Pointer",
+    "Pong",
+    "Rect",
+    "Refresh",
+    "Screen",
+    "Str",
+    "Sync",
+    "Update",
+    "Welcome",
+    "Wheel",
+]
+
+PROTOCOL_NAME = "rdesk"
+PROTOCOL_VERSION = 1
+#: What a credential allows: ``control`` may send input, ``view`` may only watch.
+ROLES = ("control", "view")
+#: Authentication methods a viewer may use in :class:`Auth`.
+AUTH_METHODS = ("password",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """Schema of one JSON field; subclasses say which values are valid."""
+
+    def check(self, value: object) -> str | None:
+        """Return ``None`` if ``value`` is valid, else a short description of what was wanted."""
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class Int(Field):
+    """An integer (never a bool or a float) in ``[lo, hi]``."""
+
+    lo: int
+    hi: int
+
+    def check(self, value: object) -> str | None:
+        if type(value) is not int or not self.lo <= value <= self.hi:
+            return f"an integer in [{self.lo}, {self.hi}]"
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Str(Field):
+    """A string of at most ``max_len`` characters, without control characters."""
+
+    max_len: int
+    min_len: int = 0
+
+    def check(self, value: object) -> str | None:
+        if type(value) is not str or not self.min_len <= len(value) <= self.max_len:
+            return f"a string of {self.min_len}..{self.max_len} characters"
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            return "a string without control characters"
+        # JSON "\ud800" escapes decode to lone surrogates, which are not text and cannot be
+        # encoded as UTF-8 (encode() would fail with UnicodeEncodeError).
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+            return "a string without lone surrogates"
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Bool(Field):
+    """A JSON ``true`` or ``false``."""
+
+    def check(self, value: object) -> str | None:
+        return None if type(value) is bool else "a boolean"
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOf(Field):
+    """One of a fixed set of strings."""
+
+    values: tuple[str, ...]
+
+    def check(self, value: object) -> str | None:
+        return None if type(value) is str and value in self.values else f"one of {self.values}"
+
+
+_U16 = Int(0, 0xFFFF)
+_U32 = Int(0, 0xFFFFFFFF)
+_SIDE = Int(1, limits.MAX_SCREEN_SIDE)
+_COORD = Int(0, limits.MAX_SCREEN_SIDE - 1)
+_NAME = Str(limits.MAX_STRING)
+# Base64 of NONCE_BYTES bytes, padded: 4 * ceil(n / 3) characters.
+_NONCE = Str(4 * -(-limits.NONCE_BYTES // 3), 4 * -(-limits.NONCE_BYTES // 3))
+
+
+# --- control messages --------------------------------------------------------------------------
+#
+# Each class's ``T`` is its wire type; ``FIELDS`` its schema, in dataclass field order.
+
+
+@dataclasses.dataclass(frozen=True)
+class Hello:
+    """Host → viewer, first message: who we are and which version we speak."""
+
+    T: ClassVar[str] = "hello"
+    FIELDS: ClassVar[dict[str, Field]] = {
+        "protocol": OneOf((PROTOCOL_NAME,)),
+        "version": _U16,
+        "nonce": _NONCE,
+        "methods": Str(limits.MAX_STRING),
+        "server": _NAME,
+    }
+    protocol: str
+    version: int
+    nonce: str
+    #: Comma-separated authentication methods the host accepts.
+    methods: str
+    server: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Auth:
+    """Viewer → host, first message: version and credential, bound to the host's nonce."""
+
+    T: ClassVar[str] = "auth"
+    FIELDS: ClassVar[dict[str, Field]] = {
+        "version": _U16,
+        "nonce": _NONCE,
+        "method": OneOf(AUTH_METHODS),
+        "secret": Str(limits.MAX_SECRET),
+        "name": _NAME,
+    }
+    version: int
+    nonce: str
+    method: str
+    secret: str
+    #: A display name for the viewer (shown to the host and other viewers).
+    name: str
+
+    def __repr__(self) -> str:  # never let a secret reach a log through repr()
+        return f"Auth(version={self.version}, method={self.method!r}, name={self.name!r})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Welcome:
+    """Host → viewer: authentication succeeded; the viewer's role and the screen size."""
+
+    T: ClassVar[str] = "welcome"
+    FIELDS: ClassVar[dict[str, Field]] = {
+        "role": OneOf(ROLES),
+        "viewer_id": _U32,
+        "width": _SIDE,
+        "height": _SIDE,
+        "name": _NAME,
+    }
+    role: str
+    viewer_id: int
+    width: int
+    height: int
+    #: The host's display name.
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Screen:
+    """Host → viewer: the screen size changed; a full update follows."""
+
+    T: ClassVar[str] = "screen"
+    FIELDS: ClassVar[dict[str, Field]] = {"width": _SIDE, "height": _SIDE}
+    width: int
+    height: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Ack:
+    """Viewer → host: update ``seq`` has been applied (flow control, RTT)."""
+
+    T: ClassVar[str] = "ack"
+    FIELDS: ClassVar[dict[str, Field]] = {"seq": _U32}
+    seq: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Ping:
+    """Either way: please answer with a :class:`Pong` carrying the same id."""
+
+    T: ClassVar[str] = "ping"
+    FIELDS: ClassVar[dict[str, Field]] = {"id": _U32}
+    id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Pong:
+    """Either way: answer to :class:`Ping`."""
+
+    T: ClassVar[str] = "pong"
+    FIELDS: ClassVar[dict[str, Field]] = {"id": _U32}
+    id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Pointer:
+    """Viewer → host: pointer at (x, y) in host pixels with ``buttons`` held (bit n-1 = n)."""
+
+    T: ClassVar[str] = "pointer"
+    FIELDS: ClassVar[dict[str, Field]] = {
+        "x": _COORD,
+        "y": _COORD,
+        "buttons": Int(0, limits.MAX_BUTTON_MASK),
+    }
+    x: int
+    y: int
+    buttons: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Wheel:
+    """Viewer → host: wheel detents at (x, y); positive ``dy`` scrolls down, ``dx`` right."""
+
+    T: ClassVar[str] = "wheel"
+    FIELDS: ClassVar[dict[str, Field]] = {
+        "x": _COORD,
+        "y": _COORD,
+        "dx": Int(-limits.MAX_WHEEL_STEPS, limits.MAX_WHEEL_STEPS),
+        "dy": Int(-limits.MAX_WHEEL_STEPS, limits.MAX_WHEEL_STEPS),
+    }
+    x: int
+    y: int
+    dx: int
+    dy: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    """Viewer → host: X11 keysym pressed (``down``) or released."""
+
+    T: ClassVar[str] = "key"
+    FIELDS: ClassVar[dict[str, Field]] = {
+        "keysym": Int(1, limits.MAX_KEYSYM),
+        "down": Bool(),
+    }
+    keysym: int
+    down: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Sync:
+    """Viewer → host: answer with :class:`InputAck` once all earlier input was handled."""
+
+    T: ClassVar[str] = "sync"
+    FIELDS: ClassVar[dict[str, Field]] = {"id": _U32}
+    id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class InputAck:
+    """Host → viewer: all input before :class:`Sync` ``id`` was injected (``ok``) or not."""
+
+    T: ClassVar[str] = "input_ack"
+    FIELDS: ClassVar[dict[str, Field]] = {"id": _U32, "ok": Bool(), "reason": _NAME}
+    id: int
+    ok: bool
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Refresh:
+    """Viewer → host: send every tile again (e.g. after the viewer lost its framebuffer)."""
+
+    T: ClassVar[str] = "refresh"
+    FIELDS: ClassVar[dict[str, Field]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Close:
+    """Either way: the sender is closing, with a :class:`~rdesk.protocol.errors.CloseCode`."""
+
+    T: ClassVar[str] = "close"
+    FIELDS: ClassVar[dict[str, Field]] = {"code": Int(1000, 4999), "reason": _NAME}
+    code: int
+    reason: str
+
+
+# --- framebuffer updates (binary) --------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Rect:
+    """One rectangle of an update: destination (x, y, w, h) and its encoded payload.
+
+    For :attr:`Encoding.COPY` the payload is the source position, ``src_x, src_y`` (u16 each).
+    For image encodings the encoded image may be smaller than (w, h) when the host downscaled
+    it; the viewer scales it up to (w, h).
+    """
+
+    x: int
+    y: int
+    w: int
+    h: int
+    encoding: Encoding
+    payload: bytes
+
+    def __repr__(self) -> str:
+        return (
+            f"Rect({self.x}, {self.y}, {self.w}x{self.h}, {self.encoding.name}, "
+            f"{len(self.payload)} B)"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Update:
+    """Host → viewer: rectangles of new pixels, numbered ``seq``, stamped in host µs."""
+
+    seq: int
+    timestamp_us: int
+    rects: tuple[Rect, ...]
+    #: Set when, once this update is applied, the viewer's framebuffer is pixel-exact: no
+    #: lossy rectangle and no change is outstanding for it as of the capture it was cut from.
+    exact: bool = False
+
+
+ControlMessage = Union[  # noqa: UP007 — a runtime alias; `|` of many classes reads worse
+    Hello, Auth, Welcome, Screen, Ack, Ping, Pong, Pointer, Wheel, Key, Sync, InputAck, Refresh,
+    Close,
+]
+Message = Union[ControlMessage, Update]  # noqa: UP007
+
+#: Wire type → class, for every control message.
+CONTROL_TYPES: dict[str, type] = {
+    cls.T: cls
+    for cls in (
+        Hello, Auth, Welcome, Screen, Ack, Ping, Pong, Pointer, Wheel, Key, Sync, InputAck,
+        Refresh, Close,
+    )
+}

@@ -1,0 +1,80 @@
+"""The connection state machine, as data (docs/protocol.md, "States").
+
+``TRANSITIONS[(role, state)]`` maps, for each direction, the message types allowed in that state
+to the state that follows. A :class:`~rdesk.protocol.messages.Close` is allowed in every state
+but ``CLOSED`` and leads to ``CLOSED``; it is not repeated in the table.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from rdesk.protocol.messages import (
+    Ack,
+    Auth,
+    Hello,
+    InputAck,
+    Key,
+    Ping,
+    Pointer,
+    Pong,
+    Refresh,
+    Screen,
+    Sync,
+    Update,
+    Welcome,
+    Wheel,
+)
+
+__all__ = ["TRANSITIONS", "Direction", "Role", "State"]
+
+
+class Role(enum.Enum):
+    """Which end of the connection a session is."""
+
+    HOST = "host"
+    VIEWER = "viewer"
+
+
+class State(enum.Enum):
+    """Where a connection is in its life."""
+
+    #: Host: about to send Hello. Viewer: waiting for Hello.
+    START = "start"
+    #: Host: Hello sent, waiting for Auth. Viewer: Hello received, must send Auth.
+    AWAIT_AUTH = "await_auth"
+    #: Host: Auth received, deciding. Viewer: Auth sent, waiting for Welcome.
+    AUTHENTICATING = "authenticating"
+    #: Authenticated: updates and input flow.
+    ACTIVE = "active"
+    #: Close sent or received; nothing more may be sent or received.
+    CLOSED = "closed"
+
+
+class Direction(enum.Enum):
+    """Whether a message is being sent or received."""
+
+    SEND = "send"
+    RECEIVE = "receive"
+
+
+_S, _R = Direction.SEND, Direction.RECEIVE
+_HOST_ACTIVE_SEND = (Update, Screen, Ping, Pong, InputAck)
+_VIEWER_ACTIVE_SEND = (Ack, Ping, Pong, Pointer, Key, Wheel, Sync, Refresh)
+
+TRANSITIONS: dict[tuple[Role, State], dict[Direction, dict[type, State]]] = {
+    (Role.HOST, State.START): {_S: {Hello: State.AWAIT_AUTH}, _R: {}},
+    (Role.HOST, State.AWAIT_AUTH): {_S: {}, _R: {Auth: State.AUTHENTICATING}},
+    (Role.HOST, State.AUTHENTICATING): {_S: {Welcome: State.ACTIVE}, _R: {}},
+    (Role.HOST, State.ACTIVE): {
+        _S: {t: State.ACTIVE for t in _HOST_ACTIVE_SEND},
+        _R: {t: State.ACTIVE for t in _VIEWER_ACTIVE_SEND},
+    },
+    (Role.VIEWER, State.START): {_S: {}, _R: {Hello: State.AWAIT_AUTH}},
+    (Role.VIEWER, State.AWAIT_AUTH): {_S: {Auth: State.AUTHENTICATING}, _R: {}},
+    (Role.VIEWER, State.AUTHENTICATING): {_S: {}, _R: {Welcome: State.ACTIVE}},
+    (Role.VIEWER, State.ACTIVE): {
+        _S: {t: State.ACTIVE for t in _VIEWER_ACTIVE_SEND},
+        _R: {t: State.ACTIVE for t in _HOST_ACTIVE_SEND},
+    },
+}

@@ -1,0 +1,158 @@
+"""Tile diff and rectangle merging against slow reference implementations."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from rdesk.host.tiles import TILE, detect_vertical_scroll, dirty_tiles, merge_tiles
+
+
+def naive_dirty(prev: npt.NDArray[np.uint8], cur: npt.NDArray[np.uint8], tile: int) -> np.ndarray:
+    h, w = cur.shape[:2]
+    rows, cols = -(-h // tile), -(-w // tile)
+    out = np.zeros((rows, cols), dtype=bool)
+    for r in range(rows):
+        for c in range(cols):
+            a = prev[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile]
+            b = cur[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile]
+            out[r, c] = not np.array_equal(a, b)
+    return out
+
+
+def _frames(rng: np.random.Generator, h: int, w: int, changes: int) -> tuple[np.ndarray, ...]:
+    prev = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    cur = prev.copy()
+    for _ in range(changes):
+        y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+        ch = int(rng.integers(0, 4))
+        cur[y, x, ch] ^= np.uint8(1 + rng.integers(0, 255))
+    return prev, cur
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (100, 130), (1, 1), (65, 63), (37, 201), (128, 256)])
+@pytest.mark.parametrize("tile", [TILE, 16, 7, 1])
+@pytest.mark.parametrize("changes", [0, 1, 5, 200])
+def test_dirty_matches_reference(shape: tuple[int, int], tile: int, changes: int) -> None:
+    rng = np.random.default_rng(hash((shape, tile, changes)) & 0xFFFF)
+    prev, cur = _frames(rng, *shape, changes)
+    got = dirty_tiles(prev, cur, tile)
+    assert got.dtype == np.bool_
+    assert np.array_equal(got, naive_dirty(prev, cur, tile))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    h=st.integers(1, 90),
+    w=st.integers(1, 90),
+    tile=st.sampled_from([1, 2, 3, 8, 16, 64]),
+    seed=st.integers(0, 2**32 - 1),
+    changes=st.integers(0, 10),
+)
+def test_dirty_property(h: int, w: int, tile: int, seed: int, changes: int) -> None:
+    prev, cur = _frames(np.random.default_rng(seed), h, w, changes)
+    assert np.array_equal(dirty_tiles(prev, cur, tile), naive_dirty(prev, cur, tile))
+
+
+def test_single_byte_in_alpha_counts() -> None:
+    prev = np.zeros((128, 128, 4), dtype=np.uint8)
+    cur = prev.copy()
+    cur[127, 127, 3] = 1
+    mask = dirty_tiles(prev, cur)
+    assert mask.tolist() == [[False, False], [False, True]]
+
+
+def test_resize_makes_everything_dirty() -> None:
+    prev = np.zeros((64, 64, 4), dtype=np.uint8)
+    cur = np.zeros((100, 64, 4), dtype=np.uint8)
+    assert dirty_tiles(prev, cur).tolist() == [[True], [True]]
+
+
+def test_non_contiguous_input() -> None:
+    rng = np.random.default_rng(1)
+    big_prev, big_cur = _frames(rng, 200, 200, 30)
+    prev, cur = big_prev[10:150, 3:170], big_cur[10:150, 3:170]
+    assert np.array_equal(dirty_tiles(prev, cur, 16), naive_dirty(prev, cur, 16))
+
+
+# --- merge_tiles -------------------------------------------------------------------------
+
+
+def _coverage(rects: list[tuple[int, int, int, int]], width: int, height: int) -> np.ndarray:
+    count = np.zeros((height, width), dtype=np.int32)
+    for x, y, w, h in rects:
+        assert w > 0 and h > 0
+        assert x >= 0 and x + w <= width and y >= 0 and y + h <= height
+        count[y : y + h, x : x + w] += 1
+    return count
+
+
+def _expected(mask: np.ndarray, tile: int, width: int, height: int) -> np.ndarray:
+    px = np.kron(mask.astype(np.int32), np.ones((tile, tile), dtype=np.int32))
+    return px[:height, :width]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    tile=st.sampled_from([1, 4, 16]),
+)
+def test_merge_covers_exactly_without_overlap(data: st.DataObject, tile: int) -> None:
+    rows = data.draw(st.integers(1, 12))
+    cols = data.draw(st.integers(1, 12))
+    mask = data.draw(hnp.arrays(np.bool_, (rows, cols)))
+    # A screen size whose last row/column of tiles may be partial.
+    width = data.draw(st.integers((cols - 1) * tile + 1, cols * tile))
+    height = data.draw(st.integers((rows - 1) * tile + 1, rows * tile))
+    rects = merge_tiles(mask, tile, width, height)
+    assert np.array_equal(_coverage(rects, width, height), _expected(mask, tile, width, height))
+
+
+def test_merge_examples() -> None:
+    mask = np.array(
+        [
+            [1, 1, 0, 1],
+            [1, 1, 0, 1],
+            [0, 1, 1, 0],
+        ],
+        dtype=bool,
+    )
+    rects = merge_tiles(mask, 10, 35, 25)
+    assert rects == [(0, 0, 20, 20), (30, 0, 5, 20), (10, 20, 20, 5)]
+    assert merge_tiles(np.zeros((3, 3), dtype=bool), 64, 192, 192) == []
+    assert merge_tiles(np.ones((2, 2), dtype=bool), 64, 100, 100) == [(0, 0, 100, 100)]
+
+
+# --- detect_vertical_scroll --------------------------------------------------------------
+
+
+def _textish(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    frame = np.full((h, w, 4), 255, dtype=np.uint8)
+    for y in range(0, h, 3):
+        frame[y, : int(rng.integers(1, w))] = rng.integers(0, 256, 4, dtype=np.uint8)
+    return frame
+
+
+@pytest.mark.parametrize("dy", [1, 17, -5, -40])
+def test_scroll_detected(dy: int) -> None:
+    rng = np.random.default_rng(7)
+    prev = _textish(rng, 240, 160)
+    cur = np.roll(prev, dy, axis=0)
+    # The rows exposed by the scroll get new content.
+    fresh = _textish(rng, abs(dy), 160)
+    if dy > 0:
+        cur[:dy] = fresh
+    else:
+        cur[dy:] = fresh
+    assert detect_vertical_scroll(prev, cur, (0, 0, 160, 240)) == dy
+
+
+def test_no_scroll() -> None:
+    rng = np.random.default_rng(3)
+    prev = _textish(rng, 120, 80)
+    assert detect_vertical_scroll(prev, prev.copy(), (0, 0, 80, 120)) is None
+    assert detect_vertical_scroll(prev, _textish(rng, 120, 80), (0, 0, 80, 120)) is None
