@@ -297,7 +297,8 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
         await conn.wait_exact(args.timeout)
         image = conn.framebuffer.image.copy()
         _write_png(image, args.output)
-        print(f"rdesk: saved {image.width}x{image.height} screen of {conn.address} to {args.output}")
+        size = f"{image.width}x{image.height}"
+        print(f"rdesk: saved the {size} screen of {conn.address} to {args.output}")
 
     _with_viewer(args, body)
     return 0

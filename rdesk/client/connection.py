@@ -22,7 +22,12 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from rdesk.client.framebuffer import Framebuffer
-from rdesk.client.known_hosts import KnownHosts, verify_host_key
+from rdesk.client.known_hosts import (
+    HostKeyMismatch,
+    KnownHosts,
+    normalize_fingerprint,
+    verify_host_key,
+)
 from rdesk.client.tls import client_ssl_context
 from rdesk.protocol import limits
 from rdesk.protocol.errors import CloseCode, ProtocolError
@@ -149,14 +154,15 @@ async def connect(
             raise ConnectError(f"{address}: the host presented no certificate")
         offered = fingerprint(der)
         # Raises on a changed or unknown key: nothing has been sent yet.
-        verify_host_key(
-            known_hosts if known_hosts is not None else KnownHosts(None),
-            address.host,
-            address.port,
-            offered,
-            pinned=pinned,
-            accept_new=accept_new,
-        )
+        if known_hosts is None:
+            assert pinned is not None
+            if normalize_fingerprint(pinned) != offered:
+                raise HostKeyMismatch(address.host, address.port, pinned, offered, pinned=True)
+        else:
+            verify_host_key(
+                known_hosts, address.host, address.port, offered, pinned=pinned,
+                accept_new=accept_new,
+            )
         session = Session(Role.VIEWER, time.monotonic(), ping_interval=None)
         hello = session.receive(await _recv(ws, address, timeout), time.monotonic())
         if isinstance(hello, Close):
@@ -319,7 +325,7 @@ class Connection:
             self._changed.notify_all()
 
     def _lost_from_ws(self) -> ConnectionLost:
-        rcvd = self.ws.close_rcvd
+        rcvd = self.ws.protocol.close_rcvd
         if rcvd is None:
             return ConnectionLost(f"{self.address}: connection lost")
         reason = rcvd.reason or "closed"

@@ -80,7 +80,7 @@ def decode_image(rect: Rect) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             # Image.open reads only the header: the size is known before any pixel is decoded.
-            image = Image.open(io.BytesIO(rect.payload), formats=[expected])
+            image: Image.Image = Image.open(io.BytesIO(rect.payload), formats=[expected])
             iw, ih = image.size
             if not (1 <= iw <= rect.w and 1 <= ih <= rect.h):
                 raise RemoteProtocolError(

@@ -99,7 +99,12 @@ class ScreenSource:
         self.moving = np.zeros(shape, dtype=bool)
 
     def subscribe(self, subscriber: Subscriber) -> None:
-        """Add a viewer; its first update is the whole screen."""
+        """Add a viewer; its first update is the whole, freshly grabbed screen.
+
+        The loop does not grab while nobody watches, so the last frame may be stale: grab now,
+        before the newcomer is marked, so it never starts from an old picture.
+        """
+        self.capture_once(time.monotonic())
         self._subscribers.add(subscriber)
         subscriber.mark(np.ones(self.tiles_shape, dtype=bool))
 

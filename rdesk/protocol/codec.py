@@ -121,7 +121,8 @@ def _decode_control(text: str) -> ControlMessage:
         wanted = spec.check(obj[name])
         if wanted is not None:
             raise RemoteProtocolError(f"{kind}.{name} must be {wanted}")
-    return cls(**obj)  # type: ignore[no-any-return]
+    message: ControlMessage = cls(**obj)
+    return message
 
 
 # --- updates -----------------------------------------------------------------------------------

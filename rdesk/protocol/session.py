@@ -205,6 +205,7 @@ class Session:
         reason = "".join(c for c in reason if c.isprintable())[: limits.MAX_STRING]
         frame = codec.encode(Close(code, reason))
         self._closed(code, reason)
+        assert isinstance(frame, str)  # control messages are text
         return frame
 
     # --- timers --------------------------------------------------------------------------------

@@ -34,8 +34,8 @@ from rdesk.protocol.messages import (
     Welcome,
 )
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-MEDIUM = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+MEDIUM = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # --- strategies --------------------------------------------------------------------------------
 
@@ -98,7 +98,9 @@ messages = st.one_of(control_messages, updates())
 #: Arbitrary JSON values, for putting wrong types into fields.
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -635,7 +637,8 @@ def test_update_size_limit() -> None:
 
 def test_rect_payload_limit() -> None:
     with pytest.raises(LocalProtocolError):
-        encode(Update(1, 1, (Rect(0, 0, 1, 1, Encoding.PNG, b"\0" * (limits.MAX_RECT_PAYLOAD + 1)),)))
+        too_big = b"\0" * (limits.MAX_RECT_PAYLOAD + 1)
+        encode(Update(1, 1, (Rect(0, 0, 1, 1, Encoding.PNG, too_big),)))
     with pytest.raises(RemoteProtocolError):
         decode(update_bytes((0, 0, 1, 1, 2, 0, b"\0" * (limits.MAX_RECT_PAYLOAD + 1))))
 
@@ -658,7 +661,9 @@ def test_rect_payload_limit() -> None:
         Update(0, 0, (Rect(0, 0, 1.0, 1, Encoding.JPEG, b"j"),)),  # type: ignore[arg-type]
         Update(0, 0, (Rect(1, 0, limits.MAX_SCREEN_SIDE, 1, Encoding.JPEG, b"j"),)),
         Update(0, 0, (Rect(0, 0, 1, 1, Encoding.COPY, b"\0\0"),)),
-        Update(0, 0, (Rect(0, 0, 2, 1, Encoding.COPY, copy_payload(limits.MAX_SCREEN_SIDE - 1, 0)),)),
+        Update(
+            0, 0, (Rect(0, 0, 2, 1, Encoding.COPY, copy_payload(limits.MAX_SCREEN_SIDE - 1, 0)),)
+        ),
     ],
 )
 def test_encode_invalid_update(update: Update) -> None:

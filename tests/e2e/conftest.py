@@ -1,0 +1,175 @@
+"""End-to-end fixtures: a real host on a real Xvfb over real TLS on 127.0.0.1.
+
+The host runs in this process on its own event loop in a background thread, so tests can both
+drive real viewers (the CLI as subprocesses, or the client library) and look inside the host
+(authentication attempts, encoder counts, viewer links).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from rdesk.host.app import HostCredentials
+from rdesk.host.capture import MssCapturer
+from rdesk.host.damage import DamageWatcher
+from rdesk.host.passwords import PasswordStore
+from rdesk.host.server import Credentials, HostServer, InputSink
+from rdesk.host.settings import HostSettings
+from rdesk.host.source import ScreenSource
+from rdesk.host.tls import certificate_fingerprint, ensure_host_certificate, server_ssl_context
+from tests.xserver import Xvfb
+
+T = TypeVar("T")
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclasses.dataclass
+class RunningHost:
+    """A host serving ``display`` on ``127.0.0.1:port``."""
+
+    display: str
+    port: int
+    fingerprint: str
+    password_file: Path
+    server: HostServer
+    loop: asyncio.AbstractEventLoop
+
+    @property
+    def url(self) -> str:
+        return f"wss://127.0.0.1:{self.port}"
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run ``coro`` on the host's loop (to touch host state safely) and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def viewer_args(self) -> list[str]:
+        """CLI options that let a viewer in: pinned key and the password file."""
+        return ["--fingerprint", self.fingerprint, "--password-file", str(self.password_file)]
+
+
+class HostThread:
+    """Start and stop a :class:`HostServer` on a private event loop thread."""
+
+    def __init__(
+        self,
+        display: str,
+        tmp: Path,
+        *,
+        credentials: Credentials | None = None,
+        injector: Callable[[str], InputSink | None] | None = None,
+        **settings: Any,
+    ) -> None:
+        self.display = display
+        self.tmp = tmp
+        self.credentials = credentials
+        self.injector = injector
+        self.settings = HostSettings(
+            display=display, bind="127.0.0.1", port=0, config_dir=tmp / "host-config", **settings
+        )
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._capture: asyncio.Task[None] | None = None
+
+    def start(self) -> RunningHost:
+        self.thread.start()
+        password_file = self.tmp / "password.txt"
+        password_file.write_text(PASSWORD + "\n")
+        return asyncio.run_coroutine_threadsafe(self._start(password_file), self.loop).result(30)
+
+    async def _start(self, password_file: Path) -> RunningHost:
+        cert, key = ensure_host_certificate(self.settings.config_dir)
+        credentials = self.credentials or HostCredentials(
+            PasswordStore.from_plain_file(password_file)
+        )
+        capturer = MssCapturer(self.display)
+        self._closers: list[Callable[[], None]] = [capturer.close]
+        notifier = DamageWatcher(self.display)
+        self._closers.append(notifier.close)
+        source = ScreenSource(capturer, max_fps=self.settings.max_fps, notifier=notifier)
+        injector = self.injector(self.display) if self.injector else None
+        self.server = HostServer(
+            self.settings, source, credentials, server_ssl_context(cert, key), injector=injector
+        )
+        await self.server.start()
+        self._capture = asyncio.create_task(source.run())
+        return RunningHost(
+            self.display,
+            self.server.port,
+            certificate_fingerprint(cert),
+            password_file,
+            self.server,
+            self.loop,
+        )
+
+    async def _stop(self) -> None:
+        if self._capture is not None:
+            self._capture.cancel()
+            await asyncio.gather(self._capture, return_exceptions=True)
+        await self.server.stop()
+        for close in self._closers:
+            close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def stop(self) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(30)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            self.loop.close()
+
+
+@pytest.fixture
+def host_factory(tmp_path: Path) -> Iterator[Callable[..., RunningHost]]:
+    """Make hosts on given displays: ``host_factory(display, credentials=..., **settings)``."""
+    started: list[HostThread] = []
+
+    def make(display: str, **kwargs: Any) -> RunningHost:
+        thread = HostThread(display, tmp_path / f"host{len(started)}", **kwargs)
+        thread.tmp.mkdir(parents=True, exist_ok=True)
+        started.append(thread)
+        return thread.start()
+
+    yield make
+    for thread in reversed(started):
+        thread.stop()
+
+
+@pytest.fixture
+def host(xvfb: Xvfb, host_factory: Callable[..., RunningHost]) -> RunningHost:
+    """A host sharing a fresh 640×480 Xvfb, password :data:`PASSWORD`."""
+    return host_factory(xvfb.display)
+
+
+@pytest.fixture
+def rdesk_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``python -m rdesk --config-dir TMP ARGS...`` and capture its output."""
+    config = tmp_path / "viewer-config"
+
+    def run(*args: str, timeout: float = 60, env: dict[str, str] | None = None,
+            **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "rdesk", "--config-dir", str(config), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            env=env if env is not None else os.environ.copy(),
+            **kwargs,
+        )
+
+    return run
