@@ -175,6 +175,9 @@ class ViewerLink:
             size += len(enc.payload)
             last = i == len(encoded) - 1
             if last or size >= UPDATE_BUDGET or len(batch) >= limits.MAX_RECTS_PER_UPDATE:
+                while not self.session.flow.can_send():  # a big refresh spans several updates
+                    self._wake.clear()
+                    await self._wake.wait()
                 update = Update(self._seq, int(now * 1e6), tuple(batch), exact=exact and last)
                 self._seq += 1
                 frame = self.session.send(update, time.monotonic())
