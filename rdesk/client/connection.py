@@ -33,17 +33,26 @@ from rdesk.protocol import limits
 from rdesk.protocol.errors import CloseCode, ProtocolError
 from rdesk.protocol.fingerprint import fingerprint
 from rdesk.protocol.messages import (
+    LOCAL_USER,
+    NOBODY,
     PROTOCOL_VERSION,
     Ack,
+    AnswerControl,
     Auth,
     Close,
+    Control,
+    ControlRequest,
     Hello,
     InputAck,
     Key,
+    Notice,
+    Peer,
     Ping,
     Pointer,
     Pong,
     Refresh,
+    ReleaseControl,
+    RequestControl,
     Screen,
     Sync,
     Update,
@@ -66,6 +75,8 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 7900
+#: Seconds to wait for a host whose local user must accept the connection.
+CONSENT_WAIT = 120.0
 WS_PATH = "/rdesk"
 
 
@@ -172,6 +183,11 @@ async def connect(
         auth = Auth(PROTOCOL_VERSION, session.nonce or "", "password", secret, name[:64])
         await ws.send(session.send(auth, time.monotonic()))
         reply = session.receive(await _recv(ws, address, timeout), time.monotonic())
+        while isinstance(reply, Notice):
+            # The host asks its local user to accept us: wait as long as that may take.
+            reply = session.receive(
+                await _recv(ws, address, max(timeout, CONSENT_WAIT)), time.monotonic()
+            )
         if isinstance(reply, Close):
             if reply.code == CloseCode.AUTH_FAILED:
                 raise AuthenticationFailed(f"{address}: authentication failed ({reply.reason})")
@@ -282,6 +298,14 @@ class Connection:
         self._syncs: dict[int, asyncio.Future[InputAck]] = {}
         self._sync_id = 0
         self._task: asyncio.Task[None] | None = None
+        #: Other viewers connected to the host, by id.
+        self.peers: dict[int, Peer] = {}
+        #: Who holds control: a viewer id, ``NOBODY`` or ``LOCAL_USER``.
+        self.holder = NOBODY
+        #: Control requests from other viewers this viewer may answer (it holds control).
+        self.control_requests: dict[int, ControlRequest] = {}
+        #: Lines the host sent for the user (most recent last, bounded).
+        self.notices: list[str] = []
         #: Set when the connection ends: the reason, as an exception.
         self.closed: asyncio.Future[ConnectionLost] = asyncio.get_running_loop().create_future()
 
@@ -351,6 +375,20 @@ class Connection:
             future = self._syncs.pop(message.id, None)
             if future is not None and not future.done():
                 future.set_result(message)
+        elif isinstance(message, Peer):
+            if message.present and message.id != self.viewer_id:
+                self.peers[message.id] = message
+            else:
+                self.peers.pop(message.id, None)
+                self.control_requests.pop(message.id, None)
+        elif isinstance(message, Control):
+            self.holder = message.holder
+            if message.holder != self.viewer_id:
+                self.control_requests.clear()
+        elif isinstance(message, ControlRequest):
+            self.control_requests[message.id] = message
+        elif isinstance(message, Notice):
+            self.notices = [*self.notices[-19:], message.text]
         elif isinstance(message, Close):
             raise _HostClosed(
                 ConnectionLost(
@@ -395,7 +433,11 @@ class Connection:
 
     # --- sending -------------------------------------------------------------------------------
 
-    async def _send(self, message: Pointer | Wheel | Key | Sync | Refresh) -> None:
+    async def _send(
+        self,
+        message: Pointer | Wheel | Key | Sync | Refresh | RequestControl | ReleaseControl
+        | AnswerControl,
+    ) -> None:
         if self.closed.done():
             raise self.closed.result()
         try:
@@ -414,6 +456,40 @@ class Connection:
     async def key(self, keysym: int, down: bool) -> None:
         """Press (``down``) or release an X11 keysym."""
         await self._send(Key(keysym, down))
+
+    @property
+    def has_control(self) -> bool:
+        """Whether this viewer holds control (as the host last said)."""
+        return self.holder == self.viewer_id
+
+    @property
+    def local_user_has_control(self) -> bool:
+        return self.holder == LOCAL_USER
+
+    async def request_control(self) -> None:
+        """Ask for control; the holder or the host's user answers (watch :attr:`holder`)."""
+        await self._send(RequestControl())
+
+    async def release_control(self) -> None:
+        """Give control up."""
+        await self._send(ReleaseControl())
+
+    async def answer_control(self, viewer_id: int, grant: bool) -> None:
+        """As the holder, grant or refuse viewer ``viewer_id``'s request."""
+        self.control_requests.pop(viewer_id, None)
+        await self._send(AnswerControl(viewer_id, grant))
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Wait until ``predicate()`` holds after some message; ``TimeoutError`` otherwise."""
+
+        async def _wait() -> None:
+            async with self._changed:
+                while not predicate():
+                    if self.closed.done():
+                        raise self.closed.result()
+                    await self._changed.wait()
+
+        await asyncio.wait_for(_wait(), timeout)
 
     async def refresh(self) -> None:
         """Ask the host for the whole screen again."""

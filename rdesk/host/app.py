@@ -9,24 +9,37 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from rdesk.host.capture import MssCapturer
+from rdesk.host.console import HostConsole
 from rdesk.host.damage import DamageUnavailable, DamageWatcher
+from rdesk.host.invites import InviteBook
 from rdesk.host.passwords import PasswordStore
 from rdesk.host.server import HostServer, InputSink
 from rdesk.host.settings import HostSettings
 from rdesk.host.source import ScreenSource
 from rdesk.host.tls import certificate_fingerprint, ensure_host_certificate, server_ssl_context
 from rdesk.host.virtual import VirtualDisplay
+from rdesk.protocol.fingerprint import fingerprint_hex
 
-__all__ = ["HostError", "HostCredentials", "load_credentials", "run_host", "PASSWORD_FILE"]
+__all__ = [
+    "HostError",
+    "HostCredentials",
+    "load_credentials",
+    "run_host",
+    "PASSWORD_FILE",
+    "VIEW_PASSWORD_FILE",
+]
 
 log = logging.getLogger(__name__)
 
 #: The scrypt hash written by ``rdesk passwd``, inside the config directory.
 PASSWORD_FILE = "password"
+#: The view-only password's hash, written by ``rdesk passwd --view``.
+VIEW_PASSWORD_FILE = "view-password"
 
 
 class HostError(Exception):
@@ -34,17 +47,45 @@ class HostError(Exception):
 
 
 class HostCredentials:
-    """Maps a secret to the role it grants: the control password grants ``control``."""
+    """Maps a secret to the role it grants.
 
-    def __init__(self, control: PasswordStore) -> None:
+    An unexpired invite code grants its role (once); the control password grants ``control``;
+    the view password, if set, grants ``view``. Both password checks always run, so timing does
+    not tell which one a guess was tried against.
+    """
+
+    def __init__(
+        self,
+        control: PasswordStore,
+        view: PasswordStore | None = None,
+        invites: InviteBook | None = None,
+    ) -> None:
         self.control = control
+        self.view = view
+        self.invites = invites if invites is not None else InviteBook()
 
     def check(self, secret: str) -> str | None:
-        return "control" if self.control.check(secret) else None
+        if secret.startswith("inv-"):
+            return self.invites.redeem(secret, time.monotonic())
+        is_control = self.control.check(secret)
+        is_view = self.view.check(secret) if self.view is not None else False
+        return "control" if is_control else "view" if is_view else None
 
 
 def load_credentials(settings: HostSettings) -> tuple[HostCredentials, str]:
     """The host's credentials and a sentence telling the user how to log in."""
+    control, how = _control_store(settings)
+    view: PasswordStore | None = None
+    if settings.view_password_file is not None:
+        view = PasswordStore.from_plain_file(settings.view_password_file)
+        how += f"\n  view-only password: the one in {settings.view_password_file}"
+    elif (settings.config_dir / VIEW_PASSWORD_FILE).exists():
+        view = PasswordStore.from_hash_file(settings.config_dir / VIEW_PASSWORD_FILE)
+        how += "\n  view-only password: the one set with `rdesk passwd --view`"
+    return HostCredentials(control, view), how
+
+
+def _control_store(settings: HostSettings) -> tuple[PasswordStore, str]:
     if settings.password_file is not None:
         store = PasswordStore.from_plain_file(settings.password_file)
         how = f"password: the one in {settings.password_file}"
@@ -57,7 +98,7 @@ def load_credentials(settings: HostSettings) -> tuple[HostCredentials, str]:
             f"one-time password: {store.one_time_password}   "
             "(valid for this run; set a permanent one with `rdesk passwd`)"
         )
-    return HostCredentials(store), how
+    return store, how
 
 
 def _urls(bind: str, port: int) -> list[str]:
@@ -119,8 +160,11 @@ async def run_host(
 
         source = ScreenSource(capturer, max_fps=settings.max_fps, notifier=notifier)
         server = HostServer(
-            settings, source, credentials, ssl_context, injector=_make_injector(display)
+            settings, source, credentials, ssl_context, injector=_make_injector(display), say=out
         )
+        console = HostConsole(server, credentials.invites, out)
+        if settings.consent == "ask":
+            server.consent = console
         try:
             await server.start()
         except OSError as exc:
@@ -132,6 +176,11 @@ async def run_host(
             raise HostError(f"cannot listen on {settings.bind}:{settings.port}: {exc}") from None
         capture = asyncio.create_task(source.run(), name="capture")
         _banner(out, display, source, server, cert, how, settings)
+        for role, minutes in settings.invites:
+            out("  " + console.invite(role, minutes))
+        if settings.consent == "ask":
+            out("  each viewer must be accepted here (`accept N`); type `help` for commands")
+        console.start()
         if ready is not None:
             ready(server)
         try:
@@ -155,7 +204,10 @@ def _banner(
     out(f"rdesk host: sharing display {display} ({source.width}x{source.height})")
     for url in _urls(settings.bind, server.port):
         out(f"  connect:     {url}    (browser: {url.replace('wss://', 'https://', 1)}/)")
-    out(f"  fingerprint: {certificate_fingerprint(cert)}")
+    fp = certificate_fingerprint(cert)
+    out(f"  fingerprint: {fp}")
+    # Browsers cannot pin a key; they show the certificate's SHA-256 as hex (docs/browser.md).
+    out(f"  browser:     SHA-256 {fingerprint_hex(fp)}")
     out(f"  {how}")
     out("  e.g.         rdesk snapshot URL -o shot.png   |   Ctrl+C stops the host")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import http
 import logging
 import secrets
 import ssl
@@ -21,31 +20,38 @@ from collections.abc import Callable
 from typing import Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from rdesk import __version__
+from rdesk.host.control import EVERYONE, ControlBoard, Delivery, Member
 from rdesk.host.encode import EncodeCache
 from rdesk.host.settings import HostSettings
 from rdesk.host.source import ScreenSource
 from rdesk.host.throttle import AuthThrottle
 from rdesk.host.viewer import ViewerLink
+from rdesk.host.web import StaticSite, forbidden, origin_allowed
 from rdesk.protocol import limits
 from rdesk.protocol.errors import CloseCode, ProtocolError, RemoteProtocolError
 from rdesk.protocol.messages import (
+    LOCAL_USER,
     PROTOCOL_NAME,
     PROTOCOL_VERSION,
     Ack,
+    AnswerControl,
     Auth,
     Close,
+    ControlMessage,
     Hello,
     InputAck,
     Key,
+    Notice,
     Ping,
     Pointer,
     Pong,
     Refresh,
+    ReleaseControl,
+    RequestControl,
     Sync,
     Welcome,
     Wheel,
@@ -53,7 +59,7 @@ from rdesk.protocol.messages import (
 from rdesk.protocol.session import Session
 from rdesk.protocol.states import Role
 
-__all__ = ["WS_PATH", "Credentials", "HostServer", "InputSink"]
+__all__ = ["WS_PATH", "OUTBOX_LIMIT", "Consent", "Credentials", "HostServer", "InputSink"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,16 @@ class Credentials(Protocol):
     """Checks a secret; returns the role it grants ("control" or "view") or ``None``."""
 
     def check(self, secret: str) -> str | None: ...
+
+
+class Consent(Protocol):
+    """Asks the host's local user whether to admit a viewer; ``True`` admits it."""
+
+    async def __call__(self, viewer_id: int, name: str, role: str, source: str) -> bool: ...
+
+
+#: Control messages that may wait for one viewer before it counts as not reading.
+OUTBOX_LIMIT = 256
 
 
 class InputSink(Protocol):
@@ -91,6 +107,8 @@ class HostServer:
         *,
         injector: InputSink | None = None,
         on_event: Callable[[str, dict[str, object]], None] | None = None,
+        consent: Consent | None = None,
+        say: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.source = source
@@ -98,8 +116,19 @@ class HostServer:
         self.ssl_context = ssl_context
         self.injector = injector
         self.cache = EncodeCache()
+        self.site = StaticSite()
         self.throttle = AuthThrottle()
         self.viewers: dict[int, ViewerLink] = {}
+        #: Who is connected and who holds control (rdesk/host/control.py).
+        self.board = ControlBoard(shared=settings.shared_control)
+        #: Asks the local user to admit each viewer when ``settings.consent == "ask"``.
+        self.consent = consent
+        #: Where lines for the host's local user go (the host console).
+        self.say = say or (lambda line: log.info("%s", line))
+        self._outboxes: dict[int, asyncio.Queue[str | bytes]] = {}
+        self._background: set[asyncio.Future[None]] = set()
+        self._sockets: dict[int, ServerConnection] = {}
+        self._dropped_logged: dict[int, float] = {}
         self._next_id = 1
         self._on_event = on_event
         self._server: Server | None = None
@@ -144,17 +173,20 @@ class HostServer:
         if self._server is None:
             return
         self._server.close(close_connections=False)
-        for link in list(self.viewers.values()):
-            link_ws = getattr(link, "ws", None)
+        for viewer_id, link in list(self.viewers.items()):
+            link_ws = self._sockets.get(viewer_id)
             if link_ws is not None:
                 await _close(link_ws, link.session, CloseCode.SHUTDOWN, "host is shutting down")
         await self._server.wait_closed()
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        # Everything but the websocket endpoint is the browser page (rdesk/host/web.py).
         if request.path.split("?", 1)[0] != WS_PATH:
-            return Response(
-                http.HTTPStatus.NOT_FOUND, "Not Found", Headers(), b"rdesk: no such page\n"
-            )
+            return self.site.respond(request)
+        # Refuse other sites' pages before the websocket opens (cross-site hijacking).
+        if not origin_allowed(request.headers, self.settings.allowed_origins):
+            self._event("rejected", source=_peer(connection), reason="origin")
+            return forbidden()
         return None
 
     # --- one connection ------------------------------------------------------------------------
@@ -180,9 +212,13 @@ class HostServer:
         finally:
             if link is not None:
                 self.viewers.pop(link.viewer_id, None)
+                self._outboxes.pop(link.viewer_id, None)
+                self._sockets.pop(link.viewer_id, None)
+                self._dropped_logged.pop(link.viewer_id, None)
                 self.source.unsubscribe(link)
                 if self.injector is not None:
                     self.injector.release_all(link.viewer_id)
+                self.deliver(self.board.leave(link.viewer_id))
                 self._event("disconnect", viewer=link.viewer_id, name=link.name)
 
     async def _authenticate(
@@ -226,6 +262,10 @@ class HostServer:
             return None
         viewer_id = self._next_id
         self._next_id += 1
+        if self.settings.consent == "ask" and not await self._ask_consent(
+            ws, session, viewer_id, message.name, role, source_addr
+        ):
+            return None
         link = ViewerLink(
             viewer_id,
             message.name,
@@ -237,13 +277,103 @@ class HostServer:
             quality=self.settings.quality,
             lossless_delay=self.settings.lossless_delay,
         )
-        link.ws = ws  # type: ignore[attr-defined]
         host_name = self.settings.name or "rdesk host"
         welcome = Welcome(role, viewer_id, self.source.width, self.source.height, host_name)
         await ws.send(session.send(welcome, time.monotonic()))
         self.viewers[viewer_id] = link
+        self._outboxes[viewer_id] = asyncio.Queue(OUTBOX_LIMIT)
+        self._sockets[viewer_id] = ws
         self._event("auth_success", source=source_addr, viewer=viewer_id, role=role)
+        self.deliver(self.board.join(Member(viewer_id, message.name, role)))
         return link
+
+    async def _ask_consent(
+        self,
+        ws: ServerConnection,
+        session: Session,
+        viewer_id: int,
+        name: str,
+        role: str,
+        source_addr: str,
+    ) -> bool:
+        """Ask the local user; close the connection and return False unless admitted."""
+        notice = Notice("waiting for the host's user to accept this connection")
+        await ws.send(session.send(notice, time.monotonic()))
+        admitted = False
+        if self.consent is not None:
+            try:
+                admitted = await asyncio.wait_for(
+                    self.consent(viewer_id, name, role, source_addr),
+                    self.settings.consent_timeout,
+                )
+            except asyncio.TimeoutError:
+                reason = "the host's user did not answer in time"
+            else:
+                reason = "the host's user refused the connection"
+        else:
+            reason = "nobody at the host can accept connections"
+        self._event("consent", viewer=viewer_id, source=source_addr, admitted=admitted)
+        if not admitted:
+            await _close(ws, session, CloseCode.POLICY, reason)
+        return admitted
+
+    # --- several viewers -----------------------------------------------------------------------
+
+    def kick(self, viewer_id: int) -> bool:
+        """Disconnect a viewer (the local user's decision); False if there is no such viewer."""
+        link, ws = self.viewers.get(viewer_id), self._sockets.get(viewer_id)
+        if link is None or ws is None:
+            return False
+        self._event("kicked", viewer=viewer_id)
+        self._close_later(ws, link.session, CloseCode.POLICY, "disconnected by the host's user")
+        return True
+
+    def _close_later(self, ws: ServerConnection, session: Session, code: int, reason: str) -> None:
+        """Close a viewer from outside its own tasks (they end when the socket closes)."""
+        task = asyncio.ensure_future(_close(ws, session, code, reason))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def deliver(self, deliveries: list[Delivery]) -> None:
+        """Post control messages to viewers' outboxes (never blocking on a slow viewer)."""
+        before = self._holders()
+        for target, message in deliveries:
+            if isinstance(message, str):
+                self.say(message)
+                continue
+            targets = list(self.viewers) if target == EVERYONE else [target]
+            for viewer_id in targets:
+                self._post(viewer_id, message)
+        for viewer_id in before - self._holders():
+            # Whoever lost control lets go of every key and button it held.
+            if self.injector is not None:
+                self.injector.release_all(viewer_id)
+
+    def _holders(self) -> set[int]:
+        return {v for v in self.viewers if self.board.may_input(v)}
+
+    def _post(self, viewer_id: int, message: ControlMessage) -> None:
+        link, outbox = self.viewers.get(viewer_id), self._outboxes.get(viewer_id)
+        if link is None or outbox is None:
+            return
+        try:
+            frame = link.session.send(message, time.monotonic())
+        except ProtocolError:
+            return  # closing already
+        try:
+            outbox.put_nowait(frame)
+        except asyncio.QueueFull:
+            # It has not read hundreds of messages: treat it as gone, bounding memory.
+            self._event("protocol_error", viewer=viewer_id, reason="viewer stopped reading")
+            ws = self._sockets.get(viewer_id)
+            if ws is not None:
+                reason = "viewer stopped reading"
+                self._close_later(ws, link.session, CloseCode.UNRESPONSIVE, reason)
+
+    async def _post_office(self, ws: ServerConnection, viewer_id: int) -> None:
+        outbox = self._outboxes[viewer_id]
+        while True:
+            await ws.send(await outbox.get())
 
     async def _serve_viewer(
         self, ws: ServerConnection, session: Session, link: ViewerLink
@@ -254,6 +384,7 @@ class HostServer:
             asyncio.create_task(link.run(), name=f"{tag}-send"),
             asyncio.create_task(self._timers(ws, session), name=f"{tag}-timers"),
             asyncio.create_task(self._receive(ws, session, link), name=f"{tag}-recv"),
+            asyncio.create_task(self._post_office(ws, link.viewer_id), name=f"{tag}-post"),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -289,6 +420,24 @@ class HostServer:
                 link.refresh()
             elif isinstance(message, (Pointer, Wheel, Key, Sync)):
                 await self._input(ws, session, link, message)
+            elif isinstance(message, RequestControl):
+                self.deliver(self.board.request(link.viewer_id))
+            elif isinstance(message, ReleaseControl):
+                self.deliver(self.board.release(link.viewer_id))
+            elif isinstance(message, AnswerControl):
+                answer = self.board.answer(link.viewer_id, message.id, message.grant)
+                if answer is None:
+                    self._event("policy_violation", viewer=link.viewer_id,
+                                reason="answered a control request it may not answer")
+                else:
+                    self.deliver(answer)
+
+    def _note_dropped(self, link: ViewerLink) -> None:
+        """Log input dropped for lack of control, at most once a second per viewer."""
+        now = time.monotonic()
+        if now - self._dropped_logged.get(link.viewer_id, -1e9) >= 1.0:
+            self._dropped_logged[link.viewer_id] = now
+            self._event("input_dropped", viewer=link.viewer_id, reason="no control")
 
     async def _input(
         self,
@@ -297,18 +446,19 @@ class HostServer:
         link: ViewerLink,
         message: Pointer | Wheel | Key | Sync,
     ) -> None:
-        allowed = link.role == "control" and self.injector is not None
+        may = self.board.may_input(link.viewer_id)
+        allowed = may and self.injector is not None
         if isinstance(message, Sync):
             reason = "" if allowed else (
-                "view-only: this viewer does not hold control"
-                if link.role != "control"
+                _no_control_reason(self.board, link)
+                if not may
                 else "input is disabled on this host"
             )
             ack = InputAck(message.id, allowed, reason)
             await ws.send(session.send(ack, time.monotonic()))
             return
         if not allowed:
-            self._event("input_dropped", viewer=link.viewer_id, reason="view-only")
+            self._note_dropped(link)
             return
         assert self.injector is not None
         if isinstance(message, Pointer):
@@ -317,6 +467,17 @@ class HostServer:
             self.injector.wheel(link.viewer_id, message.x, message.y, message.dx, message.dy)
         else:
             self.injector.key(link.viewer_id, message.keysym, message.down)
+
+
+def _no_control_reason(board: ControlBoard, link: ViewerLink) -> str:
+    if board.holder == LOCAL_USER:
+        return "no control: the host's local user holds control"
+    if link.role != "control" and board.holder != link.viewer_id:
+        return "view-only: this viewer does not hold control"
+    holder = board.members.get(board.holder)
+    if holder is not None:
+        return f"no control: viewer #{holder.id} {holder.name[:40]} holds control"
+    return "no control: request control first"
 
 
 def _peer(ws: ServerConnection) -> str:

@@ -51,3 +51,16 @@ class HostSettings:
     stall_timeout: float = 30.0
     #: Display name of the host, shown to viewers.
     name: str = ""
+    #: A file holding the view-only password in plain text (first line).
+    view_password_file: Path | None = None
+    #: Let every viewer with control access send input at once.
+    shared_control: bool = False
+    #: "auto": admit anyone with a valid credential; "ask": the local user accepts each viewer.
+    consent: str = "auto"
+    #: Seconds the local user has to accept a viewer before it is rejected.
+    consent_timeout: float = 30.0
+    #: Invite codes to print at start: (role, minutes) pairs.
+    invites: tuple[tuple[str, float], ...] = ()
+    #: Origins (``https://name[:port]``) besides the host's own whose browser pages may open
+    #: the websocket endpoint (``--allow-origin``); see rdesk/host/web.py.
+    allowed_origins: tuple[str, ...] = ()

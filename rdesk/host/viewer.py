@@ -109,6 +109,12 @@ class ViewerLink:
     async def run(self) -> None:
         """Send updates until cancelled or the connection fails (the exception propagates)."""
         while True:
+            if not self.session.flow.can_send():
+                # Only an ack can make room: wait for one, whatever timers are due. (Looping
+                # on an overdue refresh here would spin and starve every other viewer.)
+                self._wake.clear()
+                await self._wake.wait()
+                continue
             timeout = self._refresh_due_in(time.monotonic())
             if timeout is None or timeout > 0:
                 with contextlib.suppress(asyncio.TimeoutError):

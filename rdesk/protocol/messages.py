@@ -24,6 +24,15 @@ __all__ = [
     "Auth",
     "Bool",
     "Close",
+    "NOBODY",
+    "LOCAL_USER",
+    "Peer",
+    "Control",
+    "RequestControl",
+    "ReleaseControl",
+    "ControlRequest",
+    "AnswerControl",
+    "Notice",
     "ControlMessage",
     "Field",
     "Hello",
@@ -309,6 +318,85 @@ class Close:
     reason: str
 
 
+# --- several viewers: presence and control --------------------------------------------------------
+
+#: ``Control.holder`` when no viewer holds control.
+NOBODY = 0
+#: ``Control.holder`` when the host's local user has taken control.
+LOCAL_USER = 0xFFFFFFFF
+
+
+@dataclasses.dataclass(frozen=True)
+class Peer:
+    """Host → viewer: viewer ``id`` joined (``present``) or left; ``access`` is its credential."""
+
+    T: ClassVar[str] = "peer"
+    FIELDS: ClassVar[dict[str, Field]] = {
+        "id": _U32,
+        "name": _NAME,
+        "access": OneOf(ROLES),
+        "present": Bool(),
+    }
+    id: int
+    name: str
+    access: str
+    present: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Control:
+    """Host → viewer: who holds control now (a viewer id, :data:`NOBODY` or :data:`LOCAL_USER`)."""
+
+    T: ClassVar[str] = "control"
+    FIELDS: ClassVar[dict[str, Field]] = {"holder": _U32}
+    holder: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestControl:
+    """Viewer → host: this viewer asks for control."""
+
+    T: ClassVar[str] = "request_control"
+    FIELDS: ClassVar[dict[str, Field]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseControl:
+    """Viewer → host: this viewer gives control up."""
+
+    T: ClassVar[str] = "release_control"
+    FIELDS: ClassVar[dict[str, Field]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ControlRequest:
+    """Host → the viewer holding control: viewer ``id`` asks for control; answer it."""
+
+    T: ClassVar[str] = "control_request"
+    FIELDS: ClassVar[dict[str, Field]] = {"id": _U32, "name": _NAME}
+    id: int
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class AnswerControl:
+    """Viewer holding control → host: grant (or refuse) viewer ``id``'s request."""
+
+    T: ClassVar[str] = "answer_control"
+    FIELDS: ClassVar[dict[str, Field]] = {"id": _U32, "grant": Bool()}
+    id: int
+    grant: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Notice:
+    """Host → viewer: a line for the user (e.g. "waiting for the host's user to accept")."""
+
+    T: ClassVar[str] = "notice"
+    FIELDS: ClassVar[dict[str, Field]] = {"text": _NAME}
+    text: str
+
+
 # --- framebuffer updates (binary) --------------------------------------------------------------
 
 
@@ -349,7 +437,7 @@ class Update:
 
 ControlMessage = Union[  # noqa: UP007 — a runtime alias; `|` of many classes reads worse
     Hello, Auth, Welcome, Screen, Ack, Ping, Pong, Pointer, Wheel, Key, Sync, InputAck, Refresh,
-    Close,
+    Close, Peer, Control, RequestControl, ReleaseControl, ControlRequest, AnswerControl, Notice,
 ]
 Message = Union[ControlMessage, Update]  # noqa: UP007
 
@@ -358,6 +446,7 @@ CONTROL_TYPES: dict[str, type] = {
     cls.T: cls
     for cls in (
         Hello, Auth, Welcome, Screen, Ack, Ping, Pong, Pointer, Wheel, Key, Sync, InputAck,
-        Refresh, Close,
+        Refresh, Close, Peer, Control, RequestControl, ReleaseControl, ControlRequest,
+        AnswerControl, Notice,
     )
 }

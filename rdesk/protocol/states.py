@@ -11,14 +11,21 @@ import enum
 
 from rdesk.protocol.messages import (
     Ack,
+    AnswerControl,
     Auth,
+    Control,
+    ControlRequest,
     Hello,
     InputAck,
     Key,
+    Notice,
+    Peer,
     Ping,
     Pointer,
     Pong,
     Refresh,
+    ReleaseControl,
+    RequestControl,
     Screen,
     Sync,
     Update,
@@ -59,20 +66,32 @@ class Direction(enum.Enum):
 
 
 _S, _R = Direction.SEND, Direction.RECEIVE
-_HOST_ACTIVE_SEND = (Update, Screen, Ping, Pong, InputAck)
-_VIEWER_ACTIVE_SEND = (Ack, Ping, Pong, Pointer, Key, Wheel, Sync, Refresh)
+_HOST_ACTIVE_SEND = (
+    Update, Screen, Ping, Pong, InputAck, Peer, Control, ControlRequest, Notice,
+)
+_VIEWER_ACTIVE_SEND = (
+    Ack, Ping, Pong, Pointer, Key, Wheel, Sync, Refresh, RequestControl, ReleaseControl,
+    AnswerControl,
+)
 
 TRANSITIONS: dict[tuple[Role, State], dict[Direction, dict[type, State]]] = {
     (Role.HOST, State.START): {_S: {Hello: State.AWAIT_AUTH}, _R: {}},
     (Role.HOST, State.AWAIT_AUTH): {_S: {}, _R: {Auth: State.AUTHENTICATING}},
-    (Role.HOST, State.AUTHENTICATING): {_S: {Welcome: State.ACTIVE}, _R: {}},
+    # A Notice may tell a waiting viewer why it waits (e.g. for the local user's consent).
+    (Role.HOST, State.AUTHENTICATING): {
+        _S: {Welcome: State.ACTIVE, Notice: State.AUTHENTICATING},
+        _R: {},
+    },
     (Role.HOST, State.ACTIVE): {
         _S: {t: State.ACTIVE for t in _HOST_ACTIVE_SEND},
         _R: {t: State.ACTIVE for t in _VIEWER_ACTIVE_SEND},
     },
     (Role.VIEWER, State.START): {_S: {}, _R: {Hello: State.AWAIT_AUTH}},
     (Role.VIEWER, State.AWAIT_AUTH): {_S: {Auth: State.AUTHENTICATING}, _R: {}},
-    (Role.VIEWER, State.AUTHENTICATING): {_S: {}, _R: {Welcome: State.ACTIVE}},
+    (Role.VIEWER, State.AUTHENTICATING): {
+        _S: {},
+        _R: {Welcome: State.ACTIVE, Notice: State.AUTHENTICATING},
+    },
     (Role.VIEWER, State.ACTIVE): {
         _S: {t: State.ACTIVE for t in _VIEWER_ACTIVE_SEND},
         _R: {t: State.ACTIVE for t in _HOST_ACTIVE_SEND},

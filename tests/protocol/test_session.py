@@ -18,6 +18,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+import rdesk.protocol.messages as m
 from rdesk.protocol import codec
 from rdesk.protocol import session as session_module
 from rdesk.protocol.codec import copy_payload, decode, encode
@@ -175,6 +176,13 @@ SAMPLES: dict[type, object] = {
     InputAck: InputAck(1, True, ""),
     Refresh: Refresh(),
     Update: Update(0, 0, (jpeg(0, 0, 1, 1),)),
+    m.Peer: m.Peer(2, "other", "view", True),
+    m.Control: m.Control(2),
+    m.RequestControl: m.RequestControl(),
+    m.ReleaseControl: m.ReleaseControl(),
+    m.ControlRequest: m.ControlRequest(2, "other"),
+    m.AnswerControl: m.AnswerControl(2, True),
+    m.Notice: m.Notice("waiting"),
 }
 assert set(SAMPLES) == set(CONTROL_TYPES.values()) - {Close} | {Update}
 

@@ -1,0 +1,130 @@
+"""The host's console: the local user's commands on the host's terminal.
+
+Lines typed on the host's standard input (when it is a terminal, or when asked to read it):
+
+    viewers                 who is connected and who holds control
+    invite ROLE [MINUTES]   a one-time invite code (ROLE: control or view; default 30 minutes)
+    accept N | reject N     answer viewer N's request to connect (with --consent ask)
+    grant N | deny N        answer viewer N's request for control
+    take | release          take control back from the viewers / hand it back
+    kick N                  disconnect viewer N
+    help
+
+The console only calls the server's public methods; it holds no rules of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from rdesk.host.invites import InviteBook
+from rdesk.protocol.messages import LOCAL_USER
+
+__all__ = ["HostConsole", "HELP"]
+
+HELP = """commands:
+  viewers                 who is connected and who holds control
+  invite ROLE [MINUTES]   one-time invite code for ROLE (control|view), default 30 minutes
+  accept N | reject N     answer viewer N's request to connect (--consent ask)
+  grant N | deny N        answer viewer N's request for control
+  take | release          take control back from the viewers / hand it back
+  kick N                  disconnect viewer N"""
+
+
+class HostConsole:
+    """Reads commands, asks for consent, and prints what the local user should know.
+
+    :param server: a :class:`~rdesk.host.server.HostServer` (typed loosely to keep layers apart).
+    :param invites: the host's invite book.
+    :param out: where lines go (the terminal).
+    """
+
+    def __init__(
+        self, server: object, invites: InviteBook, out: Callable[[str], None] = print
+    ) -> None:
+        self.server = server
+        self.invites = invites
+        self.out = out
+        self._consents: dict[int, asyncio.Future[bool]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- consent (HostServer's Consent protocol) -----------------------------------------------
+
+    async def __call__(self, viewer_id: int, name: str, role: str, source: str) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._consents[viewer_id] = future
+        self.out(
+            f"viewer #{viewer_id} {name!r} from {source} wants to connect [{role}]: "
+            f"`accept {viewer_id}` or `reject {viewer_id}`"
+        )
+        try:
+            return await future
+        finally:
+            self._consents.pop(viewer_id, None)
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def invite(self, role: str, minutes: float) -> str:
+        """Create an invite and return the line announcing it."""
+        code = self.invites.create(role, minutes * 60, time.monotonic())
+        return f"invite code [{role}, valid {minutes:g} min, one use]: {code}"
+
+    def handle(self, line: str) -> None:
+        """Run one command line; every outcome is reported with :attr:`out`."""
+        words = line.split()
+        if not words:
+            return
+        command, args = words[0].lower(), words[1:]
+        server = self.server
+        try:
+            if command == "help":
+                self.out(HELP)
+            elif command == "viewers":
+                for text in server.board.describe():  # type: ignore[attr-defined]
+                    self.out(text)
+            elif command == "invite":
+                role = args[0] if args else "view"
+                minutes = float(args[1]) if len(args) > 1 else 30.0
+                self.out(self.invite(role, minutes))
+            elif command in ("accept", "reject"):
+                future = self._consents.get(int(args[0]))
+                if future is None or future.done():
+                    self.out(f"no viewer #{args[0]} is waiting to connect")
+                else:
+                    future.set_result(command == "accept")
+            elif command in ("grant", "deny"):
+                answer = server.board.answer(LOCAL_USER, int(args[0]), command == "grant")  # type: ignore[attr-defined]
+                if answer is None:
+                    self.out(f"viewer #{args[0]} has not asked for control")
+                else:
+                    server.deliver(answer)  # type: ignore[attr-defined]
+            elif command == "take":
+                server.deliver(server.board.take_local())  # type: ignore[attr-defined]
+            elif command == "release":
+                server.deliver(server.board.release_local())  # type: ignore[attr-defined]
+            elif command == "kick":
+                if not server.kick(int(args[0])):  # type: ignore[attr-defined]
+                    self.out(f"no viewer #{args[0]}")
+            else:
+                self.out(f"unknown command {command!r}; type `help`")
+        except (IndexError, ValueError) as exc:
+            self.out(f"{command}: {exc or 'missing argument'}; type `help`")
+
+    # --- reading the terminal -----------------------------------------------------------------
+
+    def start(self, stream: TextIO = sys.stdin) -> None:
+        """Read ``stream`` line by line in a daemon thread, running commands on the loop."""
+        self._loop = asyncio.get_running_loop()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: TextIO) -> None:
+        assert self._loop is not None
+        for line in stream:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the host is stopping
+                self._loop.call_soon_threadsafe(self.handle, line)
