@@ -92,7 +92,7 @@ async def test_stalled_viewer_never_slows_a_fast_one(
             slow_link = host.server.viewers[slow.viewer_id]
             colours = [(i * 20 % 256, 255 - i * 20, (i * 70) % 256) for i in range(1, 13)]
             for rgb in colours:
-                await asyncio.to_thread(painter.rect, 300, 200, 40, 40, "%02x%02x%02x" % rgb)
+                await asyncio.to_thread(painter.rect, 300, 200, 40, 40, bytes(rgb).hex())
                 # The fast viewer sees every one of these distinct changes.
                 await _pixel(fast, (310, 210), rgb)
                 # The slow one holds at most its window of updates in flight, never a backlog.
@@ -217,7 +217,7 @@ async def _first_messages_after_auth(host: RunningHost) -> list[str | bytes]:
     try:
         async for message in ws:
             received.append(message)
-    except Exception:  # noqa: BLE001 — the close is what we wait for
+    except Exception:
         pass
     return received
 
@@ -252,7 +252,9 @@ async def test_rejected_or_unanswered_viewers_never_see_a_pixel(
         await _viewer(host)
 
 
-async def test_accepted_viewer_gets_in(xvfb: Xvfb, host_factory: Callable[..., RunningHost]) -> None:
+async def test_accepted_viewer_gets_in(
+    xvfb: Xvfb, host_factory: Callable[..., RunningHost]
+) -> None:
     host = host_factory(xvfb.display, consent="ask")
     host.server.consent = _Decide(True)
     v = await _viewer(host)
