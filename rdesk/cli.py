@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -59,6 +60,19 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _invite(text: str) -> tuple[str, float]:
+    role, _, minutes = text.partition(":")
+    if role not in ("control", "view"):
+        raise argparse.ArgumentTypeError(f"invite role must be control or view, got {role!r}")
+    try:
+        value = float(minutes) if minutes else 30.0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invite minutes must be a number: {minutes!r}") from None
+    if not 0 < value <= 7 * 24 * 60:
+        raise argparse.ArgumentTypeError("invite minutes must be between 0 and 10080 (7 days)")
+    return role, value
+
+
 def _port(text: str) -> int:
     try:
         port = int(text)
@@ -67,6 +81,14 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be 0..65535, got {port}")
     return port
+
+
+def _origin(text: str) -> str:
+    """An origin as browsers send it: ``https://NAME[:PORT]``, no path."""
+    parts = urllib.parse.urlsplit(text.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/"):
+        raise argparse.ArgumentTypeError(f"not an origin (https://NAME[:PORT]): {text!r}")
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _ranged(lo: int, hi: int) -> Callable[[str], int]:
@@ -134,15 +156,59 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument("--max-fps", type=_ranged(1, 240), default=60, help="capture rate cap (60)")
     host.add_argument("--max-viewers", type=_ranged(1, 256), default=16, help="(16)")
     host.add_argument("--name", default="", help="host name shown to viewers")
+    host.add_argument(
+        "--view-password-file", type=Path, help="view-only password in this file (first line)"
+    )
+    host.add_argument(
+        "--shared-control", action="store_true", help="let every control viewer send input at once"
+    )
+    host.add_argument(
+        "--consent",
+        choices=("auto", "ask"),
+        default="auto",
+        help="ask: the local user accepts each viewer on this terminal; auto: admit any valid "
+        "credential (unattended access; the default)",
+    )
+    host.add_argument(
+        "--consent-timeout", type=_ranged(1, 3600), default=30, help="seconds to accept (30)"
+    )
+    host.add_argument(
+        "--invite",
+        action="append",
+        default=[],
+        type=_invite,
+        metavar="ROLE[:MINUTES]",
+        help="print a one-time invite code for ROLE (control|view), valid MINUTES (30)",
+    )
+    host.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        type=_origin,
+        metavar="URL",
+        help="also let browser pages from this origin (https://NAME[:PORT]) connect; repeatable",
+    )
 
     passwd = sub.add_parser("passwd", help="set the host's password (stored as an scrypt hash)")
     passwd.add_argument(
         "--password-file", type=Path, help="read the new password from this file"
     )
+    passwd.add_argument(
+        "--view", action="store_true", help="set the view-only password instead"
+    )
 
     snap = sub.add_parser("snapshot", help="save the host's screen as a PNG, pixel-exact")
     _viewer_options(snap)
     snap.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
+    _input_parsers(sub)
+
+    connect_ = sub.add_parser("connect", help="open the desktop viewer window")
+    _viewer_options(connect_)
+    connect_.add_argument("--view-only", action="store_true", help="send no input")
+    connect_.add_argument("--fullscreen", action="store_true", help="start full screen")
+    connect_.add_argument(
+        "--scale", choices=("fit", "1"), default="fit", help="fit to window (default) or 1:1"
+    )
     return parser
 
 
@@ -202,13 +268,19 @@ def _cmd_host(args: argparse.Namespace) -> int:
         quality=args.quality,
         max_viewers=args.max_viewers,
         name=args.name,
+        allowed_origins=tuple(args.allow_origin),
+        view_password_file=args.view_password_file,
+        shared_control=args.shared_control,
+        consent=args.consent,
+        consent_timeout=float(args.consent_timeout),
+        invites=tuple(args.invite),
     )
     asyncio.run(run_host(settings, out=lambda line: print(line, flush=True)))
     return 0
 
 
 def _cmd_passwd(args: argparse.Namespace) -> int:
-    from rdesk.host.app import PASSWORD_FILE
+    from rdesk.host.app import PASSWORD_FILE, VIEW_PASSWORD_FILE
     from rdesk.host.passwords import read_secret_file, write_password_hash
 
     if args.password_file is not None:
@@ -219,9 +291,10 @@ def _cmd_passwd(args: argparse.Namespace) -> int:
         password = getpass.getpass("New rdesk password: ")
         if password != getpass.getpass("Again: "):
             raise UsageError("the two passwords differ; nothing changed")
-    path = args.config_dir / PASSWORD_FILE
+    path = args.config_dir / (VIEW_PASSWORD_FILE if args.view else PASSWORD_FILE)
     write_password_hash(path, password)
-    print(f"rdesk: password hash written to {path}")
+    kind = "view-only password" if args.view else "password"
+    print(f"rdesk: {kind} hash written to {path}")
     return 0
 
 
@@ -318,8 +391,181 @@ def _write_png(image: object, path: Path) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+# --- input verbs (issue 3) ---------------------------------------------------------------------
+
+_BUTTON_BITS = {"left": 1, "middle": 2, "right": 4}
+#: Client-side pacing of long `rdesk type` runs, under the host's per-viewer input limit
+#: (rdesk.host.inject: 1000 events/s, bursts of 2000).
+_PACE_BURST = 1500
+_PACE_RATE = 800.0
+
+
+def _input_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    type_ = sub.add_parser("type", help="type text on the host (newlines as Return)")
+    _viewer_options(type_)
+    type_.add_argument("text", help="the text to type, exactly as given")
+
+    key = sub.add_parser("key", help="press key combinations such as ctrl+alt+t, Return")
+    _viewer_options(key)
+    key.add_argument("combos", nargs="+", metavar="COMBO", help="keys joined by +, in order")
+
+    def xy(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("x", type=_ranged(0, 16383), help="host pixel column")
+        parser.add_argument("y", type=_ranged(0, 16383), help="host pixel row")
+
+    move = sub.add_parser("move", help="move the host's pointer to X Y")
+    _viewer_options(move)
+    xy(move)
+
+    click = sub.add_parser("click", help="click at X Y")
+    _viewer_options(click)
+    xy(click)
+    click.add_argument("--button", choices=tuple(_BUTTON_BITS), default="left")
+    click.add_argument("--double", action="store_true", help="click twice")
+
+    scroll = sub.add_parser("scroll", help="turn the wheel at X Y (positive --dy scrolls down)")
+    _viewer_options(scroll)
+    xy(scroll)
+    scroll.add_argument("--dy", type=_ranged(-10000, 10000), default=0, help="detents down")
+    scroll.add_argument("--dx", type=_ranged(-10000, 10000), default=0, help="detents right")
+
+
+async def _confirm(conn: Connection, timeout: float) -> None:
+    """Wait until the host confirms it injected everything sent; one-line error if not."""
+    ack = await conn.sync(timeout)
+    if not ack.ok:
+        raise UsageError(f"{conn.address} did not inject the input: {ack.reason or 'refused'}")
+
+
+def _check_xy(conn: Connection, x: int, y: int) -> None:
+    if not (0 <= x < conn.width and 0 <= y < conn.height):
+        raise UsageError(
+            f"coordinates {x},{y} are off the {conn.width}x{conn.height} screen"
+        )
+
+
+def _input_verb(args: argparse.Namespace, body: Callable[[Connection], Awaitable[None]]) -> int:
+    async def run(conn: Connection) -> None:
+        await body(conn)
+        await _confirm(conn, args.timeout)
+
+    _with_viewer(args, run)
+    return 0
+
+
+def _cmd_type(args: argparse.Namespace) -> int:
+    from rdesk.protocol.keysyms import text_to_keysyms
+
+    try:
+        keysyms = text_to_keysyms(args.text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+    async def body(conn: Connection) -> None:
+        import time
+
+        start = time.monotonic()
+        for index, keysym in enumerate(keysyms):
+            # Stay under the host's rate limit: it drops presses above it.
+            events = 2 * index
+            if events > _PACE_BURST:
+                delay = start + (events - _PACE_BURST) / _PACE_RATE - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await conn.key(keysym, True)
+            await conn.key(keysym, False)
+
+    return _input_verb(args, body)
+
+
+def _cmd_key(args: argparse.Namespace) -> int:
+    from rdesk.protocol.keysyms import parse_combo
+
+    try:
+        combos = [parse_combo(combo) for combo in args.combos]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+    async def body(conn: Connection) -> None:
+        for keysyms in combos:
+            for keysym in keysyms:
+                await conn.key(keysym, True)
+            for keysym in reversed(keysyms):
+                await conn.key(keysym, False)
+
+    return _input_verb(args, body)
+
+
+def _cmd_move(args: argparse.Namespace) -> int:
+    async def body(conn: Connection) -> None:
+        _check_xy(conn, args.x, args.y)
+        await conn.pointer(args.x, args.y, 0)
+
+    return _input_verb(args, body)
+
+
+def _cmd_click(args: argparse.Namespace) -> int:
+    bit = _BUTTON_BITS[args.button]
+
+    async def body(conn: Connection) -> None:
+        _check_xy(conn, args.x, args.y)
+        await conn.pointer(args.x, args.y, 0)
+        for _ in range(2 if args.double else 1):
+            await conn.pointer(args.x, args.y, bit)
+            await conn.pointer(args.x, args.y, 0)
+
+    return _input_verb(args, body)
+
+
+def _cmd_scroll(args: argparse.Namespace) -> int:
+    from rdesk.protocol import limits
+
+    if not args.dx and not args.dy:
+        raise UsageError("nothing to scroll: give --dy N and/or --dx N")
+
+    async def body(conn: Connection) -> None:
+        _check_xy(conn, args.x, args.y)
+        await conn.pointer(args.x, args.y, 0)
+        dx, dy = args.dx, args.dy
+        step = limits.MAX_WHEEL_STEPS
+        while dx or dy:
+            sx = max(-step, min(step, dx))
+            sy = max(-step, min(step, dy))
+            await conn.wheel(args.x, args.y, sx, sy)
+            dx, dy = dx - sx, dy - sy
+
+    return _input_verb(args, body)
+
+
+def _cmd_connect(args: argparse.Namespace) -> int:
+    from rdesk.client.window import ViewerOptions, run_viewer
+
+    parse_url(args.url)  # a bad URL is a one-line error before any window opens
+    # The password from a file or $RDESK_PASSWORD; otherwise the window asks with a dialog.
+    given = args.password_file is not None or bool(os.environ.get("RDESK_PASSWORD"))
+    options = ViewerOptions(
+        url=args.url,
+        known_hosts=args.config_dir / "known_hosts",
+        password=_password_source(args) if given else None,
+        fingerprint=args.fingerprint,
+        accept_new=args.accept_new,
+        view_only=args.view_only,
+        fullscreen=args.fullscreen,
+        scale=args.scale,
+        name=args.name,
+        timeout=args.timeout,
+    )
+    return run_viewer(options)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "host": _cmd_host,
     "passwd": _cmd_passwd,
     "snapshot": _cmd_snapshot,
+    "type": _cmd_type,
+    "key": _cmd_key,
+    "move": _cmd_move,
+    "click": _cmd_click,
+    "scroll": _cmd_scroll,
+    "connect": _cmd_connect,
 }

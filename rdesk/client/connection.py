@@ -266,6 +266,8 @@ class Stats:
     #: Host timestamp (µs) of the last update, and our clock when it was applied.
     last_update_host_us: int = 0
     last_update_at: float = 0.0
+    #: Round-trip time in seconds of the last answered :meth:`Connection.ping`, if any.
+    rtt: float | None = None
 
 
 class Connection:
@@ -297,6 +299,8 @@ class Connection:
         self._callbacks: list[Callable[[list[tuple[int, int, int, int]]], None]] = []
         self._syncs: dict[int, asyncio.Future[InputAck]] = {}
         self._sync_id = 0
+        self._pings: dict[int, float] = {}
+        self._ping_id = 0
         self._task: asyncio.Task[None] | None = None
         #: Other viewers connected to the host, by id.
         self.peers: dict[int, Peer] = {}
@@ -371,6 +375,10 @@ class Connection:
             self._notify([])
         elif isinstance(message, Ping):
             await self.ws.send(self.session.send(Pong(message.id), time.monotonic()))
+        elif isinstance(message, Pong):
+            sent = self._pings.pop(message.id, None)
+            if sent is not None:
+                self.stats.rtt = time.monotonic() - sent
         elif isinstance(message, InputAck):
             future = self._syncs.pop(message.id, None)
             if future is not None and not future.done():
@@ -436,7 +444,7 @@ class Connection:
     async def _send(
         self,
         message: Pointer | Wheel | Key | Sync | Refresh | RequestControl | ReleaseControl
-        | AnswerControl,
+        | AnswerControl | Ping,
     ) -> None:
         if self.closed.done():
             raise self.closed.result()
@@ -490,6 +498,15 @@ class Connection:
                     await self._changed.wait()
 
         await asyncio.wait_for(_wait(), timeout)
+
+    async def ping(self) -> None:
+        """Send a ping; its pong sets :attr:`Stats.rtt` (the round-trip time)."""
+        self._ping_id = (self._ping_id + 1) & 0xFFFFFFFF
+        # Keep only recent pings: an unanswered one must not grow this forever.
+        if len(self._pings) >= 8:
+            self._pings.pop(next(iter(self._pings)))
+        self._pings[self._ping_id] = time.monotonic()
+        await self._send(Ping(self._ping_id))
 
     async def refresh(self) -> None:
         """Ask the host for the whole screen again."""

@@ -115,12 +115,17 @@ def _urls(bind: str, port: int) -> list[str]:
     return [f"wss://{name}:{port}" for name in names]
 
 
-def _make_injector(display: str) -> InputSink | None:
+def _make_injector(display: str, stack: contextlib.ExitStack) -> InputSink | None:
+    """The input injector, closed with ``stack``; ``None`` (view-only host) if it cannot start."""
+    from rdesk.host.inject import PynputInjector
+
     try:
-        from rdesk.host.inject import PynputInjector
-    except ImportError:
+        injector = PynputInjector(display)
+    except Exception as exc:  # pynput raises many kinds when X or its backend is unusable
+        log.warning("input injection disabled: %s", " ".join(str(exc).split()) or exc)
         return None
-    return PynputInjector(display)
+    stack.callback(injector.close)
+    return injector
 
 
 async def run_host(
@@ -159,9 +164,8 @@ async def run_host(
         credentials, how = load_credentials(settings)
 
         source = ScreenSource(capturer, max_fps=settings.max_fps, notifier=notifier)
-        server = HostServer(
-            settings, source, credentials, ssl_context, injector=_make_injector(display), say=out
-        )
+        injector = _make_injector(display, stack)
+        server = HostServer(settings, source, credentials, ssl_context, injector=injector, say=out)
         console = HostConsole(server, credentials.invites, out)
         if settings.consent == "ask":
             server.consent = console

@@ -98,6 +98,9 @@ class HostThread:
         self._closers.append(notifier.close)
         source = ScreenSource(capturer, max_fps=self.settings.max_fps, notifier=notifier)
         injector = self.injector(self.display) if self.injector else None
+        close_injector = getattr(injector, "close", None)
+        if close_injector is not None:
+            self._closers.append(close_injector)
         self.server = HostServer(
             self.settings, source, credentials, server_ssl_context(cert, key), injector=injector
         )
