@@ -93,6 +93,9 @@ def decode_image(rect: Rect) -> Image.Image:
         raise RemoteProtocolError(f"cannot decode {expected} rect: {type(exc).__name__}") from exc
     if image.mode != "RGB":
         image = image.convert("RGB")
+    if image.size == (1, 1) and (rect.w, rect.h) != (1, 1):
+        # A solid region sent as one pixel: a fill, not a resize (which costs milliseconds).
+        return Image.new("RGB", (rect.w, rect.h), image.getpixel((0, 0)))
     if image.size != (rect.w, rect.h):
         image = image.resize((rect.w, rect.h), Image.Resampling.BILINEAR)
     return image

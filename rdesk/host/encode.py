@@ -21,6 +21,7 @@ from PIL import Image
 from rdesk.protocol.encodings import Encoding
 
 __all__ = [
+    "solid_colour",
     "EncodeCache",
     "EncodedRect",
     "Rect",
@@ -164,6 +165,12 @@ def encode_rect(
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be in 1..100, got {quality}")
     x, y, w, h = rect
+    solid = solid_colour(frame, rect)
+    if solid is not None:
+        # One pixel the viewer scales up to (w, h): exact, tiny, and far cheaper than any
+        # codec on the flat areas UIs are made of (RFB's solid fill, by other means).
+        return EncodedRect(x, y, w, h, Encoding.PNG, _png(Image.new("RGB", (1, 1), solid)),
+                           exact=True)
     im = _scaled(_to_image(frame, rect), scale)
     scaled = scale < 1.0
     if not lossless:
@@ -174,6 +181,23 @@ def encode_rect(
     if max(im.size) > _WEBP_MAX_SIDE:
         return EncodedRect(x, y, w, h, Encoding.PNG, _png(im), exact=not scaled)
     return EncodedRect(x, y, w, h, Encoding.WEBP, _webp_lossless(im), exact=not scaled)
+
+
+def solid_colour(frame: npt.NDArray[np.uint8], rect: Rect) -> tuple[int, int, int] | None:
+    """The (r, g, b) of ``rect`` if every pixel has it, else ``None``.
+
+    Compares pixels as whole 32-bit words (the capturer's alpha byte is constant; if it were
+    not, the region would merely not count as solid). The first row is checked before the
+    whole region, so a busy region is rejected after a few kilobytes.
+    """
+    x, y, w, h = rect
+    region = frame[y : y + h, x : x + w]
+    words = region.view(np.uint32).reshape(h, w)
+    first = words[0, 0]
+    if not (words[0] == first).all() or not (words == first).all():
+        return None
+    b, g, r = (int(v) for v in region[0, 0, :3])
+    return (r, g, b)
 
 
 def split_rect(rect: Rect, max_w: int = 512, max_h: int = 512) -> list[Rect]:

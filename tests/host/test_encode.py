@@ -237,3 +237,21 @@ def test_cache_propagates_errors_without_caching() -> None:
     assert len(cache) == 0
     with pytest.raises(ValueError):
         cache.get(1, frame, (0, 0, 999, 10), lossless=True, quality=80)
+
+
+def test_solid_regions_are_one_exact_pixel() -> None:
+    from rdesk.client.framebuffer import decode_image
+    from rdesk.host.encode import solid_colour
+    from rdesk.protocol.messages import Rect as WireRect
+
+    frame = np.zeros((100, 200, 4), np.uint8)
+    frame[..., :3] = (30, 20, 10)  # BGR
+    frame[40:60, 150:170, :3] = (1, 2, 3)
+    assert solid_colour(frame, (0, 0, 100, 100)) == (10, 20, 30)
+    assert solid_colour(frame, (0, 0, 200, 100)) is None
+    for lossless in (True, False):  # solid wins over both codecs: it is exact and tiny
+        enc = encode_rect(frame, (0, 0, 100, 100), lossless=lossless, quality=50)
+        assert enc.exact and len(enc.payload) < 100
+        image = decode_image(WireRect(0, 0, 100, 100, enc.encoding, enc.payload))
+        assert image.size == (100, 100)
+        assert np.array_equal(np.asarray(image), np.full((100, 100, 3), (10, 20, 30), np.uint8))
