@@ -1,0 +1,62 @@
+"""Paint cost of the desktop viewer window (rdesk.client.window) per update size.
+
+Run under an X server (Xvfb is fine)::
+
+    xvfb-run -a -s "-screen 0 1920x1080x24" python benchmarks/bench_viewer_paint.py
+
+It drives the window's real paint path (dirty set -> crop or box-resize -> PhotoImage) with a
+stand-in connection whose framebuffer is a 1920x1080 noise image, and prints the mean time per
+update, including Tk's redisplay (``update_idletasks``).
+"""
+
+from __future__ import annotations
+
+import time
+import tkinter
+import types
+from pathlib import Path
+
+from PIL import Image
+
+from rdesk.client.viewport import Mode
+from rdesk.client.window import ViewerOptions, ViewerWindow
+
+W, H = 1920, 1080
+SIZES = [(64, 64), (128, 64), (256, 256), (592, 336), (960, 540), (W, H)]
+
+
+def main() -> None:
+    root = tkinter.Tk()
+    modes: list[tuple[Mode, tuple[int, int]]] = [("1", (W, H)), ("fit", (1280, 720))]
+    for mode, window in modes:
+        view = ViewerWindow(root, ViewerOptions("127.0.0.1:1", Path("/nonexistent"), scale=mode))
+        image = Image.effect_noise((W, H), 60).convert("RGB")
+        fb = types.SimpleNamespace(image=image, exact=False)
+        view.conn = types.SimpleNamespace(  # type: ignore[assignment]
+            framebuffer=fb, width=W, height=H, role="control", stats=None
+        )
+        root.geometry(f"{window[0]}x{window[1]}")
+        root.update()
+        view._paint()
+        root.update()
+        print(f"scale {mode}: window {window[0]}x{window[1]}, display "
+              f"{view.viewport.display_size[0]}x{view.viewport.display_size[1]}")
+        for w, h in SIZES:
+            n = 200 if w * h < 300_000 else 40
+            start = time.perf_counter()
+            for i in range(n):
+                x = (i * 97) % (W - w + 1)
+                y = (i * 53) % (H - h + 1)
+                view._on_update([(x, y, w, h)])
+                view._paint()
+                root.update_idletasks()
+            ms = (time.perf_counter() - start) / n * 1000
+            print(f"  {w:4d}x{h:<4d}  {ms:6.2f} ms/update  ({1000 / ms:5.0f} updates/s max)")
+        view.canvas.destroy()
+        for child in list(root.children.values()):
+            child.destroy()
+    root.destroy()
+
+
+if __name__ == "__main__":
+    main()
