@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from rdesk import __version__
+from rdesk import __version__, cli_security
 from rdesk.client.connection import (
     DEFAULT_PORT,
     ConnectError,
@@ -91,6 +91,18 @@ def _origin(text: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _bandwidth(text: str) -> int:
+    """Bits per second: ``512k``, ``10M``, ``1.5G`` or a plain number."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgG]?)(?:bit/s|bps|b)?", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected bits/s such as 512k or 10M, got {text!r}")
+    factor = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}[match[2].lower()]
+    value = int(float(match[1]) * factor)
+    if not 8_000 <= value <= 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError("bandwidth must be between 8k and 4G bits/s")
+    return value
+
+
 def _ranged(lo: int, hi: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -119,6 +131,7 @@ def _viewer_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--name", default=f"{getpass.getuser()}@rdesk", help=argparse.SUPPRESS)
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
+    cli_security.add_viewer_options(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,8 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument(
         "--password-file", type=Path, help="control password in this file (first line)"
     )
-    host.add_argument("--quality", type=_ranged(1, 100), default=80, help="JPEG quality (80)")
+    host.add_argument(
+        "--quality", type=_ranged(1, 100), default=80,
+        help="highest JPEG quality; lowered automatically on slow links (80)",
+    )
     host.add_argument("--max-fps", type=_ranged(1, 240), default=60, help="capture rate cap (60)")
+    host.add_argument(
+        "--max-bandwidth", type=_bandwidth, default=None, metavar="BITS",
+        help="most bits/s sent to each viewer, e.g. 10M or 512k (default: the link decides)",
+    )
     host.add_argument("--max-viewers", type=_ranged(1, 256), default=16, help="(16)")
     host.add_argument("--name", default="", help="host name shown to viewers")
     host.add_argument(
@@ -189,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="also let browser pages from this origin (https://NAME[:PORT]) connect; repeatable",
     )
 
+    cli_security.add_host_options(host)
+
     passwd = sub.add_parser("passwd", help="set the host's password (stored as an scrypt hash)")
     passwd.add_argument(
         "--password-file", type=Path, help="read the new password from this file"
@@ -200,7 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
     snap = sub.add_parser("snapshot", help="save the host's screen as a PNG, pixel-exact")
     _viewer_options(snap)
     snap.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
+
+    watch = sub.add_parser(
+        "watch", help="follow the screen headless and print link figures once a second"
+    )
+    _viewer_options(watch)
+    watch.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    watch.add_argument("--json", action="store_true", help="print JSON lines")
     _input_parsers(sub)
+    cli_security.add_parsers(sub)
 
     connect_ = sub.add_parser("connect", help="open the desktop viewer window")
     _viewer_options(connect_)
@@ -248,7 +278,10 @@ def _host_errors() -> tuple[type[BaseException], ...]:
     from rdesk.host.tls import TLSSetupError
     from rdesk.host.virtual import VirtualDisplayError
 
-    return (HostError, CaptureError, PasswordError, TLSSetupError, VirtualDisplayError)
+    return (
+        HostError, CaptureError, PasswordError, TLSSetupError, VirtualDisplayError,
+        *cli_security.errors(),
+    )
 
 
 def _cmd_host(args: argparse.Namespace) -> int:
@@ -266,11 +299,13 @@ def _cmd_host(args: argparse.Namespace) -> int:
         password_file=args.password_file,
         max_fps=float(args.max_fps),
         quality=args.quality,
+        max_bandwidth=args.max_bandwidth,
         max_viewers=args.max_viewers,
         name=args.name,
         allowed_origins=tuple(args.allow_origin),
         view_password_file=args.view_password_file,
         shared_control=args.shared_control,
+        **cli_security.host_settings_fields(args),  # type: ignore[arg-type]
         consent=args.consent,
         consent_timeout=float(args.consent_timeout),
         invites=tuple(args.invite),
@@ -332,6 +367,7 @@ async def _open_viewer(args: argparse.Namespace) -> Connection:
             accept_new=args.accept_new,
             name=args.name,
             timeout=args.timeout,
+            ssl_context=cli_security.viewer_ssl_context(args),
         )
     except UnknownHostKey as exc:
         if not sys.stdin.isatty():
@@ -351,6 +387,7 @@ async def _open_viewer(args: argparse.Namespace) -> Connection:
             pinned=exc.fingerprint,
             name=args.name,
             timeout=args.timeout,
+            ssl_context=cli_security.viewer_ssl_context(args),
         )
 
 
@@ -363,6 +400,16 @@ def _with_viewer(args: argparse.Namespace, body: Callable[[Connection], Awaitabl
             await conn.close()
 
     return asyncio.run(run())
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from rdesk.client.watch import watch
+
+    async def body(conn: Connection) -> None:
+        await watch(conn, args.duration, args.json, lambda line: print(line, flush=True))
+
+    _with_viewer(args, body)
+    return 0
 
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:
@@ -554,6 +601,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         scale=args.scale,
         name=args.name,
         timeout=args.timeout,
+        ssl_context=cli_security.viewer_ssl_context(args),
     )
     return run_viewer(options)
 
@@ -562,10 +610,12 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "host": _cmd_host,
     "passwd": _cmd_passwd,
     "snapshot": _cmd_snapshot,
+    "watch": _cmd_watch,
     "type": _cmd_type,
     "key": _cmd_key,
     "move": _cmd_move,
     "click": _cmd_click,
     "scroll": _cmd_scroll,
     "connect": _cmd_connect,
+    **cli_security.COMMANDS,
 }

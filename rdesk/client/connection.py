@@ -50,6 +50,7 @@ from rdesk.protocol.messages import (
     Ping,
     Pointer,
     Pong,
+    Prefs,
     Refresh,
     ReleaseControl,
     RequestControl,
@@ -145,6 +146,7 @@ async def connect(
     accept_new: bool = False,
     name: str = "rdesk viewer",
     timeout: float = 10.0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Connection:
     """Connect to a host, verify its key, authenticate, and start following its screen.
 
@@ -153,11 +155,15 @@ async def connect(
     (unreachable, not rdesk, wrong version, refused), :class:`AuthenticationFailed`,
     :class:`~rdesk.client.known_hosts.HostKeyMismatch` or
     :class:`~rdesk.client.known_hosts.UnknownHostKey`.
+
+    ``ssl_context`` replaces the default :func:`~rdesk.client.tls.client_ssl_context` (e.g.
+    one made with ``cert=``/``key=`` to present a client certificate); it must not verify the
+    host by CA unless a CA file was given: the host is pinned by fingerprint here.
     """
     address = url if isinstance(url, HostAddress) else parse_url(url)
     if known_hosts is None and pinned is None:
         raise ValueError("connect() needs known_hosts or a pinned fingerprint")
-    ws = await _open(address, timeout)
+    ws = await _open(address, timeout, ssl_context)
     try:
         ssl_object = ws.transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
@@ -179,8 +185,15 @@ async def connect(
         if isinstance(hello, Close):
             raise ConnectError(f"{address} refused the connection: {hello.reason}")
         assert isinstance(hello, Hello)
-        secret = password if isinstance(password, str) else password()
-        auth = Auth(PROTOCOL_VERSION, session.nonce or "", "password", secret, name[:64])
+        offered_methods = hello.methods.split(",")
+        if "password" in offered_methods:
+            method, secret = "password", password if isinstance(password, str) else password()
+        elif "certificate" in offered_methods:
+            # The host admits by client certificate (already presented in the TLS handshake).
+            method, secret = "certificate", ""
+        else:
+            raise ConnectError(f"{address} offers no login method this viewer knows")
+        auth = Auth(PROTOCOL_VERSION, session.nonce or "", method, secret, name[:64])
         await ws.send(session.send(auth, time.monotonic()))
         reply = session.receive(await _recv(ws, address, timeout), time.monotonic())
         while isinstance(reply, Notice):
@@ -204,11 +217,13 @@ async def connect(
     return connection
 
 
-async def _open(address: HostAddress, timeout: float) -> ClientConnection:
+async def _open(
+    address: HostAddress, timeout: float, ssl_context: ssl.SSLContext | None = None
+) -> ClientConnection:
     try:
         return await ws_connect(
             address.uri,
-            ssl=client_ssl_context(),
+            ssl=ssl_context if ssl_context is not None else client_ssl_context(),
             server_hostname=address.host,
             open_timeout=timeout,
             # Explicit limits (docs/protocol.md, "Limits"): a host sends updates at most this big.
@@ -268,6 +283,10 @@ class Stats:
     last_update_at: float = 0.0
     #: Round-trip time in seconds of the last answered :meth:`Connection.ping`, if any.
     rtt: float | None = None
+    #: Smallest ping round trip seen (the link's base RTT, for ``rdesk watch``).
+    min_rtt: float | None = None
+    #: The last update applied (``rdesk watch`` infers quality and scale from it).
+    last_update: Update | None = None
 
 
 class Connection:
@@ -369,6 +388,7 @@ class Connection:
             self.stats.bytes += len(data)
             self.stats.last_update_host_us = message.timestamp_us
             self.stats.last_update_at = time.monotonic()
+            self.stats.last_update = message
             self._notify(painted)
         elif isinstance(message, Screen):
             self.framebuffer.resize(message.width, message.height)
@@ -379,6 +399,8 @@ class Connection:
             sent = self._pings.pop(message.id, None)
             if sent is not None:
                 self.stats.rtt = time.monotonic() - sent
+                if self.stats.min_rtt is None or self.stats.rtt < self.stats.min_rtt:
+                    self.stats.min_rtt = self.stats.rtt
         elif isinstance(message, InputAck):
             future = self._syncs.pop(message.id, None)
             if future is not None and not future.done():
@@ -444,7 +466,7 @@ class Connection:
     async def _send(
         self,
         message: Pointer | Wheel | Key | Sync | Refresh | RequestControl | ReleaseControl
-        | AnswerControl | Ping,
+        | AnswerControl | Ping | Prefs,
     ) -> None:
         if self.closed.done():
             raise self.closed.result()
@@ -507,6 +529,10 @@ class Connection:
             self._pings.pop(next(iter(self._pings)))
         self._pings[self._ping_id] = time.monotonic()
         await self._send(Ping(self._ping_id))
+
+    async def prefs(self, quality: int = 0, max_fps: int = 0, max_bandwidth: int = 0) -> None:
+        """Cap this viewer's JPEG quality, update rate and bits/s; 0 leaves one automatic."""
+        await self._send(Prefs(quality, max_fps, max_bandwidth))
 
     async def refresh(self) -> None:
         """Ask the host for the whole screen again."""

@@ -13,10 +13,12 @@ TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 
 class ClientTLSError(Exception):
-    """A CA file could not be loaded; ``str()`` is one line."""
+    """A CA file or client certificate could not be loaded; ``str()`` is one line."""
 
 
-def client_ssl_context(cafile: Path | None = None) -> ssl.SSLContext:
+def client_ssl_context(
+    cafile: Path | None = None, *, cert: Path | None = None, key: Path | None = None
+) -> ssl.SSLContext:
     """Return a client-side TLS context for a viewer.
 
     **Without** ``cafile`` (the normal case) the context verifies **nothing**: hosts use
@@ -28,11 +30,24 @@ def client_ssl_context(cafile: Path | None = None) -> ssl.SSLContext:
     **With** ``cafile`` the peer is verified normally (chain to ``cafile``, host name).
     TLS 1.2 is the minimum offered (the host decides whether it requires 1.3); compression
     and renegotiation are off.
+
+    With ``cert`` (and ``key``, unless the key is in the same PEM file) the viewer presents
+    that client certificate (``rdesk certs issue``) to hosts that require one.
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.options |= ssl.OP_NO_COMPRESSION | getattr(ssl, "OP_NO_RENEGOTIATION", 0)
     ctx.set_ciphers(TLS12_CIPHERS)
+    if cert is not None:
+        try:
+            ctx.load_cert_chain(
+                certfile=os.fspath(cert), keyfile=os.fspath(key) if key is not None else None
+            )
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+            raise ClientTLSError(f"cannot load client certificate {cert}: {reason}") from None
+    elif key is not None:
+        raise ClientTLSError("a client key was given without its certificate")
     if cafile is None:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE

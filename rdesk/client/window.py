@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import queue
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -96,6 +97,8 @@ class ViewerOptions:
     scale: Mode = FIT
     name: str = "rdesk viewer"
     timeout: float = 15.0
+    #: TLS context with a client certificate (``--cert/--key``); ``None``: the default one.
+    ssl_context: ssl.SSLContext | None = None
 
 
 class _Cancelled(Exception):
@@ -271,6 +274,7 @@ class _Worker:
             accept_new=self.options.accept_new,
             name=self.options.name,
             timeout=self.options.timeout,
+            ssl_context=self.options.ssl_context,
         )
 
     def _get_password(self) -> str:

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rdesk.host.audit import AuditLog
+from rdesk.host.ca import ClientCertPolicy, default_ca_dir
 from rdesk.host.capture import MssCapturer
 from rdesk.host.console import HostConsole
 from rdesk.host.damage import DamageUnavailable, DamageWatcher
@@ -63,6 +65,16 @@ class HostCredentials:
         self.control = control
         self.view = view
         self.invites = invites if invites is not None else InviteBook()
+
+    def rotate(self) -> str | None:
+        """Replace a one-time control password (after repeated failures); return the new one.
+
+        A password the user chose is never changed: ``None`` then.
+        """
+        if self.control.one_time_password is None:
+            return None
+        self.control = PasswordStore.one_time()
+        return self.control.one_time_password
 
     def check(self, secret: str) -> str | None:
         if secret.startswith("inv-"):
@@ -162,10 +174,21 @@ async def run_host(
             cert, key = ensure_host_certificate(settings.config_dir)
         ssl_context = server_ssl_context(cert, key, allow_tls12=settings.allow_tls12)
         credentials, how = load_credentials(settings)
+        cert_policy: ClientCertPolicy | None = None
+        if settings.require_client_cert:
+            cert_policy = ClientCertPolicy(settings.ca_dir or default_ca_dir(settings.config_dir))
+            cert_policy.ssl_context_hook(ssl_context)
+            how = "login: a client certificate issued with `rdesk certs issue` (role from it)"
+        audit: AuditLog | None = None
+        if settings.audit_log is not None:
+            audit = stack.enter_context(AuditLog(settings.audit_log))
 
         source = ScreenSource(capturer, max_fps=settings.max_fps, notifier=notifier)
         injector = _make_injector(display, stack)
-        server = HostServer(settings, source, credentials, ssl_context, injector=injector, say=out)
+        server = HostServer(
+            settings, source, credentials, ssl_context, injector=injector, say=out,
+            on_event=audit, cert_policy=cert_policy,
+        )
         console = HostConsole(server, credentials.invites, out)
         if settings.consent == "ask":
             server.consent = console

@@ -16,7 +16,7 @@ import logging
 import secrets
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -24,11 +24,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from rdesk import __version__
+from rdesk.host.ca import ClientCertPolicy
 from rdesk.host.control import EVERYONE, ControlBoard, Delivery, Member
 from rdesk.host.encode import EncodeCache
+from rdesk.host.recording import Recorder, RecordingError
 from rdesk.host.settings import HostSettings
 from rdesk.host.source import ScreenSource
-from rdesk.host.throttle import AuthThrottle
+from rdesk.host.throttle import AuthThrottle, UnauthenticatedLimiter
 from rdesk.host.viewer import ViewerLink
 from rdesk.host.web import StaticSite, forbidden, origin_allowed
 from rdesk.protocol import limits
@@ -49,6 +51,7 @@ from rdesk.protocol.messages import (
     Ping,
     Pointer,
     Pong,
+    Prefs,
     Refresh,
     ReleaseControl,
     RequestControl,
@@ -109,6 +112,7 @@ class HostServer:
         on_event: Callable[[str, dict[str, object]], None] | None = None,
         consent: Consent | None = None,
         say: Callable[[str], None] | None = None,
+        cert_policy: ClientCertPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.source = source
@@ -118,6 +122,11 @@ class HostServer:
         self.cache = EncodeCache()
         self.site = StaticSite()
         self.throttle = AuthThrottle()
+        #: Caps connections that have not authenticated yet, per source and overall.
+        self.unauth = UnauthenticatedLimiter()
+        #: With ``--require-client-cert``: the CA whose certificates are admitted, with roles.
+        self.cert_policy = cert_policy
+        self._recorders: dict[int, Recorder] = {}
         self.viewers: dict[int, ViewerLink] = {}
         #: Who is connected and who holds control (rdesk/host/control.py).
         self.board = ControlBoard(shared=settings.shared_control)
@@ -194,15 +203,26 @@ class HostServer:
     async def _handle(self, ws: ServerConnection) -> None:
         source_addr = _peer(ws)
         self._event("connect", source=source_addr)
+        if not self.unauth.try_acquire(source_addr):
+            # Slowloris and connection floods: a bounded number may be mid-handshake.
+            self._event("rejected", source=source_addr, reason="too many unauthenticated")
+            with contextlib.suppress(Exception):
+                await ws.close(CloseCode.POLICY, "too many unauthenticated connections")
+            return
         session = Session(Role.HOST, time.monotonic(), window=self.settings.window)
         link: ViewerLink | None = None
+        close_reason = "viewer left"
         try:
-            link = await self._authenticate(ws, session, source_addr)
+            try:
+                link = await self._authenticate(ws, session, source_addr)
+            finally:
+                self.unauth.release(source_addr)
             if link is None:
                 return
             await self._serve_viewer(ws, session, link)
         except ProtocolError as exc:
             self._event("protocol_error", source=source_addr, reason=exc.reason)
+            close_reason = exc.reason
             await _close(ws, session, exc.code, exc.reason)
         except ConnectionClosed:
             pass
@@ -219,13 +239,18 @@ class HostServer:
                 if self.injector is not None:
                     self.injector.release_all(link.viewer_id)
                 self.deliver(self.board.leave(link.viewer_id))
-                self._event("disconnect", viewer=link.viewer_id, name=link.name)
+                recorder = self._recorders.pop(link.viewer_id, None)
+                if recorder is not None:
+                    recorder.close(close_reason)
+                self._event("disconnect", viewer=link.viewer_id, name=link.name,
+                            reason=close_reason)
 
     async def _authenticate(
         self, ws: ServerConnection, session: Session, source_addr: str
     ) -> ViewerLink | None:
         nonce = base64.b64encode(secrets.token_bytes(limits.NONCE_BYTES)).decode()
-        hello = Hello(PROTOCOL_NAME, PROTOCOL_VERSION, nonce, "password", f"rdesk/{__version__}")
+        methods = "certificate" if self.cert_policy is not None else "password"
+        hello = Hello(PROTOCOL_NAME, PROTOCOL_VERSION, nonce, methods, f"rdesk/{__version__}")
         await ws.send(session.send(hello, time.monotonic()))
         deadline = session.next_deadline()
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -240,15 +265,20 @@ class HostServer:
             return None
         assert isinstance(message, Auth)  # the state machine allows nothing else here
         self.auth_attempts += 1
+        if self.throttle.locked(time.monotonic()):
+            # Distributed guessing: every source waits once the host-wide limit is reached.
+            self._event("auth_locked", source=source_addr, method=message.method)
+            await _close(ws, session, CloseCode.POLICY, "too many failed logins; try again later")
+            return None
         wait = self.throttle.delay(source_addr, time.monotonic())
         # Checking the secret (scrypt) runs in a thread; the penalty is served regardless.
-        role, _ = await asyncio.gather(
-            asyncio.to_thread(self.credentials.check, message.secret), asyncio.sleep(wait)
-        )
+        role, _ = await asyncio.gather(self._check(ws, message), asyncio.sleep(wait))
         if role is None:
             self.throttle.failed(source_addr, time.monotonic())
             self._event("auth_failure", source=source_addr, method=message.method)
-            await _close(ws, session, CloseCode.AUTH_FAILED, "wrong password")
+            self._maybe_rotate()
+            what = "certificate" if self.cert_policy is not None else "password"
+            await _close(ws, session, CloseCode.AUTH_FAILED, f"wrong {what}")
             return None
         self.throttle.succeeded(source_addr)
         if len(self.viewers) >= self.settings.max_viewers:
@@ -266,6 +296,9 @@ class HostServer:
             ws, session, viewer_id, message.name, role, source_addr
         ):
             return None
+        recorder = self._start_recording(viewer_id)
+        send = ws.send if recorder is None else _recorded(ws.send, recorder)
+
         link = ViewerLink(
             viewer_id,
             message.name,
@@ -273,19 +306,59 @@ class HostServer:
             session,
             self.source,
             self.cache,
-            ws.send,
+            send,
             quality=self.settings.quality,
             lossless_delay=self.settings.lossless_delay,
+            max_fps=self.settings.max_fps,
+            max_bandwidth=self.settings.max_bandwidth,
         )
         host_name = self.settings.name or "rdesk host"
         welcome = Welcome(role, viewer_id, self.source.width, self.source.height, host_name)
-        await ws.send(session.send(welcome, time.monotonic()))
+        await send(session.send(welcome, time.monotonic()))
         self.viewers[viewer_id] = link
         self._outboxes[viewer_id] = asyncio.Queue(OUTBOX_LIMIT)
         self._sockets[viewer_id] = ws
         self._event("auth_success", source=source_addr, viewer=viewer_id, role=role)
         self.deliver(self.board.join(Member(viewer_id, message.name, role)))
         return link
+
+    async def _check(self, ws: ServerConnection, message: Auth) -> str | None:
+        """The role the connection's credential grants, or ``None``."""
+        if self.cert_policy is None:
+            if message.method != "password":
+                return None
+            return await asyncio.to_thread(self.credentials.check, message.secret)
+        # The TLS layer already required a certificate chaining to our CA; the role (and
+        # revocation) comes from it, and nothing the viewer typed can change that.
+        ssl_object = ws.transport.get_extra_info("ssl_object") if ws.transport else None
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        return self.cert_policy.role_for(der)
+
+    def _maybe_rotate(self) -> None:
+        """After repeated failures, replace a one-time password (it may be being guessed)."""
+        rotate = getattr(self.credentials, "rotate", None)
+        if rotate is not None and self.throttle.should_rotate():
+            new = rotate()
+            if new is not None:
+                self._event("password_rotated")
+                self.say(f"one-time password changed after repeated failed logins: {new}")
+
+    def _start_recording(self, viewer_id: int) -> Recorder | None:
+        if self.settings.record_dir is None:
+            return None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        try:
+            recorder = Recorder(
+                self.settings.record_dir,
+                f"{stamp}-viewer{viewer_id}",
+                record_input=self.settings.record_input,
+                host_name=self.settings.name,
+            )
+        except RecordingError as exc:
+            self._event("recording_error", viewer=viewer_id, reason=str(exc))
+            return None
+        self._recorders[viewer_id] = recorder
+        return recorder
 
     async def _ask_consent(
         self,
@@ -408,8 +481,11 @@ class HostServer:
             session.flow.check_stalled(now, stall)
 
     async def _receive(self, ws: ServerConnection, session: Session, link: ViewerLink) -> None:
+        recorder = self._recorders.get(link.viewer_id)
         async for data in ws:
             message = session.receive(data, time.monotonic())
+            if recorder is not None:
+                recorder.received(data)
             if isinstance(message, Close):
                 return
             if isinstance(message, Ack):
@@ -418,6 +494,8 @@ class HostServer:
                 await ws.send(session.send(Pong(message.id), time.monotonic()))
             elif isinstance(message, Refresh):
                 link.refresh()
+            elif isinstance(message, Prefs):
+                link.set_prefs(message.quality, message.max_fps, message.max_bandwidth)
             elif isinstance(message, (Pointer, Wheel, Key, Sync)):
                 await self._input(ws, session, link, message)
             elif isinstance(message, RequestControl):
@@ -478,6 +556,18 @@ def _no_control_reason(board: ControlBoard, link: ViewerLink) -> str:
     if holder is not None:
         return f"no control: viewer #{holder.id} {holder.name[:40]} holds control"
     return "no control: request control first"
+
+
+def _recorded(
+    send: Callable[[str | bytes], Awaitable[None]], recorder: Recorder
+) -> Callable[[str | bytes], Awaitable[None]]:
+    """``send`` that also hands every frame it sent to the session recorder."""
+
+    async def send_and_record(frame: str | bytes) -> None:
+        await send(frame)
+        recorder.sent(frame)
+
+    return send_and_record
 
 
 def _peer(ws: ServerConnection) -> str:

@@ -39,8 +39,11 @@ class HostSettings:
     password_file: Path | None = None
     #: Highest capture rate, frames per second.
     max_fps: float = 60.0
-    #: JPEG quality for moving regions (1..100).
+    #: Highest JPEG quality for moving regions (1..100); the bandwidth controller goes lower
+    #: on a slow link.
     quality: int = 80
+    #: Most bits per second sent to each viewer (``None``: only the link limits it).
+    max_bandwidth: float | None = None
     #: Updates a viewer may have unacknowledged.
     window: int = 3
     #: Seconds a region must stay still before it is refreshed losslessly.
@@ -64,3 +67,14 @@ class HostSettings:
     #: Origins (``https://name[:port]``) besides the host's own whose browser pages may open
     #: the websocket endpoint (``--allow-origin``); see rdesk/host/web.py.
     allowed_origins: tuple[str, ...] = ()
+    #: Append security events to this file as JSON lines (``--audit-log``, rdesk/host/audit.py).
+    audit_log: Path | None = None
+    #: Record each viewer session's screen stream into this directory (``--record``).
+    record_dir: Path | None = None
+    #: Also record viewers' pointer and key input (``--record-input``); off by default.
+    record_input: bool = False
+    #: Admit only viewers presenting a certificate of the CA in ``ca_dir``
+    #: (``--require-client-cert``); the role comes from the certificate (rdesk/host/ca.py).
+    require_client_cert: bool = False
+    #: The viewer CA's directory (default ``config_dir / "ca"``).
+    ca_dir: Path | None = None

@@ -8,6 +8,13 @@ viewer sees fewer frames, never stale ones, and never slows another (DESIGN.md).
 Tiles that are moving go lossy (JPEG at the viewer's quality); a lossy tile that then stays
 still for ``lossless_delay`` is sent again losslessly, and the update that leaves no lossy and
 no dirty tile behind carries the ``exact`` flag.
+
+Bandwidth adaptation (docs/adaptation.md): each link owns a
+:class:`~rdesk.protocol.controller.Controller` fed by the acknowledgements of its updates. It
+sets the JPEG quality and downscale of moving tiles, the byte window in flight, and the
+earliest time the next update may leave (frame-rate and bandwidth caps). Lossless refreshes
+of still regions are cut into rounds that fit the controller's refresh budget, so a large
+refresh never builds a queue on a slow link.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from rdesk.host.encode import EncodeCache, EncodedRect
 from rdesk.host.source import ScreenSource
 from rdesk.host.tiles import merge_tiles
 from rdesk.protocol import limits
+from rdesk.protocol.controller import Caps, Controller
+from rdesk.protocol.flow import Sample
 from rdesk.protocol.messages import Rect, Screen, Update
 from rdesk.protocol.session import Session
 
@@ -65,6 +74,8 @@ class ViewerLink:
         *,
         quality: int,
         lossless_delay: float,
+        max_fps: float = 60.0,
+        max_bandwidth: float | None = None,
     ) -> None:
         self.viewer_id = viewer_id
         self.name = name
@@ -72,8 +83,12 @@ class ViewerLink:
         self.session = session
         self.source = source
         self.cache = cache
-        self.quality = quality
-        self.scale = 1.0
+        #: The host's caps; the viewer's :meth:`set_prefs` may only lower them.
+        self.host_caps = Caps(quality, max_fps, max_bandwidth)
+        self.controller = Controller(self.host_caps, now=time.monotonic())
+        session.flow.listener = self._on_sample
+        #: Running estimate of lossless bytes per pixel, to size refresh rounds before encoding.
+        self._lossless_bpp = 1.0
         self.lossless_delay = lossless_delay
         self._send = send
         self._wake = asyncio.Event()
@@ -100,6 +115,33 @@ class ViewerLink:
         self.dirty[:] = True
         self._wake.set()
 
+    @property
+    def quality(self) -> int:
+        """JPEG quality for moving tiles now (the controller's choice)."""
+        return self.controller.quality
+
+    @property
+    def scale(self) -> float:
+        """Downscale factor for moving tiles now (1, 1/2 or 1/4)."""
+        return self.controller.scale
+
+    def set_prefs(self, quality: int, max_fps: int, max_bandwidth: int) -> None:
+        """The viewer's preferences (0 = automatic) lower the host's caps, never raise them."""
+        host = self.host_caps
+        bandwidths = [b for b in (host.max_bandwidth, float(max_bandwidth or 0)) if b]
+        self.controller.set_caps(
+            Caps(
+                min(host.max_quality, quality) if quality else host.max_quality,
+                min(host.max_fps, max_fps) if max_fps else host.max_fps,
+                min(bandwidths) if bandwidths else None,
+            )
+        )
+        self._wake.set()
+
+    def _on_sample(self, now: float, sample: Sample) -> None:
+        self.controller.on_ack(now, sample.rtt, sample.nbytes)
+        self.session.flow.window_bytes = self.controller.window_bytes(now)
+
     def acked(self) -> None:
         """An acknowledgement arrived: the window may have room now."""
         self._wake.set()
@@ -124,7 +166,17 @@ class ViewerLink:
                 continue  # the next ack wakes us
             if (self.source.width, self.source.height) != self._size:
                 await self._send_resize()
-            await self._send_pending(time.monotonic())
+            now = time.monotonic()
+            self.controller.update(now)
+            # The frame-rate cap paces motion; a small still change (typing) goes at once.
+            busy = bool((self.dirty & self.source.moving).any()) or (
+                int(self.dirty.sum()) >= LOSSY_AREA_TILES
+            )
+            wait = self.controller.next_send_at(now, frame_rate=busy) - now
+            if wait > 0:  # frame-rate or bandwidth cap: changes keep accumulating meanwhile
+                await asyncio.sleep(wait)
+                now = time.monotonic()
+            await self._send_pending(now)
 
     def _refresh_due_in(self, now: float) -> float | None:
         """Seconds until a lossy tile becomes due for its lossless refresh, if any."""
@@ -148,10 +200,13 @@ class ViewerLink:
             return  # resized under us; the next round sends the Screen message first
         still = (now - source.last_change) >= self.lossless_delay
         due = self.lossy & ~self.dirty & still
-        moving = self.dirty & (source.moving | ~still)
+        # A tile is sent lossy only if it is moving (changed twice within MOTION_GAP) or part
+        # of a large change; a small, single change (a keystroke) goes lossless at once: one
+        # update instead of a JPEG now and a refresh 120 ms later, and no blur at a low level.
+        moving = self.dirty & source.moving
         if int(self.dirty.sum()) >= LOSSY_AREA_TILES:
             moving = self.dirty.copy()
-        lossless = (self.dirty & ~moving) | due
+        lossless = self._within_budget((self.dirty & ~moving) | due, now)
         if not moving.any() and not lossless.any():
             return
         # Take the work before awaiting: tiles marked while we encode stay dirty for next time.
@@ -161,8 +216,33 @@ class ViewerLink:
         jobs = [(r, False) for r in _bands(merge_tiles(moving, tile, w, h))]
         jobs += [(r, True) for r in _bands(merge_tiles(lossless, tile, w, h))]
         encoded = await asyncio.to_thread(self._encode_all, frame, frame_id, jobs)
+        self._learn_lossless_size(encoded)
         exact = not self.dirty.any() and not self.lossy.any()
         await self._send_rects(encoded, exact, now)
+
+    def _within_budget(self, lossless: np.ndarray, now: float) -> np.ndarray:
+        """The tiles of ``lossless`` to refresh this round: as many as the budget allows.
+
+        The rest stay dirty or lossy, and go in later rounds: a large lossless refresh on a
+        slow link is spread out rather than sent as one burst that would queue for seconds.
+        """
+        count = int(lossless.sum())
+        if count == 0:
+            return lossless
+        tile_bytes = self._lossless_bpp * self.source.tile * self.source.tile
+        allowed = max(1, int(self.controller.refresh_budget(now) / tile_bytes))
+        if count <= allowed:
+            return lossless
+        picked = np.zeros_like(lossless)
+        rows, cols = np.nonzero(lossless)
+        picked[rows[:allowed], cols[:allowed]] = True
+        return picked
+
+    def _learn_lossless_size(self, encoded: list[EncodedRect]) -> None:
+        pixels = sum(e.w * e.h for e in encoded if e.exact)
+        if pixels:
+            nbytes = sum(len(e.payload) for e in encoded if e.exact)
+            self._lossless_bpp += 0.5 * (nbytes / pixels - self._lossless_bpp)
 
     def _encode_all(
         self, frame: np.ndarray, frame_id: int, jobs: list[tuple[tuple[int, int, int, int], bool]]
@@ -186,7 +266,9 @@ class ViewerLink:
                     await self._wake.wait()
                 update = Update(self._seq, int(now * 1e6), tuple(batch), exact=exact and last)
                 self._seq += 1
-                frame = self.session.send(update, time.monotonic())
+                sent_at = time.monotonic()
+                frame = self.session.send(update, sent_at)
+                self.controller.on_sent(sent_at, len(frame))
                 await self._send(frame)
                 self.updates_sent += 1
                 self.bytes_sent += len(frame)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Callable
 
 from rdesk.protocol import limits
 from rdesk.protocol.errors import CloseCode, LocalProtocolError, RemoteProtocolError
@@ -49,6 +50,12 @@ class InFlight:
         self.min_rtt: float | None = None
         #: Total bytes of updates acknowledged.
         self.acked_bytes = 0
+        #: Most bytes unacknowledged at once (``None``: no byte limit). One update may
+        #: always be in flight, however large, so a big update is never stuck.
+        self.window_bytes: int | None = None
+        #: Called as ``listener(now, sample)`` for every acknowledged update (the bandwidth
+        #: controller's input).
+        self.listener: Callable[[float, Sample], None] | None = None
 
     @property
     def count(self) -> int:
@@ -61,8 +68,12 @@ class InFlight:
         return sum(nbytes for _, nbytes, _ in self._sent.values())
 
     def can_send(self) -> bool:
-        """True when one more update fits in the window."""
-        return len(self._sent) < self.window
+        """True when one more update fits in the window (count, and bytes if limited)."""
+        if not self._sent:
+            return True
+        if len(self._sent) >= self.window:
+            return False
+        return self.window_bytes is None or self.bytes < self.window_bytes
 
     def on_sent(self, seq: int, now: float, nbytes: int) -> None:
         """Record that update ``seq`` (``nbytes`` on the wire) left at ``now``."""
@@ -92,6 +103,8 @@ class InFlight:
             samples.append(Sample(first, rtt, nbytes, queued))
             self.acked_bytes += nbytes
             self._observe(rtt)
+            if self.listener is not None:
+                self.listener(now, samples[-1])
         return samples
 
     def _observe(self, rtt: float) -> None:

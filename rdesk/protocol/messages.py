@@ -44,6 +44,7 @@ __all__ = [
     "Ping",
     "Pointer",
     "Pong",
+    "Prefs",
     "Rect",
     "Refresh",
     "Screen",
@@ -59,7 +60,7 @@ PROTOCOL_VERSION = 1
 #: What a credential allows: ``control`` may send input, ``view`` may only watch.
 ROLES = ("control", "view")
 #: Authentication methods a viewer may use in :class:`Auth`.
-AUTH_METHODS = ("password",)
+AUTH_METHODS = ("password", "certificate")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,6 +310,25 @@ class Refresh:
 
 
 @dataclasses.dataclass(frozen=True)
+class Prefs:
+    """Viewer → host: caps on this viewer's picture; 0 in a field means "automatic".
+
+    ``quality`` caps the JPEG quality (1..100), ``max_fps`` the update rate, ``max_bandwidth``
+    the bits per second the host sends this viewer. The host never exceeds its own caps.
+    """
+
+    T: ClassVar[str] = "prefs"
+    FIELDS: ClassVar[dict[str, Field]] = {
+        "quality": Int(0, 100),
+        "max_fps": Int(0, 240),
+        "max_bandwidth": _U32,
+    }
+    quality: int
+    max_fps: int
+    max_bandwidth: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Close:
     """Either way: the sender is closing, with a :class:`~rdesk.protocol.errors.CloseCode`."""
 
@@ -438,6 +458,7 @@ class Update:
 ControlMessage = Union[  # noqa: UP007 — a runtime alias; `|` of many classes reads worse
     Hello, Auth, Welcome, Screen, Ack, Ping, Pong, Pointer, Wheel, Key, Sync, InputAck, Refresh,
     Close, Peer, Control, RequestControl, ReleaseControl, ControlRequest, AnswerControl, Notice,
+    Prefs,
 ]
 Message = Union[ControlMessage, Update]  # noqa: UP007
 
@@ -447,6 +468,6 @@ CONTROL_TYPES: dict[str, type] = {
     for cls in (
         Hello, Auth, Welcome, Screen, Ack, Ping, Pong, Pointer, Wheel, Key, Sync, InputAck,
         Refresh, Close, Peer, Control, RequestControl, ReleaseControl, ControlRequest,
-        AnswerControl, Notice,
+        AnswerControl, Notice, Prefs,
     )
 }

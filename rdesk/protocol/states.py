@@ -23,6 +23,7 @@ from rdesk.protocol.messages import (
     Ping,
     Pointer,
     Pong,
+    Prefs,
     Refresh,
     ReleaseControl,
     RequestControl,
@@ -71,7 +72,7 @@ _HOST_ACTIVE_SEND = (
 )
 _VIEWER_ACTIVE_SEND = (
     Ack, Ping, Pong, Pointer, Key, Wheel, Sync, Refresh, RequestControl, ReleaseControl,
-    AnswerControl,
+    AnswerControl, Prefs,
 )
 
 TRANSITIONS: dict[tuple[Role, State], dict[Direction, dict[type, State]]] = {

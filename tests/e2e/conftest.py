@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pytest
 
 from rdesk.host.app import HostCredentials
+from rdesk.host.ca import ClientCertPolicy
 from rdesk.host.capture import MssCapturer
 from rdesk.host.damage import DamageWatcher
 from rdesk.host.passwords import PasswordStore
@@ -68,12 +69,14 @@ class HostThread:
         *,
         credentials: Credentials | None = None,
         injector: Callable[[str], InputSink | None] | None = None,
+        cert_policy: ClientCertPolicy | None = None,
         **settings: Any,
     ) -> None:
         self.display = display
         self.tmp = tmp
         self.credentials = credentials
         self.injector = injector
+        self.cert_policy = cert_policy
         self.settings = HostSettings(
             display=display, bind="127.0.0.1", port=0, config_dir=tmp / "host-config", **settings
         )
@@ -97,12 +100,20 @@ class HostThread:
         notifier = DamageWatcher(self.display)
         self._closers.append(notifier.close)
         source = ScreenSource(capturer, max_fps=self.settings.max_fps, notifier=notifier)
+        ssl_context = server_ssl_context(cert, key, allow_tls12=self.settings.allow_tls12)
+        if self.cert_policy is not None:
+            self.cert_policy.ssl_context_hook(ssl_context)
         injector = self.injector(self.display) if self.injector else None
         close_injector = getattr(injector, "close", None)
         if close_injector is not None:
             self._closers.append(close_injector)
         self.server = HostServer(
-            self.settings, source, credentials, server_ssl_context(cert, key), injector=injector
+            self.settings,
+            source,
+            credentials,
+            ssl_context,
+            injector=injector,
+            cert_policy=self.cert_policy,
         )
         await self.server.start()
         self._capture = asyncio.create_task(source.run())

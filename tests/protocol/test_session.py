@@ -183,6 +183,7 @@ SAMPLES: dict[type, object] = {
     m.ControlRequest: m.ControlRequest(2, "other"),
     m.AnswerControl: m.AnswerControl(2, True),
     m.Notice: m.Notice("waiting"),
+    m.Prefs: m.Prefs(0, 30, 1_000_000),
 }
 assert set(SAMPLES) == set(CONTROL_TYPES.values()) - {Close} | {Update}
 

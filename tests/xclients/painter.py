@@ -12,6 +12,8 @@ on stdin, one per line:
     fill a rectangle with a solid colour;
 ``image SEED``
     repaint the whole screen with the pattern for another seed;
+``scroll DY``
+    scroll the content up by DY rows (negative: down), wrapping around like an endless text;
 ``sync``
     do nothing (a round trip);
 ``quit``
@@ -136,6 +138,7 @@ class Painter:
         self.format = PixelFormat(self.display)
         self.dump = dump
         self.image = make_pattern(self.width, self.height, seed)
+        self._patterns: dict[int, np.ndarray] = {}
         self.window = self.screen.root.create_window(
             0,
             0,
@@ -190,6 +193,16 @@ class Painter:
         self.gc.change(foreground=self.format.pixel(rgb))
         self.window.fill_rectangle(self.gc, x0, y0, x1 - x0, y1 - y0)
 
+    def scroll(self, dy: int) -> None:
+        """Scroll the content up by ``dy`` rows (down if negative), as a text view does: the
+        image wraps around (an endless text), copied on the server, the new rows painted."""
+        dy %= self.height
+        if dy == 0:
+            return
+        self.image = np.roll(self.image, -dy, axis=0)
+        self.window.copy_area(self.gc, self.window, 0, dy, self.width, self.height - dy, 0, 0)
+        self.paint(0, self.height - dy, self.width, dy)
+
     def finish(self) -> None:
         """Wait for the server to process everything, then write the dump if asked."""
         self.display.sync()
@@ -225,8 +238,16 @@ class Painter:
             x, y, w, h = (int(a) for a in args[:4])
             self.fill(x, y, w, h, parse_colour(args[4]))
         elif verb == "image" and len(args) == 1:
-            self.image = make_pattern(self.width, self.height, int(args[0]))
+            # Patterns are cached (a few): benchmarks cycle seeds for full-screen motion.
+            seed = int(args[0])
+            if seed not in self._patterns:
+                if len(self._patterns) >= 8:
+                    self._patterns.pop(next(iter(self._patterns)))
+                self._patterns[seed] = make_pattern(self.width, self.height, seed)
+            self.image = self._patterns[seed].copy()
             self.paint(0, 0, self.width, self.height)
+        elif verb == "scroll" and len(args) == 1:
+            self.scroll(int(args[0]))
         elif verb == "sync" and not args:
             pass
         else:

@@ -1,0 +1,134 @@
+"""``rdesk play``: replay a session recording (:mod:`rdesk.host.recording`).
+
+Frames are decoded with the viewer's own :class:`~rdesk.client.framebuffer.Framebuffer`, so a
+recording replays exactly what the viewer saw — including its checks: a rectangle the viewer
+would refuse stops the replay with :class:`~rdesk.host.recording.RecordingError`.
+
+* :func:`frames` yields ``(t_seconds, framebuffer)`` after every screen change, headless.
+* :func:`export_png` writes PNGs: one per update, or (``every=S``) the screen as it was at
+  0, S, 2S, … seconds.
+* :func:`play_window` shows the recording in a small Tk window at ``speed`` times real time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from rdesk.client.framebuffer import Framebuffer
+from rdesk.host.recording import Kind, RecordingError, read_recording
+from rdesk.protocol import limits
+from rdesk.protocol.codec import decode
+from rdesk.protocol.errors import ProtocolError
+from rdesk.protocol.messages import Update
+
+__all__ = ["export_png", "frames", "play_window"]
+
+
+def frames(path: Path | str) -> Iterator[tuple[float, Framebuffer]]:
+    """Yield ``(t, framebuffer)`` after each SCREEN or UPDATE record (the same object each
+    time: copy ``framebuffer.image`` to keep it). Stops quietly at a truncated record."""
+    recording = read_recording(path)
+    fb: Framebuffer | None = None
+    for record in recording.records():
+        t = record.t_us / 1_000_000
+        if record.kind is Kind.SCREEN:
+            info = record.json()
+            width, height = info.get("width"), info.get("height")
+            if not (
+                isinstance(width, int) and isinstance(height, int)
+                and 1 <= width <= limits.MAX_SCREEN_SIDE and 1 <= height <= limits.MAX_SCREEN_SIDE
+            ):
+                raise RecordingError(f"{path}: bad screen size record")
+            if fb is None:
+                fb = Framebuffer(width, height)
+            else:
+                fb.resize(width, height)
+            yield t, fb
+        elif record.kind is Kind.UPDATE:
+            if fb is None:
+                raise RecordingError(f"{path}: update before any screen size")
+            try:
+                message = decode(record.payload)
+                if not isinstance(message, Update):
+                    raise RecordingError(f"{path}: an update record holds no update")
+                fb.apply(message)
+            except ProtocolError as exc:
+                raise RecordingError(f"{path}: bad update at {t:.3f} s: {exc.reason}") from None
+            yield t, fb
+
+
+def export_png(path: Path | str, out_dir: Path | str, *, every: float | None = None) -> list[Path]:
+    """Write the recording's frames as PNGs into *out_dir*; return the files in order.
+
+    Without *every*: ``frame-NNNNNN.png`` after every update. With *every*: ``t-NNNNNN.png``
+    holding the screen as it was at time ``N * every`` seconds, up to the last record.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if every is None:
+        for index, (_, fb) in enumerate(frames(path)):
+            target = out / f"frame-{index:06d}.png"
+            fb.image.save(target, format="PNG")
+            written.append(target)
+        return written
+    if every <= 0:
+        raise ValueError("every must be positive")
+    next_index = 0
+    last = None
+    for t, fb in frames(path):
+        # Frames due before this record show the state before it: write them first.
+        while last is not None and next_index * every < t:
+            target = out / f"t-{next_index:06d}.png"
+            last.save(target, format="PNG")
+            written.append(target)
+            next_index += 1
+        last = fb.image.copy()
+    if last is not None:
+        target = out / f"t-{next_index:06d}.png"
+        last.save(target, format="PNG")
+        written.append(target)
+    return written
+
+
+def play_window(path: Path | str, *, speed: float = 1.0) -> None:  # pragma: no cover - GUI
+    """Show the recording in a Tk window at *speed* × real time; returns when it is closed."""
+    import tkinter
+
+    from PIL import ImageTk
+
+    if speed <= 0:
+        raise ValueError("speed must be positive")
+    root = tkinter.Tk()
+    root.title(f"rdesk play — {Path(path).name}")
+    label = tkinter.Label(root, bd=0)
+    label.pack()
+    status = tkinter.Label(root, anchor="w")
+    status.pack(fill="x")
+    stream = frames(path)
+    start = time.monotonic()
+    photo: list[object] = []
+
+    def step() -> None:
+        try:
+            t, fb = next(stream)  # applies the record; shown once its time has come
+        except StopIteration:
+            status.configure(text="end of recording")
+            return
+        except RecordingError as exc:
+            status.configure(text=str(exc))
+            return
+        delay = start + t / speed - time.monotonic()
+        root.after(max(1, int(delay * 1000)), lambda: show(t, fb))
+
+    def show(t: float, fb: Framebuffer) -> None:
+        image = ImageTk.PhotoImage(fb.image)
+        photo[:] = [image]  # keep a reference: Tk does not
+        label.configure(image=image)
+        status.configure(text=f"{t:8.2f} s   {fb.size[0]}x{fb.size[1]}   x{speed:g}")
+        root.after(1, step)
+
+    root.after(1, step)
+    root.mainloop()

@@ -1,0 +1,245 @@
+"""Per-viewer bandwidth controller: window, JPEG quality, downscale and frame rate.
+
+Delay-based, in the spirit of TCP Vegas and TigerVNC's congestion control: TCP hides loss, so
+the signal is the *queueing delay* the :class:`~rdesk.protocol.estimator.Estimator` measures
+(current RTT minus base RTT). One number, the **level** (0..1), says how rich the picture may
+be; quality, scale and frame rate are all read from it:
+
+=========== ======= ======================= ==================
+level       scale   JPEG quality            frame-rate cap
+=========== ======= ======================= ==================
+0.5 .. 1    1       min .. max              max
+0.2 .. 0.5  1/2     min .. max              max
+0 .. 0.2    1/4     min .. max              max / 12 .. max
+=========== ======= ======================= ==================
+
+Each byte-size step (full scale at low quality vs half scale at high quality) is roughly
+continuous, so the level is a rough logarithm of the bytes per frame.
+
+- queueing delay above :attr:`Controller.high` → the level is multiplied by
+  :data:`DECREASE`, or by ``high / delay`` (not below 0.35) when the queue is far above the
+  threshold — at most once per round trip, so one queue is not punished twice;
+- below :attr:`Controller.low` while updates flow → the level climbs additively, from 0 to 1
+  in :data:`RAMP` seconds, so full quality is back within ~2 s once bandwidth returns;
+- in between, it holds.
+
+The in-flight window is bytes-based: about two bandwidth-delay products of what the viewer
+actually received, never below :data:`MIN_WINDOW_BYTES`; one update may always be in flight.
+Caps from the host (``--quality``, ``--max-fps``, ``--max-bandwidth``) and the viewer
+(:class:`~rdesk.protocol.messages.Prefs`) bound everything; a bandwidth cap is enforced by
+pacing (:meth:`Controller.next_send_at`), and time spent waiting for it counts as queueing.
+
+Sans-I/O: time is passed in; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rdesk.protocol.estimator import Estimator
+
+__all__ = [
+    "DECREASE",
+    "LATENCY_LIMIT",
+    "MIN_QUALITY",
+    "MIN_WINDOW_BYTES",
+    "RAMP",
+    "Caps",
+    "Controller",
+]
+
+#: Lowest JPEG quality the controller chooses.
+MIN_QUALITY = 30
+#: Multiplicative decrease of the level on congestion.
+DECREASE = 0.7
+#: Seconds for the level to climb from 0 to 1 on a clear link.
+RAMP = 1.6
+#: A round trip above this (seconds) is congestion whatever the base: on a link so slow that
+#: even the first updates queue, the base RTT itself is inflated.
+LATENCY_LIMIT = 1.0
+#: Smallest byte window (one small update must always fit).
+MIN_WINDOW_BYTES = 16 * 1024
+#: Smallest lossless-refresh budget per round, in bytes.
+MIN_REFRESH_BYTES = 16 * 1024
+#: Lowest level that still counts as "full picture" for the frame-rate cap.
+_FPS_KNEE = 0.2
+_SCALE_STEPS = ((0.5, 1.0), (0.2, 0.5), (0.0, 0.25))
+
+
+@dataclasses.dataclass(frozen=True)
+class Caps:
+    """Upper bounds on what the controller may choose.
+
+    ``max_bandwidth`` is in bits per second, ``None`` for no cap.
+    """
+
+    max_quality: int = 80
+    max_fps: float = 60.0
+    max_bandwidth: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_quality <= 100:
+            raise ValueError("max_quality must be 1..100")
+        if self.max_fps <= 0:
+            raise ValueError("max_fps must be positive")
+        if self.max_bandwidth is not None and self.max_bandwidth <= 0:
+            raise ValueError("max_bandwidth must be positive or None")
+
+
+class Controller:
+    """Chooses one viewer's window, quality, scale and frame rate from its link estimates.
+
+    Feed it every acknowledgement (:meth:`on_ack`) and every update sent (:meth:`on_sent`);
+    read :attr:`quality`, :attr:`scale`, :attr:`fps`, :meth:`window_bytes`,
+    :meth:`next_send_at` and :meth:`refresh_budget`.
+    """
+
+    def __init__(self, caps: Caps | None = None, *, now: float = 0.0, level: float = 1.0) -> None:
+        self.caps = caps or Caps()
+        self.estimator = Estimator()
+        #: 0 (smallest picture) .. 1 (full quality, full scale, full rate).
+        self.level = min(1.0, max(0.0, level))
+        self._last_update = now
+        self._last_decrease = -1e9
+        self._last_sent: float | None = None
+        self._bw_free_at = now
+        #: EWMA of updates' transmit time at the bandwidth cap (seconds).
+        self.pace_delay = 0.0
+        #: How many times the level was cut, for tests and statistics.
+        self.decreases = 0
+
+    # --- inputs --------------------------------------------------------------------------------
+
+    def set_caps(self, caps: Caps) -> None:
+        """Replace the caps (host settings combined with the viewer's preferences)."""
+        self.caps = caps
+
+    def on_ack(self, now: float, rtt: float, nbytes: int) -> None:
+        """One update of ``nbytes`` was acknowledged after ``rtt`` seconds."""
+        self.estimator.on_sample(now, rtt, nbytes)
+        self.update(now)
+
+    def on_sent(self, now: float, nbytes: int) -> None:
+        """An update of ``nbytes`` left now: count it against the frame-rate and bandwidth caps."""
+        self._last_sent = now
+        bw = self.caps.max_bandwidth
+        if bw is not None:
+            # The cap acts like a bottleneck of that rate: an update's transmit time at the
+            # cap is the delay it adds, as the link's own serialisation would.
+            transmit = nbytes * 8 / bw
+            self.pace_delay += 0.25 * (transmit - self.pace_delay)
+            self._bw_free_at = max(self._bw_free_at, now) + transmit
+        else:
+            self.pace_delay = 0.0
+
+    # --- the control law -----------------------------------------------------------------------
+
+    @property
+    def delay(self) -> float:
+        """The congestion signal: queueing delay on the link plus waiting for the bandwidth cap."""
+        return self.estimator.queue_delay + self.pace_delay
+
+    @property
+    def high(self) -> float:
+        """Queueing delay (s) above which the level is cut."""
+        base = self.estimator.base_rtt or 0.0
+        return 0.05 + 0.25 * base
+
+    @property
+    def low(self) -> float:
+        """Queueing delay (s) below which the level climbs."""
+        return 0.5 * self.high
+
+    def update(self, now: float) -> None:
+        """Apply the control law for the time elapsed since the last call."""
+        dt = max(0.0, min(now - self._last_update, 0.5))
+        self._last_update = now
+        est = self.estimator
+        if est.rtt is None:
+            return
+        delay = self.delay
+        if delay > self.high or est.rtt > LATENCY_LIMIT:
+            # Once per round trip: the samples after a cut still carry the old queue.
+            if now - self._last_decrease >= max(est.rtt, 0.05):
+                # A queue far above the threshold is cut harder (it took many RTTs to build).
+                ratio = min(self.high / max(delay, 1e-9), LATENCY_LIMIT / est.rtt)
+                self.level *= max(0.35, min(DECREASE, ratio))
+                self._last_decrease = now
+                self.decreases += 1
+        elif delay < self.low:
+            flowing = est.last_sample_at is not None and now - est.last_sample_at < 1.0
+            if flowing:
+                self.level = min(1.0, self.level + dt / RAMP)
+
+    # --- outputs -------------------------------------------------------------------------------
+
+    def _step(self) -> tuple[float, float]:
+        """(scale, position 0..1 within the scale's level range)."""
+        top = 1.0
+        for floor, scale in _SCALE_STEPS:
+            if self.level >= floor or floor == 0.0:
+                return scale, (self.level - floor) / (top - floor)
+            top = floor
+        raise AssertionError("unreachable")
+
+    @property
+    def scale(self) -> float:
+        """Downscale factor for lossy rectangles: 1, 1/2 or 1/4."""
+        return self._step()[0]
+
+    @property
+    def quality(self) -> int:
+        """JPEG quality for lossy rectangles, :data:`MIN_QUALITY` .. ``caps.max_quality``."""
+        top = self.caps.max_quality
+        bottom = min(MIN_QUALITY, top)
+        return round(bottom + (top - bottom) * min(1.0, self._step()[1]))
+
+    @property
+    def fps(self) -> float:
+        """Highest update rate now allowed (updates per second)."""
+        fraction = min(1.0, max(1 / 12, self.level / _FPS_KNEE))
+        return self.caps.max_fps * fraction
+
+    def window_bytes(self, now: float) -> int:
+        """Bytes that may be unacknowledged at once (one update may always be in flight)."""
+        est = self.estimator
+        base = est.base_rtt or 0.0
+        bdp = est.throughput(now) * (base + self.high)
+        return max(MIN_WINDOW_BYTES, int(2 * bdp))
+
+    def next_send_at(self, now: float, *, frame_rate: bool = True) -> float:
+        """Earliest time the next update may leave (frame-rate and bandwidth caps).
+
+        ``frame_rate=False`` leaves out the frame-rate cap (for a small, still change such as
+        a keystroke, which should not wait for the next motion frame slot).
+        """
+        at = now
+        if frame_rate and self._last_sent is not None:
+            at = max(at, self._last_sent + 1.0 / self.fps)
+        if self.caps.max_bandwidth is not None:
+            at = max(at, self._bw_free_at)
+        return at
+
+    def refresh_budget(self, now: float) -> int:
+        """Bytes of lossless refresh worth sending in one round without building a queue."""
+        est = self.estimator
+        if self.delay > self.high:
+            rate = est.throughput(now) * 0.1
+        else:
+            rate = est.peak_throughput(now) * 0.25
+        if self.caps.max_bandwidth is not None:
+            rate = min(rate, self.caps.max_bandwidth / 8 * 0.25)
+        return max(MIN_REFRESH_BYTES, int(rate))
+
+    def snapshot(self, now: float) -> dict[str, float | int | None]:
+        """Everything a stats overlay or a log line may want."""
+        figures: dict[str, float | int | None] = dict(self.estimator.snapshot(now))
+        figures.update(
+            level=self.level,
+            quality=self.quality,
+            scale=self.scale,
+            fps=self.fps,
+            window_bytes=self.window_bytes(now),
+            delay=self.delay,
+        )
+        return figures

@@ -1,0 +1,635 @@
+// The rdesk protocol, version 1, for the browser: codec, image header checks and the viewer's
+// half of the session (docs/protocol.md). A mirror of rdesk/protocol/ (codec.py, messages.py,
+// session.py, limits.py); tests/vectors/protocol.json is checked against both, so a change on
+// one side that the other does not follow fails a test.
+//
+// No I/O here: bytes in, messages out, frames to send. Every value from the host is checked
+// before it is used; a fault of the host throws ProtocolError with the close code to use.
+
+export const PROTOCOL_NAME = "rdesk";
+export const PROTOCOL_VERSION = 1;
+
+// limits.py
+export const LIMITS = Object.freeze({
+  MAX_CONTROL_MESSAGE: 16 * 1024,
+  MAX_UPDATE_MESSAGE: 8 * 1024 * 1024,
+  MAX_RECTS_PER_UPDATE: 4096,
+  MAX_RECT_PAYLOAD: 8 * 1024 * 1024 - 64,
+  MAX_SCREEN_SIDE: 16384,
+  MAX_STRING: 256,
+  MAX_SECRET: 1024,
+  MAX_KEYSYM: 0x1fffffff,
+  MAX_BUTTON_MASK: 0xff,
+  MAX_WHEEL_STEPS: 100,
+  NONCE_BYTES: 16,
+});
+
+// errors.py CloseCode
+export const CLOSE = Object.freeze({
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002,
+  TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011,
+  AUTH_FAILED: 4001,
+  VERSION_MISMATCH: 4002,
+  HANDSHAKE_TIMEOUT: 4003,
+  POLICY: 4004,
+  UNRESPONSIVE: 4005,
+  SHUTDOWN: 4006,
+});
+
+// encodings.py
+export const ENCODING = Object.freeze({ JPEG: 1, PNG: 2, WEBP: 3, COPY: 4 });
+const IMAGE_TYPES = { 1: "image/jpeg", 2: "image/png", 3: "image/webp" };
+
+export class ProtocolError extends Error {
+  constructor(reason, code = CLOSE.PROTOCOL_ERROR) {
+    super(reason);
+    this.name = "ProtocolError";
+    this.reason = reason;
+    this.code = code;
+  }
+}
+
+// --- schemas (messages.py FIELDS) -------------------------------------------------------------
+
+const L = LIMITS;
+const int = (lo, hi) => ({ kind: "int", lo, hi });
+const str = (max, min = 0) => ({ kind: "str", min, max });
+const bool = () => ({ kind: "bool" });
+const oneOf = (...values) => ({ kind: "oneOf", values });
+
+const U16 = int(0, 0xffff);
+const U32 = int(0, 0xffffffff);
+const SIDE = int(1, L.MAX_SCREEN_SIDE);
+const COORD = int(0, L.MAX_SCREEN_SIDE - 1);
+const NAME = str(L.MAX_STRING);
+const NONCE_LEN = 4 * Math.ceil(L.NONCE_BYTES / 3);
+const NONCE = str(NONCE_LEN, NONCE_LEN);
+const WHEEL = int(-L.MAX_WHEEL_STEPS, L.MAX_WHEEL_STEPS);
+
+// Field order is the order of messages.py (and of the JSON this side writes).
+export const SCHEMAS = Object.freeze({
+  hello: { protocol: oneOf(PROTOCOL_NAME), version: U16, nonce: NONCE, methods: str(L.MAX_STRING), server: NAME },
+  auth: { version: U16, nonce: NONCE, method: oneOf("password", "certificate"), secret: str(L.MAX_SECRET), name: NAME },
+  welcome: { role: oneOf("control", "view"), viewer_id: U32, width: SIDE, height: SIDE, name: NAME },
+  screen: { width: SIDE, height: SIDE },
+  ack: { seq: U32 },
+  ping: { id: U32 },
+  pong: { id: U32 },
+  pointer: { x: COORD, y: COORD, buttons: int(0, L.MAX_BUTTON_MASK) },
+  wheel: { x: COORD, y: COORD, dx: WHEEL, dy: WHEEL },
+  key: { keysym: int(1, L.MAX_KEYSYM), down: bool() },
+  sync: { id: U32 },
+  input_ack: { id: U32, ok: bool(), reason: NAME },
+  refresh: {},
+  prefs: { quality: int(0, 100), max_fps: int(0, 240), max_bandwidth: U32 },
+  close: { code: int(1000, 4999), reason: NAME },
+  peer: { id: U32, name: NAME, access: oneOf("control", "view"), present: bool() },
+  control: { holder: U32 },
+  request_control: {},
+  release_control: {},
+  control_request: { id: U32, name: NAME },
+  answer_control: { id: U32, grant: bool() },
+  notice: { text: NAME },
+});
+
+// Control.holder values that are not a viewer (messages.py NOBODY, LOCAL_USER).
+export const NOBODY = 0;
+export const LOCAL_USER = 0xffffffff;
+
+// A JSON number written with a fraction or an exponent: never an integer (docs/protocol.md §2).
+class JSONFloat {
+  constructor(value) {
+    this.value = value;
+  }
+}
+
+function checkField(spec, value) {
+  switch (spec.kind) {
+    case "int":
+      if (typeof value !== "number" || !Number.isInteger(value) || value < spec.lo || value > spec.hi) {
+        return `an integer in [${spec.lo}, ${spec.hi}]`;
+      }
+      return null;
+    case "str": {
+      if (typeof value !== "string") return `a string of ${spec.min}..${spec.max} characters`;
+      let n = 0;
+      for (let i = 0; i < value.length; i++) {
+        const c = value.charCodeAt(i);
+        if (c < 0x20 || c === 0x7f) return "a string without control characters";
+        if (c >= 0xd800 && c <= 0xdbff) {
+          const d = i + 1 < value.length ? value.charCodeAt(i + 1) : 0;
+          if (d < 0xdc00 || d > 0xdfff) return "a string without lone surrogates";
+          i++;
+        } else if (c >= 0xdc00 && c <= 0xdfff) {
+          return "a string without lone surrogates";
+        }
+        n++; // code points, as Python's len()
+      }
+      if (n < spec.min || n > spec.max) return `a string of ${spec.min}..${spec.max} characters`;
+      return null;
+    }
+    case "bool":
+      return typeof value === "boolean" ? null : "a boolean";
+    case "oneOf":
+      return typeof value === "string" && spec.values.includes(value) ? null : `one of ${spec.values.join(", ")}`;
+    default:
+      throw new Error("bad schema");
+  }
+}
+
+// --- strict JSON (RFC 8259, plus: duplicate keys refused, floats marked) ----------------------
+
+const MAX_DEPTH = 32;
+const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
+
+function parseStrictJSON(text) {
+  let i = 0;
+  const fail = () => {
+    throw new ProtocolError("message is not valid JSON");
+  };
+  const ws = () => {
+    while (i < text.length && WS.has(text.charCodeAt(i))) i++;
+  };
+  const value = (depth) => {
+    if (depth > MAX_DEPTH) fail();
+    ws();
+    const c = text[i];
+    if (c === "{") return object(depth);
+    if (c === "[") return array(depth);
+    if (c === '"') return string();
+    if (c === "-" || (c >= "0" && c <= "9")) return number();
+    for (const [word, v] of [["true", true], ["false", false], ["null", null]]) {
+      if (text.startsWith(word, i)) {
+        i += word.length;
+        return v;
+      }
+    }
+    return fail();
+  };
+  const object = (depth) => {
+    i++; // {
+    const obj = new Map();
+    ws();
+    if (text[i] === "}") {
+      i++;
+      return obj;
+    }
+    for (;;) {
+      ws();
+      if (text[i] !== '"') fail();
+      const key = string();
+      ws();
+      if (text[i] !== ":") fail();
+      i++;
+      const v = value(depth + 1);
+      if (obj.has(key)) throw new ProtocolError("duplicate key in message");
+      obj.set(key, v);
+      ws();
+      if (text[i] === ",") {
+        i++;
+        continue;
+      }
+      if (text[i] === "}") {
+        i++;
+        return obj;
+      }
+      fail();
+    }
+  };
+  const array = (depth) => {
+    i++; // [
+    const arr = [];
+    ws();
+    if (text[i] === "]") {
+      i++;
+      return arr;
+    }
+    for (;;) {
+      arr.push(value(depth + 1));
+      ws();
+      if (text[i] === ",") {
+        i++;
+        continue;
+      }
+      if (text[i] === "]") {
+        i++;
+        return arr;
+      }
+      fail();
+    }
+  };
+  const string = () => {
+    i++; // "
+    let out = "";
+    for (;;) {
+      if (i >= text.length) fail();
+      const ch = text.charCodeAt(i);
+      if (ch === 0x22) {
+        i++;
+        return out;
+      }
+      if (ch < 0x20) fail(); // raw control characters are not JSON
+      if (ch === 0x5c) {
+        const e = text[i + 1];
+        const simple = { '"': '"', "\\": "\\", "/": "/", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t" };
+        if (e in simple) {
+          out += simple[e];
+          i += 2;
+        } else if (e === "u") {
+          const hex = text.slice(i + 2, i + 6);
+          if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail();
+          out += String.fromCharCode(parseInt(hex, 16)); // may be a lone surrogate: checked later
+          i += 6;
+        } else {
+          fail();
+        }
+      } else {
+        out += text[i];
+        i++;
+      }
+    }
+  };
+  const number = () => {
+    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 400));
+    if (!m) fail();
+    i += m[0].length;
+    const n = Number(m[0]);
+    return m[2] !== undefined || m[3] !== undefined ? new JSONFloat(n) : n;
+  };
+  const result = value(0);
+  ws();
+  if (i !== text.length) fail();
+  return result;
+}
+
+const utf8 = new TextEncoder();
+
+function utf8Length(text) {
+  return utf8.encode(text).length;
+}
+
+/** Decode one control message (a websocket text message) into {t, ...fields}. */
+export function decodeControl(text) {
+  if (typeof text !== "string") throw new ProtocolError("control message is not text");
+  if (text.length > L.MAX_CONTROL_MESSAGE || utf8Length(text) > L.MAX_CONTROL_MESSAGE) {
+    throw new ProtocolError(`control message exceeds ${L.MAX_CONTROL_MESSAGE} bytes`, CLOSE.TOO_BIG);
+  }
+  const obj = parseStrictJSON(text);
+  if (!(obj instanceof Map)) throw new ProtocolError("message is not a JSON object");
+  const t = obj.get("t");
+  if (typeof t !== "string" || !Object.prototype.hasOwnProperty.call(SCHEMAS, t)) {
+    throw new ProtocolError("unknown message type");
+  }
+  const schema = SCHEMAS[t];
+  for (const key of obj.keys()) {
+    if (key !== "t" && !Object.prototype.hasOwnProperty.call(schema, key)) {
+      throw new ProtocolError(`${t}: unexpected field`);
+    }
+  }
+  const message = { t };
+  for (const [name, spec] of Object.entries(schema)) {
+    if (!obj.has(name)) throw new ProtocolError(`${t}: missing field ${name}`);
+    const value = obj.get(name);
+    const wanted = checkField(spec, value);
+    if (wanted !== null) throw new ProtocolError(`${t}.${name} must be ${wanted}`);
+    message[name] = value === 0 ? 0 : value; // -0 → 0, as Python's int
+  }
+  return message;
+}
+
+/** Encode a control message {t, ...fields}; throws Error (our bug) if it is not valid. */
+export function encodeControl(message) {
+  const schema = SCHEMAS[message.t];
+  if (!schema) throw new Error(`not an rdesk message: ${message.t}`);
+  const out = { t: message.t };
+  for (const [name, spec] of Object.entries(schema)) {
+    const wanted = checkField(spec, message[name]);
+    if (wanted !== null) throw new Error(`${message.t}.${name} must be ${wanted}`);
+    out[name] = message[name];
+  }
+  for (const key of Object.keys(message)) {
+    if (key !== "t" && !(key in schema)) throw new Error(`${message.t}: unexpected field ${key}`);
+  }
+  const text = JSON.stringify(out);
+  if (utf8Length(text) > L.MAX_CONTROL_MESSAGE) throw new Error("control message too large");
+  return text;
+}
+
+// --- binary updates (codec.py) ----------------------------------------------------------------
+
+export const HEADER_SIZE = 16;
+export const RECT_HEADER_SIZE = 14;
+export const FLAG_EXACT = 0x01;
+const UPDATE_KIND = 1;
+
+function checkRect(rect) {
+  const S = L.MAX_SCREEN_SIDE;
+  if (rect.x >= S || rect.y >= S) throw new ProtocolError("rect position out of range");
+  if (rect.w < 1 || rect.w > S || rect.h < 1 || rect.h > S) throw new ProtocolError("rect size out of range");
+  if (rect.x + rect.w > S || rect.y + rect.h > S) throw new ProtocolError("rect extends past the largest screen");
+  const n = rect.payload.length;
+  if (n < 1 || n > L.MAX_RECT_PAYLOAD) throw new ProtocolError("rect payload is empty or too large");
+  if (rect.encoding === ENCODING.COPY) {
+    if (n !== 4) throw new ProtocolError("copy rect payload must be 4 bytes");
+    const [sx, sy] = copySource(rect);
+    if (sx + rect.w > S || sy + rect.h > S) throw new ProtocolError("copy rect source extends past the largest screen");
+  }
+}
+
+/** The (src_x, src_y) of a COPY rect's 4-byte payload. */
+export function copySource(rect) {
+  const p = rect.payload;
+  return [(p[0] << 8) | p[1], (p[2] << 8) | p[3]];
+}
+
+/**
+ * Decode one update (a websocket binary message: ArrayBuffer or Uint8Array) into
+ * {seq, timestamp_us (BigInt), exact, rects: [{x, y, w, h, encoding, payload: Uint8Array}]}.
+ */
+export function decodeUpdate(data) {
+  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+  if (bytes.length > L.MAX_UPDATE_MESSAGE) {
+    throw new ProtocolError(`update exceeds ${L.MAX_UPDATE_MESSAGE} bytes`, CLOSE.TOO_BIG);
+  }
+  if (bytes.length < HEADER_SIZE) throw new ProtocolError("update shorter than its header");
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const kind = view.getUint8(0);
+  const flags = view.getUint8(1);
+  if (kind !== UPDATE_KIND || (flags & ~FLAG_EXACT) !== 0) {
+    throw new ProtocolError("unknown binary message kind or flags");
+  }
+  const nrects = view.getUint16(2);
+  if (nrects > L.MAX_RECTS_PER_UPDATE) throw new ProtocolError("update has too many rects");
+  const seq = view.getUint32(4);
+  const timestamp_us = view.getBigUint64(8);
+  let offset = HEADER_SIZE;
+  const rects = [];
+  for (let k = 0; k < nrects; k++) {
+    if (offset + RECT_HEADER_SIZE > bytes.length) throw new ProtocolError("update truncated in a rect header");
+    const x = view.getUint16(offset);
+    const y = view.getUint16(offset + 2);
+    const w = view.getUint16(offset + 4);
+    const h = view.getUint16(offset + 6);
+    const encoding = view.getUint8(offset + 8);
+    const reserved = view.getUint8(offset + 9);
+    const length = view.getUint32(offset + 10);
+    offset += RECT_HEADER_SIZE;
+    if (reserved !== 0) throw new ProtocolError("rect reserved byte is not zero");
+    // Checked against what is left *before* the payload is touched (docs/protocol.md §4).
+    if (length > bytes.length - offset) throw new ProtocolError("rect payload runs past the end of the update");
+    if (encoding < ENCODING.JPEG || encoding > ENCODING.COPY) throw new ProtocolError("rect has an unknown encoding");
+    const rect = { x, y, w, h, encoding, payload: bytes.subarray(offset, offset + length) };
+    checkRect(rect);
+    rects.push(rect);
+    offset += length;
+  }
+  if (offset !== bytes.length) throw new ProtocolError("trailing bytes after the last rect");
+  return { seq, timestamp_us, exact: (flags & FLAG_EXACT) !== 0, rects };
+}
+
+// --- image headers: the declared size, read before anything is decoded (§5) ------------------
+
+function be16(p, o) {
+  return (p[o] << 8) | p[o + 1];
+}
+function be32(p, o) {
+  return ((p[o] << 24) | (p[o + 1] << 16) | (p[o + 2] << 8) | p[o + 3]) >>> 0;
+}
+function le16(p, o) {
+  return p[o] | (p[o + 1] << 8);
+}
+function le24(p, o) {
+  return p[o] | (p[o + 1] << 8) | (p[o + 2] << 16);
+}
+
+function pngSize(p) {
+  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (p.length < 24 || sig.some((b, k) => p[k] !== b)) return null;
+  if (be32(p, 8) !== 13 || String.fromCharCode(p[12], p[13], p[14], p[15]) !== "IHDR") return null;
+  return [be32(p, 16), be32(p, 20)];
+}
+
+function jpegSize(p) {
+  if (p.length < 4 || p[0] !== 0xff || p[1] !== 0xd8) return null;
+  let o = 2;
+  while (o + 4 <= p.length) {
+    if (p[o] !== 0xff) return null;
+    const marker = p[o + 1];
+    if (marker === 0xff) {
+      o++; // fill byte
+      continue;
+    }
+    if (marker === 0xd8 || (marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) {
+      o += 2;
+      continue;
+    }
+    if (marker === 0xd9 || marker === 0xda) return null; // no frame header before the scan
+    const len = be16(p, o + 2);
+    if (len < 2) return null;
+    const isSOF = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+    if (isSOF) {
+      if (o + 9 > p.length) return null;
+      return [be16(p, o + 7), be16(p, o + 5)];
+    }
+    o += 2 + len;
+  }
+  return null;
+}
+
+function webpSize(p) {
+  const tag = (o) => String.fromCharCode(p[o], p[o + 1], p[o + 2], p[o + 3]);
+  if (p.length < 30 || tag(0) !== "RIFF" || tag(8) !== "WEBP") return null;
+  const chunk = tag(12);
+  if (chunk === "VP8 ") {
+    if (p[23] !== 0x9d || p[24] !== 0x01 || p[25] !== 0x2a) return null;
+    return [le16(p, 26) & 0x3fff, le16(p, 28) & 0x3fff];
+  }
+  if (chunk === "VP8L") {
+    if (p[20] !== 0x2f) return null;
+    const bits = (p[21] | (p[22] << 8) | (p[23] << 16) | (p[24] << 24)) >>> 0;
+    return [(bits & 0x3fff) + 1, ((bits >>> 14) & 0x3fff) + 1];
+  }
+  if (chunk === "VP8X") {
+    return [le24(p, 24) + 1, le24(p, 27) + 1];
+  }
+  return null;
+}
+
+/**
+ * The size an image payload declares in its header, checked against its rect: the format must
+ * match the encoding and the size must be within (w, h). Returns [width, height].
+ */
+export function checkImageHeader(rect) {
+  const reader = { 1: jpegSize, 2: pngSize, 3: webpSize }[rect.encoding];
+  if (!reader) throw new ProtocolError("not an image rect");
+  const size = reader(rect.payload);
+  if (size === null) throw new ProtocolError("image does not match its rect's encoding");
+  const [iw, ih] = size;
+  if (iw < 1 || ih < 1 || iw > rect.w || ih > rect.h) {
+    throw new ProtocolError(`image declares ${iw}x${ih} for a ${rect.w}x${rect.h} rect`);
+  }
+  return size;
+}
+
+/** The MIME type of an image encoding. */
+export function imageType(encoding) {
+  return IMAGE_TYPES[encoding];
+}
+
+// --- the viewer's session (session.py, states.py) ---------------------------------------------
+
+export const STATE = Object.freeze({
+  START: "start",
+  AWAIT_AUTH: "await_auth",
+  AUTHENTICATING: "authenticating",
+  ACTIVE: "active",
+  CLOSED: "closed",
+});
+
+// states.py: what each end may send once ACTIVE.
+export const HOST_ACTIVE = Object.freeze(
+  new Set(["update", "screen", "ping", "pong", "input_ack", "peer", "control", "control_request", "notice"]),
+);
+export const VIEWER_ACTIVE = Object.freeze(
+  new Set([
+    "ack", "ping", "pong", "pointer", "key", "wheel", "sync", "refresh",
+    "request_control", "release_control", "answer_control", "prefs",
+  ]),
+);
+
+/** The viewer's end of a connection: receive() what arrives, send() what to write. */
+export class ViewerSession {
+  constructor() {
+    this.state = STATE.START;
+    this.nonce = null;
+    this.width = 0;
+    this.height = 0;
+    this.role = null;
+    this.closeReason = null;
+    this.lastSeq = -1;
+    this.pendingPing = null; // [id, sentAt]
+    this.pingId = 0;
+  }
+
+  /** Decode and check one message from the host; returns it (updates have t: "update"). */
+  receive(data, now = 0) {
+    if (this.state === STATE.CLOSED) throw new Error("session is closed");
+    let message;
+    if (typeof data === "string") {
+      message = decodeControl(data);
+    } else {
+      message = decodeUpdate(data);
+      message.t = "update";
+    }
+    const t = message.t;
+    if (t === "close") {
+      this.state = STATE.CLOSED;
+      this.closeReason = [message.code, message.reason];
+      return message;
+    }
+    const allowed =
+      (this.state === STATE.START && t === "hello") ||
+      (this.state === STATE.AUTHENTICATING && t === "welcome") ||
+      (this.state === STATE.ACTIVE && HOST_ACTIVE.has(t));
+    if (!allowed) throw new ProtocolError(`cannot receive ${t} in state ${this.state}`);
+    if (t === "hello") {
+      if (message.version !== PROTOCOL_VERSION) {
+        throw new ProtocolError(
+          `host speaks rdesk protocol version ${message.version}, this viewer speaks ${PROTOCOL_VERSION}`,
+          CLOSE.VERSION_MISMATCH,
+        );
+      }
+      this.nonce = message.nonce;
+      this.state = STATE.AWAIT_AUTH;
+    } else if (t === "welcome") {
+      this.width = message.width;
+      this.height = message.height;
+      this.role = message.role;
+      this.state = STATE.ACTIVE;
+    } else if (t === "screen") {
+      this.width = message.width;
+      this.height = message.height;
+    } else if (t === "update") {
+      this.checkUpdate(message);
+    } else if (t === "pong") {
+      if (this.pendingPing && this.pendingPing[0] === message.id) {
+        message.rtt = now - this.pendingPing[1];
+        this.pendingPing = null;
+      }
+    }
+    return message;
+  }
+
+  checkUpdate(update) {
+    if (update.seq <= this.lastSeq) throw new ProtocolError("update sequence numbers must increase");
+    for (const r of update.rects) {
+      if (r.x + r.w > this.width || r.y + r.h > this.height) {
+        throw new ProtocolError(`rect ${r.x},${r.y} ${r.w}x${r.h} lies outside the ${this.width}x${this.height} screen`);
+      }
+      if (r.encoding === ENCODING.COPY) {
+        const [sx, sy] = copySource(r);
+        if (sx + r.w > this.width || sy + r.h > this.height) {
+          throw new ProtocolError("copy rect source lies outside the screen");
+        }
+      }
+    }
+    this.lastSeq = update.seq;
+  }
+
+  /** Validate a message for the current state and return its frame (text). */
+  send(message, now = 0) {
+    if (this.state === STATE.CLOSED) throw new Error("session is closed");
+    const t = message.t;
+    if (t !== "close") {
+      const allowed =
+        (this.state === STATE.AWAIT_AUTH && t === "auth") || (this.state === STATE.ACTIVE && VIEWER_ACTIVE.has(t));
+      if (!allowed) throw new Error(`cannot send ${t} in state ${this.state}`);
+      if (t === "auth" && message.nonce !== this.nonce) throw new Error("auth must carry the hello's nonce");
+    }
+    const frame = encodeControl(message);
+    if (t === "close") {
+      this.state = STATE.CLOSED;
+      this.closeReason = [message.code, message.reason];
+    } else if (t === "auth") {
+      this.state = STATE.AUTHENTICATING;
+    } else if (t === "ping") {
+      this.pendingPing = [message.id, now];
+    }
+    return frame;
+  }
+
+  /** The auth frame answering the host's hello. */
+  auth(secret, name) {
+    return this.send({ t: "auth", version: PROTOCOL_VERSION, nonce: this.nonce, method: "password", secret, name });
+  }
+
+  /** A ping to measure the round trip, or null while one is outstanding. */
+  ping(now) {
+    if (this.state !== STATE.ACTIVE || this.pendingPing !== null) return null;
+    this.pingId = (this.pingId + 1) >>> 0;
+    return this.send({ t: "ping", id: this.pingId }, now);
+  }
+
+  /** The close frame to send before closing the websocket, or null if already closed. */
+  closeFrame(code, reason) {
+    if (this.state === STATE.CLOSED) return null;
+    // eslint-disable-next-line no-control-regex
+    const clean = Array.from(String(reason).replace(/[\u0000-\u001f\u007f]/g, "")).slice(0, L.MAX_STRING).join("");
+    return this.send({ t: "close", code, reason: clean });
+  }
+}
+
+// --- keys (X11 keysyms, as rdesk/protocol/keysyms.py) -----------------------------------------
+
+export const UNICODE_OFFSET = 0x01000000;
+
+/** The keysym of one character: Latin-1 is its own keysym, the rest 0x01000000 + code point. */
+export function charToKeysym(ch) {
+  const cp = ch.codePointAt(0);
+  if ((cp >= 0x20 && cp <= 0x7e) || (cp >= 0xa0 && cp <= 0xff)) return cp;
+  if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return null;
+  return UNICODE_OFFSET + cp;
+}

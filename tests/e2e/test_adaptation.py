@@ -1,0 +1,165 @@
+"""Issue 7 end to end: bandwidth adaptation through an emulated link (tests/linkproxy.py).
+
+A real host on Xvfb shows continuous motion (the Painter repainting whole-screen patterns from a
+thread); a viewer on the client library watches it through the shaping proxy. Assertions are on
+the host's own estimator and controller figures and on bytes in flight — never on wall-clock
+durations (the machine is shared). Time limits below are only deadlines for waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rdesk.client.connection import Connection, connect
+from rdesk.host.viewer import ViewerLink
+from tests.e2e.conftest import PASSWORD, RunningHost
+from tests.linkproxy import LinkProxy
+from tests.xserver import Painter, Xvfb, assert_images_equal, grab_root
+
+MBIT = 1_000_000
+
+
+@contextmanager
+def motion(painter: Painter, limit: int = 400) -> Iterator[None]:
+    """Repaint the whole screen in a loop (at most ``limit`` frames) until the block ends."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        for seed in range(100, 100 + limit):
+            if stop.is_set():
+                return
+            painter.image(seed)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(30)
+
+
+def figures(host: RunningHost) -> dict[str, Any]:
+    """The (only) viewer link's controller figures and bytes in flight, read on the host loop."""
+
+    async def read() -> dict[str, Any]:
+        link: ViewerLink = next(iter(host.server.viewers.values()))
+        now = time.monotonic()
+        out: dict[str, Any] = link.controller.snapshot(now)
+        out["high"] = link.controller.high
+        out["in_flight"] = link.session.flow.bytes
+        out["in_flight_count"] = link.session.flow.count
+        out["max_quality"] = link.controller.caps.max_quality
+        return out
+
+    return host.call(read())
+
+
+async def poll(host: RunningHost, until: Callable[[dict[str, Any]], bool],
+               deadline: float) -> tuple[bool, list[dict[str, Any]]]:
+    """Sample the figures every 100 ms until ``until`` holds or ``deadline`` s pass."""
+    seen = []
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        f = await asyncio.to_thread(figures, host)
+        seen.append(f)
+        if until(f):
+            return True, seen
+        await asyncio.sleep(0.1)
+    return False, seen
+
+
+async def viewer_via(proxy: LinkProxy, host: RunningHost) -> Connection:
+    return await connect(f"wss://127.0.0.1:{proxy.port}", PASSWORD, known_hosts=None,
+                         pinned=host.fingerprint)
+
+
+async def test_link_cut_and_recovery(xvfb_factory: Callable[..., Xvfb],
+                                     host_factory: Callable[..., RunningHost]) -> None:
+    xvfb = xvfb_factory(480, 320)
+    host = host_factory(xvfb.display, quality=80)
+    with Painter(xvfb.display, seed=1) as painter:
+        async with LinkProxy(host.port, rate=50 * MBIT, delay=0.005, lifetime=120) as proxy:
+            conn = await viewer_via(proxy, host)
+            try:
+                with motion(painter):
+                    # Fast link: the picture is at (or climbs back to) full quality and scale.
+                    ok, seen = await poll(
+                        host, lambda f: f["quality"] == 80 and f["scale"] == 1.0, 8)
+                    assert ok, seen[-3:]
+                    proxy.set(rate=1 * MBIT)
+                    # Cut to 1 Mbit/s: the controller lowers the picture ...
+                    ok, seen = await poll(
+                        host, lambda f: f["scale"] < 1.0 or f["quality"] < 60, 10)
+                    assert ok, seen[-3:]
+                    # ... and the queue drains back near the base RTT, with bounded bytes in
+                    # flight, while the motion goes on.
+                    ok, seen = await poll(
+                        host, lambda f: f["queue_delay"] <= 2 * f["high"]
+                        and f["in_flight"] <= max(f["window_bytes"], 64 * 1024), 10)
+                    assert ok, seen[-3:]
+                    assert figures(host)["window_bytes"] < 1 * MBIT / 8
+                # The screen goes still: the viewer becomes pixel-exact even over 1 Mbit/s.
+                await conn.wait_exact(25)
+                assert_images_equal(conn.framebuffer.image, grab_root(xvfb.display))
+                assert_images_equal(conn.framebuffer.image, painter.expected())
+                # The link recovers: quality climbs back to the host's maximum.
+                proxy.set(rate=50 * MBIT)
+                with motion(painter):
+                    ok, seen = await poll(
+                        host, lambda f: f["quality"] == 80 and f["scale"] == 1.0, 10)
+                    assert ok, seen[-3:]
+            finally:
+                await conn.close()
+
+
+async def test_viewer_prefs_cap_quality_and_rate(xvfb_factory: Callable[..., Xvfb],
+                                                host_factory: Callable[..., RunningHost]) -> None:
+    xvfb = xvfb_factory(320, 240)
+    host = host_factory(xvfb.display, quality=80, max_bandwidth=20 * MBIT)
+    with Painter(xvfb.display, seed=1) as painter:
+        async with LinkProxy(host.port, rate=50 * MBIT, delay=0.002, lifetime=60) as proxy:
+            conn = await viewer_via(proxy, host)
+            try:
+                await conn.prefs(quality=40, max_fps=10, max_bandwidth=100 * MBIT)
+                with motion(painter, limit=200):
+                    ok, seen = await poll(host, lambda f: f["quality"] == 40, 8)
+                    assert ok, seen[-3:]
+                    f = figures(host)
+                    assert f["fps"] <= 10
+                    assert f["max_quality"] == 40
+
+                    async def caps() -> tuple[int, float, float | None]:
+                        link = next(iter(host.server.viewers.values()))
+                        c = link.controller.caps
+                        return c.max_quality, c.max_fps, c.max_bandwidth
+
+                    # The host's own bandwidth cap is stricter than the viewer's: it wins.
+                    assert host.call(caps()) == (40, 10, 20 * MBIT)
+                await conn.wait_exact(20)
+                assert_images_equal(conn.framebuffer.image, grab_root(xvfb.display))
+            finally:
+                await conn.close()
+
+
+def test_watch_prints_json_lines(xvfb: Xvfb, host: RunningHost,
+                                 rdesk_cli: Callable[..., Any]) -> None:
+    import json
+
+    with Painter(xvfb.display, seed=3) as painter, motion(painter, limit=100):
+        result = rdesk_cli("watch", host.url, *host.viewer_args(), "--duration", "2.5", "--json")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) >= 2, result.stdout
+    assert {"updates_per_s", "bytes_per_s", "rtt_ms", "queue_ms", "quality", "scale"} <= set(
+        lines[0]
+    )
+    assert sum(line["updates_per_s"] for line in lines) > 0
+    assert any(line["rtt_ms"] is not None for line in lines)
+    qualities = [line["quality"] for line in lines if line["quality"] is not None]
+    assert qualities and all(30 <= q <= 80 for q in qualities), lines

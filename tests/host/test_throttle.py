@@ -1,0 +1,71 @@
+"""Brute-force protection with a fake clock: per-source delays, global limit, rotation, caps."""
+
+from __future__ import annotations
+
+from rdesk.host.throttle import AuthThrottle, GlobalThrottle, UnauthenticatedLimiter
+
+
+def test_per_source_delay_grows_survives_reconnect_and_decays() -> None:
+    t = AuthThrottle(base=0.5, ceiling=4.0, forget_after=100.0)
+    assert t.delay("a", 0.0) == 0.0
+    for i in range(6):
+        t.failed("a", float(i))
+    assert t.delay("a", 6.0) == 4.0  # capped at the ceiling
+    assert t.delay("b", 6.0) == 0.0  # another source is not penalised
+    assert t.delay("a", 200.0) == 0.0  # forgotten after a quiet period
+    t.succeeded("a")
+    assert t.failures("a") == 0
+
+
+def test_max_sources_bounds_memory() -> None:
+    t = AuthThrottle(max_sources=3, global_throttle=GlobalThrottle(limit=10**6))
+    for i in range(10):
+        t.failed(f"10.0.0.{i}", 0.0)
+    assert sum(t.failures(f"10.0.0.{i}") for i in range(10)) == 3
+
+
+def test_global_limit_locks_every_source_then_expires() -> None:
+    g = GlobalThrottle(limit=30, window=60.0, lockout=120.0, rotate_after=0)
+    t = AuthThrottle(global_throttle=g)
+    for i in range(30):
+        t.failed(f"10.0.{i}.1", i * 1.0)  # one failure each from 30 sources
+    assert not t.locked(30.0)
+    t.failed("10.9.9.9", 31.0)  # the 31st within a minute
+    assert t.locked(31.0) and t.locked(150.0)
+    assert g.retry_after(100.0) == 51.0
+    assert not t.locked(151.5)
+
+
+def test_global_window_slides() -> None:
+    g = GlobalThrottle(limit=3, window=10.0, lockout=5.0)
+    for now in (0.0, 4.0, 8.0, 12.0, 16.0, 20.0):  # never more than 3 within 10 s
+        g.failed(now)
+        assert not g.locked(now)
+    assert g.recent_failures(20.0) == 3
+
+
+def test_rotation_signal_after_n_failures_consumed_once() -> None:
+    t = AuthThrottle(global_throttle=GlobalThrottle(rotate_after=5, limit=1000))
+    for i in range(4):
+        t.failed("x", float(i))
+        assert not t.should_rotate()
+    t.failed("y", 5.0)
+    assert t.should_rotate()
+    assert not t.should_rotate()  # consumed
+    for i in range(5):
+        t.failed("z", 10.0 + i)
+    assert t.should_rotate()
+
+
+def test_unauthenticated_limiter_per_source_and_total() -> None:
+    lim = UnauthenticatedLimiter(per_source=2, total=3)
+    assert lim.try_acquire("a") and lim.try_acquire("a")
+    assert not lim.try_acquire("a")
+    assert lim.try_acquire("b")
+    assert not lim.try_acquire("c")  # total reached
+    lim.release("a")
+    assert lim.try_acquire("c")
+    assert lim.count() == 3 and lim.count("a") == 1
+    for src in ("a", "b", "c", "c"):  # the extra release is tolerated
+        lim.release(src)
+    assert lim.count() == 0

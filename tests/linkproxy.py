@@ -1,0 +1,219 @@
+"""A loopback TCP proxy that emulates a slow link: rate, one-way delay, jitter.
+
+``tc netem`` is not available on these machines, so tests and benchmarks put this between a
+viewer and the host. Each direction is a bottleneck (token bucket at ``rate`` bits/s, FIFO,
+bounded buffer of ``buffer`` bytes — when full, the proxy stops reading and TCP pushes back on
+the sender, like a router queue) followed by a delay line (``delay`` ± ``jitter`` seconds,
+order preserved). Everything can be changed while running with :meth:`LinkProxy.set`. The
+proxy stops by itself after ``lifetime`` seconds, so a failed test cannot leave it behind.
+
+Use it on a running event loop (``await LinkProxy(...).start()``), or from synchronous code
+with :class:`ThreadedLinkProxy`, which runs its own loop in a daemon thread::
+
+    with ThreadedLinkProxy(target_port, rate=2e6, delay=0.04) as proxy:
+        url = f"wss://127.0.0.1:{proxy.port}"
+        ...
+        proxy.set(rate=512e3)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import random
+import threading
+import time
+from typing import Any
+
+__all__ = ["LinkProxy", "ThreadedLinkProxy"]
+
+#: Bytes moved through the bottleneck as one unit (about a TCP segment burst).
+CHUNK = 4096
+
+
+class _Direction:
+    """One way through the link: bottleneck, then delay line, then the destination socket."""
+
+    def __init__(self, link: LinkProxy, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.link = link
+        self.reader = reader
+        self.writer = writer
+        self.queue: collections.deque[bytes] = collections.deque()
+        self.queued = 0
+        self.room = asyncio.Event()
+        self.room.set()
+        self.data = asyncio.Event()
+        self.line: asyncio.Queue[tuple[float, bytes | None]] = asyncio.Queue()
+        self.last_delivery = 0.0
+        self.bytes = 0
+
+    async def read(self) -> None:
+        try:
+            while True:
+                while self.queued >= self.link.buffer:
+                    self.room.clear()
+                    await self.room.wait()
+                data = await self.reader.read(CHUNK)
+                if not data:
+                    break
+                self.queue.append(data)
+                self.queued += len(data)
+                self.data.set()
+        finally:
+            self.queue.append(b"")  # end of stream
+            self.data.set()
+
+    async def bottleneck(self) -> None:
+        free = time.monotonic()
+        while True:
+            while not self.queue:
+                self.data.clear()
+                await self.data.wait()
+            chunk = self.queue.popleft()
+            self.queued -= len(chunk)
+            self.room.set()
+            if not chunk:
+                await self.line.put((0.0, None))
+                return
+            now = time.monotonic()
+            free = max(free, now) + len(chunk) * 8 / self.link.rate
+            if free - now > 0.001:
+                await asyncio.sleep(free - now)
+            jitter = random.uniform(0, self.link.jitter) if self.link.jitter else 0.0
+            deliver = max(free + self.link.delay + jitter, self.last_delivery)
+            self.last_delivery = deliver
+            await self.line.put((deliver, chunk))
+
+    async def deliver(self) -> None:
+        while True:
+            at, chunk = await self.line.get()
+            if chunk is None:
+                with contextlib.suppress(Exception):
+                    self.writer.write_eof()
+                return
+            wait = at - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self.writer.write(chunk)
+            self.bytes += len(chunk)
+            await self.writer.drain()
+
+
+class LinkProxy:
+    """Listen on 127.0.0.1 and forward every connection to ``target`` through the emulated link.
+
+    :param rate: bottleneck rate in bits per second, each direction.
+    :param delay: one-way delay in seconds (the round trip adds twice this).
+    :param jitter: extra one-way delay, uniform in [0, jitter] seconds (order is kept).
+    :param buffer: bytes the bottleneck may queue per direction before pushing back.
+    :param lifetime: seconds after which the proxy closes everything by itself.
+    """
+
+    def __init__(self, target_port: int, *, target_host: str = "127.0.0.1", rate: float = 100e6,
+                 delay: float = 0.0, jitter: float = 0.0, buffer: int = 256 * 1024,
+                 lifetime: float = 300.0) -> None:
+        self.target = (target_host, target_port)
+        self.rate, self.delay, self.jitter, self.buffer = rate, delay, jitter, buffer
+        self.lifetime = lifetime
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+        self._expiry: asyncio.TimerHandle | None = None
+        #: Bytes delivered host→viewer ("down") and viewer→host ("up").
+        self.down_bytes = 0
+        self.up_bytes = 0
+
+    def set(self, *, rate: float | None = None, delay: float | None = None,
+            jitter: float | None = None) -> None:
+        """Change the link while it runs (takes effect for the next chunk)."""
+        if rate is not None:
+            self.rate = rate
+        if delay is not None:
+            self.delay = delay
+        if jitter is not None:
+            self.jitter = jitter
+
+    async def start(self) -> LinkProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_later(self.lifetime, lambda: loop.create_task(self.close()))
+        return self
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers += [writer, up_writer]
+        down = _Direction(self, up_reader, writer)
+        up = _Direction(self, reader, up_writer)
+        stages = [d.read() for d in (down, up)] + [d.bottleneck() for d in (down, up)]
+        stages += [d.deliver() for d in (down, up)]
+        tasks = [asyncio.create_task(c) for c in stages]
+        self._tasks.update(tasks)
+        try:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            self.down_bytes += down.bytes
+            self.up_bytes += up.bytes
+            for w in (writer, up_writer):
+                with contextlib.suppress(Exception):
+                    w.close()
+            self._tasks.difference_update(tasks)
+
+    async def close(self) -> None:
+        """Stop listening and cut every connection."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        if self._server is not None:
+            self._server.close()
+        for w in self._writers:
+            with contextlib.suppress(Exception):
+                w.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> LinkProxy:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class ThreadedLinkProxy:
+    """A :class:`LinkProxy` on its own event loop in a daemon thread (for synchronous code)."""
+
+    def __init__(self, target_port: int, **kwargs: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.proxy = LinkProxy(target_port, **kwargs)
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+    def set(self, **kwargs: float) -> None:
+        self.loop.call_soon_threadsafe(lambda: self.proxy.set(**kwargs))
+
+    def start(self) -> ThreadedLinkProxy:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.proxy.start(), self.loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self.proxy.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    def __enter__(self) -> ThreadedLinkProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

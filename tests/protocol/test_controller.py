@@ -1,0 +1,214 @@
+"""The bandwidth estimator and controller over a simulated link, with a fake clock.
+
+The link model is a single bottleneck (``rate`` bytes/s, FIFO) plus a one-way ``delay`` (and
+optional jitter) each way; the "screen" is full motion whose frame size depends on the
+controller's quality and scale. Everything runs on simulated time, so nothing here depends on
+how fast the machine is.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from rdesk.protocol.controller import MIN_QUALITY, Caps, Controller
+from rdesk.protocol.estimator import Estimator
+from rdesk.protocol.flow import InFlight
+
+MBIT = 1_000_000 / 8  # bytes per second
+#: Bytes of a full-scale frame at quality 80 (a 640x480 screen in full motion).
+FULL_FRAME = 100_000
+
+
+def frame_bytes(quality: int, scale: float) -> int:
+    return max(500, int(FULL_FRAME * scale * scale * (0.2 + quality / 100)))
+
+
+class Link:
+    """A bottleneck of ``rate`` bytes/s with ``delay`` s each way, changeable at any time."""
+
+    def __init__(self, rate: float, delay: float, jitter: float = 0.0, seed: int = 1) -> None:
+        self.rate, self.delay, self.jitter = rate, delay, jitter
+        self._free = 0.0
+        self._last_arrival = 0.0
+        self._rng = random.Random(seed)
+
+    def send(self, now: float, nbytes: int) -> float:
+        """Time the viewer's ack for an update of ``nbytes`` sent at ``now`` reaches the host."""
+        self._free = max(self._free, now) + nbytes / self.rate
+        extra = self._rng.uniform(0, self.jitter) if self.jitter else 0.0
+        arrival = max(self._free + self.delay + extra, self._last_arrival)
+        self._last_arrival = arrival
+        return arrival + self.delay
+
+
+class Sim:
+    """A host sending full-motion frames to one viewer through a :class:`Link`."""
+
+    def __init__(self, link: Link, caps: Caps | None = None) -> None:
+        self.link = link
+        self.ctl = Controller(caps, now=0.0)
+        self.flow = InFlight(3)
+        self.now = 0.0
+        self.seq = 0
+        self.acks: list[tuple[float, int]] = []
+        self.sent_bytes = 0
+        self.max_in_flight = 0
+        self.max_queue = 0.0
+
+    def run(self, seconds: float, step: float = 0.001) -> None:
+        end = self.now + seconds
+        while self.now < end:
+            self.now += step
+            while self.acks and self.acks[0][0] <= self.now:
+                _, seq = self.acks.pop(0)
+                for sample in self.flow.on_ack(seq, self.now):
+                    self.ctl.on_ack(self.now, sample.rtt, sample.nbytes)
+            self.ctl.update(self.now)
+            can = self.flow.count == 0 or (
+                self.flow.can_send() and self.flow.bytes < self.ctl.window_bytes(self.now)
+            )
+            if can and self.now >= self.ctl.next_send_at(self.now):
+                size = frame_bytes(self.ctl.quality, self.ctl.scale)
+                self.flow.on_sent(self.seq, self.now, size)
+                self.ctl.on_sent(self.now, size)
+                self.acks.append((self.link.send(self.now, size), self.seq))
+                self.seq += 1
+                self.sent_bytes += size
+                self.max_in_flight = max(self.max_in_flight, self.flow.bytes)
+
+    def watch(self, seconds: float) -> tuple[float, int]:
+        """Run, returning the largest queueing delay and bytes in flight seen."""
+        worst_delay, worst_bytes = 0.0, 0
+        for _ in range(int(seconds / 0.05)):
+            self.run(0.05)
+            worst_delay = max(worst_delay, self.ctl.estimator.queue_delay)
+            worst_bytes = max(worst_bytes, self.flow.bytes)
+        return worst_delay, worst_bytes
+
+
+# --- the estimator -----------------------------------------------------------------------------
+
+
+def test_estimator_base_current_queue_and_throughput() -> None:
+    est = Estimator(base_window=10.0, rate_window=1.0)
+    assert est.base_rtt is None and est.queue_delay == 0.0 and est.throughput(0.0) == 0.0
+    for i in range(10):
+        est.on_sample(i * 0.1, 0.05, 10_000)
+    # The first sample is taken raw; later ones are corrected by their transmit time at the
+    # peak throughput (10 kB at 100 kB/s: 0.1 s), floored at 70 % of the raw minimum.
+    assert est.min_rtt == pytest.approx(0.05)
+    assert est.base_rtt == pytest.approx(0.035)
+    assert est.throughput(0.95) == pytest.approx(100_000)
+    for i in range(10, 30):
+        est.on_sample(i * 0.1, 0.25, 10_000)
+    assert est.base_rtt == pytest.approx(0.035)
+    assert est.rtt == pytest.approx(0.25, abs=0.01)
+    assert est.queue_delay == pytest.approx(0.215, abs=0.01)
+
+
+def test_estimator_base_rtt_forgets_an_old_path() -> None:
+    est = Estimator(base_window=2.0)
+    est.on_sample(0.0, 0.01, 100)
+    for i in range(1, 40):
+        est.on_sample(i * 0.1, 0.1, 100)
+    assert est.min_rtt == pytest.approx(0.1)
+    assert 0.069 <= (est.base_rtt or 0) <= 0.1
+    assert est.queue_delay <= 0.03
+
+
+def test_estimator_throughput_window_slides() -> None:
+    est = Estimator(rate_window=1.0)
+    est.on_sample(0.0, 0.01, 50_000)
+    assert est.throughput(0.5) == 50_000
+    assert est.throughput(1.5) == 0
+    assert est.peak_throughput(1.5) == 50_000
+
+
+# --- the controller over scripted links --------------------------------------------------------
+
+
+def test_steady_fast_link_reaches_full_quality() -> None:
+    sim = Sim(Link(50 * MBIT, 0.005))
+    sim.run(3.0)
+    assert sim.ctl.quality == 80 and sim.ctl.scale == 1.0
+    assert sim.ctl.estimator.queue_delay < sim.ctl.high
+    assert sim.ctl.fps == 60
+
+
+def test_steady_slow_link_settles_low_without_a_standing_queue() -> None:
+    sim = Sim(Link(1 * MBIT, 0.02))
+    sim.run(5.0)
+    worst_delay, worst_bytes = sim.watch(5.0)
+    ctl = sim.ctl
+    assert ctl.scale < 1.0 or ctl.quality < 80
+    # The queue stays near the base: within a few of the controller's own thresholds.
+    assert worst_delay < 4 * ctl.high, (worst_delay, ctl.snapshot(sim.now))
+    assert worst_bytes <= max(ctl.window_bytes(sim.now), frame_bytes(80, 1.0))
+
+
+def test_step_down_then_up() -> None:
+    link = Link(50 * MBIT, 0.01)
+    sim = Sim(link)
+    sim.run(3.0)
+    assert sim.ctl.quality == 80 and sim.ctl.scale == 1.0
+    link.rate = 1 * MBIT
+    sim.run(4.0)
+    ctl = sim.ctl
+    assert ctl.decreases > 0
+    assert ctl.scale < 1.0, ctl.snapshot(sim.now)
+    worst_delay, worst_bytes = sim.watch(3.0)
+    assert worst_delay < 4 * ctl.high, (worst_delay, ctl.snapshot(sim.now))
+    # Bytes in flight: about what the link carries in a few base RTTs, not a growing backlog.
+    assert worst_bytes < 3 * 1 * MBIT * 0.25
+    link.rate = 50 * MBIT
+    sim.run(2.5)
+    assert ctl.quality == 80 and ctl.scale == 1.0, ctl.snapshot(sim.now)
+
+
+def test_jitter_does_not_collapse_the_picture() -> None:
+    sim = Sim(Link(20 * MBIT, 0.01, jitter=0.01, seed=7))
+    sim.run(3.0)
+    levels = []
+    for _ in range(40):
+        sim.run(0.1)
+        levels.append(sim.ctl.level)
+    assert min(levels) > 0.5, levels
+    assert sim.ctl.scale == 1.0
+
+
+def test_bandwidth_cap_is_respected_and_lowers_quality() -> None:
+    sim = Sim(Link(50 * MBIT, 0.005), Caps(max_quality=80, max_bandwidth=2_000_000))
+    sim.run(3.0)
+    before = sim.sent_bytes
+    sim.run(5.0)
+    sent_rate = (sim.sent_bytes - before) / 5.0
+    assert sent_rate <= 2_000_000 / 8 * 1.05
+    assert sim.ctl.level < 1.0
+
+
+def test_caps_bound_quality_and_fps() -> None:
+    sim = Sim(Link(50 * MBIT, 0.005), Caps(max_quality=50, max_fps=10))
+    sim.run(2.0)
+    assert sim.ctl.quality == 50
+    assert sim.ctl.fps == 10
+    # 10 fps cap: about 20 updates in 2 s.
+    assert sim.seq <= 22
+
+
+def test_quality_never_below_minimum_and_level_bounded() -> None:
+    sim = Sim(Link(0.1 * MBIT, 0.1))
+    sim.run(30.0)
+    assert 0.0 <= sim.ctl.level <= 1.0
+    assert sim.ctl.quality >= MIN_QUALITY
+    assert sim.ctl.scale == 0.25
+    assert 1 <= sim.ctl.fps <= 60
+
+
+def test_idle_link_does_not_climb() -> None:
+    ctl = Controller(now=0.0, level=0.3)
+    ctl.on_ack(0.0, 0.02, 1000)
+    for i in range(1, 50):
+        ctl.update(1.0 + i * 0.1)  # no acks for a long time: no evidence the link is clear
+    assert ctl.level == pytest.approx(0.3)
