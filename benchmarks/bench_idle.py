@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rdesk.client.connection import connect  # noqa: E402
-from tests.xserver import Painter, Xvfb  # noqa: E402
+from rdesk.client.connection import connect
+from tests.xserver import Painter, Xvfb
 
 PASSWORD = "benchmark password"
 
