@@ -28,9 +28,11 @@ import numpy as np
 
 from rdesk.host.encode import EncodeCache, EncodedRect
 from rdesk.host.source import ScreenSource
-from rdesk.host.tiles import merge_tiles
+from rdesk.host.tiles import detect_vertical_scroll, dirty_tiles, merge_tiles
 from rdesk.protocol import limits
+from rdesk.protocol.codec import copy_payload
 from rdesk.protocol.controller import Caps, Controller
+from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.flow import Sample
 from rdesk.protocol.messages import Rect, Screen, Update
 from rdesk.protocol.session import Session
@@ -39,6 +41,8 @@ __all__ = ["ViewerLink"]
 
 #: Tiles at least this large in total are worth a lossy first pass even when not moving.
 LOSSY_AREA_TILES = 48
+#: Changes at least this large are checked for a vertical scroll (sent as a copy).
+SCROLL_MIN_TILES = 24
 #: Bytes of payload per update before the rest goes into another update.
 UPDATE_BUDGET = limits.MAX_UPDATE_MESSAGE // 2
 
@@ -94,6 +98,8 @@ class ViewerLink:
         self._wake = asyncio.Event()
         self._size = (source.width, source.height)
         self.dirty = np.zeros(source.tiles_shape, dtype=bool)
+        #: The frame the viewer's framebuffer equals, when its last update was exact.
+        self._exact_frame: np.ndarray | None = None
         self.lossy = np.zeros(source.tiles_shape, dtype=bool)
         self._seq = 0
         #: Updates and payload bytes sent, for statistics and tests.
@@ -187,6 +193,7 @@ class ViewerLink:
         return max(0.0, due - now)
 
     async def _send_resize(self) -> None:
+        self._exact_frame = None
         self._size = (self.source.width, self.source.height)
         shape = self.source.tiles_shape
         self.dirty = np.ones(shape, dtype=bool)
@@ -198,6 +205,8 @@ class ViewerLink:
         frame, frame_id = source.frame, source.frame_id
         if frame.shape[1::-1] != self._size:
             return  # resized under us; the next round sends the Screen message first
+        if await self._send_scroll(frame, frame_id, now):
+            return
         still = (now - source.last_change) >= self.lossless_delay
         due = self.lossy & ~self.dirty & still
         # A tile is sent lossy only if it is moving (changed twice within MOTION_GAP) or part
@@ -219,6 +228,42 @@ class ViewerLink:
         self._learn_lossless_size(encoded)
         exact = not self.dirty.any() and not self.lossy.any()
         await self._send_rects(encoded, exact, now)
+        self._exact_frame = frame if exact else None
+
+    async def _send_scroll(self, frame: np.ndarray, frame_id: int, now: float) -> bool:
+        """Send a vertical scroll as a copy of pixels the viewer already has, if it is one.
+
+        Only from :attr:`_exact_frame`, the frame the viewer's framebuffer is known to equal
+        (its last update was ``exact``): a copy out of a lossy or stale framebuffer would
+        spread its errors. The copy goes first in the update; then the tiles where the
+        copied picture still differs from the screen (the newly exposed strip) follow.
+        Returns False, having sent nothing, when this is not a scroll.
+        """
+        base = self._exact_frame
+        if base is None or base.shape != frame.shape or int(self.dirty.sum()) < SCROLL_MIN_TILES:
+            return False
+        tile = self.source.tile
+        rows = np.nonzero(self.dirty.any(axis=1))[0]
+        y0, y1 = int(rows[0]) * tile, min(int(rows[-1] + 1) * tile, frame.shape[0])
+        width = frame.shape[1]
+        # Take the work before awaiting: tiles marked meanwhile changed after ``frame`` and
+        # must stay dirty; if this is no scroll, the work is given back.
+        taken, self.dirty = self.dirty, np.zeros_like(self.dirty)
+        plan = await asyncio.to_thread(_plan_scroll, base, frame, (0, y0, width, y1 - y0), tile)
+        if plan is None:
+            self.dirty |= taken
+            return False
+        # The copy plus the residual tiles cover every difference between base and frame.
+        copy, residual = plan
+        lossless = int(residual.sum()) < LOSSY_AREA_TILES
+        jobs = [(r, lossless) for r in _bands(merge_tiles(residual, tile, *self._size))]
+        encoded = await asyncio.to_thread(self._encode_all, frame, frame_id, jobs)
+        if not lossless:
+            self.lossy |= residual
+        exact = lossless and all(e.exact for e in encoded) and not self.dirty.any()
+        await self._send_rects([copy, *encoded], exact, now)
+        self._exact_frame = frame if exact else None
+        return True
 
     def _within_budget(self, lossless: np.ndarray, now: float) -> np.ndarray:
         """The tiles of ``lossless`` to refresh this round: as many as the budget allows.
@@ -273,3 +318,24 @@ class ViewerLink:
                 self.updates_sent += 1
                 self.bytes_sent += len(frame)
                 batch, size = [], 0
+
+
+def _plan_scroll(
+    base: np.ndarray, frame: np.ndarray, region: tuple[int, int, int, int], tile: int
+) -> tuple[EncodedRect, np.ndarray] | None:
+    """The copy that turns ``base`` into most of ``frame`` within ``region``, and the tiles
+    still different after it; ``None`` if the change is not a vertical scroll."""
+    x, y, w, h = region
+    dy = detect_vertical_scroll(base, frame, region)
+    if not dy or abs(dy) >= h:
+        return None
+    if dy > 0:  # content moved down
+        src_y, dst_y = y, y + dy
+    else:
+        src_y, dst_y = y - dy, y
+    height = h - abs(dy)
+    predicted = base.copy()
+    predicted[dst_y : dst_y + height, x : x + w] = base[src_y : src_y + height, x : x + w]
+    residual = dirty_tiles(predicted, frame, tile)
+    copy = EncodedRect(x, dst_y, w, height, Encoding.COPY, copy_payload(x, src_y), exact=True)
+    return copy, residual

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -351,3 +352,33 @@ def test_still_screen_is_not_regrabbed(xvfb: Xvfb, host: RunningHost) -> None:
     before = source.grabs
     time.sleep(1.5)
     assert source.grabs - before <= 3  # 1 safety poll per second, not 60 grabs per second
+
+
+async def test_vertical_scroll_travels_as_a_copy(xvfb: Xvfb, host: RunningHost) -> None:
+    """A scroll is a COPY of pixels the viewer holds, plus the newly exposed strip."""
+    from rdesk.protocol.encodings import Encoding
+
+    with Painter(xvfb.display, seed=9) as painter:
+        conn = await _viewer(host)
+        try:
+            await conn.wait_exact(20)
+            seen: list[tuple[Encoding, int]] = []
+            apply = conn.framebuffer.apply
+
+            def spy(update):  # type: ignore[no-untyped-def]
+                seen.extend((r.encoding, len(r.payload)) for r in update.rects)
+                return apply(update)
+
+            conn.framebuffer.apply = spy  # type: ignore[method-assign]
+            await asyncio.to_thread(painter.command, "scroll 40")
+            await conn.wait_for(lambda: any(e is Encoding.COPY for e, _ in seen), 10)
+            await conn.wait_exact(10)
+            assert_images_equal(conn.framebuffer.image, grab_root(xvfb.display))
+            assert_images_equal(conn.framebuffer.image, painter.expected())
+            # The exposed strip and a 4-byte copy: a fraction of repainting the screen.
+            repaint = conn.framebuffer.image.copy()
+            buffer = io.BytesIO()
+            repaint.save(buffer, "WEBP", lossless=True, method=0, quality=0)
+            assert sum(n for _, n in seen) < len(buffer.getvalue()) / 3, seen
+        finally:
+            await conn.close()
