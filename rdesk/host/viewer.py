@@ -221,6 +221,9 @@ class ViewerLink:
         # Take the work before awaiting: tiles marked while we encode stay dirty for next time.
         self.dirty &= ~(moving | lossless)
         self.lossy = (self.lossy & ~lossless) | moving
+        # Whether, once this is sent, the viewer holds exactly ``frame`` (marks arriving while
+        # we encode are changes *after* ``frame``, so they do not count against it).
+        complete = not self.dirty.any() and not self.lossy.any()
         tile, (w, h) = source.tile, self._size
         jobs = [(r, False) for r in _bands(merge_tiles(moving, tile, w, h))]
         jobs += [(r, True) for r in _bands(merge_tiles(lossless, tile, w, h))]
@@ -228,7 +231,7 @@ class ViewerLink:
         self._learn_lossless_size(encoded)
         exact = not self.dirty.any() and not self.lossy.any()
         await self._send_rects(encoded, exact, now)
-        self._exact_frame = frame if exact else None
+        self._exact_frame = frame if complete and all(e.exact for e in encoded) else None
 
     async def _send_scroll(self, frame: np.ndarray, frame_id: int, now: float) -> bool:
         """Send a vertical scroll as a copy of pixels the viewer already has, if it is one.
@@ -260,9 +263,9 @@ class ViewerLink:
         encoded = await asyncio.to_thread(self._encode_all, frame, frame_id, jobs)
         if not lossless:
             self.lossy |= residual
-        exact = lossless and all(e.exact for e in encoded) and not self.dirty.any()
-        await self._send_rects([copy, *encoded], exact, now)
-        self._exact_frame = frame if exact else None
+        complete = lossless and all(e.exact for e in encoded)
+        await self._send_rects([copy, *encoded], complete and not self.dirty.any(), now)
+        self._exact_frame = frame if complete else None
         return True
 
     def _within_budget(self, lossless: np.ndarray, now: float) -> np.ndarray:
