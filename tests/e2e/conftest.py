@@ -164,6 +164,26 @@ def host_factory(tmp_path: Path) -> Iterator[Callable[..., RunningHost]]:
 
 
 @pytest.fixture
+def injectors() -> Iterator[Callable[[str], InputSink]]:
+    """Make real injectors (``host_factory(display, injector=injectors)``).
+
+    The host closes each when it stops (giving borrowed keycodes back); closing twice is safe.
+    """
+    from rdesk.host.inject import PynputInjector
+
+    made: list[PynputInjector] = []
+
+    def make(display: str) -> PynputInjector:
+        injector = PynputInjector(display)
+        made.append(injector)
+        return injector
+
+    yield make
+    for injector in made:
+        injector.close()
+
+
+@pytest.fixture
 def host(xvfb: Xvfb, host_factory: Callable[..., RunningHost]) -> RunningHost:
     """A host sharing a fresh 640×480 Xvfb, password :data:`PASSWORD`."""
     return host_factory(xvfb.display)

@@ -48,21 +48,6 @@ class Desk:
 
 
 @pytest.fixture
-def injectors() -> Iterator[Callable[[str], PynputInjector]]:
-    """Make real injectors; close them (X connections, borrowed keycodes) afterwards."""
-    made: list[PynputInjector] = []
-
-    def make(display: str) -> PynputInjector:
-        injector = PynputInjector(display)
-        made.append(injector)
-        return injector
-
-    yield make
-    for injector in made:
-        injector.close()
-
-
-@pytest.fixture
 def desk(
     xvfb_factory: Callable[..., Xvfb],
     injectors: Callable[[str], PynputInjector],

@@ -129,20 +129,6 @@ class Setup:
         return viewer
 
 
-@pytest.fixture
-def injectors() -> Iterator[Callable[[str], PynputInjector]]:
-    made: list[PynputInjector] = []
-
-    def make(display: str) -> PynputInjector:
-        injector = PynputInjector(display)
-        made.append(injector)
-        return injector
-
-    yield make
-    for injector in made:
-        injector.close()
-
-
 def _setup(xvfb_factory: Callable[..., Xvfb], host_factory: Callable[..., RunningHost],
            injectors: Callable[[str], PynputInjector], tmp_path: Path,
            view_size: tuple[int, int]) -> Iterator[Setup]:
