@@ -41,6 +41,9 @@ class Subscriber(Protocol):
     def resized(self) -> None:
         """The screen changed size: everything is dirty and the viewer must be told."""
 
+    def ready(self) -> bool:
+        """Whether the viewer could be sent an update now (its window has room)."""
+
 
 class ChangeNotifier(Protocol):
     """Tells when the screen may have changed (X DAMAGE)."""
@@ -77,6 +80,7 @@ class ScreenSource:
         self.grabs = 0
         self._subscribers: set[Subscriber] = set()
         self._changed = asyncio.Event()
+        self._room = asyncio.Event()
         self._reset_history(time.monotonic())
 
     @property
@@ -110,6 +114,22 @@ class ScreenSource:
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
+
+    def room(self) -> None:
+        """A viewer's window has room again (an ack arrived): a deferred grab may go ahead."""
+        self._room.set()
+
+    async def _until_someone_has_room(self) -> None:
+        """Defer a grab while every viewer's window is full.
+
+        Nobody could be sent the grab yet; the diff of the grab that follows is taken against
+        the last one, so deferring loses no change, and it saves the grab and diff of frames
+        no viewer would ever get (DESIGN.md: a slow viewer sees fewer frames, never stale ones).
+        """
+        while self._subscribers and not any(sub.ready() for sub in self._subscribers):
+            self._room.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._room.wait(), DAMAGE_SAFETY_POLL)
 
     def capture_once(self, now: float) -> bool:
         """Grab, diff and notify subscribers; return True if anything changed."""
@@ -146,6 +166,7 @@ class ScreenSource:
         try:
             interval = self.min_interval
             while True:
+                await self._until_someone_has_room()
                 started = time.monotonic()
                 if self.notifier is not None:
                     # Drain damage first, then grab: drawing after the drain re-arms us.

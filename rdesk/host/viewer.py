@@ -151,6 +151,11 @@ class ViewerLink:
     def acked(self) -> None:
         """An acknowledgement arrived: the window may have room now."""
         self._wake.set()
+        self.source.room()
+
+    def ready(self) -> bool:
+        """Whether an update could be sent now (the source defers grabs until one could)."""
+        return self.session.flow.can_send()
 
     # --- the sender ----------------------------------------------------------------------------
 
