@@ -33,7 +33,6 @@ from rdesk.protocol import limits
 from rdesk.protocol.errors import CloseCode, ProtocolError
 from rdesk.protocol.fingerprint import fingerprint
 from rdesk.protocol.messages import (
-    LOCAL_USER,
     NOBODY,
     PROTOCOL_VERSION,
     Ack,
@@ -278,9 +277,8 @@ class Stats:
     updates: int = 0
     rects: int = 0
     bytes: int = 0
-    #: Host timestamp (µs) of the last update, and our clock when it was applied.
+    #: Host timestamp (µs) of the last update applied.
     last_update_host_us: int = 0
-    last_update_at: float = 0.0
     #: Round-trip time in seconds of the last answered :meth:`Connection.ping`, if any.
     rtt: float | None = None
     #: Smallest ping round trip seen (the link's base RTT, for ``rdesk watch``).
@@ -387,7 +385,6 @@ class Connection:
             self.stats.rects += len(message.rects)
             self.stats.bytes += len(data)
             self.stats.last_update_host_us = message.timestamp_us
-            self.stats.last_update_at = time.monotonic()
             self.stats.last_update = message
             self._notify(painted)
         elif isinstance(message, Screen):
@@ -491,10 +488,6 @@ class Connection:
     def has_control(self) -> bool:
         """Whether this viewer holds control (as the host last said)."""
         return self.holder == self.viewer_id
-
-    @property
-    def local_user_has_control(self) -> bool:
-        return self.holder == LOCAL_USER
 
     async def request_control(self) -> None:
         """Ask for control; the holder or the host's user answers (watch :attr:`holder`)."""
