@@ -91,7 +91,11 @@ async def test_ten_thousand_keys_in_a_second(
 ) -> None:
     from rdesk.host.inject import PynputInjector
 
-    host = host_factory(xvfb.display, injector=PynputInjector)
+    # A small bucket (100 events/s, burst 200) so the check does not depend on how fast this
+    # machine injects: 5000 presses could only all pass if the flood took over 48 seconds.
+    host = host_factory(
+        xvfb.display, injector=lambda display: PynputInjector(display, rate=100.0, burst=200.0)
+    )
     with Recorder(xvfb.display) as rec:
         flood = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
         watcher = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
@@ -107,8 +111,8 @@ async def test_ten_thousand_keys_in_a_second(
             await watcher.wait_exact(30)
             await asyncio.sleep(0.5)
             presses = rec.typed_text().count("f")
-            # The token bucket (burst 2000, 1000/s) let through far fewer than 5000 presses.
-            assert 0 < presses < 5000
+            # The token bucket let through far fewer than the 5000 presses sent.
+            assert 0 < presses < 2500
             assert pressed_keys(xvfb.display) == []  # no key left held down
         finally:
             await _close_all(flood, watcher)
