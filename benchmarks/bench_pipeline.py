@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from functools import partial
@@ -25,37 +23,11 @@ from PIL import Image, ImageDraw
 from rdesk.host.capture import MssCapturer
 from rdesk.host.encode import encode_rect, is_photo_like
 from rdesk.host.tiles import TILE, dirty_tiles, merge_tiles
+from rdesk.host.virtual import VirtualDisplay
 
 __all__ = ["main"]
 
 W, H = 1920, 1080
-
-
-def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        raise SystemExit("Xvfb not installed")
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        [
-            xvfb,
-            "-displayfd",
-            str(write_fd),
-            "-screen",
-            "0",
-            f"{W}x{H}x24",
-            "-nolisten",
-            "tcp",
-            "-noreset",
-        ],
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        number = pipe.readline().strip()
-    return proc, f":{int(number)}"
 
 
 def ui_frame() -> np.ndarray:
@@ -118,18 +90,10 @@ def main() -> None:
     runs: int = args.runs
 
     rows: list[tuple[str, float, str]] = []
-    proc, display = start_xvfb()
-    try:
-        ui = ui_frame()
-        cap = MssCapturer(display)
-        try:
-            ms, frame = median_ms(cap.grab, runs)
-            rows.append(("mss grab 1920x1080 (Xvfb, XShm)", ms, f"{frame.nbytes / 1e6:.1f} MB"))
-        finally:
-            cap.close()
-    finally:
-        proc.terminate()
-        proc.wait()
+    ui = ui_frame()
+    with VirtualDisplay(W, H) as xvfb, MssCapturer(xvfb.display) as cap:
+        ms, frame = median_ms(cap.grab, runs)
+        rows.append(("mss grab 1920x1080 (Xvfb, XShm)", ms, f"{frame.nbytes / 1e6:.1f} MB"))
 
     prev = ui
     still = ui.copy()

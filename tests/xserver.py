@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import queue
-import select
 import shutil
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from typing import IO, Any
 
 import numpy as np
 from PIL import Image
+
+from rdesk.host.virtual import VirtualDisplay, VirtualDisplayError
 
 XCLIENTS_DIR = Path(__file__).resolve().parent / "xclients"
 PAINTER_SCRIPT = XCLIENTS_DIR / "painter.py"
@@ -92,6 +93,7 @@ class Xvfb:
         self.display = ""
         self.env: dict[str, str] = {}
         self.proc: subprocess.Popen[bytes] | None = None
+        self._server: VirtualDisplay | None = None
         self._log: IO[bytes] | None = None
 
     def __repr__(self) -> str:
@@ -103,82 +105,32 @@ class Xvfb:
         return (self.width, self.height)
 
     def start(self) -> Xvfb:
-        """Start the server and wait until it accepts connections."""
+        """Start the server and wait until it accepts connections.
+
+        The launch itself is the product's (:class:`rdesk.host.virtual.VirtualDisplay`, what
+        ``rdesk host --virtual`` runs); the harness adds a log of the server's output.
+        """
         if self.proc is not None:
             raise XHarnessError("Xvfb already started")
-        binary = shutil.which("Xvfb")
-        if binary is None:
+        if shutil.which("Xvfb") is None:
             raise XvfbNotFoundError(
                 "Xvfb is not installed (apt-get install xvfb); the end-to-end tests need a real "
                 "X server"
             )
-        read_fd, write_fd = os.pipe()
         self._log = tempfile.TemporaryFile(prefix="xvfb-log-")  # noqa: SIM115 (closed in stop)
-        cmd = [
-            binary,
-            "-displayfd",
-            str(write_fd),
-            "-screen",
-            "0",
-            f"{self.width}x{self.height}x{self.depth}",
-            "-nolisten",
-            "tcp",
-            "-noreset",
-            "+extension",
-            "DAMAGE",
-            "+extension",
-            "XTEST",
-            *self.extra_args,
-        ]
+        self._server = VirtualDisplay(
+            self.width, self.height, self.depth, self.start_timeout,
+            extra_args=self.extra_args, output=self._log,
+        )  # fmt: skip
         try:
-            self.proc = subprocess.Popen(
-                cmd,
-                pass_fds=(write_fd,),
-                stdin=subprocess.DEVNULL,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        finally:
-            os.close(write_fd)
-        try:
-            number = self._read_display_number(read_fd)
-        except BaseException:
+            self._server.start()
+        except VirtualDisplayError as exc:
             self.stop()
-            raise
-        finally:
-            os.close(read_fd)
-        self.display = f":{number}"
+            raise XHarnessError(f"{exc}\n{self.log()}") from None
+        self.proc = self._server.proc
+        self.display = self._server.display
         self.env = dict(os.environ, DISPLAY=self.display)
         return self
-
-    def _read_display_number(self, fd: int) -> int:
-        """Read the display number Xvfb writes to ``-displayfd`` once it is ready."""
-        assert self.proc is not None
-        deadline = time.monotonic() + self.start_timeout
-        data = b""
-        while not data.endswith(b"\n"):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise XHarnessError(
-                    f"Xvfb did not report a display within {self.start_timeout}s\n{self.log()}"
-                )
-            ready, _, _ = select.select([fd], [], [], min(remaining, 0.2))
-            if not ready:
-                if self.proc.poll() is not None:
-                    raise XHarnessError(
-                        f"Xvfb exited with status {self.proc.returncode}\n{self.log()}"
-                    )
-                continue
-            chunk = os.read(fd, 64)
-            if not chunk:
-                self.proc.wait(timeout=5)
-                raise XHarnessError(
-                    f"Xvfb exited with status {self.proc.returncode} before reporting a "
-                    f"display\n{self.log()}"
-                )
-            data += chunk
-        return int(data.strip())
 
     def log(self) -> str:
         """Everything the server wrote to stdout/stderr so far."""
@@ -190,16 +142,11 @@ class Xvfb:
         self._log.seek(0, os.SEEK_END)
         return text
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Terminate the server (kill it if it does not exit within ``timeout``)."""
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=timeout)
+    def stop(self) -> None:
+        """Terminate the server (killed if it does not exit in time); idempotent."""
+        server, self._server, self.proc = self._server, None, None
+        if server is not None:
+            server.stop()
         if self._log is not None:
             self._log.close()
             self._log = None
