@@ -5,6 +5,7 @@ The rest of the host talks to a :class:`Capturer`; tests may pass a fake with th
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol, runtime_checkable
 
 import mss
@@ -14,7 +15,11 @@ import numpy.typing as npt
 from Xlib import display as xdisplay
 from Xlib import error as xerror
 
-__all__ = ["CaptureError", "Capturer", "MssCapturer"]
+__all__ = ["CaptureError", "Capturer", "MssCapturer", "SIZE_CHECK_INTERVAL"]
+
+#: Seconds between checks of the root window's size (a round trip each). A screen that shrank
+#: is noticed at once (the grab fails); one that grew, within this time.
+SIZE_CHECK_INTERVAL = 0.25
 
 
 class CaptureError(Exception):
@@ -41,8 +46,9 @@ class Capturer(Protocol):
         Returns a fresh C-contiguous ``(height, width, 4)`` uint8 array of BGRA pixels (the
         fourth byte is padding, not meaningful alpha). The array is owned by the caller: later
         grabs never write into it, so it may be kept as the previous frame or shared between
-        threads. After a screen resize the next grab returns the new size and ``width`` /
-        ``height`` follow it. Raises :class:`CaptureError` if the display went away.
+        threads. After a screen resize grabs return the new size soon (an implementation may
+        check the size only every fraction of a second) and ``width`` / ``height`` follow it.
+        Raises :class:`CaptureError` if the display went away.
         """
         ...
 
@@ -70,9 +76,10 @@ class MssCapturer:
     ``display`` is an X display name such as ``":99"``; None means ``$DISPLAY``. The
     constructor raises :class:`CaptureError` when the display cannot be opened.
 
-    A resize (e.g. ``xrandr``) is noticed at the next :meth:`grab`: the root geometry is queried
-    on a separate light python-xlib connection before each grab (one round trip, tens of
-    microseconds) and the mss instance is re-created when it changed, because mss sizes its
+    A resize (e.g. ``xrandr``) is followed: the root geometry is queried on a separate light
+    python-xlib connection at most every :data:`SIZE_CHECK_INTERVAL` seconds (a Python round
+    trip costs about as much as a diff, so not on every grab at 60 Hz), and at once when a grab
+    fails because the screen shrank; the mss instance is then re-created, because mss sizes its
     shared-memory buffer once. Not thread-safe: use one instance from one thread at a time.
     """
 
@@ -87,6 +94,7 @@ class MssCapturer:
         self._width = 0
         self._height = 0
         self._closed = False
+        self._size_checked = 0.0
         try:
             self._reopen()
         except CaptureError:
@@ -132,12 +140,16 @@ class MssCapturer:
         """Capture the whole screen; see :meth:`Capturer.grab` for the contract."""
         if self._closed:
             raise CaptureError("capturer is closed")
-        if self._root_size() != (self._width, self._height):
-            self._reopen()
+        now = time.monotonic()
+        if now - self._size_checked >= SIZE_CHECK_INTERVAL:
+            self._size_checked = now
+            if self._root_size() != (self._width, self._height):
+                self._reopen()
         try:
             shot = self._sct.grab(self._monitor)
         except mss.exception.ScreenShotError:
-            # A resize between the size check and the grab: re-read the size, retry once.
+            # The screen shrank since the size was last checked: re-read the size, retry once.
+            self._size_checked = time.monotonic()
             self._reopen()
             try:
                 shot = self._sct.grab(self._monitor)

@@ -1,9 +1,11 @@
-"""Rectangle encoding: the host's only importer of Pillow.
+"""Rectangle encoding: the host's only importer of Pillow and simplejpeg.
 
-A rectangle of a BGRA frame becomes JPEG (lossy) or WebP-lossless (pixel-exact; PNG beyond
-WebP's size limit); a cheap content classifier can send photo-like regions as high-quality JPEG
-instead of lossless when the caller allows it. :class:`EncodeCache` lets several viewers that
-ask for the same pixels at the same settings share one encode.
+A rectangle of a BGRA frame becomes JPEG (lossy, with simplejpeg: libjpeg-turbo reading the
+BGRX pixels in place, with the GIL released so bands encode on several cores at once) or
+WebP-lossless (pixel-exact; PNG beyond WebP's size limit); a cheap content classifier can send
+photo-like regions as high-quality JPEG instead of lossless when the caller allows it.
+:class:`EncodeCache` lets several viewers that ask for the same pixels at the same settings
+share one encode.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import simplejpeg
 from PIL import Image
 
 from rdesk.protocol.encodings import Encoding
@@ -116,12 +119,17 @@ def _scaled(im: Image.Image, scale: float) -> Image.Image:
     return im.resize(size, Image.Resampling.BILINEAR)
 
 
-def _jpeg(im: Image.Image, quality: int) -> bytes:
-    buf = io.BytesIO()
+def _jpeg(pixels: npt.NDArray[np.uint8], quality: int) -> bytes:
+    """Baseline JPEG of ``pixels``: (h, w, 4) BGRX straight from the frame, or (h, w, 3) RGB.
+
+    simplejpeg takes the frame's rows at their stride, so no RGB copy is made (Pillow's
+    BGRX→RGB unpack cost about 2 ms a 1080p frame), and it releases the GIL while encoding.
+    """
     # 4:2:0 halves the data; at high quality chroma detail (coloured text) is worth keeping.
-    subsampling = 0 if quality >= 90 else 2
-    im.save(buf, "JPEG", quality=quality, subsampling=subsampling, optimize=False)
-    return buf.getvalue()
+    subsampling = "444" if quality >= 90 else "420"
+    colorspace = "BGRX" if pixels.shape[2] == 4 else "RGB"
+    payload: bytes = simplejpeg.encode_jpeg(pixels, quality, colorspace, subsampling, fastdct=True)
+    return payload
 
 
 def _webp_lossless(im: Image.Image) -> bytes:
@@ -171,13 +179,14 @@ def encode_rect(
         # codec on the flat areas UIs are made of (RFB's solid fill, by other means).
         return EncodedRect(x, y, w, h, Encoding.PNG, _png(Image.new("RGB", (1, 1), solid)),
                            exact=True)
-    im = _scaled(_to_image(frame, rect), scale)
     scaled = scale < 1.0
-    if not lossless:
-        return EncodedRect(x, y, w, h, Encoding.JPEG, _jpeg(im, quality), exact=False)
-    if allow_lossy_fallback and is_photo_like(frame, rect):
-        payload = _jpeg(im, _FALLBACK_JPEG_QUALITY)
+    if not lossless or (allow_lossy_fallback and is_photo_like(frame, rect)):
+        pixels = frame[y : y + h, x : x + w]
+        if scaled:
+            pixels = np.asarray(_scaled(_to_image(frame, rect), scale))
+        payload = _jpeg(pixels, quality if not lossless else _FALLBACK_JPEG_QUALITY)
         return EncodedRect(x, y, w, h, Encoding.JPEG, payload, exact=False)
+    im = _scaled(_to_image(frame, rect), scale)
     if max(im.size) > _WEBP_MAX_SIDE:
         return EncodedRect(x, y, w, h, Encoding.PNG, _png(im), exact=not scaled)
     return EncodedRect(x, y, w, h, Encoding.WEBP, _webp_lossless(im), exact=not scaled)

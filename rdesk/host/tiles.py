@@ -46,9 +46,8 @@ def dirty_tiles(
     (edge tiles may be partial) and is True exactly where at least one byte in the tile differs.
     If the shapes differ (the screen was resized), every tile of ``cur`` is dirty.
 
-    Cost: an unchanged frame is one vectorised compare (about a quarter of a millisecond at
-    1920x1080); otherwise each 64-row band is compared as a whole and only bands that changed
-    are reduced per tile.
+    Cost: one vectorised pass over both frames, band by band, whatever changed (about 0.4 ms
+    at 1920x1080, still or all changed); only bands that changed are then folded into tiles.
     """
     if tile <= 0:
         raise ValueError(f"tile must be positive, got {tile}")
@@ -67,21 +66,17 @@ def dirty_tiles(
     per_px = 2 if wide else 1
     a = _words(prev, wide)
     b = _words(cur, wide)
-    if np.array_equal(a, b):
-        return mask
-
     tile_words = tile // per_px
     ncols_words = a.shape[1]
     padded = cols * tile_words
     for r in range(rows):
         y0 = r * tile
         y1 = min(y0 + tile, height)
-        band_a = a[y0:y1]
-        band_b = b[y0:y1]
-        if np.array_equal(band_a, band_b):
+        # One pass over the band: which word columns changed in any of its rows. (Checking
+        # the frame or band for equality first would read it twice whenever it changed.)
+        changed_cols = np.not_equal(a[y0:y1], b[y0:y1]).any(axis=0)
+        if not changed_cols.any():
             continue
-        # Column-wise "any row differs" for the band, then fold columns into tiles.
-        changed_cols = np.not_equal(band_a, band_b).any(axis=0)
         if padded != ncols_words:
             changed_cols = np.concatenate(
                 [changed_cols, np.zeros(padded - ncols_words, dtype=np.bool_)]

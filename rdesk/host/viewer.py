@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Awaitable, Callable
 
@@ -47,8 +48,24 @@ SCROLL_MIN_TILES = 24
 UPDATE_BUDGET = limits.MAX_UPDATE_MESSAGE // 2
 
 
-#: Tallest rectangle encoded in one piece: bounds one payload, and lets updates stream.
+#: Tallest rectangle encoded in one piece: bounds one payload, and lets bands encode in parallel.
 BAND_HEIGHT = 256
+#: Threads one update's rectangles are encoded on side by side. The JPEG encoder (simplejpeg)
+#: releases the GIL, so a full-screen frame's bands use every core.
+ENCODE_WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+Job = tuple[tuple[int, int, int, int], bool]
+
+
+def _share_out(jobs: list[Job], parts: int) -> list[list[int]]:
+    """Indices of ``jobs`` dealt into at most ``parts`` groups of about equal pixel area."""
+    groups: list[list[int]] = [[] for _ in range(min(parts, len(jobs)))]
+    loads = [0] * len(groups)
+    for i in sorted(range(len(jobs)), key=lambda i: -jobs[i][0][2] * jobs[i][0][3]):
+        lightest = loads.index(min(loads))
+        groups[lightest].append(i)
+        loads[lightest] += jobs[i][0][2] * jobs[i][0][3]
+    return groups
 
 
 def _bands(rects: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
@@ -232,7 +249,7 @@ class ViewerLink:
         tile, (w, h) = source.tile, self._size
         jobs = [(r, False) for r in _bands(merge_tiles(moving, tile, w, h))]
         jobs += [(r, True) for r in _bands(merge_tiles(lossless, tile, w, h))]
-        encoded = await asyncio.to_thread(self._encode_all, frame, frame_id, jobs)
+        encoded = await self._encode_all(frame, frame_id, jobs)
         self._learn_lossless_size(encoded)
         exact = not self.dirty.any() and not self.lossy.any()
         await self._send_rects(encoded, exact, now)
@@ -265,7 +282,7 @@ class ViewerLink:
         copy, residual = plan
         lossless = int(residual.sum()) < LOSSY_AREA_TILES
         jobs = [(r, lossless) for r in _bands(merge_tiles(residual, tile, *self._size))]
-        encoded = await asyncio.to_thread(self._encode_all, frame, frame_id, jobs)
+        encoded = await self._encode_all(frame, frame_id, jobs)
         if not lossless:
             self.lossy |= residual
         complete = lossless and all(e.exact for e in encoded)
@@ -297,16 +314,29 @@ class ViewerLink:
             nbytes = sum(len(e.payload) for e in encoded if e.exact)
             self._lossless_bpp += 0.5 * (nbytes / pixels - self._lossless_bpp)
 
-    def _encode_all(
-        self, frame: np.ndarray, frame_id: int, jobs: list[tuple[tuple[int, int, int, int], bool]]
-    ) -> list[EncodedRect]:
-        return [
-            self.cache.get(frame_id, frame, rect, lossless=lossless, quality=self.quality,
-                           scale=1.0 if lossless else self.scale)
-            for rect, lossless in jobs
-        ]
+    async def _encode_all(self, frame: np.ndarray, frame_id: int, jobs: list[Job]
+                          ) -> list[EncodedRect]:
+        """Encode ``jobs`` (rect, lossless) in worker threads; results in the jobs' order."""
+        quality, scale = self.quality, self.scale
+
+        def encode(indices: list[int]) -> list[EncodedRect]:
+            return [
+                self.cache.get(frame_id, frame, jobs[i][0], lossless=jobs[i][1],
+                               quality=quality, scale=1.0 if jobs[i][1] else scale)
+                for i in indices
+            ]
+
+        groups = _share_out(jobs, ENCODE_WORKERS)
+        results = await asyncio.gather(*(asyncio.to_thread(encode, g) for g in groups))
+        out: list[EncodedRect | None] = [None] * len(jobs)
+        for indices, encoded in zip(groups, results, strict=True):
+            for i, enc in zip(indices, encoded, strict=True):
+                out[i] = enc
+        return [enc for enc in out if enc is not None]
 
     async def _send_rects(self, encoded: list[EncodedRect], exact: bool, now: float) -> None:
+        """Send ``encoded`` as one round of updates; ``now`` is when its pixels were taken."""
+        self.controller.on_round(now)
         batch: list[Rect] = []
         size = 0
         for i, enc in enumerate(encoded):

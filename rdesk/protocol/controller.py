@@ -89,7 +89,8 @@ class Caps:
 class Controller:
     """Chooses one viewer's window, quality, scale and frame rate from its link estimates.
 
-    Feed it every acknowledgement (:meth:`on_ack`) and every update sent (:meth:`on_sent`);
+    Feed it every acknowledgement (:meth:`on_ack`), the start of every update round
+    (:meth:`on_round`) and every update sent (:meth:`on_sent`);
     read :attr:`quality`, :attr:`scale`, :attr:`fps`, :meth:`window_bytes`,
     :meth:`next_send_at` and :meth:`refresh_budget`.
     """
@@ -101,7 +102,8 @@ class Controller:
         self.level = min(1.0, max(0.0, level))
         self._last_update = now
         self._last_decrease = -1e9
-        self._last_sent: float | None = None
+        #: Earliest start of the next round under the frame-rate cap.
+        self._round_due: float | None = None
         self._bw_free_at = now
         #: EWMA of updates' transmit time at the bandwidth cap (seconds).
         self.pace_delay = 0.0
@@ -119,9 +121,21 @@ class Controller:
         self.estimator.on_sample(now, rtt, nbytes)
         self.update(now)
 
+    def on_round(self, now: float) -> None:
+        """An update round starts now (its pixels are taken): the frame-rate cap counts from here.
+
+        Counting from the start, not from when the update left, keeps encode time out of the
+        frame interval: at a 60 fps cap, rounds start every 1/60 s however long each takes to
+        encode, as long as one round fits in that time. The slots are kept on a schedule, so a
+        round that starts a little late (timer granularity) does not push every later one back;
+        at most half an interval is made up, so rounds never go out in a burst.
+        """
+        interval = 1.0 / self.fps
+        due = self._round_due if self._round_due is not None else now
+        self._round_due = max(due, now - interval / 2) + interval
+
     def on_sent(self, now: float, nbytes: int) -> None:
-        """An update of ``nbytes`` left now: count it against the frame-rate and bandwidth caps."""
-        self._last_sent = now
+        """An update of ``nbytes`` left now: count it against the bandwidth cap."""
         bw = self.caps.max_bandwidth
         if bw is not None:
             # The cap acts like a bottleneck of that rate: an update's transmit time at the
@@ -214,8 +228,8 @@ class Controller:
         a keystroke, which should not wait for the next motion frame slot).
         """
         at = now
-        if frame_rate and self._last_sent is not None:
-            at = max(at, self._last_sent + 1.0 / self.fps)
+        if frame_rate and self._round_due is not None:
+            at = max(at, self._round_due)
         if self.caps.max_bandwidth is not None:
             at = max(at, self._bw_free_at)
         return at

@@ -72,6 +72,7 @@ class Sim:
             if can and self.now >= self.ctl.next_send_at(self.now):
                 size = frame_bytes(self.ctl.quality, self.ctl.scale)
                 self.flow.on_sent(self.seq, self.now, size)
+                self.ctl.on_round(self.now)
                 self.ctl.on_sent(self.now, size)
                 self.acks.append((self.link.send(self.now, size), self.seq))
                 self.seq += 1
@@ -212,3 +213,25 @@ def test_idle_link_does_not_climb() -> None:
     for i in range(1, 50):
         ctl.update(1.0 + i * 0.1)  # no acks for a long time: no evidence the link is clear
     assert ctl.level == pytest.approx(0.3)
+
+
+def test_frame_rate_slots_keep_time_despite_encode_time_and_late_timers() -> None:
+    """Rounds start 60 times a second even when each takes 8 ms to encode and the timer
+    wakes 1 ms late (counting the cap from each send would give 1 / (16.7 + 9 ms) ≈ 39)."""
+    ctl = Controller(Caps(max_fps=60), now=0.0)
+    now, starts = 0.0, []
+    for _ in range(121):
+        now = max(now, ctl.next_send_at(now)) + 0.001
+        ctl.on_round(now)
+        starts.append(now)
+        now += 0.008
+        ctl.on_sent(now, 300_000)
+    rate = (len(starts) - 1) / (starts[-1] - starts[0])
+    assert 59.0 <= rate <= 60.5
+
+
+def test_frame_rate_slots_make_up_no_burst_after_a_pause() -> None:
+    ctl = Controller(Caps(max_fps=50), now=0.0)
+    ctl.on_round(0.0)
+    ctl.on_round(5.0)  # the screen was still for seconds
+    assert ctl.next_send_at(5.0) - 5.0 >= 0.5 / 50 - 1e-9
