@@ -4,7 +4,7 @@ Starts a 1920x1080x24 Xvfb, a real ``rdesk host`` (a subprocess, so its CPU time
 and for every (workload, link) cell a shaping proxy (tests/linkproxy.py) and a viewer on the
 client library. Prints a markdown table and the machine. Usage::
 
-    python benchmarks/bench_links.py [--seconds 8] [--only motion]
+    python benchmarks/bench_links.py [--seconds 8] [--runs 3] [--only motion] [--link "2 Mbit"]
 
 Workloads (drawn by tests/xclients/painter.py, without dumps):
 
@@ -16,7 +16,8 @@ Workloads (drawn by tests/xclients/painter.py, without dumps):
 - ``motion``: full-screen repaint cycling four noisy patterns, as fast as the painter goes.
 
 Per cell: delivered updates per second and the longest gap between updates, latency median and
-p95 (typing), bytes the viewer received, and the host process's CPU seconds per second.
+p95 (typing), bytes the viewer received, and the host process's CPU seconds per second; with
+``--runs N`` each figure is the median of N runs (a fresh host each).
 """
 
 from __future__ import annotations
@@ -176,6 +177,16 @@ async def _cell(host: Host, painter: Painter, workload: str, link: tuple[str, fl
             await conn.close()
 
 
+def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row of per-figure medians over runs of the same cell."""
+    row = dict(runs[0])
+    for key, value in row.items():
+        if isinstance(value, float | int):
+            values = [r[key] for r in runs if r[key] is not None]
+            row[key] = statistics.median(values) if values else None
+    return row
+
+
 def _close(a: Any, b: tuple[int, int, int], tol: int = 40) -> bool:
     return all(abs(int(x) - int(y)) <= tol for x, y in zip(a, b, strict=False))
 
@@ -192,8 +203,12 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="per cell (8)")
+    parser.add_argument("--runs", type=int, default=1, help="runs per cell; medians (1)")
     parser.add_argument("--only", choices=WORKLOADS, action="append", help="workloads to run")
+    parser.add_argument("--link", action="append",
+                        help="only links whose name contains this (e.g. '2 Mbit')")
     args = parser.parse_args(argv)
+    links = [link for link in LINKS if not args.link or any(n in link[0] for n in args.link)]
     rows = []
     with (
         tempfile.TemporaryDirectory(prefix="bench-links-") as tmp,
@@ -201,15 +216,18 @@ def main(argv: list[str] | None = None) -> int:
         Painter(xvfb.display, seed=1, dump=False, timeout=60) as painter,
     ):
         for workload in args.only or WORKLOADS:
-            for i, link in enumerate(LINKS):
-                # A fresh host per cell, so its CPU time is the cell's alone.
-                host = Host(xvfb.display, Path(tmp) / f"{workload}{i}")
-                try:
-                    row = asyncio.run(_cell(host, painter, workload, link, args.seconds))
-                finally:
-                    host.stop()
-                rows.append(row)
-                print(row, file=sys.stderr, flush=True)
+            for i, link in enumerate(links):
+                runs = []
+                for run in range(args.runs):
+                    # A fresh host per run, so its CPU time is the run's alone.
+                    host = Host(xvfb.display, Path(tmp) / f"{workload}{i}-{run}")
+                    try:
+                        runs.append(asyncio.run(_cell(host, painter, workload, link,
+                                                      args.seconds)))
+                    finally:
+                        host.stop()
+                    print(runs[-1], file=sys.stderr, flush=True)
+                rows.append(_median_row(runs))
     print("| workload | link (rate/RTT) | updates/s | longest gap ms | latency median ms "
           "| latency p95 ms | bytes received | host CPU (s/s) |")
     print("|---|---|---|---|---|---|---|---|")
@@ -220,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['bytes'] / 1e6:.2f} MB | {r['cpu']:.2f} |")
     print(f"\nMachine: {platform.machine()}, {os.cpu_count()} CPUs, "
           f"{platform.python_implementation()} {platform.python_version()}, {platform.platform()}; "
-          f"{args.seconds:g} s per cell.")
+          f"{args.seconds:g} s per run, median of {args.runs} run(s) per cell; "
+          f"1-min load at the end {os.getloadavg()[0]:.2f}.")
     return 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["TILE", "Rect", "detect_vertical_scroll", "dirty_tiles", "merge_tiles"]
+__all__ = ["TILE", "Rect", "changed_box", "detect_vertical_scroll", "dirty_tiles", "merge_tiles"]
 
 #: Side of a square tile, in pixels.
 TILE = 64
@@ -83,6 +83,28 @@ def dirty_tiles(
             )
         mask[r] = changed_cols.reshape(cols, tile_words).any(axis=1)
     return mask
+
+
+def changed_box(
+    prev: npt.NDArray[np.uint8], cur: npt.NDArray[np.uint8], rect: Rect
+) -> Rect | None:
+    """The smallest rectangle within ``rect`` outside which ``prev`` and ``cur`` are equal.
+
+    ``None`` when ``rect`` holds no difference at all. Both frames are ``(H, W, 4)`` uint8 of
+    the same shape and ``rect`` lies within them. A typed glyph marks whole 64x64 tiles dirty;
+    sending only the changed pixels to a viewer known to hold ``prev`` saves most of the bytes.
+    """
+    x, y, w, h = rect
+    # Whole pixels as 32-bit words: the last axis of a slice stays contiguous, so no copy.
+    a = prev[y : y + h, x : x + w].view(np.uint32)[..., 0]
+    b = cur[y : y + h, x : x + w].view(np.uint32)[..., 0]
+    differs = np.not_equal(a, b)
+    rows = np.flatnonzero(differs.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(differs.any(axis=0))
+    top, left = int(rows[0]), int(cols[0])
+    return (x + left, y + top, int(cols[-1]) - left + 1, int(rows[-1]) - top + 1)
 
 
 def _runs(row: BoolMask) -> list[tuple[int, int]]:

@@ -29,10 +29,10 @@ import numpy as np
 
 from rdesk.host.encode import EncodeCache, EncodedRect
 from rdesk.host.source import ScreenSource
-from rdesk.host.tiles import detect_vertical_scroll, dirty_tiles, merge_tiles
+from rdesk.host.tiles import changed_box, detect_vertical_scroll, dirty_tiles, merge_tiles
 from rdesk.protocol import limits
 from rdesk.protocol.codec import copy_payload
-from rdesk.protocol.controller import Caps, Controller
+from rdesk.protocol.controller import MIN_WINDOW_BYTES, Caps, Controller
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.flow import Sample
 from rdesk.protocol.messages import Rect, Screen, Update
@@ -44,6 +44,12 @@ __all__ = ["ViewerLink"]
 LOSSY_AREA_TILES = 48
 #: Changes at least this large are checked for a vertical scroll (sent as a copy).
 SCROLL_MIN_TILES = 24
+#: A scroll's residual (the newly exposed strip) goes lossless up to this fraction of the
+#: screen: a lossy residual would end the chain of copies, since a copy is only ever made from
+#: a picture the viewer holds exactly.
+SCROLL_LOSSLESS_FRACTION = 0.25
+#: ... and only if the link carries it within this many seconds at its best measured rate.
+SCROLL_STRIP_SECONDS = 0.5
 #: Bytes of payload per update before the rest goes into another update.
 UPDATE_BUDGET = limits.MAX_UPDATE_MESSAGE // 2
 
@@ -55,6 +61,13 @@ BAND_HEIGHT = 256
 ENCODE_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 Job = tuple[tuple[int, int, int, int], bool]
+
+
+def scroll_residual_lossless(tiles: int, screen_tiles: int) -> bool:
+    """Whether a scroll's residual of ``tiles`` goes lossless (keeping the copy chain alive):
+    up to :data:`SCROLL_LOSSLESS_FRACTION` of the screen, and never less than a change that
+    would go lossless anyway (:data:`LOSSY_AREA_TILES`)."""
+    return tiles < max(LOSSY_AREA_TILES, SCROLL_LOSSLESS_FRACTION * screen_tiles)
 
 
 def _share_out(jobs: list[Job], parts: int) -> list[list[int]]:
@@ -196,9 +209,13 @@ class ViewerLink:
                 await self._send_resize()
             now = time.monotonic()
             self.controller.update(now)
-            # The frame-rate cap paces motion; a small still change (typing) goes at once.
-            busy = bool((self.dirty & self.source.moving).any()) or (
-                int(self.dirty.sum()) >= LOSSY_AREA_TILES
+            # The frame-rate cap paces motion; a small still change (typing) goes at once, and
+            # so does a round while the viewer holds an exact picture, which may be a scroll:
+            # a scroll's bytes are the rows it exposes whatever the rate, so pacing would only
+            # batch them into fewer, later updates (the byte window still bounds the queue).
+            busy = self._exact_frame is None and (
+                bool((self.dirty & self.source.moving).any())
+                or int(self.dirty.sum()) >= LOSSY_AREA_TILES
             )
             wait = self.controller.next_send_at(now, frame_rate=busy) - now
             if wait > 0:  # frame-rate or bandwidth cap: changes keep accumulating meanwhile
@@ -249,10 +266,14 @@ class ViewerLink:
         tile, (w, h) = source.tile, self._size
         jobs = [(r, False) for r in _bands(merge_tiles(moving, tile, w, h))]
         jobs += [(r, True) for r in _bands(merge_tiles(lossless, tile, w, h))]
-        encoded = await self._encode_all(frame, frame_id, jobs)
+        # A viewer whose picture is exactly ``_exact_frame`` (so no tile of it is lossy) needs
+        # only the pixels that differ from it: a glyph, not the four tiles it touches.
+        encoded = await self._encode_all(frame, frame_id, jobs, base=self._exact_frame)
         self._learn_lossless_size(encoded)
         exact = not self.dirty.any() and not self.lossy.any()
-        await self._send_rects(encoded, exact, now)
+        if encoded:
+            await self._send_rects(encoded, exact, now)
+        # (Nothing to send: the dirty tiles came back to what the viewer holds.)
         self._exact_frame = frame if complete and all(e.exact for e in encoded) else None
 
     async def _send_scroll(self, frame: np.ndarray, frame_id: int, now: float) -> bool:
@@ -278,11 +299,26 @@ class ViewerLink:
         if plan is None:
             self.dirty |= taken
             return False
-        # The copy plus the residual tiles cover every difference between base and frame.
-        copy, residual = plan
-        lossless = int(residual.sum()) < LOSSY_AREA_TILES
-        jobs = [(r, lossless) for r in _bands(merge_tiles(residual, tile, *self._size))]
+        # The copy plus the residual tiles cover every difference between base and frame;
+        # after the copy the viewer holds ``predicted``, so only the pixels of the residual
+        # that differ from it (the exposed rows, not whole tiles) need be sent.
+        copy, residual, exposed = plan
+        area = sum(w * h for _, _, w, h in exposed)
+        # Lossless keeps the chain of copies going, as long as the strip is not too large
+        # for the screen or for the link: one the link cannot carry within
+        # SCROLL_STRIP_SECONDS at its best rate goes lossy (and small) instead. (Not the
+        # congestion-cut refresh budget: the exposed rows cost the same bytes however they
+        # are batched, so a lossy fallback would only lose the chain, not save bytes.)
+        link = max(float(MIN_WINDOW_BYTES), self.controller.estimator.peak_throughput(now))
+        lossless = scroll_residual_lossless(int(residual.sum()), residual.size) and (
+            self._lossless_bpp * area <= link * SCROLL_STRIP_SECONDS
+        )
+        if lossless:
+            jobs = [(r, True) for r in exposed]
+        else:
+            jobs = [(r, False) for r in _bands(merge_tiles(residual, tile, *self._size))]
         encoded = await self._encode_all(frame, frame_id, jobs)
+        self._learn_lossless_size(encoded)
         if not lossless:
             self.lossy |= residual
         complete = lossless and all(e.exact for e in encoded)
@@ -314,25 +350,32 @@ class ViewerLink:
             nbytes = sum(len(e.payload) for e in encoded if e.exact)
             self._lossless_bpp += 0.5 * (nbytes / pixels - self._lossless_bpp)
 
-    async def _encode_all(self, frame: np.ndarray, frame_id: int, jobs: list[Job]
-                          ) -> list[EncodedRect]:
-        """Encode ``jobs`` (rect, lossless) in worker threads; results in the jobs' order."""
+    async def _encode_all(self, frame: np.ndarray, frame_id: int, jobs: list[Job],
+                          base: np.ndarray | None = None) -> list[EncodedRect]:
+        """Encode ``jobs`` (rect, lossless) in worker threads; results in the jobs' order.
+
+        With ``base``, pixels the viewer is known to hold exactly, each lossless rect is first
+        trimmed to where ``frame`` differs from ``base``, and left out if it does nowhere.
+        """
         quality, scale = self.quality, self.scale
 
-        def encode(indices: list[int]) -> list[EncodedRect]:
-            return [
-                self.cache.get(frame_id, frame, jobs[i][0], lossless=jobs[i][1],
-                               quality=quality, scale=1.0 if jobs[i][1] else scale)
-                for i in indices
-            ]
+        def encode(indices: list[int]) -> list[tuple[int, EncodedRect]]:
+            out = []
+            for i in indices:
+                rect: tuple[int, int, int, int] | None = jobs[i][0]
+                lossless = jobs[i][1]
+                if lossless and base is not None:
+                    rect = changed_box(base, frame, jobs[i][0])
+                if rect is not None:
+                    out.append((i, self.cache.get(frame_id, frame, rect, lossless=lossless,
+                                                  quality=quality,
+                                                  scale=1.0 if lossless else scale)))
+            return out
 
         groups = _share_out(jobs, ENCODE_WORKERS)
         results = await asyncio.gather(*(asyncio.to_thread(encode, g) for g in groups))
-        out: list[EncodedRect | None] = [None] * len(jobs)
-        for indices, encoded in zip(groups, results, strict=True):
-            for i, enc in zip(indices, encoded, strict=True):
-                out[i] = enc
-        return [enc for enc in out if enc is not None]
+        return [enc for _, enc in sorted((p for part in results for p in part),
+                                         key=lambda p: p[0])]
 
     async def _send_rects(self, encoded: list[EncodedRect], exact: bool, now: float) -> None:
         """Send ``encoded`` as one round of updates; ``now`` is when its pixels were taken."""
@@ -360,10 +403,12 @@ class ViewerLink:
 
 def _plan_scroll(
     base: np.ndarray, frame: np.ndarray, region: tuple[int, int, int, int], tile: int
-) -> tuple[EncodedRect, np.ndarray] | None:
-    """The copy that turns ``base`` into most of ``frame`` within ``region``, and the tiles
-    still different after it; ``None`` if the change is not a vertical scroll."""
+) -> tuple[EncodedRect, np.ndarray, list[tuple[int, int, int, int]]] | None:
+    """The copy that turns ``base`` into most of ``frame`` within ``region``; the tiles where
+    the copied picture still differs from ``frame``; and, within those, the bands of pixels
+    that differ. ``None`` if the change is not a vertical scroll."""
     x, y, w, h = region
+    size = (frame.shape[1], frame.shape[0])
     dy = detect_vertical_scroll(base, frame, region)
     if not dy or abs(dy) >= h:
         return None
@@ -376,4 +421,5 @@ def _plan_scroll(
     predicted[dst_y : dst_y + height, x : x + w] = base[src_y : src_y + height, x : x + w]
     residual = dirty_tiles(predicted, frame, tile)
     copy = EncodedRect(x, dst_y, w, height, Encoding.COPY, copy_payload(x, src_y), exact=True)
-    return copy, residual
+    exposed = [changed_box(predicted, frame, r) for r in _bands(merge_tiles(residual, tile, *size))]
+    return copy, residual, [r for r in exposed if r is not None]

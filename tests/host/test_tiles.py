@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rdesk.host.tiles import TILE, detect_vertical_scroll, dirty_tiles, merge_tiles
+from rdesk.host.tiles import TILE, changed_box, detect_vertical_scroll, dirty_tiles, merge_tiles
 
 
 def naive_dirty(prev: npt.NDArray[np.uint8], cur: npt.NDArray[np.uint8], tile: int) -> np.ndarray:
@@ -156,3 +156,25 @@ def test_no_scroll() -> None:
     prev = _textish(rng, 120, 80)
     assert detect_vertical_scroll(prev, prev.copy(), (0, 0, 80, 120)) is None
     assert detect_vertical_scroll(prev, _textish(rng, 120, 80), (0, 0, 80, 120)) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_changed_box_is_the_tight_bounding_box(data: st.DataObject) -> None:
+    h, w = data.draw(st.integers(1, 40)), data.draw(st.integers(1, 40))
+    prev = np.zeros((h, w, 4), dtype=np.uint8)
+    cur = prev.copy()
+    points = data.draw(st.lists(st.tuples(st.integers(0, h - 1), st.integers(0, w - 1),
+                                          st.integers(0, 3)), max_size=5))
+    for py, px, channel in points:
+        cur[py, px, channel] = 7
+    rx, ry = data.draw(st.integers(0, w - 1)), data.draw(st.integers(0, h - 1))
+    rect = (rx, ry, data.draw(st.integers(1, w - rx)), data.draw(st.integers(1, h - ry)))
+    inside = [(py, px) for py, px, _ in points
+              if rx <= px < rx + rect[2] and ry <= py < ry + rect[3]]
+    box = changed_box(prev, cur, rect)
+    if not inside:
+        assert box is None
+        return
+    ys, xs = [p[0] for p in inside], [p[1] for p in inside]
+    assert box == (min(xs), min(ys), max(xs) - min(xs) + 1, max(ys) - min(ys) + 1)

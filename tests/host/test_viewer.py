@@ -1,0 +1,37 @@
+"""Pure policies of the per-viewer sender (rdesk/host/viewer.py)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rdesk.host.viewer import LOSSY_AREA_TILES, _share_out, scroll_residual_lossless
+
+
+def test_scroll_residual_on_a_1080p_screen_stays_lossless_beyond_a_lossy_change() -> None:
+    screen = 17 * 30  # 1920x1080 in 64-pixel tiles
+    # A lagging viewer's scroll exposes several text lines: three tile rows, 90 tiles, which
+    # as a plain change would go lossy, and would end the chain of copies.
+    assert LOSSY_AREA_TILES <= 3 * 30
+    assert scroll_residual_lossless(3 * 30, screen)
+    assert not scroll_residual_lossless(screen // 2, screen)
+
+
+def test_scroll_residual_on_a_small_screen_follows_the_lossy_threshold() -> None:
+    assert scroll_residual_lossless(LOSSY_AREA_TILES - 1, 80)
+    assert not scroll_residual_lossless(LOSSY_AREA_TILES, 80)
+
+
+@given(st.lists(st.tuples(st.integers(1, 2000), st.integers(1, 300)), max_size=40),
+       st.integers(1, 4))
+def test_share_out_deals_every_job_once_with_balanced_area(
+    sizes: list[tuple[int, int]], parts: int
+) -> None:
+    jobs = [((0, 0, w, h), False) for w, h in sizes]
+    groups = _share_out(jobs, parts)
+    assert sorted(i for g in groups for i in g) == list(range(len(jobs)))
+    assert len(groups) == min(parts, len(jobs))
+    if groups:
+        loads = [sum(jobs[i][0][2] * jobs[i][0][3] for i in g) for g in groups]
+        # Greedy largest-first: no group exceeds another by more than the largest job.
+        assert max(loads) - min(loads) <= max(w * h for w, h in sizes)
