@@ -79,7 +79,6 @@ class ScreenSource:
         self.frame_id = 0
         self.grabs = 0
         self._subscribers: set[Subscriber] = set()
-        self._changed = asyncio.Event()
         self._room = asyncio.Event()
         self._reset_history(time.monotonic())
 
@@ -160,28 +159,46 @@ class ScreenSource:
         Polling adapts: every frame interval while the screen changes, slowing to
         :data:`IDLE_POLL` when it is still, so a still screen costs almost nothing.
         """
-        loop = asyncio.get_running_loop()
-        if self.notifier is not None:
-            loop.add_reader(self.notifier.fileno(), self._changed.set)
-        try:
-            interval = self.min_interval
-            while True:
-                await self._until_someone_has_room()
-                started = time.monotonic()
-                if self.notifier is not None:
-                    # Drain damage first, then grab: drawing after the drain re-arms us.
-                    self.notifier.poll()
-                changed = self.capture_once(started) if self._subscribers else False
-                if self.notifier is None:
-                    interval = self.min_interval if changed else min(IDLE_POLL, interval * 1.5)
-                    await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
-                    continue
-                # Wait for damage (or the safety poll), then keep to the frame rate.
-                self._changed.clear()
-                if not self.notifier.poll():
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._changed.wait(), DAMAGE_SAFETY_POLL)
-                await asyncio.sleep(max(0.0, self.min_interval - (time.monotonic() - started)))
-        finally:
-            if self.notifier is not None:
-                loop.remove_reader(self.notifier.fileno())
+        notifier = self.notifier
+        interval = self.min_interval
+        # Grab slots on a 1/max_fps schedule: a wake-up a little late (timer granularity)
+        # does not push every later grab back, so 60 Hz motion is caught at 60 Hz.
+        due = time.monotonic()
+        while True:
+            await self._until_someone_has_room()
+            started = time.monotonic()
+            due = max(due, started - self.min_interval / 2) + self.min_interval
+            if notifier is not None:
+                # Drain damage first, then grab: drawing after the drain re-arms us.
+                notifier.poll()
+            changed = self.capture_once(started) if self._subscribers else False
+            if notifier is None:
+                interval = self.min_interval if changed else min(IDLE_POLL, interval * 1.5)
+                await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+                continue
+            # Wait for damage (or the safety poll), then keep to the frame rate.
+            if not notifier.poll():
+                await _readable(notifier.fileno(), DAMAGE_SAFETY_POLL)
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+
+
+async def _readable(fd: int, timeout: float) -> None:
+    """Wait until ``fd`` is readable or ``timeout`` seconds pass.
+
+    The reader is registered only for the wait: left registered, a connection with unread
+    data (damage arriving while the loop sleeps out the frame interval) would wake the event
+    loop on every iteration — a busy spin that cost several ms of CPU per frame.
+    """
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(ready, timeout)
+    finally:
+        loop.remove_reader(fd)
