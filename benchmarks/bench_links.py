@@ -13,7 +13,9 @@ Workloads (drawn by tests/xclients/painter.py, without dumps):
   one-way delay (the keystroke's own trip to the host, which this harness does not inject);
 - ``scrolling``: the whole screen scrolls up 16 rows (one text line) per command, as fast as
   the painter goes (at most 30/s);
-- ``motion``: full-screen repaint cycling four noisy patterns, as fast as the painter goes.
+- ``motion``: ``benchmarks/xload.py motion``, a window over the whole screen into which four
+  different gradient+noise frames are copied from server-side pixmaps 60 times a second (one
+  atomic request per frame, so every grab sees a whole frame, as with video).
 
 Per cell: delivered updates per second and the longest gap between updates, latency median and
 p95 (typing), bytes the viewer received, and the host process's CPU seconds per second; with
@@ -54,6 +56,7 @@ LINKS = [
     ("512 kbit/150 ms", 512e3, 0.150),
 ]
 WORKLOADS = ["typing", "scrolling", "motion"]
+XLOAD = Path(__file__).resolve().parent / "xload.py"
 
 
 def _free_port() -> int:
@@ -118,7 +121,7 @@ def _driver(painter: Painter, workload: str, stop: threading.Event,
             painter.command("scroll 16")
             stop.wait(max(0.0, 1 / 30 - (time.monotonic() - started)))
         else:
-            painter.image(50 + n % 4)
+            stop.wait()  # xload draws the motion
 
 
 async def _cell(host: Host, painter: Painter, workload: str, link: tuple[str, float, float],
@@ -127,8 +130,11 @@ async def _cell(host: Host, painter: Painter, workload: str, link: tuple[str, fl
     async with LinkProxy(host.port, rate=rate, delay=rtt / 2, lifetime=seconds + 60) as proxy:
         conn = await connect(f"wss://127.0.0.1:{proxy.port}", host.password, known_hosts=None,
                              pinned=host.fingerprint)
+        xload: subprocess.Popen[str] | None = None
         try:
             await conn.wait_exact(60)  # start from a settled screen
+            if workload == "motion":
+                xload = _start_xload(painter.display, seconds)
             probes: list[tuple[float, int, int, tuple[int, int, int]]] = []
             latencies: list[float] = []
             times: list[float] = []
@@ -147,6 +153,10 @@ async def _cell(host: Host, painter: Painter, workload: str, link: tuple[str, fl
                         pending.remove(probe)
 
             conn.on_update(on_update)
+            if xload is not None:
+                assert xload.stdin is not None
+                xload.stdin.write("go\n")
+                xload.stdin.flush()
             bytes0 = conn.stats.bytes
             cpu0, t0 = _cpu_seconds(host.proc.pid), time.monotonic()
             stop = threading.Event()
@@ -171,10 +181,28 @@ async def _cell(host: Host, painter: Painter, workload: str, link: tuple[str, fl
                 "bytes": received,
                 "cpu": cpu / elapsed,
             }
+            if xload is not None:
+                await asyncio.to_thread(xload.wait, 30)
             await conn.wait_exact(60)  # let the screen settle before the next cell
             return row
         finally:
+            if xload is not None and xload.poll() is None:
+                xload.kill()
+                xload.wait()
             await conn.close()
+
+
+def _start_xload(display: str, seconds: float) -> subprocess.Popen[str]:
+    """Start the motion load client; it has mapped its window and made its frames on return."""
+    xload = subprocess.Popen(
+        [sys.executable, str(XLOAD), "motion", "--seconds", str(seconds)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ, DISPLAY=display),
+    )
+    assert xload.stdout is not None
+    if xload.stdout.readline().strip() != "ready":
+        raise SystemExit("xload did not start")
+    return xload
 
 
 def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:

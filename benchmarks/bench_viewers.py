@@ -98,11 +98,12 @@ class Result:
     load: float
 
 
-def start_host(display: str, cfg: Path, pw: Path, port: int, log: Path) -> tuple[
-        subprocess.Popen[str], str]:
+def start_host(display: str, cfg: Path, pw: Path, port: int, log: Path,
+               fps: float | None = None) -> tuple[subprocess.Popen[str], str]:
     host = subprocess.Popen(
         [sys.executable, "-m", "rdesk", "--config-dir", str(cfg), "host", "--display", display,
-         "--bind", "127.0.0.1", "--port", str(port), "--password-file", str(pw)],
+         "--bind", "127.0.0.1", "--port", str(port), "--password-file", str(pw),
+         *(["--max-fps", f"{fps:g}"] if fps else [])],
         stdout=subprocess.PIPE, stdin=subprocess.PIPE, stderr=log.open("a"), text=True,
     )
     assert host.stdout is not None
@@ -154,10 +155,14 @@ async def child_viewer(url: str, fingerprint: str, mode: str) -> None:
 
 
 async def run_config(display: str, tmp: Path, workload: str, fast: int, slow: str | None,
-                     seconds: float) -> Result:
-    """One host, one load client, ``fast`` normal viewers and optionally one slow viewer."""
+                     seconds: float, fps: float | None = None) -> Result:
+    """One host, one load client, ``fast`` normal viewers and optionally one slow viewer.
+
+    ``fps``: the load client's drawing rate and the host's ``--max-fps`` (default: their own).
+    """
     xload = subprocess.Popen(
-        [sys.executable, str(XLOAD), workload, "--seconds", str(seconds + 1.5)],
+        [sys.executable, str(XLOAD), workload, "--seconds", str(seconds + 1.5),
+         *(["--fps", f"{fps:g}"] if fps else [])],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         env=dict(os.environ, DISPLAY=display),
     )
@@ -165,7 +170,8 @@ async def run_config(display: str, tmp: Path, workload: str, fast: int, slow: st
     if xload.stdout.readline().strip() != "ready":
         raise SystemExit("xload did not start")
     port = free_port()
-    host, fingerprint = start_host(display, tmp / "cfg", tmp / "pw", port, tmp / "host.log")
+    host, fingerprint = start_host(display, tmp / "cfg", tmp / "pw", port, tmp / "host.log",
+                                   fps)
     conns: list[Connection] = []
     holder: asyncio.Task[None] | None = None
     child: subprocess.Popen[str] | None = None
@@ -229,9 +235,9 @@ async def run_config(display: str, tmp: Path, workload: str, fast: int, slow: st
                 await holder
             with contextlib.suppress(Exception):
                 conns[-1].ws.transport.resume_reading()
-        for c in conns:
+        for conn in conns:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(c.close(), 5)
+                await asyncio.wait_for(conn.close(), 5)
         host.terminate()
         try:
             host.wait(10)
@@ -271,6 +277,8 @@ def main() -> None:
     parser.add_argument("--viewers", default="1,2,4,8")
     parser.add_argument("--workloads", default="typing,motion")
     parser.add_argument("--no-slow", action="store_true", help="skip fast-beside-slow")
+    parser.add_argument("--fps", type=float,
+                        help="load client's drawing rate and the host's --max-fps (default 60)")
     parser.add_argument("--child", nargs=3, metavar=("URL", "FINGERPRINT", "MODE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -281,7 +289,7 @@ def main() -> None:
     workloads = args.workloads.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="bench-viewers-"))
     (tmp / "pw").write_text(PASSWORD + "\n")
-    configs = [(w, n, None) for w in workloads for n in ns]
+    configs: list[tuple[str, int, str | None]] = [(w, n, None) for w in workloads for n in ns]
     if not args.no_slow:
         configs += [("motion", 1, slow) for slow in
                     (None, "paused", "throttled", "paused-proc", "throttled-proc")]
@@ -293,7 +301,8 @@ def main() -> None:
         _XVFB_PIDS[xvfb.display] = xvfb.proc.pid
         for run in range(args.runs):
             for workload, n, slow in configs:
-                r = asyncio.run(run_config(xvfb.display, tmp, workload, n, slow, args.seconds))
+                r = asyncio.run(run_config(xvfb.display, tmp, workload, n, slow, args.seconds,
+                                           args.fps))
                 results[(workload, n, slow)].append(r)
                 print(f"run {run + 1} {workload} N={n} slow={slow}: host {r.host_cpu:.0f} % "
                       f"{r.host_ms_per_frame:.1f} ms/frame, fps "
