@@ -127,7 +127,7 @@ def _driver(painter: Painter, workload: str, stop: threading.Event,
 async def _cell(host: Host, painter: Painter, workload: str, link: tuple[str, float, float],
                 seconds: float) -> dict[str, Any]:
     name, rate, rtt = link
-    async with LinkProxy(host.port, rate=rate, delay=rtt / 2, lifetime=seconds + 60) as proxy:
+    async with LinkProxy(host.port, rate=rate, delay=rtt / 2, lifetime=seconds + 180) as proxy:
         conn = await connect(f"wss://127.0.0.1:{proxy.port}", host.password, known_hosts=None,
                              pinned=host.fingerprint)
         xload: subprocess.Popen[str] | None = None
@@ -182,8 +182,11 @@ async def _cell(host: Host, painter: Painter, workload: str, link: tuple[str, fl
                 "cpu": cpu / elapsed,
             }
             if xload is not None:
+                # No settling after motion: a lossless refresh of a noise-covered screen takes
+                # minutes on the slow links, and the next cell starts a fresh host anyway.
                 await asyncio.to_thread(xload.wait, 30)
-            await conn.wait_exact(60)  # let the screen settle before the next cell
+            else:
+                await conn.wait_exact(60)  # let the screen settle before the next cell
             return row
         finally:
             if xload is not None and xload.poll() is None:
