@@ -43,7 +43,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rdesk.client.connection import connect
 from rdesk.host.tls import certificate_fingerprint, ensure_host_certificate
-from tests.linkproxy import LinkProxy
 from tests.xserver import Painter, Xvfb
 
 __all__ = ["main"]
@@ -57,6 +56,7 @@ LINKS = [
 ]
 WORKLOADS = ["typing", "scrolling", "motion"]
 XLOAD = Path(__file__).resolve().parent / "xload.py"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _free_port() -> int:
@@ -127,8 +127,17 @@ def _driver(painter: Painter, workload: str, stop: threading.Event,
 async def _cell(host: Host, painter: Painter, workload: str, link: tuple[str, float, float],
                 seconds: float) -> dict[str, Any]:
     name, rate, rtt = link
-    async with LinkProxy(host.port, rate=rate, delay=rtt / 2, lifetime=seconds + 180) as proxy:
-        conn = await connect(f"wss://127.0.0.1:{proxy.port}", host.password, known_hosts=None,
+    # The link runs in its own process: on the viewer's event loop, every blocking decode
+    # would delay packets and acks too, which the host would read as queueing on the link.
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "tests.linkproxy", str(host.port), "--rate", str(rate),
+         "--delay", str(rtt / 2), "--lifetime", str(seconds + 180)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    assert proxy.stdout is not None and proxy.stdin is not None
+    port = int(proxy.stdout.readline())
+    try:
+        conn = await connect(f"wss://127.0.0.1:{port}", host.password, known_hosts=None,
                              pinned=host.fingerprint)
         xload: subprocess.Popen[str] | None = None
         try:
@@ -193,6 +202,13 @@ async def _cell(host: Host, painter: Painter, workload: str, link: tuple[str, fl
                 xload.kill()
                 xload.wait()
             await conn.close()
+    finally:
+        proxy.stdin.close()
+        try:
+            proxy.wait(10)
+        except subprocess.TimeoutExpired:
+            proxy.kill()
+            proxy.wait()
 
 
 def _start_xload(display: str, seconds: float) -> subprocess.Popen[str]:

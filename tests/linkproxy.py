@@ -7,8 +7,13 @@ the sender, like a router queue) followed by a delay line (``delay`` ± ``jitter
 order preserved). Everything can be changed while running with :meth:`LinkProxy.set`. The
 proxy stops by itself after ``lifetime`` seconds, so a failed test cannot leave it behind.
 
-Use it on a running event loop (``await LinkProxy(...).start()``), or from synchronous code
-with :class:`ThreadedLinkProxy`, which runs its own loop in a daemon thread::
+Use it on a running event loop (``await LinkProxy(...).start()``), from synchronous code
+with :class:`ThreadedLinkProxy`, which runs its own loop in a daemon thread, or as a process
+of its own (benchmarks do, so that the viewer's CPU work cannot delay the link)::
+
+    python -m tests.linkproxy TARGET_PORT --rate 2e6 --delay 0.04 --lifetime 120
+
+which prints the port it listens on and serves until its lifetime ends or stdin closes. Or::
 
     with ThreadedLinkProxy(target_port, rate=2e6, delay=0.04) as proxy:
         url = f"wss://127.0.0.1:{proxy.port}"
@@ -22,11 +27,12 @@ import asyncio
 import collections
 import contextlib
 import random
+import sys
 import threading
 import time
 from typing import Any
 
-__all__ = ["LinkProxy", "ThreadedLinkProxy"]
+__all__ = ["LinkProxy", "ThreadedLinkProxy", "main"]
 
 #: Bytes moved through the bottleneck as one unit (about a TCP segment burst).
 CHUNK = 4096
@@ -217,3 +223,33 @@ class ThreadedLinkProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+async def _serve(args: Any) -> None:
+    async with LinkProxy(args.target_port, rate=args.rate, delay=args.delay,
+                         jitter=args.jitter, lifetime=args.lifetime) as proxy:
+        print(proxy.port, flush=True)
+        loop = asyncio.get_running_loop()
+        # Serve until stdin closes (the parent went away) or the lifetime ends.
+        stdin_closed = loop.run_in_executor(None, sys.stdin.read)
+        expired = asyncio.ensure_future(asyncio.sleep(args.lifetime))
+        await asyncio.wait([stdin_closed, expired], return_when=asyncio.FIRST_COMPLETED)
+        expired.cancel()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one proxy as a process: print its port, serve until stdin closes."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="loopback link-emulating TCP proxy")
+    parser.add_argument("target_port", type=int)
+    parser.add_argument("--rate", type=float, default=100e6, help="bits per second")
+    parser.add_argument("--delay", type=float, default=0.0, help="one-way seconds")
+    parser.add_argument("--jitter", type=float, default=0.0, help="extra one-way seconds")
+    parser.add_argument("--lifetime", type=float, default=300.0, help="seconds")
+    asyncio.run(_serve(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
