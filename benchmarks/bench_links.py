@@ -184,6 +184,8 @@ async def _cell(host: Host, painter: Painter, workload: str, link: tuple[str, fl
                 "link": name,
                 "fps": len(times) / elapsed,
                 "max_gap_ms": max(gaps) * 1000 if gaps else float("nan"),
+                # Where the longest gap began, seconds into the run (0: before the first update).
+                "max_gap_at_s": ([t0, *times][gaps.index(max(gaps))] - t0) if gaps else None,
                 "lat_median_ms": statistics.median(latencies) * 1000 if latencies else None,
                 "lat_p95_ms": _p95(latencies) * 1000 if latencies else None,
                 "probes": f"{len(latencies)}/{len(probes)}" if workload == "typing" else "",

@@ -19,7 +19,14 @@ import numpy as np
 from rdesk.host.capture import Capturer
 from rdesk.host.tiles import TILE, dirty_tiles
 
-__all__ = ["DAMAGE_SAFETY_POLL", "IDLE_POLL", "MOTION_GAP", "ScreenSource", "Subscriber"]
+__all__ = [
+    "DAMAGE_SAFETY_POLL",
+    "HISTORY_POLL",
+    "IDLE_POLL",
+    "MOTION_GAP",
+    "ScreenSource",
+    "Subscriber",
+]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +37,9 @@ MOTION_GAP = 0.15
 IDLE_POLL = 0.1
 #: With change notification, still grab this often in case an event was missed (seconds).
 DAMAGE_SAFETY_POLL = 1.0
+#: While every viewer's window is full, grab at least this often (seconds), so the change
+#: history that tells moving tiles from still ones stays true. Below MOTION_GAP / 2.
+HISTORY_POLL = 0.05
 
 
 class Subscriber(Protocol):
@@ -119,16 +129,24 @@ class ScreenSource:
         self._room.set()
 
     async def _until_someone_has_room(self) -> None:
-        """Defer a grab while every viewer's window is full.
+        """Defer a grab while every viewer's window is full — for at most :data:`HISTORY_POLL`.
 
         Nobody could be sent the grab yet; the diff of the grab that follows is taken against
         the last one, so deferring loses no change, and it saves the grab and diff of frames
         no viewer would ever get (DESIGN.md: a slow viewer sees fewer frames, never stale ones).
+        But the per-tile change history must stay true: without grabs, moving tiles would look
+        still after ``lossless_delay`` and earn a lossless refresh of a frame already gone
+        (megabytes, for video, on a link that was full to begin with). So a deferred grab
+        still happens every :data:`HISTORY_POLL`.
         """
+        deadline = time.monotonic() + HISTORY_POLL
         while self._subscribers and not any(sub.ready() for sub in self._subscribers):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
             self._room.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._room.wait(), DAMAGE_SAFETY_POLL)
+                await asyncio.wait_for(self._room.wait(), remaining)
 
     def capture_once(self, now: float) -> bool:
         """Grab, diff and notify subscribers; return True if anything changed."""

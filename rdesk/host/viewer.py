@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from rdesk.host.encode import EncodeCache, EncodedRect
+from rdesk.host.encode import EncodeCache, EncodedRect, split_rect
 from rdesk.host.source import ScreenSource
 from rdesk.host.tiles import changed_box, detect_vertical_scroll, dirty_tiles, merge_tiles
 from rdesk.protocol import limits
@@ -50,6 +50,13 @@ SCROLL_MIN_TILES = 24
 SCROLL_LOSSLESS_FRACTION = 0.25
 #: ... and only if the link carries it within this many seconds at its best measured rate.
 SCROLL_STRIP_SECONDS = 0.5
+#: A round whose lossy part the link (its measured rate) would take longer than this to carry
+#: is encoded again at half the level, at most :data:`MAX_SHRINKS` times.
+MAX_ROUND_SECONDS = 0.25
+MAX_SHRINKS = 4
+#: Below this refresh budget (bytes per round) lossless rects are cut into pieces of at most
+#: 4 x 1 tiles, so a round can stop at the budget instead of sending a whole band.
+SMALL_REFRESH_BUDGET = 256 * 1024
 #: Bytes of payload per update before the rest goes into another update.
 UPDATE_BUDGET = limits.MAX_UPDATE_MESSAGE // 2
 
@@ -265,11 +272,29 @@ class ViewerLink:
         complete = not self.dirty.any() and not self.lossy.any()
         tile, (w, h) = source.tile, self._size
         jobs = [(r, False) for r in _bands(merge_tiles(moving, tile, w, h))]
-        jobs += [(r, True) for r in _bands(merge_tiles(lossless, tile, w, h))]
+        budget = self.controller.refresh_budget(now)
+        refresh = _bands(merge_tiles(lossless, tile, w, h))
+        if budget < SMALL_REFRESH_BUDGET:
+            refresh = [p for r in refresh for p in split_rect(r, 4 * tile, tile)]
+        jobs += [(r, True) for r in refresh]
         # A viewer whose picture is exactly ``_exact_frame`` (so no tile of it is lossy) needs
         # only the pixels that differ from it: a glyph, not the four tiles it touches.
         encoded = await self._encode_all(frame, frame_id, jobs, base=self._exact_frame)
+        # Motion that starts after a still spell finds the level where the stillness left it,
+        # perhaps 1, and on a slow link that first full-screen frame would take seconds to
+        # cross. Encode it again at lower levels until it fits (lossless rects come from the
+        # encode cache); the delay-based control takes over from the next round.
+        rate = self.controller.estimator.link_rate
+        for _ in range(MAX_SHRINKS):
+            lossy = sum(len(e.payload) for e in encoded if not e.exact)
+            if rate is None or lossy <= rate * MAX_ROUND_SECONDS or self.controller.level < 0.01:
+                break
+            self.controller.shrink(now)
+            encoded = await self._encode_all(frame, frame_id, jobs, base=self._exact_frame)
         self._learn_lossless_size(encoded)
+        fitted = self._fit_budget(encoded, budget, was_due=lossless & due)
+        complete = complete and len(fitted) == len(encoded)
+        encoded = fitted
         exact = not self.dirty.any() and not self.lossy.any()
         if encoded:
             await self._send_rects(encoded, exact, now)
@@ -344,6 +369,19 @@ class ViewerLink:
         picked[rows[:allowed], cols[:allowed]] = True
         return picked
 
+    def _fit_budget(self, encoded: list[EncodedRect], budget: int, was_due: np.ndarray
+                    ) -> list[EncodedRect]:
+        """:func:`fit_budget`, with the tiles of the rects left out put back where they came
+        from: lossy again if they were a refresh (``was_due``), dirty again if a change."""
+        kept, left = fit_budget(encoded, budget)
+        tile = self.source.tile
+        for enc in left:
+            rows = slice(enc.y // tile, (enc.y + enc.h - 1) // tile + 1)
+            cols = slice(enc.x // tile, (enc.x + enc.w - 1) // tile + 1)
+            self.lossy[rows, cols] |= was_due[rows, cols]
+            self.dirty[rows, cols] |= ~was_due[rows, cols]
+        return kept
+
     def _learn_lossless_size(self, encoded: list[EncodedRect]) -> None:
         pixels = sum(e.w * e.h for e in encoded if e.exact)
         if pixels:
@@ -399,6 +437,28 @@ class ViewerLink:
                 self.updates_sent += 1
                 self.bytes_sent += len(frame)
                 batch, size = [], 0
+
+
+def fit_budget(encoded: list[EncodedRect], budget: int
+               ) -> tuple[list[EncodedRect], list[EncodedRect]]:
+    """Split a round into what is sent now and the lossless rects left for later rounds.
+
+    Lossy rects (and copies) always go. Lossless ones go in order while their bytes fit
+    ``budget``; the first always goes, so every round makes progress. The round was sized from
+    a running bytes-per-pixel figure, which content unlike the last (noise or a photo after
+    text: 30x more bytes a pixel) can badly underestimate; this is the check after encoding.
+    """
+    kept: list[EncodedRect] = []
+    left: list[EncodedRect] = []
+    used = 0
+    for enc in encoded:
+        if enc.exact and enc.encoding is not Encoding.COPY:
+            if used and used + len(enc.payload) > budget:
+                left.append(enc)
+                continue
+            used += len(enc.payload)
+        kept.append(enc)
+    return kept, left
 
 
 def _plan_scroll(

@@ -146,6 +146,16 @@ class Controller:
         else:
             self.pace_delay = 0.0
 
+    def shrink(self, now: float, factor: float = 0.5) -> None:
+        """Cut the level by ``factor`` now: a round came out too big for the link.
+
+        Called before that round is sent, so the first frame of motion after a still spell —
+        when the level may stand at 1 — does not take seconds to cross a slow link.
+        """
+        self.level *= max(0.0, min(1.0, factor))
+        self._last_decrease = now
+        self.decreases += 1
+
     # --- the control law -----------------------------------------------------------------------
 
     @property
@@ -241,6 +251,10 @@ class Controller:
             rate = est.throughput(now) * 0.1
         else:
             rate = est.peak_throughput(now) * 0.25
+        if est.link_rate is not None:
+            # The windowed peak overstates a slow link when one large update is acknowledged
+            # at once (its bytes all land in one second); the link rate does not.
+            rate = min(rate, est.link_rate * 0.25)
         if self.caps.max_bandwidth is not None:
             rate = min(rate, self.caps.max_bandwidth / 8 * 0.25)
         return max(MIN_REFRESH_BYTES, int(rate))

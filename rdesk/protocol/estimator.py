@@ -15,7 +15,10 @@ viewer's paint time) and its size. From these the :class:`Estimator` keeps:
 - **current RTT** — a fast EWMA of recent samples;
 - **delivered throughput** — bytes acknowledged per second over a sliding window;
 - **queueing delay** — current minus base: how much longer than necessary updates take. TCP
-  hides loss, so this rising delay is the congestion signal (Vegas, TigerVNC).
+  hides loss, so this rising delay is the congestion signal (Vegas, TigerVNC);
+- **link rate** — bytes per second of the time large updates spent beyond the smallest
+  earlier round trip (``nbytes / (rtt - min rtt)``), smoothed. Unlike the windowed throughput
+  it needs no steady stream: one large update that took seconds on a slow link tells it.
 
 Sans-I/O: time is always passed in, nothing here reads a clock.
 """
@@ -24,10 +27,13 @@ from __future__ import annotations
 
 import collections
 
-__all__ = ["BASE_FLOOR", "Estimator"]
+__all__ = ["BASE_FLOOR", "RATE_SAMPLE_BYTES", "Estimator"]
 
 #: The base RTT is never taken below this fraction of the raw windowed minimum.
 BASE_FLOOR = 0.7
+#: Smallest update that counts towards the link rate: smaller ones are dominated by the round
+#: trip, so their transmit time is lost in its noise.
+RATE_SAMPLE_BYTES = 16 * 1024
 
 
 class Estimator:
@@ -61,6 +67,8 @@ class Estimator:
         self.samples = 0
         #: Time of the last sample.
         self.last_sample_at: float | None = None
+        #: Link rate (bytes/s) from large updates, ``None`` before one.
+        self.link_rate: float | None = None
 
     def on_sample(self, now: float, rtt: float, nbytes: int) -> None:
         """Record one acknowledged update of ``nbytes`` whose round trip was ``rtt``."""
@@ -69,6 +77,16 @@ class Estimator:
         self.last_rtt = rtt
         self.last_sample_at = now
         self.rtt = rtt if self.rtt is None else self.rtt + self.gain * (rtt - self.rtt)
+        if nbytes >= RATE_SAMPLE_BYTES:
+            # The time beyond the smallest *earlier* round trip is (at most) this update's
+            # transmit time plus whatever was queued ahead of it: a rate that errs on the slow
+            # side. With no smaller earlier sample (the first update is often the large initial
+            # picture) the whole round trip counts, which errs the same way.
+            floor = self._mins[0][1] if self._mins else 0.0
+            sending = max(rtt - (floor if floor < rtt else 0.0), 1e-3)
+            rate = nbytes / sending
+            last = self.link_rate
+            self.link_rate = rate if last is None else last + 0.25 * (rate - last)
         peak = self.peak_throughput(now)
         corrected = max(0.0, rtt - nbytes / peak) if peak > 0 else rtt
         for mins, value in ((self._mins, rtt), (self._cmins, corrected)):

@@ -35,3 +35,21 @@ def test_share_out_deals_every_job_once_with_balanced_area(
         loads = [sum(jobs[i][0][2] * jobs[i][0][3] for i in g) for g in groups]
         # Greedy largest-first: no group exceeds another by more than the largest job.
         assert max(loads) - min(loads) <= max(w * h for w, h in sizes)
+
+
+def test_fit_budget_sends_lossy_always_and_lossless_while_it_fits() -> None:
+    from rdesk.host.encode import EncodedRect
+    from rdesk.host.viewer import fit_budget
+    from rdesk.protocol.encodings import Encoding
+
+    def rect(x: int, size: int, exact: bool, enc: Encoding = Encoding.WEBP) -> EncodedRect:
+        return EncodedRect(x, 0, 64, 64, enc, b"x" * size, exact=exact)
+
+    jpeg = rect(0, 50_000, False, Encoding.JPEG)
+    big, small, last = rect(64, 30_000, True), rect(128, 5_000, True), rect(192, 9_000, True)
+    kept, left = fit_budget([jpeg, big, small, last], 20_000)
+    # The first lossless rect goes even over budget (progress); the next ones only if they fit.
+    assert kept == [jpeg, big] and left == [small, last]
+    kept, left = fit_budget([small, last, big], 20_000)
+    assert kept == [small, last] and left == [big]
+    assert fit_budget([], 1) == ([], [])
