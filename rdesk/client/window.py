@@ -460,9 +460,12 @@ class ViewerWindow:
         self._pressed.clear()  # the host released everything when the old connection ended
         self._buttons = 0
         self._set_status("")
-        self._update_title()
         if first and not self.options.fullscreen:
             self._initial_geometry(conn.width, conn.height)
+            # Apply the size now, before the title says we are connected: a script (or a
+            # test) that waits for the title then finds the window at its size.
+            self.root.update_idletasks()
+        self._update_title()
         with self._lock:
             self._dirty_all = True
 
