@@ -334,7 +334,7 @@ class ViewerLink:
         # SCROLL_STRIP_SECONDS at its best rate goes lossy (and small) instead. (Not the
         # congestion-cut refresh budget: the exposed rows cost the same bytes however they
         # are batched, so a lossy fallback would only lose the chain, not save bytes.)
-        link = max(float(MIN_WINDOW_BYTES), self.controller.estimator.peak_throughput(now))
+        link = max(float(MIN_WINDOW_BYTES), self.controller.carry_rate(now))
         lossless = scroll_residual_lossless(int(residual.sum()), residual.size) and (
             self._lossless_bpp * area <= link * SCROLL_STRIP_SECONDS
         )

@@ -244,17 +244,19 @@ class Controller:
             at = max(at, self._bw_free_at)
         return at
 
+    def carry_rate(self, now: float) -> float:
+        """What the link carries at best (bytes/s): the windowed peak throughput, but never
+        above the link rate measured from large updates — one large update acknowledged at
+        once puts all its bytes in one second of the window and overstates a slow link."""
+        est = self.estimator
+        rate = est.peak_throughput(now)
+        return rate if est.link_rate is None else min(rate, est.link_rate)
+
     def refresh_budget(self, now: float) -> int:
         """Bytes of lossless refresh worth sending in one round without building a queue."""
-        est = self.estimator
-        if self.delay > self.high:
-            rate = est.throughput(now) * 0.1
-        else:
-            rate = est.peak_throughput(now) * 0.25
-        if est.link_rate is not None:
-            # The windowed peak overstates a slow link when one large update is acknowledged
-            # at once (its bytes all land in one second); the link rate does not.
-            rate = min(rate, est.link_rate * 0.25)
+        rate = self.carry_rate(now) * 0.25
+        if self.delay > self.high:  # congested: a tenth of a second of what gets through now
+            rate = min(rate, self.estimator.throughput(now) * 0.1)
         if self.caps.max_bandwidth is not None:
             rate = min(rate, self.caps.max_bandwidth / 8 * 0.25)
         return max(MIN_REFRESH_BYTES, int(rate))
