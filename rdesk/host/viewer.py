@@ -50,10 +50,6 @@ SCROLL_MIN_TILES = 24
 SCROLL_LOSSLESS_FRACTION = 0.25
 #: ... and only if the link carries it within this many seconds at its best measured rate.
 SCROLL_STRIP_SECONDS = 0.5
-#: A round whose lossy part the link (its measured rate) would take longer than this to carry
-#: is encoded again at half the level, at most :data:`MAX_SHRINKS` times.
-MAX_ROUND_SECONDS = 0.25
-MAX_SHRINKS = 4
 #: Below this refresh budget (bytes per round) lossless rects are cut into pieces of at most
 #: 4 x 1 tiles, so a round can stop at the budget instead of sending a whole band.
 SMALL_REFRESH_BUDGET = 256 * 1024
@@ -90,11 +86,7 @@ def _share_out(jobs: list[Job], parts: int) -> list[list[int]]:
 
 def _bands(rects: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
     """Split rectangles into horizontal bands at most :data:`BAND_HEIGHT` tall."""
-    out = []
-    for x, y, w, h in rects:
-        for top in range(y, y + h, BAND_HEIGHT):
-            out.append((x, top, w, min(BAND_HEIGHT, y + h - top)))
-    return out
+    return [band for r in rects for band in split_rect(r, r[2], BAND_HEIGHT)]
 
 
 class ViewerLink:
@@ -280,17 +272,6 @@ class ViewerLink:
         # A viewer whose picture is exactly ``_exact_frame`` (so no tile of it is lossy) needs
         # only the pixels that differ from it: a glyph, not the four tiles it touches.
         encoded = await self._encode_all(frame, frame_id, jobs, base=self._exact_frame)
-        # Motion that starts after a still spell finds the level where the stillness left it,
-        # perhaps 1, and on a slow link that first full-screen frame would take seconds to
-        # cross. Encode it again at lower levels until it fits (lossless rects come from the
-        # encode cache); the delay-based control takes over from the next round.
-        rate = self.controller.estimator.link_rate
-        for _ in range(MAX_SHRINKS):
-            lossy = sum(len(e.payload) for e in encoded if not e.exact)
-            if rate is None or lossy <= rate * MAX_ROUND_SECONDS or self.controller.level < 0.01:
-                break
-            self.controller.shrink(now)
-            encoded = await self._encode_all(frame, frame_id, jobs, base=self._exact_frame)
         self._learn_lossless_size(encoded)
         fitted = self._fit_budget(encoded, budget, was_due=lossless & due)
         complete = complete and len(fitted) == len(encoded)

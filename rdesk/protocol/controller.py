@@ -146,16 +146,6 @@ class Controller:
         else:
             self.pace_delay = 0.0
 
-    def shrink(self, now: float, factor: float = 0.5) -> None:
-        """Cut the level by ``factor`` now: a round came out too big for the link.
-
-        Called before that round is sent, so the first frame of motion after a still spell —
-        when the level may stand at 1 — does not take seconds to cross a slow link.
-        """
-        self.level *= max(0.0, min(1.0, factor))
-        self._last_decrease = now
-        self.decreases += 1
-
     # --- the control law -----------------------------------------------------------------------
 
     @property

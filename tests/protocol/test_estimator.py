@@ -41,11 +41,3 @@ def test_refresh_budget_follows_the_link_rate_not_an_inflated_peak() -> None:
     ctl.on_ack(10.0, 8.7, 540_000)
     assert ctl.refresh_budget(10.0) <= 66_000 * 0.25 + 1
 
-
-def test_shrink_cuts_the_level_and_counts_as_a_decrease() -> None:
-    ctl = Controller(Caps(), now=0.0)
-    ctl.shrink(1.0)
-    ctl.shrink(1.0)
-    assert ctl.level == 0.25
-    assert ctl.decreases == 2
-    assert ctl.scale == 0.5  # a quarter-level picture is half scale
