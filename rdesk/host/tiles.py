@@ -46,8 +46,9 @@ def dirty_tiles(
     (edge tiles may be partial) and is True exactly where at least one byte in the tile differs.
     If the shapes differ (the screen was resized), every tile of ``cur`` is dirty.
 
-    Cost: one vectorised pass over both frames, band by band, whatever changed (about 0.4 ms
-    at 1920x1080, still or all changed); only bands that changed are then folded into tiles.
+    Cost: the first row of every 64-row band is compared first; the rest of a band is read
+    only for the tiles that row did not prove dirty. So a still screen costs one pass over
+    both frames (about 0.4 ms at 1920x1080) and full-screen motion about a sixty-fourth of it.
     """
     if tile <= 0:
         raise ValueError(f"tile must be positive, got {tile}")
@@ -57,9 +58,8 @@ def dirty_tiles(
     rows, cols = _grid(height, width, tile)
     if prev.shape != cur.shape:
         return np.ones((rows, cols), dtype=np.bool_)
-    mask = np.zeros((rows, cols), dtype=np.bool_)
     if height == 0 or width == 0:
-        return mask
+        return np.zeros((rows, cols), dtype=np.bool_)
 
     # Two pixels per uint64 when neither a row nor a tile would split a word.
     wide = width % 2 == 0 and tile % 2 == 0
@@ -69,19 +69,36 @@ def dirty_tiles(
     tile_words = tile // per_px
     ncols_words = a.shape[1]
     padded = cols * tile_words
+    pad = padded - ncols_words
+
+    def fold(changed_words: BoolMask) -> BoolMask:
+        """Flags of word columns (last axis) → flags of the tiles they belong to."""
+        if pad:
+            changed_words = np.pad(changed_words, [(0, 0)] * (changed_words.ndim - 1) + [(0, pad)])
+        return changed_words.reshape(*changed_words.shape[:-1], cols, tile_words).any(axis=-1)
+
+    # The first row of every band, in one pass: for moving content (video, a dragged window)
+    # it proves most tiles dirty, and their other 63 rows need not be read at all.
+    mask = fold(np.not_equal(a[::tile], b[::tile]))
     for r in range(rows):
-        y0 = r * tile
-        y1 = min(y0 + tile, height)
-        # One pass over the band: which word columns changed in any of its rows. (Checking
-        # the frame or band for equality first would read it twice whenever it changed.)
-        changed_cols = np.not_equal(a[y0:y1], b[y0:y1]).any(axis=0)
-        if not changed_cols.any():
+        hit = mask[r]
+        if hit.all():
             continue
-        if padded != ncols_words:
-            changed_cols = np.concatenate(
-                [changed_cols, np.zeros(padded - ncols_words, dtype=np.bool_)]
-            )
-        mask[r] = changed_cols.reshape(cols, tile_words).any(axis=1)
+        y0, y1 = r * tile + 1, min(r * tile + tile, height)
+        if not hit.any():
+            # One pass over the band: which word columns changed in any of its rows.
+            # (Checking the band for equality first would read it twice when it changed.)
+            changed = np.not_equal(a[y0:y1], b[y0:y1]).any(axis=0)
+            if changed.any():
+                mask[r] = fold(changed)
+            continue
+        for c0, c1 in _runs(~hit):  # read in full only the tiles the first row left open
+            w0, w1 = c0 * tile_words, min(c1 * tile_words, ncols_words)
+            changed = np.not_equal(a[y0:y1, w0:w1], b[y0:y1, w0:w1]).any(axis=0)
+            if changed.any():
+                whole = np.zeros((c1 - c0) * tile_words, dtype=np.bool_)
+                whole[: w1 - w0] = changed
+                hit[c0:c1] = whole.reshape(c1 - c0, tile_words).any(axis=1)
     return mask
 
 
@@ -128,8 +145,14 @@ def merge_tiles(mask: BoolMask, tile: int, width: int, height: int) -> list[Rect
     open_rects: dict[tuple[int, int], int] = {}
     done: list[tuple[int, int, int, int]] = []  # (r0, r1, c0, c1) in tiles, half-open
     nrows = mask.shape[0]
+    busy = mask.any(axis=1)
+    runs: set[tuple[int, int]] = set()
+    row_bytes = b""
     for r in range(nrows + 1):
-        runs = set(_runs(mask[r])) if r < nrows and mask[r].any() else set()
+        if r == nrows or not busy[r]:
+            runs, row_bytes = set(), b""
+        elif (this := mask[r].tobytes()) != row_bytes:  # a row like the last has its runs
+            runs, row_bytes = set(_runs(mask[r])), this
         for key in [k for k in open_rects if k not in runs]:
             done.append((open_rects.pop(key), r, key[0], key[1]))
         for key in runs:
