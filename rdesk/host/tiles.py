@@ -75,7 +75,8 @@ def dirty_tiles(
         """Flags of word columns (last axis) → flags of the tiles they belong to."""
         if pad:
             changed_words = np.pad(changed_words, [(0, 0)] * (changed_words.ndim - 1) + [(0, pad)])
-        return changed_words.reshape(*changed_words.shape[:-1], cols, tile_words).any(axis=-1)
+        tiles: BoolMask = changed_words.reshape(*changed_words.shape[:-1], cols, tile_words)
+        return np.asarray(tiles.any(axis=-1))
 
     # The first row of every band, in one pass: for moving content (video, a dragged window)
     # it proves most tiles dirty, and their other 63 rows need not be read at all.
@@ -145,7 +146,7 @@ def merge_tiles(mask: BoolMask, tile: int, width: int, height: int) -> list[Rect
     open_rects: dict[tuple[int, int], int] = {}
     done: list[tuple[int, int, int, int]] = []  # (r0, r1, c0, c1) in tiles, half-open
     nrows = mask.shape[0]
-    busy = mask.any(axis=1)
+    busy = np.asarray(mask.any(axis=1))
     runs: set[tuple[int, int]] = set()
     row_bytes = b""
     for r in range(nrows + 1):
