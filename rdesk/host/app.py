@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rdesk.host.audit import AuditLog
 from rdesk.host.ca import ClientCertPolicy, default_ca_dir
-from rdesk.host.capture import MssCapturer
+from rdesk.host.capture import open_capturer
 from rdesk.host.console import HostConsole
 from rdesk.host.damage import DamageUnavailable, DamageWatcher
 from rdesk.host.invites import InviteBook
@@ -157,7 +157,7 @@ async def run_host(
                 "no display to share: $DISPLAY is not set; use --display :N, "
                 "or --virtual 1280x720 to start a virtual one"
             )
-        capturer = MssCapturer(display)
+        capturer = open_capturer(display)
         stack.callback(capturer.close)
         notifier: DamageWatcher | None = None
         try:

@@ -1,10 +1,11 @@
-"""Screen capture: the project's only importer of :mod:`mss`.
+"""Screen capture: the project's only importer of :mod:`mss`, and the choice of capturer.
 
 The rest of the host talks to a :class:`Capturer`; tests may pass a fake with the same shape.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Protocol, runtime_checkable
 
@@ -15,7 +16,16 @@ import numpy.typing as npt
 from Xlib import display as xdisplay
 from Xlib import error as xerror
 
-__all__ = ["CaptureError", "Capturer", "MssCapturer", "SIZE_CHECK_INTERVAL"]
+__all__ = [
+    "CaptureError",
+    "Capturer",
+    "MssCapturer",
+    "SIZE_CHECK_INTERVAL",
+    "display_hint",
+    "open_capturer",
+]
+
+log = logging.getLogger(__name__)
 
 #: Seconds between checks of the root window's size (a round trip each). A screen that shrank
 #: is noticed at once (the grab fails); one that grew, within this time.
@@ -65,7 +75,7 @@ def _open_mss(display: str | None) -> Any:
     return factory(**kwargs)
 
 
-def _hint(display: str | None) -> str:
+def display_hint(display: str | None) -> str:
     name = display if display is not None else "$DISPLAY"
     return f"cannot open display {name} — is an X server running? try --virtual 1280x720"
 
@@ -88,7 +98,7 @@ class MssCapturer:
         try:
             self._x = xdisplay.Display(display)
         except (xerror.DisplayError, xerror.ConnectionClosedError, OSError) as exc:
-            raise CaptureError(_hint(display)) from exc
+            raise CaptureError(display_hint(display)) from exc
         self._root = self._x.screen().root
         self._sct: Any = None
         self._width = 0
@@ -116,7 +126,7 @@ class MssCapturer:
             self._sct = _open_mss(self._display_name)
             mon = self._sct.monitors[0]
         except mss.exception.ScreenShotError as exc:
-            raise CaptureError(_hint(self._display_name)) from exc
+            raise CaptureError(display_hint(self._display_name)) from exc
         self._monitor = {
             "left": int(mon["left"]),
             "top": int(mon["top"]),
@@ -181,3 +191,18 @@ class MssCapturer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_capturer(display: str | None = None) -> Capturer:
+    """The fastest capturer that works on ``display``: zero-copy shared memory
+    (:class:`rdesk.host.xshm.ShmCapturer`) on a local X server, else mss.
+
+    Raises :class:`CaptureError` (a one-line message) when the display cannot be opened.
+    """
+    from rdesk.host.xshm import ShmCapturer, ShmUnavailable  # it builds on this module
+
+    try:
+        return ShmCapturer(display)
+    except ShmUnavailable as exc:
+        log.info("zero-copy capture unavailable (%s); capturing with mss", exc)
+    return MssCapturer(display)

@@ -41,9 +41,10 @@ DAMAGE_SAFETY_POLL = 1.0
 #: While every viewer's window is full, grab at least this often (seconds), so the change
 #: history that tells moving tiles from still ones stays true. Below MOTION_GAP / 2.
 HISTORY_POLL = 0.05
-#: With change notification: after this many frame slots in a row whose change arrived before
-#: the slot was due, the screen changes at least at the frame rate, and the source grabs on
-#: the frame schedule without the notifier's round trips until a grab finds no change.
+#: With change notification: after this many changed grabs in a row, each followed by damage
+#: within half a slot of the next slot, the screen changes at about the frame rate, and the
+#: source grabs on the frame schedule without the notifier's round trips until a grab finds
+#: no change.
 STREAK_TO_POLL = 3
 
 
@@ -192,7 +193,7 @@ class ScreenSource:
         # Grab slots on a 1/max_fps schedule: a wake-up a little late (timer granularity)
         # does not push every later grab back, so 60 Hz motion is caught at 60 Hz.
         due = time.monotonic()
-        streak = 0  # slots in a row whose change was reported before the slot was due
+        streak = 0  # changed grabs in a row, each followed promptly by more damage
         while True:
             await self._until_someone_has_room()
             started = time.monotonic()
@@ -213,12 +214,13 @@ class ScreenSource:
             # polling mode, the poll here resets the damage region, and the next slot grabs
             # whatever was drawn before that.
             if notifier.poll():
-                streak += 1
+                prompt = True
             else:
                 await _readable(notifier.fileno(), DAMAGE_SAFETY_POLL)
-                streak = streak + 1 if time.monotonic() < due else 0
-            if polling:
-                streak = 0
+                # Within half a slot of when it was due: drawing at about the frame rate,
+                # whatever the phase between its frames and our slots.
+                prompt = time.monotonic() < due + self.min_interval / 2
+            streak = streak + 1 if prompt and changed and not polling else 0
             await asyncio.sleep(max(0.0, due - time.monotonic()))
 
 

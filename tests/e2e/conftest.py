@@ -21,7 +21,7 @@ import pytest
 
 from rdesk.host.app import HostCredentials
 from rdesk.host.ca import ClientCertPolicy
-from rdesk.host.capture import MssCapturer
+from rdesk.host.capture import open_capturer
 from rdesk.host.damage import DamageWatcher
 from rdesk.host.passwords import PasswordStore
 from rdesk.host.server import Credentials, HostServer, InputSink
@@ -95,7 +95,7 @@ class HostThread:
         credentials = self.credentials or HostCredentials(
             PasswordStore.from_plain_file(password_file)
         )
-        capturer = MssCapturer(self.display)
+        capturer = open_capturer(self.display)
         self._closers: list[Callable[[], None]] = [capturer.close]
         notifier = DamageWatcher(self.display)
         self._closers.append(notifier.close)

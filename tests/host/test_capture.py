@@ -1,10 +1,12 @@
-"""Real-X tests of capture (mss) and the DAMAGE watcher, on a private Xvfb."""
+"""Real-X tests of capture (zero-copy shared memory, and mss) and the DAMAGE watcher, on a
+private Xvfb."""
 
 from __future__ import annotations
 
 import select
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -13,8 +15,13 @@ import pytest
 from Xlib import X
 from Xlib import display as xdisplay
 
-from rdesk.host.capture import CaptureError, Capturer, MssCapturer
+from rdesk.host import xshm
+from rdesk.host.capture import CaptureError, Capturer, MssCapturer, open_capturer
 from rdesk.host.damage import DamageUnavailable, DamageWatcher
+from rdesk.host.xshm import ShmCapturer
+from tests.xserver import Xvfb
+
+AnyCapturer = MssCapturer | ShmCapturer
 
 
 def _xsetroot(display: str, colour: str) -> None:
@@ -23,16 +30,16 @@ def _xsetroot(display: str, colour: str) -> None:
     subprocess.run(["xsetroot", "-display", display, "-solid", colour], check=True)
 
 
-@pytest.fixture
-def capturer(_host_xvfb: str) -> Iterator[MssCapturer]:
-    cap = MssCapturer(_host_xvfb)
+@pytest.fixture(params=[ShmCapturer, MssCapturer], ids=["shm", "mss"])
+def capturer(_host_xvfb: str, request: pytest.FixtureRequest) -> Iterator[AnyCapturer]:
+    cap = request.param(_host_xvfb)
     try:
         yield cap
     finally:
         cap.close()
 
 
-def test_grab_shape_and_contract(capturer: MssCapturer) -> None:
+def test_grab_shape_and_contract(capturer: AnyCapturer) -> None:
     assert isinstance(capturer, Capturer)
     assert (capturer.width, capturer.height) == (640, 480)
     frame = capturer.grab()
@@ -41,14 +48,14 @@ def test_grab_shape_and_contract(capturer: MssCapturer) -> None:
     assert frame.flags.c_contiguous
 
 
-def test_grab_sees_root_colour(_host_xvfb: str, capturer: MssCapturer) -> None:
+def test_grab_sees_root_colour(_host_xvfb: str, capturer: AnyCapturer) -> None:
     _xsetroot(_host_xvfb, "#123456")
     frame = capturer.grab()
     # BGRA: blue first.
     assert (frame[:, :, :3] == np.array([0x56, 0x34, 0x12], dtype=np.uint8)).all()
 
 
-def test_grabs_are_independent(_host_xvfb: str, capturer: MssCapturer) -> None:
+def test_grabs_are_independent(_host_xvfb: str, capturer: AnyCapturer) -> None:
     _xsetroot(_host_xvfb, "#000000")
     first = capturer.grab()
     kept = first.copy()
@@ -58,7 +65,7 @@ def test_grabs_are_independent(_host_xvfb: str, capturer: MssCapturer) -> None:
     assert not np.array_equal(first[:, :, :3], second[:, :, :3])
 
 
-def test_window_pixels(_host_xvfb: str, capturer: MssCapturer) -> None:
+def test_window_pixels(_host_xvfb: str, capturer: AnyCapturer) -> None:
     _xsetroot(_host_xvfb, "#000000")
     dpy = xdisplay.Display(_host_xvfb)
     try:
@@ -83,18 +90,22 @@ def test_window_pixels(_host_xvfb: str, capturer: MssCapturer) -> None:
 
 
 def test_bad_display_is_a_clear_error() -> None:
-    with pytest.raises(CaptureError, match=r"cannot open display :987 .*--virtual"):
-        MssCapturer(":987")
+    for kind in (MssCapturer, ShmCapturer, open_capturer):
+        with pytest.raises(CaptureError, match=r"cannot open display :987 .*--virtual"):
+            kind(":987")
     with pytest.raises(DamageUnavailable):
         DamageWatcher(":987")
 
 
-def test_resize_is_followed(_host_xvfb: str, capturer: MssCapturer) -> None:
+def test_resize_is_followed(_host_xvfb: str, capturer: AnyCapturer) -> None:
     if shutil.which("xrandr") is None:
         pytest.skip("xrandr not installed")
-    done = subprocess.run(
-        ["xrandr", "-display", _host_xvfb, "--fb", "320x240"], capture_output=True, check=False
-    )
+    for _ in range(2):  # Xvfb's RandR often refuses the first --fb and takes the second
+        done = subprocess.run(
+            ["xrandr", "-display", _host_xvfb, "--fb", "320x240"], capture_output=True, check=False
+        )
+        if done.returncode == 0:
+            break
     if done.returncode != 0:
         reason = (done.stderr.decode(errors="replace").strip().splitlines() or ["?"])[0]
         pytest.skip(f"this Xvfb cannot resize: {reason}")
@@ -106,6 +117,10 @@ def test_resize_is_followed(_host_xvfb: str, capturer: MssCapturer) -> None:
         subprocess.run(
             ["xrandr", "-display", _host_xvfb, "--fb", "640x480"], capture_output=True, check=False
         )
+    # A screen that grew is noticed within SIZE_CHECK_INTERVAL.
+    deadline = time.monotonic() + 5
+    while capturer.grab().shape != (480, 640, 4) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert capturer.grab().shape == (480, 640, 4)
 
 
@@ -122,7 +137,7 @@ def _settle(watcher: DamageWatcher) -> None:
     pytest.fail("screen never became still")
 
 
-def test_damage_reports_painting_and_stillness(_host_xvfb: str, capturer: MssCapturer) -> None:
+def test_damage_reports_painting_and_stillness(_host_xvfb: str, capturer: AnyCapturer) -> None:
     with DamageWatcher(_host_xvfb) as watcher:
         _settle(watcher)
         # Still screen: nothing, even across a capture (reading pixels makes no damage).
@@ -167,7 +182,7 @@ def test_damage_watcher_close_is_idempotent(_host_xvfb: str) -> None:
         watcher.poll()
 
 
-def test_pixel_exact_roundtrip_xlib(_host_xvfb: str, capturer: MssCapturer) -> None:
+def test_pixel_exact_roundtrip_xlib(_host_xvfb: str, capturer: AnyCapturer) -> None:
     """Pixels drawn with X requests come back byte-exact (no colour conversion on capture)."""
     dpy = xdisplay.Display(_host_xvfb)
     try:
@@ -180,3 +195,115 @@ def test_pixel_exact_roundtrip_xlib(_host_xvfb: str, capturer: MssCapturer) -> N
         assert (frame[0:8, 0:8, :3] == np.array([0x0C, 0x0B, 0x0A], dtype=np.uint8)).all()
     finally:
         dpy.close()
+
+
+# --- zero-copy capture: frames are shared memory, reused only when nobody holds them ----------
+
+
+def _paint(display: str, colour: int) -> None:
+    dpy = xdisplay.Display(display)
+    try:
+        root = dpy.screen().root
+        gc = root.create_gc(foreground=colour, subwindow_mode=X.IncludeInferiors)
+        root.fill_rectangle(gc, 0, 0, 640, 480)
+        dpy.sync()
+    finally:
+        dpy.close()
+
+
+def _shm_segments_of_this_process() -> int:
+    """Shared-memory segments this process created that still exist (``/proc/sysvipc/shm``)."""
+    import os
+
+    with open("/proc/sysvipc/shm") as f:
+        header = f.readline().split()
+        cpid = header.index("cpid")
+        return sum(1 for line in f if int(line.split()[cpid]) == os.getpid())
+
+
+def test_shm_frames_held_are_never_written(_host_xvfb: str) -> None:
+    """Every frame still referenced keeps its pixels while later grabs go on; frames let go
+    are reused, so the pool stays small."""
+    with ShmCapturer(_host_xvfb) as cap:
+        held = []
+        for colour in (0x010203, 0x040506, 0x070809, 0x0A0B0C):
+            _paint(_host_xvfb, colour)
+            held.append((cap.grab()[8:16, 8:16], colour))  # a view keeps its segment too
+        for view, colour in held:
+            want = np.array([colour & 0xFF, (colour >> 8) & 0xFF, colour >> 16], dtype=np.uint8)
+            assert (view[:, :, :3] == want).all()
+        pool = len(cap._pool)
+        assert pool >= 4
+        del held, view
+        for _ in range(20):  # nothing held: the same few segments serve every grab
+            cap.grab()
+        assert len(cap._pool) == pool
+
+
+def test_shm_full_pool_hands_out_copies(_host_xvfb: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the pool's byte limit a grab is copied out of a spare segment: still independent."""
+    monkeypatch.setattr(xshm, "MAX_POOL_BYTES", 2 * 640 * 480 * 4)
+    with ShmCapturer(_host_xvfb) as cap:
+        frames = []
+        for colour in (0x111111, 0x222222, 0x333333, 0x444444):
+            _paint(_host_xvfb, colour)
+            frames.append(cap.grab())
+        assert len(cap._pool) == 2
+        assert [int(f[0, 0, 0]) for f in frames] == [0x11, 0x22, 0x33, 0x44]
+
+
+def test_shm_memory_is_released(_host_xvfb: str) -> None:
+    """Segments are marked for removal as soon as the server has attached them, so none is
+    left behind after close (or after a crash); a frame still held stays readable."""
+    before = _shm_segments_of_this_process()
+    cap = ShmCapturer(_host_xvfb)
+    kept = cap.grab()
+    cap.grab()
+    cap.close()
+    cap.close()  # idempotent
+    with pytest.raises(CaptureError):
+        cap.grab()
+    assert kept.shape == (480, 640, 4) and int(kept.sum()) >= 0  # still mapped: no crash
+    del kept
+    import gc
+
+    gc.collect()
+    # Marked-for-removal segments vanish from the table once both sides have detached.
+    deadline = time.monotonic() + 10
+    while _shm_segments_of_this_process() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _shm_segments_of_this_process() <= before
+
+
+def test_without_mit_shm_capture_falls_back_to_mss() -> None:
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb not installed")
+    # In a child process: python-xlib mixes up extension events between displays whose
+    # servers have different extensions, and this one lacks MIT-SHM.
+    probe = (
+        "import sys\n"
+        "from rdesk.host.capture import open_capturer\n"
+        "from rdesk.host.xshm import ShmCapturer, ShmUnavailable\n"
+        "cap = open_capturer(sys.argv[1])\n"
+        "print(type(cap).__name__, cap.grab().shape)\n"
+        "cap.close()\n"
+        "try:\n"
+        "    ShmCapturer(sys.argv[1])\n"
+        "except ShmUnavailable as exc:\n"
+        "    print('unavailable:', exc)\n"
+    )
+    with Xvfb(320, 240, extra_args=["-extension", "MIT-SHM"]) as server:
+        done = subprocess.run([sys.executable, "-c", probe, server.display],
+                              capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.splitlines() == [
+        "MssCapturer (240, 320, 4)",
+        "unavailable: the X server has no MIT-SHM extension",
+    ]
+
+
+def test_open_capturer_prefers_shared_memory(_host_xvfb: str) -> None:
+    cap = open_capturer(_host_xvfb)
+    try:
+        assert isinstance(cap, ShmCapturer)
+    finally:
+        cap.close()
