@@ -24,6 +24,7 @@ import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -62,6 +63,8 @@ BAND_HEIGHT = 256
 #: Threads one update's rectangles are encoded on side by side. The JPEG encoder (simplejpeg)
 #: releases the GIL, so a full-screen frame's bands use every core.
 ENCODE_WORKERS = max(1, min(4, os.cpu_count() or 1))
+#: The threads that encode a round's other groups beside the executor thread running it.
+_HELPERS = ThreadPoolExecutor(max(1, ENCODE_WORKERS - 1), thread_name_prefix="rdesk-encode")
 
 Job = tuple[tuple[int, int, int, int], bool]
 
@@ -392,9 +395,19 @@ class ViewerLink:
             return out
 
         groups = _share_out(jobs, ENCODE_WORKERS)
-        results = await asyncio.gather(*(asyncio.to_thread(encode, g) for g in groups))
-        return [enc for _, enc in sorted((p for part in results for p in part),
-                                         key=lambda p: p[0])]
+
+        def encode_groups() -> list[tuple[int, EncodedRect]]:
+            # One executor job per round, fanning out from its thread: the event loop is woken
+            # once per round rather than once per group.
+            helpers = [_HELPERS.submit(encode, g) for g in groups[1:]]
+            try:
+                done = encode(groups[0]) if groups else []
+            finally:
+                parts = [f.result() for f in helpers]  # never leave a helper running alone
+            return done + [p for part in parts for p in part]
+
+        results = await asyncio.get_running_loop().run_in_executor(None, encode_groups)
+        return [enc for _, enc in sorted(results, key=lambda p: p[0])]
 
     async def _send_rects(self, encoded: list[EncodedRect], exact: bool, now: float) -> None:
         """Send ``encoded`` as one round of updates; ``now`` is when its pixels were taken."""
