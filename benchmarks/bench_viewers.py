@@ -36,8 +36,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np
+
+from benchmarks.xload import motion_frames
 from rdesk.client.connection import Connection, connect
 from rdesk.client.watch import inspect_update
+from rdesk.host.encode import encode_rect
 from tests.xserver import Xvfb
 
 PASSWORD = "benchmark password"
@@ -270,6 +274,28 @@ def med(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def machine_speed(frames: list[np.ndarray]) -> float:
+    """Median ms of this thread's CPU to JPEG-encode one 1920x1080 motion frame (quality 80),
+    alone: how fast the machine runs right now. On the shared VM this moves by a third
+    within minutes, and host CPU per frame moves with it, so each run reports it."""
+    times = []
+    for i in range(4 * len(frames)):
+        t0 = time.thread_time()
+        encode_rect(frames[i % len(frames)], (0, 0, 1920, 1080), lossless=False, quality=80)
+        times.append(time.thread_time() - t0)
+    return statistics.median(times) * 1e3
+
+
+def bgrx_motion_frames() -> list[np.ndarray]:
+    """xload.py's motion frames as the host grabs them (BGRX)."""
+    out = []
+    for rgb in motion_frames(1920, 1080, 4):
+        bgrx = np.zeros((1080, 1920, 4), dtype=np.uint8)
+        bgrx[..., :3] = rgb[..., ::-1]
+        out.append(bgrx)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0)
@@ -296,6 +322,8 @@ def main() -> None:
         configs = list(dict.fromkeys(configs))
     results: dict[tuple[str, int, str | None], list[Result]] = {c: [] for c in configs}
     loads = [load()]
+    speed_frames = bgrx_motion_frames()
+    speeds = [machine_speed(speed_frames)]
     with Xvfb(1920, 1080, 24) as xvfb:
         assert xvfb.proc is not None
         _XVFB_PIDS[xvfb.display] = xvfb.proc.pid
@@ -308,16 +336,20 @@ def main() -> None:
                       f"{r.host_ms_per_frame:.1f} ms/frame, fps "
                       f"{' '.join(f'{f:.1f}' for f in r.fps)}, bench {r.bench_cpu:.0f} %, "
                       f"Xvfb {r.xvfb_cpu:.0f} %, xload {r.xload_cpu:.0f} % "
-                      f"({r.drawn_per_s:.1f} drawn/s), q {r.qualities}, load {r.load:.2f}",
+                      f"({r.drawn_per_s:.1f} drawn/s), q {r.qualities}, load {r.load:.2f}, "
+                      f"JPEG alone {speeds[-1]:.2f} ms",
                       file=sys.stderr, flush=True)
                 loads.append(r.load)
+                speeds.append(machine_speed(speed_frames))
 
     cpu_model = next((line.split(":", 1)[1].strip() for line in
                       Path("/proc/cpuinfo").read_text().splitlines()
                       if line.startswith("model name")), "?")
     print(f"machine: {os.cpu_count()} cores, {cpu_model}; 1-min load during the runs "
           f"{min(loads):.2f}..{max(loads):.2f} (median {med(loads):.2f}); "
-          f"{args.runs} runs of {args.seconds:g} s per row, medians")
+          f"{args.runs} runs of {args.seconds:g} s per row, medians; machine speed (one motion "
+          f"frame JPEG-encoded alone, between runs) {min(speeds):.2f}..{max(speeds):.2f} ms "
+          f"(median {med(speeds):.2f})")
     print()
     print("| workload | viewers | host CPU, % of a core | host CPU ms / frame (viewer 1) "
           "| marginal viewer, % of first | host CPU ms / viewer-frame (all viewers) "

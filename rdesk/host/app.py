@@ -161,7 +161,8 @@ async def run_host(
         stack.callback(capturer.close)
         notifier: DamageWatcher | None = None
         try:
-            notifier = DamageWatcher(display)
+            # On the capturer's own connection when it has one: no round trip per reset.
+            notifier = DamageWatcher(display, connection=getattr(capturer, "connection", None))
             stack.callback(notifier.close)
         except DamageUnavailable as exc:
             log.warning("no change notification (%s); polling the screen instead", exc)

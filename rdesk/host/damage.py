@@ -3,7 +3,7 @@
 The capture loop waits for :meth:`DamageWatcher.fileno` to become readable (or a timeout), calls
 :meth:`DamageWatcher.poll`, and grabs only when it returns True.
 
-What DAMAGE does *not* report: reading the screen (mss's XShmGetImage / XGetImage) creates no
+What DAMAGE does *not* report: reading the screen (XShmGetImage / XGetImage) creates no
 damage, so capturing never wakes the loop by itself; and the pointer is a hardware or software
 cursor that X does not count as damage, so pointer moves are not reported either (the cursor is
 sent separately, if at all).
@@ -26,21 +26,29 @@ class DamageUnavailable(Exception):
 
 
 class DamageWatcher:
-    """Watch the root window of ``display`` for any drawing, over its own X connection.
+    """Watch the root window of ``display`` for any drawing.
 
     Uses report level *NonEmpty*: the server sends one event when the accumulated damage region
     goes from empty to non-empty, and :meth:`poll` empties the region again (DamageSubtract)
-    before returning True. The subtract is followed by a round trip, so it is processed before
-    any capture the caller issues afterwards; drawing that lands after the subtract is therefore
-    either in that capture or reported by the next :meth:`poll` (no change is lost).
+    before returning True. The subtract must be processed before any capture the caller issues
+    afterwards; drawing that lands after the subtract is then either in that capture or reported
+    by the next :meth:`poll` (no change is lost).
+
+    ``connection``: the python-xlib display the capturer grabs on (see
+    :attr:`rdesk.host.xshm.ShmCapturer.connection`). The X server handles one connection's
+    requests in order, so the subtract is merely flushed ahead of the grab. Without it the
+    watcher opens its own connection and follows each subtract with a round trip. A shared
+    connection stays open on :meth:`close`: its owner closes it.
 
     Raises :class:`DamageUnavailable` from the constructor if the display cannot be opened or the
-    server lacks DAMAGE. Not thread-safe.
+    server lacks DAMAGE. Not thread-safe (with a shared connection, use it from the capturer's
+    thread).
     """
 
-    def __init__(self, display: str | None = None) -> None:
+    def __init__(self, display: str | None = None, *, connection: Any = None) -> None:
+        self._owned = connection is None
         try:
-            self._dpy: Any = xdisplay.Display(display)
+            self._dpy: Any = xdisplay.Display(display) if self._owned else connection
         except (xerror.DisplayError, xerror.ConnectionClosedError, OSError) as exc:
             raise DamageUnavailable(f"cannot open display {display or '$DISPLAY'}") from exc
         try:
@@ -56,10 +64,10 @@ class DamageWatcher:
             self._damage = self._root.damage_create(xdamage.DamageReportNonEmpty)
             self._dpy.sync()
         except DamageUnavailable:
-            self._dpy.close()
+            self._close_connection()
             raise
         except (xerror.XError, xerror.ConnectionClosedError, OSError) as exc:
-            self._dpy.close()
+            self._close_connection()
             raise DamageUnavailable(f"DAMAGE setup failed: {exc}") from exc
         self._closed = False
 
@@ -70,8 +78,9 @@ class DamageWatcher:
     def poll(self) -> bool:
         """Drain pending events without blocking; True if anything was drawn since last poll.
 
-        When True, the damage region has been reset and synchronised with the server, so a
-        capture started after this returns sees at least every change reported here.
+        When True, the damage region has been reset ahead of any capture started after this
+        returns (synchronised with the server, or flushed ahead of the capturer's requests on
+        a shared connection), so that capture sees at least every change reported here.
         """
         if self._closed:
             raise RuntimeError("DamageWatcher is closed")
@@ -82,11 +91,15 @@ class DamageWatcher:
                 damaged = True
         if damaged:
             self._dpy.damage_subtract(self._damage, X.NONE, X.NONE)
-            # Round trip: the subtract is done before the caller's capture is issued. An event
+            # The subtract must be done before the caller's capture: on our own connection a
+            # round trip makes sure; on the capturer's, sending it first is enough. An event
             # that arrives meanwhile is left queued; it makes the next poll return True, which
             # costs at most one redundant capture, whereas dropping it would leave the region
             # non-empty and silence NonEmpty reporting for good.
-            self._dpy.sync()
+            if self._owned:
+                self._dpy.sync()
+            else:
+                self._dpy.flush()
         return damaged
 
     def close(self) -> None:
@@ -96,9 +109,16 @@ class DamageWatcher:
         self._closed = True
         try:
             self._dpy.damage_destroy(self._damage)
-            self._dpy.close()
+            if self._owned:
+                self._dpy.close()
+            else:
+                self._dpy.flush()
         except (xerror.XError, xerror.ConnectionClosedError, OSError):
             pass
+
+    def _close_connection(self) -> None:
+        if self._owned:
+            self._dpy.close()
 
     def __enter__(self) -> DamageWatcher:
         return self

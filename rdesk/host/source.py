@@ -24,7 +24,6 @@ __all__ = [
     "HISTORY_POLL",
     "IDLE_POLL",
     "MOTION_GAP",
-    "STREAK_TO_POLL",
     "ScreenSource",
     "Subscriber",
 ]
@@ -41,11 +40,6 @@ DAMAGE_SAFETY_POLL = 1.0
 #: While every viewer's window is full, grab at least this often (seconds), so the change
 #: history that tells moving tiles from still ones stays true. Below MOTION_GAP / 2.
 HISTORY_POLL = 0.05
-#: With change notification: after this many changed grabs in a row, each followed by damage
-#: within half a slot of the next slot, the screen changes at about the frame rate, and the
-#: source grabs on the frame schedule without the notifier's round trips until a grab finds
-#: no change.
-STREAK_TO_POLL = 3
 
 
 class Subscriber(Protocol):
@@ -182,24 +176,17 @@ class ScreenSource:
 
         Polling adapts: every frame interval while the screen changes, slowing to
         :data:`IDLE_POLL` when it is still, so a still screen costs almost nothing.
-
-        With notification, a screen that keeps changing within every frame interval (video,
-        a window being dragged) is grabbed on the frame schedule without consulting the
-        notifier — its round trip would only confirm what the next grab shows — until a grab
-        finds nothing new (see :data:`STREAK_TO_POLL`).
         """
         notifier = self.notifier
         interval = self.min_interval
         # Grab slots on a 1/max_fps schedule: a wake-up a little late (timer granularity)
         # does not push every later grab back, so 60 Hz motion is caught at 60 Hz.
         due = time.monotonic()
-        streak = 0  # changed grabs in a row, each followed promptly by more damage
         while True:
             await self._until_someone_has_room()
             started = time.monotonic()
             due = max(due, started - self.min_interval / 2) + self.min_interval
-            polling = notifier is not None and streak >= STREAK_TO_POLL
-            if notifier is not None and not polling:
+            if notifier is not None:
                 # Drain damage first, then grab: drawing after the drain re-arms us.
                 notifier.poll()
             changed = self.capture_once(started) if self._subscribers else False
@@ -207,20 +194,9 @@ class ScreenSource:
                 interval = self.min_interval if changed else min(IDLE_POLL, interval * 1.5)
                 await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
                 continue
-            if polling and changed:
-                await asyncio.sleep(max(0.0, due - time.monotonic()))
-                continue
-            # Wait for damage (or the safety poll), then keep to the frame rate. Leaving the
-            # polling mode, the poll here resets the damage region, and the next slot grabs
-            # whatever was drawn before that.
-            if notifier.poll():
-                prompt = True
-            else:
+            # Wait for damage (or the safety poll), then keep to the frame rate.
+            if not notifier.poll():
                 await _readable(notifier.fileno(), DAMAGE_SAFETY_POLL)
-                # Within half a slot of when it was due: drawing at about the frame rate,
-                # whatever the phase between its frames and our slots.
-                prompt = time.monotonic() < due + self.min_interval / 2
-            streak = streak + 1 if prompt and changed and not polling else 0
             await asyncio.sleep(max(0.0, due - time.monotonic()))
 
 

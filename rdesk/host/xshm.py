@@ -251,6 +251,13 @@ class ShmCapturer:
             self._width, self._height = size
 
     @property
+    def connection(self) -> xdisplay.Display:
+        """The python-xlib display grabs are taken on. X DAMAGE may share it
+        (:class:`rdesk.host.damage.DamageWatcher`): one connection's requests are handled in
+        order, so a damage reset sent before a grab needs no round trip of its own."""
+        return self._x
+
+    @property
     def width(self) -> int:
         """Width in pixels of the frames :meth:`grab` currently returns."""
         return self._width

@@ -97,7 +97,7 @@ class HostThread:
         )
         capturer = open_capturer(self.display)
         self._closers: list[Callable[[], None]] = [capturer.close]
-        notifier = DamageWatcher(self.display)
+        notifier = DamageWatcher(self.display, connection=getattr(capturer, "connection", None))
         self._closers.append(notifier.close)
         source = ScreenSource(capturer, max_fps=self.settings.max_fps, notifier=notifier)
         ssl_context = server_ssl_context(cert, key, allow_tls12=self.settings.allow_tls12)
@@ -131,7 +131,7 @@ class HostThread:
             self._capture.cancel()
             await asyncio.gather(self._capture, return_exceptions=True)
         await self.server.stop()
-        for close in self._closers:
+        for close in reversed(self._closers):  # the damage watcher before its connection
             close()
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in tasks:

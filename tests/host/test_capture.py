@@ -307,3 +307,24 @@ def test_open_capturer_prefers_shared_memory(_host_xvfb: str) -> None:
         assert isinstance(cap, ShmCapturer)
     finally:
         cap.close()
+
+
+def test_damage_on_the_capturers_connection(_host_xvfb: str) -> None:
+    """Sharing the capturer's connection, the damage reset goes out ahead of the grab without a
+    round trip of its own: each painting is reported once and in the grab that follows, and
+    the capturer outlives the watcher."""
+    with ShmCapturer(_host_xvfb) as cap:
+        watcher = DamageWatcher(_host_xvfb, connection=cap.connection)
+        try:
+            _settle(watcher)
+            for colour in (0x203040, 0x506070, 0x8090A0):
+                _paint(_host_xvfb, colour)
+                _wait_readable(watcher, 2.0)
+                assert watcher.poll() is True
+                frame = cap.grab()  # on the same connection, after the reset
+                assert int(frame[0, 0, 0]) == colour & 0xFF
+                _wait_readable(watcher, 0.2)
+                assert watcher.poll() is False  # reported once; the grab made no damage
+        finally:
+            watcher.close()
+        assert cap.grab().shape == (480, 640, 4)  # the shared connection is still open

@@ -131,52 +131,9 @@ async def _until(predicate: Callable[[], bool], seconds: float = 30.0) -> None:
         await asyncio.sleep(0.005)
 
 
-async def test_continuous_motion_is_grabbed_without_the_notifier_and_nothing_is_lost() -> None:
-    """A screen drawn faster than the frame rate is grabbed on the frame schedule with no
-    damage round trips; once drawing stops, the last drawing is still grabbed and the loop goes
-    back to waiting for damage (no more grabs)."""
-    from rdesk.host.source import STREAK_TO_POLL, ScreenSource
-
-    screen = _Screen()
-    source = ScreenSource(screen, max_fps=50, notifier=screen)
-    source.subscribe(_Room())
-    drawing = True
-
-    async def drawer() -> None:
-        while drawing:
-            screen.draw()
-            await asyncio.sleep(0.004)  # five drawings a slot
-
-    draw_task = asyncio.create_task(drawer())
-    task = asyncio.create_task(source.run())
-    try:
-        await _until(lambda: screen.grabs > STREAK_TO_POLL + 5)
-        polls, grabs = screen.polls, screen.grabs
-        await _until(lambda: screen.grabs >= grabs + 10)
-        # Polling mode: at most the poll of the slot it was entered in, none per grab.
-        assert screen.polls - polls <= 2
-        drawing = False
-        await draw_task
-        screen.draw()  # one last drawing, after the motion
-        await _until(lambda: int(source.frame[0, 0, 0]) == screen.value)
-        await asyncio.sleep(0.1)  # let the loop settle into waiting for damage
-        grabs = screen.grabs
-        await asyncio.sleep(0.3)  # well under the 1 s safety poll: a still screen is not grabbed
-        assert screen.grabs == grabs
-        screen.draw()  # and damage still wakes it
-        await _until(lambda: int(source.frame[0, 0, 0]) == screen.value)
-    finally:
-        drawing = False
-        for t in (task, draw_task):
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        screen.close()
-
-
-async def test_changes_slower_than_the_frame_rate_keep_the_notifier() -> None:
-    """Typing-like changes (slower than the frame rate) never switch to polling, so each one
-    costs one grab and a still screen between them none."""
+async def test_each_change_costs_one_grab() -> None:
+    """With change notification, each change (typing-like, slower than the frame rate) costs
+    one grab and the still screen between them none."""
     from rdesk.host.source import ScreenSource
 
     screen = _Screen()
