@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import mss
 import mss.exception
@@ -20,6 +20,7 @@ __all__ = [
     "CaptureError",
     "Capturer",
     "MssCapturer",
+    "RootCapturer",
     "SIZE_CHECK_INTERVAL",
     "display_hint",
     "open_capturer",
@@ -80,7 +81,56 @@ def display_hint(display: str | None) -> str:
     return f"cannot open display {name} — is an X server running? try --virtual 1280x720"
 
 
-class MssCapturer:
+_C = TypeVar("_C", bound="RootCapturer")
+
+
+class RootCapturer:
+    """What every X capturer here shares: a python-xlib connection to ``display``, the root
+    window, its size, and context-manager use. Subclasses implement ``grab`` and ``close``."""
+
+    _display_name: str | None
+    _x: Any
+    _root: Any
+    _width: int
+    _height: int
+
+    def _open(self, display: str | None) -> None:
+        """Connect; raises :class:`CaptureError` (one line) when the display cannot be opened."""
+        self._display_name = display
+        try:
+            self._x = xdisplay.Display(display)
+        except (xerror.DisplayError, xerror.ConnectionClosedError, OSError) as exc:
+            raise CaptureError(display_hint(display)) from exc
+        self._root = self._x.screen().root
+
+    def _root_size(self) -> tuple[int, int]:
+        try:
+            geom = self._root.get_geometry()
+        except (xerror.XError, xerror.ConnectionClosedError, OSError) as exc:
+            raise CaptureError(f"lost connection to display {self._display_name}") from exc
+        return int(geom.width), int(geom.height)
+
+    @property
+    def width(self) -> int:
+        """Width in pixels of the frames ``grab`` currently returns."""
+        return self._width
+
+    @property
+    def height(self) -> int:
+        """Height in pixels of the frames ``grab`` currently returns."""
+        return self._height
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class MssCapturer(RootCapturer):
     """Capture the whole X screen (the root window, all monitors) of one display with mss.
 
     ``display`` is an X display name such as ``":99"``; None means ``$DISPLAY``. The
@@ -94,12 +144,7 @@ class MssCapturer:
     """
 
     def __init__(self, display: str | None = None) -> None:
-        self._display_name = display
-        try:
-            self._x = xdisplay.Display(display)
-        except (xerror.DisplayError, xerror.ConnectionClosedError, OSError) as exc:
-            raise CaptureError(display_hint(display)) from exc
-        self._root = self._x.screen().root
+        self._open(display)
         self._sct: Any = None
         self._width = 0
         self._height = 0
@@ -110,13 +155,6 @@ class MssCapturer:
         except CaptureError:
             self._x.close()
             raise
-
-    def _root_size(self) -> tuple[int, int]:
-        try:
-            geom = self._root.get_geometry()
-        except (xerror.XError, xerror.ConnectionClosedError, OSError) as exc:
-            raise CaptureError(f"lost connection to display {self._display_name}") from exc
-        return int(geom.width), int(geom.height)
 
     def _reopen(self) -> None:
         if self._sct is not None:
@@ -135,16 +173,6 @@ class MssCapturer:
         }
         self._width = self._monitor["width"]
         self._height = self._monitor["height"]
-
-    @property
-    def width(self) -> int:
-        """Width in pixels of the frames :meth:`grab` currently returns."""
-        return self._width
-
-    @property
-    def height(self) -> int:
-        """Height in pixels of the frames :meth:`grab` currently returns."""
-        return self._height
 
     def grab(self) -> npt.NDArray[np.uint8]:
         """Capture the whole screen; see :meth:`Capturer.grab` for the contract."""
@@ -186,11 +214,6 @@ class MssCapturer:
             self._sct = None
         self._x.close()
 
-    def __enter__(self) -> MssCapturer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def open_capturer(display: str | None = None) -> Capturer:

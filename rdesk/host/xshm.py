@@ -30,7 +30,7 @@ from Xlib import display as xdisplay
 from Xlib import error as xerror
 from Xlib.protocol import rq
 
-from rdesk.host.capture import SIZE_CHECK_INTERVAL, CaptureError, display_hint
+from rdesk.host.capture import SIZE_CHECK_INTERVAL, CaptureError, RootCapturer
 
 __all__ = ["MAX_POOL_BYTES", "ShmCapturer", "ShmUnavailable"]
 
@@ -121,7 +121,7 @@ def _refs(seg: _Segment) -> tuple[int, int]:
     return sys.getrefcount(seg.root), sys.getrefcount(seg.frame)
 
 
-class ShmCapturer:
+class ShmCapturer(RootCapturer):
     """Capture the whole X screen (the root window) into shared memory, without copying.
 
     ``display`` is an X display name such as ``":99"``; None means ``$DISPLAY``. Raises
@@ -133,11 +133,7 @@ class ShmCapturer:
     """
 
     def __init__(self, display: str | None = None) -> None:
-        self._display_name = display
-        try:
-            self._x = xdisplay.Display(display)
-        except (xerror.DisplayError, xerror.ConnectionClosedError, OSError) as exc:
-            raise CaptureError(display_hint(display)) from exc
+        self._open(display)
         self._closed = False
         self._pool: list[_Segment] = []
         self._spare: _Segment | None = None  # grabbed into, then copied, when the pool is full
@@ -155,7 +151,6 @@ class ShmCapturer:
         if not sys.byteorder == "little":
             raise ShmUnavailable("frames are taken as little-endian BGRX")
         screen = self._x.screen()
-        self._root = screen.root
         depth = screen.root_depth
         bpp = [f.bits_per_pixel for f in self._x.display.info.pixmap_formats if f.depth == depth]
         if depth not in (24, 32) or bpp != [32]:
@@ -236,13 +231,6 @@ class ShmCapturer:
 
     # --- the Capturer interface -------------------------------------------------------
 
-    def _root_size(self) -> tuple[int, int]:
-        try:
-            geom = self._root.get_geometry()
-        except (xerror.XError, xerror.ConnectionClosedError, OSError) as exc:
-            raise CaptureError(f"lost connection to display {self._display_name}") from exc
-        return int(geom.width), int(geom.height)
-
     def _resize_if_needed(self) -> None:
         self._size_checked = time.monotonic()
         size = self._root_size()
@@ -256,16 +244,6 @@ class ShmCapturer:
         (:class:`rdesk.host.damage.DamageWatcher`): one connection's requests are handled in
         order, so a damage reset sent before a grab needs no round trip of its own."""
         return self._x
-
-    @property
-    def width(self) -> int:
-        """Width in pixels of the frames :meth:`grab` currently returns."""
-        return self._width
-
-    @property
-    def height(self) -> int:
-        """Height in pixels of the frames :meth:`grab` currently returns."""
-        return self._height
 
     def _get_image(self, seg: _Segment) -> None:
         reply = _GetImage(
@@ -310,9 +288,3 @@ class ShmCapturer:
         with contextlib.suppress(xerror.XError, xerror.ConnectionClosedError, OSError):
             self._retire_all()
             self._x.close()
-
-    def __enter__(self) -> ShmCapturer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
