@@ -6,6 +6,7 @@ included (a release and a press with the same timestamp).
 
 from __future__ import annotations
 
+import gc
 import tkinter
 import types
 from collections.abc import Iterator
@@ -34,6 +35,10 @@ def window(
     root.update()
     yield view, sent
     root.destroy()
+    # Collect the window's Tk variables now, on this (Tk's) thread: left to the cyclic
+    # collector they may be freed on another test's thread, where Tcl refuses the call.
+    del view, root
+    gc.collect()
 
 
 def _key(view: ViewerWindow, kind: str, keysym: str, time: int, keycode: int = A_KEYCODE) -> None:
