@@ -235,19 +235,25 @@ class _Pending:
 class EncodeCache:
     """Bounded LRU of encoded rectangles, shared by all viewers of one host.
 
-    Key: ``(frame_id, rect, lossless, quality, scale, allow_lossy_fallback)``; ``quality`` is
-    ignored for lossless requests, so viewers at different JPEG qualities share lossless
-    refreshes. ``frame_id`` must identify the frame's pixels (e.g. a capture sequence number).
+    Holds at most ``max_entries`` results and ``max_bytes`` of payload (the newest result is
+    always kept). Key: ``(frame_id, rect, lossless, quality, scale, allow_lossy_fallback)``;
+    ``quality`` is ignored for lossless requests, so viewers at different JPEG qualities share
+    lossless refreshes. ``frame_id`` must identify the frame's pixels (e.g. a capture sequence
+    number).
 
     Safe to call from several threads (e.g. via ``asyncio.to_thread``). The lock is not held
     while encoding; a second caller asking for a key being encoded waits for that encode instead
     of repeating it. Counters: ``hits``, ``misses``, ``encodes`` (encoder invocations).
     """
 
-    def __init__(self, max_entries: int = 1024) -> None:
-        if max_entries <= 0:
-            raise ValueError("max_entries must be positive")
+    def __init__(self, max_entries: int = 1024, max_bytes: int = 32 * 1024 * 1024) -> None:
+        if max_entries <= 0 or max_bytes <= 0:
+            raise ValueError("max_entries and max_bytes must be positive")
         self.max_entries = max_entries
+        #: Payload bytes kept at most: full-screen motion fills 1024 entries with ~50 MB of
+        #: JPEG of frames long gone (the most recent frames are all any viewer asks for).
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self.hits = 0
         self.misses = 0
         self.encodes = 0
@@ -322,9 +328,13 @@ class EncodeCache:
             pending.result = result
             with self._lock:
                 del self._pending[key]
+                if key not in self._entries:
+                    self._bytes += len(result.payload)
                 self._entries[key] = result
                 self._entries.move_to_end(key)
-                while len(self._entries) > self.max_entries:
-                    self._entries.popitem(last=False)
+                while len(self._entries) > 1 and (
+                    len(self._entries) > self.max_entries or self._bytes > self.max_bytes
+                ):
+                    self._bytes -= len(self._entries.popitem(last=False)[1].payload)
             pending.done.set()
             return result

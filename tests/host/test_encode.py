@@ -210,6 +210,26 @@ def test_cache_shares_encodes() -> None:
     assert cache.encodes == 5
 
 
+def test_cache_is_bounded_in_bytes() -> None:
+    """Motion fills the cache with large JPEGs of frames no viewer will ask for again: the
+    oldest go once the payloads pass max_bytes, and the newest is always kept."""
+    frame = photo_frame(256, 256)
+    one = len(encode_rect(frame, (0, 0, 256, 256), lossless=False, quality=90).payload)
+    cache = EncodeCache(max_entries=100, max_bytes=3 * one + one // 2)
+    for frame_id in range(10):
+        cache.get(frame_id, frame, (0, 0, 256, 256), lossless=False, quality=90)
+    assert len(cache) == 3
+    cache.get(9, frame, (0, 0, 256, 256), lossless=False, quality=90)  # the newest: a hit
+    cache.get(6, frame, (0, 0, 256, 256), lossless=False, quality=90)  # evicted: encoded again
+    assert (cache.hits, cache.encodes) == (1, 11)
+    tiny = EncodeCache(max_bytes=1)
+    result = tiny.get(1, frame, (0, 0, 64, 64), lossless=False, quality=90)
+    assert len(tiny) == 1 and tiny.get(1, frame, (0, 0, 64, 64), lossless=False,
+                                       quality=90) is result
+    with pytest.raises(ValueError):
+        EncodeCache(max_bytes=0)
+
+
 def test_cache_concurrent_callers_encode_once() -> None:
     cache = EncodeCache()
     frame = photo_frame(720, 1280)
