@@ -35,9 +35,10 @@ def window(
     root.update()
     yield view, sent
     root.destroy()
-    # Collect the window's Tk variables now, on this (Tk's) thread: left to the cyclic
-    # collector they may be freed on another test's thread, where Tcl refuses the call.
-    del view, root
+    # Free the window's Tk variables now, on this (Tk's) thread. pytest keeps the window until
+    # after this teardown, and the cyclic collector may then free it on another test's host
+    # thread, where a variable's __del__ calls Tcl and Tcl refuses the call.
+    del view.view_only, view.scale_mode
     gc.collect()
 
 
