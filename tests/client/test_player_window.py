@@ -3,7 +3,6 @@ order and pixel-exact, then "end of recording"; a damaged file stops with its re
 
 from __future__ import annotations
 
-import gc
 import time
 import tkinter
 from collections.abc import Iterator
@@ -21,8 +20,6 @@ def root(tk_display: str) -> Iterator[tkinter.Tk]:
     tk = tkinter.Tk(screenName=tk_display)
     yield tk
     tk.destroy()
-    del tk
-    gc.collect()  # free Tk objects on Tk's thread (see test_window_input)
 
 
 def _on_screen(player: Player) -> Image.Image:

@@ -6,7 +6,6 @@ included (a release and a press with the same timestamp).
 
 from __future__ import annotations
 
-import gc
 import tkinter
 import types
 from collections.abc import Iterator
@@ -35,11 +34,6 @@ def window(
     root.update()
     yield view, sent
     root.destroy()
-    # Free the window's Tk variables now, on this (Tk's) thread. pytest keeps the window until
-    # after this teardown, and the cyclic collector may then free it on another test's host
-    # thread, where a variable's __del__ calls Tcl and Tcl refuses the call.
-    del view.view_only, view.scale_mode
-    gc.collect()
 
 
 def _key(view: ViewerWindow, kind: str, keysym: str, time: int, keycode: int = A_KEYCODE) -> None:
