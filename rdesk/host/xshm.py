@@ -109,7 +109,6 @@ class _Segment:
     """One shared-memory frame: attached here and in the X server."""
 
     shmseg: int  # the X server's id for it
-    addr: int  # where it is mapped in this process
     root: npt.NDArray[np.uint8]  # flat array over the memory; every view's .base
     frame: npt.NDArray[np.uint8]  # (h, w, 4) view handed out by grab()
     root_refs: int = 0
@@ -148,7 +147,7 @@ class ShmCapturer(RootCapturer):
         if ext is None:
             raise ShmUnavailable("the X server has no MIT-SHM extension")
         self._opcode = ext.major_opcode
-        if not sys.byteorder == "little":
+        if sys.byteorder != "little":
             raise ShmUnavailable("frames are taken as little-endian BGRX")
         screen = self._x.screen()
         depth = screen.root_depth
@@ -198,7 +197,7 @@ class ShmCapturer(RootCapturer):
         # Unmapped when the memory is no longer referenced at all (the pool let go of it and
         # no frame or view of it is alive), never while a caller could still read it.
         weakref.finalize(root, libc.shmdt, addr)
-        seg = _Segment(shmseg, addr, root, root.reshape(self._height, self._width, 4))
+        seg = _Segment(shmseg, root, root.reshape(self._height, self._width, 4))
         del root  # the baseline counts only the segment's own references
         seg.root_refs, seg.frame_refs = _refs(seg)
         return seg
