@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from rdesk.client.player import Player
-from tests.host.test_recording import _record, _same
+from tests.recordings import record_session, same_pixels
 
 
 @pytest.fixture
@@ -52,13 +52,13 @@ def _play(player: Player) -> list[Image.Image]:
 
 
 def test_every_screen_is_shown_then_the_end(root: tkinter.Tk, tmp_path: Path) -> None:
-    path, expected = _record(tmp_path)
+    path, expected = record_session(tmp_path)
     player = Player(root, path, speed=4)  # frames >= 60 ms apart: each is read back in time
     seen = _play(player)
     assert player.status.cget("text") == "end of recording"
     assert len(seen) == len(expected)
     for got, want in zip(seen, expected, strict=True):
-        assert _same(got, want)
+        assert same_pixels(got, want)
     assert root.title().startswith("rdesk play")
 
 
@@ -71,6 +71,6 @@ def test_a_damaged_file_stops_with_its_reason(root: tkinter.Tk, tmp_path: Path) 
 
 
 def test_speed_must_be_positive(root: tkinter.Tk, tmp_path: Path) -> None:
-    path, _ = _record(tmp_path)
+    path, _ = record_session(tmp_path)
     with pytest.raises(ValueError, match="speed"):
         Player(root, path, speed=0)

@@ -2,67 +2,22 @@
 
 from __future__ import annotations
 
-import io
-import itertools
 import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageChops
+from PIL import Image
 
 from rdesk.cli import main
-from rdesk.client.framebuffer import Framebuffer
 from rdesk.client.player import export_png, frames
-from rdesk.host.recording import Kind, Recorder, RecordingError, read_recording
-from rdesk.protocol.codec import encode
-from rdesk.protocol.encodings import Encoding
-from rdesk.protocol.messages import Key, Rect, Screen, Update, Welcome
-
-
-def _png(color: tuple[int, int, int], size: tuple[int, int]) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _update(seq: int, x: int, color: tuple[int, int, int]) -> bytes:
-    rect = Rect(x, 0, 16, 16, Encoding.PNG, _png(color, (16, 16)))
-    frame = encode(Update(seq, seq * 1000, (rect,), exact=True))
-    assert isinstance(frame, bytes)
-    return frame
-
-
-def _record(directory: Path, *, record_input: bool = False) -> tuple[Path, list[Image.Image]]:
-    clock = itertools.count(0.0, 0.25)
-    rec = Recorder(directory, "s1/../x", record_input=record_input, clock=lambda: next(clock))
-    rec.sent(str(encode(Welcome("control", 1, 64, 32, "lab"))))
-    expected: list[Image.Image] = []
-    fb = Framebuffer(64, 32)
-    expected.append(fb.image.copy())
-    for seq, (x, color) in enumerate([(0, (255, 0, 0)), (16, (0, 255, 0)), (32, (0, 0, 255))]):
-        frame = _update(seq + 1, x, color)
-        rec.sent(frame)
-        rec.received(str(encode(Key(0x61, True))))
-        from rdesk.protocol.codec import decode
-
-        message = decode(frame)
-        assert isinstance(message, Update)
-        fb.apply(message)
-        expected.append(fb.image.copy())
-    rec.sent(str(encode(Screen(32, 16))))
-    expected.append(Image.new("RGB", (32, 16)))
-    rec.close("viewer left")
-    return rec.path, expected
-
-
-def _same(a: Image.Image, b: Image.Image) -> bool:
-    return a.size == b.size and ImageChops.difference(a, b).getbbox() is None
+from rdesk.host.recording import Kind, RecordingError, read_recording
+from tests.recordings import record_session, same_pixels
 
 
 def test_round_trip_and_no_input_by_default(tmp_path: Path) -> None:
-    path, expected = _record(tmp_path / "rec")
+    path, expected = record_session(tmp_path / "rec")
     assert path.parent == tmp_path / "rec" and "/" not in path.name[:-6].replace("_", "")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     recording = read_recording(path)
@@ -72,17 +27,17 @@ def test_round_trip_and_no_input_by_default(tmp_path: Path) -> None:
     times = [r.t_us for r in read_recording(path).records()]
     assert times == sorted(times)
     images = [fb.image.copy() for _, fb in frames(path)]
-    assert all(_same(a, b) for a, b in zip(images, expected, strict=True))
+    assert all(same_pixels(a, b) for a, b in zip(images, expected, strict=True))
 
 
 def test_input_only_when_asked(tmp_path: Path) -> None:
-    path, _ = _record(tmp_path, record_input=True)
+    path, _ = record_session(tmp_path, record_input=True)
     inputs = [r for r in read_recording(path).records() if r.kind is Kind.INPUT]
     assert len(inputs) == 3 and json.loads(inputs[0].payload)["t"] == "key"
 
 
-def test_truncated_file_replays_up_to_last_complete_record(tmp_path: Path) -> None:
-    path, expected = _record(tmp_path)
+def test_truncated_file_replays_up_to_last_completerecord_session(tmp_path: Path) -> None:
+    path, expected = record_session(tmp_path)
     data = path.read_bytes()
     offsets = []
     recording = read_recording(path)
@@ -98,21 +53,21 @@ def test_truncated_file_replays_up_to_last_complete_record(tmp_path: Path) -> No
     assert len(written) == 3  # screen + two updates
     for file, want in zip(written, expected[:3], strict=True):
         with Image.open(file) as got:
-            assert _same(got.convert("RGB"), want)
+            assert same_pixels(got.convert("RGB"), want)
     truncated = read_recording(path)
     list(truncated.records())
     assert truncated.truncated
 
 
 def test_cli_play_export_every(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path, expected = _record(tmp_path)
+    path, expected = record_session(tmp_path)
     out = tmp_path / "every"
     assert main(["--config-dir", str(tmp_path), "play", str(path), "--export-png", str(out),
                  "--every", "0.5"]) == 0
     files = sorted(out.glob("t-*.png"))
     assert files and "PNG frames" in capsys.readouterr().out
     with Image.open(files[-1]) as last:
-        assert _same(last.convert("RGB"), expected[-1])
+        assert same_pixels(last.convert("RGB"), expected[-1])
 
 
 def test_not_a_recording(tmp_path: Path) -> None:
