@@ -38,7 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rdesk.client.connection import connect
-from rdesk.host.inject import PynputInjector
+from rdesk.host.input.inject import PynputInjector
 from tests.e2e.conftest import PASSWORD, HostThread
 from tests.xserver import Recorder, Xvfb
 

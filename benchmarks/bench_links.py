@@ -42,7 +42,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rdesk.client.connection import connect
-from rdesk.host.tls import certificate_fingerprint, ensure_host_certificate
+from rdesk.host.security.tls import certificate_fingerprint, ensure_host_certificate
 from tests.xserver import Painter, Xvfb
 
 __all__ = ["main"]

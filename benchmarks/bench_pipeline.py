@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from rdesk.host.capture import MssCapturer
-from rdesk.host.encode import encode_rect, is_photo_like
-from rdesk.host.tiles import TILE, dirty_tiles, merge_tiles
-from rdesk.host.virtual import VirtualDisplay
-from rdesk.host.xshm import ShmCapturer
+from rdesk.host.encoding.encode import encode_rect, is_photo_like
+from rdesk.host.encoding.tiles import TILE, dirty_tiles, merge_tiles
+from rdesk.host.screen.capture import MssCapturer
+from rdesk.host.screen.virtual import VirtualDisplay
+from rdesk.host.screen.xshm import ShmCapturer
 
 __all__ = ["main"]
 

@@ -41,7 +41,7 @@ import numpy as np
 from benchmarks.xload import motion_frames
 from rdesk.client.connection import Connection, connect
 from rdesk.client.watch import inspect_update
-from rdesk.host.encode import encode_rect
+from rdesk.host.encoding.encode import encode_rect
 from tests.xserver import Xvfb
 
 PASSWORD = "benchmark password"

@@ -273,10 +273,10 @@ def _one_line(exc: BaseException) -> str:
 
 def _host_errors() -> tuple[type[BaseException], ...]:
     from rdesk.host.app import HostError
-    from rdesk.host.capture import CaptureError
-    from rdesk.host.passwords import PasswordError
-    from rdesk.host.tls import TLSSetupError
-    from rdesk.host.virtual import VirtualDisplayError
+    from rdesk.host.screen.capture import CaptureError
+    from rdesk.host.screen.virtual import VirtualDisplayError
+    from rdesk.host.security.passwords import PasswordError
+    from rdesk.host.security.tls import TLSSetupError
 
     return (
         HostError, CaptureError, PasswordError, TLSSetupError, VirtualDisplayError,
@@ -316,7 +316,7 @@ def _cmd_host(args: argparse.Namespace) -> int:
 
 def _cmd_passwd(args: argparse.Namespace) -> int:
     from rdesk.host.app import PASSWORD_FILE, VIEW_PASSWORD_FILE
-    from rdesk.host.passwords import read_secret_file, write_password_hash
+    from rdesk.host.security.passwords import read_secret_file, write_password_hash
 
     if args.password_file is not None:
         password = read_secret_file(args.password_file)
@@ -341,7 +341,7 @@ def _password_source(args: argparse.Namespace) -> Callable[[], str]:
 
     def source() -> str:
         if args.password_file is not None:
-            from rdesk.host.passwords import read_secret_file
+            from rdesk.host.security.passwords import read_secret_file
 
             return read_secret_file(args.password_file)
         env = os.environ.get("RDESK_PASSWORD")
@@ -428,7 +428,7 @@ def _write_png(image: object, path: Path) -> None:
     """Write a PIL image atomically, so a failed run leaves no half-written file."""
     import io
 
-    from rdesk.files import atomic_write
+    from rdesk.common.files import atomic_write
 
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")  # type: ignore[attr-defined]
@@ -442,7 +442,7 @@ def _write_png(image: object, path: Path) -> None:
 
 _BUTTON_BITS = {"left": 1, "middle": 2, "right": 4}
 #: Client-side pacing of long `rdesk type` runs, under the host's per-viewer input limit
-#: (rdesk.host.inject: 1000 events/s, bursts of 2000).
+#: (rdesk.host.input.inject: 1000 events/s, bursts of 2000).
 _PACE_BURST = 1500
 _PACE_RATE = 800.0
 

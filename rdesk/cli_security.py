@@ -103,13 +103,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _ca_dir(args: argparse.Namespace) -> Path:
-    from rdesk.host.ca import default_ca_dir
+    from rdesk.host.security.ca import default_ca_dir
 
     return Path(args.dir) if args.dir is not None else default_ca_dir(args.config_dir)
 
 
 def _cmd_certs(args: argparse.Namespace) -> int:
-    from rdesk.host import ca
+    from rdesk.host.security import ca
 
     directory = _ca_dir(args)
     if args.certs_command == "init":
@@ -134,7 +134,7 @@ def _cmd_certs(args: argparse.Namespace) -> int:
 
 def _cmd_play(args: argparse.Namespace) -> int:
     from rdesk.client import player
-    from rdesk.host.recording import RecordingError
+    from rdesk.recording.format import RecordingError
 
     if args.speed <= 0:
         raise RecordingError("--speed must be positive")
@@ -156,7 +156,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def errors() -> tuple[type[BaseException], ...]:
     """Exceptions of these verbs whose ``str()`` is a one-line user error."""
-    from rdesk.host.ca import CAError
-    from rdesk.host.recording import RecordingError
+    from rdesk.host.security.ca import CAError
+    from rdesk.recording.format import RecordingError
 
     return (CAError, RecordingError)

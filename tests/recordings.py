@@ -9,10 +9,10 @@ from pathlib import Path
 from PIL import Image, ImageChops
 
 from rdesk.client.framebuffer import Framebuffer
-from rdesk.host.recording import Recorder
 from rdesk.protocol.codec import decode, encode
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.messages import Key, Rect, Screen, Update, Welcome
+from rdesk.recording.format import Recorder
 
 
 def _png(color: tuple[int, int, int], size: tuple[int, int]) -> bytes:

@@ -36,7 +36,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
-from rdesk.host.virtual import VirtualDisplay, VirtualDisplayError
+from rdesk.host.screen.virtual import VirtualDisplay, VirtualDisplayError
 
 XCLIENTS_DIR = Path(__file__).resolve().parent / "xclients"
 PAINTER_SCRIPT = XCLIENTS_DIR / "painter.py"
@@ -107,7 +107,7 @@ class Xvfb:
     def start(self) -> Xvfb:
         """Start the server and wait until it accepts connections.
 
-        The launch itself is the product's (:class:`rdesk.host.virtual.VirtualDisplay`, what
+        The launch itself is the product's (:class:`rdesk.host.screen.virtual.VirtualDisplay`, what
         ``rdesk host --virtual`` runs); the harness adds a log of the server's output.
         """
         if self.proc is not None:

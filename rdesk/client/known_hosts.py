@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rdesk.files import atomic_write
+from rdesk.common.files import atomic_write
 from rdesk.protocol.fingerprint import fingerprint
 
 __all__ = [

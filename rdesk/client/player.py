@@ -1,8 +1,8 @@
-"""``rdesk play``: replay a session recording (:mod:`rdesk.host.recording`).
+"""``rdesk play``: replay a session recording (:mod:`rdesk.recording.format`).
 
 Frames are decoded with the viewer's own :class:`~rdesk.client.framebuffer.Framebuffer`, so a
 recording replays exactly what the viewer saw — including its checks: a rectangle the viewer
-would refuse stops the replay with :class:`~rdesk.host.recording.RecordingError`.
+would refuse stops the replay with :class:`~rdesk.recording.format.RecordingError`.
 
 * :func:`frames` yields ``(t_seconds, framebuffer)`` after every screen change, headless.
 * :func:`export_png` writes PNGs: one per update, or (``every=S``) the screen as it was at
@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rdesk.client.framebuffer import Framebuffer
-from rdesk.host.recording import Kind, RecordingError, read_recording
 from rdesk.protocol import limits
 from rdesk.protocol.codec import decode
 from rdesk.protocol.errors import ProtocolError
 from rdesk.protocol.messages import Update
+from rdesk.recording.format import Kind, RecordingError, read_recording
 
 if TYPE_CHECKING:  # Tk is imported only to show a window: export works without it
     import tkinter

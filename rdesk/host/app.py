@@ -13,18 +13,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rdesk.host.audit import AuditLog
-from rdesk.host.ca import ClientCertPolicy, default_ca_dir
-from rdesk.host.capture import open_capturer
-from rdesk.host.console import HostConsole
-from rdesk.host.damage import DamageUnavailable, DamageWatcher
-from rdesk.host.invites import InviteBook
-from rdesk.host.passwords import PasswordStore
-from rdesk.host.server import HostServer, InputSink
+from rdesk.host.screen.backends import open_capturer
+from rdesk.host.screen.damage import DamageUnavailable, DamageWatcher
+from rdesk.host.screen.source import ScreenSource
+from rdesk.host.screen.virtual import VirtualDisplay
+from rdesk.host.security.audit import AuditLog
+from rdesk.host.security.ca import ClientCertPolicy, default_ca_dir
+from rdesk.host.security.invites import InviteBook
+from rdesk.host.security.passwords import PasswordStore
+from rdesk.host.security.tls import (
+    certificate_fingerprint,
+    ensure_host_certificate,
+    server_ssl_context,
+)
+from rdesk.host.serve.console import HostConsole
+from rdesk.host.serve.server import HostServer, InputSink
 from rdesk.host.settings import HostSettings
-from rdesk.host.source import ScreenSource
-from rdesk.host.tls import certificate_fingerprint, ensure_host_certificate, server_ssl_context
-from rdesk.host.virtual import VirtualDisplay
 from rdesk.protocol.fingerprint import fingerprint_hex
 
 __all__ = [
@@ -129,7 +133,7 @@ def _urls(bind: str, port: int) -> list[str]:
 
 def _make_injector(display: str, stack: contextlib.ExitStack) -> InputSink | None:
     """The input injector, closed with ``stack``; ``None`` (view-only host) if it cannot start."""
-    from rdesk.host.inject import PynputInjector
+    from rdesk.host.input.inject import PynputInjector
 
     try:
         injector = PynputInjector(display)

@@ -65,16 +65,17 @@ class HostSettings:
     #: Invite codes to print at start: (role, minutes) pairs.
     invites: tuple[tuple[str, float], ...] = ()
     #: Origins (``https://name[:port]``) besides the host's own whose browser pages may open
-    #: the websocket endpoint (``--allow-origin``); see rdesk/host/web.py.
+    #: the websocket endpoint (``--allow-origin``); see rdesk/host/serve/web.py.
     allowed_origins: tuple[str, ...] = ()
-    #: Append security events to this file as JSON lines (``--audit-log``, rdesk/host/audit.py).
+    #: Append security events to this file as JSON lines (``--audit-log``,
+    #: rdesk/host/security/audit.py).
     audit_log: Path | None = None
     #: Record each viewer session's screen stream into this directory (``--record``).
     record_dir: Path | None = None
     #: Also record viewers' pointer and key input (``--record-input``); off by default.
     record_input: bool = False
     #: Admit only viewers presenting a certificate of the CA in ``ca_dir``
-    #: (``--require-client-cert``); the role comes from the certificate (rdesk/host/ca.py).
+    #: (``--require-client-cert``); the role comes from the certificate (rdesk/host/security/ca.py).
     require_client_cert: bool = False
     #: The viewer CA's directory (default ``config_dir / "ca"``).
     ca_dir: Path | None = None

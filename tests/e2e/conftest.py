@@ -20,14 +20,18 @@ from typing import Any, TypeVar
 import pytest
 
 from rdesk.host.app import HostCredentials
-from rdesk.host.ca import ClientCertPolicy
-from rdesk.host.capture import open_capturer
-from rdesk.host.damage import DamageWatcher
-from rdesk.host.passwords import PasswordStore
-from rdesk.host.server import Credentials, HostServer, InputSink
+from rdesk.host.screen.backends import open_capturer
+from rdesk.host.screen.damage import DamageWatcher
+from rdesk.host.screen.source import ScreenSource
+from rdesk.host.security.ca import ClientCertPolicy
+from rdesk.host.security.passwords import PasswordStore
+from rdesk.host.security.tls import (
+    certificate_fingerprint,
+    ensure_host_certificate,
+    server_ssl_context,
+)
+from rdesk.host.serve.server import Credentials, HostServer, InputSink
 from rdesk.host.settings import HostSettings
-from rdesk.host.source import ScreenSource
-from rdesk.host.tls import certificate_fingerprint, ensure_host_certificate, server_ssl_context
 from tests.xserver import Xvfb
 
 T = TypeVar("T")
@@ -169,7 +173,7 @@ def injectors() -> Iterator[Callable[[str], InputSink]]:
 
     The host closes each when it stops (giving borrowed keycodes back); closing twice is safe.
     """
-    from rdesk.host.inject import PynputInjector
+    from rdesk.host.input.inject import PynputInjector
 
     made: list[PynputInjector] = []
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rdesk.client.connection import Connection, connect
-from rdesk.host.viewer import ViewerLink
+from rdesk.host.serve.viewer import ViewerLink
 from tests.e2e.conftest import PASSWORD, RunningHost
 from tests.linkproxy import LinkProxy
 from tests.xserver import Painter, Xvfb, assert_images_equal, grab_root

@@ -26,7 +26,7 @@ from rdesk.client.connection import AuthenticationFailed, ConnectError, Connecti
 from rdesk.client.framebuffer import decode_image
 from rdesk.client.known_hosts import HostKeyMismatch
 from rdesk.client.tls import client_ssl_context
-from rdesk.host.throttle import AuthThrottle, GlobalThrottle
+from rdesk.host.security.throttle import AuthThrottle, GlobalThrottle
 from rdesk.protocol import CloseCode, limits
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import RemoteProtocolError
@@ -219,7 +219,7 @@ async def test_one_time_password_rotates_under_attack(
     xvfb: Xvfb, host_factory: HostFactory
 ) -> None:
     from rdesk.host.app import HostCredentials
-    from rdesk.host.passwords import PasswordStore
+    from rdesk.host.security.passwords import PasswordStore
 
     credentials = HostCredentials(PasswordStore.one_time())
     first = credentials.control.one_time_password

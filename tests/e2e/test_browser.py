@@ -21,7 +21,7 @@ from PIL import Image
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from rdesk.host.web import CONTENT_SECURITY_POLICY
+from rdesk.host.serve.web import CONTENT_SECURITY_POLICY
 from tests.e2e.conftest import PASSWORD, RunningHost
 from tests.xserver import Painter, Recorder, Xvfb, grab_root, image_diff
 
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian's chromium (/usr/bin/chromium) is not installed"
 )
 
-HAVE_INJECTOR = importlib.util.find_spec("rdesk.host.inject") is not None
+HAVE_INJECTOR = importlib.util.find_spec("rdesk.host.input.inject") is not None
 TIMEOUT_MS = 30_000
 
 
@@ -284,11 +284,11 @@ def test_reconnects_after_a_drop(xvfb: Xvfb, host: RunningHost, page: Any) -> No
 # --- input -------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not HAVE_INJECTOR, reason="needs rdesk.host.inject (the input issue)")
+@pytest.mark.skipif(not HAVE_INJECTOR, reason="needs rdesk.host.input.inject (the input issue)")
 def test_typing_and_clicking_reach_an_x_client(
     xvfb: Xvfb, host_factory: Callable[..., RunningHost], page: Any
 ) -> None:
-    from rdesk.host.inject import PynputInjector
+    from rdesk.host.input.inject import PynputInjector
 
     host = host_factory(xvfb.display, injector=lambda d: PynputInjector(d))
     with Recorder(xvfb.display) as recorder:

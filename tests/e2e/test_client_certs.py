@@ -11,7 +11,7 @@ import pytest
 
 from rdesk.client.connection import AuthenticationFailed, ConnectError, connect
 from rdesk.client.tls import client_ssl_context
-from rdesk.host.ca import ClientCertPolicy, init_ca, issue, revoke
+from rdesk.host.security.ca import ClientCertPolicy, init_ca, issue, revoke
 from tests.e2e.conftest import RunningHost
 from tests.xserver import Xvfb
 

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from rdesk.client.connection import AuthenticationFailed, Connection, connect
 from rdesk.client.known_hosts import HostKeyMismatch, KnownHosts, UnknownHostKey
 from rdesk.client.tls import client_ssl_context
-from rdesk.host.source import MOTION_GAP
+from rdesk.host.screen.source import MOTION_GAP
 from rdesk.protocol import CloseCode
 from rdesk.protocol.messages import PROTOCOL_VERSION
 from tests.e2e.conftest import PASSWORD, RunningHost
@@ -342,7 +342,7 @@ def test_virtual_display_host_end_to_end(tmp_path: Path, rdesk_cli: Cli) -> None
 
 def test_capture_sees_exactly_the_screen(xvfb: Xvfb) -> None:
     """The capturer's pixels equal the X server's own (XGetImage) read."""
-    from rdesk.host.capture import MssCapturer
+    from rdesk.host.screen.capture import MssCapturer
 
     with Painter(xvfb.display, seed=11), MssCapturer(xvfb.display) as cap:
         frame = cap.grab()

@@ -19,7 +19,11 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from rdesk.client.connection import Connection, ConnectionLost, connect
-from rdesk.host.tls import certificate_fingerprint, ensure_host_certificate, server_ssl_context
+from rdesk.host.security.tls import (
+    certificate_fingerprint,
+    ensure_host_certificate,
+    server_ssl_context,
+)
 from rdesk.protocol import CloseCode
 from rdesk.protocol.codec import HEADER, RECT_HEADER, UPDATE_KIND
 from rdesk.protocol.encodings import Encoding
@@ -89,7 +93,7 @@ async def test_viewer_refuses_a_hostile_hosts_update(name: str, tmp_path: Path) 
 async def test_ten_thousand_keys_in_a_second(
     xvfb: Xvfb, host_factory: Callable[..., RunningHost]
 ) -> None:
-    from rdesk.host.inject import PynputInjector
+    from rdesk.host.input.inject import PynputInjector
 
     # A small bucket (100 events/s, burst 200) so the check does not depend on how fast this
     # machine injects: 5000 presses could only all pass if the flood took over 48 seconds.

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from rdesk.client.connection import connect
-from rdesk.host.inject import PynputInjector
+from rdesk.host.input.inject import PynputInjector
 from rdesk.protocol.keysyms import parse_combo
 from tests.e2e.conftest import PASSWORD, RunningHost
 from tests.xserver import (

@@ -15,9 +15,9 @@ from websockets.asyncio.client import connect as ws_connect
 from rdesk.client.connection import AuthenticationFailed, ConnectError, Connection, connect
 from rdesk.client.tls import client_ssl_context
 from rdesk.host.app import HostCredentials
-from rdesk.host.console import HostConsole
-from rdesk.host.invites import InviteBook
-from rdesk.host.passwords import PasswordStore
+from rdesk.host.security.invites import InviteBook
+from rdesk.host.security.passwords import PasswordStore
+from rdesk.host.serve.console import HostConsole
 from rdesk.protocol.messages import LOCAL_USER, NOBODY, PROTOCOL_VERSION
 from tests.e2e.conftest import PASSWORD, RunningHost
 from tests.xserver import Painter, Recorder, Xvfb, assert_images_equal, grab_root
@@ -36,7 +36,7 @@ async def _viewer(host: RunningHost, password: str = PASSWORD, name: str = "v") 
 
 
 def _injector(display: str):  # type: ignore[no-untyped-def]
-    from rdesk.host.inject import PynputInjector
+    from rdesk.host.input.inject import PynputInjector
 
     return PynputInjector(display)
 
@@ -304,7 +304,7 @@ async def _run(func: Callable[[str], None], arg: str) -> None:
 
 def test_console_commands_report_clearly(tmp_path: Path) -> None:
     class _Server:
-        from rdesk.host.control import ControlBoard
+        from rdesk.host.serve.control import ControlBoard
 
         board = ControlBoard()
         delivered: list[object] = []

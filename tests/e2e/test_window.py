@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from rdesk.client.viewport import Viewport
-from rdesk.host.inject import PynputInjector
+from rdesk.host.input.inject import PynputInjector
 from tests.e2e.conftest import HostThread, RunningHost
 from tests.xserver import (
     Painter,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rdesk.host.virtual import VirtualDisplay
+from rdesk.host.screen.virtual import VirtualDisplay
 
 __all__: list[str] = []
 

@@ -7,7 +7,7 @@ import os
 import stat
 from pathlib import Path
 
-from rdesk.host.audit import AuditLog, chain
+from rdesk.host.security.audit import AuditLog, chain
 
 SECRET = "hunter2-very-secret"
 

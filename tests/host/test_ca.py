@@ -14,8 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from rdesk.client.tls import client_ssl_context
-from rdesk.host import ca
-from rdesk.host.tls import ensure_host_certificate, server_ssl_context
+from rdesk.host.security import ca
+from rdesk.host.security.tls import ensure_host_certificate, server_ssl_context
 
 
 @pytest.fixture

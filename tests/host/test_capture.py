@@ -15,10 +15,11 @@ import pytest
 from Xlib import X
 from Xlib import display as xdisplay
 
-from rdesk.host import xshm
-from rdesk.host.capture import CaptureError, Capturer, MssCapturer, open_capturer
-from rdesk.host.damage import DamageUnavailable, DamageWatcher
-from rdesk.host.xshm import ShmCapturer
+from rdesk.host.screen import xshm
+from rdesk.host.screen.backends import open_capturer
+from rdesk.host.screen.capture import CaptureError, Capturer, MssCapturer
+from rdesk.host.screen.damage import DamageUnavailable, DamageWatcher
+from rdesk.host.screen.xshm import ShmCapturer
 from tests.xserver import Xvfb
 
 AnyCapturer = MssCapturer | ShmCapturer
@@ -282,8 +283,8 @@ def test_without_mit_shm_capture_falls_back_to_mss() -> None:
     # servers have different extensions, and this one lacks MIT-SHM.
     probe = (
         "import sys\n"
-        "from rdesk.host.capture import open_capturer\n"
-        "from rdesk.host.xshm import ShmCapturer, ShmUnavailable\n"
+        "from rdesk.host.screen.backends import open_capturer\n"
+        "from rdesk.host.screen.xshm import ShmCapturer, ShmUnavailable\n"
         "cap = open_capturer(sys.argv[1])\n"
         "print(type(cap).__name__, cap.grab().shape)\n"
         "cap.close()\n"

@@ -1,11 +1,11 @@
-"""The control rules for several viewers (rdesk/host/control.py), as pure logic."""
+"""The control rules for several viewers (rdesk/host/serve/control.py), as pure logic."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rdesk.host.control import EVERYONE, LOCAL, ControlBoard, Member
+from rdesk.host.serve.control import EVERYONE, LOCAL, ControlBoard, Member
 from rdesk.protocol.messages import LOCAL_USER, NOBODY, Control, ControlRequest, Notice, Peer
 
 

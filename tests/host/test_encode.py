@@ -12,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from rdesk.host.encode import EncodeCache, EncodedRect, encode_rect, is_photo_like, split_rect
+from rdesk.host.encoding.encode import (
+    EncodeCache,
+    EncodedRect,
+    encode_rect,
+    is_photo_like,
+    split_rect,
+)
 from rdesk.protocol.encodings import Encoding
 
 
@@ -261,7 +267,7 @@ def test_cache_propagates_errors_without_caching() -> None:
 
 def test_solid_regions_are_one_exact_pixel() -> None:
     from rdesk.client.framebuffer import decode_image
-    from rdesk.host.encode import solid_colour
+    from rdesk.host.encoding.encode import solid_colour
     from rdesk.protocol.messages import Rect as WireRect
 
     frame = np.zeros((100, 200, 4), np.uint8)

@@ -1,4 +1,4 @@
-"""rdesk.host.inject: the input policy (per-viewer tracking, rate limit, errors), with fakes.
+"""rdesk.host.input.inject: the input policy (per-viewer tracking, rate limit, errors), with fakes.
 
 The real XTest backend is exercised end to end in tests/e2e/test_input.py.
 """
@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from rdesk.host.inject import Injector, TokenBucket
+from rdesk.host.input.inject import Injector, TokenBucket
 
 
 class FakeClock:
@@ -98,7 +98,7 @@ def test_presses_dropped_over_the_limit_releases_never(
     inj = make(backend, clock, rate=10, burst=4)
     for _ in range(4):
         inj.key(1, 0x61, True)
-    with caplog.at_level(logging.WARNING, "rdesk.host.inject"):
+    with caplog.at_level(logging.WARNING, "rdesk.host.input.inject"):
         for _ in range(50):
             inj.key(1, 0x62, True)  # dropped
         clock.now += 0.25
@@ -196,7 +196,7 @@ def test_backend_errors_are_caught_and_counted(
 ) -> None:
     inj = make(backend, clock)
     backend.fail = True
-    with caplog.at_level(logging.WARNING, "rdesk.host.inject"):
+    with caplog.at_level(logging.WARNING, "rdesk.host.input.inject"):
         inj.key(1, 0x61, True)
         inj.pointer(1, 1, 1, 1)
         inj.wheel(1, 1, 1, 1, 1)

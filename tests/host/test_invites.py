@@ -1,8 +1,8 @@
-"""One-time invite codes (rdesk/host/invites.py)."""
+"""One-time invite codes (rdesk/host/security/invites.py)."""
 
 import pytest
 
-from rdesk.host.invites import MAX_INVITES, InviteBook
+from rdesk.host.security.invites import MAX_INVITES, InviteBook
 
 
 def test_code_grants_its_role_once_until_expiry() -> None:

@@ -1,4 +1,4 @@
-"""Tests for rdesk.host.passwords: scrypt hashes, password files and the PasswordStore."""
+"""Tests for rdesk.host.security.passwords: scrypt hashes, password files and the PasswordStore."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rdesk.host.passwords import (
+from rdesk.host.security.passwords import (
     ONE_TIME_ALPHABET,
     PasswordError,
     PasswordFileError,

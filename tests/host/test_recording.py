@@ -12,7 +12,7 @@ from PIL import Image
 
 from rdesk.cli import main
 from rdesk.client.player import export_png, frames
-from rdesk.host.recording import Kind, RecordingError, read_recording
+from rdesk.recording.format import Kind, RecordingError, read_recording
 from tests.recordings import record_session, same_pixels
 
 

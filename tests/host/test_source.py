@@ -1,4 +1,4 @@
-"""The capture loop's waiting on change notification (rdesk/host/source.py)."""
+"""The capture loop's waiting on change notification (rdesk/host/screen/source.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rdesk.host.source import _readable
+from rdesk.host.screen.source import _readable
 
 
 async def test_readable_returns_on_data_and_leaves_no_reader_behind() -> None:
@@ -33,7 +33,7 @@ async def test_grabs_go_on_while_no_viewer_has_room() -> None:
     """While every window is full, grabs are deferred, but not for long: the change history
     must keep telling moving tiles from still ones (else moving ones would look still and earn
     a lossless refresh of a frame already gone)."""
-    from rdesk.host.source import ScreenSource
+    from rdesk.host.screen.source import ScreenSource
 
     class Capturer:
         width, height = 128, 64
@@ -134,7 +134,7 @@ async def _until(predicate: Callable[[], bool], seconds: float = 30.0) -> None:
 async def test_each_change_costs_one_grab() -> None:
     """With change notification, each change (typing-like, slower than the frame rate) costs
     one grab and the still screen between them none."""
-    from rdesk.host.source import ScreenSource
+    from rdesk.host.screen.source import ScreenSource
 
     screen = _Screen()
     source = ScreenSource(screen, max_fps=50, notifier=screen)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rdesk.host.throttle import AuthThrottle, GlobalThrottle, UnauthenticatedLimiter
+from rdesk.host.security.throttle import AuthThrottle, GlobalThrottle, UnauthenticatedLimiter
 
 
 def test_per_source_delay_grows_survives_reconnect_and_decays() -> None:

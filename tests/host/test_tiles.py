@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rdesk.host.tiles import TILE, changed_box, detect_vertical_scroll, dirty_tiles, merge_tiles
+from rdesk.host.encoding.tiles import (
+    TILE,
+    changed_box,
+    detect_vertical_scroll,
+    dirty_tiles,
+    merge_tiles,
+)
 
 
 def naive_dirty(prev: npt.NDArray[np.uint8], cur: npt.NDArray[np.uint8], tile: int) -> np.ndarray:

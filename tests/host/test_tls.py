@@ -1,4 +1,4 @@
-"""Tests for rdesk.host.tls: host identity creation, fingerprints and TLS contexts."""
+"""Tests for rdesk.host.security.tls: host identity creation, fingerprints and TLS contexts."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from rdesk.client.tls import ClientTLSError, client_ssl_context
-from rdesk.host.tls import (
+from rdesk.host.security.tls import (
     TLSSetupError,
     certificate_fingerprint,
     ensure_host_certificate,

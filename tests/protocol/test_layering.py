@@ -84,7 +84,7 @@ def test_every_module_is_checked() -> None:
         "import numpy as np",
         "from PIL import Image",
         "import websockets.sync.client",
-        "from rdesk.host import capture",
+        "from rdesk.host.screen import capture",
         "from rdesk import cli",
         "import rdesk",
         "import asyncio",

@@ -1,6 +1,6 @@
 """Input injection into the host's X display: the only importer of pynput.
 
-:class:`PynputInjector` implements :class:`rdesk.host.server.InputSink`. It is split in two:
+:class:`PynputInjector` implements :class:`rdesk.host.serve.server.InputSink`. It is split in two:
 
 - :class:`Injector` holds the policy, independent of X: which keys and buttons each viewer
   (``owner``) holds, so that :meth:`Injector.release_all` releases exactly those; releasing a
@@ -432,7 +432,8 @@ def _is_letter(keysym: int) -> bool:
 
 
 class PynputInjector(Injector):
-    """The host's :class:`~rdesk.host.server.InputSink`: XTest through pynput on ``display``."""
+    """The host's :class:`~rdesk.host.serve.server.InputSink`: XTest through pynput on
+    ``display``."""
 
     def __init__(self, display: str, **policy: Any) -> None:
         self.x = XBackend(display)

@@ -5,11 +5,11 @@ a new bytearray (about 0.5-0.9 ms of the host's CPU per 1080p frame, more than t
 of a moving screen). :class:`ShmCapturer` instead keeps a small pool of shared-memory
 segments and hands out numpy arrays that *are* the segments. A segment is written again only
 once nothing references its array any more (CPython reference counts: the pool's own
-references are the baseline), so the :class:`~rdesk.host.capture.Capturer` contract — later
+references are the baseline), so the :class:`~rdesk.host.screen.capture.Capturer` contract — later
 grabs never write into a returned frame — holds without a copy.
 
 Needs a local X server with MIT-SHM, 32-bit pixels and System V shared memory; anything else
-raises :class:`ShmUnavailable` at construction, and :func:`rdesk.host.capture.open_capturer`
+raises :class:`ShmUnavailable` at construction, and :func:`rdesk.host.screen.backends.open_capturer`
 falls back to mss.
 """
 
@@ -30,7 +30,7 @@ from Xlib import display as xdisplay
 from Xlib import error as xerror
 from Xlib.protocol import rq
 
-from rdesk.host.capture import SIZE_CHECK_INTERVAL, CaptureError, RootCapturer
+from rdesk.host.screen.capture import SIZE_CHECK_INTERVAL, CaptureError, RootCapturer
 
 __all__ = ["MAX_POOL_BYTES", "ShmCapturer", "ShmUnavailable"]
 
@@ -126,7 +126,7 @@ class ShmCapturer(RootCapturer):
     ``display`` is an X display name such as ``":99"``; None means ``$DISPLAY``. Raises
     :class:`CaptureError` when the display cannot be opened and :class:`ShmUnavailable` when
     zero-copy capture cannot work there. A resize is followed as by
-    :class:`~rdesk.host.capture.MssCapturer` (size checked every :data:`SIZE_CHECK_INTERVAL`
+    :class:`~rdesk.host.screen.capture.MssCapturer` (size checked every :data:`SIZE_CHECK_INTERVAL`
     seconds, and at once when a grab fails). Not thread-safe: one thread at a time; the
     returned frames may be read from any thread.
     """
@@ -240,7 +240,7 @@ class ShmCapturer(RootCapturer):
     @property
     def connection(self) -> xdisplay.Display:
         """The python-xlib display grabs are taken on. X DAMAGE may share it
-        (:class:`rdesk.host.damage.DamageWatcher`): one connection's requests are handled in
+        (:class:`rdesk.host.screen.damage.DamageWatcher`): one connection's requests are handled in
         order, so a damage reset sent before a grab needs no round trip of its own."""
         return self._x
 

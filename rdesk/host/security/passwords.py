@@ -29,7 +29,7 @@ import secrets
 import unicodedata
 from pathlib import Path
 
-from rdesk.files import atomic_write
+from rdesk.common.files import atomic_write
 
 __all__ = [
     "ONE_TIME_ALPHABET",

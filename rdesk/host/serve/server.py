@@ -2,7 +2,7 @@
 
 It does nothing clever itself (DESIGN.md, "Layers"): it reads messages into the session,
 checks credentials, hands input to the injector only for viewers that hold control, runs each
-viewer's :class:`~rdesk.host.viewer.ViewerLink` sender, and closes every connection with a
+viewer's :class:`~rdesk.host.serve.viewer.ViewerLink` sender, and closes every connection with a
 code and a one-line reason — never exception text — when anything goes wrong. A failure in
 one connection never affects another.
 """
@@ -24,15 +24,14 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from rdesk import __version__
-from rdesk.host.ca import ClientCertPolicy
-from rdesk.host.control import EVERYONE, ControlBoard, Delivery, Member
-from rdesk.host.encode import EncodeCache
-from rdesk.host.recording import Recorder, RecordingError
+from rdesk.host.encoding.encode import EncodeCache
+from rdesk.host.screen.source import ScreenSource
+from rdesk.host.security.ca import ClientCertPolicy
+from rdesk.host.security.throttle import AuthThrottle, UnauthenticatedLimiter
+from rdesk.host.serve.control import EVERYONE, ControlBoard, Delivery, Member
+from rdesk.host.serve.viewer import ViewerLink
+from rdesk.host.serve.web import StaticSite, forbidden, origin_allowed
 from rdesk.host.settings import HostSettings
-from rdesk.host.source import ScreenSource
-from rdesk.host.throttle import AuthThrottle, UnauthenticatedLimiter
-from rdesk.host.viewer import ViewerLink
-from rdesk.host.web import StaticSite, forbidden, origin_allowed
 from rdesk.protocol import limits
 from rdesk.protocol.errors import CloseCode, ProtocolError, RemoteProtocolError
 from rdesk.protocol.messages import (
@@ -61,6 +60,7 @@ from rdesk.protocol.messages import (
 )
 from rdesk.protocol.session import Session
 from rdesk.protocol.states import Role
+from rdesk.recording.format import Recorder, RecordingError
 
 __all__ = ["WS_PATH", "OUTBOX_LIMIT", "Consent", "Credentials", "HostServer", "InputSink"]
 
@@ -87,7 +87,7 @@ OUTBOX_LIMIT = 256
 
 
 class InputSink(Protocol):
-    """Injects one viewer's input into the host's display (see :mod:`rdesk.host.inject`)."""
+    """Injects one viewer's input into the host's display (see :mod:`rdesk.host.input.inject`)."""
 
     def pointer(self, owner: int, x: int, y: int, buttons: int) -> None: ...
 
@@ -128,7 +128,7 @@ class HostServer:
         self.cert_policy = cert_policy
         self._recorders: dict[int, Recorder] = {}
         self.viewers: dict[int, ViewerLink] = {}
-        #: Who is connected and who holds control (rdesk/host/control.py).
+        #: Who is connected and who holds control (rdesk/host/serve/control.py).
         self.board = ControlBoard(shared=settings.shared_control)
         #: Asks the local user to admit each viewer when ``settings.consent == "ask"``.
         self.consent = consent
@@ -189,7 +189,7 @@ class HostServer:
         await self._server.wait_closed()
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        # Everything but the websocket endpoint is the browser page (rdesk/host/web.py).
+        # Everything but the websocket endpoint is the browser page (rdesk/host/serve/web.py).
         if request.path.split("?", 1)[0] != WS_PATH:
             return self.site.respond(request)
         # Refuse other sites' pages before the websocket opens (cross-site hijacking).

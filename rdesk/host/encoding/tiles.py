@@ -3,7 +3,7 @@
 Pure numpy; no Python loop ever runs over pixels. Python loops run only over 64-row bands
 (17 at 1080p) and over rows of the tile mask.
 
-Frames are ``(H, W, 4)`` ``uint8`` arrays (BGRA, as :mod:`rdesk.host.capture` returns them).
+Frames are ``(H, W, 4)`` ``uint8`` arrays (BGRA, as :mod:`rdesk.host.screen.capture` returns them).
 Any pixel layout works as long as both frames share it: comparison is byte-exact.
 """
 

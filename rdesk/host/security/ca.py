@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from rdesk.files import atomic_write
+from rdesk.common.files import atomic_write
 
 __all__ = [
     "CA_CERT",

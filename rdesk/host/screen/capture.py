@@ -23,7 +23,6 @@ __all__ = [
     "RootCapturer",
     "SIZE_CHECK_INTERVAL",
     "display_hint",
-    "open_capturer",
 ]
 
 log = logging.getLogger(__name__)
@@ -213,19 +212,3 @@ class MssCapturer(RootCapturer):
             self._sct.close()
             self._sct = None
         self._x.close()
-
-
-
-def open_capturer(display: str | None = None) -> Capturer:
-    """The fastest capturer that works on ``display``: zero-copy shared memory
-    (:class:`rdesk.host.xshm.ShmCapturer`) on a local X server, else mss.
-
-    Raises :class:`CaptureError` (a one-line message) when the display cannot be opened.
-    """
-    from rdesk.host.xshm import ShmCapturer, ShmUnavailable  # it builds on this module
-
-    try:
-        return ShmCapturer(display)
-    except ShmUnavailable as exc:
-        log.info("zero-copy capture unavailable (%s); capturing with mss", exc)
-    return MssCapturer(display)

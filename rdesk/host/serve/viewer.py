@@ -28,9 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from rdesk.host.encode import EncodeCache, EncodedRect, split_rect
-from rdesk.host.source import ScreenSource
-from rdesk.host.tiles import changed_box, detect_vertical_scroll, dirty_tiles, merge_tiles
+from rdesk.host.encoding.encode import EncodeCache, EncodedRect, split_rect
+from rdesk.host.encoding.tiles import changed_box, detect_vertical_scroll, dirty_tiles, merge_tiles
+from rdesk.host.screen.source import ScreenSource
 from rdesk.protocol import limits
 from rdesk.protocol.codec import copy_payload
 from rdesk.protocol.controller import MIN_WINDOW_BYTES, Caps, Controller

@@ -16,8 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
-from rdesk.host.capture import Capturer
-from rdesk.host.tiles import TILE, dirty_tiles
+from rdesk.host.encoding.tiles import TILE, dirty_tiles
+from rdesk.host.screen.capture import Capturer
 
 __all__ = [
     "DAMAGE_SAFETY_POLL",

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from rdesk.host.invites import InviteBook
+from rdesk.host.security.invites import InviteBook
 from rdesk.protocol.messages import LOCAL_USER
 
 __all__ = ["HostConsole", "HELP"]
@@ -40,7 +40,8 @@ HELP = """commands:
 class HostConsole:
     """Reads commands, asks for consent, and prints what the local user should know.
 
-    :param server: a :class:`~rdesk.host.server.HostServer` (typed loosely to keep layers apart).
+    :param server: a :class:`~rdesk.host.serve.server.HostServer` (typed loosely to keep
+        layers apart).
     :param invites: the host's invite book.
     :param out: where lines go (the terminal).
     """

@@ -1,7 +1,7 @@
 """The audit log: one JSON object per line for every security-relevant event.
 
 ``AuditLog(path)`` is a callable ``(kind, fields)`` that fits the ``on_event`` hook of
-:class:`~rdesk.host.server.HostServer`. Each line is::
+:class:`~rdesk.host.serve.server.HostServer`. Each line is::
 
     {"ts": "2026-11-23T09:43:37.123456Z", "kind": "auth_failure", "source": "10.0.0.5", ...}
 

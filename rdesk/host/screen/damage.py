@@ -35,7 +35,7 @@ class DamageWatcher:
     by the next :meth:`poll` (no change is lost).
 
     ``connection``: the python-xlib display the capturer grabs on (see
-    :attr:`rdesk.host.xshm.ShmCapturer.connection`). The X server handles one connection's
+    :attr:`rdesk.host.screen.xshm.ShmCapturer.connection`). The X server handles one connection's
     requests in order, so the subtract is merely flushed ahead of the grab. Without it the
     watcher opens its own connection and follows each subtract with a round trip. A shared
     connection stays open on :meth:`close`: its owner closes it.

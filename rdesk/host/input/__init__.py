@@ -1,0 +1,1 @@
+"""Injecting the controlling viewer's keyboard and mouse into the host's display."""

@@ -1,0 +1,1 @@
+"""The session recording format, written by the host and read by ``rdesk play``."""
