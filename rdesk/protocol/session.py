@@ -80,6 +80,10 @@ class Session:
         self._pending_ping: tuple[int, float] | None = None
         self._ping_id = 0
         self._last_update_seq = -1
+        #: Round trip of the last answered ping, in seconds (``None`` until one is answered).
+        self.rtt: float | None = None
+        #: Smallest ping round trip seen: the link's base delay.
+        self.min_rtt: float | None = None
 
     # --- receiving -----------------------------------------------------------------------------
 
@@ -137,6 +141,8 @@ class Session:
             and self._pending_ping is not None
             and self._pending_ping[0] == message.id
         ):
+            self.rtt = max(0.0, now - self._pending_ping[1])
+            self.min_rtt = self.rtt if self.min_rtt is None else min(self.min_rtt, self.rtt)
             self._pending_ping = None
 
     def _check_update(self, update: Update) -> None:
@@ -241,11 +247,24 @@ class Session:
         if self._next_ping is not None and now >= self._next_ping:
             assert self._ping_interval is not None
             self._next_ping = now + self._ping_interval
-            if self._pending_ping is None:
-                self._ping_id = (self._ping_id + 1) & 0xFFFFFFFF
-                self._pending_ping = (self._ping_id, now)
-                frames.append(self.send(Ping(self._ping_id), now))
+            frame = self.ping(now)
+            if frame is not None:
+                frames.append(frame)
         return frames
+
+    def ping(self, now: float) -> str | bytes | None:
+        """A ping to send now, to measure the round trip (:attr:`rtt`) on demand.
+
+        Returns ``None`` while another ping awaits its pong: one is outstanding at a time, so
+        an unanswered ping is caught by the same timeout as the keepalive's.
+        """
+        if self._pending_ping is not None or self.state is not State.ACTIVE:
+            return None
+        self._ping_id = (self._ping_id + 1) & 0xFFFFFFFF
+        self._pending_ping = (self._ping_id, now)
+        if self._ping_interval is not None:
+            self._next_ping = now + self._ping_interval
+        return self.send(Ping(self._ping_id), now)
 
     # --- state ---------------------------------------------------------------------------------
 

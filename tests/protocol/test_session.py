@@ -521,6 +521,41 @@ def test_missing_pong_is_unresponsive() -> None:
     assert info.value.code is CloseCode.UNRESPONSIVE
 
 
+def test_ping_on_demand_measures_the_round_trip() -> None:
+    pair = Pair(now=0.0).handshake(now=1.0)
+    viewer = pair.viewer
+    assert viewer.rtt is None and viewer.min_rtt is None
+    frame = viewer.ping(2.0)
+    assert frame is not None
+    # One ping outstanding at a time: asking again before the pong sends nothing.
+    assert viewer.ping(2.1) is None
+    ping = pair.host.receive(frame, 2.0)
+    assert isinstance(ping, Ping)
+    viewer.receive(pair.host.send(Pong(ping.id), 2.25), 2.25)
+    assert viewer.rtt == pytest.approx(0.25) and viewer.min_rtt == pytest.approx(0.25)
+    # The keepalive restarts from the on-demand ping: no extra ping right after it.
+    assert viewer.next_deadline() == 2.0 + PING_INTERVAL
+    again = viewer.ping(3.0)
+    assert again is not None
+    ping = pair.host.receive(again, 3.0)
+    assert isinstance(ping, Ping)
+    viewer.receive(pair.host.send(Pong(ping.id), 3.5), 3.5)
+    assert viewer.rtt == pytest.approx(0.5) and viewer.min_rtt == pytest.approx(0.25)
+
+
+def test_on_demand_ping_unanswered_is_unresponsive() -> None:
+    pair = Pair(now=0.0, ping_interval=None).handshake()
+    assert pair.viewer.ping(5.0) is not None
+    assert pair.viewer.next_deadline() == 5.0 + PING_TIMEOUT
+    with pytest.raises(RemoteProtocolError) as info:
+        pair.viewer.handle_timer(5.0 + PING_TIMEOUT)
+    assert info.value.code is CloseCode.UNRESPONSIVE
+
+
+def test_no_ping_on_demand_before_active() -> None:
+    assert Session(Role.VIEWER, 0.0).ping(1.0) is None
+
+
 def test_no_pings_when_disabled() -> None:
     pair = Pair(now=0.0, ping_interval=None).handshake()
     assert pair.host.next_deadline() is None
