@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from rdesk import __version__, cli_security
+from rdesk import __version__
+from rdesk.cli import security as cli_security
 from rdesk.client.connection import (
     DEFAULT_PORT,
     ConnectError,
