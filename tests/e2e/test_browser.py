@@ -188,14 +188,15 @@ def test_page_is_served_with_strict_headers(host: RunningHost, page: Any) -> Non
     assert headers["cache-control"] == "no-store"
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["referrer-policy"] == "no-referrer"
-    for path, kind in (("/style.css", "text/css"), ("/viewer.js", "text/javascript"),
-                       ("/protocol.js", "text/javascript"), ("/keys.js", "text/javascript"),
-                       ("/index.html", "text/html")):
+    for path, kind in (("/style.css", "text/css"), ("/app/main.js", "text/javascript"),
+                       ("/core/protocol.js", "text/javascript"),
+                       ("/core/keys.js", "text/javascript"), ("/index.html", "text/html")):
         r = page.request.get(_https(host) + path.lstrip("/"))
         assert r.status == 200, path
         assert r.headers["content-type"].startswith(kind), (path, r.headers)
         assert r.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
-    for path in ("nope", "web/viewer.js", "../pyproject.toml", "%2e%2e/cli.py", "favicon.ico"):
+    for path in ("nope", "web/app/main.js", "../pyproject.toml", "%2e%2e/cli.py", "favicon.ico",
+                 "core/", "app", "core/main.js", "app/protocol.js"):
         assert page.request.get(_https(host) + path).status == 404, path
     # Only GET: other methods are refused (a request body is refused by the HTTP parser).
     assert page.request.fetch(_https(host), method="DELETE").status == 405
@@ -380,7 +381,7 @@ def test_foreign_page_cannot_open_the_websocket(host: RunningHost, page: Any) ->
 
 _RUN_VECTORS = """
 async (vectors) => {
-  const P = await import("/protocol.js");
+  const P = await import("/core/protocol.js");
   const b64bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
   const bytesB64 = (u) => btoa(String.fromCharCode(...u));
   const same = (a, b) => {
@@ -469,7 +470,7 @@ def test_javascript_schemas_match_messages_py(host: RunningHost, page: Any) -> N
     page.goto(_https(host))
     js = page.evaluate(
         """async () => {
-            const P = await import("/protocol.js");
+            const P = await import("/core/protocol.js");
             return [P.SCHEMAS, [...P.HOST_ACTIVE].sort(), [...P.VIEWER_ACTIVE].sort()];
         }"""
     )
@@ -508,7 +509,7 @@ def test_image_headers_are_checked_before_decoding(host: RunningHost, page: Any)
               [base64.b64encode(b"not an image at all").decode(), 2, 64, 64, "refused"]]
     results = page.goto(_https(host)) and page.evaluate(
         """async (cases) => {
-            const P = await import("/protocol.js");
+            const P = await import("/core/protocol.js");
             return cases.map(([b64, encoding, w, h]) => {
                 const payload = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
                 try {
@@ -528,7 +529,7 @@ def test_keysyms_from_keyboard_events(host: RunningHost, page: Any) -> None:
     page.goto(_https(host))
     got = page.evaluate(
         """async () => {
-            const K = await import("/keys.js");
+            const K = await import("/core/keys.js");
             const cases = [["a", "KeyA"], ["A", "KeyA"], [" ", "Space"], ["é", "KeyE"],
                            ["€", "KeyE"], ["😀", ""], ["Enter", "Enter"], ["Enter", "NumpadEnter"],
                            ["Shift", "ShiftLeft"], ["Shift", "ShiftRight"],

@@ -1,10 +1,12 @@
 """The browser page the host serves on its own TLS port, and the websocket ``Origin`` check.
 
 Everything except the websocket endpoint is a small, fixed set of static files shipped inside
-the package (``rdesk/web/``): no directory listing, no path from the request ever reaches the
-file system. Every response carries a strict ``Content-Security-Policy`` (the page may load
-only its own scripts and styles and talk only to its own origin), ``Cache-Control: no-store``,
-``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``.
+the package (``rdesk/web/`` and its folders ``core/`` and ``app/``), read once at start: no
+directory listing, no path from the request ever reaches the file system (a request path is
+only ever a key into that fixed set). Every response carries a strict
+``Content-Security-Policy`` (the page may load only its own scripts and styles and talk only to
+its own origin), ``Cache-Control: no-store``, ``X-Content-Type-Options: nosniff`` and
+``Referrer-Policy: no-referrer``.
 
 The websocket endpoint refuses a browser page from any other site (cross-site WebSocket
 hijacking): a request that carries ``Origin`` must come from the host's own origin,
@@ -19,6 +21,7 @@ from __future__ import annotations
 import email.utils
 import http
 import importlib.resources
+import importlib.resources.abc
 from collections.abc import Iterable, Mapping
 
 from websockets.datastructures import Headers
@@ -69,15 +72,42 @@ _SECURITY_HEADERS = (
 )
 
 
+#: How deep the page's folders go (``core/``, ``app/``): a bound on the walk, not a feature.
+_MAX_DEPTH = 3
+
+
+def _servable(name: str) -> bool:
+    """A file or folder name the site may serve: plain, never hidden, never ``__pycache__``."""
+    return (
+        bool(name)
+        and not name.startswith((".", "_"))
+        and all(c.isascii() and (c.isalnum() or c in "-_.") for c in name)
+    )
+
+
 def _load_files() -> dict[str, tuple[bytes, str]]:
-    """Read every servable file of ``rdesk/web`` once: ``"/name"`` → (body, content type)."""
+    """Read every servable file of ``rdesk/web`` and its folders once.
+
+    Returns ``"/name"`` or ``"/folder/name"`` → (body, content type). Only files whose suffix
+    is in :data:`CONTENT_TYPES` are taken; the walk is the package's own tree, read at start,
+    so nothing a request says ever reaches the file system.
+    """
     files: dict[str, tuple[bytes, str]] = {}
-    root = importlib.resources.files("rdesk") / "web"
-    for entry in root.iterdir():
-        name = entry.name
-        suffix = name[name.rfind(".") :] if "." in name else ""
-        if entry.is_file() and suffix in CONTENT_TYPES:
-            files["/" + name] = (entry.read_bytes(), CONTENT_TYPES[suffix])
+
+    def walk(folder: importlib.resources.abc.Traversable, prefix: str, depth: int) -> None:
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            name = entry.name
+            if not _servable(name):
+                continue
+            if entry.is_dir():
+                if depth < _MAX_DEPTH:
+                    walk(entry, f"{prefix}{name}/", depth + 1)
+                continue
+            suffix = name[name.rfind(".") :] if "." in name else ""
+            if entry.is_file() and suffix in CONTENT_TYPES:
+                files[prefix + name] = (entry.read_bytes(), CONTENT_TYPES[suffix])
+
+    walk(importlib.resources.files("rdesk") / "web", "/", 1)
     if "/index.html" in files:
         files["/"] = files["/index.html"]
     return files

@@ -4,8 +4,18 @@
 // character's keysym: Latin-1 as itself, anything else as 0x01000000 + code point. Other keys
 // are named by KeyboardEvent.key; where the left and right variants differ (Shift, Control,
 // Alt, Meta) KeyboardEvent.code decides. The numeric keypad is told apart by code as well.
+//
+// Pure mapping: it reads only the `key` and `code` of the event-like object it is given.
 
-import { charToKeysym } from "./protocol.js";
+export const UNICODE_OFFSET = 0x01000000;
+
+/** The keysym of one character: Latin-1 is its own keysym, the rest 0x01000000 + code point. */
+export function charToKeysym(ch) {
+  const cp = ch.codePointAt(0);
+  if ((cp >= 0x20 && cp <= 0x7e) || (cp >= 0xa0 && cp <= 0xff)) return cp;
+  if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return null;
+  return UNICODE_OFFSET + cp;
+}
 
 // KeyboardEvent.key values (UI Events KeyboardEvent key Values) → keysym.
 const NAMED = {

@@ -1,0 +1,134 @@
+// The browser face of rdesk: log in, show the host's screen, send input, reconnect after drops.
+//
+// This module wires the page (app/) to the DOM-free core (core/): one Connection at a time,
+// drawing into the desktop canvas's framebuffer, with the ReconnectPolicy deciding what a drop
+// leads to. The password lives in this module's memory only (for reconnecting), never in
+// storage.
+
+import { Connection } from "../core/connection.js";
+import { CLOSE } from "../core/protocol.js";
+import { ReconnectPolicy } from "../core/reconnect.js";
+import { ControlPanel } from "./control.js";
+import { Display } from "./display.js";
+import { captureInput } from "./input.js";
+import { StatsOverlay } from "./stats.js";
+import { $, describeClose, getState, setState, setStatus, showBanner, showMessage } from "./status.js";
+
+const VIEWER_NAME = "rdesk browser viewer";
+const STATS_EVERY_MS = 1000;
+
+const canvas = $("screen");
+const display = new Display(canvas);
+const policy = new ReconnectPolicy();
+const stats = new StatsOverlay(performance.now());
+
+let password = null; // kept in memory only, for automatic reconnects
+let connection = null; // the current one, or null between connections
+let userClosed = false;
+let reconnectTimer = null;
+
+const send = (message) => connection !== null && connection.send(message);
+const control = new ControlPanel(send, () => (connection ? connection.role : null));
+const mayControl = () =>
+  connection !== null && connection.active && connection.role === "control" && control.holdsControl();
+const input = captureInput(canvas, { mayControl, send, hostPoint: (e) => display.hostPoint(e) });
+
+function connect() {
+  clearTimeout(reconnectTimer);
+  reconnectTimer = null;
+  userClosed = false;
+  setState(policy.everActive ? "reconnecting" : "connecting");
+  const c = new Connection({
+    url: `wss://${location.host}/rdesk`,
+    secret: password,
+    name: VIEWER_NAME,
+    display: display.framebuffer,
+  });
+  connection = c;
+  const mine = (handler) => (detail) => {
+    if (connection === c) handler(detail);
+  };
+  c.on("active", mine(onActive))
+    .on("message", mine((message) => control.onMessage(message)))
+    .on("resized", mine(() => {
+      setStatus("exact", false);
+      display.layout();
+    }))
+    .on("painted", mine((update) => {
+      stats.onPainted(update);
+      setStatus("exact", update.exact);
+      setStatus("seq", update.seq);
+    }))
+    .on("received", mine((bytes) => stats.onReceived(bytes)))
+    .on("close", mine(onClosed));
+  c.open();
+}
+
+function onActive(welcome) {
+  policy.onActive(performance.now());
+  showMessage("");
+  showBanner("");
+  setStatus("role", welcome.role);
+  $("view-only").hidden = welcome.role !== "view";
+  $("host-name").textContent = welcome.name;
+  document.title = `${welcome.name} – rdesk`;
+  control.reset(welcome);
+  setState("active");
+  display.layout(); // now that the desktop is shown, its size is known
+  canvas.focus();
+  connection.ping(); // a first round trip for the overlay
+}
+
+function onClosed({ code, reason }) {
+  connection = null;
+  input.releaseAll(false);
+  setStatus("exact", false);
+  if (userClosed) {
+    setState("login");
+    return;
+  }
+  const next = policy.onClosed(code, performance.now());
+  if (next === null) {
+    // Nothing to retry automatically: ask the person.
+    if (code === CLOSE.AUTH_FAILED) password = null;
+    setState("login");
+    showMessage(code === 1006 ? "Cannot reach the host (or the host refused this page)." : describeClose(code, reason));
+    $("password").value = "";
+    $("password").focus();
+    return;
+  }
+  setState("reconnecting");
+  showBanner(`${describeClose(code, reason)} Reconnecting in ${Math.round(next.delay / 1000)} s…`);
+  reconnectTimer = setTimeout(connect, next.delay);
+}
+
+$("disconnect").addEventListener("click", () => {
+  userClosed = true;
+  password = null;
+  policy.start();
+  clearTimeout(reconnectTimer);
+  if (connection) connection.close(CLOSE.NORMAL, "viewer closed");
+  else setState("login");
+});
+
+$("login").addEventListener("submit", (event) => {
+  event.preventDefault(); // never navigate (the CSP forbids form actions anyway)
+  const value = $("password").value;
+  if (!value) return;
+  password = value;
+  $("password").value = "";
+  showMessage("");
+  policy.start();
+  connect();
+});
+
+window.addEventListener("pagehide", () => {
+  if (connection) {
+    userClosed = true;
+    connection.close(CLOSE.GOING_AWAY, "page left");
+  }
+});
+
+setInterval(() => stats.tick(performance.now(), getState() === "active", connection), STATS_EVERY_MS);
+
+setState("login");
