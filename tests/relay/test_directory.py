@@ -1,0 +1,117 @@
+"""The in-memory directory, the enrolment tokens and the rate limiter (pure logic, fake clock)."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rdesk.relay.directory import DirectoryRefusal, MemoryDirectory
+from rdesk.relay.ratelimit import RateLimiter
+from rdesk.relay.tokens import TOKENS_FILENAME, TokenError, TokenStore
+
+
+async def test_register_lookup_expire() -> None:
+    directory = MemoryDirectory()
+    assert await directory.register("A", b"k", "relay-1", "c1", 0.0, 60.0) is None
+    entry = await directory.lookup("A", 59.9)
+    assert entry is not None and entry.connection == "c1" and entry.instance == "relay-1"
+    assert await directory.lookup("A", 60.0) is None
+    assert await directory.lookup("B", 0.0) is None
+
+
+async def test_heartbeat_renews_only_for_the_holding_connection() -> None:
+    directory = MemoryDirectory()
+    await directory.register("A", b"k", "i", "c1", 0.0, 60.0)
+    assert await directory.heartbeat("A", "c1", 50.0, 60.0)
+    assert not await directory.heartbeat("A", "c2", 50.0, 60.0)
+    assert await directory.lookup("A", 109.0) is not None
+    assert not await directory.heartbeat("A", "c1", 110.0, 60.0)  # expired: gone
+
+
+async def test_same_key_replaces_another_key_is_refused() -> None:
+    directory = MemoryDirectory()
+    await directory.register("A", b"k", "i", "c1", 0.0, 60.0)
+    with pytest.raises(DirectoryRefusal, match="registered with another key"):
+        await directory.register("A", b"other", "i", "c2", 1.0, 60.0)
+    old = await directory.register("A", b"k", "i", "c2", 1.0, 60.0)
+    assert old is not None and old.connection == "c1"
+    assert not await directory.unregister("A", "c1")  # the replaced one cannot remove it
+    assert await directory.unregister("A", "c2")
+    assert await directory.lookup("A", 2.0) is None
+    # once expired, another key may take the ID
+    await directory.register("A", b"k", "i", "c3", 0.0, 10.0)
+    assert await directory.register("A", b"other", "i", "c4", 10.0, 10.0) is None
+
+
+async def test_max_hosts_bounds_the_directory() -> None:
+    directory = MemoryDirectory(max_hosts=2)
+    await directory.register("A", b"a", "i", "1", 0.0, 10.0)
+    await directory.register("B", b"b", "i", "2", 0.0, 20.0)
+    with pytest.raises(DirectoryRefusal, match="no room"):
+        await directory.register("C", b"c", "i", "3", 5.0, 10.0)
+    await directory.register("C", b"c", "i", "3", 10.0, 10.0)  # A expired and was swept
+    assert len(directory) == 2
+
+
+def test_tokens_are_stored_as_hashes_and_checked(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "relay")
+    token, info = store.create("office  pc")
+    assert token.startswith("rdt_") and len(token) == 4 + 26
+    assert info.label == "office pc"
+    text = (tmp_path / "relay" / TOKENS_FILENAME).read_text()
+    assert token not in text and info.digest in text
+    assert stat.S_IMODE((tmp_path / "relay" / TOKENS_FILENAME).stat().st_mode) == 0o600
+    assert store.check(token) == info
+    assert store.check(token + "x") is None
+    assert store.check(None) is None and store.check("") is None
+    # another process (the CLI) revokes it: the running store sees the change
+    TokenStore(tmp_path / "relay").revoke(info.id)
+    assert store.check(token) is None
+    assert store.list() == []
+
+
+def test_token_errors_are_one_line(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path)
+    store.create("a")
+    store.create("a")
+    with pytest.raises(TokenError, match="several tokens are labelled 'a'"):
+        store.revoke("a")
+    with pytest.raises(TokenError, match="no enrolment token 'zz'"):
+        store.revoke("zz")
+    (tmp_path / TOKENS_FILENAME).write_text(json.dumps({"tokens": [{"id": 1}]}))
+    with pytest.raises(TokenError, match="is not an enrolment token file"):
+        store.check("rdt_x")
+
+
+def test_rate_limiter_burst_then_rate() -> None:
+    limiter = RateLimiter(rate=1.0, burst=3)
+    assert [limiter.allow("a", 0.0) for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow("b", 0.0)  # per key
+    assert limiter.retry_after("a", 0.0) == pytest.approx(1.0)
+    assert not limiter.allow("a", 0.5)
+    assert limiter.allow("a", 1.6)
+    limiter.sweep(100.0)
+    assert len(limiter) == 0
+
+
+@settings(max_examples=100)
+@given(st.lists(st.tuples(st.sampled_from("abcdefgh"), st.floats(0, 5)), max_size=200))
+def test_rate_limiter_never_allows_more_than_burst_plus_rate_times_time(
+    attempts: list[tuple[str, float]],
+) -> None:
+    limiter = RateLimiter(rate=2.0, burst=4)
+    bounded = RateLimiter(rate=2.0, burst=4, max_keys=3)
+    now = 0.0
+    allowed = dict.fromkeys("abcdefgh", 0)
+    for key, gap in attempts:
+        now += gap
+        allowed[key] += limiter.allow(key, now)
+        bounded.allow(key, now)
+        assert len(bounded) <= 3
+    for count in allowed.values():
+        assert count <= 4 + 2.0 * now
