@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from rdesk.client.player import Player
+from rdesk.client.tk.player import Player
 from tests.recordings import record_session, same_pixels
 
 

@@ -8,7 +8,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from PIL import Image
 
-from rdesk.client.viewport import FIT, ONE_TO_ONE, Viewport
+from rdesk.client.tk.viewport import FIT, ONE_TO_ONE, Viewport
 
 sides = st.integers(1, 4000)
 small_sides = st.integers(1, 300)

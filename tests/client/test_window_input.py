@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rdesk.client.viewport import Viewport
-from rdesk.client.window import ViewerOptions, ViewerWindow
+from rdesk.client.tk.viewport import Viewport
+from rdesk.client.tk.window import ViewerOptions, ViewerWindow
 
 A_KEYCODE = 38
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from rdesk.client.viewport import Viewport
+from rdesk.client.tk.viewport import Viewport
 from rdesk.host.input.inject import PynputInjector
 from tests.e2e.conftest import HostThread, RunningHost
 from tests.xserver import (

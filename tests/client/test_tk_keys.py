@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rdesk.client.tkkeys import tk_to_keysym
+from rdesk.client.tk.keys import tk_to_keysym
 from rdesk.protocol.keysyms import KEYSYMS
 
 

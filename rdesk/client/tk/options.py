@@ -1,0 +1,36 @@
+"""What ``rdesk connect`` asks of the desktop viewer (:class:`ViewerOptions`).
+
+Its own module because both sides read it — the window (:mod:`rdesk.client.tk.window`,
+which re-exports it) and the network worker (:mod:`rdesk.client.tk.worker`) — and it needs
+no toolkit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+from rdesk.client.tk.viewport import FIT, Mode
+
+__all__ = ["ViewerOptions"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewerOptions:
+    """What ``rdesk connect`` was asked to do."""
+
+    url: str
+    known_hosts: Path
+    #: Where the password comes from (file, environment); ``None``: ask with a dialog.
+    password: Callable[[], str] | None = None
+    fingerprint: str | None = None
+    accept_new: bool = False
+    view_only: bool = False
+    fullscreen: bool = False
+    scale: Mode = FIT
+    name: str = "rdesk viewer"
+    timeout: float = 15.0
+    #: TLS context with a client certificate (``--cert/--key``); ``None``: the default one.
+    ssl_context: ssl.SSLContext | None = None

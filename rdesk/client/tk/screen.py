@@ -1,0 +1,182 @@
+"""What the viewer window draws: the host's screen in one photo, the status line, the
+statistics overlay and the scrollbars, all on one canvas.
+
+:class:`Screen` owns the canvas and the :class:`~rdesk.client.tk.viewport.Viewport` (where
+the screen sits and at what scale); the window tells it what to show. Painting is driven by
+the window's Tk tick: :meth:`Screen.paint` draws what the :attr:`Screen.damage` recorded
+(see :mod:`rdesk.client.tk.paint`).
+"""
+
+from __future__ import annotations
+
+import tkinter
+from typing import Any
+
+from PIL import Image, ImageTk
+
+from rdesk.client.tk import paint
+from rdesk.client.tk.viewport import ONE_TO_ONE, Mode, Viewport
+
+__all__ = ["Screen"]
+
+
+class Screen:
+    """The canvas in ``root``'s grid cell (0, 0), with scrollbars beside it when needed."""
+
+    def __init__(self, root: tkinter.Tk, mode: Mode) -> None:
+        self.root = root
+        self.canvas = tkinter.Canvas(
+            root, width=640, height=400, background="black", highlightthickness=0, bd=0,
+            cursor="crosshair", takefocus=1,
+        )
+        self.canvas.grid(row=0, column=0, sticky="nsew")
+        self.hbar = tkinter.Scrollbar(root, orient="horizontal",
+                                      command=lambda *a: self.on_scroll("x", *a))
+        self.vbar = tkinter.Scrollbar(root, orient="vertical",
+                                      command=lambda *a: self.on_scroll("y", *a))
+        self.viewport = Viewport(1, 1, 640, 400, mode)
+        #: The photo the screen is painted into; ``None`` until the first paint (and after a
+        #: size change, when the next paint makes one of the new size).
+        self.photo: ImageTk.PhotoImage | None = None
+        #: What changed since the last paint (fed from the network thread).
+        self.damage = paint.Damage()
+        #: Paints done (the overlay's frame rate).
+        self.paints = 0
+        self.image_item = self.canvas.create_image(0, 0, anchor="nw")
+        self.status_item = self.canvas.create_text(
+            320, 200, text="", fill="#dddddd", font=("TkDefaultFont", 14), justify="center"
+        )
+        self.overlay_box = self.canvas.create_rectangle(
+            6, 6, 6, 6, fill="#000000", outline="#808080", state="hidden"
+        )
+        self.overlay_item = self.canvas.create_text(
+            12, 10, anchor="nw", text="", fill="#80ff80", font=("TkFixedFont", 10),
+            state="hidden",
+        )
+        self.canvas.bind("<Configure>", self.on_configure)
+        root.bind(
+            "<Configure>", lambda e: self.place_scrollbars() if e.widget is root else None
+        )
+
+    # --- painting --------------------------------------------------------------------------------
+
+    def paint(self, image: Image.Image) -> None:
+        """Paint what changed of the host's screen ``image`` (everything after a change of
+        screen size, window size or scale)."""
+        rects, everything = self.damage.take()
+        if image.size != (self.viewport.host_w, self.viewport.host_h):
+            self.viewport = self.viewport.with_host(*image.size)
+            everything = True
+        display = self.viewport.display_size
+        if self.photo is None or (self.photo.width(), self.photo.height()) != display:
+            self.layout()
+            display = self.viewport.display_size
+            self.photo = ImageTk.PhotoImage("RGB", display)
+            self.canvas.itemconfigure(self.image_item, image=self.photo)
+            everything = True
+        if not rects and not everything:
+            return
+        boxes = None if everything else paint.plan(self.viewport, rects)
+        if boxes is None:
+            self.photo.paste(paint.render(image, self.viewport, (0, 0, *display)))
+        else:
+            for box in boxes:
+                region = paint.render(image, self.viewport, box)
+                paint.blit(self.root.tk, self.photo, region, box[0], box[1])
+        self.paints += 1
+
+    # --- layout --------------------------------------------------------------------------------
+
+    def set_mode(self, mode: Mode) -> None:
+        """Show the screen fitted or 1:1 from now on."""
+        self.viewport = self.viewport.with_mode(mode)
+        self.photo = None
+        self.relayout()
+
+    def layout(self) -> None:
+        """Place the image, scrollbars and status after a size, mode or screen change."""
+        win_w = max(1, self.canvas.winfo_width())
+        win_h = max(1, self.canvas.winfo_height())
+        self.viewport = self.viewport.resized(win_w, win_h)
+        ox, oy = self.viewport.origin
+        self.canvas.coords(self.image_item, ox, oy)
+        self.canvas.coords(self.status_item, win_w // 2, win_h // 2)
+        (fx0, fx1), (fy0, fy1) = self.viewport.scroll_fractions()
+        self.hbar.set(fx0, fx1)
+        self.vbar.set(fy0, fy1)
+        self.place_scrollbars()
+
+    def place_scrollbars(self) -> None:
+        """Show the scrollbars 1:1 when the screen exceeds the window.
+
+        Decided from the whole window's size, not the canvas's (which the bars shrink), so
+        showing a bar can never make the decision flip back and forth.
+        """
+        vp = self.viewport
+        need_x = need_y = False
+        if vp.mode == ONE_TO_ONE and vp.host_w > 1:
+            root_w, root_h = self.root.winfo_width(), self.root.winfo_height()
+            bar_w, bar_h = self.vbar.winfo_reqwidth(), self.hbar.winfo_reqheight()
+            need_x = vp.host_w > root_w
+            need_y = vp.host_h > root_h - (bar_h if need_x else 0)
+            need_x = vp.host_w > root_w - (bar_w if need_y else 0)
+        if need_x != bool(self.hbar.grid_info()):
+            if need_x:
+                self.hbar.grid(row=1, column=0, sticky="ew")
+            else:
+                self.hbar.grid_remove()
+        if need_y != bool(self.vbar.grid_info()):
+            if need_y:
+                self.vbar.grid(row=0, column=1, sticky="ns")
+            else:
+                self.vbar.grid_remove()
+
+    def on_configure(self, event: tkinter.Event[Any]) -> None:
+        """The canvas changed size."""
+        if (event.width, event.height) == (self.viewport.win_w, self.viewport.win_h):
+            return
+        self.relayout()
+
+    def relayout(self) -> None:
+        """Lay out again and repaint everything (in a new photo if the display size changed)."""
+        before = self.viewport.display_size
+        self.layout()
+        if self.viewport.display_size != before:
+            self.photo = None  # the next tick makes one of the new size and paints it all
+        self.damage.everything()
+
+    def on_scroll(self, axis: str, *args: str) -> None:
+        """A scrollbar moved: Tk's ``moveto FRACTION`` or ``scroll N units|pages``."""
+        vp = self.viewport
+        size = vp.host_w if axis == "x" else vp.host_h
+        page = vp.win_w if axis == "x" else vp.win_h
+        pos = vp.scroll_x if axis == "x" else vp.scroll_y
+        if args[0] == "moveto":
+            pos = round(float(args[1]) * size)
+        elif args[0] == "scroll":
+            pos += int(args[1]) * (page * 9 // 10 if args[2] == "pages" else 32)
+        self.viewport = vp.scrolled(pos, vp.scroll_y) if axis == "x" else vp.scrolled(
+            vp.scroll_x, pos
+        )
+        self.layout()
+
+    # --- status and overlay --------------------------------------------------------------------
+
+    def set_status(self, text: str) -> None:
+        """Show ``text`` in the middle of the canvas, above the screen (``""``: nothing)."""
+        self.canvas.itemconfigure(self.status_item, text=text)
+        self.canvas.tag_raise(self.status_item)
+
+    def show_overlay(self, on: bool) -> None:
+        """Show or hide the statistics overlay."""
+        state = "normal" if on else "hidden"
+        self.canvas.itemconfigure(self.overlay_item, state=state)
+        self.canvas.itemconfigure(self.overlay_box, state=state)
+
+    def set_overlay(self, text: str) -> None:
+        """Put ``text`` in the overlay, boxed, above everything."""
+        self.canvas.itemconfigure(self.overlay_item, text=text)
+        x0, y0, x1, y1 = self.canvas.bbox(self.overlay_item) or (6, 6, 6, 6)
+        self.canvas.coords(self.overlay_box, x0 - 4, y0 - 3, x1 + 4, y1 + 3)
+        self.canvas.tag_raise(self.overlay_box)
+        self.canvas.tag_raise(self.overlay_item)
