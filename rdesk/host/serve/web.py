@@ -72,8 +72,8 @@ _SECURITY_HEADERS = (
 )
 
 
-#: How deep the page's folders go (``core/``, ``app/``): a bound on the walk, not a feature.
-_MAX_DEPTH = 3
+#: How many folders deep the page's files may lie (``core/x.js`` is one): bounds the walk.
+_MAX_FOLDER_DEPTH = 2
 
 
 def _servable(name: str) -> bool:
@@ -85,8 +85,10 @@ def _servable(name: str) -> bool:
     )
 
 
-def _load_files() -> dict[str, tuple[bytes, str]]:
-    """Read every servable file of ``rdesk/web`` and its folders once.
+def _load_files(
+    root: importlib.resources.abc.Traversable | None = None,
+) -> dict[str, tuple[bytes, str]]:
+    """Read every servable file of ``root`` (``rdesk/web``) and its folders once.
 
     Returns ``"/name"`` or ``"/folder/name"`` → (body, content type). Only files whose suffix
     is in :data:`CONTENT_TYPES` are taken; the walk is the package's own tree, read at start,
@@ -100,14 +102,14 @@ def _load_files() -> dict[str, tuple[bytes, str]]:
             if not _servable(name):
                 continue
             if entry.is_dir():
-                if depth < _MAX_DEPTH:
+                if depth < _MAX_FOLDER_DEPTH:
                     walk(entry, f"{prefix}{name}/", depth + 1)
                 continue
             suffix = name[name.rfind(".") :] if "." in name else ""
             if entry.is_file() and suffix in CONTENT_TYPES:
                 files[prefix + name] = (entry.read_bytes(), CONTENT_TYPES[suffix])
 
-    walk(importlib.resources.files("rdesk") / "web", "/", 1)
+    walk(root if root is not None else importlib.resources.files("rdesk") / "web", "/", 0)
     if "/index.html" in files:
         files["/"] = files["/index.html"]
     return files
