@@ -22,7 +22,7 @@ import dataclasses
 import hashlib
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -61,6 +61,8 @@ KEY_INFO = b"rdesk tunnel v1: record keys"
 MAX_SEALED_BYTES = 1 << 38
 _KEY, _IV = 32, 12
 _CURVE = ec.SECP256R1()
+#: The order of P-256's base point.
+_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 def spki(public_key: ec.EllipticCurvePublicKey) -> bytes:
@@ -75,7 +77,7 @@ def certificate_key(cert_der: bytes) -> ec.EllipticCurvePublicKey:
     try:
         cert = x509.load_der_x509_certificate(cert_der)
         key = cert.public_key()
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         raise HostIdentityError("the host certificate is not valid DER X.509") from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != _CURVE.name:
         raise HostIdentityError("the host certificate's key is not ECDSA P-256")
@@ -119,20 +121,27 @@ def transcript_hash(*messages: bytes) -> bytes:
 
 
 def sign_transcript(private_key: ec.EllipticCurvePrivateKey, digest: bytes) -> bytes:
-    """The host's signature over a transcript hash, as ``r || s`` (64 bytes)."""
+    """The host's signature over a transcript hash, as ``r || s`` (64 bytes), with low ``s``.
+
+    ``(r, s)`` and ``(r, n - s)`` are both valid ECDSA signatures; always writing the lower one
+    (and refusing the other) means no one in between can alter a ServerHello and keep it valid.
+    """
     der = private_key.sign(SIGNATURE_CONTEXT + digest, ec.ECDSA(hashes.SHA256()))
     r, s = decode_dss_signature(der)
+    s = min(s, _ORDER - s)
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
 def verify_transcript(
     public_key: ec.EllipticCurvePublicKey, digest: bytes, signature: bytes
 ) -> bool:
-    """Whether ``signature`` (``r || s``) is the key's signature over the transcript hash."""
+    """Whether ``signature`` (``r || s``, low ``s``) is the key's signature over the hash."""
     if len(signature) != SIGNATURE_SIZE:
         return False
     r = int.from_bytes(signature[:32], "big")
     s = int.from_bytes(signature[32:], "big")
+    if not (0 < r < _ORDER and 0 < s <= _ORDER // 2):
+        return False
     try:
         public_key.verify(
             encode_dss_signature(r, s), SIGNATURE_CONTEXT + digest, ec.ECDSA(hashes.SHA256())

@@ -213,3 +213,16 @@ def test_bad_arguments() -> None:
         TunnelInitiator(identity("a").host_id, pin="MD5:xx")
     with pytest.raises(ValueError, match="32 bytes"):
         TunnelInitiator(identity("a").host_id, random=b"short")
+
+
+def test_the_other_valid_signature_of_the_same_handshake_is_refused() -> None:
+    """ECDSA's (r, n - s) twin would let a relay alter a ServerHello and keep it valid."""
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    ident = identity("a")
+    viewer = TunnelInitiator(ident.host_id)
+    genuine = parse_server_hello(_answer(viewer, ident.responder()))
+    r, s = genuine.signature[:32], int.from_bytes(genuine.signature[32:], "big")
+    assert s <= order // 2
+    twin = r + (order - s).to_bytes(32, "big")
+    with pytest.raises(HostIdentityError, match="signature"):
+        viewer.receive(dataclasses.replace(genuine, signature=twin).encode())

@@ -125,3 +125,14 @@ def test_malformed_close_records(plaintext: bytes, reason: str) -> None:
 def test_empty_message_is_refused() -> None:
     with pytest.raises(TunnelError, match="empty"):
         identity("a").responder().receive(b"")
+
+
+def test_certificate_with_an_unsupported_curve_is_refused() -> None:
+    """Found by the property tests: cryptography raises UnsupportedAlgorithm, not ValueError."""
+    prime256v1 = bytes.fromhex("06082a8648ce3d030107")
+    viewer, _, genuine = fresh()
+    parsed = parse_server_hello(genuine)
+    assert prime256v1 in parsed.certificate
+    unknown = parsed.certificate.replace(prime256v1, prime256v1[:-1] + b"\x08")
+    with pytest.raises(TunnelError, match="not valid DER"):
+        viewer.receive(dataclasses.replace(parsed, certificate=unknown).encode())

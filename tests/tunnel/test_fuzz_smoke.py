@@ -1,0 +1,27 @@
+"""Run the tunnel's atheris harness for a bounded time; skipped when atheris is missing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("atheris", reason="atheris not installed (pip install -e .[fuzz])")
+
+HERE = Path(__file__).parent
+SECONDS = int(os.environ.get("RDESK_FUZZ_SECONDS", "20"))
+
+
+@pytest.mark.timeout(SECONDS * 6 + 60)
+def test_tunnel_harness_runs_clean(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(HERE / "fuzz_tunnel.py"), f"-max_total_time={SECONDS}",
+         "-rss_limit_mb=2048", f"-artifact_prefix={tmp_path}/"],
+        capture_output=True, text=True, timeout=SECONDS * 6 + 30, cwd=HERE.parent.parent,
+    )
+    tail = result.stderr[-3000:]
+    assert result.returncode == 0, tail
+    assert "Done" in result.stderr, tail
