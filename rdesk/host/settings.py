@@ -1,13 +1,35 @@
-"""Every tunable of the host, in one frozen object filled from CLI flags (DESIGN.md, "Layers")."""
+"""Every tunable of the host, in one frozen object filled from CLI flags.
+
+Standard library only: the ``rdesk`` command reads it to build its parser even on a
+viewer-only install, which lacks the host's libraries.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Literal
 
-__all__ = ["DEFAULT_PORT", "HostSettings", "default_config_dir"]
+__all__ = [
+    "CAPTURE_BACKENDS",
+    "DEFAULT_PORT",
+    "PASSWORD_FILE",
+    "VIEW_PASSWORD_FILE",
+    "CaptureBackend",
+    "HostSettings",
+    "default_config_dir",
+]
 
 DEFAULT_PORT = 7900
+#: The scrypt hash written by ``rdesk passwd``, inside the config directory.
+PASSWORD_FILE = "password"
+#: The view-only password's hash, written by ``rdesk passwd --view``.
+VIEW_PASSWORD_FILE = "view-password"
+
+#: How the screen is captured (``--capture``); see rdesk/host/screen/backends.py.
+CaptureBackend = Literal["auto", "shm", "mss"]
+#: The names ``--capture`` accepts, in the order ``auto`` tries the last two.
+CAPTURE_BACKENDS: tuple[CaptureBackend, ...] = ("auto", "shm", "mss")
 
 
 def default_config_dir() -> Path:
@@ -37,6 +59,10 @@ class HostSettings:
     allow_tls12: bool = False
     #: A file holding the control password in plain text (first line).
     password_file: Path | None = None
+    #: The capture backend: ``shm`` (zero-copy shared memory, changes from X DAMAGE), ``mss``
+    #: (portable: copies each frame, finds changes by polling and comparing frames), or
+    #: ``auto`` (``shm`` where it works, else mss; X DAMAGE wherever the server has it).
+    capture: CaptureBackend = "auto"
     #: Highest capture rate, frames per second.
     max_fps: float = 60.0
     #: Highest JPEG quality for moving regions (1..100); the bandwidth controller goes lower

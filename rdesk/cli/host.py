@@ -1,0 +1,189 @@
+"""The host-side verbs: ``rdesk host`` (share this screen) and ``rdesk passwd``.
+
+``rdesk host`` needs the ``host`` extra (X capture and input libraries); it says so in one
+line when they are missing. Its libraries are imported only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+
+from rdesk.cli.common import UsageError, add_verb, require_host_extra
+from rdesk.cli.values import bandwidth, invite, origin, port, ranged, size
+from rdesk.host.settings import (
+    CAPTURE_BACKENDS,
+    DEFAULT_PORT,
+    PASSWORD_FILE,
+    VIEW_PASSWORD_FILE,
+    HostSettings,
+)
+
+__all__ = ["add_parsers", "host_settings"]
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``host`` and ``passwd``."""
+    host = add_verb(sub, "host", help="share this machine's screen")
+    where = host.add_mutually_exclusive_group()
+    where.add_argument("--display", help="X display to share (default: $DISPLAY)")
+    where.add_argument(
+        "--virtual", type=size, metavar="WxH", help="start a private virtual display (Xvfb)"
+    )
+    host.add_argument(
+        "--capture", choices=CAPTURE_BACKENDS, default="auto",
+        help="shm: zero-copy shared memory with X DAMAGE; mss: portable, polls and compares "
+        "frames; auto: shm where it works, else mss (auto)",
+    )
+    host.add_argument("--bind", default="0.0.0.0", help="address to listen on (0.0.0.0)")
+    host.add_argument("--port", type=port, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT})")
+    host.add_argument("--cert", type=Path, help="TLS certificate (PEM) instead of the self-signed")
+    host.add_argument("--key", type=Path, help="private key (PEM) of --cert")
+    host.add_argument(
+        "--tls12", action="store_true", help="also accept TLS 1.2 (ECDHE+AEAD suites only)"
+    )
+    host.add_argument(
+        "--password-file", type=Path, help="control password in this file (first line)"
+    )
+    host.add_argument(
+        "--quality", type=ranged(1, 100), default=80,
+        help="highest JPEG quality; lowered automatically on slow links (80)",
+    )
+    host.add_argument("--max-fps", type=ranged(1, 240), default=60, help="capture rate cap (60)")
+    host.add_argument(
+        "--max-bandwidth", type=bandwidth, default=None, metavar="BITS",
+        help="most bits/s sent to each viewer, e.g. 10M or 512k (default: the link decides)",
+    )
+    host.add_argument("--max-viewers", type=ranged(1, 256), default=16, help="(16)")
+    host.add_argument("--name", default="", help="host name shown to viewers")
+    host.add_argument(
+        "--view-password-file", type=Path, help="view-only password in this file (first line)"
+    )
+    host.add_argument(
+        "--shared-control", action="store_true", help="let every control viewer send input at once"
+    )
+    host.add_argument(
+        "--consent",
+        choices=("auto", "ask"),
+        default="auto",
+        help="ask: the local user accepts each viewer on this terminal; auto: admit any valid "
+        "credential (unattended access; the default)",
+    )
+    host.add_argument(
+        "--consent-timeout", type=ranged(1, 3600), default=30, help="seconds to accept (30)"
+    )
+    host.add_argument(
+        "--invite",
+        action="append",
+        default=[],
+        type=invite,
+        metavar="ROLE[:MINUTES]",
+        help="print a one-time invite code for ROLE (control|view), valid MINUTES (30)",
+    )
+    host.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        type=origin,
+        metavar="URL",
+        help="also let browser pages from this origin (https://NAME[:PORT]) connect; repeatable",
+    )
+    _add_security_options(host)
+    host.set_defaults(handler=_cmd_host)
+
+    passwd = add_verb(
+        sub, "passwd", help="set the host's password (stored as an scrypt hash)"
+    )
+    passwd.add_argument(
+        "--password-file", type=Path, help="read the new password from this file"
+    )
+    passwd.add_argument(
+        "--view", action="store_true", help="set the view-only password instead"
+    )
+    passwd.set_defaults(handler=_cmd_passwd)
+
+
+def _add_security_options(host: argparse.ArgumentParser) -> None:
+    """Client certificates, the audit log and session recording."""
+    host.add_argument(
+        "--require-client-cert",
+        action="store_true",
+        help="admit only viewers with a certificate of the CA (rdesk certs); role from it",
+    )
+    host.add_argument(
+        "--ca-dir", type=Path, default=None, help="the viewer CA (default CONFIG_DIR/ca)"
+    )
+    host.add_argument(
+        "--audit-log", type=Path, default=None, metavar="FILE",
+        help="append security events to FILE as JSON lines (mode 0600)",
+    )
+    host.add_argument(
+        "--record", type=Path, default=None, metavar="DIR",
+        help="record each viewer session's screen stream into DIR (rdesk play replays it)",
+    )
+    host.add_argument(
+        "--record-input", action="store_true",
+        help="also record viewers' pointer and key input (off by default: keystrokes)",
+    )
+
+
+def host_settings(args: argparse.Namespace) -> HostSettings:
+    """The :class:`HostSettings` the ``rdesk host`` options ask for."""
+    return HostSettings(
+        display=args.display,
+        virtual=args.virtual,
+        capture=args.capture,
+        bind=args.bind,
+        port=args.port,
+        config_dir=args.config_dir,
+        cert=args.cert,
+        key=args.key,
+        allow_tls12=args.tls12,
+        password_file=args.password_file,
+        max_fps=float(args.max_fps),
+        quality=args.quality,
+        max_bandwidth=args.max_bandwidth,
+        max_viewers=args.max_viewers,
+        name=args.name,
+        allowed_origins=tuple(args.allow_origin),
+        view_password_file=args.view_password_file,
+        shared_control=args.shared_control,
+        require_client_cert=args.require_client_cert,
+        ca_dir=args.ca_dir,
+        audit_log=args.audit_log,
+        record_dir=args.record,
+        record_input=args.record_input,
+        consent=args.consent,
+        consent_timeout=float(args.consent_timeout),
+        invites=tuple(args.invite),
+    )
+
+
+def _cmd_host(args: argparse.Namespace) -> int:
+    require_host_extra("host")
+    from rdesk.host.app import run_host
+
+    settings = host_settings(args)
+    asyncio.run(run_host(settings, out=lambda line: print(line, flush=True)))
+    return 0
+
+
+def _cmd_passwd(args: argparse.Namespace) -> int:
+    from rdesk.host.security.passwords import read_secret_file, write_password_hash
+
+    if args.password_file is not None:
+        password = read_secret_file(args.password_file)
+    else:
+        if not sys.stdin.isatty():
+            raise UsageError("no terminal to ask for the password: use --password-file")
+        password = getpass.getpass("New rdesk password: ")
+        if password != getpass.getpass("Again: "):
+            raise UsageError("the two passwords differ; nothing changed")
+    path = args.config_dir / (VIEW_PASSWORD_FILE if args.view else PASSWORD_FILE)
+    write_password_hash(path, password)
+    kind = "view-only password" if args.view else "password"
+    print(f"rdesk: {kind} hash written to {path}")
+    return 0

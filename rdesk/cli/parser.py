@@ -1,0 +1,34 @@
+"""The ``rdesk`` command line: the top-level parser and every verb's, gathered from the verb
+modules (``host``, ``view``, ``input``, ``security``).
+
+Building the parser imports no host-only library, so ``rdesk --help`` and the viewer verbs
+work on a viewer-only install.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rdesk.cli import host, input, security, view
+from rdesk.cli.common import add_common_options
+
+__all__ = ["build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line grammar (also used by the docs).
+
+    Each verb's parser sets ``handler``: the function that runs it, given the parsed
+    arguments, returning the exit status.
+    """
+    parser = argparse.ArgumentParser(
+        prog="rdesk", description="Secure remote desktop over TLS websockets."
+    )
+    add_common_options(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    host.add_parsers(sub)
+    view.add_parsers(sub)
+    input.add_parsers(sub)
+    security.add_parsers(sub)
+    view.add_connect_parser(sub)
+    return parser

@@ -1,0 +1,225 @@
+"""The viewer verbs: ``rdesk connect`` (the window), ``rdesk snapshot`` and ``rdesk watch``,
+and the viewer options and connection set-up the input verbs share with them.
+
+Nothing here needs the host extra: these verbs run on a viewer-only install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import ssl
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from rdesk.cli.common import UsageError, add_verb
+from rdesk.client.connection import Connection, connect, parse_url
+from rdesk.client.known_hosts import KnownHosts, UnknownHostKey
+
+__all__ = [
+    "add_connect_parser",
+    "add_parsers",
+    "add_viewer_options",
+    "viewer_ssl_context",
+    "with_viewer",
+]
+
+T = TypeVar("T")
+
+
+def add_viewer_options(parser: argparse.ArgumentParser) -> None:
+    """The host URL and how to log in and trust it: the options of every viewer verb."""
+    parser.add_argument("url", help="the host, e.g. wss://HOST:PORT (or HOST:PORT)")
+    parser.add_argument(
+        "--password-file", type=Path, help="read the password from this file (first line)"
+    )
+    parser.add_argument(
+        "--fingerprint", help="pin the host key: SHA256:... as `rdesk host` prints it"
+    )
+    parser.add_argument(
+        "--accept-new",
+        action="store_true",
+        help="trust a host key seen for the first time without asking (for scripts)",
+    )
+    parser.add_argument("--name", default=f"{getpass.getuser()}@rdesk", help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
+    # A client certificate (`rdesk certs issue`) for hosts started with --require-client-cert.
+    parser.add_argument(
+        "--cert", type=Path, help="client certificate (PEM) for hosts that need one"
+    )
+    parser.add_argument("--key", type=Path, help="private key (PEM) of --cert")
+
+
+def viewer_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The TLS context the viewer options ask for (``None``: the default one)."""
+    cert, key = getattr(args, "cert", None), getattr(args, "key", None)
+    if cert is None and key is None:
+        return None
+    from rdesk.client.tls import client_ssl_context
+
+    return client_ssl_context(cert=cert, key=key)
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``snapshot``, ``watch`` and ``connect``."""
+    snap = add_verb(sub, "snapshot", help="save the host's screen as a PNG, pixel-exact")
+    add_viewer_options(snap)
+    snap.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
+    snap.set_defaults(handler=_cmd_snapshot)
+
+    watch = add_verb(
+        sub, "watch", help="follow the screen headless and print link figures once a second"
+    )
+    add_viewer_options(watch)
+    watch.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    watch.add_argument("--json", action="store_true", help="print JSON lines")
+    watch.set_defaults(handler=_cmd_watch)
+
+
+def add_connect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``connect``: last in ``rdesk --help``, as it always was."""
+    connect_ = add_verb(sub, "connect", help="open the desktop viewer window")
+    add_viewer_options(connect_)
+    connect_.add_argument("--view-only", action="store_true", help="send no input")
+    connect_.add_argument("--fullscreen", action="store_true", help="start full screen")
+    connect_.add_argument(
+        "--scale", choices=("fit", "1"), default="fit", help="fit to window (default) or 1:1"
+    )
+    connect_.set_defaults(handler=_cmd_connect)
+
+
+# --- connecting --------------------------------------------------------------------------------
+
+
+def _password_source(args: argparse.Namespace) -> Callable[[], str]:
+    """Where the viewer's password comes from: file, $RDESK_PASSWORD, or the terminal."""
+
+    def source() -> str:
+        if args.password_file is not None:
+            # Plain file reading only: no host-only library behind it.
+            from rdesk.host.security.passwords import read_secret_file
+
+            return read_secret_file(args.password_file)
+        env = os.environ.get("RDESK_PASSWORD")
+        if env:
+            return env
+        if not sys.stdin.isatty():
+            raise UsageError("a password is needed: use --password-file or set RDESK_PASSWORD")
+        return getpass.getpass(f"Password for {args.url}: ")
+
+    return source
+
+
+async def _open_viewer(args: argparse.Namespace) -> Connection:
+    """Connect as the viewer options say, asking about an unknown host key on the terminal."""
+    known = KnownHosts(args.config_dir / "known_hosts")
+    address = parse_url(args.url)
+    try:
+        return await connect(
+            address,
+            _password_source(args),
+            known_hosts=known,
+            pinned=args.fingerprint,
+            accept_new=args.accept_new,
+            name=args.name,
+            timeout=args.timeout,
+            ssl_context=viewer_ssl_context(args),
+        )
+    except UnknownHostKey as exc:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"{address}: unknown host key {exc.fingerprint}; check it against the one "
+                "`rdesk host` printed, then pass --fingerprint or --accept-new"
+            ) from None
+        print(f"The host {address} is not known.\nIts key fingerprint is {exc.fingerprint}.")
+        answer = input("Compare it with the one `rdesk host` printed. Trust it? [yes/no] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise UsageError("host key not trusted; nothing was sent") from None
+        known.add(address.host, address.port, exc.fingerprint)
+        return await connect(
+            address,
+            _password_source(args),
+            known_hosts=known,
+            pinned=exc.fingerprint,
+            name=args.name,
+            timeout=args.timeout,
+            ssl_context=viewer_ssl_context(args),
+        )
+
+
+def with_viewer(args: argparse.Namespace, body: Callable[[Connection], Awaitable[T]]) -> T:
+    """Connect as ``args`` say, run ``body`` on the connection, close it; return the result."""
+
+    async def run() -> T:
+        conn = await _open_viewer(args)
+        try:
+            return await body(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+# --- the verbs ---------------------------------------------------------------------------------
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from rdesk.client.watch import watch
+
+    async def body(conn: Connection) -> None:
+        await watch(conn, args.duration, args.json, lambda line: print(line, flush=True))
+
+    with_viewer(args, body)
+    return 0
+
+
+def _cmd_snapshot(args: argparse.Namespace) -> int:
+    async def body(conn: Connection) -> None:
+        await conn.wait_exact(args.timeout)
+        image = conn.framebuffer.image.copy()
+        _write_png(image, args.output)
+        size = f"{image.width}x{image.height}"
+        print(f"rdesk: saved the {size} screen of {conn.address} to {args.output}")
+
+    with_viewer(args, body)
+    return 0
+
+
+def _write_png(image: object, path: Path) -> None:
+    """Write a PIL image atomically, so a failed run leaves no half-written file."""
+    import io
+
+    from rdesk.common.files import atomic_write
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")  # type: ignore[attr-defined]
+    try:
+        atomic_write(path, buffer.getvalue(), 0o644)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _cmd_connect(args: argparse.Namespace) -> int:
+    from rdesk.client.tk.window import ViewerOptions, run_viewer
+
+    parse_url(args.url)  # a bad URL is a one-line error before any window opens
+    # The password from a file or $RDESK_PASSWORD; otherwise the window asks with a dialog.
+    given = args.password_file is not None or bool(os.environ.get("RDESK_PASSWORD"))
+    options = ViewerOptions(
+        url=args.url,
+        known_hosts=args.config_dir / "known_hosts",
+        password=_password_source(args) if given else None,
+        fingerprint=args.fingerprint,
+        accept_new=args.accept_new,
+        view_only=args.view_only,
+        fullscreen=args.fullscreen,
+        scale=args.scale,
+        name=args.name,
+        timeout=args.timeout,
+        ssl_context=viewer_ssl_context(args),
+    )
+    return run_viewer(options)
