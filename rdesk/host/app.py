@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rdesk.host.screen.backends import open_capturer
+from rdesk.host.screen.backends import backend_of, open_capturer
+from rdesk.host.screen.capture import Capturer
 from rdesk.host.screen.damage import DamageUnavailable, DamageWatcher
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.screen.virtual import VirtualDisplay
@@ -28,7 +29,7 @@ from rdesk.host.security.tls import (
 )
 from rdesk.host.serve.console import HostConsole
 from rdesk.host.serve.server import HostServer, InputSink
-from rdesk.host.settings import HostSettings
+from rdesk.host.settings import PASSWORD_FILE, VIEW_PASSWORD_FILE, CaptureBackend, HostSettings
 from rdesk.protocol.fingerprint import fingerprint_hex
 
 __all__ = [
@@ -36,16 +37,9 @@ __all__ = [
     "HostCredentials",
     "load_credentials",
     "run_host",
-    "PASSWORD_FILE",
-    "VIEW_PASSWORD_FILE",
 ]
 
 log = logging.getLogger(__name__)
-
-#: The scrypt hash written by ``rdesk passwd``, inside the config directory.
-PASSWORD_FILE = "password"
-#: The view-only password's hash, written by ``rdesk passwd --view``.
-VIEW_PASSWORD_FILE = "view-password"
 
 
 class HostError(Exception):
@@ -144,6 +138,24 @@ def _make_injector(display: str, stack: contextlib.ExitStack) -> InputSink | Non
     return injector
 
 
+def _change_notifier(
+    display: str, capturer: Capturer, backend: CaptureBackend, stack: contextlib.ExitStack
+) -> DamageWatcher | None:
+    """X DAMAGE on ``display``, closed with ``stack``; ``None`` (poll and compare frames) for
+    the portable ``mss`` backend, or when the server has no DAMAGE."""
+    if backend == "mss":
+        log.info("capture backend mss: polling the screen and comparing frames")
+        return None
+    try:
+        # On the capturer's own connection when it has one: no round trip per reset.
+        notifier = DamageWatcher(display, connection=getattr(capturer, "connection", None))
+    except DamageUnavailable as exc:
+        log.warning("no change notification (%s); polling the screen instead", exc)
+        return None
+    stack.callback(notifier.close)
+    return notifier
+
+
 async def run_host(
     settings: HostSettings,
     *,
@@ -161,15 +173,9 @@ async def run_host(
                 "no display to share: $DISPLAY is not set; use --display :N, "
                 "or --virtual 1280x720 to start a virtual one"
             )
-        capturer = open_capturer(display)
+        capturer = open_capturer(display, settings.capture)
         stack.callback(capturer.close)
-        notifier: DamageWatcher | None = None
-        try:
-            # On the capturer's own connection when it has one: no round trip per reset.
-            notifier = DamageWatcher(display, connection=getattr(capturer, "connection", None))
-            stack.callback(notifier.close)
-        except DamageUnavailable as exc:
-            log.warning("no change notification (%s); polling the screen instead", exc)
+        notifier = _change_notifier(display, capturer, settings.capture, stack)
 
         if settings.cert is not None or settings.key is not None:
             if settings.cert is None or settings.key is None:
@@ -207,7 +213,10 @@ async def run_host(
                 ) from None
             raise HostError(f"cannot listen on {settings.bind}:{settings.port}: {exc}") from None
         capture = asyncio.create_task(source.run(), name="capture")
-        _banner(out, display, source, server, cert, how, settings)
+        capture_line = backend_of(capturer) + (
+            ", changes from X DAMAGE" if notifier is not None else ", polling for changes"
+        )
+        _banner(out, display, source, capture_line, server, cert, how, settings)
         for role, minutes in settings.invites:
             out("  " + console.invite(role, minutes))
         if settings.consent == "ask":
@@ -228,12 +237,14 @@ def _banner(
     out: Callable[[str], None],
     display: str,
     source: ScreenSource,
+    capture: str,
     server: HostServer,
     cert: Path,
     how: str,
     settings: HostSettings,
 ) -> None:
     out(f"rdesk host: sharing display {display} ({source.width}x{source.height})")
+    out(f"  capture:     {capture}")
     for url in _urls(settings.bind, server.port):
         out(f"  connect:     {url}    (browser: {url.replace('wss://', 'https://', 1)}/)")
     fp = certificate_fingerprint(cert)

@@ -7,21 +7,17 @@ with its reason when it cannot work (``rdesk host --capture``).
 from __future__ import annotations
 
 import logging
-from typing import Literal
 
 from rdesk.host.screen.capture import CaptureError, Capturer, MssCapturer
 from rdesk.host.screen.xshm import ShmCapturer, ShmUnavailable
+from rdesk.host.settings import CAPTURE_BACKENDS, CaptureBackend
 
-__all__ = ["BACKENDS", "Backend", "open_capturer"]
+__all__ = ["backend_of", "open_capturer"]
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["auto", "shm", "mss"]
-#: The names ``--capture`` accepts, in the order ``auto`` tries them.
-BACKENDS: tuple[Backend, ...] = ("auto", "shm", "mss")
 
-
-def open_capturer(display: str | None = None, backend: Backend = "auto") -> Capturer:
+def open_capturer(display: str | None = None, backend: CaptureBackend = "auto") -> Capturer:
     """A capturer for ``display``.
 
     ``auto``: zero-copy shared memory (:class:`ShmCapturer`) on a local X server, else mss.
@@ -29,13 +25,25 @@ def open_capturer(display: str | None = None, backend: Backend = "auto") -> Capt
     ``mss``: the portable capturer, which copies each frame.
     Raises :class:`CaptureError` (a one-line message) when the display cannot be opened.
     """
-    if backend not in BACKENDS:
+    if backend not in CAPTURE_BACKENDS:
         raise CaptureError(f"unknown capture backend {backend!r}; choose one of auto, shm, mss")
     if backend != "mss":
         try:
             return ShmCapturer(display)
         except ShmUnavailable as exc:
             if backend == "shm":
-                raise CaptureError(f"zero-copy capture unavailable: {exc}") from None
+                raise CaptureError(
+                    f"zero-copy capture unavailable: {exc}; --capture mss works without it"
+                ) from None
             log.info("zero-copy capture unavailable (%s); capturing with mss", exc)
     return MssCapturer(display)
+
+
+def backend_of(capturer: Capturer) -> str:
+    """The backend name (``shm``, ``mss``) of a capturer :func:`open_capturer` made; for any
+    other object, its class name."""
+    if isinstance(capturer, ShmCapturer):
+        return "shm"
+    if isinstance(capturer, MssCapturer):
+        return "mss"
+    return type(capturer).__name__
