@@ -16,7 +16,7 @@ Transitions are data: each class's ``TRANSITIONS`` maps ``(phase, event)`` to th
 where an event is a received message type or a local action (``accept``, ``bind``, ...);
 anything not in the table is refused with one line naming the event and the phase. Machines
 never read the clock: every call takes ``now`` (seconds, any monotonic origin) and
-:meth:`~_Machine.deadline` says when :meth:`~_Machine.check_timer` must next be called.
+:meth:`~Machine.deadline` says when :meth:`~Machine.check_timer` must next be called.
 
 A refusal raises :class:`~rdesk.relay.messages.RelayProtocolError` and leaves the machine
 ``CLOSED`` for good: every later event is refused too.
@@ -55,6 +55,7 @@ __all__ = [
     "HANDSHAKE_TIMEOUT",
     "HEARTBEAT_INTERVAL",
     "HostLinkMachine",
+    "Machine",
     "RelayDataMachine",
     "RelayHostMachine",
     "RelayRefused",
@@ -86,7 +87,7 @@ class Step:
 P = TypeVar("P", bound=enum.Enum)
 
 
-class _Machine(Generic[P]):
+class Machine(Generic[P]):
     """Table-driven phase changes, the closed state, and timeouts shared by every machine."""
 
     TRANSITIONS: ClassVar[Mapping[tuple[enum.Enum, str], enum.Enum]]
@@ -151,7 +152,7 @@ class HostPhase(enum.Enum):
     CLOSED = "closed"
 
 
-class RelayHostMachine(_Machine[HostPhase]):
+class RelayHostMachine(Machine[HostPhase]):
     """The relay's side of one host control connection.
 
     :param nonce: the random challenge for this connection (``NONCE_BYTES``).
@@ -191,12 +192,15 @@ class RelayHostMachine(_Machine[HostPhase]):
         self.expiry = expiry
         self.handshake_timeout = handshake_timeout
         self.register: Register | None = None
+        #: The ID a ``register`` claimed, even one refused (for the audit log).
+        self.claimed: str | None = None
         self.last_seen = now
 
     def receive(self, data: str | bytes, now: float) -> Step:
         message = self._decode(data)
         self._advance(message.T, now)
         if isinstance(message, Register):
+            self.claimed = message.id
             if message.version != RELAY_VERSION:
                 raise self.fail(f"relay protocol version {message.version} is not supported",
                                 CloseCode.VERSION_MISMATCH)
@@ -260,7 +264,7 @@ class LinkPhase(enum.Enum):
     CLOSED = "closed"
 
 
-class HostLinkMachine(_Machine[LinkPhase]):
+class HostLinkMachine(Machine[LinkPhase]):
     """The host's side of its control connection; ``sign`` signs bytes with the host key.
 
     Events returned: :class:`Registered`, :class:`Rendezvous` (open ``/data``, see
@@ -363,7 +367,7 @@ class DataPhase(enum.Enum):
     CLOSED = "closed"
 
 
-class RelayDataMachine(_Machine[DataPhase]):
+class RelayDataMachine(Machine[DataPhase]):
     """The relay's side of a host's data connection.
 
     :meth:`receive` returns the :class:`Data` message as the event; the caller looks up the
@@ -420,7 +424,7 @@ class ViewerPhase(enum.Enum):
     CLOSED = "closed"
 
 
-class RelayViewerMachine(_Machine[ViewerPhase]):
+class RelayViewerMachine(Machine[ViewerPhase]):
     """The relay's side of a viewer's ``/connect``.
 
     :meth:`receive` returns the :class:`Connect` as the event; the caller finds the host and
@@ -471,7 +475,7 @@ class RelayViewerMachine(_Machine[ViewerPhase]):
         return super().check_timer(now)
 
 
-class ViewerLinkMachine(_Machine[ViewerPhase]):
+class ViewerLinkMachine(Machine[ViewerPhase]):
     """The viewer's side of ``/connect``: :meth:`start`, then ``spliced`` or :class:`RelayRefused`.
 
     The relay's ``rendezvous_timeout`` bounds the wait for the host, so the viewer allows a

@@ -1,0 +1,38 @@
+"""The relay's audit log: the host audit log's format and rules, with the relay's own events.
+
+Same file format and guarantees as :class:`rdesk.host.security.audit.AuditLog` (JSON lines,
+mode 0600, whitelisted fields, never raises into the relay); only the whitelist differs. The
+relay never records payload: a splice is logged by its session, its ends and its byte counts.
+"""
+
+from __future__ import annotations
+
+from rdesk.host.security.audit import AuditLog, _clean, _Scalar
+
+__all__ = ["RELAY_FIELDS", "RelayAuditLog"]
+
+_COMMON = frozenset({"source", "id", "reason", "code"})
+
+#: Fields each relay event may record, besides ``source``, ``id``, ``reason`` and ``code``.
+RELAY_FIELDS: dict[str, frozenset[str]] = {
+    "relay_start": frozenset({"bind", "port", "fingerprint", "open", "instance", "version"}),
+    "relay_drain": frozenset({"hosts", "splices", "grace"}),
+    "relay_stop": frozenset(),
+    "register": frozenset({"token", "replaced"}),
+    "register_refused": frozenset(),
+    "unregister": frozenset({"duration"}),
+    "rendezvous": frozenset({"session"}),
+    "connect_refused": frozenset(),
+    "data_refused": frozenset({"session"}),
+    "splice_end": frozenset({"session", "viewer_bytes", "host_bytes", "duration"}),
+    "rate_limited": frozenset({"endpoint"}),
+}
+
+
+class RelayAuditLog(AuditLog):
+    """``RelayAuditLog(path)`` called as ``log(kind, fields)``; see :data:`RELAY_FIELDS`."""
+
+    @staticmethod
+    def filter(kind: str, fields: dict[str, object]) -> dict[str, _Scalar]:
+        allowed = _COMMON | RELAY_FIELDS.get(kind, frozenset())
+        return {k: _clean(v) for k, v in fields.items() if k in allowed}

@@ -1,0 +1,183 @@
+"""``rdesk relay``: run a relay, and manage its enrolment tokens.
+
+The CLI package wires the verb in with :func:`add_relay_parser` and :func:`run_relay_verb`::
+
+    rdesk relay [--bind ADDR] [--port N] [--cert PEM --key PEM] [--data-dir DIR] [--open]
+                [--audit-log FILE] [--grace SECONDS] [--max-sessions N] [--max-hosts N]
+    rdesk relay token create [--label TEXT]
+    rdesk relay token list
+    rdesk relay token revoke ID|LABEL
+
+The relay's data directory (default ``<config dir>/relay``) holds its own TLS identity
+(created on first run unless ``--cert/--key`` are given) and the enrolment token hashes.
+At start the relay prints the address and its certificate fingerprint, which hosts pin.
+SIGTERM (or SIGINT) drains: no new connections, ``move`` to every host, running splices get
+``--grace`` seconds to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from rdesk.cli.common import add_verb, one_line
+from rdesk.host.security.tls import TLSSetupError, ensure_host_certificate, server_ssl_context
+from rdesk.host.settings import default_config_dir
+from rdesk.relay.audit import RelayAuditLog
+from rdesk.relay.server import RelayConfig, RelayServer
+from rdesk.relay.tokens import TokenError, TokenStore
+
+__all__ = ["DEFAULT_RELAY_PORT", "add_relay_parser", "relay_data_dir", "run_relay_verb",
+           "serve_relay"]
+
+DEFAULT_RELAY_PORT = 8443
+Out = Callable[[str], None]
+
+
+def add_relay_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Add the ``relay`` verb (and ``relay token ...``) to ``subparsers``; returns its parser.
+
+    The parser sets ``handler=run_relay_verb``.
+    """
+    relay = add_verb(subparsers, "relay", "run a relay that lets viewers reach hosts by ID")
+    relay.add_argument("--bind", default="0.0.0.0", help="address to listen on (default all)")
+    relay.add_argument("--port", type=int, default=DEFAULT_RELAY_PORT,
+                       help=f"port to listen on (default {DEFAULT_RELAY_PORT})")
+    relay.add_argument("--cert", type=Path, help="TLS certificate (PEM); default: the relay's own")
+    relay.add_argument("--key", type=Path, help="private key of --cert (PEM)")
+    relay.add_argument("--data-dir", type=Path,
+                       help="the relay's identity and token hashes (default <config dir>/relay)")
+    relay.add_argument("--open", action="store_true",
+                       help="let any host that proves it owns its key register, without a token")
+    relay.add_argument("--audit-log", type=Path, help="append JSON-lines audit events here")
+    relay.add_argument("--grace", type=float, default=30.0,
+                       help="seconds running sessions get to end on SIGTERM (default 30)")
+    relay.add_argument("--max-sessions", type=int, default=RelayConfig.max_sessions,
+                       help=f"viewers at once (default {RelayConfig.max_sessions})")
+    relay.add_argument("--max-hosts", type=int, default=RelayConfig.max_hosts,
+                       help=f"registered hosts at once (default {RelayConfig.max_hosts})")
+    relay.set_defaults(handler=run_relay_verb, relay_command=None)
+    verbs = relay.add_subparsers(dest="relay_command", metavar="token")
+    token = verbs.add_parser("token", help="manage enrolment tokens")
+    actions = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    create = actions.add_parser("create", help="make a token and print it (shown once)")
+    create.add_argument("--label", default="", help="what the token is for")
+    actions.add_parser("list", help="list tokens (their ids and labels, never the tokens)")
+    revoke = actions.add_parser("revoke", help="remove a token by id or label")
+    revoke.add_argument("name", help="the token's id (or its label, if unique)")
+    return relay
+
+
+def relay_data_dir(args: argparse.Namespace) -> Path:
+    """``--data-dir``, else ``<config dir>/relay``."""
+    if getattr(args, "data_dir", None) is not None:
+        return Path(args.data_dir)
+    config_dir = getattr(args, "config_dir", None) or default_config_dir()
+    return Path(config_dir) / "relay"
+
+
+def run_relay_verb(args: argparse.Namespace, out: Out | None = None) -> int:
+    """Run ``rdesk relay`` (or ``rdesk relay token ...``); returns the exit status.
+
+    User errors (files, ports, tokens) print one line ``rdesk: error: ...`` and return 1.
+    """
+    say: Out = out or (lambda line: print(line, flush=True))
+    try:
+        if args.relay_command == "token":
+            return _token_verb(args, say)
+        if (args.cert is None) != (args.key is None):
+            raise TLSSetupError("--cert and --key go together")
+        config = RelayConfig(bind=args.bind, port=args.port, open_enrolment=args.open,
+                             max_sessions=args.max_sessions, max_hosts=args.max_hosts)
+        asyncio.run(serve_relay(config, relay_data_dir(args), say, cert=args.cert,
+                                key=args.key, audit_log=args.audit_log, grace=args.grace))
+    except (TLSSetupError, TokenError, OSError, ValueError) as exc:
+        print(f"rdesk: error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _token_verb(args: argparse.Namespace, say: Out) -> int:
+    store = TokenStore(relay_data_dir(args))
+    if args.token_command == "create":
+        token, info = store.create(args.label)
+        say(token)
+        say(f"rdesk relay: token {info.id} created; give it to the host (it is not shown again)")
+    elif args.token_command == "list":
+        for info in store.list():
+            say(f"{info.id}  {info.created}  {info.label}")
+    else:
+        info = store.revoke(args.name)
+        say(f"rdesk relay: token {info.id} revoked")
+    return 0
+
+
+def _certificate_der(cert: Path) -> bytes:
+    try:
+        loaded = x509.load_pem_x509_certificate(cert.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise TLSSetupError(f"cannot load certificate {cert}: {one_line(exc)}") from None
+    return loaded.public_bytes(serialization.Encoding.DER)
+
+
+async def serve_relay(
+    config: RelayConfig,
+    data_dir: Path,
+    out: Out,
+    *,
+    cert: Path | None = None,
+    key: Path | None = None,
+    audit_log: Path | None = None,
+    grace: float = 30.0,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run a relay until SIGTERM/SIGINT (or ``stop`` is set), then drain it.
+
+    Raises :class:`TLSSetupError` / :class:`TokenError` / ``OSError`` with one-line messages.
+    """
+    if cert is None or key is None:
+        cert, key = ensure_host_certificate(data_dir)
+    else:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ssl_context = server_ssl_context(cert, key)
+    tokens = TokenStore(data_dir)
+    audit = RelayAuditLog(audit_log) if audit_log is not None else None
+    server = RelayServer(config, ssl_context, _certificate_der(cert), tokens=tokens,
+                         on_event=audit)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        try:
+            await server.start()
+        except OSError as exc:
+            raise OSError(f"cannot listen on {config.bind}:{config.port}: "
+                          f"{exc.strerror or exc}") from None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        out(f"rdesk relay: listening on wss://{config.bind}:{server.port}")
+        out(f"rdesk relay: fingerprint {server.fingerprint}")
+        if config.open_enrolment:
+            out("rdesk relay: open enrolment: any host that proves its key may register")
+        elif not tokens.list():
+            out("rdesk relay: no enrolment tokens yet; make one with: rdesk relay token create")
+        await stop.wait()
+        out(f"rdesk relay: draining (up to {grace:g} s)")
+        await server.drain(grace)
+        out("rdesk relay: stopped")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        await server.stop()
+        if audit is not None:
+            audit.close()

@@ -1,0 +1,501 @@
+"""The relay process's server: TLS websockets on ``/host``, ``/data`` and ``/connect``.
+
+A host keeps a control connection on ``/host`` (:class:`~rdesk.relay.protocol.RelayHostMachine`);
+a viewer asks ``/connect`` for an ID; the relay sends the host ``rendezvous {session}``, the host
+opens ``/data`` proving it owns the key, and the relay splices the viewer's websocket to that
+data websocket (:func:`~rdesk.relay.splice.splice`). ``/healthz`` answers while the process
+runs, ``/readyz`` while it accepts work (not when draining); anything else is 404.
+
+Limits (:class:`RelayConfig`): control messages of 4 KiB until a connection is spliced, then
+``splice_max_message``; per-source token buckets on ``/connect`` and ``/host``; a per-ID bucket
+and a cap on viewers waiting for one ID, so a flood against one host reaches it only at a
+bounded rate; ``max_sessions`` splices and waiting viewers in all; ``max_hosts`` registrations.
+Every refusal is one ``refused {reason}`` line, then a close, and an audit event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import secrets
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from rdesk.protocol import limits
+from rdesk.protocol.errors import CloseCode
+from rdesk.protocol.fingerprint import fingerprint
+from rdesk.relay.directory import Directory, DirectoryRefusal, MemoryDirectory
+from rdesk.relay.messages import (
+    MAX_REASON,
+    MAX_RELAY_MESSAGE,
+    Connect,
+    Data,
+    Heartbeat,
+    Refused,
+    Register,
+    encode,
+)
+from rdesk.relay.messages import RelayProtocolError as _Refusal
+from rdesk.relay.protocol import (
+    HostPhase,
+    Machine,
+    RelayDataMachine,
+    RelayHostMachine,
+    RelayViewerMachine,
+)
+from rdesk.relay.ratelimit import RateLimiter
+from rdesk.relay.splice import SpliceResult, splice
+from rdesk.relay.tokens import TokenError, TokenStore
+
+__all__ = ["RelayConfig", "RelayServer"]
+
+log = logging.getLogger(__name__)
+Event = Callable[[str, dict[str, object]], None]
+
+
+@dataclasses.dataclass
+class RelayConfig:
+    """Everything the relay server is configured with (``rdesk relay`` flags and defaults)."""
+
+    bind: str = "0.0.0.0"
+    port: int = 8443
+    #: Any host that proves it owns its key may register (no enrolment token needed).
+    open_enrolment: bool = False
+    #: This instance's name in a shared directory.
+    instance: str = dataclasses.field(default_factory=lambda: secrets.token_hex(6))
+    max_hosts: int = 10_000
+    #: Viewers spliced or waiting for their host, in all.
+    max_sessions: int = 1_000
+    #: Viewers waiting at once for the same ID.
+    max_waiting_per_id: int = 4
+    #: Largest message across a splice: the tunnel's largest record and some room.
+    splice_max_message: int = limits.MAX_UPDATE_MESSAGE + 64 * 1024
+    heartbeat: float = 20.0
+    expiry: float = 60.0
+    handshake_timeout: float = 10.0
+    rendezvous_timeout: float = 10.0
+    #: (per second, burst) per source address.
+    connect_rate: tuple[float, int] = (2.0, 20)
+    host_rate: tuple[float, int] = (0.5, 10)
+    #: (per second, burst) of viewers per host ID.
+    id_rate: tuple[float, int] = (1.0, 10)
+    #: Where ``move`` sends hosts when draining (``None``: back to the same address).
+    move_url: str | None = None
+
+
+@dataclasses.dataclass
+class _Control:
+    ws: ServerConnection
+    machine: RelayHostMachine
+    connection: str
+    host_id: str = ""
+    since: float = 0.0
+
+
+@dataclasses.dataclass
+class _Waiting:
+    host_id: str
+    spki: bytes
+    answer: asyncio.Future[ServerConnection]
+
+
+def _peer(ws: ServerConnection) -> str:
+    addr = ws.remote_address
+    return str(addr[0]) if addr else "?"
+
+
+def _text_response(ws: ServerConnection, status: int, text: str) -> Response:
+    response = ws.respond(status, text + "\n")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+class RelayServer:
+    """One relay instance. ``start()``, then ``drain(grace)`` or ``stop()``.
+
+    :param cert_der: the relay's own certificate (its fingerprint is bound into host proofs).
+    :param tokens: the enrolment tokens (``None`` only with ``config.open_enrolment``).
+    :param on_event: audit callback ``(kind, fields)``; never given payload.
+    :param clock: monotonic seconds for timeouts and rate limits.
+    :param wall_clock: seconds shared with other instances, for the directory.
+    """
+
+    def __init__(
+        self,
+        config: RelayConfig,
+        ssl_context: ssl.SSLContext,
+        cert_der: bytes,
+        *,
+        tokens: TokenStore | None,
+        directory: Directory | None = None,
+        on_event: Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if tokens is None and not config.open_enrolment:
+            raise ValueError("a relay needs enrolment tokens unless it is open")
+        self.config = config
+        self.ssl_context = ssl_context
+        self.fingerprint = fingerprint(cert_der)
+        self.tokens = tokens
+        self.directory: Directory = directory or MemoryDirectory(config.max_hosts)
+        self._on_event = on_event
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.controls: dict[str, _Control] = {}
+        self.waiting: dict[str, _Waiting] = {}
+        self._waiting_per_id: Counter[str] = Counter()
+        self.splices: set[asyncio.Future[SpliceResult]] = set()
+        self.sessions = 0
+        self.draining = False
+        self._connect_limit = RateLimiter(*config.connect_rate)
+        self._host_limit = RateLimiter(*config.host_rate)
+        self._id_limit = RateLimiter(*config.id_rate)
+        self._data_limit = RateLimiter(*config.connect_rate)
+        self._server: Server | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    def _event(self, kind: str, **fields: object) -> None:
+        log.info("%s %s", kind, " ".join(f"{k}={v}" for k, v in fields.items()))
+        if self._on_event is not None:
+            try:
+                self._on_event(kind, fields)
+            except Exception:  # the audit log must not take the relay down
+                log.exception("audit callback failed for %s", kind)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen; raises ``OSError`` if the address is unavailable."""
+        self._server = await serve(
+            self._handle,
+            self.config.bind,
+            self.config.port,
+            ssl=self.ssl_context,
+            process_request=self._process_request,
+            max_size=MAX_RELAY_MESSAGE,  # raised per connection once it is spliced
+            max_queue=4,  # frames: with the write limit, bounds what a splice buffers
+            compression=None,
+            open_timeout=self.config.handshake_timeout,
+            close_timeout=5,
+            ping_interval=20,
+            ping_timeout=20,
+            server_header=None,
+        )
+        self._housekeeping = asyncio.ensure_future(self._sweep_forever())
+        self._event("relay_start", bind=self.config.bind, port=self.port,
+                    fingerprint=self.fingerprint, open=self.config.open_enrolment,
+                    instance=self.config.instance)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def drain(self, grace: float) -> None:
+        """Stop accepting, send every host ``move``, let splices end within ``grace`` seconds.
+
+        Viewers still waiting for their host are refused at once (the host can no longer
+        reach this instance's ``/data``); splices still running after ``grace`` are closed.
+        """
+        if self._server is None or self._stopped:
+            return
+        self.draining = True
+        self._server.close(close_connections=False)  # no new TCP connections
+        self._event("relay_drain", hosts=len(self.controls), splices=len(self.splices),
+                    grace=grace)
+        for control in list(self.controls.values()):
+            with contextlib.suppress(_Refusal, ConnectionClosed):
+                move = control.machine.move("relay is shutting down", self.clock(),
+                                            self.config.move_url)
+                await control.ws.send(encode(move))
+            await control.ws.close(CloseCode.GOING_AWAY, "relay is shutting down")
+        for waiting in list(self.waiting.values()):
+            if not waiting.answer.done():
+                waiting.answer.cancel()
+        if self.splices:
+            await asyncio.wait(set(self.splices), timeout=grace)
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Close every connection (1001) and wait for every handler to return (idempotent)."""
+        if self._server is None or self._stopped:
+            return
+        self._stopped = self.draining = True
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+        self._server.close(close_connections=False)
+        for ws in list(self._server.connections):
+            await ws.close(CloseCode.GOING_AWAY, "relay is shutting down")
+        await self._server.wait_closed()
+        self._event("relay_stop")
+
+    async def _sweep_forever(self, period: float = 60.0) -> None:
+        # Bounded memory between bursts: forget refilled buckets and expired entries.
+        while True:
+            await asyncio.sleep(period)
+            now = self.clock()
+            for limiter in (self._connect_limit, self._host_limit, self._id_limit,
+                            self._data_limit):
+                limiter.sweep(now)
+            if isinstance(self.directory, MemoryDirectory):
+                self.directory.sweep(self.wall_clock())
+
+    def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            return _text_response(ws, 200, "ok")
+        if path == "/readyz":
+            if self.draining:
+                return _text_response(ws, 503, "draining")
+            return _text_response(ws, 200, "ready")
+        if path not in ("/host", "/data", "/connect"):
+            return _text_response(ws, 404, "not found")
+        return None
+
+    # --- connections ---------------------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        path = ws.request.path.split("?", 1)[0] if ws.request else ""
+        source = _peer(ws)
+        handler = {"/host": self._host, "/data": self._data, "/connect": self._connect}[path]
+        try:
+            await handler(ws, source)
+        except _Refusal as exc:
+            await self._refuse(ws, exc.reason, exc.code)
+        except ConnectionClosed:
+            pass
+        except Exception:  # one connection's bug must not take the relay down
+            log.exception("internal error on %s from %s", path, source)
+            await ws.close(CloseCode.INTERNAL_ERROR, "internal error")
+
+    async def _refuse(self, ws: ServerConnection, reason: str, code: int) -> None:
+        reason = " ".join(reason.split())[:MAX_REASON]
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(encode(Refused(reason)))
+        await ws.close(code, reason)
+
+    async def _recv(self, ws: ServerConnection, machine: Machine[Any]) -> str | bytes:
+        """The next message, or the machine's timeout refusal when its deadline passes."""
+        while True:
+            deadline = machine.deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self.clock())
+            try:
+                return await asyncio.wait_for(ws.recv(), timeout)
+            except asyncio.TimeoutError:
+                machine.check_timer(self.clock())  # raises once the deadline has passed
+
+    def _limited(self, limiter: RateLimiter, key: str, endpoint: str, source: str) -> None:
+        if not limiter.allow(key, self.clock()):
+            self._event("rate_limited", source=source, endpoint=endpoint)
+            raise _Refusal(f"rate-limited: too many {endpoint} attempts", CloseCode.POLICY)
+
+    def _enrol(self, token: str | None) -> str | None:
+        if self.config.open_enrolment:
+            return None
+        assert self.tokens is not None
+        if not token:
+            return "an enrolment token is required"
+        try:
+            found = self.tokens.check(token)
+        except TokenError as exc:
+            log.error("%s", exc)
+            return "the relay cannot check enrolment tokens"
+        return None if found is not None else "enrolment token refused"
+
+    # --- /host ---------------------------------------------------------------------------------
+
+    async def _host(self, ws: ServerConnection, source: str) -> None:
+        if self.draining:
+            raise _Refusal("relay is shutting down", CloseCode.GOING_AWAY)
+        self._limited(self._host_limit, source, "registration", source)
+        machine = RelayHostMachine(
+            self.clock(), nonce=secrets.token_bytes(32), relay_fingerprint=self.fingerprint,
+            enrol=self._enrol, heartbeat=self.config.heartbeat, expiry=self.config.expiry,
+            handshake_timeout=self.config.handshake_timeout,
+        )
+        control = _Control(ws, machine, secrets.token_urlsafe(12))
+        reason = "host left"
+        try:
+            while True:
+                step = machine.receive(await self._recv(ws, machine), self.clock())
+                for message in step.send:
+                    await ws.send(encode(message))
+                if isinstance(step.event, Register):
+                    await self._register(control, step.event, source)
+                elif isinstance(step.event, Heartbeat):
+                    alive = await self.directory.heartbeat(
+                        control.host_id, control.connection, self.wall_clock(),
+                        self.config.expiry)
+                    if not alive:
+                        raise _Refusal("the registration was replaced or expired",
+                                       CloseCode.POLICY)
+        except _Refusal as exc:
+            reason = exc.reason
+            if not control.host_id:
+                self._event("register_refused", source=source, id=machine.claimed,
+                            reason=reason)
+            raise
+        finally:
+            if self.controls.get(control.connection) is control:
+                del self.controls[control.connection]
+                await self.directory.unregister(control.host_id, control.connection)
+                self._event("unregister", source=source, id=control.host_id, reason=reason,
+                            duration=round(self.clock() - control.since, 3))
+
+    async def _register(self, control: _Control, register: Register, source: str) -> None:
+        if len(self.controls) >= self.config.max_hosts:
+            raise _Refusal("relay is full", CloseCode.POLICY)
+        try:
+            old = await self.directory.register(
+                register.id, register.spki, self.config.instance, control.connection,
+                self.wall_clock(), self.config.expiry)
+        except DirectoryRefusal as exc:
+            raise _Refusal(str(exc), CloseCode.POLICY) from None
+        control.host_id, control.since = register.id, self.clock()
+        self.controls[control.connection] = control
+        replaced = self.controls.pop(old.connection, None) if old is not None else None
+        if replaced is not None:
+            # The same host reconnected before its old connection timed out.
+            self._event("unregister", source=_peer(replaced.ws), id=register.id,
+                        reason="replaced by a newer registration",
+                        duration=round(self.clock() - replaced.since, 3))
+            await self._refuse(replaced.ws, "replaced by a newer registration", CloseCode.POLICY)
+        await control.ws.send(encode(control.machine.accept(self.clock())))
+        self._event("register", source=source, id=register.id,
+                    token=not self.config.open_enrolment, replaced=replaced is not None)
+
+    # --- /connect ------------------------------------------------------------------------------
+
+    async def _connect(self, ws: ServerConnection, source: str) -> None:
+        if self.draining:
+            raise _Refusal("relay is shutting down", CloseCode.GOING_AWAY)
+        self._limited(self._connect_limit, source, "connect", source)
+        machine = RelayViewerMachine(self.clock(), handshake_timeout=self.config.handshake_timeout,
+                                     rendezvous_timeout=self.config.rendezvous_timeout)
+        step = machine.receive(await self._recv(ws, machine), self.clock())
+        assert isinstance(step.event, Connect)
+        host_id = step.event.id
+        try:
+            control, spki = await self._find_host(host_id, source)
+        except _Refusal as exc:
+            self._event("connect_refused", source=source, id=host_id, reason=exc.reason)
+            raise
+        session = secrets.token_urlsafe(16)
+        self.sessions += 1
+        try:
+            data_ws = await self._rendezvous(ws, machine, control, spki, session, source)
+            await self._splice(ws, data_ws, machine, host_id, session)
+        finally:
+            self.sessions -= 1
+
+    async def _find_host(self, host_id: str, source: str) -> tuple[_Control, bytes]:
+        """The registered control connection of ``host_id``, or the refusal to give the viewer."""
+        if not self._id_limit.allow(host_id, self.clock()):
+            self._event("rate_limited", source=source, id=host_id, endpoint="connect to ID")
+            raise _Refusal("rate-limited: too many viewers for this ID", CloseCode.POLICY)
+        if self._waiting_per_id[host_id] >= self.config.max_waiting_per_id:
+            raise _Refusal("too many viewers waiting for this ID", CloseCode.POLICY)
+        if self.sessions >= self.config.max_sessions:
+            raise _Refusal("relay is full", CloseCode.POLICY)
+        entry = await self.directory.lookup(host_id, self.wall_clock())
+        control = self.controls.get(entry.connection) if entry is not None else None
+        if entry is None or control is None or control.machine.phase is not HostPhase.REGISTERED:
+            raise _Refusal("unknown or offline ID", CloseCode.POLICY)
+        return control, entry.spki
+
+    async def _rendezvous(self, ws: ServerConnection, machine: RelayViewerMachine,
+                          control: _Control, spki: bytes, session: str,
+                          source: str) -> ServerConnection:
+        """Ask the host to open ``/data`` for ``session``; its data websocket, once bound."""
+        host_id = control.host_id
+        answer: asyncio.Future[ServerConnection] = asyncio.get_running_loop().create_future()
+        self.waiting[session] = _Waiting(host_id, spki, answer)
+        self._waiting_per_id[host_id] += 1
+        viewer_gone = asyncio.ensure_future(ws.wait_closed())
+        try:
+            try:
+                await control.ws.send(encode(control.machine.rendezvous(session, self.clock())))
+            except (_Refusal, ConnectionClosed):
+                raise _Refusal("unknown or offline ID", CloseCode.POLICY) from None
+            self._event("rendezvous", source=source, id=host_id, session=session)
+            deadline = machine.deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self.clock())
+            waiters: set[asyncio.Future[Any]] = {answer, viewer_gone}
+            await asyncio.wait(waiters, timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if answer.done() and not answer.cancelled() and not viewer_gone.done():
+                return answer.result()
+            if viewer_gone.done():
+                raise _Refusal("viewer left", CloseCode.GOING_AWAY)
+            if self.draining:
+                raise _Refusal("relay is shutting down", CloseCode.GOING_AWAY)
+            raise _Refusal("the host did not answer in time", CloseCode.POLICY)
+        except _Refusal as exc:
+            self._event("connect_refused", source=source, id=host_id, reason=exc.reason)
+            if answer.done() and not answer.cancelled():
+                await answer.result().close(CloseCode.GOING_AWAY, "viewer left")
+            raise
+        finally:
+            viewer_gone.cancel()
+            answer.cancel()  # no-op once it has a result
+            del self.waiting[session]
+            self._waiting_per_id[host_id] -= 1
+            if not self._waiting_per_id[host_id]:
+                del self._waiting_per_id[host_id]
+
+    async def _splice(self, ws: ServerConnection, data_ws: ServerConnection,
+                      machine: RelayViewerMachine, host_id: str, session: str) -> None:
+        started = self.clock()
+        try:
+            await ws.send(encode(machine.spliced(started)))
+        except ConnectionClosed:
+            await data_ws.close(CloseCode.GOING_AWAY, "viewer left")
+            raise
+        task = asyncio.ensure_future(splice(ws, data_ws, self.config.splice_max_message))
+        self.splices.add(task)
+        try:
+            result = await task  # cancelling this handler cancels the splice too
+        finally:
+            self.splices.discard(task)
+            await data_ws.close(CloseCode.GOING_AWAY, "relay is shutting down")
+        self._event("splice_end", id=host_id, session=session, reason=result.reason,
+                    code=result.code, viewer_bytes=result.a_to_b, host_bytes=result.b_to_a,
+                    duration=round(self.clock() - started, 3))
+
+    # --- /data ---------------------------------------------------------------------------------
+
+    async def _data(self, ws: ServerConnection, source: str) -> None:
+        if self.draining:
+            raise _Refusal("relay is shutting down", CloseCode.GOING_AWAY)
+        self._limited(self._data_limit, source, "data", source)
+        machine = RelayDataMachine(self.clock(), relay_fingerprint=self.fingerprint,
+                                   handshake_timeout=self.config.handshake_timeout)
+        step = machine.receive(await self._recv(ws, machine), self.clock())
+        assert isinstance(step.event, Data)
+        data = step.event
+        waiting = self.waiting.get(data.session)
+        usable = waiting is not None and not waiting.answer.done()
+        try:
+            machine.bind(waiting.host_id if usable and waiting else None,
+                         waiting.spki if usable and waiting else None, self.clock())
+        except _Refusal as exc:
+            self._event("data_refused", source=source, id=data.id, session=data.session,
+                        reason=exc.reason)
+            raise
+        assert waiting is not None
+        waiting.answer.set_result(ws)
+        await ws.wait_closed()  # the viewer's handler runs the splice and closes this
