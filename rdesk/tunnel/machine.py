@@ -64,7 +64,8 @@ class Message:
 
 @dataclasses.dataclass(frozen=True)
 class Closed:
-    """The peer closed the tunnel with an authenticated close record."""
+    """The peer's authenticated close record: it started the close (answer it with
+    :meth:`close`), or it answered ours."""
 
     code: int
     reason: str
@@ -142,12 +143,17 @@ class _End:
         return self._sealer.seal(kind, payload)
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> bytes | None:
-        """The authenticated close record to send, or ``None`` if there is none to send (the
-        tunnel is not open). Either way the end is ``CLOSED`` afterwards."""
+        """This end's authenticated close record, or ``None`` when it has none to send.
+
+        Open: the close record (``CLOSE_SENT`` follows; the peer should answer with its own).
+        After the peer's close (``CLOSE_RECEIVED``): the answering record (``CLOSED``).
+        Already sent: ``None``. Not yet open: ``None``, and the end is ``CLOSED``.
+        """
         if not 1000 <= code <= 4999:
             raise ValueError(f"close code {code} out of range")
-        if self.state is not State.OPEN:
-            self.state = State.CLOSED
+        if self.state not in (State.OPEN, State.CLOSE_RECEIVED):
+            if self.state is not State.CLOSE_SENT:
+                self.state = State.CLOSED
             return None
         self._advance(Direction.SEND, Kind.CLOSE)
         assert self._sealer is not None

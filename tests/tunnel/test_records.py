@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from rdesk.protocol.errors import CloseCode, LocalProtocolError
-from rdesk.tunnel import Closed, Message, TunnelError
+from rdesk.tunnel import Closed, Message, TunnelError, TunnelInitiator
 from rdesk.tunnel.states import State
 from rdesk.tunnel.wire import MAX_CLOSE_REASON, MAX_RECORD_PAYLOAD, Kind
-from tests.tunnel.identities import pair
+from tests.tunnel.identities import identity, pair
 
 
 def test_text_and_binary_both_directions() -> None:
@@ -115,15 +115,42 @@ def test_text_is_refused_on_the_wire() -> None:
         host.receive("plain text from the relay")  # type: ignore[arg-type]
 
 
-def test_authenticated_close_round_trip() -> None:
+def test_authenticated_close_handshake() -> None:
     viewer, host = pair()
+    in_flight = viewer.send("sent before the viewer saw the close")
     record = host.close(4006, "host shutting down")
-    assert record is not None and host.state is State.CLOSED
-    assert viewer.receive(record) == Closed(4006, "host shutting down")
-    assert viewer.state is State.CLOSED
-    assert viewer.close() is None
+    assert record is not None and host.state is State.CLOSE_SENT
+    assert host.close() is None and host.state is State.CLOSE_SENT
     with pytest.raises(LocalProtocolError):
         host.send("after close")
+    # The host still takes what the viewer sent before it saw the close...
+    assert host.receive(in_flight) == Message("sent before the viewer saw the close")
+    assert viewer.receive(record) == Closed(4006, "host shutting down")
+    assert viewer.state is State.CLOSE_RECEIVED
+    with pytest.raises(LocalProtocolError):
+        viewer.send("after the peer closed")
+    # ...and the viewer answers with its own close, which ends both.
+    answer = viewer.close(4006, "host shutting down")
+    assert answer is not None and viewer.state is State.CLOSED
+    assert host.receive(answer) == Closed(4006, "host shutting down")
+    assert host.state is State.CLOSED
+    assert viewer.close() is None and host.close() is None
+
+
+def test_simultaneous_close() -> None:
+    viewer, host = pair()
+    from_viewer, from_host = viewer.close(1000, "bye"), host.close(1001, "going")
+    assert from_viewer is not None and from_host is not None
+    assert viewer.receive(from_host) == Closed(1001, "going")
+    assert host.receive(from_viewer) == Closed(1000, "bye")
+    assert viewer.state is host.state is State.CLOSED
+
+
+def test_close_before_the_tunnel_is_open_sends_nothing() -> None:
+    viewer = TunnelInitiator(identity("a").host_id)
+    viewer.start()
+    assert viewer.close(1000, "changed my mind") is None
+    assert viewer.state is State.CLOSED
 
 
 def test_close_reason_is_cut_to_a_websocket_close_reason() -> None:
