@@ -10,6 +10,9 @@ its authenticated close record and waits (at most ``close_timeout``) for the pee
 one; the end that receives a close record answers it, waits for the closer to drop the
 websocket, then closes its own. A tunnel whose websocket goes away without the close records
 was cut — by the peer, the network or the relay — and says so (``close_rcvd`` stays ``None``).
+Unlike a websockets connection there is no background reader: the answer to a close record is
+sent by whoever is in :meth:`TunnelChannel.recv`, so an end should keep a reader running (the
+viewer's receive loop and the host's serving loop both do), else the closer waits its timeout.
 """
 
 from __future__ import annotations

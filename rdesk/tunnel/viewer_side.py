@@ -43,6 +43,8 @@ class TunnelSocket:
     something, and the error is the exception's ``__cause__``.
 
     ``peer_certificate``, ``host_id`` and ``fingerprint`` name the verified host.
+    ``protocol.close_rcvd`` (the peer's close record as a websockets ``Close``, or ``None``) is
+    there for code that reads it from a websockets connection, as the viewer's does.
     """
 
     def __init__(self, channel: TunnelChannel, certificate: bytes, host_id: str,
@@ -56,6 +58,17 @@ class TunnelSocket:
     def error(self) -> TunnelError | None:
         """Why the tunnel broke, if it broke rather than closed."""
         return self._channel.error
+
+    @property
+    def close_rcvd(self) -> Close | None:
+        """The peer's authenticated close record, once it arrived."""
+        rcvd = self._channel.close_rcvd
+        return Close(*rcvd) if rcvd is not None else None
+
+    @property
+    def protocol(self) -> TunnelSocket:
+        """Stands in for a websockets connection's ``protocol`` (only ``close_rcvd``)."""
+        return self
 
     @property
     def close_code(self) -> int | None:

@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosedError
 from rdesk.host.serve.transport import TransportClosed
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode
+from rdesk.protocol.fingerprint import fingerprint
 from rdesk.protocol.messages import (
     PROTOCOL_NAME,
     PROTOCOL_VERSION,
@@ -227,3 +228,47 @@ async def test_text_injected_by_the_relay_breaks_the_tunnel() -> None:
             assert sock.error is not None and "binary; got text" in sock.error.reason
             with pytest.raises(ConnectionClosedError):
                 await sock.send("after the break")
+
+
+async def test_a_relay_that_swallows_the_hello_times_the_handshake_out() -> None:
+    host_ident = identity("a")
+
+    def swallow(direction: str, index: int, data: str | bytes) -> list[str | bytes]:
+        return []
+
+    async with relay(swallow) as splice, splice.host("a") as host_ws:
+        host_task = asyncio.create_task(
+            accept_tunnel(host_ws, host_ident.key, host_ident.cert_der, "relay", timeout=0.3))
+        async with splice.viewer() as viewer_ws:
+            with pytest.raises(TunnelError, match="no tunnel handshake within") as info:
+                await open_tunnel(viewer_ws, host_ident.host_id, timeout=0.2)
+            assert info.value.code == CloseCode.HANDSHAKE_TIMEOUT
+        with pytest.raises(TunnelError):
+            await host_task
+
+
+async def test_text_and_binary_both_ways_and_the_websockets_surface() -> None:
+    host_ident = identity("a")
+    async with relay() as splice, splice.host("a") as host_ws:
+        accepted = asyncio.create_task(
+            accept_tunnel(host_ws, host_ident.key, host_ident.cert_der, "relay"))
+        async with splice.viewer() as viewer_ws:
+            pin = fingerprint(host_ident.cert_der)
+            sock = await open_tunnel(viewer_ws, host_ident.host_id, pin)
+            transport = await accepted
+            for message in ("text", b"\x00binary", "", b""):
+                await sock.send(message)
+                assert await transport.recv() == message
+                await transport.send(message)
+                got = await sock.recv()
+                assert got == message and type(got) is type(message)
+            assert sock.protocol.close_rcvd is None and sock.close_reason is None
+            reading = asyncio.create_task(sock.recv())  # the viewer always has a reader
+            await transport.close(4004, "policy")
+            with pytest.raises(ConnectionClosedError) as info:
+                await reading
+            assert info.value.rcvd is not None and info.value.rcvd.code == 4004
+            assert sock.protocol.close_rcvd is not None
+            assert sock.protocol.close_rcvd.reason == "policy"
+            with pytest.raises(TransportClosed):
+                await transport.send("after close")
