@@ -61,7 +61,7 @@ def encode(message: Message) -> str | bytes:
         wanted = spec.check(value)
         if wanted is not None:
             raise LocalProtocolError(f"{cls.T}.{name} must be {wanted}")
-        obj[name] = value
+        obj[name] = spec.dump(value)
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     if len(text.encode()) > limits.MAX_CONTROL_MESSAGE:
         raise LocalProtocolError(f"{cls.T} message exceeds {limits.MAX_CONTROL_MESSAGE} bytes")
@@ -121,6 +121,7 @@ def _decode_control(text: str) -> ControlMessage:
         wanted = spec.check(obj[name])
         if wanted is not None:
             raise RemoteProtocolError(f"{kind}.{name} must be {wanted}")
+        obj[name] = spec.parse(obj[name])
     message: ControlMessage = cls(**obj)
     return message
 

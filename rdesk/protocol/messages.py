@@ -12,6 +12,7 @@ import dataclasses
 from typing import ClassVar, Union
 
 from rdesk.protocol import limits
+from rdesk.protocol.access import Access
 from rdesk.protocol.encodings import Encoding
 
 __all__ = [
@@ -57,8 +58,9 @@ __all__ = [
 
 PROTOCOL_NAME = "rdesk"
 PROTOCOL_VERSION = 1
-#: What a credential allows: ``control`` may send input, ``view`` may only watch.
-ROLES = ("control", "view")
+#: What a credential allows, as sent on the wire: ``control`` may send input, ``view`` may
+#: only watch (:class:`~rdesk.protocol.access.Access`).
+ROLES = tuple(access.value for access in Access)
 #: Authentication methods a viewer may use in :class:`Auth`.
 AUTH_METHODS = ("password", "certificate")
 
@@ -70,6 +72,14 @@ class Field:
     def check(self, value: object) -> str | None:
         """Return ``None`` if ``value`` is valid, else a short description of what was wanted."""
         raise NotImplementedError
+
+    def parse(self, value: object) -> object:
+        """The message's value for a wire value that passed :meth:`check`."""
+        return value
+
+    def dump(self, value: object) -> object:
+        """The wire value for a message's value that passed :meth:`check`."""
+        return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +120,22 @@ class Bool(Field):
 
     def check(self, value: object) -> str | None:
         return None if type(value) is bool else "a boolean"
+
+
+@dataclasses.dataclass(frozen=True)
+class AccessField(Field):
+    """An :class:`Access` level, ``"control"`` or ``"view"`` on the wire."""
+
+    def check(self, value: object) -> str | None:
+        ok = isinstance(value, Access) or (type(value) is str and value in ROLES)
+        return None if ok else f"one of {ROLES}"
+
+    def parse(self, value: object) -> object:
+        assert isinstance(value, str)
+        return Access(value)
+
+    def dump(self, value: object) -> object:
+        return Access(value).value if isinstance(value, str) else value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,13 +211,13 @@ class Welcome:
 
     T: ClassVar[str] = "welcome"
     FIELDS: ClassVar[dict[str, Field]] = {
-        "role": OneOf(ROLES),
+        "role": AccessField(),
         "viewer_id": _U32,
         "width": _SIDE,
         "height": _SIDE,
         "name": _NAME,
     }
-    role: str
+    role: Access
     viewer_id: int
     width: int
     height: int
@@ -354,12 +380,12 @@ class Peer:
     FIELDS: ClassVar[dict[str, Field]] = {
         "id": _U32,
         "name": _NAME,
-        "access": OneOf(ROLES),
+        "access": AccessField(),
         "present": Bool(),
     }
     id: int
     name: str
-    access: str
+    access: Access
     present: bool
 
 

@@ -14,6 +14,7 @@ after it the caller sends :meth:`close_frame` (best effort) and drops the connec
 from __future__ import annotations
 
 from rdesk.protocol import codec, limits
+from rdesk.protocol.access import Access
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode, LocalProtocolError, RemoteProtocolError
 from rdesk.protocol.flow import InFlight
@@ -67,8 +68,8 @@ class Session:
         self.nonce: str | None = None
         self.width = 0
         self.height = 0
-        #: The role the host granted ("control" or "view"), once active.
-        self.access: str | None = None
+        #: What the host granted this viewer, once active.
+        self.access: Access | None = None
         #: Updates in flight and round-trip estimates (meaningful on the host side).
         self.flow = InFlight(window)
         #: Why the connection closed: (code, reason), once known.

@@ -48,7 +48,8 @@ def figures(host: RunningHost) -> dict[str, Any]:
     """The (only) viewer link's controller figures and bytes in flight, read on the host loop."""
 
     async def read() -> dict[str, Any]:
-        link: ViewerLink = next(iter(host.server.viewers.values()))
+        link = next(iter(host.server.viewers.values())).link
+        assert isinstance(link, ViewerLink)
         now = time.monotonic()
         out: dict[str, Any] = link.controller.snapshot(now)
         out["high"] = link.controller.high
@@ -135,7 +136,8 @@ async def test_viewer_prefs_cap_quality_and_rate(xvfb_factory: Callable[..., Xvf
                     assert f["max_quality"] == 40
 
                     async def caps() -> tuple[int, float, float | None]:
-                        link = next(iter(host.server.viewers.values()))
+                        link = next(iter(host.server.viewers.values())).link
+                        assert link is not None
                         c = link.controller.caps
                         return c.max_quality, c.max_fps, c.max_bandwidth
 

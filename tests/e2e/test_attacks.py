@@ -439,21 +439,16 @@ async def test_viewer_that_never_answers_pings_is_dropped(guarded: RunningHost,
 async def test_exception_in_one_session_closes_only_it(guarded: RunningHost, good: Connection,
                                                        spy: SpyInjector) -> None:
     victim = await _viewer(guarded)
-    original = guarded.server._input
+    conn = guarded.server.viewers[victim.viewer_id]
 
-    async def explode(ws: Any, session: Any, link: Any, message: Any) -> None:
-        if link.viewer_id == victim.viewer_id:
-            raise RuntimeError("injected bug")
-        await original(ws, session, link, message)
+    async def explode(message: Any) -> None:
+        raise RuntimeError("injected bug")
 
-    guarded.server._input = explode  # type: ignore[method-assign]
-    try:
-        await victim.pointer(5, 5)
-        lost = await asyncio.wait_for(victim.closed, 15)
-        assert lost.code == CloseCode.INTERNAL_ERROR
-        assert "injected bug" not in str(lost)  # no exception text leaks
-    finally:
-        guarded.server._input = original  # type: ignore[method-assign]
+    conn._input = explode  # type: ignore[method-assign]
+    await victim.pointer(5, 5)
+    lost = await asyncio.wait_for(victim.closed, 15)
+    assert lost.code == CloseCode.INTERNAL_ERROR
+    assert "injected bug" not in str(lost)  # no exception text leaks
     await _still_serving(guarded, good)
 
 

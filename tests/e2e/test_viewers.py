@@ -89,7 +89,7 @@ async def test_stalled_viewer_never_slows_a_fast_one(
             await fast.wait_exact(30)
             await slow.wait_exact(30)
             slow.ws.transport.pause_reading()  # stops reading: no acks, TCP fills up
-            slow_link = host.server.viewers[slow.viewer_id]
+            slow_link = host.server.viewers[slow.viewer_id].link
             colours = [(i * 20 % 256, 255 - i * 20, (i * 70) % 256) for i in range(1, 13)]
             for rgb in colours:
                 await asyncio.to_thread(painter.rect, 300, 200, 40, 40, bytes(rgb).hex())

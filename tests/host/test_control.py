@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rdesk.host.serve.control import EVERYONE, LOCAL, ControlBoard, Member
+from rdesk.protocol.access import Access
 from rdesk.protocol.messages import LOCAL_USER, NOBODY, Control, ControlRequest, Notice, Peer
 
 
@@ -15,9 +16,9 @@ def _to(deliveries, target):  # type: ignore[no-untyped-def]
 
 def test_first_controller_gets_control_and_everyone_is_introduced() -> None:
     board = ControlBoard()
-    out = board.join(Member(1, "alice", "control"))
+    out = board.join(Member(1, "alice", Access.CONTROL))
     assert board.holder == 1 and Control(1) in _to(out, EVERYONE)
-    out = board.join(Member(2, "bob", "view"))
+    out = board.join(Member(2, "bob", Access.VIEW))
     assert _to(out, 2) == [Peer(1, "alice", "control", True), Control(1)]
     assert Peer(2, "bob", "view", True) in _to(out, EVERYONE)
     assert board.may_input(1) and not board.may_input(2)
@@ -25,8 +26,8 @@ def test_first_controller_gets_control_and_everyone_is_introduced() -> None:
 
 def test_second_controller_waits_for_a_grant() -> None:
     board = ControlBoard()
-    board.join(Member(1, "a", "control"))
-    board.join(Member(2, "b", "control"))
+    board.join(Member(1, "a", Access.CONTROL))
+    board.join(Member(2, "b", Access.CONTROL))
     assert not board.may_input(2)
     out = board.request(2)
     assert _to(out, 1) == [ControlRequest(2, "b")] and 2 in board.pending
@@ -38,8 +39,8 @@ def test_second_controller_waits_for_a_grant() -> None:
 
 def test_refusal_and_stale_answers() -> None:
     board = ControlBoard()
-    board.join(Member(1, "a", "control"))
-    board.join(Member(2, "b", "view"))
+    board.join(Member(1, "a", Access.CONTROL))
+    board.join(Member(2, "b", Access.VIEW))
     board.request(2)
     out = board.answer(1, 2, False)
     assert out is not None and Notice("your control request was refused") in _to(out, 2)
@@ -49,7 +50,7 @@ def test_refusal_and_stale_answers() -> None:
 
 def test_view_viewer_never_takes_free_control_by_itself() -> None:
     board = ControlBoard()
-    board.join(Member(2, "b", "view"))
+    board.join(Member(2, "b", Access.VIEW))
     assert board.holder == NOBODY
     out = board.request(2)
     assert board.holder == NOBODY and any(isinstance(m, str) for m in _to(out, LOCAL))
@@ -59,7 +60,7 @@ def test_view_viewer_never_takes_free_control_by_itself() -> None:
 
 def test_local_user_takes_and_releases() -> None:
     board = ControlBoard()
-    board.join(Member(1, "a", "control"))
+    board.join(Member(1, "a", Access.CONTROL))
     board.take_local()
     assert board.holder == LOCAL_USER and not board.may_input(1)
     board.request(1)
@@ -70,8 +71,8 @@ def test_local_user_takes_and_releases() -> None:
 
 def test_holder_leaving_frees_control() -> None:
     board = ControlBoard()
-    board.join(Member(1, "a", "control"))
-    board.join(Member(2, "b", "control"))
+    board.join(Member(1, "a", Access.CONTROL))
+    board.join(Member(2, "b", Access.CONTROL))
     out = board.leave(1)
     assert board.holder == NOBODY and Control(NOBODY) in _to(out, EVERYONE)
     assert Peer(1, "a", "control", False) in _to(out, EVERYONE)
@@ -81,9 +82,9 @@ def test_holder_leaving_frees_control() -> None:
 
 def test_shared_control() -> None:
     board = ControlBoard(shared=True)
-    board.join(Member(1, "a", "control"))
-    board.join(Member(2, "b", "control"))
-    board.join(Member(3, "c", "view"))
+    board.join(Member(1, "a", Access.CONTROL))
+    board.join(Member(2, "b", Access.CONTROL))
+    board.join(Member(3, "c", Access.VIEW))
     assert board.may_input(1) and board.may_input(2) and not board.may_input(3)
     board.take_local()
     assert not board.may_input(1)
@@ -97,7 +98,7 @@ def test_at_most_one_holder_unless_shared(ops, shared) -> None:  # type: ignore[
     board = ControlBoard(shared=shared)
     for op, a, b, flag in ops:
         if op == "join" and a not in board.members:
-            board.join(Member(a, str(a), "control" if flag else "view"))
+            board.join(Member(a, str(a), Access.CONTROL if flag else Access.VIEW))
         elif op == "leave":
             board.leave(a)
         elif op == "request":

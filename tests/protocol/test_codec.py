@@ -12,12 +12,14 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from rdesk.protocol import codec, limits
+from rdesk.protocol.access import Access
 from rdesk.protocol.codec import HEADER, RECT_HEADER, copy_payload, copy_source, decode, encode
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode, LocalProtocolError, RemoteProtocolError
 from rdesk.protocol.messages import (
     CONTROL_TYPES,
     PROTOCOL_VERSION,
+    AccessField,
     Auth,
     Bool,
     Close,
@@ -56,6 +58,8 @@ def field_values(spec: Field) -> st.SearchStrategy[object]:
         return st.booleans()
     if isinstance(spec, OneOf):
         return st.sampled_from(spec.values)
+    if isinstance(spec, AccessField):
+        return st.sampled_from(list(Access))
     raise AssertionError(f"no strategy for {spec!r}")
 
 

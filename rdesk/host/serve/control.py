@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from rdesk.protocol.access import Access
 from rdesk.protocol.messages import (
     LOCAL_USER,
     NOBODY,
@@ -46,7 +47,7 @@ class Member:
 
     id: int
     name: str
-    access: str
+    access: Access
 
 
 class ControlBoard:
@@ -67,7 +68,7 @@ class ControlBoard:
         member = self.members.get(viewer_id)
         if member is None or self.holder == LOCAL_USER:
             return False
-        if self.shared and member.access == "control":
+        if self.shared and member.access is Access.CONTROL:
             return True
         return self.holder == viewer_id
 
@@ -90,7 +91,7 @@ class ControlBoard:
         ]
         self.members[member.id] = member
         out.append((EVERYONE, Peer(member.id, member.name, member.access, True)))
-        if not self.shared and self.holder == NOBODY and member.access == "control":
+        if not self.shared and self.holder == NOBODY and member.access is Access.CONTROL:
             self.holder = member.id
             out.append((EVERYONE, Control(self.holder)))
         else:
@@ -118,7 +119,7 @@ class ControlBoard:
             return []
         if self.may_input(viewer_id):
             return [(viewer_id, Notice("you already hold control"))]
-        if self.holder == NOBODY and member.access == "control" and not self.shared:
+        if self.holder == NOBODY and member.access is Access.CONTROL and not self.shared:
             return self._give(viewer_id)
         self.pending[viewer_id] = None
         out: list[Delivery] = [

@@ -32,6 +32,7 @@ from rdesk.host.encoding.encode import EncodeCache, EncodedRect, split_rect
 from rdesk.host.encoding.tiles import changed_box, detect_vertical_scroll, dirty_tiles, merge_tiles
 from rdesk.host.screen.source import ScreenSource
 from rdesk.protocol import limits
+from rdesk.protocol.access import Access
 from rdesk.protocol.codec import copy_payload
 from rdesk.protocol.controller import MIN_WINDOW_BYTES, Caps, Controller
 from rdesk.protocol.encodings import Encoding
@@ -102,7 +103,7 @@ class ViewerLink:
         self,
         viewer_id: int,
         name: str,
-        role: str,
+        access: Access,
         session: Session,
         source: ScreenSource,
         cache: EncodeCache,
@@ -115,7 +116,7 @@ class ViewerLink:
     ) -> None:
         self.viewer_id = viewer_id
         self.name = name
-        self.role = role
+        self.access = access
         self.session = session
         self.source = source
         self.cache = cache

@@ -1,0 +1,277 @@
+"""One admitted viewer on the host, from its welcome to its close: :class:`ViewerConnection`.
+
+It owns everything that is this viewer's — the transport, the sans-I/O session, the update
+sender (:class:`~rdesk.host.serve.viewer.ViewerLink`), the outbox of control messages, the
+recorder, its tasks — and gives them all back in one place, :meth:`ViewerConnection.serve`'s
+end: the tasks are cancelled and awaited, the sender leaves the screen source, the recorder is
+closed. What is shared with other viewers (who holds control, the injector's held keys) is the
+server's to release, told by :meth:`Host.forget`.
+
+Time is read here, at the I/O edge, and passed to the session as ``now``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from rdesk.host.serve.control import ControlBoard, Delivery
+from rdesk.host.serve.transport import Transport
+from rdesk.host.serve.viewer import ViewerLink
+from rdesk.protocol.access import Access
+from rdesk.protocol.errors import CloseCode, ProtocolError
+from rdesk.protocol.messages import (
+    LOCAL_USER,
+    Ack,
+    AnswerControl,
+    Close,
+    ControlMessage,
+    InputAck,
+    Key,
+    Ping,
+    Pointer,
+    Pong,
+    Prefs,
+    Refresh,
+    ReleaseControl,
+    RequestControl,
+    Sync,
+    Wheel,
+)
+from rdesk.protocol.session import Session
+from rdesk.recording.format import Recorder
+
+__all__ = ["OUTBOX_LIMIT", "Host", "InputSink", "ViewerConnection", "close_session"]
+
+#: Control messages that may wait for one viewer before it counts as not reading.
+OUTBOX_LIMIT = 256
+#: Input dropped for lack of control is logged at most this often per viewer (seconds).
+DROPPED_LOG_INTERVAL = 1.0
+
+
+class InputSink(Protocol):
+    """Injects one viewer's input into the host's display (see :mod:`rdesk.host.input`)."""
+
+    def pointer(self, owner: int, x: int, y: int, buttons: int) -> None: ...
+
+    def wheel(self, owner: int, x: int, y: int, dx: int, dy: int) -> None: ...
+
+    def key(self, owner: int, keysym: int, down: bool) -> None: ...
+
+    def release_all(self, owner: int) -> None: ...
+
+
+class Host(Protocol):
+    """What a viewer's connection needs of the server it belongs to."""
+
+    board: ControlBoard
+    injector: InputSink | None
+
+    @property
+    def stall_timeout(self) -> float:
+        """Seconds without acknowledgement before a viewer counts as stalled."""
+        ...
+
+    def deliver(self, deliveries: list[Delivery]) -> None: ...
+
+    def event(self, kind: str, **fields: object) -> None: ...
+
+
+class ViewerConnection:
+    """One admitted viewer: create it once admitted, send the welcome, then :meth:`serve`."""
+
+    def __init__(
+        self,
+        host: Host,
+        transport: Transport,
+        session: Session,
+        viewer_id: int,
+        name: str,
+        access: Access,
+        recorder: Recorder | None = None,
+    ) -> None:
+        self.host = host
+        self.transport = transport
+        self.session = session
+        self.viewer_id = viewer_id
+        self.name = name
+        self.access = access
+        self.recorder = recorder
+        self.outbox: asyncio.Queue[str | bytes] = asyncio.Queue(OUTBOX_LIMIT)
+        #: The update sender, set by :meth:`attach` (it needs :meth:`send` to exist first).
+        self.link: ViewerLink | None = None
+        self._dropped_logged = -1e9
+        self._closing: set[asyncio.Future[None]] = set()
+
+    def attach(self, make_link: Callable[[Callable[[str | bytes], Awaitable[None]]], ViewerLink]
+               ) -> ViewerLink:
+        """Create this viewer's update sender, handing it :meth:`send` to write with."""
+        self.link = make_link(self.send)
+        return self.link
+
+    async def send(self, frame: str | bytes) -> None:
+        """Write one frame to the viewer (and to the recording, once sent)."""
+        await self.transport.send(frame)
+        if self.recorder is not None:
+            self.recorder.sent(frame)
+
+    # --- control messages, from outside this viewer's tasks --------------------------------------
+
+    def post(self, message: ControlMessage) -> None:
+        """Queue a control message without ever blocking on a slow viewer.
+
+        A viewer that has left hundreds unread is treated as gone, bounding memory.
+        """
+        try:
+            frame = self.session.send(message, time.monotonic())
+        except ProtocolError:
+            return  # closing already
+        try:
+            self.outbox.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.host.event("protocol_error", viewer=self.viewer_id,
+                            reason="viewer stopped reading")
+            self.close_later(CloseCode.UNRESPONSIVE, "viewer stopped reading")
+
+    def close_later(self, code: int, reason: str) -> None:
+        """Close from outside this viewer's tasks (they end when the transport closes)."""
+        task = asyncio.ensure_future(close_session(self.transport, self.session, code, reason))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    # --- serving ---------------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Run the viewer until it leaves or fails; always gives back what it holds.
+
+        Raises what ended it (:class:`ProtocolError`, :class:`TransportClosed`, a bug) after
+        the teardown; returns normally when the viewer said Close.
+        """
+        link = self.link
+        assert link is not None, "attach() first"
+        link.source.subscribe(link)
+        tag = f"viewer-{self.viewer_id}"
+        tasks = [
+            asyncio.create_task(link.run(), name=f"{tag}-send"),
+            asyncio.create_task(self._timers(), name=f"{tag}-timers"),
+            asyncio.create_task(self._receive(), name=f"{tag}-recv"),
+            asyncio.create_task(self._post_office(), name=f"{tag}-post"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # re-raise the reason the viewer ends
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            link.source.unsubscribe(link)
+
+    def finish(self, reason: str) -> None:
+        """Close the recording with ``reason``. Idempotent."""
+        if self.recorder is not None:
+            self.recorder.close(reason)
+            self.recorder = None
+
+    async def _post_office(self) -> None:
+        while True:
+            await self.send(await self.outbox.get())
+
+    async def _timers(self) -> None:
+        """The session's timers (keepalive pings, the pong timeout) and the stall check."""
+        session = self.session
+        while True:
+            now = time.monotonic()
+            deadline = session.next_deadline()
+            # The stall check needs no deadline of its own: once a second is soon enough.
+            wake = min(deadline, now + 1.0) if deadline is not None else now + 1.0
+            await asyncio.sleep(max(0.0, wake - now))
+            now = time.monotonic()
+            for frame in session.handle_timer(now):
+                await self.send(frame)
+            session.flow.check_stalled(now, self.host.stall_timeout)
+
+    async def _receive(self) -> None:
+        session, host = self.session, self.host
+        link = self.link
+        assert link is not None
+        while True:
+            data = await self.transport.recv()
+            message = session.receive(data, time.monotonic())
+            if self.recorder is not None:
+                self.recorder.received(data)
+            if isinstance(message, Close):
+                return
+            if isinstance(message, Ack):
+                link.acked()
+            elif isinstance(message, Ping):
+                await self.send(session.send(Pong(message.id), time.monotonic()))
+            elif isinstance(message, Refresh):
+                link.refresh()
+            elif isinstance(message, Prefs):
+                link.set_prefs(message.quality, message.max_fps, message.max_bandwidth)
+            elif isinstance(message, (Pointer, Wheel, Key, Sync)):
+                await self._input(message)
+            elif isinstance(message, RequestControl):
+                host.deliver(host.board.request(self.viewer_id))
+            elif isinstance(message, ReleaseControl):
+                host.deliver(host.board.release(self.viewer_id))
+            elif isinstance(message, AnswerControl):
+                answer = host.board.answer(self.viewer_id, message.id, message.grant)
+                if answer is None:
+                    host.event("policy_violation", viewer=self.viewer_id,
+                               reason="answered a control request it may not answer")
+                else:
+                    host.deliver(answer)
+
+    async def _input(self, message: Pointer | Wheel | Key | Sync) -> None:
+        board, injector = self.host.board, self.host.injector
+        may = board.may_input(self.viewer_id)
+        allowed = may and injector is not None
+        if isinstance(message, Sync):
+            reason = "" if allowed else (
+                self._no_control_reason() if not may else "input is disabled on this host"
+            )
+            ack = InputAck(message.id, allowed, reason)
+            await self.send(self.session.send(ack, time.monotonic()))
+            return
+        if not allowed:
+            self._note_dropped(time.monotonic())
+            return
+        assert injector is not None
+        if isinstance(message, Pointer):
+            injector.pointer(self.viewer_id, message.x, message.y, message.buttons)
+        elif isinstance(message, Wheel):
+            injector.wheel(self.viewer_id, message.x, message.y, message.dx, message.dy)
+        else:
+            injector.key(self.viewer_id, message.keysym, message.down)
+
+    def _note_dropped(self, now: float) -> None:
+        """Log input dropped for lack of control, at most once a second."""
+        if now - self._dropped_logged >= DROPPED_LOG_INTERVAL:
+            self._dropped_logged = now
+            self.host.event("input_dropped", viewer=self.viewer_id, reason="no control")
+
+    def _no_control_reason(self) -> str:
+        board = self.host.board
+        if board.holder == LOCAL_USER:
+            return "no control: the host's local user holds control"
+        if self.access is not Access.CONTROL and board.holder != self.viewer_id:
+            return "view-only: this viewer does not hold control"
+        holder = board.members.get(board.holder)
+        if holder is not None:
+            return f"no control: viewer #{holder.id} {holder.name[:40]} holds control"
+        return "no control: request control first"
+
+
+async def close_session(transport: Transport, session: Session, code: int, reason: str) -> None:
+    """Send the protocol Close (if the session is open) and close the transport, best effort."""
+    frame = session.close_frame(code, reason)
+    # Best effort: the peer may be gone or stuck; closing must never raise into the caller.
+    with contextlib.suppress(Exception):
+        if frame is not None:
+            await asyncio.wait_for(transport.send(frame), 2)
+    await transport.close(code, reason)
