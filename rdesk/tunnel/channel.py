@@ -50,6 +50,11 @@ HANDSHAKE_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 5.0
 
 
+#: The websocket's own close frame carries no reason of the session's: the real code and reason
+#: travel in the authenticated close records, which the relay cannot read.
+_SEALED = ""
+
+
 class WebsocketLike(Protocol):
     """What the tunnel needs of the websocket it rides on."""
 
@@ -162,7 +167,7 @@ class TunnelChannel:
         with contextlib.suppress(ConnectionClosed, asyncio.TimeoutError):
             await asyncio.wait_for(self._drain(), self.close_timeout)
         self.done.set()
-        await close_websocket(self.ws, event.code, event.reason)
+        await close_websocket(self.ws, CloseCode.NORMAL, _SEALED)
 
     async def _drain(self) -> None:
         """Read and drop until the websocket closes (nothing may follow a close record)."""
@@ -185,7 +190,7 @@ class TunnelChannel:
                 with contextlib.suppress(ChannelClosed, asyncio.TimeoutError):
                     await asyncio.wait_for(self._await_answer(), self.close_timeout)
         self.done.set()
-        await close_websocket(self.ws, code, reason)
+        await close_websocket(self.ws, CloseCode.NORMAL, _SEALED)
 
     async def _send_close(self, code: int, reason: str) -> None:
         async with self._send_lock:

@@ -272,3 +272,21 @@ async def test_text_and_binary_both_ways_and_the_websockets_surface() -> None:
             assert sock.protocol.close_rcvd.reason == "policy"
             with pytest.raises(TransportClosed):
                 await transport.send("after close")
+
+
+async def test_the_relay_sees_no_close_reason_of_the_session() -> None:
+    host_ident = identity("a")
+    async with relay() as splice, splice.host("a") as host_ws:
+        accepted = asyncio.create_task(
+            accept_tunnel(host_ws, host_ident.key, host_ident.cert_der, "relay"))
+        async with splice.viewer() as viewer_ws:
+            sock = await open_tunnel(viewer_ws, host_ident.host_id)
+            transport = await accepted
+            reading = asyncio.create_task(transport.recv())
+            await sock.close(4001, "wrong password for alice")
+            with pytest.raises(TransportClosed, match="wrong password for alice"):
+                await reading
+        # What the relay's websockets received as close frames: normal, no reason.
+        assert viewer_ws.close_code == host_ws.close_code == 1000
+        assert viewer_ws.close_reason == host_ws.close_reason == ""
+    assert not any(b"alice" in data for _, data in splice.seen)  # type: ignore[operator]
