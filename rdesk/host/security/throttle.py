@@ -137,10 +137,6 @@ class GlobalThrottle:
         """Seconds until the lockout ends (0 when not locked)."""
         return max(0.0, self._locked_until - now)
 
-    def recent_failures(self, now: float) -> int:
-        self._expire(now)
-        return len(self._times)
-
     def should_rotate(self) -> bool:
         """True once after every ``rotate_after`` failures: rotate the one-time password."""
         rotate, self._rotate = self._rotate, False
