@@ -1,0 +1,402 @@
+"""The running connection: an admitted viewer following the host's screen.
+
+:class:`Connection` is what :func:`rdesk.client.connection.connect` returns. One task
+applies updates (acknowledging each once painted) and handles the host's control messages;
+the session's timers (:class:`~rdesk.client.timers.SessionTimers`) run beside it, sending the
+keepalive pings and ending the connection with the session's reason when the host stops
+answering them. Either way the connection ends, :attr:`Connection.closed` says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from rdesk.client.address import HostAddress
+from rdesk.client.errors import ConnectionLost
+from rdesk.client.framebuffer import Framebuffer
+from rdesk.client.timers import SessionTimers
+from rdesk.protocol.errors import CloseCode, ProtocolError
+from rdesk.protocol.messages import (
+    NOBODY,
+    Ack,
+    AnswerControl,
+    Close,
+    Control,
+    ControlRequest,
+    InputAck,
+    Key,
+    Notice,
+    Peer,
+    Ping,
+    Pointer,
+    Pong,
+    Prefs,
+    Refresh,
+    ReleaseControl,
+    RequestControl,
+    Screen,
+    Sync,
+    Update,
+    Welcome,
+    Wheel,
+)
+from rdesk.protocol.session import Session
+
+__all__ = ["Connection", "Stats", "abort", "cancel"]
+
+
+@dataclasses.dataclass
+class Stats:
+    """Counters a face may show (the stats overlay, ``rdesk watch``)."""
+
+    updates: int = 0
+    rects: int = 0
+    bytes: int = 0
+    #: Host timestamp (µs) of the last update applied.
+    last_update_host_us: int = 0
+    #: Round-trip time in seconds of the last answered ping (the keepalive's or one of
+    #: :meth:`Connection.ping`), from the session; ``None`` until one is answered.
+    rtt: float | None = None
+    #: Smallest ping round trip seen (the link's base RTT, for ``rdesk watch``).
+    min_rtt: float | None = None
+    #: Pongs received: the host's answers to our pings.
+    pongs: int = 0
+    #: The last update applied (``rdesk watch`` infers quality and scale from it).
+    last_update: Update | None = None
+
+
+class Connection:
+    """An authenticated viewer connection that keeps :attr:`framebuffer` current.
+
+    A background task applies updates and acknowledges each one after painting it. Faces
+    register callbacks with :meth:`on_update`; scripts await :meth:`wait_exact`. Input methods
+    send at once; :meth:`sync` waits until the host confirms everything before it.
+    """
+
+    def __init__(
+        self,
+        ws: ClientConnection,
+        session: Session,
+        address: HostAddress,
+        welcome: Welcome,
+        host_fingerprint: str,
+        timers: SessionTimers,
+        timer_task: asyncio.Task[None],
+    ) -> None:
+        self.ws = ws
+        self.session = session
+        self.address = address
+        self.role = welcome.role
+        self.viewer_id = welcome.viewer_id
+        self.host_name = welcome.name
+        self.host_fingerprint = host_fingerprint
+        self.framebuffer = Framebuffer(welcome.width, welcome.height)
+        self.stats = Stats()
+        self._changed = asyncio.Condition()
+        self._callbacks: list[Callable[[list[tuple[int, int, int, int]]], None]] = []
+        self._syncs: dict[int, asyncio.Future[InputAck]] = {}
+        self._sync_id = 0
+        self._timers = timers
+        self._timer_task = timer_task
+        self._task: asyncio.Task[None] | None = None
+        #: Other viewers connected to the host, by id.
+        self.peers: dict[int, Peer] = {}
+        #: Who holds control: a viewer id, ``NOBODY`` or ``LOCAL_USER``.
+        self.holder = NOBODY
+        #: Control requests from other viewers this viewer may answer (it holds control).
+        self.control_requests: dict[int, ControlRequest] = {}
+        #: Lines the host sent for the user (most recent last, bounded).
+        self.notices: list[str] = []
+        #: Set when the connection ends: the reason, as an exception.
+        self.closed: asyncio.Future[ConnectionLost] = asyncio.get_running_loop().create_future()
+
+    @property
+    def width(self) -> int:
+        return self.framebuffer.size[0]
+
+    @property
+    def height(self) -> int:
+        return self.framebuffer.size[1]
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="rdesk-viewer-receive")
+
+    def on_update(self, callback: Callable[[list[tuple[int, int, int, int]]], None]) -> None:
+        """Call ``callback(painted_rects)`` after each update is applied (an empty list after a
+        resize, meaning "everything")."""
+        self._callbacks.append(callback)
+
+    # --- receiving -----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        receive = asyncio.ensure_future(self._receive())
+        try:
+            # The session's timers end only by failing: the host stopped answering pings.
+            await asyncio.wait({receive, self._timer_task}, return_when=asyncio.FIRST_COMPLETED)
+            if receive.done():
+                lost = receive.result()
+            else:
+                lost = await self._timers_failed()
+        finally:
+            await cancel(self._timer_task)
+            await cancel(receive)
+            for future in self._syncs.values():
+                future.cancel()
+        if not self.closed.done():
+            self.closed.set_result(lost)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _receive(self) -> ConnectionLost:
+        """Handle messages until the connection ends; why it ended."""
+        try:
+            async for data in self.ws:
+                await self._handle(data)
+            return self._lost_from_ws()
+        except ConnectionClosed:
+            return self._lost_from_ws()
+        except ProtocolError as exc:
+            await abort(self.ws, self.session, exc.code, exc.reason)
+            return ConnectionLost(f"{self.address}: {exc.reason}", exc.code)
+        except _HostClosed as exc:
+            return exc.lost
+
+    async def _timers_failed(self) -> ConnectionLost:
+        try:
+            self._timer_task.result()
+        except ProtocolError as exc:  # UNRESPONSIVE: close with the session's reason
+            await abort(self.ws, self.session, exc.code, exc.reason)
+            return ConnectionLost(f"{self.address}: {exc.reason}", exc.code)
+        except ConnectionClosed:  # a keepalive ping found the connection gone
+            pass
+        return self._lost_from_ws()
+
+    def _lost_from_ws(self) -> ConnectionLost:
+        rcvd = self.ws.protocol.close_rcvd
+        if rcvd is None:
+            return ConnectionLost(f"{self.address}: connection lost")
+        reason = rcvd.reason or "closed"
+        return ConnectionLost(f"{self.address} closed the connection: {reason}", rcvd.code)
+
+    async def _handle(self, data: str | bytes) -> None:
+        message = self.session.receive(data, time.monotonic())
+        if isinstance(message, Update):
+            painted = self.framebuffer.apply(message)
+            await self.ws.send(self.session.send(Ack(message.seq), time.monotonic()))
+            self.stats.updates += 1
+            self.stats.rects += len(message.rects)
+            self.stats.bytes += len(data)
+            self.stats.last_update_host_us = message.timestamp_us
+            self.stats.last_update = message
+            self._notify(painted)
+        elif isinstance(message, Screen):
+            self.framebuffer.resize(message.width, message.height)
+            self._notify([])
+        elif isinstance(message, Ping):
+            await self.ws.send(self.session.send(Pong(message.id), time.monotonic()))
+        elif isinstance(message, Pong):
+            # The session matched it to our outstanding ping and measured the round trip.
+            self.stats.pongs += 1
+            self.stats.rtt, self.stats.min_rtt = self.session.rtt, self.session.min_rtt
+        elif isinstance(message, InputAck):
+            future = self._syncs.pop(message.id, None)
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif isinstance(message, Peer):
+            if message.present and message.id != self.viewer_id:
+                self.peers[message.id] = message
+            else:
+                self.peers.pop(message.id, None)
+                self.control_requests.pop(message.id, None)
+        elif isinstance(message, Control):
+            self.holder = message.holder
+            if message.holder != self.viewer_id:
+                self.control_requests.clear()
+        elif isinstance(message, ControlRequest):
+            self.control_requests[message.id] = message
+        elif isinstance(message, Notice):
+            self.notices = [*self.notices[-19:], message.text]
+        elif isinstance(message, Close):
+            raise _HostClosed(
+                ConnectionLost(
+                    f"{self.address} closed the connection: {message.reason}", message.code
+                )
+            )
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _notify(self, painted: list[tuple[int, int, int, int]]) -> None:
+        for callback in self._callbacks:
+            callback(painted)
+
+    async def wait_exact(self, timeout: float) -> None:
+        """Wait until the framebuffer is pixel-exact with the host's screen.
+
+        Raises :class:`ConnectionLost` if the connection ends first, ``TimeoutError`` after
+        ``timeout`` seconds.
+        """
+
+        async def _wait() -> None:
+            async with self._changed:
+                while not self.framebuffer.exact:
+                    if self.closed.done():
+                        raise self.closed.result()
+                    await self._changed.wait()
+
+        await asyncio.wait_for(_wait(), timeout)
+
+    async def wait_update(self, timeout: float) -> None:
+        """Wait for the next update (or screen change) to be applied."""
+        count = self.stats.updates
+
+        async def _wait() -> None:
+            async with self._changed:
+                while self.stats.updates == count:
+                    if self.closed.done():
+                        raise self.closed.result()
+                    await self._changed.wait()
+
+        await asyncio.wait_for(_wait(), timeout)
+
+    # --- sending -------------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        message: Pointer | Wheel | Key | Sync | Refresh | RequestControl | ReleaseControl
+        | AnswerControl | Prefs,
+    ) -> None:
+        if self.closed.done():
+            raise self.closed.result()
+        await self._send_frame(self.session.send(message, time.monotonic()))
+
+    async def _send_frame(self, frame: str | bytes) -> None:
+        try:
+            await self.ws.send(frame)
+        except ConnectionClosed:
+            raise self._lost_from_ws() from None
+
+    async def pointer(self, x: int, y: int, buttons: int = 0) -> None:
+        """Move the pointer to host pixel (x, y) with ``buttons`` (bit 0 = left) held."""
+        await self._send(Pointer(x, y, buttons))
+
+    async def wheel(self, x: int, y: int, dx: int = 0, dy: int = 0) -> None:
+        """Scroll ``dy`` detents down (negative: up) and ``dx`` right at (x, y)."""
+        await self._send(Wheel(x, y, dx, dy))
+
+    async def key(self, keysym: int, down: bool) -> None:
+        """Press (``down``) or release an X11 keysym."""
+        await self._send(Key(keysym, down))
+
+    @property
+    def has_control(self) -> bool:
+        """Whether this viewer holds control (as the host last said)."""
+        return self.holder == self.viewer_id
+
+    async def request_control(self) -> None:
+        """Ask for control; the holder or the host's user answers (watch :attr:`holder`)."""
+        await self._send(RequestControl())
+
+    async def release_control(self) -> None:
+        """Give control up."""
+        await self._send(ReleaseControl())
+
+    async def answer_control(self, viewer_id: int, grant: bool) -> None:
+        """As the holder, grant or refuse viewer ``viewer_id``'s request."""
+        self.control_requests.pop(viewer_id, None)
+        await self._send(AnswerControl(viewer_id, grant))
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Wait until ``predicate()`` holds after some message; ``TimeoutError`` otherwise."""
+
+        async def _wait() -> None:
+            async with self._changed:
+                while not predicate():
+                    if self.closed.done():
+                        raise self.closed.result()
+                    await self._changed.wait()
+
+        await asyncio.wait_for(_wait(), timeout)
+
+    async def ping(self) -> bool:
+        """Measure the round trip now: the pong sets :attr:`Stats.rtt`.
+
+        The session keeps one ping outstanding at a time (the keepalive's or this one):
+        returns False, sending nothing, while one awaits its pong. A ping the host never
+        answers closes the connection (``UNRESPONSIVE``) after the ping timeout.
+        """
+        if self.closed.done():
+            raise self.closed.result()
+        frame = self.session.ping(time.monotonic())
+        if frame is None:
+            return False
+        self._timers.poke()  # its pong deadline may come before what the timers sleep to
+        await self._send_frame(frame)
+        return True
+
+    async def prefs(self, quality: int = 0, max_fps: int = 0, max_bandwidth: int = 0) -> None:
+        """Cap this viewer's JPEG quality, update rate and bits/s; 0 leaves one automatic."""
+        await self._send(Prefs(quality, max_fps, max_bandwidth))
+
+    async def refresh(self) -> None:
+        """Ask the host for the whole screen again."""
+        await self._send(Refresh())
+
+    async def sync(self, timeout: float = 10.0) -> InputAck:
+        """Wait until the host has handled every input sent before; return its answer."""
+        self._sync_id = (self._sync_id + 1) & 0xFFFFFFFF
+        future: asyncio.Future[InputAck] = asyncio.get_running_loop().create_future()
+        self._syncs[self._sync_id] = future
+        await self._send(Sync(self._sync_id))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.CancelledError:
+            if self.closed.done():
+                raise self.closed.result() from None
+            raise
+
+    async def close(self) -> None:
+        """Close cleanly (idempotent) and wait for the receive task to end."""
+        await abort(self.ws, self.session, CloseCode.NORMAL, "viewer closed")
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class _HostClosed(Exception):
+    def __init__(self, lost: ConnectionLost) -> None:
+        super().__init__(str(lost))
+        self.lost = lost
+
+
+async def abort(ws: ClientConnection, session: Session | None, code: int, reason: str) -> None:
+    """Close ``ws`` with ``code`` (best effort, bounded in time); with a ``session``, send
+    its Close message first."""
+    frame = session.close_frame(code, reason) if session is not None else None
+    with contextlib.suppress(Exception):
+        if frame is not None:
+            await asyncio.wait_for(ws.send(frame), 2)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(code, reason[:120]), 5)
+
+
+async def cancel(task: asyncio.Future[Any] | None) -> None:
+    """Cancel ``task`` (if any and not done) and wait for it to end; errors are dropped."""
+    if task is None:
+        return
+    task.cancel()
+    # gather() hands the task's end back as a value, yet still raises if *we* are cancelled.
+    await asyncio.gather(task, return_exceptions=True)
