@@ -107,7 +107,12 @@ class TunnelChannel:
         async with self._send_lock:
             if self.done.is_set() or self.end.state is not State.OPEN:
                 raise ChannelClosed
-            await self._write(self.end.send(message))
+            try:
+                record = self.end.send(message)
+            except TunnelError as exc:  # the key is used up
+                await self._fail(exc)
+                raise ChannelClosed from exc
+            await self._write(record)
 
     async def _write(self, record: bytes) -> None:
         try:
@@ -142,12 +147,15 @@ class TunnelChannel:
         try:
             event = self.end.receive(data)  # type: ignore[arg-type]  # text is refused inside
         except TunnelError as exc:
-            self.error = exc
-            self.done.set()
-            await close_websocket(self.ws, exc.code, exc.reason)
+            await self._fail(exc)
             raise ChannelClosed from exc
         assert event is None or isinstance(event, Message | Closed)
         return event
+
+    async def _fail(self, exc: TunnelError) -> None:
+        self.error = exc
+        self.done.set()
+        await close_websocket(self.ws, exc.code, exc.reason)
 
     async def _on_close_record(self, event: Closed) -> None:
         self.close_rcvd = (event.code, event.reason)

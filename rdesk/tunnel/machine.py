@@ -131,7 +131,11 @@ class _End:
             raise
 
     def send(self, message: str | bytes) -> bytes:
-        """The record carrying ``message`` (text for ``str``, binary for ``bytes``)."""
+        """The record carrying ``message`` (text for ``str``, binary for ``bytes``).
+
+        Raises :class:`TunnelError` (1001, and the end is ``CLOSED``) once the key has sealed
+        :data:`~rdesk.tunnel.keys.MAX_SEALED_BYTES`: the caller reconnects.
+        """
         payload = message.encode("utf-8") if isinstance(message, str) else bytes(message)
         if len(payload) > MAX_RECORD_PAYLOAD:
             raise LocalProtocolError(
@@ -140,7 +144,11 @@ class _End:
         kind = Kind.TEXT if isinstance(message, str) else Kind.BINARY
         self._advance(Direction.SEND, kind)
         assert self._sealer is not None
-        return self._sealer.seal(kind, payload)
+        try:
+            return self._sealer.seal(kind, payload)
+        except TunnelError:  # the key is used up: this tunnel can carry nothing more
+            self.state = State.CLOSED
+            raise
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> bytes | None:
         """This end's authenticated close record, or ``None`` when it has none to send.

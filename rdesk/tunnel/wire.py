@@ -5,7 +5,7 @@ Every tunnel message is one binary websocket message whose first byte says what 
 - ``ClientHello`` (viewer → host), 112 bytes:
   ``0x01 | version u8 | random 32 | ephemeral P-256 point 65 (uncompressed) | host ID 13``
   (the ID the viewer asked the relay for, canonical symbols without dashes);
-- ``ServerHello`` (host → viewer), 169 bytes + certificate:
+- ``ServerHello`` (host → viewer), 165 bytes + certificate:
   ``0x02 | version u8 | random 32 | ephemeral point 65 | cert length u16 | certificate DER |
   signature 64`` (ECDSA P-256 ``r || s``, the form WebCrypto produces and verifies);
 - a record: ``type u8 | AES-256-GCM ciphertext | tag 16``, with the 64-bit sequence number

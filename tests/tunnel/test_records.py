@@ -177,3 +177,22 @@ def test_forged_type_byte_is_refused() -> None:
         host.receive(bytes([Kind.FINISHED]) + bytes(48))
     with pytest.raises(TunnelError, match="unexpected CLIENT_HELLO while open"):
         viewer.receive(b"\x01" + bytes(111))
+
+
+def test_a_used_up_key_closes_the_tunnel(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rdesk.tunnel import keys
+
+    viewer, host = pair()
+    monkeypatch.setattr(keys, "MAX_SEALED_BYTES", 100)
+    assert host.receive(viewer.send(b"x" * 60)) == Message(b"x" * 60)
+    with pytest.raises(TunnelError, match="key used up") as info:
+        viewer.send(b"x" * 60)
+    assert info.value.code == CloseCode.GOING_AWAY and viewer.state is State.CLOSED
+    # The receiving end keeps the same count: a peer that goes on is refused too.
+    viewer, host = pair()
+    sealer = viewer._sealer  # the viewer→host cipher, driven past the limit by hand
+    assert sealer is not None
+    host.receive(viewer.send(b"y" * 60))
+    sealer.bytes = 0  # a peer that ignores the limit
+    with pytest.raises(TunnelError, match="key used up"):
+        host.receive(viewer.send(b"y" * 60))

@@ -290,3 +290,21 @@ async def test_the_relay_sees_no_close_reason_of_the_session() -> None:
         assert viewer_ws.close_code == host_ws.close_code == 1000
         assert viewer_ws.close_reason == host_ws.close_reason == ""
     assert not any(b"alice" in data for _, data in splice.seen)  # type: ignore[operator]
+
+
+async def test_a_used_up_key_closes_both_sides(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rdesk.tunnel import keys
+
+    host_ident = identity("a")
+    async with relay() as splice, splice.host("a") as host_ws:
+        accepted = asyncio.create_task(
+            accept_tunnel(host_ws, host_ident.key, host_ident.cert_der, "relay"))
+        async with splice.viewer() as viewer_ws:
+            sock = await open_tunnel(viewer_ws, host_ident.host_id)
+            transport = await accepted
+            monkeypatch.setattr(keys, "MAX_SEALED_BYTES", 1000)
+            with pytest.raises(ConnectionClosedError):
+                await sock.send(b"z" * 2000)
+            assert sock.error is not None and sock.error.code == CloseCode.GOING_AWAY
+            with pytest.raises(TransportClosed):
+                await transport.recv()
