@@ -13,7 +13,8 @@ One machine per connection and side:
 * :class:`ViewerLinkMachine` — the viewer's side of ``/connect``.
 
 Transitions are data: each class's ``TRANSITIONS`` maps ``(phase, event)`` to the next phase,
-where an event is a received message type or a local action (``accept``, ``bind``, ...);
+where an event is a received message type (``register``) or a local action, named with a
+space so no message can pose as one (``send rendezvous``, ``bind data``);
 anything not in the table is refused with one line naming the event and the phase. Machines
 never read the clock: every call takes ``now`` (seconds, any monotonic origin) and
 :meth:`~Machine.deadline` says when :meth:`~Machine.check_timer` must next be called.
@@ -167,10 +168,10 @@ class RelayHostMachine(Machine[HostPhase]):
     TRANSITIONS = {
         (HostPhase.AWAIT_REGISTER, "register"): HostPhase.AWAIT_PROVE,
         (HostPhase.AWAIT_PROVE, "prove"): HostPhase.PROVEN,
-        (HostPhase.PROVEN, "accept"): HostPhase.REGISTERED,
+        (HostPhase.PROVEN, "send registered"): HostPhase.REGISTERED,
         (HostPhase.REGISTERED, "heartbeat"): HostPhase.REGISTERED,
-        (HostPhase.REGISTERED, "rendezvous"): HostPhase.REGISTERED,
-        (HostPhase.REGISTERED, "move"): HostPhase.CLOSED,
+        (HostPhase.REGISTERED, "send rendezvous"): HostPhase.REGISTERED,
+        (HostPhase.REGISTERED, "send move"): HostPhase.CLOSED,
     }
 
     def __init__(
@@ -226,17 +227,17 @@ class RelayHostMachine(Machine[HostPhase]):
 
     def accept(self, now: float) -> Registered:
         """The directory took the registration: the message telling the host."""
-        self._advance("accept", now)
+        self._advance("send registered", now)
         self.last_seen = now
         assert self.register is not None
         return Registered(self.register.id, self.heartbeat)
 
     def rendezvous(self, session: str, now: float) -> Rendezvous:
-        self._advance("rendezvous", now)
+        self._advance("send rendezvous", now)
         return Rendezvous(session)
 
     def move(self, reason: str, now: float, url: str | None = None) -> Move:
-        self._advance("move", now)
+        self._advance("send move", now)
         return Move(" ".join(reason.split())[:MAX_REASON], url)
 
     def deadline(self) -> float | None:
@@ -273,7 +274,7 @@ class HostLinkMachine(Machine[LinkPhase]):
     """
 
     TRANSITIONS = {
-        (LinkPhase.START, "start"): LinkPhase.AWAIT_CHALLENGE,
+        (LinkPhase.START, "send register"): LinkPhase.AWAIT_CHALLENGE,
         (LinkPhase.AWAIT_CHALLENGE, "challenge"): LinkPhase.AWAIT_REGISTERED,
         (LinkPhase.AWAIT_REGISTERED, "registered"): LinkPhase.REGISTERED,
         (LinkPhase.REGISTERED, "heartbeat_ack"): LinkPhase.REGISTERED,
@@ -307,7 +308,7 @@ class HostLinkMachine(Machine[LinkPhase]):
         self.ack_due: float | None = None
 
     def start(self, now: float) -> Register:
-        self._advance("start", now)
+        self._advance("send register", now)
         return Register(self.host_id, self.spki, self.token, RELAY_VERSION)
 
     def receive(self, data: str | bytes, now: float) -> Step:
@@ -376,7 +377,7 @@ class RelayDataMachine(Machine[DataPhase]):
 
     TRANSITIONS = {
         (DataPhase.AWAIT_DATA, "data"): DataPhase.AWAIT_BIND,
-        (DataPhase.AWAIT_BIND, "bind"): DataPhase.SPLICING,
+        (DataPhase.AWAIT_BIND, "bind data"): DataPhase.SPLICING,
     }
 
     def __init__(
@@ -404,7 +405,7 @@ class RelayDataMachine(Machine[DataPhase]):
         signed = proof.data_input(self.data.session, self.relay_fingerprint, self.data.id)
         if not proof.verify(spki, self.data.sig, signed):
             raise self.fail("proof of key ownership failed", CloseCode.POLICY)
-        self._advance("bind", now)
+        self._advance("bind data", now)
 
     def deadline(self) -> float | None:
         if self.phase in (DataPhase.AWAIT_DATA, DataPhase.AWAIT_BIND):
@@ -434,7 +435,7 @@ class RelayViewerMachine(Machine[ViewerPhase]):
 
     TRANSITIONS = {
         (ViewerPhase.AWAIT_CONNECT, "connect"): ViewerPhase.AWAIT_HOST,
-        (ViewerPhase.AWAIT_HOST, "spliced"): ViewerPhase.SPLICED,
+        (ViewerPhase.AWAIT_HOST, "send spliced"): ViewerPhase.SPLICED,
     }
 
     def __init__(
@@ -458,7 +459,7 @@ class RelayViewerMachine(Machine[ViewerPhase]):
         return Step(event=message)
 
     def spliced(self, now: float) -> Spliced:
-        self._advance("spliced", now)
+        self._advance("send spliced", now)
         return Spliced()
 
     def deadline(self) -> float | None:
@@ -483,7 +484,7 @@ class ViewerLinkMachine(Machine[ViewerPhase]):
     """
 
     TRANSITIONS = {
-        (ViewerPhase.START, "start"): ViewerPhase.AWAIT_SPLICED,
+        (ViewerPhase.START, "send connect"): ViewerPhase.AWAIT_SPLICED,
         (ViewerPhase.AWAIT_SPLICED, "spliced"): ViewerPhase.SPLICED,
         (ViewerPhase.AWAIT_SPLICED, "refused"): ViewerPhase.CLOSED,
     }
@@ -494,7 +495,7 @@ class ViewerLinkMachine(Machine[ViewerPhase]):
         self.timeout = timeout
 
     def start(self, now: float) -> Connect:
-        self._advance("start", now)
+        self._advance("send connect", now)
         return Connect(self.host_id, RELAY_VERSION)
 
     def receive(self, data: str | bytes, now: float) -> Step:

@@ -53,8 +53,9 @@ class _Ended(Exception):
 def _closed(side: str, exc: ConnectionClosed) -> _Ended:
     if exc.sent is not None and exc.sent.code == CloseCode.TOO_BIG:
         return _Ended(side, CloseCode.TOO_BIG, f"{side} sent a message over the splice limit")
-    code = exc.rcvd.code if exc.rcvd is not None else CloseCode.GOING_AWAY
-    reason = exc.rcvd.reason if exc.rcvd is not None else ""
+    if exc.rcvd is None:  # no close frame: the connection died (or was aborted)
+        return _Ended(side, CloseCode.GOING_AWAY, f"{side} went away")
+    code, reason = exc.rcvd.code, exc.rcvd.reason
     if code in _PASSED or 3000 <= code <= 4999:
         return _Ended(side, code, reason or f"{side} closed")
     return _Ended(side, CloseCode.GOING_AWAY, f"{side} went away")

@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from rdesk.client.tls import client_ssl_context
 from rdesk.host.relaylink import RelayLink, load_identity
@@ -31,13 +32,26 @@ from rdesk.relay.tokens import TokenStore
 
 @dataclasses.dataclass
 class Relay:
-    server: RelayServer
-    token: str
+    """A relay under test: in this process (``server``), or another process's (``remote``)."""
+
+    port: int
+    fingerprint: str
+    token: str | None
     events: list[tuple[str, dict[str, object]]]
+    _server: RelayServer | None = None
+
+    @classmethod
+    def remote(cls, port: int, fingerprint: str) -> Relay:
+        return cls(port, fingerprint, None, [])
+
+    @property
+    def server(self) -> RelayServer:
+        assert self._server is not None, "a relay in another process"
+        return self._server
 
     @property
     def url(self) -> str:
-        return f"wss://127.0.0.1:{self.server.port}"
+        return f"wss://127.0.0.1:{self.port}"
 
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.events]
@@ -61,7 +75,7 @@ async def running_relay(data_dir: Path, **config: Any) -> AsyncIterator[Relay]:
     await server.start()
     assert server.fingerprint == fingerprint(der)
     try:
-        yield Relay(server, token, events)
+        yield Relay(server.port, server.fingerprint, token, events, server)
     finally:
         await server.stop()
 
@@ -92,7 +106,7 @@ def make_link(relay: Relay, identity: Identity, *, token: str | None = "",
     return RelayLink(
         relay.url, identity.key, identity.cert_der,
         relay.token if token == "" else token,
-        relay.server.fingerprint if pin == "" else pin,
+        relay.fingerprint if pin == "" else pin,
         on_rendezvous=on_rendezvous, backoff=kwargs.pop("backoff", (0.05, 0.2)), **kwargs,
     )
 
@@ -119,14 +133,15 @@ async def open_ws(relay: Relay, path: str, **kwargs: Any) -> ClientConnection:
     ws = await connect(relay.url + path, ssl=relay_ssl(), compression=None,
                        max_size=kwargs.pop("max_size", 16 * 1024 * 1024), **kwargs)
     ssl_object = ws.transport.get_extra_info("ssl_object")
-    assert fingerprint(ssl_object.getpeercert(binary_form=True)) == relay.server.fingerprint
+    assert fingerprint(ssl_object.getpeercert(binary_form=True)) == relay.fingerprint
     return ws
 
 
 async def viewer(relay: Relay, host_id: str) -> tuple[ClientConnection, dict[str, Any]]:
     """Connect a viewer to ``host_id``; returns the websocket and the relay's answer."""
     ws = await open_ws(relay, "/connect")
-    await ws.send(encode(Connect(host_id, 1)))
+    with contextlib.suppress(ConnectionClosed):  # a rate-limited viewer is refused at once
+        await ws.send(encode(Connect(host_id, 1)))
     answer = json.loads(await asyncio.wait_for(ws.recv(), 15))
     return ws, answer
 
@@ -152,3 +167,20 @@ async def quiet(relay: Relay, *, hosts: int = 0, timeout: float = 10.0) -> None:
 def other_tasks() -> set[asyncio.Task[Any]]:
     """Tasks still alive besides the current one (a test must leave none behind)."""
     return {t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()}
+
+
+async def raw_host(relay: Relay, identity: Identity) -> ClientConnection:
+    """A host control connection registered by hand, that then ignores the relay."""
+    from rdesk.protocol.hostid import host_id
+    from rdesk.relay import proof
+    from rdesk.relay.messages import Challenge, Prove, Register, Registered, decode
+
+    spki = proof.spki_of_certificate(identity.cert_der)
+    ws = await open_ws(relay, "/host")
+    await ws.send(encode(Register(host_id(spki), spki, relay.token, 1)))
+    challenge = decode(await ws.recv())
+    assert isinstance(challenge, Challenge)
+    signed = proof.register_input(challenge.nonce, relay.fingerprint, host_id(spki))
+    await ws.send(encode(Prove(proof.sign(identity.key, signed))))
+    assert isinstance(decode(await ws.recv()), Registered)
+    return ws

@@ -227,3 +227,18 @@ def test_signatures_are_raw_64_bytes_and_bound_to_their_purpose() -> None:
     assert not proof.verify(KEY.spki, sig, proof.data_input(SESSION, FP, KEY.id))
     assert not proof.verify(OTHER.spki, sig, signed)
     assert not proof.verify(b"junk", sig, signed)
+
+
+def test_a_peer_cannot_send_what_only_the_relay_sends() -> None:
+    viewer = RelayViewerMachine(0.0)
+    viewer.receive(encode(Connect(KEY.id, 1)), 0.0)
+    with pytest.raises(RelayProtocolError, match="unexpected spliced while awaiting the host"):
+        viewer.receive(encode(Spliced()), 0.0)
+    for message in (Rendezvous(SESSION), Move("x"), Registered(KEY.id, 20)):
+        relay, link = _relay(), _link()
+        relay.receive(encode(link.start(0.0)), 0.0)
+        (prove,) = link.receive(encode(Challenge(NONCE)), 0.0).send
+        relay.receive(encode(prove), 0.0)
+        relay.accept(0.0)
+        with pytest.raises(RelayProtocolError, match=f"unexpected {message.T} while registered"):
+            relay.receive(encode(message), 0.0)
