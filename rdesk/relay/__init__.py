@@ -1,7 +1,10 @@
 """``rdesk relay``: the rendezvous server that lets a viewer reach a host behind NAT by its ID.
 
-Sans-I/O pieces: :mod:`~rdesk.relay.messages` (the control messages and their codec),
-:mod:`~rdesk.relay.protocol` (per-connection state machines), :mod:`~rdesk.relay.proof` (the
-host's proofs of key ownership), :mod:`~rdesk.relay.directory`, :mod:`~rdesk.relay.tokens` and
-:mod:`~rdesk.relay.ratelimit`. I/O: :mod:`~rdesk.relay.server` and :mod:`~rdesk.relay.main`.
+Sans-I/O: :mod:`~rdesk.relay.messages` (control messages and their codec),
+:mod:`~rdesk.relay.protocol` (the relay's per-connection state machines),
+:mod:`~rdesk.relay.peers` (the host's and the viewer's), :mod:`~rdesk.relay.proof` (the host's
+proofs of key ownership), :mod:`~rdesk.relay.directory`, :mod:`~rdesk.relay.tokens`,
+:mod:`~rdesk.relay.ratelimit`, :mod:`~rdesk.relay.config`.
+I/O: :mod:`~rdesk.relay.server` with :mod:`~rdesk.relay.hosts`, :mod:`~rdesk.relay.splice`
+and :mod:`~rdesk.relay.conn`; :mod:`~rdesk.relay.audit`; :mod:`~rdesk.relay.main` (the verb).
 """

@@ -5,12 +5,13 @@ One machine per connection and side:
 * :class:`RelayHostMachine` — the relay's side of a host's control connection (``/host``):
   ``register`` → ``challenge`` → ``prove`` → (directory) → ``registered``, then heartbeats and
   rendezvous until ``move`` or a close.
-* :class:`HostLinkMachine` — the host's side of the same connection.
 * :class:`RelayDataMachine` — the relay's side of a host's data connection (``/data``): one
   ``data`` message binding it to a pending rendezvous, then the splice.
 * :class:`RelayViewerMachine` — the relay's side of a viewer's ``/connect``: ``connect`` →
   (rendezvous with the host) → ``spliced``.
-* :class:`ViewerLinkMachine` — the viewer's side of ``/connect``.
+
+The peers' sides (the host's control connection, the viewer's ``/connect``) are in
+:mod:`rdesk.relay.peers`, on the same base :class:`Machine`.
 
 Transitions are data: each class's ``TRANSITIONS`` maps ``(phase, event)`` to the next phase,
 where an event is a received message type (``register``) or a local action, named with a
@@ -53,16 +54,17 @@ from rdesk.relay.messages import (
 )
 
 __all__ = [
+    "DataPhase",
     "HANDSHAKE_TIMEOUT",
     "HEARTBEAT_INTERVAL",
-    "HostLinkMachine",
+    "HostPhase",
     "Machine",
     "RelayDataMachine",
     "RelayHostMachine",
     "RelayRefused",
     "RelayViewerMachine",
     "Step",
-    "ViewerLinkMachine",
+    "ViewerPhase",
 ]
 
 #: Seconds a peer has to complete each handshake.
@@ -254,110 +256,6 @@ class RelayHostMachine(Machine[HostPhase]):
         return super().check_timer(now)
 
 
-# --- /host, the host's side -----------------------------------------------------------------
-
-
-class LinkPhase(enum.Enum):
-    START = "starting"
-    AWAIT_CHALLENGE = "awaiting challenge"
-    AWAIT_REGISTERED = "awaiting registered"
-    REGISTERED = "registered"
-    CLOSED = "closed"
-
-
-class HostLinkMachine(Machine[LinkPhase]):
-    """The host's side of its control connection; ``sign`` signs bytes with the host key.
-
-    Events returned: :class:`Registered`, :class:`Rendezvous` (open ``/data``, see
-    :meth:`data_message`), :class:`Move` (the machine is then closed). A ``refused`` raises
-    :class:`RelayRefused`. :meth:`check_timer` returns the heartbeats to send.
-    """
-
-    TRANSITIONS = {
-        (LinkPhase.START, "send register"): LinkPhase.AWAIT_CHALLENGE,
-        (LinkPhase.AWAIT_CHALLENGE, "challenge"): LinkPhase.AWAIT_REGISTERED,
-        (LinkPhase.AWAIT_REGISTERED, "registered"): LinkPhase.REGISTERED,
-        (LinkPhase.REGISTERED, "heartbeat_ack"): LinkPhase.REGISTERED,
-        (LinkPhase.REGISTERED, "rendezvous"): LinkPhase.REGISTERED,
-        (LinkPhase.REGISTERED, "move"): LinkPhase.CLOSED,
-        (LinkPhase.AWAIT_CHALLENGE, "refused"): LinkPhase.CLOSED,
-        (LinkPhase.AWAIT_REGISTERED, "refused"): LinkPhase.CLOSED,
-        (LinkPhase.REGISTERED, "refused"): LinkPhase.CLOSED,
-    }
-
-    def __init__(
-        self,
-        now: float,
-        *,
-        host_id: str,
-        spki: bytes,
-        token: str | None,
-        relay_fingerprint: str,
-        sign: Callable[[bytes], bytes],
-        handshake_timeout: float = HANDSHAKE_TIMEOUT,
-    ) -> None:
-        super().__init__(LinkPhase.START, LinkPhase.CLOSED, now)
-        self.host_id = host_id
-        self.spki = spki
-        self.token = token
-        self.relay_fingerprint = relay_fingerprint
-        self.sign = sign
-        self.handshake_timeout = handshake_timeout
-        self.interval = HEARTBEAT_INTERVAL
-        self.next_heartbeat = float("inf")
-        self.ack_due: float | None = None
-
-    def start(self, now: float) -> Register:
-        self._advance("send register", now)
-        return Register(self.host_id, self.spki, self.token, RELAY_VERSION)
-
-    def receive(self, data: str | bytes, now: float) -> Step:
-        message = self._decode(data)
-        self._advance(message.T, now)
-        if isinstance(message, Refused):
-            raise RelayRefused(message.reason or "refused by the relay")
-        if isinstance(message, Challenge):
-            signed = proof.register_input(message.nonce, self.relay_fingerprint, self.host_id)
-            return Step(send=(Prove(self.sign(signed)),))
-        if isinstance(message, Registered):
-            if message.id != self.host_id:
-                raise self.fail("the relay registered another ID")
-            self.interval = message.heartbeat
-            self.next_heartbeat = now + self.interval
-            return Step(event=message)
-        if isinstance(message, HeartbeatAck):
-            if self.ack_due is None:
-                raise self.fail("heartbeat_ack without a heartbeat")
-            self.ack_due = None
-            return Step()
-        return Step(event=message)  # rendezvous, move
-
-    def data_message(self, session: str) -> Data:
-        """The first message of the ``/data`` connection answering ``session``."""
-        signed = proof.data_input(session, self.relay_fingerprint, self.host_id)
-        return Data(self.host_id, session, self.sign(signed))
-
-    def deadline(self) -> float | None:
-        if self.phase in (LinkPhase.AWAIT_CHALLENGE, LinkPhase.AWAIT_REGISTERED):
-            return self._since + self.handshake_timeout
-        if self.phase is LinkPhase.REGISTERED:
-            return self.next_heartbeat if self.ack_due is None else self.ack_due
-        return None
-
-    def check_timer(self, now: float) -> Step:
-        if self.phase is not LinkPhase.REGISTERED:
-            return super().check_timer(now)
-        if self.ack_due is not None:
-            if now >= self.ack_due:
-                raise self.fail("the relay stopped answering heartbeats", CloseCode.UNRESPONSIVE)
-            return Step()
-        if now >= self.next_heartbeat:
-            self.next_heartbeat = now + self.interval
-            self.ack_due = now + self.interval
-            return Step(send=(Heartbeat(),))
-        return Step()
-
-
 # --- /data, the relay's side ----------------------------------------------------------------
 
 
@@ -474,36 +372,3 @@ class RelayViewerMachine(Machine[ViewerPhase]):
         if self.phase is ViewerPhase.AWAIT_HOST and deadline is not None and now >= deadline:
             raise self.fail("the host did not answer in time", CloseCode.POLICY)
         return super().check_timer(now)
-
-
-class ViewerLinkMachine(Machine[ViewerPhase]):
-    """The viewer's side of ``/connect``: :meth:`start`, then ``spliced`` or :class:`RelayRefused`.
-
-    The relay's ``rendezvous_timeout`` bounds the wait for the host, so the viewer allows a
-    handshake timeout on top of it.
-    """
-
-    TRANSITIONS = {
-        (ViewerPhase.START, "send connect"): ViewerPhase.AWAIT_SPLICED,
-        (ViewerPhase.AWAIT_SPLICED, "spliced"): ViewerPhase.SPLICED,
-        (ViewerPhase.AWAIT_SPLICED, "refused"): ViewerPhase.CLOSED,
-    }
-
-    def __init__(self, now: float, host_id: str, *, timeout: float = 2 * HANDSHAKE_TIMEOUT) -> None:
-        super().__init__(ViewerPhase.START, ViewerPhase.CLOSED, now)
-        self.host_id = host_id
-        self.timeout = timeout
-
-    def start(self, now: float) -> Connect:
-        self._advance("send connect", now)
-        return Connect(self.host_id, RELAY_VERSION)
-
-    def receive(self, data: str | bytes, now: float) -> Step:
-        message = self._decode(data)
-        self._advance(message.T, now)
-        if isinstance(message, Refused):
-            raise RelayRefused(message.reason or "refused by the relay")
-        return Step(event=message)
-
-    def deadline(self) -> float | None:
-        return self._since + self.timeout if self.phase is ViewerPhase.AWAIT_SPLICED else None

@@ -30,28 +30,15 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from rdesk.protocol import limits
 from rdesk.protocol.errors import CloseCode
 from rdesk.protocol.fingerprint import fingerprint
-from rdesk.relay.directory import Directory, DirectoryRefusal, MemoryDirectory
-from rdesk.relay.messages import (
-    MAX_REASON,
-    MAX_RELAY_MESSAGE,
-    Connect,
-    Data,
-    Heartbeat,
-    Refused,
-    Register,
-    encode,
-)
+from rdesk.relay.config import RelayConfig
+from rdesk.relay.conn import peer, recv, refuse
+from rdesk.relay.directory import Directory, MemoryDirectory
+from rdesk.relay.hosts import Control, HostControls
+from rdesk.relay.messages import MAX_RELAY_MESSAGE, Connect, Data, encode
 from rdesk.relay.messages import RelayProtocolError as _Refusal
-from rdesk.relay.protocol import (
-    HostPhase,
-    Machine,
-    RelayDataMachine,
-    RelayHostMachine,
-    RelayViewerMachine,
-)
+from rdesk.relay.protocol import RelayDataMachine, RelayViewerMachine
 from rdesk.relay.ratelimit import RateLimiter
 from rdesk.relay.splice import SpliceResult, splice
 from rdesk.relay.tokens import TokenError, TokenStore
@@ -63,54 +50,12 @@ Event = Callable[[str, dict[str, object]], None]
 
 
 @dataclasses.dataclass
-class RelayConfig:
-    """Everything the relay server is configured with (``rdesk relay`` flags and defaults)."""
-
-    bind: str = "0.0.0.0"
-    port: int = 8443
-    #: Any host that proves it owns its key may register (no enrolment token needed).
-    open_enrolment: bool = False
-    #: This instance's name in a shared directory.
-    instance: str = dataclasses.field(default_factory=lambda: secrets.token_hex(6))
-    max_hosts: int = 10_000
-    #: Viewers spliced or waiting for their host, in all.
-    max_sessions: int = 1_000
-    #: Viewers waiting at once for the same ID.
-    max_waiting_per_id: int = 4
-    #: Largest message across a splice: the tunnel's largest record and some room.
-    splice_max_message: int = limits.MAX_UPDATE_MESSAGE + 64 * 1024
-    heartbeat: float = 20.0
-    expiry: float = 60.0
-    handshake_timeout: float = 10.0
-    rendezvous_timeout: float = 10.0
-    #: (per second, burst) per source address.
-    connect_rate: tuple[float, int] = (2.0, 20)
-    host_rate: tuple[float, int] = (0.5, 10)
-    #: (per second, burst) of viewers per host ID.
-    id_rate: tuple[float, int] = (1.0, 10)
-    #: Where ``move`` sends hosts when draining (``None``: back to the same address).
-    move_url: str | None = None
-
-
-@dataclasses.dataclass
-class _Control:
-    ws: ServerConnection
-    machine: RelayHostMachine
-    connection: str
-    host_id: str = ""
-    since: float = 0.0
-
-
-@dataclasses.dataclass
 class _Waiting:
+    """A viewer waiting for its host's data connection."""
+
     host_id: str
     spki: bytes
     answer: asyncio.Future[ServerConnection]
-
-
-def _peer(ws: ServerConnection) -> str:
-    addr = ws.remote_address
-    return str(addr[0]) if addr else "?"
 
 
 def _text_response(ws: ServerConnection, status: int, text: str) -> Response:
@@ -151,7 +96,8 @@ class RelayServer:
         self._on_event = on_event
         self.clock = clock
         self.wall_clock = wall_clock
-        self.controls: dict[str, _Control] = {}
+        self.hosts = HostControls(config, self.directory, self.fingerprint, self._enrol,
+                                  self._event, clock, wall_clock)
         self.waiting: dict[str, _Waiting] = {}
         self._waiting_per_id: Counter[str] = Counter()
         self.splices: set[asyncio.Future[SpliceResult]] = set()
@@ -213,14 +159,9 @@ class RelayServer:
             return
         self.draining = True
         self._server.close(close_connections=False)  # no new TCP connections
-        self._event("relay_drain", hosts=len(self.controls), splices=len(self.splices),
+        self._event("relay_drain", hosts=len(self.hosts), splices=len(self.splices),
                     grace=grace)
-        for control in list(self.controls.values()):
-            with contextlib.suppress(_Refusal, ConnectionClosed):
-                move = control.machine.move("relay is shutting down", self.clock(),
-                                            self.config.move_url)
-                await control.ws.send(encode(move))
-            await control.ws.close(CloseCode.GOING_AWAY, "relay is shutting down")
+        await self.hosts.move_all("relay is shutting down")
         for waiting in list(self.waiting.values()):
             if not waiting.answer.done():
                 waiting.answer.cancel()
@@ -238,8 +179,8 @@ class RelayServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
         self._server.close(close_connections=False)
-        for ws in list(self._server.connections):
-            await ws.close(CloseCode.GOING_AWAY, "relay is shutting down")
+        await asyncio.gather(*(ws.close(CloseCode.GOING_AWAY, "relay is shutting down")
+                               for ws in list(self._server.connections)))
         await self._server.wait_closed()
         self._event("relay_stop")
 
@@ -270,33 +211,17 @@ class RelayServer:
 
     async def _handle(self, ws: ServerConnection) -> None:
         path = ws.request.path.split("?", 1)[0] if ws.request else ""
-        source = _peer(ws)
+        source = peer(ws)
         handler = {"/host": self._host, "/data": self._data, "/connect": self._connect}[path]
         try:
             await handler(ws, source)
         except _Refusal as exc:
-            await self._refuse(ws, exc.reason, exc.code)
+            await refuse(ws, exc.reason, exc.code)
         except ConnectionClosed:
             pass
         except Exception:  # one connection's bug must not take the relay down
             log.exception("internal error on %s from %s", path, source)
             await ws.close(CloseCode.INTERNAL_ERROR, "internal error")
-
-    async def _refuse(self, ws: ServerConnection, reason: str, code: int) -> None:
-        reason = " ".join(reason.split())[:MAX_REASON]
-        with contextlib.suppress(ConnectionClosed):
-            await ws.send(encode(Refused(reason)))
-        await ws.close(code, reason)
-
-    async def _recv(self, ws: ServerConnection, machine: Machine[Any]) -> str | bytes:
-        """The next message, or the machine's timeout refusal when its deadline passes."""
-        while True:
-            deadline = machine.deadline()
-            timeout = None if deadline is None else max(0.0, deadline - self.clock())
-            try:
-                return await asyncio.wait_for(ws.recv(), timeout)
-            except asyncio.TimeoutError:
-                machine.check_timer(self.clock())  # raises once the deadline has passed
 
     def _limited(self, limiter: RateLimiter, key: str, endpoint: str, source: str) -> None:
         if not limiter.allow(key, self.clock()):
@@ -322,61 +247,7 @@ class RelayServer:
         if self.draining:
             raise _Refusal("relay is shutting down", CloseCode.GOING_AWAY)
         self._limited(self._host_limit, source, "registration", source)
-        machine = RelayHostMachine(
-            self.clock(), nonce=secrets.token_bytes(32), relay_fingerprint=self.fingerprint,
-            enrol=self._enrol, heartbeat=self.config.heartbeat, expiry=self.config.expiry,
-            handshake_timeout=self.config.handshake_timeout,
-        )
-        control = _Control(ws, machine, secrets.token_urlsafe(12))
-        reason = "host left"
-        try:
-            while True:
-                step = machine.receive(await self._recv(ws, machine), self.clock())
-                for message in step.send:
-                    await ws.send(encode(message))
-                if isinstance(step.event, Register):
-                    await self._register(control, step.event, source)
-                elif isinstance(step.event, Heartbeat):
-                    alive = await self.directory.heartbeat(
-                        control.host_id, control.connection, self.wall_clock(),
-                        self.config.expiry)
-                    if not alive:
-                        raise _Refusal("the registration was replaced or expired",
-                                       CloseCode.POLICY)
-        except _Refusal as exc:
-            reason = exc.reason
-            if not control.host_id:
-                self._event("register_refused", source=source, id=machine.claimed,
-                            reason=reason)
-            raise
-        finally:
-            if self.controls.get(control.connection) is control:
-                del self.controls[control.connection]
-                await self.directory.unregister(control.host_id, control.connection)
-                self._event("unregister", source=source, id=control.host_id, reason=reason,
-                            duration=round(self.clock() - control.since, 3))
-
-    async def _register(self, control: _Control, register: Register, source: str) -> None:
-        if len(self.controls) >= self.config.max_hosts:
-            raise _Refusal("relay is full", CloseCode.POLICY)
-        try:
-            old = await self.directory.register(
-                register.id, register.spki, self.config.instance, control.connection,
-                self.wall_clock(), self.config.expiry)
-        except DirectoryRefusal as exc:
-            raise _Refusal(str(exc), CloseCode.POLICY) from None
-        control.host_id, control.since = register.id, self.clock()
-        self.controls[control.connection] = control
-        replaced = self.controls.pop(old.connection, None) if old is not None else None
-        if replaced is not None:
-            # The same host reconnected before its old connection timed out.
-            self._event("unregister", source=_peer(replaced.ws), id=register.id,
-                        reason="replaced by a newer registration",
-                        duration=round(self.clock() - replaced.since, 3))
-            await self._refuse(replaced.ws, "replaced by a newer registration", CloseCode.POLICY)
-        await control.ws.send(encode(control.machine.accept(self.clock())))
-        self._event("register", source=source, id=register.id,
-                    token=not self.config.open_enrolment, replaced=replaced is not None)
+        await self.hosts.serve(ws, source)
 
     # --- /connect ------------------------------------------------------------------------------
 
@@ -386,7 +257,7 @@ class RelayServer:
         self._limited(self._connect_limit, source, "connect", source)
         machine = RelayViewerMachine(self.clock(), handshake_timeout=self.config.handshake_timeout,
                                      rendezvous_timeout=self.config.rendezvous_timeout)
-        step = machine.receive(await self._recv(ws, machine), self.clock())
+        step = machine.receive(await recv(ws, machine, self.clock), self.clock())
         assert isinstance(step.event, Connect)
         host_id = step.event.id
         try:
@@ -402,7 +273,7 @@ class RelayServer:
         finally:
             self.sessions -= 1
 
-    async def _find_host(self, host_id: str, source: str) -> tuple[_Control, bytes]:
+    async def _find_host(self, host_id: str, source: str) -> tuple[Control, bytes]:
         """The registered control connection of ``host_id``, or the refusal to give the viewer."""
         if not self._id_limit.allow(host_id, self.clock()):
             self._event("rate_limited", source=source, id=host_id, endpoint="connect to ID")
@@ -412,13 +283,13 @@ class RelayServer:
         if self.sessions >= self.config.max_sessions:
             raise _Refusal("relay is full", CloseCode.POLICY)
         entry = await self.directory.lookup(host_id, self.wall_clock())
-        control = self.controls.get(entry.connection) if entry is not None else None
-        if entry is None or control is None or control.machine.phase is not HostPhase.REGISTERED:
+        control = self.hosts.get(entry.connection) if entry is not None else None
+        if entry is None or control is None or not control.registered:
             raise _Refusal("unknown or offline ID", CloseCode.POLICY)
         return control, entry.spki
 
     async def _rendezvous(self, ws: ServerConnection, machine: RelayViewerMachine,
-                          control: _Control, spki: bytes, session: str,
+                          control: Control, spki: bytes, session: str,
                           source: str) -> ServerConnection:
         """Ask the host to open ``/data`` for ``session``; its data websocket, once bound."""
         host_id = control.host_id
@@ -484,7 +355,7 @@ class RelayServer:
         self._limited(self._data_limit, source, "data", source)
         machine = RelayDataMachine(self.clock(), relay_fingerprint=self.fingerprint,
                                    handshake_timeout=self.config.handshake_timeout)
-        step = machine.receive(await self._recv(ws, machine), self.clock())
+        step = machine.receive(await recv(ws, machine, self.clock), self.clock())
         assert isinstance(step.event, Data)
         data = step.event
         waiting = self.waiting.get(data.session)

@@ -25,13 +25,12 @@ from rdesk.relay.messages import (
     Spliced,
     encode,
 )
+from rdesk.relay.peers import HostLinkMachine, ViewerLinkMachine
 from rdesk.relay.protocol import (
-    HostLinkMachine,
     RelayDataMachine,
     RelayHostMachine,
     RelayRefused,
     RelayViewerMachine,
-    ViewerLinkMachine,
 )
 from tests.relay.keys import HostKey, shared_host_key
 

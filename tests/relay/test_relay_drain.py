@@ -37,7 +37,7 @@ async def test_drain_moves_hosts_and_lets_running_splices_finish(tmp_path: Path)
             while not link.moves:
                 await asyncio.sleep(0.02)
             assert link.last_error == "moved: relay is shutting down"
-            assert relay.server.draining and not relay.server.controls
+            assert relay.server.draining and not relay.server.hosts.live
             await ws.send(b"still here")  # the running splice goes on
             assert await ws.recv() == b"host:still here"
             with pytest.raises(OSError):  # no new connections

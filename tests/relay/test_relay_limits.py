@@ -66,7 +66,7 @@ async def test_viewers_waiting_for_a_silent_host_are_capped_and_time_out(tmp_pat
     async with running_relay(tmp_path / "relay", max_waiting_per_id=3,
                              rendezvous_timeout=0.5) as relay:
         host = await raw_host(relay, host_identity(tmp_path / "host"))
-        host_id = next(iter(relay.server.controls.values())).host_id
+        host_id = next(iter(relay.server.hosts.live.values())).host_id
         waiting = [await _send_connect(relay, host_id) for _ in range(3)]
         for _ in range(3):  # the host is told, and says nothing
             assert json.loads(await host.recv())["t"] == "rendezvous"
@@ -102,7 +102,7 @@ async def test_registrations_from_one_source_are_rate_limited(tmp_path: Path) ->
         assert answer == {"t": "refused", "reason": "rate-limited: too many registration attempts"}
         await ws.wait_closed()
         assert relay.last("rate_limited") == {"source": "127.0.0.1", "endpoint": "registration"}
-        for control in list(relay.server.controls.values()):
+        for control in list(relay.server.hosts.live.values()):
             await control.ws.close()
         await quiet(relay)
 

@@ -115,7 +115,7 @@ async def test_a_wrong_or_missing_token_is_refused(tmp_path: Path) -> None:
                 assert not link.registered.is_set()
             assert relay.last("register_refused") == {
                 "source": "127.0.0.1", "id": link.host_id, "reason": reason}
-        assert not relay.server.controls
+        assert not relay.server.hosts.live
         await quiet(relay)
     assert not other_tasks()
 
@@ -146,7 +146,7 @@ async def test_an_id_claimed_with_a_foreign_key_or_proof_is_refused(tmp_path: Pa
         signed = proof.register_input(challenge.nonce, "SHA256:another-relay", victim.host_id)
         await ws.send(encode(Prove(proof.sign(theirs.key, signed))))
         assert await _refusal(ws) == ("proof of key ownership failed", CloseCode.POLICY)
-        assert not relay.server.controls
+        assert not relay.server.hosts.live
         await quiet(relay)
     assert not other_tasks()
 

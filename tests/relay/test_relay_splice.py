@@ -80,7 +80,7 @@ async def test_the_per_message_limit_closes_both_sides(tmp_path: Path, size: int
 
 
 async def _host_id(relay) -> str:  # type: ignore[no-untyped-def]
-    return next(iter(relay.server.controls.values())).host_id  # type: ignore[no-any-return]
+    return next(iter(relay.server.hosts.live.values())).host_id  # type: ignore[no-any-return]
 
 
 async def test_a_text_message_in_the_splice_closes_both_sides(tmp_path: Path) -> None:

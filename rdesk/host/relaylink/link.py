@@ -45,7 +45,8 @@ from rdesk.relay.messages import (
     Rendezvous,
     encode,
 )
-from rdesk.relay.protocol import HostLinkMachine, RelayRefused
+from rdesk.relay.peers import HostLinkMachine
+from rdesk.relay.protocol import RelayRefused
 
 __all__ = ["RelayLink", "RelayLinkError", "load_identity"]
 

@@ -1,0 +1,43 @@
+"""What a relay instance runs with: :class:`RelayConfig` (``rdesk relay`` flags and defaults)."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+
+from rdesk.protocol import limits
+
+__all__ = ["RelayConfig"]
+
+
+@dataclasses.dataclass
+class RelayConfig:
+    """Every tunable of the relay server. Rates are ``(per second, burst)`` token buckets."""
+
+    bind: str = "0.0.0.0"
+    port: int = 8443
+    #: Any host that proves it owns its key may register (no enrolment token needed).
+    open_enrolment: bool = False
+    #: This instance's name in a shared directory.
+    instance: str = dataclasses.field(default_factory=lambda: secrets.token_hex(6))
+    max_hosts: int = 10_000
+    #: Viewers spliced or waiting for their host, in all.
+    max_sessions: int = 1_000
+    #: Viewers waiting at once for the same ID.
+    max_waiting_per_id: int = 4
+    #: Largest message across a splice: the tunnel's largest record and some room.
+    splice_max_message: int = limits.MAX_UPDATE_MESSAGE + 64 * 1024
+    #: Seconds between a host's heartbeats, and without one before it is dropped.
+    heartbeat: float = 20.0
+    expiry: float = 60.0
+    handshake_timeout: float = 10.0
+    #: Seconds a viewer waits for its host's data connection.
+    rendezvous_timeout: float = 10.0
+    #: Viewers (and, separately, data connections) per source address.
+    connect_rate: tuple[float, int] = (2.0, 20)
+    #: Registrations per source address.
+    host_rate: tuple[float, int] = (0.5, 10)
+    #: Viewers per host ID, whatever their source: bounds a flood against one host.
+    id_rate: tuple[float, int] = (1.0, 10)
+    #: Where ``move`` sends hosts when draining (``None``: back to the same address).
+    move_url: str | None = None
