@@ -4,7 +4,8 @@ Run: ``python tests/tunnel/fuzz_tunnel.py -max_total_time=60`` (pip install -e .
 Every input, whether given to a fresh host end, to a viewer waiting for ServerHello, to an open
 tunnel or to the framing functions, must be accepted or raise
 :class:`~rdesk.tunnel.errors.TunnelError` (and leave the end closed); nothing else may escape.
-An open tunnel must never accept input it did not seal.
+An open tunnel must never accept input it did not seal, and a viewer no ServerHello but the
+host's own: inputs are also xored over a genuine ServerHello and a genuine record.
 """
 
 from __future__ import annotations
@@ -58,12 +59,52 @@ def _framing(payload: bytes) -> None:
             parse(payload)
 
 
+def _overlay(genuine: bytes, noise: bytes) -> bytes:
+    """``genuine`` with ``noise`` xored over its start and any excess appended: mostly the
+    real message, so the fuzzer reaches the checks behind the framing."""
+    head = bytes(a ^ b for a, b in zip(genuine, noise, strict=False))
+    return head + genuine[len(head) :] + noise[len(genuine) :]
+
+
+def _changed_handshake(noise: bytes) -> None:
+    """A genuine ServerHello, changed by ``noise``, must be refused before any record."""
+    viewer, host = TunnelInitiator(HOST_ID), TunnelResponder(KEY, CERT)
+    host.receive(viewer.start())
+    (genuine,) = host.data_to_send()
+    changed = _overlay(genuine, noise)
+    try:
+        viewer.receive(changed)
+    except TunnelError:
+        assert viewer.data_to_send() == [] and viewer.state is State.CLOSED
+        return
+    assert changed == genuine, noise
+
+
+def _changed_record(noise: bytes) -> None:
+    """A genuine record, changed by ``noise``, must be refused."""
+    viewer, host = _open_pair()
+    genuine = viewer.send(b"the record the relay carries")
+    changed = _overlay(genuine, noise)
+    try:
+        host.receive(changed)
+    except TunnelError:
+        assert host.state is State.CLOSED
+        return
+    assert changed == genuine, noise
+
+
 def test_one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
-    target = fdp.ConsumeIntInRange(0, 3)
+    target = fdp.ConsumeIntInRange(0, 5)
     payload = fdp.ConsumeBytes(fdp.remaining_bytes())
     if target == 3:
         _framing(payload)
+        return
+    if target == 4:
+        _changed_handshake(payload)
+        return
+    if target == 5:
+        _changed_record(payload)
         return
     end: TunnelInitiator | TunnelResponder
     if target == 0:
