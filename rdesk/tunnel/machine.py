@@ -165,7 +165,11 @@ class _End:
             return None
         self._advance(Direction.SEND, Kind.CLOSE)
         assert self._sealer is not None
-        return self._sealer.seal(Kind.CLOSE, encode_close(code, reason))
+        try:
+            return self._sealer.seal(Kind.CLOSE, encode_close(code, reason))
+        except TunnelError:  # the key is used up even for this: close without a record
+            self.state = State.CLOSED
+            return None
 
     # --- receiving -------------------------------------------------------------------------
 

@@ -196,3 +196,12 @@ def test_a_used_up_key_closes_the_tunnel(monkeypatch: pytest.MonkeyPatch) -> Non
     sealer.bytes = 0  # a peer that ignores the limit
     with pytest.raises(TunnelError, match="key used up"):
         host.receive(viewer.send(b"y" * 60))
+
+
+def test_close_with_a_used_up_key_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rdesk.tunnel import keys
+
+    viewer, _ = pair()
+    monkeypatch.setattr(keys, "MAX_SEALED_BYTES", 0)
+    assert viewer.close(1000, "bye") is None
+    assert viewer.state is State.CLOSED
