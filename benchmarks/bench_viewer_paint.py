@@ -1,4 +1,4 @@
-"""Paint cost of the desktop viewer window (rdesk.client.window) per update size.
+"""Paint cost of the desktop viewer window (rdesk.client.tk.window) per update size.
 
 Run under an X server (Xvfb is fine)::
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from rdesk.client.viewport import Mode
-from rdesk.client.window import ViewerOptions, ViewerWindow
+from rdesk.client.tk.viewport import Mode
+from rdesk.client.tk.window import ViewerOptions, ViewerWindow
 
 W, H = 1920, 1080
 SIZES = [(64, 64), (128, 64), (256, 256), (592, 336), (960, 540), (W, H)]

@@ -1,0 +1,334 @@
+"""What one viewer needs next: the sans-I/O planner of the host's update sender.
+
+A :class:`Planner` holds what the host knows of one viewer's picture — the *dirty* tiles
+(changed since last sent), the *lossy* ones (sent as JPEG, awaiting a lossless refresh), and
+the frame the viewer provably holds exactly, if any — and decides each round what to send:
+which tiles go lossy (moving, or part of a large change), which go lossless (small still
+changes, and lossy tiles still for ``lossless_delay``), how much of a refresh fits the link's
+budget, and whether a change is a vertical scroll to send as a copy. It encodes nothing and
+sends nothing, never awaits and never reads the clock: the caller
+(:class:`~rdesk.host.serve.viewer.ViewerLink`) passes ``now``, the screen's change history,
+the link's budget, and what the encoder produced.
+
+The one guarantee: no COPY is planned from pixels the viewer is not known to hold exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from rdesk.host.encoding.encode import EncodedRect, split_rect
+from rdesk.host.encoding.tiles import (
+    changed_box,
+    detect_vertical_scroll,
+    dirty_tiles,
+    merge_tiles,
+)
+from rdesk.protocol.codec import copy_payload
+from rdesk.protocol.encodings import Encoding
+
+__all__ = [
+    "BAND_HEIGHT",
+    "LOSSY_AREA_TILES",
+    "SCROLL_MIN_TILES",
+    "Job",
+    "Planner",
+    "Round",
+    "Scroll",
+    "fit_budget",
+    "plan_scroll",
+    "scroll_residual_lossless",
+]
+
+#: Tiles at least this large in total are worth a lossy first pass even when not moving.
+LOSSY_AREA_TILES = 48
+#: Changes at least this large are checked for a vertical scroll (sent as a copy).
+SCROLL_MIN_TILES = 24
+#: A scroll's residual (the newly exposed strip) goes lossless up to this fraction of the
+#: screen: a lossy residual would end the chain of copies, since a copy is only ever made from
+#: a picture the viewer holds exactly.
+SCROLL_LOSSLESS_FRACTION = 0.25
+#: ... and only if the link carries it within this many seconds at its best measured rate.
+SCROLL_STRIP_SECONDS = 0.5
+#: Below this refresh budget (bytes per round) lossless rects are cut into pieces of at most
+#: 4 x 1 tiles, so a round can stop at the budget instead of sending a whole band.
+SMALL_REFRESH_BUDGET = 256 * 1024
+#: Tallest rectangle encoded in one piece: bounds one payload, and lets bands encode in parallel.
+BAND_HEIGHT = 256
+
+Box = tuple[int, int, int, int]
+#: One rectangle to encode, and whether losslessly.
+Job = tuple[Box, bool]
+
+
+def scroll_residual_lossless(tiles: int, screen_tiles: int) -> bool:
+    """Whether a scroll's residual of ``tiles`` goes lossless (keeping the copy chain alive):
+    up to :data:`SCROLL_LOSSLESS_FRACTION` of the screen, and never less than a change that
+    would go lossless anyway (:data:`LOSSY_AREA_TILES`)."""
+    return tiles < max(LOSSY_AREA_TILES, SCROLL_LOSSLESS_FRACTION * screen_tiles)
+
+
+def bands(rects: list[Box]) -> list[Box]:
+    """Split rectangles into horizontal bands at most :data:`BAND_HEIGHT` tall."""
+    return [band for r in rects for band in split_rect(r, r[2], BAND_HEIGHT)]
+
+
+@dataclasses.dataclass
+class Round:
+    """One round's work, taken from the planner: encode ``jobs`` (in order), then
+    :meth:`Planner.settle` with the result."""
+
+    jobs: list[Job]
+    #: Lossless refresh bytes the round may send (the link's budget when it was planned).
+    budget: int
+    #: Tiles refreshed because they were lossy and had become still (put back lossy if cut).
+    was_due: np.ndarray
+    #: Whether, once all of it is sent, the viewer holds exactly the round's frame.
+    complete: bool
+
+
+@dataclasses.dataclass
+class Scroll:
+    """A vertical scroll: the copy, then ``jobs`` for what the copy does not explain."""
+
+    copy: EncodedRect
+    jobs: list[Job]
+    residual: np.ndarray
+    lossless: bool
+
+
+class Planner:
+    """The host's model of one viewer's picture; see the module docstring.
+
+    :param tiles_shape: the screen's shape in tiles (rows, columns).
+    :param tile: tile side in pixels.
+    :param size: the screen's (width, height) in pixels.
+    :param lossless_delay: seconds a lossy tile must stay still before its lossless refresh.
+    """
+
+    def __init__(self, tiles_shape: tuple[int, int], tile: int, size: tuple[int, int],
+                 lossless_delay: float) -> None:
+        self.tile = tile
+        self.lossless_delay = lossless_delay
+        self.size = size
+        #: Tiles changed since the viewer was last sent them (nothing until the first mark).
+        self.dirty = np.zeros(tiles_shape, dtype=bool)
+        #: Tiles the viewer holds lossy, awaiting their lossless refresh.
+        self.lossy = np.zeros(tiles_shape, dtype=bool)
+        #: The frame the viewer's framebuffer equals, when its last update was exact.
+        self.exact_frame: np.ndarray | None = None
+        #: Running estimate of lossless bytes per pixel, to size refresh rounds before encoding.
+        self.lossless_bpp = 1.0
+
+    def resize(self, tiles_shape: tuple[int, int], size: tuple[int, int]) -> None:
+        """The screen changed size: everything must be sent again, nothing is held."""
+        self.size = size
+        self.dirty = np.ones(tiles_shape, dtype=bool)
+        self.lossy = np.zeros(tiles_shape, dtype=bool)
+        self.exact_frame = None
+
+    # --- what the viewer needs ---------------------------------------------------------------
+
+    def mark(self, mask: np.ndarray) -> bool:
+        """Tiles changed on screen; False (and nothing marked) if ``mask`` is another shape."""
+        if mask.shape != self.dirty.shape:
+            return False
+        self.dirty |= mask
+        return True
+
+    def refresh_all(self) -> None:
+        """The viewer asked for everything again."""
+        self.dirty[:] = True
+
+    def refresh_due_in(self, now: float, last_change: np.ndarray) -> float | None:
+        """Seconds until a lossy tile becomes due for its lossless refresh, if any."""
+        waiting = self.lossy & ~self.dirty
+        if not waiting.any():
+            return None
+        due = float(last_change[waiting].min()) + self.lossless_delay
+        return max(0.0, due - now)
+
+    def paced(self, moving: np.ndarray) -> bool:
+        """Whether the next round waits for the frame-rate cap.
+
+        Motion is paced; a small still change (typing) goes at once, and so does a round while
+        the viewer holds an exact picture, which may be a scroll: a scroll's bytes are the rows
+        it exposes whatever the rate, so pacing would only batch them into fewer, later updates.
+        """
+        return self.exact_frame is None and (
+            bool((self.dirty & moving).any()) or int(self.dirty.sum()) >= LOSSY_AREA_TILES
+        )
+
+    # --- an ordinary round ---------------------------------------------------------------------
+
+    def take_round(self, now: float, last_change: np.ndarray, moving: np.ndarray,
+                   budget: int) -> Round | None:
+        """Take this round's work (``None``: nothing to send). Tiles marked after this call are
+        changes after the round's frame and stay dirty for the next round."""
+        still = (now - last_change) >= self.lossless_delay
+        due = self.lossy & ~self.dirty & still
+        # A tile is sent lossy only if it is moving (changed twice within MOTION_GAP) or part of
+        # a large change; a small, single change (a keystroke) goes lossless at once: one update
+        # instead of a JPEG now and a refresh 120 ms later, and no blur at a low level.
+        lossy_now = self.dirty & moving
+        if int(self.dirty.sum()) >= LOSSY_AREA_TILES:
+            lossy_now = self.dirty.copy()
+        lossless = self._within_budget((self.dirty & ~lossy_now) | due, budget)
+        if not lossy_now.any() and not lossless.any():
+            return None
+        self.dirty &= ~(lossy_now | lossless)
+        self.lossy = (self.lossy & ~lossless) | lossy_now
+        complete = not self.dirty.any() and not self.lossy.any()
+        tile, (w, h) = self.tile, self.size
+        jobs: list[Job] = [(r, False) for r in bands(merge_tiles(lossy_now, tile, w, h))]
+        refresh = bands(merge_tiles(lossless, tile, w, h))
+        if budget < SMALL_REFRESH_BUDGET:
+            refresh = [p for r in refresh for p in split_rect(r, 4 * tile, tile)]
+        jobs += [(r, True) for r in refresh]
+        return Round(jobs, budget, lossless & due, complete)
+
+    def settle(self, round_: Round, encoded: list[EncodedRect], frame: np.ndarray
+               ) -> tuple[list[EncodedRect], bool]:
+        """What to send of a round's ``encoded`` rects, and whether the last update is exact.
+
+        Lossless rects over the budget are left for later rounds, their tiles put back where
+        they came from. The viewer is recorded as holding ``frame`` exactly only if the whole
+        round goes and every rect of it is exact.
+        """
+        self.learn_lossless_size(encoded)
+        kept, left = fit_budget(encoded, round_.budget)
+        tile = self.tile
+        for enc in left:
+            rows = slice(enc.y // tile, (enc.y + enc.h - 1) // tile + 1)
+            cols = slice(enc.x // tile, (enc.x + enc.w - 1) // tile + 1)
+            self.lossy[rows, cols] |= round_.was_due[rows, cols]
+            self.dirty[rows, cols] |= ~round_.was_due[rows, cols]
+        complete = round_.complete and not left
+        exact = not self.dirty.any() and not self.lossy.any()
+        self.exact_frame = frame if complete and all(e.exact for e in kept) else None
+        return kept, exact
+
+    def _within_budget(self, lossless: np.ndarray, budget: int) -> np.ndarray:
+        """The tiles of ``lossless`` to refresh this round: as many as the budget allows.
+
+        The rest stay dirty or lossy, and go in later rounds: a large lossless refresh on a
+        slow link is spread out rather than sent as one burst that would queue for seconds.
+        """
+        count = int(lossless.sum())
+        if count == 0:
+            return lossless
+        tile_bytes = self.lossless_bpp * self.tile * self.tile
+        allowed = max(1, int(budget / tile_bytes))
+        if count <= allowed:
+            return lossless
+        picked = np.zeros_like(lossless)
+        rows, cols = np.nonzero(lossless)
+        picked[rows[:allowed], cols[:allowed]] = True
+        return picked
+
+    def learn_lossless_size(self, encoded: list[EncodedRect]) -> None:
+        """Fold the bytes per pixel of the exact rects in ``encoded`` into the estimate."""
+        pixels = sum(e.w * e.h for e in encoded if e.exact)
+        if pixels:
+            nbytes = sum(len(e.payload) for e in encoded if e.exact)
+            self.lossless_bpp += 0.5 * (nbytes / pixels - self.lossless_bpp)
+
+    # --- scrolls -------------------------------------------------------------------------------
+
+    def scroll_region(self, frame: np.ndarray) -> Box | None:
+        """The band a scroll would be looked for in, or ``None`` when no copy may be made:
+        the viewer holds no exact picture, or the change is too small to be worth checking."""
+        base = self.exact_frame
+        if base is None or base.shape != frame.shape or int(self.dirty.sum()) < SCROLL_MIN_TILES:
+            return None
+        rows = np.nonzero(self.dirty.any(axis=1))[0]
+        y0, y1 = int(rows[0]) * self.tile, min(int(rows[-1] + 1) * self.tile, frame.shape[0])
+        return (0, y0, frame.shape[1], y1 - y0)
+
+    def take_dirty(self) -> np.ndarray:
+        """Take every dirty tile (for a scroll check); :meth:`give_back` if it is none."""
+        taken, self.dirty = self.dirty, np.zeros_like(self.dirty)
+        return taken
+
+    def give_back(self, taken: np.ndarray) -> None:
+        self.dirty |= taken
+
+    def scroll(self, plan: tuple[EncodedRect, np.ndarray, list[Box]], carry_rate: float
+               ) -> Scroll:
+        """The jobs of a scroll found by :func:`plan_scroll`.
+
+        Lossless keeps the chain of copies going, as long as the strip is not too large for
+        the screen or for the link: one the link cannot carry within SCROLL_STRIP_SECONDS at
+        ``carry_rate`` (its best rate, bytes/s) goes lossy (and small) instead. (Not the
+        congestion-cut refresh budget: the exposed rows cost the same bytes however they are
+        batched, so a lossy fallback would only lose the chain, not save bytes.)
+        """
+        copy, residual, exposed = plan
+        area = sum(w * h for _, _, w, h in exposed)
+        lossless = scroll_residual_lossless(int(residual.sum()), residual.size) and (
+            self.lossless_bpp * area <= carry_rate * SCROLL_STRIP_SECONDS
+        )
+        if lossless:
+            jobs: list[Job] = [(r, True) for r in exposed]
+        else:
+            jobs = [(r, False) for r in bands(merge_tiles(residual, self.tile, *self.size))]
+        return Scroll(copy, jobs, residual, lossless)
+
+    def settle_scroll(self, scroll: Scroll, encoded: list[EncodedRect], frame: np.ndarray
+                      ) -> bool:
+        """Record a scroll's result; whether its update leaves the viewer exact."""
+        self.learn_lossless_size(encoded)
+        if not scroll.lossless:
+            self.lossy |= scroll.residual
+        complete = scroll.lossless and all(e.exact for e in encoded)
+        self.exact_frame = frame if complete else None
+        return complete and not self.dirty.any()
+
+
+def fit_budget(encoded: list[EncodedRect], budget: int
+               ) -> tuple[list[EncodedRect], list[EncodedRect]]:
+    """Split a round into what is sent now and the lossless rects left for later rounds.
+
+    Lossy rects (and copies) always go. Lossless ones go in order while their bytes fit
+    ``budget``; the first always goes, so every round makes progress. The round was sized from
+    a running bytes-per-pixel figure, which content unlike the last (noise or a photo after
+    text: 30x more bytes a pixel) can badly underestimate; this is the check after encoding.
+    """
+    kept: list[EncodedRect] = []
+    left: list[EncodedRect] = []
+    used = 0
+    for enc in encoded:
+        if enc.exact and enc.encoding is not Encoding.COPY:
+            if used and used + len(enc.payload) > budget:
+                left.append(enc)
+                continue
+            used += len(enc.payload)
+        kept.append(enc)
+    return kept, left
+
+
+def plan_scroll(
+    base: np.ndarray, frame: np.ndarray, region: Box, tile: int
+) -> tuple[EncodedRect, np.ndarray, list[Box]] | None:
+    """The copy that turns ``base`` into most of ``frame`` within ``region``; the tiles where
+    the copied picture still differs from ``frame``; and, within those, the bands of pixels
+    that differ. ``None`` if the change is not a vertical scroll. (CPU-heavy: run it off the
+    event loop.)"""
+    x, y, w, h = region
+    size = (frame.shape[1], frame.shape[0])
+    dy = detect_vertical_scroll(base, frame, region)
+    if not dy or abs(dy) >= h:
+        return None
+    if dy > 0:  # content moved down
+        src_y, dst_y = y, y + dy
+    else:
+        src_y, dst_y = y - dy, y
+    height = h - abs(dy)
+    predicted = base.copy()
+    predicted[dst_y : dst_y + height, x : x + w] = base[src_y : src_y + height, x : x + w]
+    residual = dirty_tiles(predicted, frame, tile)
+    copy = EncodedRect(x, dst_y, w, height, Encoding.COPY, copy_payload(x, src_y), exact=True)
+    exposed = [changed_box(predicted, frame, r) for r in bands(merge_tiles(residual, tile, *size))]
+    return copy, residual, [r for r in exposed if r is not None]
