@@ -136,6 +136,24 @@ test("an on-demand ping shares the keepalive's slot and timeout", () => {
   assert.equal(t.socket.messages().filter((m) => m.t === "ping").length, 1);
 });
 
+test("traffic does not push back a wake-up that is due", () => {
+  const t = open();
+  activate(t);
+  t.c.ping();
+  const [armed] = t.clock.timers.keys();
+  // The page slept through the pong's deadline (its timers did not run); messages keep coming
+  // before the timer gets its turn, each one asking for the timer to be set.
+  t.clock.time += 25000;
+  for (let id = 1; id <= 5; id++) {
+    t.socket.deliver(JSON.stringify({ t: "ping", id }));
+    t.c.ping();
+  }
+  assert.deepEqual([...t.clock.timers.keys()], [armed]);
+  assert.deepEqual(closes(t.events), []);
+  t.clock.advance(0);
+  assert.equal(closes(t.events)[0].code, CLOSE.UNRESPONSIVE);
+});
+
 test("a handshake the host does not finish in 10 s is closed", () => {
   const t = open();
   t.socket.deliver(hello());

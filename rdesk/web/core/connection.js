@@ -41,6 +41,7 @@ export class Connection {
     this.session = null;
     this.socket = null;
     this.timer = null;
+    this.timerAt = null; // when this.timer wakes (a session deadline)
     this.queue = [];
     this.painting = false;
     this.finished = false;
@@ -163,17 +164,24 @@ export class Connection {
     this.schedule();
   }
 
-  /** The one timer: wake at the session's next deadline, fire it, sleep again. */
+  /**
+   * The one timer: wake at the session's next deadline, fire it, sleep again. A timer already
+   * set to wake no later than the deadline is kept (if the deadline moved on, it wakes, finds
+   * nothing due and sleeps again), so a stream of messages never keeps pushing back a wake-up
+   * that is due.
+   */
   schedule() {
-    if (this.timer !== null) this.clearTimer(this.timer);
-    this.timer = null;
     const deadline = this.finished ? null : this.session.nextDeadline();
+    if (deadline !== null && this.timer !== null && this.timerAt <= deadline) return;
+    if (this.timer !== null) this.clearTimer(this.timer);
+    this.timer = this.timerAt = null;
     if (deadline === null) return;
+    this.timerAt = deadline;
     this.timer = this.setTimer(() => this.onTimer(), Math.max(0, deadline - this.now()));
   }
 
   onTimer() {
-    this.timer = null;
+    this.timer = this.timerAt = null;
     if (this.finished) return;
     let frames;
     try {
@@ -224,7 +232,7 @@ export class Connection {
     if (this.finished) return;
     this.finished = true;
     if (this.timer !== null) this.clearTimer(this.timer);
-    this.timer = null;
+    this.timer = this.timerAt = null;
     this.queue = [];
     if (this.socket) this.socket.onmessage = this.socket.onclose = null;
     const session = this.session;
