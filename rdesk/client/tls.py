@@ -6,10 +6,9 @@ import os
 import ssl
 from pathlib import Path
 
-__all__ = ["client_ssl_context", "ClientTLSError"]
+from rdesk.common.tls import harden
 
-#: TLS 1.2 suites a viewer offers (TLS 1.3 suites are all AEAD): ECDHE key exchange, AEAD only.
-TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+__all__ = ["client_ssl_context", "ClientTLSError"]
 
 
 class ClientTLSError(Exception):
@@ -36,8 +35,7 @@ def client_ssl_context(
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.options |= ssl.OP_NO_COMPRESSION | getattr(ssl, "OP_NO_RENEGOTIATION", 0)
-    ctx.set_ciphers(TLS12_CIPHERS)
+    harden(ctx)  # the TLS 1.2 suites offered: ECDHE + AEAD only
     if cert is not None:
         try:
             ctx.load_cert_chain(

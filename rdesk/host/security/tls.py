@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from rdesk.common.files import atomic_write
+from rdesk.common.tls import TLS12_CIPHERS, harden
 from rdesk.protocol.fingerprint import fingerprint
 
 __all__ = [
@@ -43,10 +44,6 @@ __all__ = [
 
 CERT_FILENAME = "host.crt"
 KEY_FILENAME = "host.key"
-
-#: Cipher suites allowed when TLS 1.2 is enabled: forward secret (ECDHE) and AEAD only.
-#: TLS 1.3 suites are all AEAD with ephemeral key exchange and are not affected by this string.
-TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 _DNS_LABEL = re.compile(r"\*|[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 _VALIDITY = datetime.timedelta(days=3650)
@@ -233,12 +230,6 @@ def certificate_fingerprint(cert_path: Path) -> str:
     return fingerprint(cert.public_bytes(serialization.Encoding.DER))
 
 
-def _harden(ctx: ssl.SSLContext) -> None:
-    ctx.options |= ssl.OP_NO_COMPRESSION
-    ctx.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
-    ctx.set_ciphers(TLS12_CIPHERS)
-
-
 def server_ssl_context(cert: Path, key: Path, *, allow_tls12: bool = False) -> ssl.SSLContext:
     """Return a server-side context presenting *cert* with private *key*.
 
@@ -252,7 +243,7 @@ def server_ssl_context(cert: Path, key: Path, *, allow_tls12: bool = False) -> s
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2 if allow_tls12 else ssl.TLSVersion.TLSv1_3
-    _harden(ctx)
+    harden(ctx)
     ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     # Parse both files first so that the error names the file at fault and says why;
     # load_cert_chain's own errors ("PEM lib") say neither.
