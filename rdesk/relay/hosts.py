@@ -112,7 +112,8 @@ class HostControls:
                             duration=round(self.clock() - control.since, 3))
 
     async def _register(self, control: Control, register: Register, source: str) -> None:
-        if len(self.live) >= self.config.max_hosts:
+        if len(self.live) >= self.config.max_hosts and not any(
+                c.host_id == register.id for c in self.live.values()):  # a replacement fits
             raise RelayProtocolError("relay is full", CloseCode.POLICY)
         try:
             old = await self.directory.register(

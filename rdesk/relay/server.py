@@ -92,7 +92,8 @@ class RelayServer:
         self.ssl_context = ssl_context
         self.fingerprint = fingerprint(cert_der)
         self.tokens = tokens
-        self.directory: Directory = directory or MemoryDirectory(config.max_hosts)
+        self.directory: Directory = (
+            directory if directory is not None else MemoryDirectory(config.max_hosts))
         self._on_event = on_event
         self.clock = clock
         self.wall_clock = wall_clock
@@ -195,13 +196,16 @@ class RelayServer:
             if isinstance(self.directory, MemoryDirectory):
                 self.directory.sweep(self.wall_clock())
 
-    def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(self, ws: ServerConnection,
+                               request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/healthz":
             return _text_response(ws, 200, "ok")
         if path == "/readyz":
             if self.draining:
                 return _text_response(ws, 503, "draining")
+            if not await self.directory.ready():
+                return _text_response(ws, 503, "directory unavailable")
             return _text_response(ws, 200, "ready")
         if path not in ("/host", "/data", "/connect"):
             return _text_response(ws, 404, "not found")
@@ -261,20 +265,23 @@ class RelayServer:
         assert isinstance(step.event, Connect)
         host_id = step.event.id
         try:
-            control, spki = await self._find_host(host_id, source)
+            self._admit(host_id, source)
         except _Refusal as exc:
             self._event("connect_refused", source=source, id=host_id, reason=exc.reason)
             raise
-        session = secrets.token_urlsafe(16)
+        # Take the viewer's places now, before any await, so concurrent viewers cannot all
+        # pass the checks above at once.
         self.sessions += 1
+        self._waiting_per_id[host_id] += 1  # given back by _rendezvous, whatever happens
         try:
-            data_ws = await self._rendezvous(ws, machine, control, spki, session, source)
+            session, data_ws = await self._rendezvous(ws, machine, host_id, source)
             await self._splice(ws, data_ws, machine, host_id, session)
         finally:
             self.sessions -= 1
 
-    async def _find_host(self, host_id: str, source: str) -> tuple[Control, bytes]:
-        """The registered control connection of ``host_id``, or the refusal to give the viewer."""
+    def _admit(self, host_id: str, source: str) -> None:
+        """Refuse a viewer for ``host_id`` over a limit (the per-ID bucket, the waiting cap,
+        the relay's sessions)."""
         if not self._id_limit.allow(host_id, self.clock()):
             self._event("rate_limited", source=source, id=host_id, endpoint="connect to ID")
             raise _Refusal("rate-limited: too many viewers for this ID", CloseCode.POLICY)
@@ -282,6 +289,15 @@ class RelayServer:
             raise _Refusal("too many viewers waiting for this ID", CloseCode.POLICY)
         if self.sessions >= self.config.max_sessions:
             raise _Refusal("relay is full", CloseCode.POLICY)
+
+    def _release_waiting(self, host_id: str) -> None:
+        if self._waiting_per_id.get(host_id, 0) > 0:
+            self._waiting_per_id[host_id] -= 1
+            if not self._waiting_per_id[host_id]:
+                del self._waiting_per_id[host_id]
+
+    async def _find_host(self, host_id: str) -> tuple[Control, bytes]:
+        """The registered control connection of ``host_id`` and its key, or the refusal."""
         entry = await self.directory.lookup(host_id, self.wall_clock())
         control = self.hosts.get(entry.connection) if entry is not None else None
         if entry is None or control is None or not control.registered:
@@ -289,15 +305,15 @@ class RelayServer:
         return control, entry.spki
 
     async def _rendezvous(self, ws: ServerConnection, machine: RelayViewerMachine,
-                          control: Control, spki: bytes, session: str,
-                          source: str) -> ServerConnection:
-        """Ask the host to open ``/data`` for ``session``; its data websocket, once bound."""
-        host_id = control.host_id
+                          host_id: str, source: str) -> tuple[str, ServerConnection]:
+        """Ask the host to open ``/data`` for a new session; the session and the host's data
+        websocket, once bound. Gives back the viewer's waiting place on the way out."""
+        session = secrets.token_urlsafe(16)
         answer: asyncio.Future[ServerConnection] = asyncio.get_running_loop().create_future()
-        self.waiting[session] = _Waiting(host_id, spki, answer)
-        self._waiting_per_id[host_id] += 1
         viewer_gone = asyncio.ensure_future(ws.wait_closed())
         try:
+            control, spki = await self._find_host(host_id)
+            self.waiting[session] = _Waiting(host_id, spki, answer)
             try:
                 await control.ws.send(encode(control.machine.rendezvous(session, self.clock())))
             except (_Refusal, ConnectionClosed):
@@ -306,10 +322,9 @@ class RelayServer:
             deadline = machine.deadline()
             timeout = None if deadline is None else max(0.0, deadline - self.clock())
             waiters: set[asyncio.Future[Any]] = {answer, viewer_gone}
-            await asyncio.wait(waiters, timeout=timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if answer.done() and not answer.cancelled() and not viewer_gone.done():
-                return answer.result()
+                return session, answer.result()
             if viewer_gone.done():
                 raise _Refusal("viewer left", CloseCode.GOING_AWAY)
             if self.draining:
@@ -323,14 +338,14 @@ class RelayServer:
         finally:
             viewer_gone.cancel()
             answer.cancel()  # no-op once it has a result
-            del self.waiting[session]
-            self._waiting_per_id[host_id] -= 1
-            if not self._waiting_per_id[host_id]:
-                del self._waiting_per_id[host_id]
+            self.waiting.pop(session, None)
+            self._release_waiting(host_id)
 
     async def _splice(self, ws: ServerConnection, data_ws: ServerConnection,
                       machine: RelayViewerMachine, host_id: str, session: str) -> None:
         started = self.clock()
+        for side in (ws, data_ws):  # before 'spliced': the viewer may send at once
+            side.protocol.max_message_size = self.config.splice_max_message
         try:
             await ws.send(encode(machine.spliced(started)))
         except ConnectionClosed:

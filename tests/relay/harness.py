@@ -25,7 +25,19 @@ from rdesk.client.tls import client_ssl_context
 from rdesk.host.relaylink import RelayLink, load_identity
 from rdesk.host.security.tls import ensure_host_certificate, server_ssl_context
 from rdesk.protocol.fingerprint import fingerprint
-from rdesk.relay.messages import Connect, encode
+from rdesk.protocol.hostid import host_id
+from rdesk.relay import proof
+from rdesk.relay.directory import Directory
+from rdesk.relay.messages import (
+    Challenge,
+    Connect,
+    Message,
+    Prove,
+    Register,
+    Registered,
+    decode,
+    encode,
+)
 from rdesk.relay.server import RelayConfig, RelayServer
 from rdesk.relay.tokens import TokenStore
 
@@ -61,7 +73,8 @@ class Relay:
 
 
 @contextlib.asynccontextmanager
-async def running_relay(data_dir: Path, **config: Any) -> AsyncIterator[Relay]:
+async def running_relay(data_dir: Path, *, directory: Directory | None = None,
+                        **config: Any) -> AsyncIterator[Relay]:
     """A relay on 127.0.0.1 (port 0) with one enrolment token; stopped and checked quiet."""
     cert, key = ensure_host_certificate(data_dir)
     der = x509.load_pem_x509_certificate(cert.read_bytes()).public_bytes(
@@ -71,6 +84,7 @@ async def running_relay(data_dir: Path, **config: Any) -> AsyncIterator[Relay]:
     events: list[tuple[str, dict[str, object]]] = []
     settings = RelayConfig(bind="127.0.0.1", port=0, **config)
     server = RelayServer(settings, server_ssl_context(cert, key), der, tokens=tokens,
+                         directory=directory,
                          on_event=lambda kind, fields: events.append((kind, dict(fields))))
     await server.start()
     assert server.fingerprint == fingerprint(der)
@@ -169,12 +183,8 @@ def other_tasks() -> set[asyncio.Task[Any]]:
     return {t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()}
 
 
-async def raw_host(relay: Relay, identity: Identity) -> ClientConnection:
-    """A host control connection registered by hand, that then ignores the relay."""
-    from rdesk.protocol.hostid import host_id
-    from rdesk.relay import proof
-    from rdesk.relay.messages import Challenge, Prove, Register, Registered, decode
-
+async def try_register(relay: Relay, identity: Identity) -> tuple[ClientConnection, Message]:
+    """Register by hand; the control websocket and the relay's answer to the proof."""
     spki = proof.spki_of_certificate(identity.cert_der)
     ws = await open_ws(relay, "/host")
     await ws.send(encode(Register(host_id(spki), spki, relay.token, 1)))
@@ -182,5 +192,11 @@ async def raw_host(relay: Relay, identity: Identity) -> ClientConnection:
     assert isinstance(challenge, Challenge)
     signed = proof.register_input(challenge.nonce, relay.fingerprint, host_id(spki))
     await ws.send(encode(Prove(proof.sign(identity.key, signed))))
-    assert isinstance(decode(await ws.recv()), Registered)
+    return ws, decode(await ws.recv())
+
+
+async def raw_host(relay: Relay, identity: Identity) -> ClientConnection:
+    """A host control connection registered by hand, that then ignores the relay."""
+    ws, answer = await try_register(relay, identity)
+    assert isinstance(answer, Registered), answer
     return ws

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection
 
-from rdesk.relay.messages import Connect, encode
+from rdesk.relay.messages import Connect, Refused, encode
 from tests.relay.harness import (
     Relay,
     host_identity,
@@ -19,6 +19,7 @@ from tests.relay.harness import (
     quiet,
     raw_host,
     running_relay,
+    try_register,
     viewer,
 )
 
@@ -135,3 +136,19 @@ async def test_max_sessions_bounds_the_viewers_in_all(tmp_path: Path) -> None:
             await quiet(relay, hosts=1)
         await quiet(relay)
     assert not other_tasks()
+
+
+async def test_max_hosts_bounds_registrations_but_lets_a_host_replace_itself(
+    tmp_path: Path,
+) -> None:
+    async with running_relay(tmp_path / "relay", max_hosts=1) as relay:
+        first = host_identity(tmp_path / "first")
+        await raw_host(relay, first)
+        ws, answer = await try_register(relay, host_identity(tmp_path / "second"))
+        assert answer == Refused("relay is full")
+        await ws.wait_closed()
+        assert relay.last("register_refused")["reason"] == "relay is full"
+        again = await raw_host(relay, first)  # the same host reconnecting still fits
+        assert len(relay.server.hosts) == 1
+        await again.close()
+        await quiet(relay)

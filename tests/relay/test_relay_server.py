@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from rdesk.protocol.errors import CloseCode
 from rdesk.relay import proof
+from rdesk.relay.directory import MemoryDirectory
 from rdesk.relay.messages import Challenge, Prove, Register, decode, encode
 from tests.relay.harness import (
     host_identity,
@@ -81,6 +82,16 @@ async def test_health_and_readiness_and_404(tmp_path: Path) -> None:
         assert await get(port, "/healthz") == "HTTP/1.1 200 OK"
         relay.server.draining = False
         await quiet(relay)
+
+    class Unreachable(MemoryDirectory):
+        """A shared directory that cannot be reached right now."""
+
+        async def ready(self) -> bool:
+            return False
+
+    async with running_relay(tmp_path, directory=Unreachable()) as relay:
+        assert await get(relay.port, "/readyz") == "HTTP/1.1 503 Service Unavailable"
+        assert await get(relay.port, "/healthz") == "HTTP/1.1 200 OK"
 
 
 async def test_an_unknown_or_offline_id_is_refused(tmp_path: Path) -> None:
