@@ -114,6 +114,53 @@ def test_framebuffer_paints_python_encoded_updates_into_an_offscreen_canvas(
     assert np.array_equal(rgba[:, :, :3], expected)
 
 
+_TIMERS = """
+async () => {
+  const P = await import("/core/protocol.js");
+  const nonce = btoa(String.fromCharCode(...Array.from({length: 16}, (_, i) => i)));
+  const hello = JSON.stringify({t: "hello", protocol: "rdesk", version: 1, nonce,
+                                methods: "password", server: "timers"});
+  const welcome = JSON.stringify({t: "welcome", role: "control", viewer_id: 1, width: 8,
+                                  height: 8, name: "timers"});
+  const code = (fn) => { try { fn(); return "none"; } catch (e) { return e.code; } };
+  const out = {};
+  const late = new P.ViewerSession(500);
+  late.receive(hello, 600);
+  late.auth("secret", "timers");
+  out.handshake = [late.nextDeadline(), late.handleTimer(10499).length,
+                   code(() => late.handleTimer(10500))];
+  const s = new P.ViewerSession(0);
+  s.receive(hello, 0);
+  s.auth("secret", "timers");
+  s.receive(welcome, 2000);
+  out.active = [s.nextDeadline(), s.handleTimer(16999).length];
+  out.keepalive = s.handleTimer(17000);
+  out.pending = [s.ping(17001), s.nextDeadline()];
+  s.receive(JSON.stringify({t: "pong", id: 1}), 17120);
+  out.rtt = [s.rtt, s.minRtt, s.nextDeadline()];
+  out.onDemand = s.ping(20000);
+  // The keepalive falls due at 35000 but the on-demand ping holds the slot; its pong is due
+  // at 40000.
+  out.unresponsive = [s.handleTimer(35000).length, s.nextDeadline(),
+                      code(() => s.handleTimer(39999)), code(() => s.handleTimer(40000))];
+  return out;
+}
+"""
+
+
+def test_session_timers_in_chromium(host: RunningHost, page: Any) -> None:
+    """The session's timers, driven with fake ``now`` in the browser's own engine."""
+    page.goto(tb._https(host))
+    got = page.evaluate(_TIMERS)
+    assert got["handshake"] == [10500, 0, 4003]
+    assert got["active"] == [17000, 0]
+    assert got["keepalive"] == ['{"t":"ping","id":1}']
+    assert got["pending"] == [None, 32000]
+    assert got["rtt"] == [120, 120, 32000]
+    assert got["onDemand"] == '{"t":"ping","id":2}'
+    assert got["unresponsive"] == [0, 40000, "none", 4005]
+
+
 def _until(page: Any, condition: Callable[[], bool]) -> None:
     """Wait (in real time, letting the page run) until ``condition()`` holds on this side."""
     until = time.monotonic() + tb.TIMEOUT_MS / 1000
