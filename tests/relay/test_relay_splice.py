@@ -12,6 +12,7 @@ from websockets.exceptions import ConnectionClosed
 
 from rdesk.protocol.errors import CloseCode
 from tests.relay.harness import (
+    Relay,
     host_identity,
     linked,
     make_link,
@@ -79,8 +80,8 @@ async def test_the_per_message_limit_closes_both_sides(tmp_path: Path, size: int
     assert not other_tasks()
 
 
-async def _host_id(relay) -> str:  # type: ignore[no-untyped-def]
-    return next(iter(relay.server.hosts.live.values())).host_id  # type: ignore[no-any-return]
+async def _host_id(relay: Relay) -> str:
+    return next(iter(relay.server.hosts.live.values())).host_id
 
 
 async def test_a_text_message_in_the_splice_closes_both_sides(tmp_path: Path) -> None:
