@@ -106,7 +106,7 @@ async def test_registrations_from_one_source_are_rate_limited(tmp_path: Path) ->
         for control in list(relay.server.hosts.live.values()):
             await control.ws.close()
         await quiet(relay)
-
+    assert not other_tasks()
 
 async def test_connects_from_one_source_are_rate_limited(tmp_path: Path) -> None:
     async with running_relay(tmp_path / "relay", connect_rate=(NO_REFILL, 2)) as relay:
@@ -117,7 +117,7 @@ async def test_connects_from_one_source_are_rate_limited(tmp_path: Path) -> None
         for ws, _ in results:
             await ws.wait_closed()
         await quiet(relay)
-
+    assert not other_tasks()
 
 async def test_max_sessions_bounds_the_viewers_in_all(tmp_path: Path) -> None:
     async with running_relay(tmp_path / "relay", max_sessions=1) as relay:
@@ -152,3 +152,4 @@ async def test_max_hosts_bounds_registrations_but_lets_a_host_replace_itself(
         assert len(relay.server.hosts) == 1
         await again.close()
         await quiet(relay)
+    assert not other_tasks()

@@ -58,7 +58,7 @@ async def test_without_a_pin_the_first_fingerprint_is_shown_and_kept(tmp_path: P
                             "trusting it (pin it to be sure)")
         assert lines[1] == f"rdesk: registered as {link.host_id} on relay {relay.url}"
         await quiet(relay)
-
+    assert not other_tasks()
 
 async def test_heartbeats_keep_a_host_registered(tmp_path: Path) -> None:
     async with running_relay(tmp_path / "relay", heartbeat=1.0, expiry=3.0) as relay:
@@ -73,7 +73,7 @@ async def test_heartbeats_keep_a_host_registered(tmp_path: Path) -> None:
             entry = await relay.server.directory.lookup(link.host_id, relay.server.wall_clock())
             assert entry is not None
         await quiet(relay)
-
+    assert not other_tasks()
 
 async def test_a_silent_host_expires(tmp_path: Path) -> None:
     async with running_relay(tmp_path / "relay", heartbeat=1.0, expiry=1.5) as relay:
@@ -89,7 +89,7 @@ async def test_a_silent_host_expires(tmp_path: Path) -> None:
         await ws.wait_closed()
         assert relay.last("unregister")["reason"] == "no heartbeat for 1.5 s"
         await quiet(relay)
-
+    assert not other_tasks()
 
 async def test_move_sends_the_host_to_the_named_relay(tmp_path: Path) -> None:
     # Two instances with the same certificate, as behind a load balancer.
