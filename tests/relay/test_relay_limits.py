@@ -108,6 +108,7 @@ async def test_registrations_from_one_source_are_rate_limited(tmp_path: Path) ->
         await quiet(relay)
     assert not other_tasks()
 
+
 async def test_connects_from_one_source_are_rate_limited(tmp_path: Path) -> None:
     async with running_relay(tmp_path / "relay", connect_rate=(NO_REFILL, 2)) as relay:
         results = [await viewer(relay, "0000-0000-00000") for _ in range(3)]
@@ -118,6 +119,7 @@ async def test_connects_from_one_source_are_rate_limited(tmp_path: Path) -> None
             await ws.wait_closed()
         await quiet(relay)
     assert not other_tasks()
+
 
 async def test_max_sessions_bounds_the_viewers_in_all(tmp_path: Path) -> None:
     async with running_relay(tmp_path / "relay", max_sessions=1) as relay:

@@ -94,6 +94,7 @@ async def test_health_and_readiness_and_404(tmp_path: Path) -> None:
         assert await get(relay.port, "/healthz") == "HTTP/1.1 200 OK"
     assert not other_tasks()
 
+
 async def test_an_unknown_or_offline_id_is_refused(tmp_path: Path) -> None:
     async with running_relay(tmp_path / "relay") as relay:
         identity = host_identity(tmp_path / "host")
@@ -178,6 +179,7 @@ async def test_garbage_and_oversized_control_messages_are_refused(tmp_path: Path
         assert ws.close_code == CloseCode.TOO_BIG
         await quiet(relay)
     assert not other_tasks()
+
 
 async def test_a_second_registration_with_the_same_key_replaces_the_first(
     tmp_path: Path,

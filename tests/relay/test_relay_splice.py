@@ -97,6 +97,7 @@ async def test_a_text_message_in_the_splice_closes_both_sides(tmp_path: Path) ->
         await quiet(relay)
     assert not other_tasks()
 
+
 async def test_a_viewer_that_vanishes_takes_the_host_side_down(tmp_path: Path) -> None:
     host = Host()
     async with running_relay(tmp_path / "relay") as relay:
@@ -123,6 +124,7 @@ async def test_the_host_closing_passes_its_code_to_the_viewer(tmp_path: Path) ->
             await quiet(relay, hosts=1)
         await quiet(relay)
     assert not other_tasks()
+
 
 async def test_a_host_that_stops_reading_stalls_the_viewer_instead_of_filling_the_relay(
     tmp_path: Path,

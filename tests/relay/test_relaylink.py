@@ -60,6 +60,7 @@ async def test_without_a_pin_the_first_fingerprint_is_shown_and_kept(tmp_path: P
         await quiet(relay)
     assert not other_tasks()
 
+
 async def test_heartbeats_keep_a_host_registered(tmp_path: Path) -> None:
     async with running_relay(tmp_path / "relay", heartbeat=1.0, expiry=3.0) as relay:
         async with linked(make_link(relay, host_identity(tmp_path / "host"))) as link:
@@ -74,6 +75,7 @@ async def test_heartbeats_keep_a_host_registered(tmp_path: Path) -> None:
             assert entry is not None
         await quiet(relay)
     assert not other_tasks()
+
 
 async def test_a_silent_host_expires(tmp_path: Path) -> None:
     async with running_relay(tmp_path / "relay", heartbeat=1.0, expiry=1.5) as relay:
@@ -90,6 +92,7 @@ async def test_a_silent_host_expires(tmp_path: Path) -> None:
         assert relay.last("unregister")["reason"] == "no heartbeat for 1.5 s"
         await quiet(relay)
     assert not other_tasks()
+
 
 async def test_move_sends_the_host_to_the_named_relay(tmp_path: Path) -> None:
     # Two instances with the same certificate, as behind a load balancer.
