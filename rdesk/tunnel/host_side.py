@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from rdesk.host.serve.transport import TransportClosed
+from rdesk.common.transport import TransportClosed
 from rdesk.protocol.errors import CloseCode
 from rdesk.tunnel.channel import (
     CLOSE_TIMEOUT,

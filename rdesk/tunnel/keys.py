@@ -77,7 +77,8 @@ def certificate_key(cert_der: bytes) -> ec.EllipticCurvePublicKey:
     try:
         cert = x509.load_der_x509_certificate(cert_der)
         key = cert.public_key()
-    except (ValueError, UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion):
+        # InvalidVersion is no ValueError: a version field the fuzzer set to 10 escaped.
         raise HostIdentityError("the host certificate is not valid DER X.509") from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != _CURVE.name:
         raise HostIdentityError("the host certificate's key is not ECDSA P-256")

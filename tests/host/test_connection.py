@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rdesk.common.transport import TransportClosed
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.serve.server import HostServer
-from rdesk.host.serve.transport import TransportClosed
 from rdesk.host.settings import HostSettings
 from rdesk.protocol.access import Access
 from rdesk.protocol.codec import decode

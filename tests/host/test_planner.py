@@ -81,7 +81,7 @@ def test_moving_tiles_go_lossy_then_lossless_once_still() -> None:
     refresh = p.take_round(5.2, last_change, NOTHING, budget=1 << 20)
     assert refresh is not None and all(lossless for _, lossless in refresh.jobs)
     kept, exact = p.settle(refresh, encode(p, frame, refresh.jobs), frame)
-    assert exact and p.lossy.sum() == 0 and p.exact_frame is frame
+    assert exact and kept and p.lossy.sum() == 0 and p.exact_frame is frame
     assert p.refresh_due_in(6.0, last_change) is None
 
 

@@ -1,6 +1,6 @@
 """The shared codec vectors (tests/vectors/protocol.json) against the Python reference codec.
 
-The same file is checked against the browser's rdesk/web/protocol.js in Chromium by
+The same file is checked against the browser's rdesk/web/core/protocol.js in Chromium by
 tests/e2e/test_browser.py, which keeps the two implementations in step.
 """
 

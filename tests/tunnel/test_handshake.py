@@ -226,3 +226,17 @@ def test_the_other_valid_signature_of_the_same_handshake_is_refused() -> None:
     twin = r + (order - s).to_bytes(32, "big")
     with pytest.raises(HostIdentityError, match="signature"):
         viewer.receive(dataclasses.replace(genuine, signature=twin).encode())
+
+
+def test_a_certificate_with_an_impossible_version_is_refused_cleanly() -> None:
+    # Found by the atheris harness: cryptography raises InvalidVersion, which is no
+    # ValueError, for a version field of 10; it escaped the certificate check.
+    from rdesk.tunnel.errors import HostIdentityError
+    from rdesk.tunnel.keys import certificate_key
+
+    der = identity("host").cert_der
+    v3 = bytes.fromhex("a003020102")  # [0] EXPLICIT INTEGER 2 (X.509 v3)
+    assert v3 in der
+    bad = der.replace(v3, bytes.fromhex("a00302010a"), 1)
+    with pytest.raises(HostIdentityError):
+        certificate_key(bad)

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import serialization
 from websockets.asyncio.client import ClientConnection, connect
 
 from rdesk.client.tls import client_ssl_context
+from rdesk.common.transport import TransportClosed
 from rdesk.host.relaylink import RelayLink
 from rdesk.host.security.tls import ensure_host_certificate, server_ssl_context
-from rdesk.host.serve.transport import TransportClosed
 from rdesk.protocol.fingerprint import fingerprint
 from rdesk.relay.messages import Connect, encode
 from rdesk.relay.server import RelayConfig, RelayServer

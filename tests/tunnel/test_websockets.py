@@ -11,7 +11,7 @@ import os
 import pytest
 from websockets.exceptions import ConnectionClosedError
 
-from rdesk.host.serve.transport import TransportClosed
+from rdesk.common.transport import TransportClosed
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode
 from rdesk.protocol.fingerprint import fingerprint

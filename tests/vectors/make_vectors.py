@@ -3,7 +3,7 @@
 Run ``python tests/vectors/make_vectors.py`` after changing the protocol and commit the JSON.
 Both implementations are checked against the file: the Python codec by
 ``tests/protocol/test_vectors.py`` (which also checks the file is up to date) and the
-browser's ``rdesk/web/protocol.js`` by ``tests/e2e/test_browser.py`` in Chromium.
+browser's ``rdesk/web/core/protocol.js`` by ``tests/e2e/test_browser.py`` in Chromium.
 
 Each vector is ``{name, kind, wire, valid, decoded?, code?, screen?}``:
 

@@ -391,7 +391,7 @@ class ClientCertPolicy:
         """``(common name, serial)`` of a peer certificate, for the audit log."""
         try:
             cert = x509.load_der_x509_certificate(peer_cert_der)
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):  # InvalidVersion is no ValueError
             return None
         names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         return (str(names[0].value) if names else "", int(cert.serial_number))
@@ -421,6 +421,7 @@ class ClientCertPolicy:
                 return None
             if cert.serial_number in self._load_revoked():
                 return None
-        except (ValueError, InvalidSignature, x509.ExtensionNotFound, AssertionError, CAError):
+        except (ValueError, InvalidSignature, x509.ExtensionNotFound, x509.InvalidVersion,
+                AssertionError, CAError):
             return None
         return _role_of(cert)

@@ -18,8 +18,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from rdesk.common.transport import Transport
 from rdesk.host.serve.control import ControlBoard, Delivery
-from rdesk.host.serve.transport import Transport
 from rdesk.host.serve.viewer import ViewerLink
 from rdesk.protocol.access import Access
 from rdesk.protocol.errors import CloseCode, ProtocolError

@@ -23,6 +23,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from rdesk import __version__
+from rdesk.common.transport import Transport, TransportClosed
 from rdesk.host.encoding.encode import EncodeCache
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.security.ca import ClientCertPolicy
@@ -37,7 +38,7 @@ from rdesk.host.serve.admission import (
 )
 from rdesk.host.serve.connection import InputSink, ViewerConnection, close_session
 from rdesk.host.serve.control import EVERYONE, ControlBoard, Delivery, Member
-from rdesk.host.serve.transport import Transport, TransportClosed, WebsocketTransport
+from rdesk.host.serve.transport import WebsocketTransport
 from rdesk.host.serve.viewer import ViewerLink
 from rdesk.host.serve.web import StaticSite, forbidden, origin_allowed
 from rdesk.host.settings import HostSettings

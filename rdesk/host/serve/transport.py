@@ -1,46 +1,19 @@
-"""What carries one viewer's messages to the host, whatever it is.
+"""A viewer that connected to the host's own port: the websocket :class:`Transport`.
 
-The host serves a viewer over a :class:`Transport`: a TLS websocket accepted on its own port
-(:class:`WebsocketTransport`), or an end-to-end encrypted channel through a relay. Everything
-above this seam (admission, the session, the sender) is the same for both.
+(The :class:`~rdesk.common.transport.Transport` seam itself lives in ``rdesk.common``, since
+the relay's tunnel implements it too.)
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Protocol
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-__all__ = ["Transport", "TransportClosed", "WebsocketTransport"]
+from rdesk.common.transport import TransportClosed
 
-
-class TransportClosed(Exception):
-    """The peer has gone (or the transport was closed): nothing more can be sent or read."""
-
-
-class Transport(Protocol):
-    """One viewer's ordered, message-framed, confidential and authenticated pipe.
-
-    ``remote`` is the source used for per-source limits and the audit log. ``peer_certificate``
-    is the DER of a verified TLS client certificate, when the transport has one.
-    """
-
-    remote: str
-    peer_certificate: bytes | None
-
-    async def send(self, frame: str | bytes) -> None:
-        """Write one message; raises :class:`TransportClosed` once the peer has gone."""
-        ...
-
-    async def recv(self) -> str | bytes:
-        """The next message; raises :class:`TransportClosed` when the peer has gone."""
-        ...
-
-    async def close(self, code: int, reason: str) -> None:
-        """Close with a code and a short reason; idempotent, never raises."""
-        ...
+__all__ = ["WebsocketTransport"]
 
 
 class WebsocketTransport:
