@@ -15,7 +15,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from rdesk.host.serve.transport import TransportClosed
+from rdesk.common.transport import TransportClosed
 from rdesk.relay.messages import Connect, encode
 from rdesk.tunnel.errors import TunnelError
 from rdesk.tunnel.host_side import accept_tunnel
