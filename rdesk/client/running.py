@@ -253,19 +253,6 @@ class Connection:
 
         await asyncio.wait_for(_wait(), timeout)
 
-    async def wait_update(self, timeout: float) -> None:
-        """Wait for the next update (or screen change) to be applied."""
-        count = self.stats.updates
-
-        async def _wait() -> None:
-            async with self._changed:
-                while self.stats.updates == count:
-                    if self.closed.done():
-                        raise self.closed.result()
-                    await self._changed.wait()
-
-        await asyncio.wait_for(_wait(), timeout)
-
     # --- sending -------------------------------------------------------------------------------
 
     async def _send(
@@ -294,11 +281,6 @@ class Connection:
     async def key(self, keysym: int, down: bool) -> None:
         """Press (``down``) or release an X11 keysym."""
         await self._send(Key(keysym, down))
-
-    @property
-    def has_control(self) -> bool:
-        """Whether this viewer holds control (as the host last said)."""
-        return self.holder == self.viewer_id
 
     async def request_control(self) -> None:
         """Ask for control; the holder or the host's user answers (watch :attr:`holder`)."""

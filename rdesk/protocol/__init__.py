@@ -1,6 +1,7 @@
 """rdesk's sans-I/O protocol: message codec, connection state machine, flow control.
 
-Standard library only (DESIGN.md, "Layers"): no asyncio, no websockets, no images, no clocks.
+Standard library only (docs/architecture.md, "Rooms"): no asyncio, no websockets, no images,
+no clocks.
 """
 
 from rdesk.protocol.codec import decode, encode

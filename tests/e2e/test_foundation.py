@@ -75,7 +75,7 @@ async def test_small_change_sends_only_changed_pixels(xvfb: Xvfb, host: RunningH
             before = conn.stats.updates
             await asyncio.to_thread(painter.rect, 70, 75, 20, 10, "ff00ff")
             if conn.stats.updates == before:  # it may already be painted (one lossless update)
-                await conn.wait_update(10)
+                await conn.wait_for(lambda: conn.stats.updates > before, 10)
             await conn.wait_exact(10)
             # The change lies inside the 64×64 tile at (64, 64), which the diff marks; the
             # viewer held the previous frame exactly, so only the changed pixels are sent.

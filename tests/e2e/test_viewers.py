@@ -122,7 +122,7 @@ async def test_control_handoff_is_enforced_on_the_host(
         b = await _viewer(host, VIEW_PASSWORD, name="bob")
         try:
             assert a.role == "control" and b.role == "view"
-            await a.wait_for(lambda: a.has_control and b.viewer_id in a.peers, 10)
+            await a.wait_for(lambda: a.holder == a.viewer_id and b.viewer_id in a.peers, 10)
             await b.wait_for(lambda: b.holder == a.viewer_id and a.viewer_id in b.peers, 10)
 
             # View-only: dropped on the host, and the host says so.
@@ -135,8 +135,8 @@ async def test_control_handoff_is_enforced_on_the_host(
             await b.request_control()
             await a.wait_for(lambda: b.viewer_id in a.control_requests, 10)
             await a.answer_control(b.viewer_id, True)
-            await b.wait_for(lambda: b.has_control, 10)
-            await a.wait_for(lambda: not a.has_control, 10)
+            await b.wait_for(lambda: b.holder == b.viewer_id, 10)
+            await a.wait_for(lambda: a.holder != a.viewer_id, 10)
             await b.key(ord("x"), True)
             await b.key(ord("x"), False)
             assert (await b.sync()).ok
@@ -172,7 +172,7 @@ async def test_refused_request_and_departure(
     a = await _viewer(host, name="alice")
     b = await _viewer(host, VIEW_PASSWORD, name="bob")
     try:
-        await a.wait_for(lambda: a.has_control, 10)
+        await a.wait_for(lambda: a.holder == a.viewer_id, 10)
         await b.request_control()
         await a.wait_for(lambda: b.viewer_id in a.control_requests, 10)
         await a.answer_control(b.viewer_id, False)

@@ -1,6 +1,7 @@
 """rdesk.protocol is sans-I/O: it imports nothing but the standard library and itself.
 
-DESIGN.md, "Layers": no asyncio, websockets, mss, PIL, numpy or pynput in ``rdesk/protocol``.
+docs/architecture.md, "Rooms": no asyncio, websockets, mss, PIL, numpy or pynput in
+``rdesk/protocol``. The table of which room may import which is tests/test_layering.py.
 """
 
 from __future__ import annotations

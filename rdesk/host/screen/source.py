@@ -1,9 +1,10 @@
 """The host's single capture loop and the per-tile change history it feeds to every viewer.
 
-One :class:`ScreenSource` per host, however many viewers (DESIGN.md, "The data path"): it grabs
-the screen when it may have changed, diffs it against the previous grab tile by tile, and ORs
-the changed tiles into the dirty set of every subscriber. Viewers then encode the *current*
-frame's pixels for their dirty tiles whenever they have room — never a backlog of old frames.
+One :class:`ScreenSource` per host, however many viewers (docs/architecture.md, "The data
+path"): it grabs the screen when it may have changed, diffs it against the previous grab tile
+by tile, and ORs the changed tiles into the dirty set of every subscriber. Viewers then encode
+the *current* frame's pixels for their dirty tiles whenever they have room — never a backlog
+of old frames.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ class ScreenSource:
 
         Nobody could be sent the grab yet; the diff of the grab that follows is taken against
         the last one, so deferring loses no change, and it saves the grab and diff of frames
-        no viewer would ever get (DESIGN.md: a slow viewer sees fewer frames, never stale ones).
+        no viewer would ever get (a slow viewer sees fewer frames, never stale ones).
         But the per-tile change history must stay true: without grabs, moving tiles would look
         still after ``lossless_delay`` and earn a lossless refresh of a frame already gone
         (megabytes, for video, on a link that was full to begin with). So a deferred grab

@@ -1,4 +1,4 @@
-"""Growing delays for failed logins, per source address (DESIGN.md, "Security defaults").
+"""Growing delays for failed logins, per source address (docs/security.md).
 
 Like OpenSSH's PerSourcePenalties: each failure from a source doubles the wait before that
 source's next answer, up to a ceiling; penalties outlive the connection (reconnecting does not

@@ -89,6 +89,10 @@ class HostConsole:
             elif command == "viewers":
                 for text in server.board.describe():  # type: ignore[attr-defined]
                     self.out(text)
+                # Guessing shows here even when nobody got in.
+                attempts = getattr(server, "auth_attempts", None)
+                if attempts is not None:
+                    self.out(f"  {attempts} login attempt(s) since the host started")
             elif command == "invite":
                 role = args[0] if args else "view"
                 minutes = float(args[1]) if len(args) > 1 else 30.0

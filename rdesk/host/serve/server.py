@@ -117,7 +117,7 @@ class HostServer:
         self._next_id = 1
         self._on_event = on_event
         self._server: Server | None = None
-        #: Authentication attempts seen (tests assert a pinned viewer never got this far).
+        #: Credentials received since the host started (the console's ``viewers`` shows it).
         self.auth_attempts = 0
 
     @property
