@@ -47,6 +47,7 @@ class HostControls:
     """Every control connection of this relay instance, keyed by connection id.
 
     :param enrol: given a ``register``'s token, the reason to refuse it, or ``None``.
+    :param token_id: given an accepted token, the id the audit log records for it.
     :param event: the relay's audit callback, ``event(kind, **fields)``.
     """
 
@@ -56,6 +57,7 @@ class HostControls:
         directory: Directory,
         fingerprint: str,
         enrol: Callable[[str | None], str | None],
+        token_id: Callable[[str | None], str | None],
         event: Event,
         clock: Callable[[], float],
         wall_clock: Callable[[], float],
@@ -64,6 +66,7 @@ class HostControls:
         self.directory = directory
         self.fingerprint = fingerprint
         self.enrol = enrol
+        self.token_id = token_id
         self._event = event
         self.clock = clock
         self.wall_clock = wall_clock
@@ -132,7 +135,7 @@ class HostControls:
             await refuse(replaced.ws, "replaced by a newer registration", CloseCode.POLICY)
         await control.ws.send(encode(control.machine.accept(self.clock())))
         self._event("register", source=source, id=register.id,
-                    token=not self.config.open_enrolment, replaced=replaced is not None)
+                    token=self.token_id(register.token), replaced=replaced is not None)
 
     async def move_all(self, reason: str) -> None:
         """Send every registered host ``move`` and close its control connection."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from rdesk.cli import values
 from rdesk.cli.common import add_verb, one_line
 from rdesk.host.security.tls import TLSSetupError, ensure_host_certificate, server_ssl_context
 from rdesk.host.settings import default_config_dir
@@ -51,7 +53,7 @@ def add_relay_parser(
     """
     relay = add_verb(subparsers, "relay", "run a relay that lets viewers reach hosts by ID")
     relay.add_argument("--bind", default="0.0.0.0", help="address to listen on (default all)")
-    relay.add_argument("--port", type=int, default=DEFAULT_RELAY_PORT,
+    relay.add_argument("--port", type=values.port, default=DEFAULT_RELAY_PORT,
                        help=f"port to listen on (default {DEFAULT_RELAY_PORT})")
     relay.add_argument("--cert", type=Path, help="TLS certificate (PEM); default: the relay's own")
     relay.add_argument("--key", type=Path, help="private key of --cert (PEM)")
@@ -60,11 +62,13 @@ def add_relay_parser(
     relay.add_argument("--open", action="store_true",
                        help="let any host that proves it owns its key register, without a token")
     relay.add_argument("--audit-log", type=Path, help="append JSON-lines audit events here")
-    relay.add_argument("--grace", type=float, default=30.0,
+    relay.add_argument("--grace", type=_seconds, default=30.0,
                        help="seconds running sessions get to end on SIGTERM (default 30)")
-    relay.add_argument("--max-sessions", type=int, default=RelayConfig.max_sessions,
+    relay.add_argument("--max-sessions", type=values.ranged(1, 10**6),
+                       default=RelayConfig.max_sessions,
                        help=f"viewers at once (default {RelayConfig.max_sessions})")
-    relay.add_argument("--max-hosts", type=int, default=RelayConfig.max_hosts,
+    relay.add_argument("--max-hosts", type=values.ranged(1, 10**7),
+                       default=RelayConfig.max_hosts,
                        help=f"registered hosts at once (default {RelayConfig.max_hosts})")
     relay.set_defaults(handler=run_relay_verb, relay_command=None)
     verbs = relay.add_subparsers(dest="relay_command", metavar="token")
@@ -76,6 +80,16 @@ def add_relay_parser(
     revoke = actions.add_parser("revoke", help="remove a token by id or label")
     revoke.add_argument("name", help="the token's id (or its label, if unique)")
     return relay
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be 0..3600 seconds, got {text}")
+    return value
 
 
 def relay_data_dir(args: argparse.Namespace) -> Path:
@@ -141,7 +155,8 @@ async def serve_relay(
     grace: float = 30.0,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run a relay until SIGTERM/SIGINT (or ``stop`` is set), then drain it.
+    """Run a relay until SIGTERM/SIGINT (or ``stop`` is set), then drain it; a second
+    signal during the drain closes everything at once.
 
     Raises :class:`TLSSetupError` / :class:`TokenError` / ``OSError`` with one-line messages.
     """
@@ -160,10 +175,16 @@ async def serve_relay(
         try:
             await server.start()
         except OSError as exc:
-            raise OSError(f"cannot listen on {config.bind}:{config.port}: "
-                          f"{exc.strerror or exc}") from None
+            # asyncio's own message repeats the address; the errno's text says it plainly
+            reason = os.strerror(exc.errno) if exc.errno else one_line(exc)
+            raise OSError(f"cannot listen on {config.bind}:{config.port}: {reason}") from None
+        hurry = asyncio.Event()
+
+        def on_signal() -> None:
+            (hurry if stop.is_set() else stop).set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
         out(f"rdesk relay: listening on wss://{config.bind}:{server.port}")
         out(f"rdesk relay: fingerprint {server.fingerprint}")
         if config.open_enrolment:
@@ -172,7 +193,15 @@ async def serve_relay(
             out("rdesk relay: no enrolment tokens yet; make one with: rdesk relay token create")
         await stop.wait()
         out(f"rdesk relay: draining (up to {grace:g} s)")
-        await server.drain(grace)
+        drain = asyncio.ensure_future(server.drain(grace))
+        hurried = asyncio.ensure_future(hurry.wait())
+        await asyncio.wait({drain, hurried}, return_when=asyncio.FIRST_COMPLETED)
+        hurried.cancel()
+        if not drain.done():
+            out("rdesk relay: stopping now")
+            drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drain
         out("rdesk relay: stopped")
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -98,7 +98,7 @@ class RelayServer:
         self.clock = clock
         self.wall_clock = wall_clock
         self.hosts = HostControls(config, self.directory, self.fingerprint, self._enrol,
-                                  self._event, clock, wall_clock)
+                                  self._token_id, self._event, clock, wall_clock)
         self.waiting: dict[str, _Waiting] = {}
         self._waiting_per_id: Counter[str] = Counter()
         self.splices: set[asyncio.Future[SpliceResult]] = set()
@@ -244,6 +244,15 @@ class RelayServer:
             log.error("%s", exc)
             return "the relay cannot check enrolment tokens"
         return None if found is not None else "enrolment token refused"
+
+    def _token_id(self, token: str | None) -> str | None:
+        """The id of an accepted token, for the audit log (``None`` in open mode)."""
+        if self.config.open_enrolment or self.tokens is None:
+            return None
+        with contextlib.suppress(TokenError):
+            found = self.tokens.check(token)
+            return found.id if found is not None else None
+        return None
 
     # --- /host ---------------------------------------------------------------------------------
 

@@ -140,3 +140,44 @@ async def test_a_relay_process_drains_on_sigterm(tmp_path: Path) -> None:
     assert events[0]["fingerprint"] == printed
     assert b"secret payload" not in audit.read_bytes()
     assert not other_tasks()
+
+
+async def test_a_second_sigterm_stops_at_once_and_a_busy_port_is_one_line(
+    tmp_path: Path,
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rdesk.relay", "--bind", "127.0.0.1", "--port", "0",
+        "--data-dir", str(tmp_path / "relay"), "--open", "--grace", "600",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        port = int((await _line(proc, r"listening on wss://127\.0\.0\.1:(\d+)"))[1])
+        printed = (await _line(proc, r"fingerprint (SHA256:\S+)"))[1]
+        # The port is taken: a second relay says so in one line.
+        busy = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "rdesk.relay", "--bind", "127.0.0.1", "--port", str(port),
+            "--data-dir", str(tmp_path / "relay"), "--open",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _, err = await asyncio.wait_for(busy.communicate(), 60)
+        assert busy.returncode == 1
+        assert err.decode() == (f"rdesk: error: cannot listen on 127.0.0.1:{port}: "
+                                "Address already in use\n")
+        relay = Relay.remote(port, printed)
+        link = make_link(relay, host_identity(tmp_path / "host"), token=None,
+                         backoff=(30.0, 30.0))
+        async with linked(link):
+            ws, answer = await viewer(relay, link.host_id)
+            assert answer == {"t": "spliced"}
+            proc.send_signal(signal.SIGTERM)
+            await _line(proc, r"draining \(up to 600 s\)")
+            proc.send_signal(signal.SIGTERM)  # do not wait for the splice
+            await _line(proc, r"rdesk relay: stopping now")
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 30)
+            assert (ws.close_code, ws.close_reason) == (1001, "relay is shutting down")
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert not other_tasks()

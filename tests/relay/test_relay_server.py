@@ -44,7 +44,10 @@ async def test_a_viewer_reaches_a_registered_host_through_the_splice(tmp_path: P
     async with running_relay(tmp_path / "relay") as relay:
         identity = host_identity(tmp_path / "host")
         async with linked(make_link(relay, identity)) as link:
-            assert relay.last("register")["id"] == link.host_id
+            registered = relay.last("register")
+            assert registered["id"] == link.host_id and registered["replaced"] is False
+            token = relay.server.tokens.check(relay.token) if relay.server.tokens else None
+            assert token is not None and registered["token"] == token.id
             ws, answer = await viewer(relay, link.host_id)
             assert answer == {"t": "spliced"}
             await ws.send(b"hello")
