@@ -14,6 +14,7 @@ from typing import ClassVar, Union
 from rdesk.protocol import limits
 from rdesk.protocol.access import Access
 from rdesk.protocol.encodings import Encoding
+from rdesk.protocol.fields import ROLES, AccessField, Bool, Field, Int, OneOf, Str
 
 __all__ = [
     "AUTH_METHODS",
@@ -21,6 +22,7 @@ __all__ = [
     "PROTOCOL_NAME",
     "PROTOCOL_VERSION",
     "ROLES",
+    "AccessField",
     "Ack",
     "Auth",
     "Bool",
@@ -58,94 +60,8 @@ __all__ = [
 
 PROTOCOL_NAME = "rdesk"
 PROTOCOL_VERSION = 1
-#: What a credential allows, as sent on the wire: ``control`` may send input, ``view`` may
-#: only watch (:class:`~rdesk.protocol.access.Access`).
-ROLES = tuple(access.value for access in Access)
 #: Authentication methods a viewer may use in :class:`Auth`.
 AUTH_METHODS = ("password", "certificate")
-
-
-@dataclasses.dataclass(frozen=True)
-class Field:
-    """Schema of one JSON field; subclasses say which values are valid."""
-
-    def check(self, value: object) -> str | None:
-        """Return ``None`` if ``value`` is valid, else a short description of what was wanted."""
-        raise NotImplementedError
-
-    def parse(self, value: object) -> object:
-        """The message's value for a wire value that passed :meth:`check`."""
-        return value
-
-    def dump(self, value: object) -> object:
-        """The wire value for a message's value that passed :meth:`check`."""
-        return value
-
-
-@dataclasses.dataclass(frozen=True)
-class Int(Field):
-    """An integer (never a bool or a float) in ``[lo, hi]``."""
-
-    lo: int
-    hi: int
-
-    def check(self, value: object) -> str | None:
-        if type(value) is not int or not self.lo <= value <= self.hi:
-            return f"an integer in [{self.lo}, {self.hi}]"
-        return None
-
-
-@dataclasses.dataclass(frozen=True)
-class Str(Field):
-    """A string of at most ``max_len`` characters, without control characters."""
-
-    max_len: int
-    min_len: int = 0
-
-    def check(self, value: object) -> str | None:
-        if type(value) is not str or not self.min_len <= len(value) <= self.max_len:
-            return f"a string of {self.min_len}..{self.max_len} characters"
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-            return "a string without control characters"
-        # JSON "\ud800" escapes decode to lone surrogates, which are not text and cannot be
-        # encoded as UTF-8 (encode() would fail with UnicodeEncodeError).
-        if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
-            return "a string without lone surrogates"
-        return None
-
-
-@dataclasses.dataclass(frozen=True)
-class Bool(Field):
-    """A JSON ``true`` or ``false``."""
-
-    def check(self, value: object) -> str | None:
-        return None if type(value) is bool else "a boolean"
-
-
-@dataclasses.dataclass(frozen=True)
-class AccessField(Field):
-    """An :class:`Access` level, ``"control"`` or ``"view"`` on the wire."""
-
-    def check(self, value: object) -> str | None:
-        ok = isinstance(value, Access) or (type(value) is str and value in ROLES)
-        return None if ok else f"one of {ROLES}"
-
-    def parse(self, value: object) -> object:
-        assert isinstance(value, str)
-        return Access(value)
-
-    def dump(self, value: object) -> object:
-        return Access(value).value if isinstance(value, str) else value
-
-
-@dataclasses.dataclass(frozen=True)
-class OneOf(Field):
-    """One of a fixed set of strings."""
-
-    values: tuple[str, ...]
-
-    def check(self, value: object) -> str | None:
-        return None if type(value) is str and value in self.values else f"one of {self.values}"
 
 
 _U16 = Int(0, 0xFFFF)

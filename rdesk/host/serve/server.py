@@ -9,11 +9,7 @@ exception text, when anything goes wrong. A failure in one connection never affe
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import dataclasses
 import logging
-import secrets
 import ssl
 import time
 from collections.abc import Callable
@@ -22,41 +18,26 @@ from typing import Protocol
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from rdesk import __version__
 from rdesk.common.transport import Transport, TransportClosed
 from rdesk.host.encoding.encode import EncodeCache
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.security.ca import ClientCertPolicy
 from rdesk.host.security.throttle import AuthThrottle, UnauthenticatedLimiter
 from rdesk.host.serve.admission import (
-    AskConsent,
     Attempt,
-    CheckCredential,
-    ConsentAnswer,
     Refuse,
     decide,
 )
 from rdesk.host.serve.connection import InputSink, ViewerConnection, close_session
-from rdesk.host.serve.control import EVERYONE, ControlBoard, Delivery, Member
+from rdesk.host.serve.control import EVERYONE, ControlBoard, Delivery
+from rdesk.host.serve.login import Login
 from rdesk.host.serve.transport import WebsocketTransport
-from rdesk.host.serve.viewer import ViewerLink
 from rdesk.host.serve.web import StaticSite, forbidden, origin_allowed
 from rdesk.host.settings import HostSettings
 from rdesk.protocol import limits
-from rdesk.protocol.access import Access
 from rdesk.protocol.errors import CloseCode, ProtocolError
-from rdesk.protocol.messages import (
-    PROTOCOL_NAME,
-    PROTOCOL_VERSION,
-    Auth,
-    Close,
-    Hello,
-    Notice,
-    Welcome,
-)
 from rdesk.protocol.session import Session
 from rdesk.protocol.states import Role
-from rdesk.recording.format import Recorder, RecordingError
 
 __all__ = ["WS_PATH", "Consent", "Credentials", "HostServer", "InputSink"]
 
@@ -196,7 +177,7 @@ class HostServer:
         if not self.unauth.try_acquire(source_addr):
             refusal = decide(Attempt(unauthenticated_full=True))
             assert isinstance(refusal, Refuse)
-            self._refused(refusal, source_addr)
+            self.event(refusal.event, source=source_addr, reason=refusal.detail)
             await transport.close(refusal.code, refusal.reason)
             return
         session = Session(Role.HOST, time.monotonic(), window=self.settings.window)
@@ -204,7 +185,7 @@ class HostServer:
         close_reason = "viewer left"
         try:
             try:
-                conn = await self._admit(transport, session)
+                conn = await Login(self, transport, session).run()
             finally:
                 self.unauth.release(source_addr)
             if conn is not None:
@@ -231,183 +212,11 @@ class HostServer:
         conn.finish(reason)
         self.event("disconnect", viewer=conn.viewer_id, name=conn.name, reason=reason)
 
-    async def _recv_handshake(self, transport: Transport, session: Session) -> str | bytes:
-        """The next message before the viewer is admitted, within the session's deadline."""
-        while True:
-            deadline = session.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                return await asyncio.wait_for(transport.recv(), timeout)
-            except asyncio.TimeoutError:
-                # The session decides: past its handshake deadline this raises.
-                for frame in session.handle_timer(time.monotonic()):
-                    await transport.send(frame)
-
-    async def _admit(self, transport: Transport, session: Session) -> ViewerConnection | None:
-        """Run the login and the admission rules; the connection if admitted, else ``None``
-        (the transport is closed with the reason)."""
-        source_addr = transport.remote
-        nonce = base64.b64encode(secrets.token_bytes(limits.NONCE_BYTES)).decode()
-        methods = "certificate" if self.cert_policy is not None else "password"
-        hello = Hello(PROTOCOL_NAME, PROTOCOL_VERSION, nonce, methods, f"rdesk/{__version__}")
-        await transport.send(session.send(hello, time.monotonic()))
-        message = session.receive(await self._recv_handshake(transport, session), time.monotonic())
-        if isinstance(message, Close):
-            return None
-        assert isinstance(message, Auth)  # the state machine allows nothing else here
-        self.auth_attempts += 1
-        attempt = Attempt(
-            locked=self.throttle.locked(time.monotonic()),
-            credential="certificate" if self.cert_policy is not None else "password",
-            max_viewers=self.settings.max_viewers,
-            ask_consent=self.settings.consent == "ask",
-        )
-        viewer_id = 0
-        while True:
-            attempt = dataclasses.replace(attempt, viewers=len(self.viewers))
-            decision = decide(attempt)
-            if isinstance(decision, Refuse):
-                self._refused(decision, source_addr, method=message.method)
-                if decision.event == "auth_failure":
-                    self._maybe_rotate()
-                await close_session(transport, session, decision.code, decision.reason)
-                return None
-            if isinstance(decision, CheckCredential):
-                access = await self._check_credential(transport, message, source_addr)
-                attempt = dataclasses.replace(attempt, checked=True, access=access)
-            elif isinstance(decision, AskConsent):
-                viewer_id = self._take_id()
-                answer = await self._ask_consent(
-                    transport, session, viewer_id, message.name, attempt.access, source_addr)
-                attempt = dataclasses.replace(attempt, consent=answer)
-            else:
-                return await self._welcome(transport, session, viewer_id or self._take_id(),
-                                           message.name, decision.access, source_addr)
-
-    async def _check_credential(
-        self, transport: Transport, message: Auth, source_addr: str
-    ) -> Access | None:
-        """What the credential grants, after serving the source's failed-login penalty."""
-        wait = self.throttle.delay(source_addr, time.monotonic())
-        # Checking the secret (scrypt) runs in a thread; the penalty is served regardless.
-        access, _ = await asyncio.gather(self._check(transport, message), asyncio.sleep(wait))
-        if access is None:
-            self.throttle.failed(source_addr, time.monotonic())
-        else:
-            self.throttle.succeeded(source_addr)
-        return access
-
-    def _refused(self, refusal: Refuse, source_addr: str, method: str = "") -> None:
-        if refusal.event == "auth_locked":
-            self.event("auth_locked", source=source_addr, method=method)
-        elif refusal.event == "auth_failure":
-            self.event("auth_failure", source=source_addr, method=method)
-        elif refusal.event:
-            self.event(refusal.event, source=source_addr, reason=refusal.detail)
-
-    def _take_id(self) -> int:
+    def take_id(self) -> int:
+        """A viewer id never used before on this host."""
         viewer_id = self._next_id
         self._next_id += 1
         return viewer_id
-
-    async def _welcome(
-        self,
-        transport: Transport,
-        session: Session,
-        viewer_id: int,
-        name: str,
-        access: Access,
-        source_addr: str,
-    ) -> ViewerConnection:
-        recorder = self._start_recording(viewer_id)
-        conn = ViewerConnection(self, transport, session, viewer_id, name, access, recorder)
-        conn.attach(lambda send: ViewerLink(
-            viewer_id,
-            name,
-            access,
-            session,
-            self.source,
-            self.cache,
-            send,
-            quality=self.settings.quality,
-            lossless_delay=self.settings.lossless_delay,
-            max_fps=self.settings.max_fps,
-            max_bandwidth=self.settings.max_bandwidth,
-        ))
-        host_name = self.settings.name or "rdesk host"
-        welcome = Welcome(access, viewer_id, self.source.width, self.source.height, host_name)
-        try:
-            await conn.send(session.send(welcome, time.monotonic()))
-        except BaseException:
-            conn.finish("viewer left")
-            raise
-        self.viewers[viewer_id] = conn
-        self.event("auth_success", source=source_addr, viewer=viewer_id, role=access.value)
-        self.deliver(self.board.join(Member(viewer_id, name, access)))
-        return conn
-
-    async def _check(self, transport: Transport, message: Auth) -> Access | None:
-        """The access the connection's credential grants, or ``None``."""
-        if self.cert_policy is None:
-            if message.method != "password":
-                return None
-            role = await asyncio.to_thread(self.credentials.check, message.secret)
-        else:
-            # The TLS layer already required a certificate chaining to our CA; the role (and
-            # revocation) comes from it, and nothing the viewer typed can change that.
-            role = self.cert_policy.role_for(transport.peer_certificate)
-        return Access(role) if role is not None else None
-
-    def _maybe_rotate(self) -> None:
-        """After repeated failures, replace a one-time password (it may be being guessed)."""
-        rotate = getattr(self.credentials, "rotate", None)
-        if rotate is not None and self.throttle.should_rotate():
-            new = rotate()
-            if new is not None:
-                self.event("password_rotated")
-                self.say(f"one-time password changed after repeated failed logins: {new}")
-
-    def _start_recording(self, viewer_id: int) -> Recorder | None:
-        if self.settings.record_dir is None:
-            return None
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        try:
-            return Recorder(
-                self.settings.record_dir,
-                f"{stamp}-viewer{viewer_id}",
-                record_input=self.settings.record_input,
-                host_name=self.settings.name,
-            )
-        except RecordingError as exc:
-            self.event("recording_error", viewer=viewer_id, reason=str(exc))
-            return None
-
-    async def _ask_consent(
-        self,
-        transport: Transport,
-        session: Session,
-        viewer_id: int,
-        name: str,
-        access: Access | None,
-        source_addr: str,
-    ) -> ConsentAnswer:
-        """Ask the local user whether to admit the viewer, within the consent timeout."""
-        notice = Notice("waiting for the host's user to accept this connection")
-        await transport.send(session.send(notice, time.monotonic()))
-        answer = ConsentAnswer.NOBODY
-        if self.consent is not None:
-            try:
-                admitted = await asyncio.wait_for(
-                    self.consent(viewer_id, name, str(access), source_addr),
-                    self.settings.consent_timeout,
-                )
-            except asyncio.TimeoutError:
-                answer = ConsentAnswer.TIMED_OUT
-            else:
-                answer = ConsentAnswer.ADMITTED if admitted else ConsentAnswer.REFUSED
-        self.event("consent", viewer=viewer_id, source=source_addr,
-                   admitted=answer is ConsentAnswer.ADMITTED)
-        return answer
 
     # --- several viewers -----------------------------------------------------------------------
 
