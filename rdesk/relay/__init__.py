@@ -5,6 +5,7 @@ Sans-I/O: :mod:`~rdesk.relay.messages` (control messages and their codec),
 :mod:`~rdesk.relay.peers` (the host's and the viewer's), :mod:`~rdesk.relay.proof` (the host's
 proofs of key ownership), :mod:`~rdesk.relay.directory`, :mod:`~rdesk.relay.tokens`,
 :mod:`~rdesk.relay.ratelimit`, :mod:`~rdesk.relay.config`.
-I/O: :mod:`~rdesk.relay.server` with :mod:`~rdesk.relay.hosts`, :mod:`~rdesk.relay.splice`
+I/O: :mod:`~rdesk.relay.server` with :mod:`~rdesk.relay.hosts`, :mod:`~rdesk.relay.splice`,
+:mod:`~rdesk.relay.redisdir` (a shared directory, over :mod:`~rdesk.relay.resp`)
 and :mod:`~rdesk.relay.conn`; :mod:`~rdesk.relay.audit`; :mod:`~rdesk.relay.main` (the verb).
 """

@@ -26,11 +26,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol
 
-__all__ = ["Directory", "DirectoryRefusal", "Entry", "MemoryDirectory"]
+__all__ = ["Directory", "DirectoryRefusal", "DirectoryUnavailable", "Entry", "MemoryDirectory"]
 
 
 class DirectoryRefusal(Exception):
     """A registration the directory refuses; ``str()`` is one line for the host."""
+
+
+class DirectoryUnavailable(Exception):
+    """A shared directory could not answer (its store is down); ``str()`` is one line."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +49,10 @@ class Entry:
 
 
 class Directory(Protocol):
-    """The directory interface (see the module docstring for the rules)."""
+    """The directory interface (see the module docstring for the rules).
+
+    Any method but :meth:`ready` may raise :class:`DirectoryUnavailable`.
+    """
 
     async def register(
         self, host_id: str, spki: bytes, instance: str, connection: str, now: float, ttl: float

@@ -34,7 +34,7 @@ from rdesk.protocol.errors import CloseCode
 from rdesk.protocol.fingerprint import fingerprint
 from rdesk.relay.config import RelayConfig
 from rdesk.relay.conn import peer, recv, refuse
-from rdesk.relay.directory import Directory, MemoryDirectory
+from rdesk.relay.directory import Directory, DirectoryUnavailable, MemoryDirectory
 from rdesk.relay.hosts import Control, HostControls
 from rdesk.relay.messages import MAX_RELAY_MESSAGE, Connect, Data, encode
 from rdesk.relay.messages import RelayProtocolError as _Refusal
@@ -221,6 +221,9 @@ class RelayServer:
             await handler(ws, source)
         except _Refusal as exc:
             await refuse(ws, exc.reason, exc.code)
+        except DirectoryUnavailable as exc:
+            log.error("%s", exc)
+            await refuse(ws, "the relay's directory is unavailable", CloseCode.INTERNAL_ERROR)
         except ConnectionClosed:
             pass
         except Exception:  # one connection's bug must not take the relay down
@@ -308,6 +311,9 @@ class RelayServer:
     async def _find_host(self, host_id: str) -> tuple[Control, bytes]:
         """The registered control connection of ``host_id`` and its key, or the refusal."""
         entry = await self.directory.lookup(host_id, self.wall_clock())
+        if entry is not None and entry.instance != self.config.instance:
+            # A shared directory; rendezvous across instances is not implemented yet.
+            raise _Refusal("the host is registered on another relay instance", CloseCode.POLICY)
         control = self.hosts.get(entry.connection) if entry is not None else None
         if entry is None or control is None or not control.registered:
             raise _Refusal("unknown or offline ID", CloseCode.POLICY)

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import json
 import stat
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rdesk.relay.directory import DirectoryRefusal, MemoryDirectory
+from rdesk.relay.directory import Directory, DirectoryRefusal, DirectoryUnavailable, MemoryDirectory
 from rdesk.relay.ratelimit import RateLimiter
+from rdesk.relay.redisdir import RedisDirectory
 from rdesk.relay.tokens import TOKENS_FILENAME, TokenError, TokenStore
 
 
-async def test_register_lookup_expire() -> None:
-    directory = MemoryDirectory()
+@pytest.fixture(params=["memory", "redis"])
+async def directory(request: pytest.FixtureRequest) -> AsyncIterator[Directory]:
+    """Each directory test runs on the in-memory directory and on a real Redis."""
+    if request.param == "memory":
+        yield MemoryDirectory()
+        return
+    shared = RedisDirectory(request.getfixturevalue("redis_url"))
+    yield shared
+    await shared.close()
+
+
+async def test_register_lookup_expire(directory: Directory) -> None:
     assert await directory.register("A", b"k", "relay-1", "c1", 0.0, 60.0) is None
     entry = await directory.lookup("A", 59.9)
     assert entry is not None and entry.connection == "c1" and entry.instance == "relay-1"
@@ -24,8 +36,7 @@ async def test_register_lookup_expire() -> None:
     assert await directory.lookup("B", 0.0) is None
 
 
-async def test_heartbeat_renews_only_for_the_holding_connection() -> None:
-    directory = MemoryDirectory()
+async def test_heartbeat_renews_only_for_the_holding_connection(directory: Directory) -> None:
     await directory.register("A", b"k", "i", "c1", 0.0, 60.0)
     assert await directory.heartbeat("A", "c1", 50.0, 60.0)
     assert not await directory.heartbeat("A", "c2", 50.0, 60.0)
@@ -33,8 +44,7 @@ async def test_heartbeat_renews_only_for_the_holding_connection() -> None:
     assert not await directory.heartbeat("A", "c1", 110.0, 60.0)  # expired: gone
 
 
-async def test_same_key_replaces_another_key_is_refused() -> None:
-    directory = MemoryDirectory()
+async def test_same_key_replaces_another_key_is_refused(directory: Directory) -> None:
     await directory.register("A", b"k", "i", "c1", 0.0, 60.0)
     with pytest.raises(DirectoryRefusal, match="registered with another key"):
         await directory.register("A", b"other", "i", "c2", 1.0, 60.0)
@@ -56,6 +66,28 @@ async def test_max_hosts_bounds_the_directory() -> None:
         await directory.register("C", b"c", "i", "3", 5.0, 10.0)
     await directory.register("C", b"c", "i", "3", 10.0, 10.0)  # A expired and was swept
     assert len(directory) == 2
+
+
+async def test_redis_entries_carry_a_redis_ttl_and_survive_a_new_client(redis_url: str) -> None:
+    first = RedisDirectory(redis_url)
+    # now + ttl in the far future for the stored expiry, but a short Redis TTL backstop
+    await first.register("A", b"k", "relay-1", "c1", 0.0, 0.2)
+    second = RedisDirectory(redis_url)  # another instance sees the same entry
+    entry = await second.lookup("A", 0.1)
+    assert entry is not None and (entry.instance, entry.connection) == ("relay-1", "c1")
+    ttl = await second.redis.call("PTTL", "rdesk-relay:host:A")
+    assert isinstance(ttl, int) and 0 < ttl <= 200
+    await first.close()
+    await second.close()
+
+
+async def test_an_unreachable_redis_is_not_ready_and_raises_one_line(tmp_path: Path) -> None:
+    directory = RedisDirectory(f"unix://{tmp_path}/nothing.sock")
+    assert not await directory.ready()
+    with pytest.raises(DirectoryUnavailable,
+                       match=r"^the directory is unavailable: redis unavailable: "):
+        await directory.lookup("A", 0.0)
+    await directory.close()
 
 
 def test_tokens_are_stored_as_hashes_and_checked(tmp_path: Path) -> None:

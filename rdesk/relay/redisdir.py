@@ -1,0 +1,140 @@
+"""A :class:`~rdesk.relay.directory.Directory` in Redis, shared by relay instances.
+
+Each registered ID is one key, ``<prefix>host:<ID>``, holding a JSON entry (key as base64,
+instance, connection id, expiry) and a Redis TTL of the same length, so a crashed instance's
+entries disappear on their own. Every change is one Lua script, atomic in Redis, so two
+instances registering the same ID at once cannot both win, and the rules of the interface hold
+across instances: the same key replaces, another key is refused while the entry lives, and only
+the holding connection renews or removes it. ``now`` must be the same clock on every instance
+(wall time): it is compared with the stored expiry; Redis's TTL is the backstop.
+
+A Redis that cannot be reached (or answers nonsense) makes :meth:`ready` false (``/readyz``
+answers 503), and the other methods raise
+:class:`~rdesk.relay.directory.DirectoryUnavailable`, which the relay turns into a refusal of
+that one registration or viewer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+
+from rdesk.relay.directory import DirectoryRefusal, DirectoryUnavailable, Entry
+from rdesk.relay.resp import RedisClient, RedisError, Reply
+
+__all__ = ["RedisDirectory"]
+
+# KEYS[1] the ID's key; ARGV: spki (base64), new entry (JSON), TTL (ms), now.
+_REGISTER = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local entry = cjson.decode(current)
+  if tonumber(entry.expires) > tonumber(ARGV[4]) then
+    if entry.spki ~= ARGV[1] then return {'conflict', ''} end
+  else
+    current = false
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return {'ok', current or ''}
+"""
+
+# KEYS[1] the ID's key; ARGV: connection, now, new expiry, TTL (ms).
+_HEARTBEAT = """
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local entry = cjson.decode(current)
+if entry.connection ~= ARGV[1] or tonumber(entry.expires) <= tonumber(ARGV[2]) then
+  return 0
+end
+entry.expires = ARGV[3]
+redis.call('SET', KEYS[1], cjson.encode(entry), 'PX', ARGV[4])
+return 1
+"""
+
+# KEYS[1] the ID's key; ARGV: connection.
+_UNREGISTER = """
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+if cjson.decode(current).connection ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+
+def _ttl_ms(ttl: float) -> int:
+    return max(1, math.ceil(ttl * 1000))
+
+
+def _entry_json(host_id: str, spki: bytes, instance: str, connection: str,
+                expires: float) -> str:
+    # Expiry as a string: Lua numbers are doubles, and a string survives cjson unchanged.
+    return json.dumps({"id": host_id, "spki": base64.b64encode(spki).decode(),
+                       "instance": instance, "connection": connection,
+                       "expires": repr(float(expires))})
+
+
+def _parse(raw: bytes) -> Entry:
+    try:
+        obj = json.loads(raw)
+        return Entry(str(obj["id"]), base64.b64decode(obj["spki"], validate=True),
+                     str(obj["instance"]), str(obj["connection"]), float(obj["expires"]))
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise DirectoryUnavailable("the directory holds an entry that is not one") from None
+
+
+class RedisDirectory:
+    """The directory in the Redis at ``url``; keys start with ``prefix``."""
+
+    def __init__(self, url: str, *, prefix: str = "rdesk-relay:") -> None:
+        self.redis = RedisClient(url)
+        self.prefix = prefix
+
+    def _key(self, host_id: str) -> str:
+        return f"{self.prefix}host:{host_id}"
+
+    async def _call(self, *args: bytes | str | int | float) -> Reply:
+        try:
+            return await self.redis.call(*args)
+        except RedisError as exc:
+            raise DirectoryUnavailable(f"the directory is unavailable: {exc}") from None
+
+    async def register(
+        self, host_id: str, spki: bytes, instance: str, connection: str, now: float, ttl: float
+    ) -> Entry | None:
+        entry = _entry_json(host_id, spki, instance, connection, now + ttl)
+        reply = await self._call("EVAL", _REGISTER, 1, self._key(host_id),
+                                      base64.b64encode(spki), entry, _ttl_ms(ttl), repr(now))
+        if not isinstance(reply, list) or len(reply) != 2:
+            raise DirectoryUnavailable("the directory is unavailable: odd reply to register")
+        status, old = reply
+        if status == b"conflict":
+            raise DirectoryRefusal("the ID is registered with another key")
+        return _parse(old) if isinstance(old, bytes) and old else None
+
+    async def heartbeat(self, host_id: str, connection: str, now: float, ttl: float) -> bool:
+        reply = await self._call("EVAL", _HEARTBEAT, 1, self._key(host_id), connection,
+                                      repr(now), repr(now + ttl), _ttl_ms(ttl))
+        return reply == 1
+
+    async def lookup(self, host_id: str, now: float) -> Entry | None:
+        raw = await self._call("GET", self._key(host_id))
+        if not isinstance(raw, bytes):
+            return None
+        entry = _parse(raw)
+        return entry if now < entry.expires else None
+
+    async def unregister(self, host_id: str, connection: str) -> bool:
+        reply = await self._call("EVAL", _UNREGISTER, 1, self._key(host_id), connection)
+        return reply == 1
+
+    async def ready(self) -> bool:
+        try:
+            return await self.redis.call("PING") == b"PONG"
+        except RedisError:
+            return False
+
+    async def close(self) -> None:
+        await self.redis.close()
