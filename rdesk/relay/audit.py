@@ -21,7 +21,7 @@ RELAY_FIELDS: dict[str, frozenset[str]] = {
     "register": frozenset({"token", "replaced"}),
     "register_refused": frozenset(),
     "unregister": frozenset({"duration"}),
-    "rendezvous": frozenset({"session"}),
+    "rendezvous": frozenset({"session", "via"}),
     "connect_refused": frozenset(),
     "data_refused": frozenset({"session"}),
     "splice_end": frozenset({"session", "viewer_bytes", "host_bytes", "duration"}),

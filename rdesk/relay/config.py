@@ -20,6 +20,11 @@ class RelayConfig:
     open_enrolment: bool = False
     #: This instance's name in a shared directory.
     instance: str = dataclasses.field(default_factory=lambda: secrets.token_hex(6))
+    #: This instance's own ``wss://`` address, which hosts reach directly (not through the
+    #: load balancer): with a shared directory, hosts registered on other instances open their
+    #: data connection for this instance's viewers here. ``None``: no rendezvous across
+    #: instances.
+    public_url: str | None = None
     max_hosts: int = 10_000
     #: Viewers spliced or waiting for their host, in all.
     max_sessions: int = 1_000

@@ -19,11 +19,18 @@ Rules every implementation keeps:
   same clock (wall time), a local one any monotonic clock.
 * :meth:`heartbeat` and :meth:`unregister` act only for the connection that holds the entry,
   so a replaced connection cannot renew or remove its successor's registration.
+
+The directory also carries requests between instances: :meth:`forward` hands a short message
+to the instance named, whose :meth:`requests` yields it (the relay forwards rendezvous this way
+to the instance holding a host's control connection). Delivery is best effort: a request is
+lost if that instance is gone, and the viewer waiting on it times out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 __all__ = ["Directory", "DirectoryRefusal", "DirectoryUnavailable", "Entry", "MemoryDirectory"]
@@ -76,6 +83,14 @@ class Directory(Protocol):
         """Whether the directory can answer now (``/readyz``)."""
         ...
 
+    async def forward(self, instance: str, request: bytes) -> bool:
+        """Hand ``request`` to ``instance``; whether some listener took it."""
+        ...
+
+    def requests(self, instance: str) -> AsyncIterator[bytes]:
+        """The requests forwarded to ``instance``, for as long as the caller iterates."""
+        ...
+
 
 class MemoryDirectory:
     """A :class:`Directory` in this process's memory, for one relay instance.
@@ -87,6 +102,8 @@ class MemoryDirectory:
     def __init__(self, max_hosts: int = 10_000) -> None:
         self.max_hosts = max_hosts
         self._entries: dict[str, Entry] = {}
+        # Instances in this process sharing this directory (tests, or several listeners).
+        self._inboxes: dict[str, asyncio.Queue[bytes]] = {}
 
     def _live(self, host_id: str, now: float) -> Entry | None:
         entry = self._entries.get(host_id)
@@ -135,3 +152,20 @@ class MemoryDirectory:
 
     async def ready(self) -> bool:
         return True
+
+    async def forward(self, instance: str, request: bytes) -> bool:
+        inbox = self._inboxes.get(instance)
+        if inbox is None or inbox.full():
+            return False
+        inbox.put_nowait(request)
+        return True
+
+    async def requests(self, instance: str) -> AsyncIterator[bytes]:
+        inbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=256)
+        self._inboxes[instance] = inbox
+        try:
+            while True:
+                yield await inbox.get()
+        finally:
+            if self._inboxes.get(instance) is inbox:
+                del self._inboxes[instance]

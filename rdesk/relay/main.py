@@ -4,6 +4,7 @@ The CLI package wires the verb in with :func:`add_relay_parser` and :func:`run_r
 
     rdesk relay [--bind ADDR] [--port N] [--cert PEM --key PEM] [--data-dir DIR] [--open]
                 [--audit-log FILE] [--grace SECONDS] [--max-sessions N] [--max-hosts N]
+                [--redis URL --public-url wss://THIS-INSTANCE:PORT]
     rdesk relay token create [--label TEXT]
     rdesk relay token list
     rdesk relay token revoke ID|LABEL
@@ -34,6 +35,7 @@ from rdesk.cli.common import add_verb, one_line
 from rdesk.host.security.tls import TLSSetupError, ensure_host_certificate, server_ssl_context
 from rdesk.host.settings import default_config_dir
 from rdesk.relay.audit import RelayAuditLog
+from rdesk.relay.redisdir import RedisDirectory
 from rdesk.relay.server import RelayConfig, RelayServer
 from rdesk.relay.tokens import TokenError, TokenStore
 
@@ -62,6 +64,11 @@ def add_relay_parser(
     relay.add_argument("--open", action="store_true",
                        help="let any host that proves it owns its key register, without a token")
     relay.add_argument("--audit-log", type=Path, help="append JSON-lines audit events here")
+    relay.add_argument("--redis", metavar="URL",
+                       help="share the directory with other instances in this Redis "
+                            "(redis://HOST[:PORT][/DB] or unix:///PATH); needs --public-url")
+    relay.add_argument("--public-url", metavar="URL",
+                       help="this instance's own wss:// address, reachable by hosts directly")
     relay.add_argument("--grace", type=_seconds, default=30.0,
                        help="seconds running sessions get to end on SIGTERM (default 30)")
     relay.add_argument("--max-sessions", type=values.ranged(1, 10**6),
@@ -111,10 +118,16 @@ def run_relay_verb(args: argparse.Namespace, out: Out | None = None) -> int:
             return _token_verb(args, say)
         if (args.cert is None) != (args.key is None):
             raise TLSSetupError("--cert and --key go together")
+        if args.redis is not None and args.public_url is None:
+            raise ValueError("--redis needs --public-url (this instance's own wss:// address)")
+        if args.public_url is not None and not args.public_url.startswith("wss://"):
+            raise ValueError(f"--public-url is a wss:// address, not {args.public_url!r}")
         config = RelayConfig(bind=args.bind, port=args.port, open_enrolment=args.open,
-                             max_sessions=args.max_sessions, max_hosts=args.max_hosts)
+                             max_sessions=args.max_sessions, max_hosts=args.max_hosts,
+                             public_url=args.public_url)
         asyncio.run(serve_relay(config, relay_data_dir(args), say, cert=args.cert,
-                                key=args.key, audit_log=args.audit_log, grace=args.grace))
+                                key=args.key, audit_log=args.audit_log, grace=args.grace,
+                                redis=args.redis))
     except (TLSSetupError, TokenError, OSError, ValueError) as exc:
         print(f"rdesk: error: {one_line(exc)}", file=sys.stderr)
         return 1
@@ -153,6 +166,7 @@ async def serve_relay(
     key: Path | None = None,
     audit_log: Path | None = None,
     grace: float = 30.0,
+    redis: str | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run a relay until SIGTERM/SIGINT (or ``stop`` is set), then drain it; a second
@@ -167,8 +181,9 @@ async def serve_relay(
     ssl_context = server_ssl_context(cert, key)
     tokens = TokenStore(data_dir)
     audit = RelayAuditLog(audit_log) if audit_log is not None else None
+    directory = RedisDirectory(redis) if redis is not None else None
     server = RelayServer(config, ssl_context, _certificate_der(cert), tokens=tokens,
-                         on_event=audit)
+                         directory=directory, on_event=audit)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     try:
@@ -187,6 +202,9 @@ async def serve_relay(
             loop.add_signal_handler(sig, on_signal)
         out(f"rdesk relay: listening on wss://{config.bind}:{server.port}")
         out(f"rdesk relay: fingerprint {server.fingerprint}")
+        if redis is not None:
+            out(f"rdesk relay: instance {config.instance} ({config.public_url}), "
+                f"directory {redis}")
         if config.open_enrolment:
             out("rdesk relay: open enrolment: any host that proves its key may register")
         elif not tokens.list():
@@ -208,5 +226,7 @@ async def serve_relay(
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
         await server.stop()
+        if directory is not None:
+            await directory.close()
         if audit is not None:
             audit.close()

@@ -226,11 +226,14 @@ class HeartbeatAck(Message):
 
 @dataclasses.dataclass(frozen=True)
 class Rendezvous(Message):
-    """Relay → host: a viewer waits; open ``/data`` for ``session``."""
+    """Relay → host: a viewer waits; open ``/data`` for ``session`` — at ``url`` (another
+    instance of the same relay, with the same certificate) or, when ``None``, where the
+    control connection is."""
 
     T = "rendezvous"
-    FIELDS = {"session": _session}
+    FIELDS = {"session": _session, "url": _optional(_text(MAX_URL, empty=False))}
     session: str
+    url: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

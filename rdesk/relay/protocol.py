@@ -234,9 +234,9 @@ class RelayHostMachine(Machine[HostPhase]):
         assert self.register is not None
         return Registered(self.register.id, self.heartbeat)
 
-    def rendezvous(self, session: str, now: float) -> Rendezvous:
+    def rendezvous(self, session: str, now: float, url: str | None = None) -> Rendezvous:
         self._advance("send rendezvous", now)
-        return Rendezvous(session)
+        return Rendezvous(session, url)
 
     def move(self, reason: str, now: float, url: str | None = None) -> Move:
         self._advance("send move", now)

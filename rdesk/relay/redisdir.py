@@ -8,6 +8,8 @@ across instances: the same key replaces, another key is refused while the entry 
 the holding connection renews or removes it. ``now`` must be the same clock on every instance
 (wall time): it is compared with the stored expiry; Redis's TTL is the backstop.
 
+:meth:`forward` and :meth:`requests` are Redis pub/sub on ``<prefix>instance:<name>``.
+
 A Redis that cannot be reached (or answers nonsense) makes :meth:`ready` false (``/readyz``
 answers 503), and the other methods raise
 :class:`~rdesk.relay.directory.DirectoryUnavailable`, which the relay turns into a refusal of
@@ -16,15 +18,20 @@ that one registration or viewer.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import logging
 import math
+from collections.abc import AsyncIterator
 
 from rdesk.relay.directory import DirectoryRefusal, DirectoryUnavailable, Entry
 from rdesk.relay.resp import RedisClient, RedisError, Reply
 
 __all__ = ["RedisDirectory"]
+
+log = logging.getLogger(__name__)
 
 # KEYS[1] the ID's key; ARGV: spki (base64), new entry (JSON), TTL (ms), now.
 _REGISTER = """
@@ -89,6 +96,7 @@ class RedisDirectory:
     """The directory in the Redis at ``url``; keys start with ``prefix``."""
 
     def __init__(self, url: str, *, prefix: str = "rdesk-relay:") -> None:
+        self.url = url
         self.redis = RedisClient(url)
         self.prefix = prefix
 
@@ -135,6 +143,24 @@ class RedisDirectory:
             return await self.redis.call("PING") == b"PONG"
         except RedisError:
             return False
+
+    async def forward(self, instance: str, request: bytes) -> bool:
+        receivers = await self._call("PUBLISH", f"{self.prefix}instance:{instance}", request)
+        return isinstance(receivers, int) and receivers > 0
+
+    async def requests(self, instance: str) -> AsyncIterator[bytes]:
+        # A connection of its own (a subscribed one can do nothing else), reopened when lost;
+        # what is published meanwhile is lost, and its viewer times out.
+        while True:
+            listener = RedisClient(self.url)
+            try:
+                async for request in listener.listen(f"{self.prefix}instance:{instance}"):
+                    yield request
+            except RedisError as exc:
+                log.warning("relay directory: %s; listening again in 1 s", exc)
+                await asyncio.sleep(1.0)
+            finally:
+                await listener.close()
 
     async def close(self) -> None:
         await self.redis.close()

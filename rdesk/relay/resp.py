@@ -1,6 +1,7 @@
 """A small Redis client: one connection, one command at a time, RESP2 with size limits.
 
-Just what :class:`~rdesk.relay.redisdir.RedisDirectory` needs (``PING``, ``GET``, ``EVAL``),
+Just what :class:`~rdesk.relay.redisdir.RedisDirectory` needs (``PING``, ``GET``, ``EVAL``,
+``PUBLISH``, ``SUBSCRIBE``),
 so the relay carries no extra dependency. Addresses are ``redis://HOST[:PORT][/DB]`` or
 ``unix:///path/to/socket``. Replies are bounded (a bulk string of at most 1 MiB, arrays of at
 most 1024 items, nested at most 4 deep): a broken or hostile server gets :class:`RedisError`,
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import urllib.parse
+from collections.abc import AsyncIterator
 
 __all__ = ["RedisClient", "RedisError", "Reply"]
 
@@ -79,6 +81,27 @@ class RedisClient:
                 if exc.args and str(exc).startswith("protocol:"):
                     await self._drop()
                 raise
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
+                    asyncio.LimitOverrunError, ValueError) as exc:
+                await self._drop()
+                raise RedisError(f"redis unavailable: {exc or type(exc).__name__}") from None
+
+    async def listen(self, channel: str) -> AsyncIterator[bytes]:
+        """Subscribe to ``channel`` and yield each message published on it.
+
+        The client's connection is then subscribed, so use a client for nothing else. Raises
+        :class:`RedisError` when the connection is lost (the caller reconnects).
+        """
+        async with self._lock:
+            try:
+                if self._writer is None:
+                    await asyncio.wait_for(self._open(), self.timeout)
+                await asyncio.wait_for(self._roundtrip(("SUBSCRIBE", channel)), self.timeout)
+                while True:
+                    push = await self._read(0)  # no timeout: messages come when they come
+                    if (isinstance(push, list) and len(push) == 3 and push[0] == b"message"
+                            and isinstance(push[2], bytes)):
+                        yield push[2]
             except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
                     asyncio.LimitOverrunError, ValueError) as exc:
                 await self._drop()

@@ -1,19 +1,29 @@
-"""Two relay instances sharing a real Redis directory (what scale-out has so far).
+"""Two relay instances sharing a directory (a real Redis, or one in-process directory).
 
 The shared directory binds an ID to its key across instances and lets the newest registration
-of a host win everywhere; rendezvous across instances is not implemented, and a viewer who
-reaches the wrong instance is told so in one line.
+of a host win everywhere. A viewer reaching an instance other than its host's is spliced when
+the instances have their own addresses (the rendezvous is forwarded, and the host opens its
+data connection at the viewer's instance), and told so in one line when they do not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from rdesk.relay.directory import Directory, MemoryDirectory
 from rdesk.relay.messages import Refused
 from rdesk.relay.redisdir import RedisDirectory
 from tests.relay.harness import (
+    Relay,
     host_identity,
     linked,
     make_link,
@@ -79,4 +89,92 @@ async def test_a_relay_whose_redis_is_down_is_not_ready_and_refuses_in_one_line(
         await ws.wait_closed()
         await quiet(relay)
     await down.close()
+    assert not other_tasks()
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_a_viewer_on_another_instance_is_spliced_through_a_forwarded_rendezvous(
+    tmp_path: Path, request: pytest.FixtureRequest, kind: str,
+) -> None:
+    directories: list[Directory]
+    if kind == "memory":
+        shared = MemoryDirectory()
+        directories = [shared, shared]
+    else:
+        url = request.getfixturevalue("redis_url")
+        directories = [RedisDirectory(url), RedisDirectory(url)]
+    async with running_relay(tmp_path / "relay", directory=directories[0], instance="a") as a, \
+            running_relay(tmp_path / "relay", directory=directories[1], instance="b") as b:
+        for relay in (a, b):
+            relay.server.config.public_url = relay.url
+        link = make_link(a, host_identity(tmp_path / "host"))
+        async with linked(link):
+            if kind == "redis":  # b's subscription is live once a forward reaches a listener
+                while not await directories[0].forward("b", b"{}"):
+                    await asyncio.sleep(0.05)
+            ws, answer = await viewer(b, link.host_id)
+            assert answer == {"t": "spliced"}
+            await ws.send(b"across instances")
+            assert await ws.recv() == b"host:across instances"
+            await ws.close()
+            await quiet(b)
+            await quiet(a, hosts=1)
+        assert b.last("rendezvous") == {"source": "127.0.0.1", "id": link.host_id,
+                                        "session": b.last("splice_end")["session"], "via": "a"}
+        assert "splice_end" not in a.kinds()  # the splice ran on the viewer's instance
+    for directory in directories:
+        if isinstance(directory, RedisDirectory):
+            await directory.close()
+    assert not other_tasks()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_two_relay_processes_with_redis(tmp_path: Path, redis_url: str) -> None:
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        relays = []
+        for name in ("a", "b"):
+            port = _free_port()
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "rdesk.relay", "--bind", "127.0.0.1", "--port", str(port),
+                "--data-dir", str(tmp_path / "relay"), "--open", "--redis", redis_url,
+                "--public-url", f"wss://127.0.0.1:{port}",
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            procs.append(proc)
+            assert proc.stdout is not None
+            while b"fingerprint" not in (line := await asyncio.wait_for(proc.stdout.readline(),
+                                                                        30)):
+                assert line, f"relay {name} exited"
+            fingerprint = line.decode().split()[-1]
+            assert b"directory" in await asyncio.wait_for(proc.stdout.readline(), 30)
+            relays.append(Relay.remote(port, fingerprint))
+        a, b = relays
+        assert a.fingerprint == b.fingerprint  # one data directory: one certificate
+        link = make_link(a, host_identity(tmp_path / "host"), token=None)
+        async with linked(link):
+            for _ in range(8):  # until b's subscription to its channel is live
+                ws, answer = await viewer(b, link.host_id)
+                if answer == {"t": "spliced"}:
+                    break
+                assert answer == {"t": "refused", "reason": "unknown or offline ID"}
+                await ws.wait_closed()
+                await asyncio.sleep(0.25)
+            assert answer == {"t": "spliced"}
+            await ws.send(b"two processes")
+            assert await ws.recv() == b"host:two processes"
+            await ws.close()
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
     assert not other_tasks()

@@ -6,7 +6,8 @@ host key, sends heartbeats, and when the relay asks for a rendezvous it opens
 ``<relay>/data``, proves again that it is the registered host, and hands that websocket to
 ``on_rendezvous`` (the end-to-end tunnel and the serving are the caller's business). A lost
 connection is retried with capped exponential backoff and jitter; ``move`` reconnects at once
-(to the URL it names, or the same address: behind a load balancer, another instance).
+(to the URL it names, or the same address: behind a load balancer, another instance). A
+rendezvous may name another instance's URL for ``/data``: its certificate must be the same.
 
 The relay's certificate is checked by its fingerprint **before** anything is sent (the
 ``register`` carries the enrolment token): against ``pin`` when given; otherwise the first
@@ -225,7 +226,14 @@ class RelayLink:
                 self.registered.set()
                 self.say(f"rdesk: registered as {self.host_id} on relay {self.url}")
             elif isinstance(event, Rendezvous):
-                self._spawn(self._answer(base, machine, event.session))
+                # Another instance of the relay may hold the viewer; it must present the same
+                # certificate (checked in _answer), so a url cannot lead the host anywhere else.
+                try:
+                    target = base if event.url is None else _base_url(event.url)
+                except RelayLinkError as exc:
+                    log.info("rendezvous %s: %s", event.session[:6], exc)
+                    continue
+                self._spawn(self._answer(target, machine, event.session))
             elif isinstance(event, Move):
                 self.moves += 1
                 self.last_error = f"moved: {event.reason}"
