@@ -197,3 +197,33 @@ async def test_a_silent_viewer_hits_the_sessions_handshake_deadline(tmp_path: Pa
     await transport.to_viewer.get()  # the Hello; then the viewer says nothing
     await asyncio.wait_for(serving, 30)  # the session's 10 s handshake deadline ends it
     assert transport.closed is not None and transport.closed[0] == CloseCode.HANDSHAKE_TIMEOUT
+
+
+async def test_the_host_pings_and_drops_a_viewer_that_stops_answering(
+    server: HostServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session's keepalive drives the host's side: a ping each interval, answered pongs
+    keep the viewer, and a missing pong closes it UNRESPONSIVE."""
+    import functools
+
+    import rdesk.host.serve.server as server_module
+    from rdesk.protocol.messages import Ping, Pong
+
+    monkeypatch.setattr(server_module, "Session",
+                        functools.partial(Session, ping_interval=0.05, ping_timeout=0.5))
+    transport = MemoryTransport()
+    serving = asyncio.create_task(server.serve_transport(transport))
+    viewer, _ = await _log_in(transport, "look")
+    pings = 0
+    while pings < 3:  # answer three pings: the viewer stays
+        message = viewer.receive(await transport.to_viewer.get(), 0.0)
+        if isinstance(message, Ping):
+            pings += 1
+            await transport.to_host.put(viewer.send(Pong(message.id), 0.0))
+        elif isinstance(message, Update):
+            await transport.to_host.put(viewer.send(Ack(message.seq), 0.0))
+    assert len(server.viewers) == 1 and not serving.done()
+    # Then stop answering: the session's pong timeout ends it.
+    await asyncio.wait_for(serving, 10)
+    assert transport.closed is not None and transport.closed[0] == CloseCode.UNRESPONSIVE
+    assert server.viewers == {}
