@@ -6,6 +6,7 @@ Sans-I/O: :mod:`~rdesk.relay.messages` (control messages and their codec),
 proofs of key ownership), :mod:`~rdesk.relay.directory`, :mod:`~rdesk.relay.tokens`,
 :mod:`~rdesk.relay.ratelimit`, :mod:`~rdesk.relay.config`.
 I/O: :mod:`~rdesk.relay.server` with :mod:`~rdesk.relay.hosts`, :mod:`~rdesk.relay.splice`,
-:mod:`~rdesk.relay.redisdir` (a shared directory, over :mod:`~rdesk.relay.resp`)
+:mod:`~rdesk.relay.routing`, :mod:`~rdesk.relay.redisdir` (a shared directory, over
+:mod:`~rdesk.relay.resp`)
 and :mod:`~rdesk.relay.conn`; :mod:`~rdesk.relay.audit`; :mod:`~rdesk.relay.main` (the verb).
 """

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import secrets
 import ssl
@@ -33,22 +32,20 @@ from websockets.http11 import Request, Response
 
 from rdesk.protocol.errors import CloseCode
 from rdesk.protocol.fingerprint import fingerprint
-from rdesk.protocol.hostid import parse_host_id
 from rdesk.relay.config import RelayConfig
 from rdesk.relay.conn import peer, recv, refuse
-from rdesk.relay.directory import Directory, DirectoryUnavailable, Entry, MemoryDirectory
-from rdesk.relay.hosts import Control, HostControls
+from rdesk.relay.directory import Directory, DirectoryUnavailable, MemoryDirectory
+from rdesk.relay.hosts import HostControls
 from rdesk.relay.messages import (
     MAX_RELAY_MESSAGE,
     Connect,
     Data,
-    Rendezvous,
-    decode,
     encode,
 )
 from rdesk.relay.messages import RelayProtocolError as _Refusal
 from rdesk.relay.protocol import RelayDataMachine, RelayViewerMachine
 from rdesk.relay.ratelimit import RateLimiter
+from rdesk.relay.routing import Router
 from rdesk.relay.splice import SpliceResult, splice
 from rdesk.relay.tokens import TokenError, TokenStore
 
@@ -108,6 +105,7 @@ class RelayServer:
         self.wall_clock = wall_clock
         self.hosts = HostControls(config, self.directory, self.fingerprint, self._enrol,
                                   self._token_id, self._event, clock, wall_clock)
+        self.router = Router(config, self.directory, self.hosts, self._event, clock, wall_clock)
         self.waiting: dict[str, _Waiting] = {}
         self._waiting_per_id: Counter[str] = Counter()
         self.splices: set[asyncio.Future[SpliceResult]] = set()
@@ -150,7 +148,7 @@ class RelayServer:
             server_header=None,
         )
         self._housekeeping = asyncio.ensure_future(self._sweep_forever())
-        self._forwarded = asyncio.ensure_future(self._serve_forwarded())
+        self._forwarded = asyncio.ensure_future(self.router.serve_forwarded())
         self._event("relay_start", bind=self.config.bind, port=self.port,
                     fingerprint=self.fingerprint, open=self.config.open_enrolment,
                     instance=self.config.instance)
@@ -320,65 +318,6 @@ class RelayServer:
             if not self._waiting_per_id[host_id]:
                 del self._waiting_per_id[host_id]
 
-    async def _find_host(self, host_id: str) -> tuple[Control | None, Entry]:
-        """Where ``host_id`` is registered: its control connection here, or ``None`` and the
-        entry of another instance that can be asked to forward; else the refusal."""
-        entry = await self.directory.lookup(host_id, self.wall_clock())
-        if entry is None:
-            raise _Refusal("unknown or offline ID", CloseCode.POLICY)
-        if entry.instance != self.config.instance:
-            if self.config.public_url is None:
-                raise _Refusal("the host is registered on another relay instance",
-                               CloseCode.POLICY)
-            return None, entry
-        control = self.hosts.get(entry.connection)
-        if control is None or not control.registered:
-            raise _Refusal("unknown or offline ID", CloseCode.POLICY)
-        return control, entry
-
-    async def _ask_host(self, control: Control | None, entry: Entry, session: str,
-                        source: str) -> None:
-        """Send the rendezvous to the host: directly, or through the instance holding it."""
-        if control is not None:
-            try:
-                await control.ws.send(encode(control.machine.rendezvous(session, self.clock())))
-            except (_Refusal, ConnectionClosed):
-                raise _Refusal("unknown or offline ID", CloseCode.POLICY) from None
-            self._event("rendezvous", source=source, id=entry.host_id, session=session)
-            return
-        request = json.dumps({"id": entry.host_id, "session": session,
-                              "url": self.config.public_url}).encode()
-        if not await self.directory.forward(entry.instance, request):
-            raise _Refusal("unknown or offline ID", CloseCode.POLICY)
-        self._event("rendezvous", source=source, id=entry.host_id, session=session,
-                    via=entry.instance)
-
-    async def _serve_forwarded(self) -> None:
-        """Pass rendezvous other instances forward to hosts registered here."""
-        try:
-            await self._forward_each()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug here must not pass silently: forwarding would just stop
-            log.exception("forwarding rendezvous between instances failed")
-
-    async def _forward_each(self) -> None:
-        async for request in self.directory.requests(self.config.instance):
-            try:
-                obj = json.loads(request[:2048])
-                host_id, session, url = parse_host_id(obj["id"]), obj["session"], obj["url"]
-                decode(encode(Rendezvous(session, url)))  # the fields' bounds, as on the wire
-                entry = await self.directory.lookup(host_id, self.wall_clock())
-            except (ValueError, KeyError, TypeError, _Refusal, DirectoryUnavailable) as exc:
-                log.info("forwarded rendezvous dropped: %s", exc)
-                continue
-            control = self.hosts.get(entry.connection) if entry is not None else None
-            if control is None or not control.registered:
-                continue  # the viewer's instance times out and says so
-            with contextlib.suppress(_Refusal, ConnectionClosed):
-                await control.ws.send(encode(control.machine.rendezvous(session, self.clock(),
-                                                                        url)))
-
     async def _rendezvous(self, ws: ServerConnection, machine: RelayViewerMachine,
                           host_id: str, source: str) -> tuple[str, ServerConnection]:
         """Ask the host to open ``/data`` for a new session; the session and the host's data
@@ -387,9 +326,9 @@ class RelayServer:
         answer: asyncio.Future[ServerConnection] = asyncio.get_running_loop().create_future()
         viewer_gone = asyncio.ensure_future(ws.wait_closed())
         try:
-            control, entry = await self._find_host(host_id)
+            control, entry = await self.router.find(host_id)
             self.waiting[session] = _Waiting(host_id, entry.spki, answer)
-            await self._ask_host(control, entry, session, source)
+            await self.router.ask(control, entry, session, source)
             deadline = machine.deadline()
             timeout = None if deadline is None else max(0.0, deadline - self.clock())
             waiters: set[asyncio.Future[Any]] = {answer, viewer_gone}

@@ -48,7 +48,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Refused, reasons),
     st.just(Heartbeat()),
     st.just(HeartbeatAck()),
-    st.builds(Rendezvous, sessions),
+    st.builds(Rendezvous, sessions, st.none() | st.just("wss://relay-2.example:8443")),
     st.builds(Move, reasons, st.none() | st.just("wss://relay2.example:8443")),
     st.builds(Data, st.just(KEY.id), sessions,
               st.binary(min_size=SIG_BYTES, max_size=SIG_BYTES)),

@@ -1,0 +1,103 @@
+"""Finding a viewer's host: on this instance, or on another one through the directory.
+
+With a shared directory, the host a viewer asks for may hold its control connection on another
+instance. :class:`Router` then forwards the rendezvous through the directory
+(:meth:`~rdesk.relay.directory.Directory.forward`) to that instance, which passes it to the
+host with this instance's ``public_url``: the host opens its data connection here, where the
+viewer waits, and the splice runs here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+
+from websockets.exceptions import ConnectionClosed
+
+from rdesk.protocol.errors import CloseCode
+from rdesk.protocol.hostid import parse_host_id
+from rdesk.relay.config import RelayConfig
+from rdesk.relay.directory import Directory, DirectoryUnavailable, Entry
+from rdesk.relay.hosts import Control, HostControls
+from rdesk.relay.messages import RelayProtocolError, Rendezvous, decode, encode
+
+__all__ = ["Router"]
+
+log = logging.getLogger(__name__)
+
+
+class Router:
+    """Where hosts are, and how their rendezvous reach them."""
+
+    def __init__(self, config: RelayConfig, directory: Directory, hosts: HostControls,
+                 event: Callable[..., None], clock: Callable[[], float],
+                 wall_clock: Callable[[], float]) -> None:
+        self.config = config
+        self.directory = directory
+        self.hosts = hosts
+        self._event = event
+        self.clock = clock
+        self.wall_clock = wall_clock
+
+    async def find(self, host_id: str) -> tuple[Control | None, Entry]:
+        """Where ``host_id`` is registered: its control connection here, or ``None`` and the
+        entry of another instance that can be asked to forward; else the refusal."""
+        entry = await self.directory.lookup(host_id, self.wall_clock())
+        if entry is None:
+            raise RelayProtocolError("unknown or offline ID", CloseCode.POLICY)
+        if entry.instance != self.config.instance:
+            if self.config.public_url is None:
+                raise RelayProtocolError("the host is registered on another relay instance",
+                                         CloseCode.POLICY)
+            return None, entry
+        control = self.hosts.get(entry.connection)
+        if control is None or not control.registered:
+            raise RelayProtocolError("unknown or offline ID", CloseCode.POLICY)
+        return control, entry
+
+    async def ask(self, control: Control | None, entry: Entry, session: str,
+                  source: str) -> None:
+        """Send the rendezvous to the host: directly, or through the instance holding it."""
+        if control is not None:
+            try:
+                await control.ws.send(encode(control.machine.rendezvous(session, self.clock())))
+            except (RelayProtocolError, ConnectionClosed):
+                raise RelayProtocolError("unknown or offline ID", CloseCode.POLICY) from None
+            self._event("rendezvous", source=source, id=entry.host_id, session=session)
+            return
+        request = json.dumps({"id": entry.host_id, "session": session,
+                              "url": self.config.public_url}).encode()
+        if not await self.directory.forward(entry.instance, request):
+            raise RelayProtocolError("unknown or offline ID", CloseCode.POLICY)
+        self._event("rendezvous", source=source, id=entry.host_id, session=session,
+                    via=entry.instance)
+
+    async def serve_forwarded(self) -> None:
+        """Pass rendezvous other instances forward to hosts registered here."""
+        try:
+            await self._forward_each()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug here must not pass silently: forwarding would just stop
+            log.exception("forwarding rendezvous between instances failed")
+
+    async def _forward_each(self) -> None:
+        async for request in self.directory.requests(self.config.instance):
+            try:
+                obj = json.loads(request[:2048])
+                host_id, session, url = parse_host_id(obj["id"]), obj["session"], obj["url"]
+                decode(encode(Rendezvous(session, url)))  # the fields' bounds, as on the wire
+                entry = await self.directory.lookup(host_id, self.wall_clock())
+            except (ValueError, KeyError, TypeError, RelayProtocolError,
+                    DirectoryUnavailable) as exc:
+                log.info("forwarded rendezvous dropped: %s", exc)
+                continue
+            control = self.hosts.get(entry.connection) if entry is not None else None
+            if control is None or not control.registered:
+                continue  # the viewer's instance times out and says so
+            with contextlib.suppress(RelayProtocolError, ConnectionClosed):
+                await control.ws.send(encode(control.machine.rendezvous(session, self.clock(),
+                                                                        url)))
