@@ -12,6 +12,7 @@ import dataclasses
 from typing import ClassVar, Union
 
 from rdesk.protocol import limits
+from rdesk.protocol import transfer as _xfer
 from rdesk.protocol.access import Access
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.fields import ROLES, AccessField, Bool, Field, Int, OneOf, Str
@@ -400,7 +401,8 @@ class Update:
 ControlMessage = Union[  # noqa: UP007 — a runtime alias; `|` of many classes reads worse
     Hello, Auth, Welcome, Screen, Ack, Ping, Pong, Pointer, Wheel, Key, Sync, InputAck, Refresh,
     Close, Peer, Control, RequestControl, ReleaseControl, ControlRequest, AnswerControl, Notice,
-    Prefs,
+    Prefs, _xfer.XferList, _xfer.XferPut, _xfer.XferGet, _xfer.XferReady, _xfer.XferEntry,
+    _xfer.XferData, _xfer.XferCredit, _xfer.XferEnd, _xfer.XferCancel, _xfer.XferDone,
 ]
 Message = Union[ControlMessage, Update]  # noqa: UP007
 
@@ -410,6 +412,6 @@ CONTROL_TYPES: dict[str, type] = {
     for cls in (
         Hello, Auth, Welcome, Screen, Ack, Ping, Pong, Pointer, Wheel, Key, Sync, InputAck,
         Refresh, Close, Peer, Control, RequestControl, ReleaseControl, ControlRequest,
-        AnswerControl, Notice, Prefs,
+        AnswerControl, Notice, Prefs, *_xfer.TRANSFER_TYPES,
     )
 }

@@ -33,6 +33,8 @@ from rdesk.protocol.messages import (
     Welcome,
     Wheel,
 )
+from rdesk.protocol.transfer import HOST_SENDS as _HOST_TRANSFER
+from rdesk.protocol.transfer import VIEWER_SENDS as _VIEWER_TRANSFER
 
 __all__ = ["TRANSITIONS", "Direction", "Role", "State"]
 
@@ -69,10 +71,11 @@ class Direction(enum.Enum):
 _S, _R = Direction.SEND, Direction.RECEIVE
 _HOST_ACTIVE_SEND = (
     Update, Screen, Ping, Pong, InputAck, Peer, Control, ControlRequest, Notice,
+    *_HOST_TRANSFER,
 )
 _VIEWER_ACTIVE_SEND = (
     Ack, Ping, Pong, Pointer, Key, Wheel, Sync, Refresh, RequestControl, ReleaseControl,
-    AnswerControl, Prefs,
+    AnswerControl, Prefs, *_VIEWER_TRANSFER,
 )
 
 TRANSITIONS: dict[tuple[Role, State], dict[Direction, dict[type, State]]] = {

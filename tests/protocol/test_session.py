@@ -21,6 +21,7 @@ from hypothesis.stateful import (
 import rdesk.protocol.messages as m
 from rdesk.protocol import codec
 from rdesk.protocol import session as session_module
+from rdesk.protocol import transfer as xfer
 from rdesk.protocol.codec import copy_payload, decode, encode
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode, LocalProtocolError, RemoteProtocolError
@@ -184,6 +185,17 @@ SAMPLES: dict[type, object] = {
     m.AnswerControl: m.AnswerControl(2, True),
     m.Notice: m.Notice("waiting"),
     m.Prefs: m.Prefs(0, 30, 1_000_000),
+    # File transfer (rdesk/protocol/transfer.py).
+    xfer.XferList: xfer.XferList(1),
+    xfer.XferPut: xfer.XferPut(1, "a.txt", 3),
+    xfer.XferGet: xfer.XferGet(1, "a.txt"),
+    xfer.XferReady: xfer.XferReady(1, "a.txt", 3),
+    xfer.XferEntry: xfer.XferEntry(1, "a.txt", 3),
+    xfer.XferData: xfer.XferData(1, "YWJj"),
+    xfer.XferCredit: xfer.XferCredit(1, 1),
+    xfer.XferEnd: xfer.XferEnd(1, "0" * 64),
+    xfer.XferCancel: xfer.XferCancel(1, "stop"),
+    xfer.XferDone: xfer.XferDone(1, True, "a.txt", 3, "0" * 64, ""),
 }
 assert set(SAMPLES) == set(CONTROL_TYPES.values()) - {Close} | {Update}
 

@@ -68,6 +68,12 @@ const NONCE_LEN = 4 * Math.ceil(L.NONCE_BYTES / 3);
 const NONCE = str(NONCE_LEN, NONCE_LEN);
 const WHEEL = int(-L.MAX_WHEEL_STEPS, L.MAX_WHEEL_STEPS);
 
+// transfer.py: CHUNK raw bytes per xfer_data, WINDOW chunks of credit, names of 255 bytes.
+export const XFER = Object.freeze({ CHUNK: 11 * 1024, WINDOW: 16, MAX_FILE_SIZE: 2 ** 40, MAX_NAME_BYTES: 255 });
+const XNAME = str(XFER.MAX_NAME_BYTES);
+const XSIZE = int(0, XFER.MAX_FILE_SIZE);
+const XSHA = str(64);
+
 // Field order is the order of messages.py (and of the JSON this side writes).
 export const SCHEMAS = Object.freeze({
   hello: { protocol: oneOf(PROTOCOL_NAME), version: U16, nonce: NONCE, methods: str(L.MAX_STRING), server: NAME },
@@ -92,6 +98,16 @@ export const SCHEMAS = Object.freeze({
   control_request: { id: U32, name: NAME },
   answer_control: { id: U32, grant: bool() },
   notice: { text: NAME },
+  xfer_list: { id: U32 },
+  xfer_put: { id: U32, name: XNAME, size: XSIZE },
+  xfer_get: { id: U32, name: XNAME },
+  xfer_ready: { id: U32, name: XNAME, size: XSIZE },
+  xfer_entry: { id: U32, name: XNAME, size: XSIZE },
+  xfer_data: { id: U32, data: str(4 * Math.ceil(XFER.CHUNK / 3), 4) },
+  xfer_credit: { id: U32, chunks: int(1, XFER.WINDOW) },
+  xfer_end: { id: U32, sha256: XSHA },
+  xfer_cancel: { id: U32, reason: NAME },
+  xfer_done: { id: U32, ok: bool(), name: XNAME, size: XSIZE, sha256: XSHA, reason: NAME },
 });
 
 // Control.holder values that are not a viewer (messages.py NOBODY, LOCAL_USER).

@@ -38,12 +38,16 @@ export const STATE = Object.freeze({
 
 // states.py: what each end may send once ACTIVE.
 export const HOST_ACTIVE = Object.freeze(
-  new Set(["update", "screen", "ping", "pong", "input_ack", "peer", "control", "control_request", "notice"]),
+  new Set([
+    "update", "screen", "ping", "pong", "input_ack", "peer", "control", "control_request", "notice",
+    "xfer_ready", "xfer_entry", "xfer_data", "xfer_credit", "xfer_end", "xfer_cancel", "xfer_done",
+  ]),
 );
 export const VIEWER_ACTIVE = Object.freeze(
   new Set([
     "ack", "ping", "pong", "pointer", "key", "wheel", "sync", "refresh",
     "request_control", "release_control", "answer_control", "prefs",
+    "xfer_list", "xfer_put", "xfer_get", "xfer_data", "xfer_credit", "xfer_end", "xfer_cancel",
   ]),
 );
 
