@@ -384,14 +384,15 @@ class RelayServer:
         assert isinstance(step.event, Data)
         data = step.event
         waiting = self.waiting.get(data.session)
-        usable = waiting is not None and not waiting.answer.done()
+        if waiting is not None and waiting.answer.done():
+            waiting = None  # already answered (or given up): a second answer is refused
         try:
-            machine.bind(waiting.host_id if usable and waiting else None,
-                         waiting.spki if usable and waiting else None, self.clock())
+            machine.bind(waiting.host_id if waiting else None,
+                         waiting.spki if waiting else None, self.clock())
         except _Refusal as exc:
             self._event("data_refused", source=source, id=data.id, session=data.session,
                         reason=exc.reason)
             raise
-        assert waiting is not None
+        assert waiting is not None  # bind refuses when there is none
         waiting.answer.set_result(ws)
         await ws.wait_closed()  # the viewer's handler runs the splice and closes this

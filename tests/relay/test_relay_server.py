@@ -18,14 +18,25 @@ from websockets.exceptions import ConnectionClosed
 from rdesk.protocol.errors import CloseCode
 from rdesk.relay import proof
 from rdesk.relay.directory import MemoryDirectory
-from rdesk.relay.messages import Challenge, Prove, Register, decode, encode
+from rdesk.relay.messages import (
+    Challenge,
+    Connect,
+    Data,
+    Prove,
+    Register,
+    Rendezvous,
+    decode,
+    encode,
+)
 from tests.relay.harness import (
+    Identity,
     host_identity,
     linked,
     make_link,
     open_ws,
     other_tasks,
     quiet,
+    raw_host,
     running_relay,
     viewer,
 )
@@ -203,4 +214,43 @@ async def test_a_second_registration_with_the_same_key_replaces_the_first(
                 await quiet(relay, hosts=1)
             await quiet(relay)
         assert relay.last("register")["replaced"] is True
+    assert not other_tasks()
+
+
+async def test_data_connections_must_answer_a_live_rendezvous_with_the_hosts_proof(
+    tmp_path: Path,
+) -> None:
+    async with running_relay(tmp_path / "relay") as relay:
+        identity = host_identity(tmp_path / "host")
+        stranger = host_identity(tmp_path / "stranger")
+        control = await raw_host(relay, identity)
+        host_id = next(iter(relay.server.hosts.live.values())).host_id
+        viewer_ws = await open_ws(relay, "/connect")
+        await viewer_ws.send(encode(Connect(host_id, 1)))
+        rendezvous = decode(await control.recv())
+        assert isinstance(rendezvous, Rendezvous) and rendezvous.url is None
+
+        def data(key: Identity, session: str) -> str:
+            signed = proof.data_input(session, relay.fingerprint, host_id)
+            return encode(Data(host_id, session, proof.sign(key.key, signed)))
+
+        for message, reason in [(data(identity, "x" * 22), "no such rendezvous"),
+                                (data(stranger, rendezvous.session),
+                                 "proof of key ownership failed")]:
+            ws = await open_ws(relay, "/data")
+            await ws.send(message)
+            assert await _refusal(ws) == (reason, CloseCode.POLICY)
+            assert relay.last("data_refused")["reason"] == reason
+        good = await open_ws(relay, "/data")
+        await good.send(data(identity, rendezvous.session))
+        assert json.loads(await viewer_ws.recv()) == {"t": "spliced"}
+        replay = await open_ws(relay, "/data")  # the same proof again: already answered
+        await replay.send(data(identity, rendezvous.session))
+        assert await _refusal(replay) == ("no such rendezvous", CloseCode.POLICY)
+        await viewer_ws.send(b"ping")
+        assert await good.recv() == b"ping"
+        await good.close()
+        await viewer_ws.wait_closed()
+        await control.close()
+        await quiet(relay)
     assert not other_tasks()
