@@ -30,8 +30,6 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from rdesk.cli import values
-from rdesk.cli.common import add_verb, one_line
 from rdesk.host.security.tls import TLSSetupError, ensure_host_certificate, server_ssl_context
 from rdesk.host.settings import default_config_dir
 from rdesk.relay.audit import RelayAuditLog
@@ -53,6 +51,10 @@ def add_relay_parser(
 
     The parser sets ``handler=run_relay_verb``.
     """
+    # Imported here, not at the top: the CLI's parser imports this module to call this.
+    from rdesk.cli import values
+    from rdesk.cli.common import add_verb
+
     relay = add_verb(subparsers, "relay", "run a relay that lets viewers reach hosts by ID")
     relay.add_argument("--bind", default="0.0.0.0", help="address to listen on (default all)")
     relay.add_argument("--port", type=values.port, default=DEFAULT_RELAY_PORT,
@@ -87,6 +89,10 @@ def add_relay_parser(
     revoke = actions.add_parser("revoke", help="remove a token by id or label")
     revoke.add_argument("name", help="the token's id (or its label, if unique)")
     return relay
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _seconds(text: str) -> float:
@@ -129,7 +135,7 @@ def run_relay_verb(args: argparse.Namespace, out: Out | None = None) -> int:
                                 key=args.key, audit_log=args.audit_log, grace=args.grace,
                                 redis=args.redis))
     except (TLSSetupError, TokenError, OSError, ValueError) as exc:
-        print(f"rdesk: error: {one_line(exc)}", file=sys.stderr)
+        print(f"rdesk: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     return 0
 
@@ -153,7 +159,7 @@ def _certificate_der(cert: Path) -> bytes:
     try:
         loaded = x509.load_pem_x509_certificate(cert.read_bytes())
     except (OSError, ValueError) as exc:
-        raise TLSSetupError(f"cannot load certificate {cert}: {one_line(exc)}") from None
+        raise TLSSetupError(f"cannot load certificate {cert}: {_one_line(exc)}") from None
     return loaded.public_bytes(serialization.Encoding.DER)
 
 
@@ -191,7 +197,7 @@ async def serve_relay(
             await server.start()
         except OSError as exc:
             # asyncio's own message repeats the address; the errno's text says it plainly
-            reason = os.strerror(exc.errno) if exc.errno else one_line(exc)
+            reason = os.strerror(exc.errno) if exc.errno else _one_line(exc)
             raise OSError(f"cannot listen on {config.bind}:{config.port}: {reason}") from None
         hurry = asyncio.Event()
 
