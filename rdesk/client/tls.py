@@ -6,7 +6,7 @@ import os
 import ssl
 from pathlib import Path
 
-from rdesk.common.tls import harden
+from rdesk.common.tls import pinning_client_context
 
 __all__ = ["client_ssl_context", "ClientTLSError"]
 
@@ -33,9 +33,7 @@ def client_ssl_context(
     With ``cert`` (and ``key``, unless the key is in the same PEM file) the viewer presents
     that client certificate (``rdesk certs issue``) to hosts that require one.
     """
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    harden(ctx)  # the TLS 1.2 suites offered: ECDHE + AEAD only
+    ctx = pinning_client_context()
     if cert is not None:
         try:
             ctx.load_cert_chain(
@@ -47,9 +45,9 @@ def client_ssl_context(
     elif key is not None:
         raise ClientTLSError("a client key was given without its certificate")
     if cafile is None:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
         return ctx
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
     try:
         ctx.load_verify_locations(cafile=os.fspath(cafile))
     except (OSError, ssl.SSLError) as exc:

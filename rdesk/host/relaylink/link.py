@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from rdesk.client.tls import client_ssl_context
+from rdesk.common.tls import pinning_client_context
 from rdesk.host.relaylink.backoff import backoff_delay
 from rdesk.protocol import limits
 from rdesk.protocol.fingerprint import fingerprint
@@ -117,7 +117,7 @@ class RelayLink:
         self.backoff = backoff
         self.rand = rand
         self.clock = clock
-        self.ssl_context = ssl_context or client_ssl_context()
+        self.ssl_context = ssl_context or pinning_client_context()
         #: Set while registered; cleared when the control connection is lost.
         self.registered = asyncio.Event()
         #: The last reason the control connection ended (one line), for status displays.
