@@ -21,6 +21,7 @@ from typing import Protocol
 from rdesk.common.transport import Transport
 from rdesk.host.serve.control import ControlBoard, Delivery
 from rdesk.host.serve.viewer import ViewerLink
+from rdesk.host.transfer.room import TransferRoom, policy_from
 from rdesk.protocol.access import Access
 from rdesk.protocol.errors import CloseCode, ProtocolError
 from rdesk.protocol.messages import (
@@ -42,6 +43,7 @@ from rdesk.protocol.messages import (
     Wheel,
 )
 from rdesk.protocol.session import Session
+from rdesk.protocol.transfer import VIEWER_SENDS as TRANSFER_MESSAGES
 from rdesk.recording.format import Recorder
 
 __all__ = ["OUTBOX_LIMIT", "Host", "InputSink", "ViewerConnection", "close_session"]
@@ -105,6 +107,11 @@ class ViewerConnection:
         self.link: ViewerLink | None = None
         self._dropped_logged = -1e9
         self._closing: set[asyncio.Future[None]] = set()
+        #: This viewer's file transfers (rdesk/host/transfer/), policy from the host settings.
+        self.transfers = TransferRoom(
+            policy_from(getattr(host, "settings", None)), viewer_id, name, access,
+            self._send_message, host.event,
+        )
 
     def attach(self, make_link: Callable[[Callable[[str | bytes], Awaitable[None]]], ViewerLink]
                ) -> ViewerLink:
@@ -117,6 +124,9 @@ class ViewerConnection:
         await self.transport.send(frame)
         if self.recorder is not None:
             self.recorder.sent(frame)
+
+    async def _send_message(self, message: object) -> None:
+        await self.send(self.session.send(message, time.monotonic()))  # type: ignore[arg-type]
 
     # --- control messages, from outside this viewer's tasks --------------------------------------
 
@@ -169,6 +179,8 @@ class ViewerConnection:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             link.source.unsubscribe(link)
+            # No partial file, no open descriptor outlives the viewer, however it left.
+            await self.transfers.close()
 
     def finish(self, reason: str) -> None:
         """Close the recording with ``reason``. Idempotent."""
@@ -215,6 +227,8 @@ class ViewerConnection:
                 link.set_prefs(message.quality, message.max_fps, message.max_bandwidth)
             elif isinstance(message, (Pointer, Wheel, Key, Sync)):
                 await self._input(message)
+            elif isinstance(message, TRANSFER_MESSAGES):
+                await self.transfers.handle(message)  # type: ignore[arg-type]
             elif isinstance(message, RequestControl):
                 host.deliver(host.board.request(self.viewer_id))
             elif isinstance(message, ReleaseControl):

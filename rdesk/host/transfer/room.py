@@ -1,0 +1,405 @@
+"""One viewer's file transfers on the host: policy, the folder, flow control, the audit.
+
+:class:`TransferRoom` is made by the viewer's connection and fed its ``xfer_*`` messages
+(:meth:`TransferRoom.handle`); it answers through the ``send`` it was given and reports every
+transfer's outcome through ``event`` (who, direction, file, size, SHA-256, result). When the
+viewer goes, for any reason, :meth:`TransferRoom.close` removes every partial upload and closes
+every descriptor it opened.
+
+Flow control (rdesk/protocol/transfer.py): an upload's credit is given back only once its
+chunks are written; a download sends a chunk only against the viewer's credit, reading the
+file one chunk at a time, so a viewer that stops reading leaves one window (176 KiB) in
+flight and the host holds nothing more. Downloads yield to the event loop after each chunk so
+screen updates and input interleave with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+from collections import deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from rdesk.host.settings import HostSettings
+from rdesk.host.transfer.folder import FolderError, Incoming, TransferFolder
+from rdesk.protocol.access import Access
+from rdesk.protocol.errors import RemoteProtocolError
+from rdesk.protocol.transfer import (
+    CHUNK,
+    Receiving,
+    Sending,
+    XferCancel,
+    XferCredit,
+    XferData,
+    XferDone,
+    XferEnd,
+    XferEntry,
+    XferGet,
+    XferList,
+    XferPut,
+    XferReady,
+)
+
+__all__ = [
+    "MAX_ACTIVE", "MAX_LISTING", "TRANSFER_MODES", "TransferPolicy", "TransferRoom", "policy_from",
+]
+
+TRANSFER_MODES = ("both", "upload", "download", "off")
+#: Transfers one viewer may run at once.
+MAX_ACTIVE = 4
+#: Files a listing shows at most.
+MAX_LISTING = 1000
+#: Bytes kept free on the folder's disk: an upload that would eat into them is refused.
+DISK_RESERVE = 64 << 20
+#: Finished ids remembered, so chunks already in flight when the host ended a transfer are
+#: dropped quietly rather than taken for a protocol error.
+_FINISHED_MEMORY = 64
+
+Send = Callable[[object], Awaitable[None]]
+Event = Callable[..., None]
+XferMessage = XferList | XferPut | XferGet | XferData | XferCredit | XferEnd | XferCancel
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferPolicy:
+    """What the host allows (``--transfer*`` flags, rdesk/host/settings.py)."""
+
+    mode: str = "both"
+    folder: Path = dataclasses.field(default_factory=lambda: Path.home() / "rdesk-transfer")
+    max_file: int = 4 << 30
+    max_session: int = 16 << 30
+    view_only: bool = False
+    overwrite: str = "rename"
+    #: Bytes left free on the folder's disk: an upload that would eat into them is refused.
+    disk_reserve: int = DISK_RESERVE
+
+    def refusal(self, access: Access, direction: str) -> str | None:
+        """Why a viewer with ``access`` may not transfer in ``direction`` ("upload",
+        "download" or "list"), or ``None``."""
+        if self.mode == "off":
+            return "file transfer is off on this host"
+        if access is not Access.CONTROL and not self.view_only:
+            return "view-only viewers may not transfer files"
+        if direction == "upload" and self.mode == "download":
+            return "this host allows downloads only"
+        if direction == "download" and self.mode == "upload":
+            return "this host allows uploads only"
+        return None
+
+
+class _SharedFolders:
+    """One :class:`TransferFolder` per folder and process, shared by the viewers using it.
+
+    Opening a folder removes the partial files a crashed host left; it must not remove those
+    of another viewer's upload in progress, so the folder is opened once, by the first viewer
+    that needs it, and closed when the last one leaves.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[Path, str], tuple[TransferFolder, int]] = {}
+
+    def acquire(self, path: Path, overwrite: str) -> TransferFolder:
+        key = (path, overwrite)
+        folder, users = self._open.get(key) or (TransferFolder(path, overwrite=overwrite), 0)
+        self._open[key] = (folder, users + 1)
+        return folder
+
+    def release(self, folder: TransferFolder) -> None:
+        key = (folder.path, folder.overwrite)
+        _, users = self._open[key]
+        if users > 1:
+            self._open[key] = (folder, users - 1)
+        else:
+            del self._open[key]
+            folder.close()
+
+
+_SHARED = _SharedFolders()
+
+
+class _Upload:
+    def __init__(self, flow: Receiving, file: Incoming) -> None:
+        self.flow, self.file = flow, file
+
+
+class _Download:
+    def __init__(self, flow: Sending, fd: int, name: str) -> None:
+        self.flow, self.fd, self.name = flow, fd, name
+        self.credit = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+
+class TransferRoom:
+    """One viewer's transfers. ``folder`` is opened lazily: a host that never transfers
+    never creates its folder."""
+
+    def __init__(self, policy: TransferPolicy, viewer_id: int, viewer_name: str, access: Access,
+                 send: Send, event: Event,
+                 folder: Callable[[], TransferFolder] | None = None) -> None:
+        self.policy = policy
+        self.viewer_id, self.viewer_name, self.access = viewer_id, viewer_name, access
+        self._send, self._event = send, event
+        self._open_folder = folder or (lambda: _SHARED.acquire(policy.folder, policy.overwrite))
+        self._folder: TransferFolder | None = None
+        self._owns_folder = folder is None
+        self._uploads: dict[int, _Upload] = {}
+        self._downloads: dict[int, _Download] = {}
+        self._finished: deque[int] = deque(maxlen=_FINISHED_MEMORY)
+        #: Bytes moved (or reserved by accepted transfers) in this session.
+        self.session_bytes = 0
+
+    # --- entry points --------------------------------------------------------------------------
+
+    async def handle(self, message: XferMessage) -> None:
+        """Act on one message from the viewer; a broken rule raises RemoteProtocolError."""
+        if isinstance(message, XferPut):
+            await self._put(message)
+        elif isinstance(message, XferGet):
+            await self._get(message)
+        elif isinstance(message, XferList):
+            await self._list(message)
+        elif isinstance(message, XferData):
+            await self._data(message)
+        elif isinstance(message, XferEnd):
+            await self._end(message)
+        elif isinstance(message, XferCredit):
+            download = self._downloads.get(message.id)
+            if download is not None:
+                download.flow.on_credit(message)
+                download.credit.set()
+            else:
+                self._unknown(message.id, "xfer_credit")
+        elif isinstance(message, XferCancel):
+            await self._cancelled(message)
+
+    async def close(self) -> None:
+        """The viewer is gone: abort every transfer, remove partial files, close descriptors."""
+        for upload_id, upload in list(self._uploads.items()):
+            upload.file.abort()
+            self._audit("upload", upload.file.wanted, upload.flow.received, "",
+                        "aborted: viewer left")
+            del self._uploads[upload_id]
+        for download_id in list(self._downloads):
+            await self._stop_download(download_id, "aborted: viewer left")
+        if self._folder is not None and self._owns_folder:
+            _SHARED.release(self._folder)
+        self._folder = None
+
+    # --- uploads -------------------------------------------------------------------------------
+
+    async def _put(self, message: XferPut) -> None:
+        name = message.name
+        reason = self._refusal(message.id, "upload")
+        reason = reason or self._cap_refusal(message.size)
+        incoming: Incoming | None = None
+        if reason is None:
+            try:
+                folder = self._folder_now()
+                if message.size + self.policy.disk_reserve > folder.free_bytes():
+                    raise FolderError("not enough free space on the host's disk")
+                incoming = folder.create(name)
+            except FolderError as exc:
+                reason = str(exc)
+        if incoming is None:
+            await self._refuse(message.id, "upload", name, message.size, reason or "refused")
+            return
+        flow = Receiving(message.id, message.size)
+        self._uploads[message.id] = _Upload(flow, incoming)
+        self.session_bytes += message.size
+        await self._send(XferReady(message.id, name, message.size))
+        credit = flow.initial_credit()
+        if credit is not None:
+            await self._send(credit)
+
+    async def _data(self, message: XferData) -> None:
+        upload = self._uploads.get(message.id)
+        if upload is None:
+            self._unknown(message.id, "xfer_data")
+            return
+        data = upload.flow.on_data(message)
+        try:
+            upload.file.write(data)
+        except FolderError as exc:
+            await self._fail_upload(message.id, str(exc))
+            return
+        credit = upload.flow.stored()
+        if credit is not None:
+            await self._send(credit)
+
+    async def _end(self, message: XferEnd) -> None:
+        upload = self._uploads.get(message.id)
+        if upload is None:
+            self._unknown(message.id, "xfer_end")
+            return
+        problem = upload.flow.on_end(message)
+        if problem is not None:
+            await self._fail_upload(message.id, problem)
+            return
+        try:
+            final = await asyncio.to_thread(upload.file.commit)
+        except FolderError as exc:
+            await self._fail_upload(message.id, str(exc))
+            return
+        self._forget(message.id)
+        size, sha = upload.flow.received, upload.flow.sha256
+        self._audit("upload", final, size, sha, "ok")
+        await self._send(XferDone(message.id, True, final, size, sha, ""))
+
+    async def _fail_upload(self, upload_id: int, reason: str) -> None:
+        upload = self._uploads[upload_id]
+        upload.file.abort()
+        self._forget(upload_id)
+        self._audit("upload", upload.file.wanted, upload.flow.received, "", f"failed: {reason}")
+        await self._send(XferDone(upload_id, False, upload.file.wanted, upload.flow.received,
+                                  "", reason))
+
+    # --- downloads and the listing -------------------------------------------------------------
+
+    async def _get(self, message: XferGet) -> None:
+        reason = self._refusal(message.id, "download")
+        fd = size = None
+        if reason is None:
+            try:
+                fd, size = self._folder_now().open_read(message.name)
+            except FolderError as exc:
+                reason = str(exc)
+        if reason is None and fd is not None and size is not None:
+            reason = self._cap_refusal(size)
+            if reason is not None:
+                os.close(fd)
+        if reason is not None or fd is None or size is None:
+            await self._refuse(message.id, "download", message.name, 0, reason or "refused")
+            return
+        self.session_bytes += size
+        download = _Download(Sending(message.id, size), fd, message.name)
+        self._downloads[message.id] = download
+        await self._send(XferReady(message.id, message.name, size))
+        download.task = asyncio.create_task(self._pump(message.id, download),
+                                            name=f"viewer-{self.viewer_id}-xfer-{message.id}")
+
+    async def _pump(self, download_id: int, download: _Download) -> None:
+        """Send the file chunk by chunk against credit; ends with xfer_end and the audit."""
+        flow = download.flow
+        try:
+            while flow.remaining > 0:
+                while flow.credit == 0:
+                    download.credit.clear()
+                    await download.credit.wait()
+                data = os.read(download.fd, min(CHUNK, flow.remaining))
+                if not data:
+                    raise OSError("the file shrank while it was sent")
+                await self._send(flow.chunk(data))
+                await asyncio.sleep(0)  # let updates and input through between chunks
+            end = flow.end()
+            await self._send(end)
+            result, sha = "ok", end.sha256
+        except OSError as exc:
+            result, sha = f"failed: {exc.strerror or exc}", ""
+            await self._send(XferCancel(download_id, "the host could not read the file"))
+        self._close_download(download_id)
+        self._audit("download", download.name, flow.sent, sha, result)
+
+    async def _stop_download(self, download_id: int, result: str) -> None:
+        download = self._downloads.get(download_id)
+        if download is None:
+            return
+        if download.task is not None:
+            download.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await download.task
+        self._close_download(download_id)
+        self._audit("download", download.name, download.flow.sent, "", result)
+
+    def _close_download(self, download_id: int) -> None:
+        download = self._downloads.pop(download_id, None)
+        if download is not None:
+            with contextlib.suppress(OSError):
+                os.close(download.fd)
+            self._finished.append(download_id)
+
+    async def _list(self, message: XferList) -> None:
+        reason = self._refusal(message.id, "list")
+        entries: list[tuple[str, int]] = []
+        if reason is None:
+            try:
+                entries = self._folder_now().listing(MAX_LISTING)
+            except (FolderError, OSError) as exc:
+                reason = str(exc) if isinstance(exc, FolderError) else "cannot list the folder"
+        for name, size in entries:
+            await self._send(XferEntry(message.id, name, size))
+        await self._send(XferDone(message.id, reason is None, "", len(entries), "",
+                                  reason or ""))
+
+    # --- shared --------------------------------------------------------------------------------
+
+    async def _cancelled(self, message: XferCancel) -> None:
+        reason = f"cancelled by the viewer: {message.reason}"[:200]
+        if message.id in self._uploads:
+            upload = self._uploads[message.id]
+            upload.file.abort()
+            self._forget(message.id)
+            self._audit("upload", upload.file.wanted, upload.flow.received, "", reason)
+        elif message.id in self._downloads:
+            await self._stop_download(message.id, reason)
+        else:
+            self._unknown(message.id, "xfer_cancel")
+
+    def _refusal(self, transfer_id: int, direction: str) -> str | None:
+        if transfer_id in self._uploads or transfer_id in self._downloads:
+            raise RemoteProtocolError(f"transfer id {transfer_id} is already in use")
+        if len(self._uploads) + len(self._downloads) >= MAX_ACTIVE:
+            return f"at most {MAX_ACTIVE} transfers at once"
+        return self.policy.refusal(self.access, "download" if direction == "list" else direction)
+
+    async def _refuse(self, transfer_id: int, direction: str, name: str, size: int,
+                      reason: str) -> None:
+        self._finished.append(transfer_id)
+        self._audit(direction, name, size, "", f"refused: {reason}")
+        await self._send(XferDone(transfer_id, False, name if _printable(name) else "", size,
+                                  "", reason[:256]))
+
+    def _cap_refusal(self, size: int) -> str | None:
+        if size > self.policy.max_file:
+            return f"the file is larger than this host's cap of {self.policy.max_file} bytes"
+        if self.session_bytes + size > self.policy.max_session:
+            return f"this session's transfer cap of {self.policy.max_session} bytes is used up"
+        return None
+
+    def _unknown(self, transfer_id: int, kind: str) -> None:
+        """A message for no transfer: late chunks of one the host ended are fine, others not."""
+        if transfer_id not in self._finished:
+            raise RemoteProtocolError(f"{kind} for unknown transfer {transfer_id}")
+
+    def _forget(self, upload_id: int) -> None:
+        self._uploads.pop(upload_id, None)
+        self._finished.append(upload_id)
+
+    def _folder_now(self) -> TransferFolder:
+        if self._folder is None:
+            self._folder = self._open_folder()
+        return self._folder
+
+    def _audit(self, direction: str, file: str, size: int, sha256: str, result: str) -> None:
+        self._event("transfer", viewer=self.viewer_id, name=self.viewer_name,
+                    role=self.access.value, direction=direction, file=ascii(file)[1:-1][:200],
+                    size=size, sha256=sha256, result=result)
+
+
+def _printable(name: str) -> bool:
+    return name.isprintable() and len(name.encode("utf-8", "surrogatepass")) <= 255
+
+
+def policy_from(settings: HostSettings | None) -> TransferPolicy:
+    """The policy ``rdesk host``'s settings ask for (the defaults without settings)."""
+    if settings is None:
+        return TransferPolicy()
+    return TransferPolicy(
+        mode=settings.transfer,
+        folder=settings.transfer_dir or Path.home() / "rdesk-transfer",
+        max_file=settings.transfer_max_file,
+        max_session=settings.transfer_max_session,
+        view_only=settings.transfer_view_only,
+    )
