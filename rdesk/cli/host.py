@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from rdesk.cli.common import UsageError, add_verb, require_host_extra
+from rdesk.cli.relay import add_host_relay_options, host_relay_settings
 from rdesk.cli.values import bandwidth, invite, origin, port, ranged, size
 from rdesk.host.settings import (
     CAPTURE_BACKENDS,
@@ -92,6 +93,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="also let browser pages from this origin (https://NAME[:PORT]) connect; repeatable",
     )
     _add_security_options(host)
+    add_host_relay_options(host)
     host.set_defaults(handler=_cmd_host)
 
     passwd = add_verb(
@@ -159,6 +161,7 @@ def host_settings(args: argparse.Namespace) -> HostSettings:
         consent=args.consent,
         consent_timeout=float(args.consent_timeout),
         invites=tuple(args.invite),
+        **host_relay_settings(args),  # type: ignore[arg-type]
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from rdesk.cli import host, input, security, view
+from rdesk.cli import host, input, relay, security, view
 from rdesk.cli.common import add_common_options
 
 __all__ = ["build_parser"]
@@ -31,4 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
     input.add_parsers(sub)
     security.add_parsers(sub)
     view.add_connect_parser(sub)
+    relay.add_relay_verb(sub)
+    relay.wrap_viewer_handlers(sub)
     return parser

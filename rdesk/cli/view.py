@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from rdesk.cli.common import UsageError, add_verb
+from rdesk.cli.relay import add_relay_options, relay_target
 from rdesk.client.connection import Connection, connect, parse_url
 from rdesk.client.known_hosts import KnownHosts, UnknownHostKey
 
@@ -52,6 +53,7 @@ def add_viewer_options(parser: argparse.ArgumentParser) -> None:
         "--cert", type=Path, help="client certificate (PEM) for hosts that need one"
     )
     parser.add_argument("--key", type=Path, help="private key (PEM) of --cert")
+    add_relay_options(parser)
 
 
 def viewer_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
@@ -117,7 +119,8 @@ def _password_source(args: argparse.Namespace) -> Callable[[], str]:
 async def _open_viewer(args: argparse.Namespace) -> Connection:
     """Connect as the viewer options say, asking about an unknown host key on the terminal."""
     known = KnownHosts(args.config_dir / "known_hosts")
-    address = parse_url(args.url)
+    target, relay_pin = relay_target(args)
+    address = parse_url(target)
     try:
         return await connect(
             address,
@@ -128,6 +131,7 @@ async def _open_viewer(args: argparse.Namespace) -> Connection:
             name=args.name,
             timeout=args.timeout,
             ssl_context=viewer_ssl_context(args),
+            relay_pin=relay_pin,
         )
     except UnknownHostKey as exc:
         if not sys.stdin.isatty():
@@ -206,11 +210,12 @@ def _write_png(image: object, path: Path) -> None:
 def _cmd_connect(args: argparse.Namespace) -> int:
     from rdesk.client.tk.window import ViewerOptions, run_viewer
 
-    parse_url(args.url)  # a bad URL is a one-line error before any window opens
+    target, _ = relay_target(args)  # the window trusts a relay by its known_hosts entry
+    parse_url(target)  # a bad URL is a one-line error before any window opens
     # The password from a file or $RDESK_PASSWORD; otherwise the window asks with a dialog.
     given = args.password_file is not None or bool(os.environ.get("RDESK_PASSWORD"))
     options = ViewerOptions(
-        url=args.url,
+        url=target,
         known_hosts=args.config_dir / "known_hosts",
         password=_password_source(args) if given else None,
         fingerprint=args.fingerprint,

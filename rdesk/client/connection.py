@@ -20,7 +20,9 @@ import asyncio
 import ssl
 import time
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import TypeVar, cast
+
+from websockets.asyncio.client import ClientConnection
 
 from rdesk.client.address import DEFAULT_PORT, WS_PATH, HostAddress, parse_url
 from rdesk.client.errors import AuthenticationFailed, ConnectError, ConnectionLost
@@ -32,6 +34,7 @@ from rdesk.client.handshake import (
     pin_host_key,
 )
 from rdesk.client.known_hosts import KnownHosts
+from rdesk.client.relayed import open_relayed, parse_relayed
 from rdesk.client.running import Connection, Stats, abort, cancel
 from rdesk.client.timers import SessionTimers
 from rdesk.protocol.errors import CloseCode, ProtocolError
@@ -67,6 +70,7 @@ async def connect(
     handshake_timeout: float | None = None,
     ping_interval: float = PING_INTERVAL,
     ping_timeout: float = PING_TIMEOUT,
+    relay_pin: str | None = None,
 ) -> Connection:
     """Connect to a host, verify its key, authenticate, and start following its screen.
 
@@ -85,16 +89,31 @@ async def connect(
     bounds the whole handshake (default: ``2 * timeout + CONSENT_WAIT``). Once admitted, a
     ping goes out after ``ping_interval`` idle seconds and the connection closes
     (``UNRESPONSIVE``) if a pong takes more than ``ping_timeout``.
+
+    A relayed address (``wss://RELAY/id/ID``, :mod:`rdesk.client.relayed`) goes through the
+    relay and the end-to-end tunnel instead, ``pinned`` or ``known_hosts`` pinning the host
+    under its ID and ``relay_pin`` the relay; the session inside is the same. It also raises
+    the relay's errors (:class:`~rdesk.client.relayed.RelayUnreachable`,
+    :class:`~rdesk.client.relayed.UnknownHostID`, :class:`~rdesk.client.relayed.RelayRefused`).
     """
     address = url if isinstance(url, HostAddress) else parse_url(url)
     if known_hosts is None and pinned is None:
         raise ValueError("connect() needs known_hosts or a pinned fingerprint")
     if handshake_timeout is None:
         handshake_timeout = 2 * timeout + CONSENT_WAIT
-    ws = await open_websocket(address, timeout, ssl_context)
+    relayed = parse_relayed(address)
+    if relayed is not None:
+        # The host's key is verified inside open_relayed, before anything of the session.
+        tunnel, offered = await open_relayed(relayed, known_hosts=known_hosts, pinned=pinned,
+                                             relay_pin=relay_pin, timeout=timeout)
+        ws = cast(ClientConnection, tunnel)  # a TunnelSocket has the surface used here
+        address = relayed
+    else:
+        ws = await open_websocket(address, timeout, ssl_context)
     timer_task: asyncio.Task[None] | None = None
     try:
-        offered = pin_host_key(ws, address, known_hosts, pinned, accept_new)
+        if relayed is None:
+            offered = pin_host_key(ws, address, known_hosts, pinned, accept_new)
         session = Session(
             Role.VIEWER, time.monotonic(), handshake_timeout=handshake_timeout,
             ping_interval=ping_interval, ping_timeout=ping_timeout,

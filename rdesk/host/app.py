@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rdesk.host.relayed import RelayPresence
+from rdesk.host.relaylink import RelayLinkError, load_identity
 from rdesk.host.screen.backends import backend_of, open_capturer
 from rdesk.host.screen.capture import Capturer
 from rdesk.host.screen.damage import DamageUnavailable, DamageWatcher
@@ -21,15 +23,17 @@ from rdesk.host.screen.virtual import VirtualDisplay
 from rdesk.host.security.audit import AuditLog
 from rdesk.host.security.ca import ClientCertPolicy, default_ca_dir
 from rdesk.host.security.invites import InviteBook
-from rdesk.host.security.passwords import PasswordStore
+from rdesk.host.security.passwords import PasswordStore, read_secret_file
 from rdesk.host.security.tls import (
     certificate_fingerprint,
     ensure_host_certificate,
     server_ssl_context,
 )
+from rdesk.host.serve.connection import close_session
 from rdesk.host.serve.console import HostConsole
 from rdesk.host.serve.server import HostServer, InputSink
 from rdesk.host.settings import PASSWORD_FILE, VIEW_PASSWORD_FILE, CaptureBackend, HostSettings
+from rdesk.protocol.errors import CloseCode
 from rdesk.protocol.fingerprint import fingerprint_hex
 
 __all__ = [
@@ -203,20 +207,17 @@ async def run_host(
         console = HostConsole(server, credentials.invites, out)
         if settings.consent == "ask":
             server.consent = console
-        try:
-            await server.start()
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise HostError(
-                    f"port {settings.port} on {settings.bind} is already in use; "
-                    "choose another with --port"
-                ) from None
-            raise HostError(f"cannot listen on {settings.bind}:{settings.port}: {exc}") from None
+        presence = _relay_presence(settings, server, cert, key, out)
+        if settings.listen:
+            await _listen(server, settings)
         capture = asyncio.create_task(source.run(), name="capture")
         capture_line = backend_of(capturer) + (
             ", changes from X DAMAGE" if notifier is not None else ", polling for changes"
         )
         _banner(out, display, source, capture_line, server, cert, how, settings)
+        if presence is not None:
+            _relay_banner(out, presence)
+            presence.start()
         for role, minutes in settings.invites:
             out("  " + console.invite(role, minutes))
         if settings.consent == "ask":
@@ -228,6 +229,12 @@ async def run_host(
             await _until_signalled(capture)
         finally:
             capture.cancel()
+            if presence is not None:
+                # Relayed viewers are told the host is going before their tunnels are dropped.
+                for conn in list(server.viewers.values()):
+                    await close_session(conn.transport, conn.session, CloseCode.SHUTDOWN,
+                                        "host is shutting down")
+                await presence.stop()
             await server.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await capture
@@ -245,14 +252,61 @@ def _banner(
 ) -> None:
     out(f"rdesk host: sharing display {display} ({source.width}x{source.height})")
     out(f"  capture:     {capture}")
-    for url in _urls(settings.bind, server.port):
-        out(f"  connect:     {url}    (browser: {url.replace('wss://', 'https://', 1)}/)")
+    if settings.listen:
+        for url in _urls(settings.bind, server.port):
+            out(f"  connect:     {url}    (browser: {url.replace('wss://', 'https://', 1)}/)")
+    else:
+        out("  connect:     through the relay only (--no-listen)")
     fp = certificate_fingerprint(cert)
     out(f"  fingerprint: {fp}")
     # Browsers cannot pin a key; they show the certificate's SHA-256 as hex (docs/browser.md).
     out(f"  browser:     SHA-256 {fingerprint_hex(fp)}")
     out(f"  {how}")
     out("  e.g.         rdesk snapshot URL -o shot.png   |   Ctrl+C stops the host")
+
+
+async def _listen(server: HostServer, settings: HostSettings) -> None:
+    try:
+        await server.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise HostError(
+                f"port {settings.port} on {settings.bind} is already in use; "
+                "choose another with --port"
+            ) from None
+        raise HostError(f"cannot listen on {settings.bind}:{settings.port}: {exc}") from None
+
+
+def _relay_presence(
+    settings: HostSettings, server: HostServer, cert: Path, key: Path,
+    out: Callable[[str], None],
+) -> RelayPresence | None:
+    """The host's presence on ``settings.relay_url`` (not started yet), or ``None``.
+
+    The relay registers the key of the host's certificate: the ECDSA P-256 key rdesk makes
+    (a ``--cert`` with another kind of key cannot be reached by ID).
+    """
+    if settings.relay_url is None:
+        if not settings.listen:
+            raise HostError("--no-listen needs --relay: otherwise no viewer could reach the host")
+        return None
+    token = (read_secret_file(settings.relay_token_file)
+             if settings.relay_token_file is not None else None)
+    try:
+        private_key, cert_der = load_identity(cert, key)
+        return RelayPresence(server, settings.relay_url, private_key, cert_der, token,
+                             settings.relay_fingerprint, out, listening=settings.listen)
+    except ValueError as exc:
+        raise HostError(f"cannot use the host key with a relay: {exc}") from None
+    except RelayLinkError as exc:
+        raise HostError(str(exc)) from None
+
+
+def _relay_banner(out: Callable[[str], None], presence: RelayPresence) -> None:
+    out(f"  relay:       {presence.link.url}")
+    out(f"  ID:          {presence.host_id}    (viewers type it to reach this host)")
+    out(f"  e.g.         rdesk snapshot {presence.host_id} --relay {presence.link.url} "
+        "-o shot.png")
 
 
 async def _until_signalled(capture: asyncio.Task[None]) -> None:

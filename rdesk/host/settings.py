@@ -105,3 +105,15 @@ class HostSettings:
     require_client_cert: bool = False
     #: The viewer CA's directory (default ``config_dir / "ca"``).
     ca_dir: Path | None = None
+    #: Also be reachable by ID through this relay (``--relay wss://HOST:PORT``): the host
+    #: dials out and keeps a control connection (rdesk/host/relayed.py).
+    relay_url: str | None = None
+    #: The relay's enrolment token, first line of this file (``--relay-token-file``);
+    #: ``None`` for a relay run with ``--open``.
+    relay_token_file: Path | None = None
+    #: The relay's certificate fingerprint (``--relay-fingerprint SHA256:...``); ``None``:
+    #: trust the first one seen, and print it.
+    relay_fingerprint: str | None = None
+    #: Listen on ``bind:port`` for direct viewers; ``False`` (``--no-listen``, only with a
+    #: relay): reachable through the relay alone.
+    listen: bool = True

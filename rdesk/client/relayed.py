@@ -1,0 +1,268 @@
+"""Reaching a host by its ID through a relay: the relay's websocket, then the tunnel.
+
+A host reached through a relay has the address ``wss://RELAY[:PORT]/id/ID``
+(:func:`relayed_url`, :func:`parse_relayed`): any face that takes a URL takes it, and
+:func:`rdesk.client.connection.connect` sees the ``/id/`` path and calls
+:func:`open_relayed`, which returns the end-to-end tunnel to use in place of the host's own
+TLS websocket. In order, and before anything of the session is sent:
+
+1. TLS to the relay, its certificate checked like a host's: against a pin, or the
+   ``known_hosts`` entry of the relay's address — trusted on first use (the relay is trusted
+   for availability only, docs/relay.md), refused if it changed;
+2. ``{"t": "connect", "id": ID, "version": 1}``, then the relay's ``spliced`` — or its
+   ``refused {reason}`` as :class:`UnknownHostID` or :class:`RelayRefused`;
+3. :func:`~rdesk.tunnel.viewer_side.open_tunnel`, with the pin of this ID (explicit, or the
+   ``known_hosts`` entry of the ID): the host's key must hash to the ID and equal the pin.
+   A first contact pins the key under the ID, as the ID already vouched for it.
+
+IDs are stored in ``known_hosts`` as ``ID:1`` (the file's entries are ``HOST:PORT``; an ID has
+no port, and port 1 is never an rdesk host's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import ssl
+import urllib.parse
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from rdesk.client.address import HostAddress
+from rdesk.client.errors import ConnectError
+from rdesk.client.known_hosts import (
+    HostKeyMismatch,
+    KnownHosts,
+    normalize_fingerprint,
+    verify_host_key,
+)
+from rdesk.client.tls import client_ssl_context
+from rdesk.protocol.fingerprint import fingerprint
+from rdesk.protocol.hostid import parse_host_id
+from rdesk.tunnel.errors import HostIdentityError, TunnelError
+from rdesk.tunnel.viewer_side import TunnelSocket, open_tunnel
+from rdesk.tunnel.wire import MAX_WIRE_MESSAGE
+
+__all__ = [
+    "DEFAULT_RELAY_PORT",
+    "ID_PATH",
+    "ID_PORT",
+    "IDKeyMismatch",
+    "RelayRefused",
+    "RelayUnreachable",
+    "RelayedAddress",
+    "UnknownHostID",
+    "open_relayed",
+    "parse_relayed",
+    "relayed_url",
+]
+
+DEFAULT_RELAY_PORT = 8443
+#: The path prefix that makes a relay URL name a host: ``/id/ID``.
+ID_PATH = "/id/"
+#: The port of an ID's ``known_hosts`` entry.
+ID_PORT = 1
+#: Largest control message of the relay (its ``refused``/``spliced`` answers).
+_MAX_CONTROL = 4096
+#: What the relay answers for an ID it does not hold (rdesk/relay/server.py).
+_UNKNOWN_ID = "unknown or offline ID"
+#: Seconds the relay may take to find the host, on top of the viewer's own timeout: it waits
+#: up to 10 s for the host's answer to the rendezvous.
+_RENDEZVOUS_WAIT = 12.0
+
+
+class RelayUnreachable(ConnectError):
+    """The relay could not be reached (no route, refused, no answer, TLS failed)."""
+
+
+class RelayRefused(ConnectError):
+    """The relay answered ``refused {reason}`` (full, rate-limited, shutting down...)."""
+
+
+class UnknownHostID(RelayRefused):
+    """The relay holds no host with this ID: wrong ID, or the host is offline."""
+
+
+class IDKeyMismatch(HostKeyMismatch):
+    """The host at the end of the tunnel is not the one the ID (and the pin) name.
+
+    Raised before any record is sent: no credential has left the viewer.
+    """
+
+    def __init__(self, host_id: str, expected: str, reason: str, *, pinned: bool) -> None:
+        super().__init__(host_id, ID_PORT, expected, "?", pinned=pinned)
+        self.args = (
+            f"host {host_id}: {reason}; refusing to connect (the relay or someone on the way "
+            "may be impersonating the host)",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RelayedAddress(HostAddress):
+    """A host by ID through a relay: ``host``/``port`` are the relay's, ``host_id`` the ID."""
+
+    host_id: str = ""
+
+    @property
+    def relay(self) -> str:
+        return HostAddress.__str__(self)
+
+    def __str__(self) -> str:
+        return f"{self.host_id} (via relay {self.relay})"
+
+
+def relayed_url(relay: str, host_id: str) -> str:
+    """``wss://RELAY:PORT/id/ID`` for ``relay`` (``wss://HOST[:PORT]``, default port 8443).
+
+    Raises :class:`ConnectError` for a relay that is not ``wss://HOST[:PORT]`` and
+    ``ValueError`` for a malformed ID.
+    """
+    canonical = parse_host_id(host_id)
+    text = relay.strip()
+    if "://" not in text:
+        text = "wss://" + text
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port or DEFAULT_RELAY_PORT
+    except ValueError as exc:
+        raise ConnectError(f"invalid relay address {relay!r}: {exc}") from None
+    if parts.scheme != "wss" or not parts.hostname or parts.path not in ("", "/"):
+        raise ConnectError(f"a relay address is wss://HOST[:PORT], not {relay[:80]!r}")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"wss://{host}:{port}{ID_PATH}{canonical}"
+
+
+def parse_relayed(address: HostAddress) -> RelayedAddress | None:
+    """The relayed address ``address`` stands for, or ``None`` for a host's own address.
+
+    Raises :class:`ConnectError` for an ``/id/`` path that is not an ID.
+    """
+    if isinstance(address, RelayedAddress):
+        return address
+    if not address.path.startswith(ID_PATH):
+        return None
+    try:
+        host_id = parse_host_id(address.path[len(ID_PATH):])
+    except ValueError as exc:
+        raise ConnectError(f"invalid host ID in {address.uri}: {exc}") from None
+    return RelayedAddress(address.host, address.port, "/connect", host_id)
+
+
+def _check_relay(ws: ClientConnection, address: RelayedAddress, known: KnownHosts | None,
+                 pin: str | None) -> None:
+    ssl_object = ws.transport.get_extra_info("ssl_object")
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+    if not der:
+        raise ConnectError(f"relay {address.relay} presented no certificate")
+    offered = fingerprint(der)
+    if known is None:
+        if pin is not None and normalize_fingerprint(pin) != offered:
+            raise HostKeyMismatch(address.host, address.port, pin, offered, pinned=True)
+        return
+    # The relay is trusted for availability only: first use is accepted (and remembered).
+    verify_host_key(known, address.host, address.port, offered, pinned=pin, accept_new=True)
+
+
+async def _open_relay(address: RelayedAddress, timeout: float,
+                      ssl_context: ssl.SSLContext | None) -> ClientConnection:
+    try:
+        return await ws_connect(
+            f"wss://{address.relay}/connect",
+            ssl=ssl_context if ssl_context is not None else client_ssl_context(),
+            server_hostname=address.host,
+            open_timeout=timeout,
+            max_size=MAX_WIRE_MESSAGE,  # the tunnel's largest message, whole
+            max_queue=4,
+            compression=None,
+            ping_interval=None,  # the session's own pings keep the splice
+            close_timeout=5,
+            user_agent_header=None,
+        )
+    except InvalidStatus as exc:
+        raise RelayUnreachable(
+            f"{address.relay} is not an rdesk relay (HTTP {exc.response.status_code})"
+        ) from None
+    except ssl.SSLError as exc:
+        raise RelayUnreachable(
+            f"relay {address.relay}: TLS handshake failed ({exc.reason or exc})"
+        ) from None
+    except (InvalidHandshake, EOFError) as exc:
+        raise RelayUnreachable(f"{address.relay} is not an rdesk relay ({exc})") from None
+    except asyncio.TimeoutError:
+        raise RelayUnreachable(f"relay {address.relay}: no answer within {timeout:g} s") from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise RelayUnreachable(f"cannot reach the relay {address.relay}: {reason}") from None
+
+
+async def _splice(ws: ClientConnection, address: RelayedAddress, timeout: float) -> None:
+    """Ask for the host; return once ``spliced``, raise the relay's refusal otherwise."""
+    request = json.dumps({"t": "connect", "id": address.host_id, "version": 1})
+    try:
+        await ws.send(request)
+        answer = await asyncio.wait_for(ws.recv(), timeout + _RENDEZVOUS_WAIT)
+    except asyncio.TimeoutError:
+        raise ConnectError(f"{address}: the relay did not answer in time") from None
+    except ConnectionClosed as exc:
+        why = exc.rcvd.reason if exc.rcvd and exc.rcvd.reason else "connection closed"
+        raise RelayRefused(f"relay {address.relay} closed the connection: {why}") from None
+    message: dict[str, object] = {}
+    if isinstance(answer, str) and len(answer) <= _MAX_CONTROL:
+        with contextlib.suppress(ValueError):
+            decoded = json.loads(answer)
+            message = decoded if isinstance(decoded, dict) else {}
+    kind = message.get("t")
+    if kind == "spliced" and len(message) == 1:
+        return
+    text = message.get("reason")
+    if kind == "refused" and isinstance(text, str):
+        reason = " ".join(text.split())[:120] or "refused"
+        cls = UnknownHostID if reason == _UNKNOWN_ID else RelayRefused
+        raise cls(f"relay {address.relay} refused {address.host_id}: {reason}")
+    raise ConnectError(f"relay {address.relay} sent something other than spliced or refused")
+
+
+async def open_relayed(
+    address: RelayedAddress,
+    *,
+    known_hosts: KnownHosts | None,
+    pinned: str | None,
+    relay_pin: str | None = None,
+    timeout: float = 10.0,
+    ssl_context: ssl.SSLContext | None = None,
+) -> tuple[TunnelSocket, str]:
+    """The verified tunnel to ``address.host_id`` and the host's certificate fingerprint.
+
+    ``pinned`` is the host's fingerprint if given explicitly (else its ``known_hosts`` entry
+    under the ID is used, and written on first contact); ``relay_pin`` the relay's. Raises
+    :class:`RelayUnreachable`, :class:`UnknownHostID`, :class:`RelayRefused`,
+    :class:`IDKeyMismatch` (the host is not the one named: nothing was sent),
+    :class:`~rdesk.client.known_hosts.HostKeyMismatch` (the relay's key changed) or
+    :class:`ConnectError`; the relay's websocket is closed on every failure.
+    """
+    pin = pinned if pinned is not None else (
+        known_hosts.lookup(address.host_id, ID_PORT) if known_hosts is not None else None
+    )
+    if pin is not None:
+        pin = normalize_fingerprint(pin)
+    ws = await _open_relay(address, timeout, ssl_context)
+    try:
+        _check_relay(ws, address, known_hosts, relay_pin)
+        await _splice(ws, address, timeout)
+        try:
+            tunnel = await open_tunnel(ws, address.host_id, pin)
+        except HostIdentityError as exc:
+            raise IDKeyMismatch(address.host_id, pin or address.host_id, exc.reason,
+                                pinned=pinned is not None) from None
+        except TunnelError as exc:
+            raise ConnectError(f"{address}: the tunnel failed: {exc.reason}") from None
+    except BaseException:
+        await ws.close()
+        raise
+    if pin is None and known_hosts is not None:
+        known_hosts.add(address.host_id, ID_PORT, tunnel.fingerprint)
+    return tunnel, tunnel.fingerprint

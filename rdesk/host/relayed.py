@@ -1,0 +1,115 @@
+"""The host reachable by ID: its :class:`RelayLink` to a relay, and a tunnel per viewer.
+
+:class:`RelayPresence` keeps the host registered on one relay (the link reconnects with
+backoff by itself) and serves every viewer the relay splices to it: the end-to-end tunnel
+(:func:`~rdesk.tunnel.host_side.accept_tunnel`) with the host's own key, then the ordinary
+session (:meth:`HostServer.serve_transport`), exactly as a direct viewer is served.
+
+Every relayed viewer reaches the host from the relay's address, so the address says nothing
+about who it is. Each one is given a source of its own, ``relay:<n>`` (counted from 1 per run
+of the host), for the per-source limits and the audit log: relayed viewers never share one
+login-penalty bucket — one of them guessing passwords does not lock the others out — and the
+host-wide limits (the global throttle, the rotation of a one-time password, the cap on
+viewers not yet logged in) bound them all together (docs/security.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from websockets.asyncio.client import ClientConnection
+
+from rdesk.host.relaylink import RelayLink
+from rdesk.host.serve.server import HostServer
+from rdesk.tunnel.errors import TunnelError
+from rdesk.tunnel.host_side import accept_tunnel
+
+__all__ = ["RELAYED_SOURCE", "RelayPresence"]
+
+log = logging.getLogger(__name__)
+
+#: The prefix of a relayed viewer's source (``relay:1``, ``relay:2``, ...).
+RELAYED_SOURCE = "relay:"
+#: Seconds between looks at whether the link is still registered (for the one-line notice).
+_WATCH_INTERVAL = 0.5
+
+
+class RelayPresence:
+    """One host's registration on one relay, and the viewers it brings.
+
+    :param server: serves each tunnelled viewer.
+    :param key: the host key; ``cert_der`` its certificate (the viewer checks both against
+        the ID it asked for).
+    :param say: where the lines for the host's user go (ID registered, relay lost).
+    :param listening: whether the host also serves direct viewers (said when the relay is lost).
+    """
+
+    def __init__(
+        self,
+        server: HostServer,
+        relay_url: str,
+        key: ec.EllipticCurvePrivateKey,
+        cert_der: bytes,
+        token: str | None,
+        pin: str | None,
+        say: Callable[[str], None],
+        *,
+        listening: bool = True,
+        backoff: tuple[float, float] = (1.0, 60.0),
+    ) -> None:
+        self.server = server
+        self.listening = listening
+        self.key = key
+        self.cert_der = cert_der
+        self.say = say
+        self.link = RelayLink(relay_url, key, cert_der, token, pin,
+                              on_rendezvous=self._serve, say=say, backoff=backoff)
+        self.viewers_served = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def host_id(self) -> str:
+        """The host's ID, ``XXXX-XXXX-XXXXX``: what a viewer types."""
+        return self.link.host_id
+
+    def start(self) -> None:
+        """Run the link (and its watcher) in the background until :meth:`stop`."""
+        self._tasks = [
+            asyncio.create_task(self.link.run(), name="relay-link"),
+            asyncio.create_task(self._watch(), name="relay-watch"),
+        ]
+
+    async def stop(self) -> None:
+        """End the link and every relayed viewer's task (close the sessions first)."""
+        await self.link.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _serve(self, ws: ClientConnection) -> None:
+        """One rendezvous: the tunnel, then the session; a failed tunnel is logged, no more."""
+        self.viewers_served += 1
+        remote = f"{RELAYED_SOURCE}{self.viewers_served}"
+        try:
+            transport = await accept_tunnel(ws, self.key, self.cert_der, remote)
+        except TunnelError as exc:
+            self.server.event("rejected", source=remote, reason=f"tunnel: {exc.reason}")
+            return
+        await self.server.serve_transport(transport)
+
+    async def _watch(self) -> None:
+        """Say in one line when the registration is lost (the link reconnects by itself)."""
+        link = self.link
+        while True:
+            await link.registered.wait()
+            while link.registered.is_set():
+                await asyncio.sleep(_WATCH_INTERVAL)
+            why = link.last_error or "connection closed"
+            direct = "; direct viewers are still served" if self.listening else ""
+            self.say(f"rdesk host: lost the relay {link.url} ({why}); reconnecting{direct}")
