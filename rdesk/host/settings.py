@@ -78,6 +78,15 @@ class HostSettings:
     max_viewers: int = 16
     #: Seconds a viewer may leave an update unacknowledged before it is dropped.
     stall_timeout: float = 30.0
+    #: Connections one address may have in the TLS/websocket handshake; more are reset at
+    #: accept, before any TLS work (``--max-handshakes-per-source``).
+    max_handshakes_per_source: int = 16
+    #: Connections in the handshake over all addresses (``--max-handshakes``).
+    max_handshakes: int = 128
+    #: Seconds each of the TLS and the websocket handshake may take (``--handshake-timeout``).
+    handshake_timeout: float = 10.0
+    #: Threads that check passwords (scrypt), apart from the encoders' (``--auth-workers``).
+    auth_workers: int = 1
     #: Display name of the host, shown to viewers.
     name: str = ""
     #: A file holding the view-only password in plain text (first line).

@@ -13,7 +13,7 @@ def test_per_source_delay_grows_survives_reconnect_and_decays() -> None:
     assert t.delay("a", 6.0) == 4.0  # capped at the ceiling
     assert t.delay("b", 6.0) == 0.0  # another source is not penalised
     assert t.delay("a", 200.0) == 0.0  # forgotten after a quiet period
-    t.succeeded("a")
+    t.succeeded("a", 200.0)
     assert t.failures("a") == 0
 
 
@@ -71,3 +71,59 @@ def test_unauthenticated_limiter_per_source_and_total() -> None:
     for src in ("a", "b", "c", "c"):  # the extra release is tolerated
         lim.release(src)
     assert lim.count() == 0
+
+
+# --- issue 20: penalties per source and credential kind, in-flight attempts, the brake -------
+
+
+def test_a_view_login_does_not_reset_the_control_guessing_penalty() -> None:
+    t = AuthThrottle(base=0.5, ceiling=30.0, global_throttle=GlobalThrottle(limit=10**6))
+    for i in range(9):
+        t.failed("a", float(i))
+    before = t.delay("a", 10.0)
+    t.succeeded("a", 10.0, reset=False)  # the view password: the wrong ones may aim at control
+    assert t.delay("a", 10.0) == before == 30.0
+    t.succeeded("a", 11.0, reset=True)  # the control password: nothing higher to guess
+    assert t.delay("a", 11.0) == 0.0
+
+
+def test_penalties_are_kept_per_credential_kind() -> None:
+    t = AuthThrottle(base=1.0, ceiling=30.0, global_throttle=GlobalThrottle(limit=10**6))
+    for i in range(4):
+        t.failed("a", float(i), kind="invite")
+    assert t.delay("a", 5.0, kind="invite") == 8.0
+    assert t.delay("a", 5.0, kind="password") == 0.0  # invite guessing does not touch it
+    t.succeeded("a", 5.0, kind="password", reset=True)
+    assert t.delay("a", 5.0, kind="invite") == 8.0  # nor does a password's success reset it
+    assert t.failures("a") == 4 and t.failures("a", kind="password") == 0
+
+
+def test_parallel_attempts_from_one_source_do_not_share_one_delay() -> None:
+    t = AuthThrottle(base=0.5, ceiling=30.0, global_throttle=GlobalThrottle(limit=10**6))
+    t.failed("a", 0.0)
+    delays = [t.begin("a", 1.0) for _ in range(8)]  # eight at once, none answered yet
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]  # as if each had failed
+    for _ in range(8):
+        t.failed("a", 2.0)  # each answer ends its in-flight attempt
+    assert t.failures("a") == 9 and t.begin("a", 3.0) == 30.0
+    t.succeeded("a", 3.0, reset=True)
+    assert t.begin("b", 3.0) == 0.0  # and a fresh source starts at nothing
+
+
+def test_the_brake_lets_known_sources_and_a_trickle_of_clean_ones_in() -> None:
+    g = GlobalThrottle(limit=3, window=60.0, lockout=60.0, trickle=2.0)
+    t = AuthThrottle(global_throttle=g)
+    t.succeeded("owner", 0.0, reset=True)  # logged in once before the attack
+    for i in range(4):
+        t.failed("attacker", 1.0 + i)
+    assert t.locked(5.0)
+    assert not t.admit("attacker", 5.0)  # the guessing source is refused outright
+    assert t.admit("owner", 5.0)  # a source that logged in before is not locked out
+    assert t.admit("fresh", 5.0)  # a source with no failures: one slot per trickle period
+    assert not t.admit("fresh2", 5.5)
+    assert t.admit("fresh2", 7.0)
+    t.failed("owner", 8.0)
+    t.failed("owner", 9.0)
+    assert not t.admit("owner", 10.0)  # a known source that guesses loses its pass
+    assert not t.locked(66.0) and t.admit("attacker", 66.0)  # the brake ends
+

@@ -47,7 +47,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "protocol_error": frozenset(),
     "input_dropped": frozenset({"role", "type"}),
     "policy_violation": frozenset({"role", "type"}),
-    "rejected": frozenset(),
+    "rejected": frozenset({"count"}),
     "role_change": frozenset({"role", "old_role", "by"}),
     "control_change": frozenset({"holder", "old_holder", "by"}),
     "consent": frozenset({"decision", "role", "by"}),

@@ -2,9 +2,10 @@
 
 The I/O shell around :func:`~rdesk.host.serve.admission.decide`: it sends the Hello with a
 fresh nonce, receives the Auth within the session's handshake deadline, then gathers what the
-rules need — whether the host is locked against guessing, what the credential grants (checked
-in a thread, after the source's failed-login penalty), how many viewers there are, what the
-local user answered — and asks :func:`decide` again each time it learns something.
+rules need — whether the host's brake refuses this source, what the credential grants
+(checked in the host's authentication pool, after the source's failed-login penalty), how many
+viewers there are, what the local user answered — and asks :func:`decide` again each time it
+learns something.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class Login:
         assert isinstance(message, Auth)  # the state machine allows nothing else here
         server.auth_attempts += 1
         attempt = Attempt(
-            locked=server.throttle.locked(time.monotonic()),
+            locked=not server.throttle.admit(self.source, time.monotonic()),
             credential=methods,
             max_viewers=server.settings.max_viewers,
             ask_consent=server.settings.consent == "ask",
@@ -110,23 +111,39 @@ class Login:
                     await self.transport.send(frame)
 
     async def _check_credential(self, message: Auth) -> Access | None:
-        """What the credential grants, after serving the source's failed-login penalty."""
-        throttle = self.server.throttle
-        wait = throttle.delay(self.source, time.monotonic())
-        # Checking the secret (scrypt) runs in a thread; the penalty is served regardless.
-        access, _ = await asyncio.gather(self._check(message), asyncio.sleep(wait))
-        if access is None:
-            throttle.failed(self.source, time.monotonic())
-        else:
-            throttle.succeeded(self.source)
+        """What the credential grants, after serving the source's failed-login penalty.
+
+        The penalty is served *before* the secret is hashed (a guesser waiting out its delay
+        costs no CPU), and the hash runs once, in the host's own authentication pool."""
+        throttle, kind = self.server.throttle, self._kind(message)
+        wait = throttle.begin(self.source, time.monotonic(), kind)
+        access: Access | None = None
+        try:
+            await asyncio.sleep(wait)
+            access = await self._check(message)
+        finally:
+            # An abandoned attempt counts as a failure: it ends the one begun above.
+            if access is None:
+                throttle.failed(self.source, time.monotonic(), kind)
+            else:
+                # The view password does not reset the penalty: the wrong guesses before it
+                # may have aimed at the control password (penalties per credential kind).
+                throttle.succeeded(self.source, time.monotonic(), kind,
+                                   reset=kind != "password" or access is Access.CONTROL)
         return access
+
+    def _kind(self, message: Auth) -> str:
+        """The credential kind whose penalty this attempt pays (rdesk/host/security/throttle)."""
+        if self.server.cert_policy is not None:
+            return "certificate"
+        return "invite" if message.secret.startswith("inv-") else "password"
 
     async def _check(self, message: Auth) -> Access | None:
         server = self.server
         if server.cert_policy is None:
             if message.method != "password":
                 return None
-            role = await asyncio.to_thread(server.credentials.check, message.secret)
+            role = await server.auth_pool.run(server.credentials.check, message.secret)
         else:
             # The TLS layer already required a certificate chaining to our CA; the role (and
             # revocation) comes from it, and nothing the viewer typed can change that.

@@ -9,6 +9,8 @@ exception text, when anything goes wrong. A failure in one connection never affe
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 import ssl
 import time
@@ -21,6 +23,8 @@ from websockets.http11 import Request, Response
 from rdesk.common.transport import Transport, TransportClosed
 from rdesk.host.encoding.encode import EncodeCache
 from rdesk.host.screen.source import ScreenSource
+from rdesk.host.security.accept import AcceptGate, GatedSocket
+from rdesk.host.security.authpool import AuthPool
 from rdesk.host.security.ca import ClientCertPolicy
 from rdesk.host.security.throttle import AuthThrottle, UnauthenticatedLimiter
 from rdesk.host.serve.admission import (
@@ -83,8 +87,14 @@ class HostServer:
         self.cache = EncodeCache()
         self.site = StaticSite()
         self.throttle = AuthThrottle()
+        #: Checks credentials (scrypt) in its own threads, never the encoders'.
+        self.auth_pool = AuthPool(settings.auth_workers)
+        #: Caps connections still in the TLS/websocket handshake, at accept time.
+        self.gate = AcceptGate(settings.max_handshakes_per_source, settings.max_handshakes,
+                               on_refused=self._refused_at_accept)
         #: Caps connections that have not authenticated yet, per source and overall.
         self.unauth = UnauthenticatedLimiter()
+        self._collect_pending = False
         #: With ``--require-client-cert``: the CA whose certificates are admitted, with roles.
         self.cert_policy = cert_policy
         #: The admitted viewers, by id.
@@ -116,22 +126,55 @@ class HostServer:
 
     async def start(self) -> None:
         """Listen on the configured address; raises ``OSError`` if the port is unavailable."""
-        self._server = await serve(
-            self._handle,
-            self.settings.bind,
-            self.settings.port,
-            ssl=self.ssl_context,
-            process_request=self._process_request,
-            # Explicit limits (docs/protocol.md, "Limits"): viewers send control messages only.
-            max_size=limits.MAX_CONTROL_MESSAGE,
-            max_queue=16,
-            compression=None,
-            open_timeout=10,
-            close_timeout=5,
-            # One keepalive, not two: the rdesk session pings each viewer itself.
-            ping_interval=None,
-            server_header=None,
-        )
+        sock = GatedSocket.listen_on(self.settings.bind, self.settings.port, self.gate)
+        self.gate.on_released = self._collect_soon
+        try:
+            self._server = await serve(
+                self._handle,
+                sock=sock,
+                ssl=self.ssl_context,
+                process_request=self._process_request,
+                # Explicit limits (docs/protocol.md, "Limits"): viewers send control messages.
+                max_size=limits.MAX_CONTROL_MESSAGE,
+                max_queue=16,
+                compression=None,
+                # Bounds the websocket handshake, and (websockets passes it on) the TLS one.
+                open_timeout=self.settings.handshake_timeout,
+                close_timeout=5,
+                # One keepalive, not two: the rdesk session pings each viewer itself.
+                ping_interval=None,
+                server_header=None,
+            )
+        except BaseException:
+            sock.close()
+            raise
+
+    def _refused_at_accept(self, source: str, count: int) -> None:
+        # One audit line for the 1st, 10th, 100th... refusal of a source, not one per socket:
+        # a flood must not turn into a flood of fsynced lines.
+        if count == 1 or str(count).strip("0") == "1":
+            self.event("rejected", source=source, reason="too many connections in handshake",
+                       count=count)
+
+    def _collect_soon(self) -> None:
+        """After a burst of ended handshakes, run the cyclic collector once, soon.
+
+        CPython 3.11.7's asyncio TLS protocol allocates a 256 KiB buffer per connection and
+        keeps it in reference cycles (python/cpython#109534, fixed by allocating lazily in
+        later releases); without a collection that memory stays until the collector happens
+        to run, so a flood's memory would not come back."""
+        if self._collect_pending:
+            return
+        self._collect_pending = True
+
+        def collect() -> None:
+            self._collect_pending = False
+            gc.collect()
+
+        try:
+            asyncio.get_running_loop().call_later(0.5, collect)
+        except RuntimeError:  # not on the loop (a socket collected elsewhere): collect later
+            self._collect_pending = False
 
     @property
     def port(self) -> int:
@@ -149,6 +192,7 @@ class HostServer:
             await close_session(conn.transport, conn.session, CloseCode.SHUTDOWN,
                                 "host is shutting down")
         await self._server.wait_closed()
+        self.auth_pool.close()
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         # Everything but the websocket endpoint is the browser page (rdesk/host/serve/web.py).
@@ -164,6 +208,11 @@ class HostServer:
     # --- one connection ------------------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
+        # The handshakes are over: from here the unauthenticated limiter and the session's
+        # deadlines apply, and the accept-time slot is free for the next connection.
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None:
+            self.gate.handed_over(sock.fileno())
         await self.serve_transport(WebsocketTransport(ws))
 
     async def serve_transport(self, transport: Transport) -> None:

@@ -1,0 +1,189 @@
+"""Issue 20, unauthenticated denial of service: connection caps at accept time, memory after
+a flood, and authentication in its own pool (wrong guesses must not freeze other viewers).
+
+Floods are bounded and stay on 127.0.0.x; the tests count events and bytes, never times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
+
+from rdesk.client.connection import Connection, connect
+from rdesk.client.tls import client_ssl_context
+from rdesk.host.security.throttle import AuthThrottle, GlobalThrottle
+from rdesk.protocol import CloseCode
+from rdesk.protocol.messages import PROTOCOL_VERSION
+from tests.e2e.conftest import PASSWORD, RunningHost
+from tests.xserver import Painter, Xvfb
+
+HostFactory = Callable[..., RunningHost]
+
+#: Sockets the flood opens (bounded; all from one address).
+FLOOD = 300
+
+# The flood runs in its own process so the host's memory (this process) is measured alone.
+# Each socket completes what TLS it can, then sends half an HTTP request and waits: a
+# slow-header (slowloris) client. It prints how many got through the TLS handshake.
+_FLOOD_SCRIPT = textwrap.dedent("""
+    import socket, ssl, sys
+    port, count, local = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    held, tls = [], 0
+    for _ in range(count):
+        raw = socket.socket()
+        raw.settimeout(10)
+        raw.bind((local, 0))
+        try:
+            raw.connect(("127.0.0.1", port))
+            conn = ctx.wrap_socket(raw)
+            conn.sendall(b"GET /rdesk HTTP/1.1\\r\\nHost: x\\r\\n")
+            tls += 1
+            held.append(conn)
+        except OSError:
+            raw.close()
+    print(tls, flush=True)
+    sys.stdin.readline()  # hold every socket until told to let go
+""")
+
+
+def _rss() -> int:
+    """This process's resident set size in bytes, from /proc."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+async def _viewer_gets_a_frame(host: RunningHost) -> None:
+    conn = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
+    try:
+        await conn.wait_exact(30)
+    finally:
+        await conn.close()
+
+
+async def test_slow_header_flood_is_capped_at_accept_and_memory_returns(
+    xvfb: Xvfb, host_factory: HostFactory
+) -> None:
+    host = host_factory(xvfb.display)
+    for _ in range(3):  # warm up: pools, caches, the first TLS contexts
+        await _viewer_gets_a_frame(host)
+    gc.collect()
+    before = _rss()
+    flood = subprocess.Popen(
+        [sys.executable, "-c", _FLOOD_SCRIPT, str(host.port), str(FLOOD), "127.0.0.2"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert flood.stdout is not None and flood.stdin is not None
+        line = await asyncio.to_thread(flood.stdout.readline)
+        through = int(line)
+        # Only the per-source cap's worth got as far as a TLS handshake; the rest were reset
+        # at accept, before the host spent a TLS buffer on them.
+        per_source = host.server.settings.max_handshakes_per_source
+        assert through <= per_source, (through, per_source)
+        assert host.server.gate.refused >= FLOOD - per_source
+        # A real viewer from another address still gets in and gets a frame meanwhile.
+        await _viewer_gets_a_frame(host)
+        during = _rss()
+        flood.stdin.write("\n")
+        flood.stdin.flush()
+    finally:
+        flood.communicate(timeout=60)
+    # Once the flood is gone its connections are given back and their memory with them.
+    for _ in range(200):
+        if host.server.gate.count() == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert host.server.gate.count() == 0
+    await _viewer_gets_a_frame(host)
+    after = _rss()
+    tolerance = 24 * 1024 * 1024  # a few TLS buffers and allocator slack, not 300 of them
+    assert during - before < tolerance, (before, during)
+    assert after - before < tolerance, (before, after)
+
+
+# --- wrong guesses must not freeze other viewers ---------------------------------------------
+
+#: Screen changes painted in each phase, and the parallel guessers of the second.
+CHANGES = 60
+GUESSERS = 16
+
+
+async def _paint_and_count(painter: Painter, watcher: Connection) -> int:
+    """Paint :data:`CHANGES` small changes at a steady pace; the watcher's updates meanwhile."""
+    start = watcher.stats.updates
+    for i in range(CHANGES):
+        await asyncio.to_thread(painter.rect, (i * 37) % 600, (i * 23) % 440, 40, 40,
+                                (i * 40 % 256, 255 - i * 3 % 256, 90))
+        await asyncio.sleep(0.03)  # pacing only: what is asserted is a count
+    await watcher.wait_exact(30)
+    return watcher.stats.updates - start
+
+
+async def _guess_until(host: RunningHost, local: str, stop: asyncio.Event) -> int:
+    """Wrong guesses from ``local``, one after another, until ``stop``; how many were answered."""
+    guesses = 0
+    while not stop.is_set():
+        ws = await ws_connect(host.url + "/rdesk", ssl=client_ssl_context(), compression=None,
+                              local_addr=(local, 0))
+        try:
+            hello = json.loads(await ws.recv())
+            await ws.send(json.dumps({
+                "t": "auth", "version": PROTOCOL_VERSION, "nonce": hello["nonce"],
+                "method": "password", "secret": "wrong guess", "name": "guesser"}))
+            while True:  # the host's Close message, then the websocket close
+                await asyncio.wait_for(ws.recv(), 60)
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None and closed.rcvd.code == CloseCode.AUTH_FAILED
+            guesses += 1
+        finally:
+            await ws.close()
+    return guesses
+
+
+def _fast_penalties(host: RunningHost) -> None:
+    async def install() -> None:
+        host.server.throttle = AuthThrottle(
+            base=0.001, ceiling=0.01, global_throttle=GlobalThrottle(limit=10**6))
+
+    host.call(install())
+
+
+async def test_parallel_wrong_guesses_do_not_freeze_a_watcher(
+    xvfb: Xvfb, host_factory: HostFactory
+) -> None:
+    # No per-source delay to speak of and sixteen sources: every guess costs a hash at once.
+    host = host_factory(xvfb.display)
+    _fast_penalties(host)
+    with Painter(xvfb.display, dump=False) as painter:
+        watcher = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
+        try:
+            await watcher.wait_exact(30)
+            quiet = await _paint_and_count(painter, watcher)
+            stop = asyncio.Event()
+            guessers = [asyncio.create_task(_guess_until(host, f"127.0.0.{2 + i}", stop))
+                        for i in range(GUESSERS)]
+            try:
+                await watcher.wait_for(lambda: host.server.auth_attempts >= GUESSERS, 60)
+                attacked = await _paint_and_count(painter, watcher)
+            finally:
+                stop.set()
+                guesses = sum(await asyncio.gather(*guessers))
+        finally:
+            await watcher.close()
+    assert guesses >= GUESSERS  # the guessing really ran through the attacked phase
+    # The watcher kept getting updates while the host hashed wrong guesses.
+    assert attacked >= quiet // 2, (quiet, attacked, guesses)
