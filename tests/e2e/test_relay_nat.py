@@ -1,0 +1,174 @@
+"""A host behind a real NAT, reached by its ID: network namespaces, iptables MASQUERADE.
+
+Five namespaces: ``public`` runs a real ``rdesk relay`` process; ``home`` (192.168.50.2) runs a
+real ``rdesk host --relay`` on the test's Xvfb and sits behind the ``home router``, which
+masquerades it onto the public side and forwards nothing inwards; ``viewer`` (192.168.60.2)
+sits behind its own masquerading router. The host is unreachable from the viewer — at its
+own address (no route) and at its router's public address (nothing listens) — and reachable
+through the relay by ID: ``rdesk snapshot`` pixel-exact against what a real X client drew,
+``rdesk type`` seen by a real X client. The relay's audit log shows the host's registration
+coming from the home router's public address: the NAT was really crossed. Needs root, ``ip``
+and ``iptables``; skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from tests.e2e.conftest import PASSWORD
+from tests.relay.test_relay_netns import _ip, _line
+from tests.xserver import Painter, Recorder, Xvfb, assert_images_equal
+
+REPO = Path(__file__).resolve().parents[2]
+TAG = f"re{os.getpid() % 100000}"
+PUBLIC, HOME_NAT, HOME, VIEW_NAT, VIEWER = (f"{TAG}{s}" for s in ("p", "hr", "h", "vr", "v"))
+HOST_PORT = 7900
+
+
+def _can_build_nat() -> str | None:
+    """Why the NAT cannot be built here, or ``None``."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    for tool in ("ip", "iptables"):
+        if shutil.which(tool) is None:
+            return f"needs {tool}"
+    return None
+
+
+def _nat_ns(ns: str, *argv: str) -> None:
+    subprocess.run(["ip", "netns", "exec", ns, *argv], check=True, capture_output=True,
+                   timeout=10)
+
+
+def _veth(a: str, a_if: str, a_addr: str, b: str, b_if: str, b_addr: str) -> None:
+    _ip("-n", a, "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b)
+    _ip("-n", a, "addr", "add", a_addr, "dev", a_if)
+    _ip("-n", b, "addr", "add", b_addr, "dev", b_if)
+    _ip("-n", a, "link", "set", a_if, "up")
+    _ip("-n", b, "link", "set", b_if, "up")
+
+
+@pytest.fixture
+def nat() -> Iterator[None]:
+    """public 10.240.1.1 | 10.240.2.1; home router 10.240.1.2 / 192.168.50.1 -> home
+    192.168.50.2; viewer router 10.240.2.2 / 192.168.60.1 -> viewer 192.168.60.2."""
+    reason = _can_build_nat()
+    if reason is not None:
+        pytest.skip(reason)
+    created: list[str] = []
+    try:
+        for name in (PUBLIC, HOME_NAT, HOME, VIEW_NAT, VIEWER):
+            _ip("netns", "add", name)
+            created.append(name)
+            _ip("-n", name, "link", "set", "lo", "up")
+        for router, lan, net, wan in ((HOME_NAT, HOME, 50, 1), (VIEW_NAT, VIEWER, 60, 2)):
+            _veth(PUBLIC, f"pub{wan}", f"10.240.{wan}.1/24", router, "wan", f"10.240.{wan}.2/24")
+            _veth(router, "lan", f"192.168.{net}.1/24", lan, "eth0", f"192.168.{net}.2/24")
+            _ip("-n", lan, "route", "add", "default", "via", f"192.168.{net}.1")
+            _ip("-n", router, "route", "add", "default", "via", f"10.240.{wan}.1")
+            _nat_ns(router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            _nat_ns(router, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "wan",
+                    "-j", "MASQUERADE")
+            # A home router: replies come back in, nothing new does.
+            _nat_ns(router, "iptables", "-A", "FORWARD", "-i", "wan", "-m", "conntrack",
+                    "!", "--ctstate", "ESTABLISHED,RELATED", "-j", "DROP")
+        yield
+    finally:
+        for name in reversed(created):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+
+
+def _in(ns: str, *argv: str, **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, *argv], cwd=REPO,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, **kwargs)
+
+
+def _run_in(ns: str, *argv: str, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", "netns", "exec", ns, sys.executable, *argv], cwd=REPO,
+                          text=True, capture_output=True, timeout=90,
+                          env={**os.environ, **(env or {})})
+
+
+_PROBE = """
+import socket, sys
+for address in sys.argv[2:]:
+    try:
+        socket.create_connection((address, int(sys.argv[1])), timeout=3).close()
+        print(address, "connected")
+    except OSError as exc:
+        print(address, exc.strerror or type(exc).__name__)
+"""
+
+
+def _stop(*procs: subprocess.Popen[str] | None) -> None:
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+@pytest.mark.timeout(240)
+def test_a_host_behind_nat_is_seen_and_controlled_by_id(nat: None, xvfb: Xvfb,
+                                                        tmp_path: Path) -> None:
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD + "\n")
+    audit = tmp_path / "relay-audit.jsonl"
+    relay = _in(PUBLIC, "-m", "rdesk.relay", "--bind", "0.0.0.0", "--port", "0", "--open",
+                "--data-dir", str(tmp_path / "relay"), "--audit-log", str(audit))
+    host = None
+    try:
+        port = _line(relay, r"listening on wss://0\.0\.0\.0:(\d+)")[1]
+        pin = _line(relay, r"fingerprint (SHA256:\S+)")[1]
+        host = _in(HOME, "-m", "rdesk", "--config-dir", str(tmp_path / "host"), "host",
+                   "--display", xvfb.display, "--capture", "mss", "--port", str(HOST_PORT),
+                   "--password-file", str(password_file),
+                   "--relay", f"wss://10.240.1.1:{port}", "--relay-fingerprint", pin)
+        host_id = _line(host, r"ID:\s+(\S+)")[1]
+        assert _line(host, r"registered as (\S+)")[1] == host_id
+
+        probe = _run_in(VIEWER, "-c", _PROBE, str(HOST_PORT), "192.168.50.2", "10.240.1.2")
+        assert probe.returncode == 0, probe.stderr
+        direct = dict(line.split(" ", 1) for line in probe.stdout.splitlines())
+        assert direct["192.168.50.2"] != "connected"  # no route to a private address
+        assert direct["10.240.1.2"] != "connected"  # the router forwards nothing in
+
+        viewer = ["-m", "rdesk", "--config-dir", str(tmp_path / "viewer")]
+        via = ["--relay", f"wss://10.240.2.1:{port}", "--relay-fingerprint", pin,
+               "--password-file", str(password_file)]
+        with Painter(xvfb.display, seed=11) as painter:
+            shot = tmp_path / "shot.png"
+            done = _run_in(VIEWER, *viewer, "snapshot", host_id.lower(), *via, "-o", str(shot))
+            assert done.returncode == 0, done.stderr
+            assert_images_equal(Image.open(shot).convert("RGB"), painter.expected())
+        known = (tmp_path / "viewer" / "known_hosts").read_text()
+        assert host_id.lower() in known  # pinned under its ID after the first contact
+
+        with Recorder(xvfb.display) as recorder:
+            recorder.wait_idle()
+            recorder.clear()
+            done = _run_in(VIEWER, *viewer, "type", host_id, *via, "through the NAT")
+            assert done.returncode == 0, done.stderr
+            assert recorder.wait_for_text("through the NAT") == "through the NAT"
+    finally:
+        _stop(host, relay)
+    events = [json.loads(line) for line in audit.read_text().splitlines()]
+    register = next(event for event in events if event["kind"] == "register")
+    assert register["id"] == host_id and register["source"] == "10.240.1.2"  # masqueraded
+    sources = {event["source"] for event in events if event["kind"] == "rendezvous"}
+    assert sources == {"10.240.2.2"}  # the viewer, masqueraded by its own router
