@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -23,7 +23,7 @@ from rdesk.client.address import HostAddress
 from rdesk.client.errors import ConnectionLost
 from rdesk.client.framebuffer import Framebuffer
 from rdesk.client.timers import SessionTimers
-from rdesk.protocol.errors import CloseCode, ProtocolError
+from rdesk.protocol.errors import CloseCode, ProtocolError, RemoteProtocolError
 from rdesk.protocol.messages import (
     NOBODY,
     Ack,
@@ -49,6 +49,7 @@ from rdesk.protocol.messages import (
     Wheel,
 )
 from rdesk.protocol.session import Session
+from rdesk.protocol.transfer import HOST_SENDS as TRANSFER_MESSAGES
 
 __all__ = ["Connection", "Stats", "abort", "cancel"]
 
@@ -115,6 +116,8 @@ class Connection:
         self.control_requests: dict[int, ControlRequest] = {}
         #: Lines the host sent for the user (most recent last, bounded).
         self.notices: list[str] = []
+        #: Where the host's ``xfer_*`` messages go (rdesk/client/transfer.py sets it).
+        self.transfer_handler: Callable[[object], Awaitable[None]] | None = None
         #: Set when the connection ends: the reason, as an exception.
         self.closed: asyncio.Future[ConnectionLost] = asyncio.get_running_loop().create_future()
 
@@ -224,6 +227,11 @@ class Connection:
             self.control_requests[message.id] = message
         elif isinstance(message, Notice):
             self.notices = [*self.notices[-19:], message.text]
+        elif isinstance(message, TRANSFER_MESSAGES):
+            if self.transfer_handler is None:
+                raise RemoteProtocolError(f"{message.T} but no transfer was asked for")
+            await self.transfer_handler(message)
+            return  # a chunk wakes no waiter: the transfer's own queue does
         elif isinstance(message, Close):
             raise _HostClosed(
                 ConnectionLost(
@@ -263,6 +271,12 @@ class Connection:
         if self.closed.done():
             raise self.closed.result()
         await self._send_frame(self.session.send(message, time.monotonic()))
+
+    async def send_transfer(self, message: object) -> None:
+        """Send one ``xfer_*`` message (rdesk/client/transfer.py builds them)."""
+        if self.closed.done():
+            raise self.closed.result()
+        await self._send_frame(self.session.send(message, time.monotonic()))  # type: ignore[arg-type]
 
     async def _send_frame(self, frame: str | bytes) -> None:
         try:
