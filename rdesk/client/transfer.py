@@ -1,0 +1,266 @@
+"""File transfer on the viewer's side: :class:`Transfers` over a running :class:`Connection`.
+
+``put`` sends a local file into the host's transfer folder and returns only once the host
+confirmed the SHA-256 of what it stored; ``get`` fetches a file of that folder into a local
+temporary file, checks size and SHA-256, fsyncs, then links it under its final name (never
+replacing one); ``listing`` lists the folder. Each obeys the same flow control as the host
+(rdesk/protocol/transfer.py): a put sends only against the host's credit, a get grants credit
+only for what it has written. The host can attack a viewer too: every name it sends is checked,
+a listing is bounded, and a message for a transfer never started ends the connection.
+
+Cancelling the task running a transfer sends ``xfer_cancel`` and removes any partial file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import os
+import secrets
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rdesk.client.running import Connection
+from rdesk.protocol.errors import RemoteProtocolError
+from rdesk.protocol.transfer import (
+    CHUNK,
+    Receiving,
+    Sending,
+    XferCancel,
+    XferCredit,
+    XferData,
+    XferDone,
+    XferEnd,
+    XferEntry,
+    XferGet,
+    XferList,
+    XferPut,
+    XferReady,
+    check_name,
+)
+
+__all__ = ["MAX_LISTING", "Progress", "TransferError", "Transfers"]
+
+#: Entries a listing may hold; a host sending more is refused.
+MAX_LISTING = 1000
+#: Messages one transfer may have waiting: within credit a host cannot exceed the window,
+#: and a listing is bounded; more is a hostile host.
+_MAX_QUEUED = MAX_LISTING + 64
+
+#: ``progress(done_bytes, total_bytes)``, called after each chunk.
+Progress = Callable[[int, int], None]
+
+
+class TransferError(Exception):
+    """A transfer refused or failed; ``str()`` is one line, the host's reason when it gave one."""
+
+
+class Transfers:
+    """The file transfers of one connection. Create one per connection; it hooks itself in."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._ids = itertools.count(1)
+        self._queues: dict[int, asyncio.Queue[object]] = {}
+        self._finished: deque[int] = deque(maxlen=64)
+        conn.transfer_handler = self._on_message
+
+    async def _on_message(self, message: object) -> None:
+        transfer_id = getattr(message, "id", None)
+        queue = self._queues.get(transfer_id) if isinstance(transfer_id, int) else None
+        if queue is None:
+            if transfer_id in self._finished:
+                return  # late messages of a transfer we ended
+            raise RemoteProtocolError(f"{getattr(message, 'T', '?')} for no transfer")
+        if queue.qsize() >= _MAX_QUEUED:
+            raise RemoteProtocolError("the host sent more than a transfer may hold")
+        queue.put_nowait(message)
+
+    # --- the three operations ------------------------------------------------------------------
+
+    async def listing(self) -> list[tuple[str, int]]:
+        """The regular files of the host's transfer folder: ``(name, size)``."""
+        transfer_id, queue = self._open()
+        try:
+            await self.conn.send_transfer(XferList(transfer_id))
+            entries: list[tuple[str, int]] = []
+            while True:
+                message = await self._next(queue)
+                if isinstance(message, XferEntry):
+                    if check_name(message.name) is None:  # a host's odd name is not shown
+                        entries.append((message.name, message.size))
+                    if len(entries) > MAX_LISTING:
+                        raise RemoteProtocolError("the host's listing is too long")
+                elif isinstance(message, XferDone):
+                    if not message.ok:
+                        raise TransferError(message.reason or "listing refused")
+                    return entries
+                else:
+                    raise RemoteProtocolError(f"unexpected {getattr(message, 'T', '?')}")
+        finally:
+            self._close(transfer_id)
+
+    async def put(self, path: Path, name: str | None = None,
+                  progress: Progress | None = None) -> XferDone:
+        """Upload ``path`` as ``name`` (default: its own name); the host's confirmation.
+
+        Raises :class:`TransferError` if the host refused it, failed, or confirmed another
+        digest than the one of the bytes sent.
+        """
+        name = path.name if name is None else name
+        reason = check_name(name)
+        if reason is not None:
+            raise TransferError(f"{name!r}: {reason}")
+        transfer_id, queue = self._open()
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            flow = Sending(transfer_id, size)
+            try:
+                await self.conn.send_transfer(XferPut(transfer_id, name, size))
+                first = await self._next(queue)
+                if isinstance(first, XferDone):
+                    raise TransferError(first.reason or "refused")
+                if not isinstance(first, XferReady):
+                    raise RemoteProtocolError(f"unexpected {getattr(first, 'T', '?')}")
+                while flow.remaining:
+                    while flow.credit == 0 or not queue.empty():
+                        self._on_put_message(flow, await self._next(queue))
+                    data = file.read(min(CHUNK, flow.remaining))
+                    if not data:
+                        raise TransferError(f"{path} shrank while it was sent")
+                    await self.conn.send_transfer(flow.chunk(data))
+                    if progress is not None:
+                        progress(flow.sent, size)
+                end = flow.end()
+                await self.conn.send_transfer(end)
+                while True:
+                    message = await self._next(queue)
+                    if isinstance(message, XferDone):
+                        break
+                    self._on_put_message(flow, message)
+            except BaseException:
+                if transfer_id in self._queues:
+                    with contextlib.suppress(Exception):
+                        await self.conn.send_transfer(XferCancel(transfer_id, "cancelled"))
+                raise
+            finally:
+                self._close(transfer_id)
+        if not message.ok:
+            raise TransferError(message.reason or "the host did not store the file")
+        if message.sha256 != end.sha256 or message.size != size:
+            raise TransferError("the host confirmed another SHA-256 than the one sent")
+        return message
+
+    def _on_put_message(self, flow: Sending, message: object) -> None:
+        if isinstance(message, XferCredit):
+            flow.on_credit(message)
+        elif isinstance(message, XferDone):
+            raise TransferError(message.reason or "the host stopped the transfer")
+        elif isinstance(message, XferCancel):
+            raise TransferError(message.reason or "the host cancelled the transfer")
+        else:
+            raise RemoteProtocolError(f"unexpected {getattr(message, 'T', '?')} in an upload")
+
+    async def get(self, name: str, dest: Path, progress: Progress | None = None
+                  ) -> tuple[int, str]:
+        """Download ``name`` to ``dest`` (which must not exist); ``(size, sha256)``."""
+        reason = check_name(name)
+        if reason is not None:
+            raise TransferError(f"{name!r}: {reason}")
+        if dest.exists() or dest.is_symlink():
+            raise TransferError(f"{dest} exists: not overwritten")
+        transfer_id, queue = self._open()
+        temp = dest.parent / f".{dest.name[:200]}.rdesk-part-{secrets.token_hex(4)}"
+        fd: int | None = None
+        try:
+            await self.conn.send_transfer(XferGet(transfer_id, name))
+            first = await self._next(queue)
+            if isinstance(first, XferDone):
+                raise TransferError(first.reason or "refused")
+            if not isinstance(first, XferReady):
+                raise RemoteProtocolError(f"unexpected {getattr(first, 'T', '?')}")
+            flow = Receiving(transfer_id, first.size)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600)
+            credit = flow.initial_credit()
+            if credit is not None:
+                await self.conn.send_transfer(credit)
+            while True:
+                message = await self._next(queue)
+                if isinstance(message, XferData):
+                    data = flow.on_data(message)
+                    os.write(fd, data)
+                    if progress is not None:
+                        progress(flow.received, flow.size)
+                    credit = flow.stored()
+                    if credit is not None:
+                        await self.conn.send_transfer(credit)
+                elif isinstance(message, XferEnd):
+                    problem = flow.on_end(message)
+                    if problem is not None:
+                        raise TransferError(problem)
+                    break
+                elif isinstance(message, (XferCancel, XferDone)):
+                    raise TransferError(message.reason or "the host stopped the transfer")
+                else:
+                    raise RemoteProtocolError(f"unexpected {getattr(message, 'T', '?')}")
+            os.fsync(fd)
+            os.close(fd)
+            fd = None
+            try:
+                os.link(temp, dest, follow_symlinks=False)  # fails rather than replace
+            except FileExistsError:
+                raise TransferError(f"{dest} appeared meanwhile: not overwritten") from None
+            return flow.size, flow.sha256
+        except BaseException:
+            if transfer_id in self._queues:
+                with contextlib.suppress(Exception):
+                    await self.conn.send_transfer(XferCancel(transfer_id, "cancelled"))
+            raise
+        finally:
+            if fd is not None:
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            self._close(transfer_id)
+
+    # --- bookkeeping ---------------------------------------------------------------------------
+
+    def _open(self) -> tuple[int, asyncio.Queue[object]]:
+        transfer_id = next(self._ids) & 0xFFFFFFFF
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        self._queues[transfer_id] = queue
+        return transfer_id, queue
+
+    def _close(self, transfer_id: int) -> None:
+        if self._queues.pop(transfer_id, None) is not None:
+            self._finished.append(transfer_id)
+
+    async def _next(self, queue: asyncio.Queue[object]) -> object:
+        """The next message of a transfer, or :class:`TransferError` once the connection ends."""
+        closed = self.conn.closed
+        if closed.done():
+            raise TransferError(str(closed.result()))
+        getter = asyncio.ensure_future(queue.get())
+        waiting: set[asyncio.Future[Any]] = {getter, closed}
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not getter.done():
+                getter.cancel()
+        if getter.done() and not getter.cancelled():
+            return getter.result()
+        raise TransferError(str(closed.result()))
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a local file, in hex (for scripts comparing what they sent)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
