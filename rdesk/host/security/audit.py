@@ -29,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from rdesk.host.security.text import shown
+
 __all__ = ["COMMON_FIELDS", "FIELDS", "AuditLog", "chain"]
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,8 @@ def _clean(value: object) -> _Scalar:
         return value
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
-    text = str(value)
-    return text[:_MAX_STR]
+    # Controls and bidi overrides escaped: a reader printing the log raw is not attacked.
+    return shown(str(value), _MAX_STR)
 
 
 def _now_iso() -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from rdesk import __version__
 from rdesk.common.transport import Transport
+from rdesk.host.security.text import shown
 from rdesk.host.serve.admission import (
     AskConsent,
     Attempt,
@@ -73,6 +74,9 @@ class Login:
             return None
         assert isinstance(message, Auth)  # the state machine allows nothing else here
         server.auth_attempts += 1
+        # The name is shown on the host's terminal, in its logs and in other viewers' dialogs:
+        # controls and bidi overrides are escaped once, here, for all of them.
+        name = shown(message.name, limits.MAX_STRING)
         attempt = Attempt(
             locked=not server.throttle.admit(self.source, time.monotonic()),
             credential=methods,
@@ -92,10 +96,10 @@ class Login:
                 attempt = dataclasses.replace(attempt, checked=True, access=access)
             elif isinstance(decision, AskConsent):
                 viewer_id = server.take_id()
-                answer = await self._ask_consent(viewer_id, message.name, attempt.access)
+                answer = await self._ask_consent(viewer_id, name, attempt.access)
                 attempt = dataclasses.replace(attempt, consent=answer)
             else:
-                return await self._welcome(viewer_id or server.take_id(), message.name,
+                return await self._welcome(viewer_id or server.take_id(), name,
                                            decision.access)
 
     async def _recv(self) -> str | bytes:

@@ -26,6 +26,7 @@ from rdesk.host.screen.source import ScreenSource
 from rdesk.host.security.accept import AcceptGate, GatedSocket
 from rdesk.host.security.authpool import AuthPool
 from rdesk.host.security.ca import ClientCertPolicy
+from rdesk.host.security.text import shown
 from rdesk.host.security.throttle import AuthThrottle, UnauthenticatedLimiter
 from rdesk.host.serve.admission import (
     Attempt,
@@ -118,7 +119,8 @@ class HostServer:
 
     def event(self, kind: str, **fields: object) -> None:
         """Log a security-relevant event (and hand it to the audit log, if any)."""
-        log.info("%s %s", kind, " ".join(f"{k}={v}" for k, v in fields.items()))
+        # Values may come from a peer (a name, a certificate's subject): escaped for the log.
+        log.info("%s %s", kind, " ".join(f"{k}={shown(str(v))}" for k, v in fields.items()))
         if self._on_event is not None:
             self._on_event(kind, fields)
 
@@ -283,7 +285,7 @@ class HostServer:
         before = self._holders()
         for target, message in deliveries:
             if isinstance(message, str):
-                self.say(message)
+                self.say(shown(message))  # names in it were escaped at login; this is the net
                 continue
             targets = list(self.viewers) if target == EVERYONE else [target]
             for viewer_id in targets:

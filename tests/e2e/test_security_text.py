@@ -1,0 +1,75 @@
+"""Issue 20, bad text: a peer's string never reaches a terminal, a log or another viewer's
+dialog with C0/C1 controls or bidi overrides in it; each is shown escaped instead."""
+
+from __future__ import annotations
+
+import json
+import logging
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from rdesk.client.connection import connect
+from rdesk.host.security.audit import AuditLog
+from rdesk.host.security.text import shown
+from tests.e2e.conftest import PASSWORD, RunningHost
+from tests.xserver import Xvfb
+
+HostFactory = Callable[..., RunningHost]
+
+#: CSI (C1), OSC ... ST, NEL, a right-to-left override and an isolate: all accepted by the
+#: protocol's string check (it refuses C0 and DEL only).
+EVIL = "mallory\u009b31m\u009d0;pwned\u009c\u0085\u202egnp.exe\u2066x\u2069"
+
+
+def _unsafe(text: str) -> list[str]:
+    return [c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+
+
+def test_shown_escapes_controls_and_bidi_and_keeps_the_rest() -> None:
+    assert shown("Zoë 東京 🙂") == "Zoë 東京 🙂"
+    assert shown("a\u202eb") == "a\\u202eb"
+    assert shown("\x1b[2J\u009b") == "\\x1b[2J\\x9b"
+    assert _unsafe(shown(EVIL)) == []
+    assert shown("x" * 500, limit=10) == "x" * 9 + "…"  # the limit holds the ellipsis
+    assert len(shown("\u202e" * 64, limit=64)) <= 64
+
+
+async def test_a_hostile_viewer_name_is_escaped_everywhere_it_is_shown(
+    xvfb: Xvfb, host_factory: HostFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    host = host_factory(xvfb.display)
+    said: list[str] = []
+    on_event = host.server._on_event
+
+    async def install() -> None:
+        host.server.say = said.append
+        host.server._on_event = audit
+
+    host.call(install())
+    caplog.set_level(logging.INFO)
+    holder = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint,
+                           name="owner")
+    evil = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint,
+                         name=EVIL)
+    try:
+        await holder.wait_for(lambda: holder.holder == holder.viewer_id, 10)
+        await evil.request_control()  # the holder is asked, with the name in the question
+        await holder.wait_for(lambda: bool(holder.control_requests), 10)
+        asked = next(iter(holder.control_requests.values())).name
+    finally:
+        await evil.close()
+        await holder.close()
+        host.server._on_event = on_event
+        audit.close()
+    joined = [line for line in said if "joined" in line and "mallory" in line]
+    assert joined and all(_unsafe(line) == [] for line in said)
+    assert shown(EVIL) in joined[0]
+    assert _unsafe(asked) == [] and asked.startswith("mallory")
+    assert all(_unsafe(record.getMessage()) == [] for record in caplog.records)
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    names = [json.loads(line).get("name", "") for line in lines]
+    assert any("mallory" in n for n in names) and all(_unsafe(n) == [] for n in names)
