@@ -93,6 +93,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="also let browser pages from this origin (https://NAME[:PORT]) connect; repeatable",
     )
     _add_security_options(host)
+    _add_transfer_options(host)
     add_host_relay_options(host)
     host.set_defaults(handler=_cmd_host)
 
@@ -106,6 +107,31 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--view", action="store_true", help="set the view-only password instead"
     )
     passwd.set_defaults(handler=_cmd_passwd)
+
+
+def _add_transfer_options(host: argparse.ArgumentParser) -> None:
+    """File transfer (docs/transfer.md)."""
+    host.add_argument(
+        "--transfer", choices=("both", "upload", "download", "off"), default="both",
+        help="file transfer with control viewers, confined to --transfer-dir: both ways "
+        "(the default), upload (viewer to host) only, download only, or off",
+    )
+    host.add_argument(
+        "--transfer-dir", type=Path, default=None, metavar="DIR",
+        help="the only folder files are written to or read from (default ~/rdesk-transfer)",
+    )
+    host.add_argument(
+        "--transfer-max-file", type=ranged(0, 1 << 40), default=4 << 30, metavar="BYTES",
+        help="largest file either way (4 GiB)",
+    )
+    host.add_argument(
+        "--transfer-max-session", type=ranged(0, 1 << 40), default=16 << 30, metavar="BYTES",
+        help="most bytes one viewer session may transfer (16 GiB)",
+    )
+    host.add_argument(
+        "--transfer-view-only", action="store_true",
+        help="let view-only viewers transfer files too (off: only control viewers may)",
+    )
 
 
 def _add_security_options(host: argparse.ArgumentParser) -> None:
@@ -161,6 +187,11 @@ def host_settings(args: argparse.Namespace) -> HostSettings:
         consent=args.consent,
         consent_timeout=float(args.consent_timeout),
         invites=tuple(args.invite),
+        transfer=args.transfer,
+        transfer_dir=args.transfer_dir,
+        transfer_max_file=args.transfer_max_file,
+        transfer_max_session=args.transfer_max_session,
+        transfer_view_only=args.transfer_view_only,
         **host_relay_settings(args),  # type: ignore[arg-type]
     )
 

@@ -126,3 +126,15 @@ class HostSettings:
     #: Listen on ``bind:port`` for direct viewers; ``False`` (``--no-listen``, only with a
     #: relay): reachable through the relay alone.
     listen: bool = True
+    #: File transfer (docs/transfer.md): ``both``, ``upload`` (viewer → host), ``download``
+    #: (host → viewer) or ``off``. ``both`` by default: a viewer with control can already type
+    #: anything into the host, so a confined folder adds no power, only safety and an audit.
+    transfer: str = "both"
+    #: The only folder files are read from or written to (``--transfer-dir``); default
+    #: ``~/rdesk-transfer``, created (0700) at the first transfer.
+    transfer_dir: Path | None = None
+    #: Largest file, and most bytes one viewer session may move, in bytes.
+    transfer_max_file: int = 4 << 30
+    transfer_max_session: int = 16 << 30
+    #: Let view-only viewers transfer too (``--transfer-view-only``); off: they only watch.
+    transfer_view_only: bool = False
