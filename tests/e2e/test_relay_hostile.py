@@ -1,0 +1,305 @@
+"""A relay the viewer cannot trust, and a relay that goes away: real relay, host and CLI.
+
+A real ``rdesk relay`` process and a real ``rdesk host --relay`` on Xvfb; the viewers are the
+CLI verbs as subprocesses. Between them sits this test's own splicer, in front of the real
+relay (the viewer is told it is the relay):
+
+- **honest**: it forwards every message both ways and keeps a copy. After a snapshot and a
+  typed text, the copy holds no password, no PNG or JPEG signature, no typed text and no key
+  message: the relay sees only ciphertext;
+- **impersonating**: it answers the tunnel itself with another host's genuine key (the
+  ClientHello rewritten to that key's ID, so its responder answers);
+- **swapping**: it asks the real relay for another registered host than the one asked for;
+  as is (that host refuses a ClientHello naming another ID), or with the ClientHello
+  rewritten (that host answers, genuinely, with its own key).
+
+Every hostile one is refused before the viewer sends anything but its ClientHello: no
+Finished, no record, so no credential. Then the relay is killed under a running viewer: the
+viewer ends with one line, and the host registers again once a relay is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+
+from rdesk.client.tls import client_ssl_context
+from rdesk.host.relaylink import load_identity
+from rdesk.host.security.tls import ensure_host_certificate, server_ssl_context
+from rdesk.tunnel.errors import TunnelError
+from rdesk.tunnel.host_side import accept_tunnel
+from rdesk.tunnel.wire import MAX_WIRE_MESSAGE
+from tests.e2e.conftest import PASSWORD
+from tests.xserver import Painter, Recorder, Xvfb, assert_images_equal
+
+REPO = Path(__file__).resolve().parents[2]
+TYPED = "relays see nothing"
+
+
+async def _line(stream: asyncio.StreamReader, marker: str, timeout: float = 60) -> str:
+    async def find() -> str:
+        while True:
+            raw = await stream.readline()
+            if not raw:
+                raise AssertionError(f"ended before {marker!r}")
+            line = raw.decode()
+            if marker in line:
+                return line
+
+    return await asyncio.wait_for(find(), timeout)
+
+
+async def _spawn(*argv: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, *argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+async def _stop(proc: asyncio.subprocess.Process | None) -> None:
+    if proc is not None and proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+class Site:
+    """A relay process and a host process registered on it."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.relay: asyncio.subprocess.Process | None = None
+        self.host: asyncio.subprocess.Process | None = None
+        self.port = 0
+        self.pin = ""
+        self.host_id = ""
+        self.password_file = tmp / "password"
+        self.password_file.write_text(PASSWORD + "\n")
+
+    async def start_relay(self, port: int = 0) -> None:
+        self.relay = await _spawn("-m", "rdesk.relay", "--bind", "127.0.0.1", "--port",
+                                  str(port), "--open", "--grace", "0",
+                                  "--data-dir", str(self.tmp / "relay"))
+        assert self.relay.stdout is not None
+        line = await _line(self.relay.stdout, "listening on")
+        self.port = int(line.rsplit(":", 1)[1])
+        self.pin = (await _line(self.relay.stdout, "fingerprint")).split()[-1]
+
+    async def start_host(self, display: str, name: str = "host") -> asyncio.subprocess.Process:
+        host = await _spawn("-m", "rdesk", "--config-dir", str(self.tmp / name), "host",
+                            "--display", display, "--capture", "mss", "--no-listen",
+                            "--password-file", str(self.password_file),
+                            "--relay", f"wss://127.0.0.1:{self.port}",
+                            "--relay-fingerprint", self.pin)
+        assert host.stdout is not None
+        line = await _line(host.stdout, "registered as")
+        if name == "host":
+            self.host, self.host_id = host, line.split()[3]
+        return host
+
+    async def cli(self, relay_port: int, *args: str, timeout: float = 90
+                  ) -> tuple[int, str, str]:
+        proc = await _spawn("-m", "rdesk", "--config-dir", str(self.tmp / "viewer"), *args,
+                            "--relay", f"wss://127.0.0.1:{relay_port}",
+                            "--password-file", str(self.password_file))
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+
+@contextlib.asynccontextmanager
+async def site(tmp: Path, display: str) -> AsyncIterator[Site]:
+    s = Site(tmp)
+    try:
+        await s.start_relay()
+        await s.start_host(display)
+        yield s
+    finally:
+        await _stop(s.host)
+        await _stop(s.relay)
+
+
+def _retarget(message: str | bytes, other_id: str) -> str | bytes:
+    """A ClientHello rewritten to name ``other_id`` (its last 13 bytes); anything else as is."""
+    if isinstance(message, bytes) and len(message) == 112 and message[0] == 1:
+        return message[:-13] + other_id.replace("-", "").encode()
+    return message
+
+
+class _Recorded:
+    """A websocket whose received messages are also appended to ``log``."""
+
+    def __init__(self, ws: ServerConnection, log: list[str | bytes], other_id: str) -> None:
+        self.ws, self.log, self.other_id = ws, log, other_id
+
+    async def send(self, message: bytes) -> None:
+        await self.ws.send(message)
+
+    async def recv(self) -> str | bytes:
+        message = await self.ws.recv()
+        self.log.append(message)
+        return _retarget(message, self.other_id)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self.ws.close(code, reason)
+
+
+class Splicer:
+    """The test's relay: ``/connect`` only, in front of the real relay at ``upstream``."""
+
+    def __init__(self, tmp: Path, upstream: int, mode: str, other_id: str = "",
+                 identity_dir: Path | None = None) -> None:
+        cert, key = ensure_host_certificate(tmp / "splicer")
+        self.ssl = server_ssl_context(cert, key)
+        self.upstream, self.mode, self.other_id = upstream, mode, other_id
+        self.identity = load_identity(*ensure_host_certificate(identity_dir)) if identity_dir \
+            else None
+        #: Every message the viewer sent, and every one the host sent, in order.
+        self.from_viewer: list[str | bytes] = []
+        self.from_host: list[str | bytes] = []
+        self.port = 0
+
+    async def handle(self, viewer: ServerConnection) -> None:
+        request = await viewer.recv()
+        self.from_viewer.append(request)
+        if self.mode == "impersonate":
+            await viewer.send(json.dumps({"t": "spliced"}))
+            assert self.identity is not None
+            # Its own genuine host key, the ClientHello rewritten to the ID of that key.
+            recorded = _Recorded(viewer, self.from_viewer, self.other_id)
+            with contextlib.suppress(TunnelError):
+                transport = await accept_tunnel(recorded, *self.identity, "viewer", timeout=10)
+                self.from_viewer.append(await transport.recv())  # never: nothing comes
+            return
+        asked = json.loads(request)
+        if self.mode.startswith("swap"):
+            asked["id"] = self.other_id
+        async with connect(f"wss://127.0.0.1:{self.upstream}/connect", ssl=client_ssl_context(),
+                           max_size=MAX_WIRE_MESSAGE, compression=None) as host:
+            await host.send(json.dumps(asked))
+            await viewer.send(await host.recv())
+            rewrite = self.other_id if self.mode == "swap+rewrite" else ""
+            await asyncio.gather(self._pump(viewer, host, self.from_viewer, rewrite),
+                                 self._pump(host, viewer, self.from_host))
+
+    @staticmethod
+    async def _pump(src: object, dst: object, log: list[str | bytes],
+                    rewrite: str = "") -> None:
+        try:
+            async for message in src:  # type: ignore[attr-defined]
+                log.append(message)
+                await dst.send(_retarget(message, rewrite) if rewrite else message)  # type: ignore[attr-defined]
+        except Exception:  # either side gone: end the other
+            pass
+        with contextlib.suppress(Exception):
+            await dst.close()  # type: ignore[attr-defined]
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Splicer]:
+        async with serve(self.handle, "127.0.0.1", 0, ssl=self.ssl, compression=None,
+                         max_size=MAX_WIRE_MESSAGE) as server:
+            self.port = server.sockets[0].getsockname()[1]
+            yield self
+
+    def viewer_bytes(self) -> bytes:
+        return b"".join(m if isinstance(m, bytes) else m.encode() for m in self.from_viewer)
+
+    def all_bytes(self) -> bytes:
+        return self.viewer_bytes() + b"".join(
+            m if isinstance(m, bytes) else m.encode() for m in self.from_host)
+
+
+@pytest.mark.timeout(240)
+async def test_an_honest_relay_carries_only_ciphertext(xvfb: Xvfb, tmp_path: Path) -> None:
+    async with site(tmp_path, xvfb.display) as s:
+        splicer = Splicer(tmp_path, s.port, "honest")
+        async with splicer.running():
+            with Painter(xvfb.display, seed=5) as painter:
+                shot = tmp_path / "shot.png"
+                code, _, err = await s.cli(splicer.port, "snapshot", s.host_id, "-o", str(shot))
+                assert code == 0, err
+                assert_images_equal(Image.open(shot).convert("RGB"), painter.expected())
+            with Recorder(xvfb.display) as recorder:
+                recorder.wait_idle()
+                recorder.clear()
+                code, _, err = await s.cli(splicer.port, "type", s.host_id, TYPED)
+                assert code == 0, err
+                assert recorder.wait_for_text(TYPED) == TYPED
+    seen = splicer.all_bytes()
+    assert len(splicer.from_host) > 4 and len(seen) > 10_000  # the screen did cross it
+    for secret in (PASSWORD.encode(), TYPED.encode(), b"\x89PNG", b"\xff\xd8\xff",
+                   b'"key"', b"keysym", b'"auth"'):
+        assert secret not in seen, secret
+
+
+@pytest.mark.parametrize("mode", ["impersonate", "swap", "swap+rewrite"])
+@pytest.mark.timeout(240)
+async def test_a_hostile_relay_is_refused_before_any_credential(
+    mode: str, xvfb: Xvfb, tmp_path: Path,
+) -> None:
+    async with site(tmp_path, xvfb.display) as s:
+        other = await s.start_host(xvfb.display, "other-host")  # a second genuine host
+        try:
+            assert other.stdout is not None
+            other_id = await _other_id(tmp_path)
+            splicer = Splicer(tmp_path, s.port, mode, other_id, tmp_path / "other-host")
+            async with splicer.running():
+                code, out, err = await s.cli(splicer.port, "snapshot", s.host_id,
+                                             "-o", str(tmp_path / "x.png"))
+        finally:
+            await _stop(other)
+    assert code != 0 and out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    if mode == "swap":  # the other host refuses a ClientHello naming another ID: no tunnel
+        assert "the tunnel failed" in err, err
+    else:  # the viewer refuses the other key itself (HostIdentityError)
+        assert "refusing to connect" in err and f"not {s.host_id}" in err, err
+    # What the viewer sent the relay: its connect request and its ClientHello, nothing more.
+    sent = splicer.from_viewer
+    assert [type(m) for m in sent] == [str, bytes] and len(sent[1]) == 112, sent
+    assert PASSWORD.encode() not in splicer.viewer_bytes()
+    assert not (tmp_path / "x.png").exists()
+
+
+async def _other_id(tmp: Path) -> str:
+    from rdesk.protocol.hostid import host_id
+    from rdesk.relay import proof
+
+    _, der = load_identity(*ensure_host_certificate(tmp / "other-host"))
+    return host_id(proof.spki_of_certificate(der))
+
+
+@pytest.mark.timeout(240)
+async def test_relay_killed_mid_session(xvfb: Xvfb, tmp_path: Path) -> None:
+    async with site(tmp_path, xvfb.display) as s:
+        watch = await _spawn("-m", "rdesk", "--config-dir", str(tmp_path / "viewer"), "watch",
+                             s.host_id, "--relay", f"wss://127.0.0.1:{s.port}",
+                             "--password-file", str(s.password_file), "--duration", "120")
+        assert watch.stdout is not None and watch.stderr is not None
+        await _line(watch.stdout, "upd/s")  # following the screen through the relay
+        assert s.relay is not None and s.host is not None and s.host.stdout is not None
+        s.relay.kill()
+        await s.relay.wait()
+        err = (await asyncio.wait_for(watch.stderr.read(), 60)).decode()
+        assert await asyncio.wait_for(watch.wait(), 30) != 0
+        assert len(err.strip().splitlines()) == 1 and err.startswith("rdesk: error:"), err
+        assert "lost the relay" in await _line(s.host.stdout, "lost the relay")
+        await s.start_relay(s.port)  # the relay comes back on the same address
+        line = await _line(s.host.stdout, "registered as", timeout=90)
+        assert s.host_id in line
+        code, _, err = await s.cli(s.port, "snapshot", s.host_id, "-o", str(tmp_path / "y.png"))
+        assert code == 0, err
