@@ -1,7 +1,9 @@
 """The ``rdesk`` command: the host, the viewers and the scripting verbs.
 
-Every failure a user can cause ends as one line ``rdesk: error: ...`` and exit status 1 (2 for
-a bad command line, as argparse does); tracebacks are for bugs only.
+Every failure a user can cause ends as one line ``rdesk: error: ...`` and an exit status that
+says what went wrong (:mod:`rdesk.cli.exits`: 2 for a bad command line, as argparse does, 3..7
+for wrong credentials, host keys, an unreachable host or a refusal, 1 for anything else);
+tracebacks are for bugs only.
 
 The verbs live in :mod:`rdesk.cli.host` (``host``, ``passwd``), :mod:`rdesk.cli.view`
 (``connect``, ``snapshot``, ``watch``), :mod:`rdesk.cli.input` (``type``, ``key``, ``move``,
@@ -15,6 +17,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from rdesk.cli import exits
 from rdesk.cli.common import UsageError, one_line
 from rdesk.cli.parser import build_parser
 from rdesk.client.connection import ConnectError
@@ -59,7 +62,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``rdesk`` command; return its exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="rdesk: %(levelname)s: %(message)s",
@@ -67,11 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.config_dir is None:
         args.config_dir = default_config_dir()
     try:
+        from rdesk.cli.config import apply_config
+
+        args = apply_config(parser, args, argv)
         return int(args.handler(args))
     except KeyboardInterrupt:
-        return 130
+        return exits.INTERRUPTED
     except Exception as exc:
         if not isinstance(exc, _user_errors()):
             raise
         print(f"rdesk: error: {one_line(exc)}", file=sys.stderr)
-        return 1
+        return exits.exit_code(exc)

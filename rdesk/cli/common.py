@@ -1,25 +1,32 @@
 """What every verb of the ``rdesk`` command shares: the common options, the one-line user
-error, and the check that a host-side verb has the host extra installed.
+error, the help layout, deprecated option spellings, and the check that a host-side verb has
+the host extra installed.
 
-The common options (``--config-dir``, ``-v``/``--verbose``, ``--version``) are accepted before
-the verb and after it (``rdesk --config-dir X host`` and ``rdesk host --config-dir X``). The
-top-level parser owns their defaults; each verb's parser declares them again with the default
-:data:`argparse.SUPPRESS`, so a verb's parser sets them only when they are given after the
-verb (and then the later value wins), never resetting one given before it.
+The common options (``--config-dir``, ``--config``, ``-v``/``--verbose``, ``--version``) are
+accepted before the verb and after it (``rdesk --config-dir X host`` and ``rdesk host
+--config-dir X``). The top-level parser owns their defaults; each verb's parser declares them
+again with the default :data:`argparse.SUPPRESS`, so a verb's parser sets them only when they
+are given after the verb (and then the later value wins), never resetting one given before it.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-from pathlib import Path
+import sys
+from collections.abc import Sequence
+from typing import Any
 
 from rdesk import __version__
+from rdesk.cli.values import path
 
 __all__ = [
     "HOST_ONLY_MODULES",
+    "DeprecatedAlias",
+    "HelpFormatter",
     "UsageError",
     "add_common_options",
+    "add_deprecated",
     "add_verb",
     "one_line",
     "require_host_extra",
@@ -30,7 +37,14 @@ HOST_ONLY_MODULES = ("mss", "Xlib", "pynput", "numpy", "simplejpeg")
 
 
 class UsageError(Exception):
-    """A problem with what the user asked for; printed as one line."""
+    """A problem with what the user asked for; printed as one line.
+
+    ``code`` is the exit status (:mod:`rdesk.cli.exits`), 1 unless a more precise one applies.
+    """
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def one_line(exc: BaseException) -> str:
@@ -39,6 +53,29 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError) and not str(exc):
         text = "timed out"
     return " ".join(text.split())
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` with every meaningful default shown as ``(default: …)``.
+
+    Unlike argparse's ``ArgumentDefaultsHelpFormatter`` it leaves out defaults that say
+    nothing (``None``, ``False``, an empty list) and keeps the epilog's examples as written.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in text
+            or "(default" in text
+            or default is argparse.SUPPRESS
+            or default is None
+            or default is False
+            or (isinstance(default, (list, tuple)) and not default)
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -52,9 +89,16 @@ def add_common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     group.add_argument("--version", action="version", version=f"rdesk {__version__}")
     group.add_argument(
         "--config-dir",
-        type=Path,
+        type=path,
         default=None if top else unset,
-        help="certificates, password and known hosts (default ~/.config/rdesk)",
+        help="certificates, password and known hosts (default: ~/.config/rdesk)",
+    )
+    group.add_argument(
+        "--config",
+        type=path,
+        default=None if top else unset,
+        metavar="FILE",
+        help="settings and saved hosts, TOML (default: CONFIG_DIR/config.toml)",
     )
     group.add_argument(
         "-v", "--verbose", action="store_true", default=False if top else unset,
@@ -63,12 +107,48 @@ def add_common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
 
 
 def add_verb(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help: str,
+    examples: Sequence[str] = (),
 ) -> argparse.ArgumentParser:
-    """A verb's parser, with the common options already on it."""
-    parser = sub.add_parser(name, help=help)
+    """A verb's parser, with the common options already on it and ``examples`` in its help."""
+    epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples) if examples else None
+    parser = sub.add_parser(
+        name, help=help, description=help, epilog=epilog, formatter_class=HelpFormatter
+    )
     add_common_options(parser, top=False)
     return parser
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old spelling of an option: does what the new one does, with one line on stderr."""
+
+    def __init__(self, option_strings: list[str], dest: str, *, new: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(
+            f"rdesk: warning: {option_string} is deprecated; use {self.new}", file=sys.stderr
+        )
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated(
+    parser: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs: Any
+) -> None:
+    """Accept ``old`` as a hidden, deprecated spelling of the option ``new`` (same ``dest``)."""
+    parser.add_argument(
+        old, dest=dest, action=DeprecatedAlias, new=new, help=argparse.SUPPRESS,
+        default=argparse.SUPPRESS, **kwargs,
+    )
 
 
 def _present(module: str) -> bool:

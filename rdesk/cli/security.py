@@ -9,38 +9,52 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rdesk.cli.common import add_common_options, add_verb
+from rdesk.cli.common import HelpFormatter, add_common_options, add_deprecated, add_verb
+from rdesk.cli.values import path
 
 __all__ = ["add_parsers"]
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``certs`` (with its verbs ``init``, ``issue``, ``revoke``, ``list``) and ``play``."""
-    certs = add_verb(sub, "certs", help="manage the CA of viewer (client) certificates")
+    certs = add_verb(
+        sub, "certs", help="manage the CA of viewer (client) certificates",
+        examples=["rdesk certs init", "rdesk certs issue alice --role control --out ~/certs",
+                  "rdesk certs list --ca-dir ~/rdesk-ca"],
+    )
     certs.set_defaults(handler=_cmd_certs)
     verbs = certs.add_subparsers(dest="certs_command", metavar="VERB", required=True)
-    init = verbs.add_parser("init", help="create the CA (EC P-256, 10 years)")
-    issue = verbs.add_parser("issue", help="issue a viewer certificate")
+    def verb(name: str, help: str) -> argparse.ArgumentParser:
+        return verbs.add_parser(name, help=help, description=help, formatter_class=HelpFormatter)
+
+    init = verb("init", "create the CA (EC P-256, 10 years)")
+    issue = verb("issue", "issue a viewer certificate")
     issue.add_argument("name", help="the viewer's name (letters, digits, . _ -)")
     issue.add_argument("--role", choices=("control", "view"), required=True)
     issue.add_argument(
-        "--out", type=Path, default=Path("."), help="write NAME.crt and NAME.key here (.)"
+        "--out", type=path, default=Path("."), help="write NAME.crt and NAME.key here"
     )
-    issue.add_argument("--days", type=int, default=825, help="validity in days (825)")
-    revoke = verbs.add_parser("revoke", help="revoke a viewer certificate")
+    issue.add_argument("--days", type=int, default=825, help="validity in days")
+    revoke = verb("revoke", "revoke a viewer certificate")
     revoke.add_argument("name")
-    listing = verbs.add_parser("list", help="list issued certificates")
-    for verb in (init, issue, revoke, listing):
-        verb.add_argument(
-            "--dir", type=Path, default=None, help="the CA directory (default CONFIG_DIR/ca)"
+    listing = verb("list", "list issued certificates")
+    for each in (init, issue, revoke, listing):
+        # --ca-dir, as on `rdesk host`; --dir is its old spelling.
+        each.add_argument(
+            "--ca-dir", type=path, default=None, help="the CA directory (default: CONFIG_DIR/ca)"
         )
-        add_common_options(verb, top=False)
+        add_deprecated(each, "--dir", "--ca-dir", "ca_dir", type=path)
+        add_common_options(each, top=False)
 
-    play = add_verb(sub, "play", help="replay a session recording (rdesk host --record)")
-    play.add_argument("file", type=Path, help="the .rdrec file")
-    play.add_argument("--speed", type=float, default=1.0, help="times real time (1)")
+    play = add_verb(
+        sub, "play", help="replay a session recording (rdesk host --record)",
+        examples=["rdesk play rec/session.rdrec --speed 4",
+                  "rdesk play rec/session.rdrec --export-png frames --every 1"],
+    )
+    play.add_argument("file", type=path, help="the .rdrec file")
+    play.add_argument("--speed", type=float, default=1.0, help="times real time")
     play.add_argument(
-        "--export-png", type=Path, default=None, metavar="DIR",
+        "--export-png", type=path, default=None, metavar="DIR",
         help="write frames as PNG into DIR instead of showing a window",
     )
     play.add_argument(
@@ -53,7 +67,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def _ca_dir(args: argparse.Namespace) -> Path:
     from rdesk.host.security.ca import default_ca_dir
 
-    return Path(args.dir) if args.dir is not None else default_ca_dir(args.config_dir)
+    return Path(args.ca_dir) if args.ca_dir is not None else default_ca_dir(args.config_dir)
 
 
 def _cmd_certs(args: argparse.Namespace) -> int:

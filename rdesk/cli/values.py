@@ -10,8 +10,20 @@ import argparse
 import re
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 
-__all__ = ["bandwidth", "invite", "origin", "port", "ranged", "size"]
+__all__ = ["bandwidth", "invite", "origin", "path", "port", "ranged", "size"]
+
+
+def path(text: str) -> Path:
+    """A file or folder; a leading ``~`` or ``~user`` is expanded as a shell would.
+
+    The expansion is done here because a shell leaves ``~`` alone inside quotes
+    (``OPTS="--password-file ~/.rdesk-pass"``) and in ``--opt=~/x``.
+    """
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return Path(text).expanduser()
 
 
 def size(text: str) -> tuple[int, int]:

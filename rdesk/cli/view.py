@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import os
 import ssl
 import sys
@@ -16,8 +17,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from rdesk.cli.common import UsageError, add_verb
+from rdesk.cli import exits
+from rdesk.cli.common import UsageError, add_deprecated, add_verb
 from rdesk.cli.relay import add_relay_options, relay_target
+from rdesk.cli.values import path
 from rdesk.client.connection import Connection, connect, parse_url
 from rdesk.client.known_hosts import KnownHosts, UnknownHostKey
 
@@ -25,6 +28,7 @@ __all__ = [
     "add_connect_parser",
     "add_parsers",
     "add_viewer_options",
+    "save_snapshot",
     "viewer_ssl_context",
     "with_viewer",
 ]
@@ -32,11 +36,18 @@ __all__ = [
 T = TypeVar("T")
 
 
-def add_viewer_options(parser: argparse.ArgumentParser) -> None:
-    """The host URL and how to log in and trust it: the options of every viewer verb."""
-    parser.add_argument("url", help="the host, e.g. wss://HOST:PORT (or HOST:PORT)")
+def add_viewer_options(parser: argparse.ArgumentParser, *, url: bool = True) -> None:
+    """The host URL and how to log in and trust it: the options of every viewer verb.
+
+    ``url`` may also name a saved host of the config file (``[hosts.NAME]``, docs/config.md);
+    ``url=False`` declares the options only (``rdesk do`` reads them among its actions).
+    """
+    if url:
+        parser.add_argument(
+            "url", help="the host: wss://HOST:PORT, HOST:PORT, or a saved host's name"
+        )
     parser.add_argument(
-        "--password-file", type=Path, help="read the password from this file (first line)"
+        "--password-file", type=path, help="read the password from this file (first line)"
     )
     parser.add_argument(
         "--fingerprint", help="pin the host key: SHA256:... as `rdesk host` prints it"
@@ -47,18 +58,20 @@ def add_viewer_options(parser: argparse.ArgumentParser) -> None:
         help="trust a host key seen for the first time without asking (for scripts)",
     )
     parser.add_argument("--name", default=f"{getpass.getuser()}@rdesk", help=argparse.SUPPRESS)
-    parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
+    parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait")
     # A client certificate (`rdesk certs issue`) for hosts started with --require-client-cert.
     parser.add_argument(
-        "--cert", type=Path, help="client certificate (PEM) for hosts that need one"
+        "--client-cert", type=path, help="client certificate (PEM) for hosts that need one"
     )
-    parser.add_argument("--key", type=Path, help="private key (PEM) of --cert")
+    parser.add_argument("--client-key", type=path, help="private key (PEM) of --client-cert")
     add_relay_options(parser)
+    add_deprecated(parser, "--cert", "--client-cert", "client_cert", type=path)
+    add_deprecated(parser, "--key", "--client-key", "client_key", type=path)
 
 
 def viewer_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     """The TLS context the viewer options ask for (``None``: the default one)."""
-    cert, key = getattr(args, "cert", None), getattr(args, "key", None)
+    cert, key = getattr(args, "client_cert", None), getattr(args, "client_key", None)
     if cert is None and key is None:
         return None
     from rdesk.client.tls import client_ssl_context
@@ -68,13 +81,22 @@ def viewer_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``snapshot``, ``watch`` and ``connect``."""
-    snap = add_verb(sub, "snapshot", help="save the host's screen as a PNG, pixel-exact")
+    snap = add_verb(
+        sub, "snapshot", help="save the host's screen as a PNG, pixel-exact",
+        examples=["rdesk snapshot wss://desk.example:7900 -o shot.png",
+                  "rdesk snapshot work -o shot.png --json   # a saved host; JSON on stdout"],
+    )
     add_viewer_options(snap)
-    snap.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
+    snap.add_argument("-o", "--output", type=path, required=True, help="PNG file to write")
+    snap.add_argument(
+        "--json", action="store_true",
+        help='print {"file", "width", "height", "host", "fingerprint"} as one JSON line',
+    )
     snap.set_defaults(handler=_cmd_snapshot)
 
     watch = add_verb(
-        sub, "watch", help="follow the screen headless and print link figures once a second"
+        sub, "watch", help="follow the screen headless and print link figures once a second",
+        examples=["rdesk watch wss://desk.example:7900 --duration 10 --json"],
     )
     add_viewer_options(watch)
     watch.add_argument("--duration", type=float, default=None, help="stop after S seconds")
@@ -84,12 +106,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def add_connect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``connect``: last in ``rdesk --help``, as it always was."""
-    connect_ = add_verb(sub, "connect", help="open the desktop viewer window")
+    connect_ = add_verb(
+        sub, "connect", help="open the desktop viewer window",
+        examples=["rdesk connect wss://desk.example:7900", "rdesk connect work   # a saved host"],
+    )
     add_viewer_options(connect_)
     connect_.add_argument("--view-only", action="store_true", help="send no input")
     connect_.add_argument("--fullscreen", action="store_true", help="start full screen")
     connect_.add_argument(
-        "--scale", choices=("fit", "1"), default="fit", help="fit to window (default) or 1:1"
+        "--scale", choices=("fit", "1"), default="fit", help="fit to window or 1:1"
     )
     connect_.set_defaults(handler=_cmd_connect)
 
@@ -137,12 +162,15 @@ async def _open_viewer(args: argparse.Namespace) -> Connection:
         if not sys.stdin.isatty():
             raise UsageError(
                 f"{address}: unknown host key {exc.fingerprint}; check it against the one "
-                "`rdesk host` printed, then pass --fingerprint or --accept-new"
+                "`rdesk host` printed, then pass --fingerprint or --accept-new",
+                exits.HOST_KEY_UNKNOWN,
             ) from None
         print(f"The host {address} is not known.\nIts key fingerprint is {exc.fingerprint}.")
         answer = input("Compare it with the one `rdesk host` printed. Trust it? [yes/no] ")
         if answer.strip().lower() not in ("y", "yes"):
-            raise UsageError("host key not trusted; nothing was sent") from None
+            raise UsageError(
+                "host key not trusted; nothing was sent", exits.HOST_KEY_UNKNOWN
+            ) from None
         known.add(address.host, address.port, exc.fingerprint)
         return await connect(
             address,
@@ -183,17 +211,32 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:
     async def body(conn: Connection) -> None:
-        await conn.wait_exact(args.timeout)
-        image = conn.framebuffer.image.copy()
-        _write_png(image, args.output)
-        size = f"{image.width}x{image.height}"
-        print(f"rdesk: saved the {size} screen of {conn.address} to {args.output}")
+        await save_snapshot(conn, args.output, args.timeout, json_out=args.json)
 
     with_viewer(args, body)
     return 0
 
 
-def _write_png(image: object, path: Path) -> None:
+async def save_snapshot(conn: Connection, file: Path, timeout: float, *, json_out: bool) -> None:
+    """Wait until the picture is pixel-exact, write it to ``file`` as a PNG, say so on stdout.
+
+    ``json_out``: the line is JSON (``file``, ``width``, ``height``, ``host``,
+    ``fingerprint``), for scripts.
+    """
+    await conn.wait_exact(timeout)
+    image = conn.framebuffer.image.copy()
+    _write_png(image, file)
+    if json_out:
+        print(json.dumps({
+            "file": str(file), "width": image.width, "height": image.height,
+            "host": str(conn.address), "fingerprint": conn.host_fingerprint,
+        }), flush=True)
+    else:
+        size = f"{image.width}x{image.height}"
+        print(f"rdesk: saved the {size} screen of {conn.address} to {file}", flush=True)
+
+
+def _write_png(image: object, file: Path) -> None:
     """Write a PIL image atomically, so a failed run leaves no half-written file."""
     import io
 
@@ -202,9 +245,9 @@ def _write_png(image: object, path: Path) -> None:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")  # type: ignore[attr-defined]
     try:
-        atomic_write(path, buffer.getvalue(), 0o644)
+        atomic_write(file, buffer.getvalue(), 0o644)
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot write {file}: {exc.strerror or exc}") from None
 
 
 def _cmd_connect(args: argparse.Namespace) -> int:

@@ -134,7 +134,7 @@ def test_a_viewer_error_imports_no_host_library(tmp_path: Path) -> None:
         tmp_path, "snapshot", f"127.0.0.1:{port}", "--accept-new", "-o", str(tmp_path / "x.png"),
         env={**os.environ, "RDESK_PASSWORD": "x"},
     )
-    assert run.result.returncode == 1
+    assert run.result.returncode == 6  # exits.UNREACHABLE
     lines = run.result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("rdesk: error: ") and "cannot reach" in lines[0]
     assert run.blocked == []

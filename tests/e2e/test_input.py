@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from rdesk.cli import exits
 from rdesk.client.connection import connect
 from rdesk.host.input.inject import PynputInjector
 from rdesk.protocol.keysyms import parse_combo
@@ -63,8 +64,10 @@ def _ok(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
 
 
-def _one_line_error(result: subprocess.CompletedProcess[str], needle: str) -> None:
-    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+def _one_line_error(
+    result: subprocess.CompletedProcess[str], needle: str, code: int = 1
+) -> None:
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rdesk: error: "), result.stderr
     assert needle in lines[0], lines[0]
@@ -302,7 +305,7 @@ async def test_view_only_input_never_reaches_x(
         assert pointer_position(xvfb.display) != (300, 300)
 
 
-def test_view_only_cli_exits_1(
+def test_view_only_cli_is_refused(
     xvfb_factory: Callable[..., Xvfb],
     injectors: Callable[[str], PynputInjector],
     host_factory: Callable[..., RunningHost],
@@ -311,4 +314,4 @@ def test_view_only_cli_exits_1(
     xvfb = xvfb_factory(W, H)
     host = host_factory(xvfb.display, injector=injectors, credentials=ViewOnly())
     result = rdesk_cli("type", host.url, "hi", *host.viewer_args())
-    _one_line_error(result, "view-only")
+    _one_line_error(result, "view-only", code=exits.REFUSED)

@@ -48,7 +48,7 @@ def test_audit_log_and_recording(xvfb: Xvfb, rdesk_cli: Cli, tmp_path: Path) -> 
             wrong.write_text("guess\n")
             result = rdesk_cli("snapshot", url, "--fingerprint", fingerprint,
                                "--password-file", str(wrong), "-o", str(tmp_path / "no.png"))
-            assert result.returncode == 1
+            assert result.returncode == 3  # rdesk.cli.exits.AUTH_FAILED
             shot = tmp_path / "shot.png"
             result = rdesk_cli("snapshot", url, "--fingerprint", fingerprint,
                                "--password-file", str(tmp_path / "pw"), "-o", str(shot))
