@@ -5,8 +5,8 @@ client (:class:`~tests.xserver.Recorder`) or on the real screen."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageOps
