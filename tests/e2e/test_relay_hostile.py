@@ -23,10 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -42,95 +38,11 @@ from rdesk.tunnel.errors import TunnelError
 from rdesk.tunnel.host_side import accept_tunnel
 from rdesk.tunnel.wire import MAX_WIRE_MESSAGE
 from tests.e2e.conftest import PASSWORD
+from tests.e2e.relaysite import read_line, site, spawn, stop
 from tests.xserver import Painter, Recorder, Xvfb, assert_images_equal
 
 REPO = Path(__file__).resolve().parents[2]
 TYPED = "relays see nothing"
-
-
-async def _line(stream: asyncio.StreamReader, marker: str, timeout: float = 60) -> str:
-    async def find() -> str:
-        while True:
-            raw = await stream.readline()
-            if not raw:
-                raise AssertionError(f"ended before {marker!r}")
-            line = raw.decode()
-            if marker in line:
-                return line
-
-    return await asyncio.wait_for(find(), timeout)
-
-
-async def _spawn(*argv: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, *argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
-async def _stop(proc: asyncio.subprocess.Process | None) -> None:
-    if proc is not None and proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-
-
-class Site:
-    """A relay process and a host process registered on it."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.relay: asyncio.subprocess.Process | None = None
-        self.host: asyncio.subprocess.Process | None = None
-        self.port = 0
-        self.pin = ""
-        self.host_id = ""
-        self.password_file = tmp / "password"
-        self.password_file.write_text(PASSWORD + "\n")
-
-    async def start_relay(self, port: int = 0) -> None:
-        self.relay = await _spawn("-m", "rdesk.relay", "--bind", "127.0.0.1", "--port",
-                                  str(port), "--open", "--grace", "0",
-                                  "--data-dir", str(self.tmp / "relay"))
-        assert self.relay.stdout is not None
-        line = await _line(self.relay.stdout, "listening on")
-        self.port = int(line.rsplit(":", 1)[1])
-        self.pin = (await _line(self.relay.stdout, "fingerprint")).split()[-1]
-
-    async def start_host(self, display: str, name: str = "host") -> asyncio.subprocess.Process:
-        host = await _spawn("-m", "rdesk", "--config-dir", str(self.tmp / name), "host",
-                            "--display", display, "--capture", "mss", "--no-listen",
-                            "--password-file", str(self.password_file),
-                            "--relay", f"wss://127.0.0.1:{self.port}",
-                            "--relay-fingerprint", self.pin)
-        assert host.stdout is not None
-        line = await _line(host.stdout, "registered as")
-        if name == "host":
-            self.host, self.host_id = host, line.split()[3]
-        return host
-
-    async def cli(self, relay_port: int, *args: str, timeout: float = 90
-                  ) -> tuple[int, str, str]:
-        proc = await _spawn("-m", "rdesk", "--config-dir", str(self.tmp / "viewer"), *args,
-                            "--relay", f"wss://127.0.0.1:{relay_port}",
-                            "--password-file", str(self.password_file))
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        assert proc.returncode is not None
-        return proc.returncode, out.decode(), err.decode()
-
-
-@contextlib.asynccontextmanager
-async def site(tmp: Path, display: str) -> AsyncIterator[Site]:
-    s = Site(tmp)
-    try:
-        await s.start_relay()
-        await s.start_host(display)
-        yield s
-    finally:
-        await _stop(s.host)
-        await _stop(s.relay)
 
 
 def _retarget(message: str | bytes, other_id: str) -> str | bytes:
@@ -261,7 +173,7 @@ async def test_a_hostile_relay_is_refused_before_any_credential(
                 code, out, err = await s.cli(splicer.port, "snapshot", s.host_id,
                                              "-o", str(tmp_path / "x.png"))
         finally:
-            await _stop(other)
+            await stop(other)
     assert code != 0 and out == ""
     assert len(err.strip().splitlines()) == 1, err
     if mode == "swap":  # the other host refuses a ClientHello naming another ID: no tunnel
@@ -286,20 +198,20 @@ async def _other_id(tmp: Path) -> str:
 @pytest.mark.timeout(240)
 async def test_relay_killed_mid_session(xvfb: Xvfb, tmp_path: Path) -> None:
     async with site(tmp_path, xvfb.display) as s:
-        watch = await _spawn("-m", "rdesk", "--config-dir", str(tmp_path / "viewer"), "watch",
+        watch = await spawn("-m", "rdesk", "--config-dir", str(tmp_path / "viewer"), "watch",
                              s.host_id, "--relay", f"wss://127.0.0.1:{s.port}",
                              "--password-file", str(s.password_file), "--duration", "120")
         assert watch.stdout is not None and watch.stderr is not None
-        await _line(watch.stdout, "upd/s")  # following the screen through the relay
+        await read_line(watch.stdout, "upd/s")  # following the screen through the relay
         assert s.relay is not None and s.host is not None and s.host.stdout is not None
         s.relay.kill()
         await s.relay.wait()
         err = (await asyncio.wait_for(watch.stderr.read(), 60)).decode()
         assert await asyncio.wait_for(watch.wait(), 30) != 0
         assert len(err.strip().splitlines()) == 1 and err.startswith("rdesk: error:"), err
-        assert "lost the relay" in await _line(s.host.stdout, "lost the relay")
+        assert "lost the relay" in await read_line(s.host.stdout, "lost the relay")
         await s.start_relay(s.port)  # the relay comes back on the same address
-        line = await _line(s.host.stdout, "registered as", timeout=90)
+        line = await read_line(s.host.stdout, "registered as", timeout=90)
         assert s.host_id in line
         code, _, err = await s.cli(s.port, "snapshot", s.host_id, "-o", str(tmp_path / "y.png"))
         assert code == 0, err

@@ -1,0 +1,107 @@
+"""A real relay and a real host registered on it, as processes, for the relay's e2e tests.
+
+:func:`site` starts ``rdesk relay --open`` on 127.0.0.1 and ``rdesk host --relay --no-listen``
+on a display (its audit log in ``TMP/host-audit.jsonl``); :meth:`Site.cli` runs a viewer verb
+by ID through a relay port as a subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from tests.e2e.conftest import PASSWORD
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def read_line(stream: asyncio.StreamReader, marker: str, timeout: float = 60) -> str:
+    async def find() -> str:
+        while True:
+            raw = await stream.readline()
+            if not raw:
+                raise AssertionError(f"ended before {marker!r}")
+            line = raw.decode()
+            if marker in line:
+                return line
+
+    return await asyncio.wait_for(find(), timeout)
+
+
+async def spawn(*argv: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, *argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+async def stop(proc: asyncio.subprocess.Process | None) -> None:
+    if proc is not None and proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+class Site:
+    """A relay process and a host process registered on it."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.relay: asyncio.subprocess.Process | None = None
+        self.host: asyncio.subprocess.Process | None = None
+        self.port = 0
+        self.pin = ""
+        self.host_id = ""
+        self.password_file = tmp / "password"
+        self.password_file.write_text(PASSWORD + "\n")
+
+    async def start_relay(self, port: int = 0) -> None:
+        self.relay = await spawn("-m", "rdesk.relay", "--bind", "127.0.0.1", "--port",
+                                  str(port), "--open", "--grace", "0",
+                                  "--data-dir", str(self.tmp / "relay"))
+        assert self.relay.stdout is not None
+        line = await read_line(self.relay.stdout, "listening on")
+        self.port = int(line.rsplit(":", 1)[1])
+        self.pin = (await read_line(self.relay.stdout, "fingerprint")).split()[-1]
+
+    async def start_host(self, display: str, name: str = "host") -> asyncio.subprocess.Process:
+        host = await spawn("-m", "rdesk", "--config-dir", str(self.tmp / name), "host",
+                            "--display", display, "--capture", "mss", "--no-listen",
+                            "--password-file", str(self.password_file),
+                            "--audit-log", str(self.tmp / f"{name}-audit.jsonl"),
+                            "--relay", f"wss://127.0.0.1:{self.port}",
+                            "--relay-fingerprint", self.pin)
+        assert host.stdout is not None
+        line = await read_line(host.stdout, "registered as")
+        if name == "host":
+            self.host, self.host_id = host, line.split()[3]
+        return host
+
+    async def cli(self, relay_port: int, *args: str, timeout: float = 90
+                  ) -> tuple[int, str, str]:
+        proc = await spawn("-m", "rdesk", "--config-dir", str(self.tmp / "viewer"), *args,
+                            "--relay", f"wss://127.0.0.1:{relay_port}",
+                            "--password-file", str(self.password_file))
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+
+@contextlib.asynccontextmanager
+async def site(tmp: Path, display: str) -> AsyncIterator[Site]:
+    s = Site(tmp)
+    try:
+        await s.start_relay()
+        await s.start_host(display)
+        yield s
+    finally:
+        await stop(s.host)
+        await stop(s.relay)
