@@ -10,11 +10,10 @@ import argparse
 import asyncio
 import getpass
 import sys
-from pathlib import Path
 
-from rdesk.cli.common import UsageError, add_verb, require_host_extra
+from rdesk.cli.common import UsageError, add_deprecated, add_verb, require_host_extra
 from rdesk.cli.relay import add_host_relay_options, host_relay_settings
-from rdesk.cli.values import bandwidth, invite, origin, port, ranged, size
+from rdesk.cli.values import bandwidth, invite, origin, path, port, ranged, size
 from rdesk.host.settings import (
     CAPTURE_BACKENDS,
     DEFAULT_PORT,
@@ -28,7 +27,12 @@ __all__ = ["add_parsers", "host_settings"]
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``host`` and ``passwd``."""
-    host = add_verb(sub, "host", help="share this machine's screen")
+    host = add_verb(
+        sub, "host", help="share this machine's screen",
+        examples=["rdesk host                           # share $DISPLAY on port 7900",
+                  "rdesk host --virtual 1280x720        # a private Xvfb",
+                  "rdesk host --tls-cert fullchain.pem --tls-key privkey.pem --consent ask"],
+    )
     where = host.add_mutually_exclusive_group()
     where.add_argument("--display", help="X display to share (default: $DISPLAY)")
     where.add_argument(
@@ -37,31 +41,37 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     host.add_argument(
         "--capture", choices=CAPTURE_BACKENDS, default="auto",
         help="shm: zero-copy shared memory with X DAMAGE; mss: portable, polls and compares "
-        "frames; auto: shm where it works, else mss (auto)",
+        "frames; auto: shm where it works, else mss",
     )
-    host.add_argument("--bind", default="0.0.0.0", help="address to listen on (0.0.0.0)")
-    host.add_argument("--port", type=port, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT})")
-    host.add_argument("--cert", type=Path, help="TLS certificate (PEM) instead of the self-signed")
-    host.add_argument("--key", type=Path, help="private key (PEM) of --cert")
+    host.add_argument("--bind", default="0.0.0.0", help="address to listen on")
+    host.add_argument("--port", type=port, default=DEFAULT_PORT, help="TLS port")
+    host.add_argument(
+        "--tls-cert", type=path, help="TLS certificate (PEM) instead of the self-signed one"
+    )
+    host.add_argument("--tls-key", type=path, help="private key (PEM) of --tls-cert")
+    add_deprecated(host, "--cert", "--tls-cert", "tls_cert", type=path)
+    add_deprecated(host, "--key", "--tls-key", "tls_key", type=path)
     host.add_argument(
         "--tls12", action="store_true", help="also accept TLS 1.2 (ECDHE+AEAD suites only)"
     )
     host.add_argument(
-        "--password-file", type=Path, help="control password in this file (first line)"
+        "--password-file", type=path, help="control password in this file (first line)"
     )
     host.add_argument(
         "--quality", type=ranged(1, 100), default=80,
-        help="highest JPEG quality; lowered automatically on slow links (80)",
+        help="highest JPEG quality; lowered automatically on slow links",
     )
-    host.add_argument("--max-fps", type=ranged(1, 240), default=60, help="capture rate cap (60)")
+    host.add_argument("--max-fps", type=ranged(1, 240), default=60, help="capture rate cap")
     host.add_argument(
         "--max-bandwidth", type=bandwidth, default=None, metavar="BITS",
         help="most bits/s sent to each viewer, e.g. 10M or 512k (default: the link decides)",
     )
-    host.add_argument("--max-viewers", type=ranged(1, 256), default=16, help="(16)")
+    host.add_argument(
+        "--max-viewers", type=ranged(1, 256), default=16, help="more viewers are refused"
+    )
     host.add_argument("--name", default="", help="host name shown to viewers")
     host.add_argument(
-        "--view-password-file", type=Path, help="view-only password in this file (first line)"
+        "--view-password-file", type=path, help="view-only password in this file (first line)"
     )
     host.add_argument(
         "--shared-control", action="store_true", help="let every control viewer send input at once"
@@ -71,10 +81,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         choices=("auto", "ask"),
         default="auto",
         help="ask: the local user accepts each viewer on this terminal; auto: admit any valid "
-        "credential (unattended access; the default)",
+        "credential (unattended access)",
     )
     host.add_argument(
-        "--consent-timeout", type=ranged(1, 3600), default=30, help="seconds to accept (30)"
+        "--consent-timeout", type=ranged(1, 3600), default=30, help="seconds to accept"
     )
     host.add_argument(
         "--invite",
@@ -98,10 +108,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     host.set_defaults(handler=_cmd_host)
 
     passwd = add_verb(
-        sub, "passwd", help="set the host's password (stored as an scrypt hash)"
+        sub, "passwd", help="set the host's password (stored as an scrypt hash)",
+        examples=["rdesk passwd", "rdesk passwd --view --password-file ~/view-pass"],
     )
     passwd.add_argument(
-        "--password-file", type=Path, help="read the new password from this file"
+        "--password-file", type=path, help="read the new password from this file"
     )
     passwd.add_argument(
         "--view", action="store_true", help="set the view-only password instead"
@@ -117,7 +128,7 @@ def _add_transfer_options(host: argparse.ArgumentParser) -> None:
         "(the default), upload (viewer to host) only, download only, or off",
     )
     host.add_argument(
-        "--transfer-dir", type=Path, default=None, metavar="DIR",
+        "--transfer-dir", type=path, default=None, metavar="DIR",
         help="the only folder files are written to or read from (default ~/rdesk-transfer)",
     )
     host.add_argument(
@@ -142,14 +153,14 @@ def _add_security_options(host: argparse.ArgumentParser) -> None:
         help="admit only viewers with a certificate of the CA (rdesk certs); role from it",
     )
     host.add_argument(
-        "--ca-dir", type=Path, default=None, help="the viewer CA (default CONFIG_DIR/ca)"
+        "--ca-dir", type=path, default=None, help="the viewer CA (default: CONFIG_DIR/ca)"
     )
     host.add_argument(
-        "--audit-log", type=Path, default=None, metavar="FILE",
+        "--audit-log", type=path, default=None, metavar="FILE",
         help="append security events to FILE as JSON lines (mode 0600)",
     )
     host.add_argument(
-        "--record", type=Path, default=None, metavar="DIR",
+        "--record", type=path, default=None, metavar="DIR",
         help="record each viewer session's screen stream into DIR (rdesk play replays it)",
     )
     host.add_argument(
@@ -167,8 +178,8 @@ def host_settings(args: argparse.Namespace) -> HostSettings:
         bind=args.bind,
         port=args.port,
         config_dir=args.config_dir,
-        cert=args.cert,
-        key=args.key,
+        cert=args.tls_cert,
+        key=args.tls_key,
         allow_tls12=args.tls12,
         password_file=args.password_file,
         max_fps=float(args.max_fps),

@@ -20,6 +20,7 @@ from PIL import Image
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
+from rdesk.cli import exits
 from rdesk.client.connection import AuthenticationFailed, Connection, connect
 from rdesk.client.known_hosts import HostKeyMismatch, KnownHosts, UnknownHostKey
 from rdesk.client.tls import client_ssl_context
@@ -38,8 +39,10 @@ async def _viewer(host: RunningHost, **kwargs: object) -> Connection:
     )
 
 
-def _one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+def _one_line_error(
+    result: subprocess.CompletedProcess[str], *needles: str, code: int = 1
+) -> None:
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rdesk: error: "), result.stderr
     assert "Traceback" not in result.stderr
@@ -109,7 +112,7 @@ def test_wrong_password_fails_cleanly(host: RunningHost, rdesk_cli: Cli, tmp_pat
     wrong.write_text("not the password\n")
     result = rdesk_cli("snapshot", host.url, "--fingerprint", host.fingerprint,
                        "--password-file", str(wrong), "-o", str(tmp_path / "x.png"))
-    _one_line_error(result, "authentication failed")
+    _one_line_error(result, "authentication failed", code=exits.AUTH_FAILED)
     assert not (tmp_path / "x.png").exists()
 
 
@@ -127,7 +130,7 @@ def test_changed_host_key_fails_before_any_credential(
     before = host.server.auth_attempts
     result = rdesk_cli("snapshot", host.url, "--password-file", str(host.password_file),
                        "-o", str(tmp_path / "x.png"))
-    _one_line_error(result, "CHANGED", fake, host.fingerprint)
+    _one_line_error(result, "CHANGED", fake, host.fingerprint, code=exits.HOST_KEY_CHANGED)
     assert host.server.auth_attempts == before  # the host never saw a credential
 
 
@@ -143,7 +146,8 @@ def test_unknown_host_key_needs_a_decision(host: RunningHost, rdesk_cli: Cli,
     out = tmp_path / "x.png"
     result = rdesk_cli("snapshot", host.url, "--password-file", str(host.password_file),
                        "-o", str(out))
-    _one_line_error(result, "unknown host key", host.fingerprint, "--accept-new")
+    _one_line_error(result, "unknown host key", host.fingerprint, "--accept-new",
+                    code=exits.HOST_KEY_UNKNOWN)
     # --accept-new records it (trust on first use); the next run needs no flag.
     result = rdesk_cli("snapshot", host.url, "--password-file", str(host.password_file),
                        "--accept-new", "-o", str(out))
@@ -283,7 +287,7 @@ def test_host_unreadable_certificate(xvfb: Xvfb, rdesk_cli: Cli, tmp_path: Path)
     bad = tmp_path / "bad.pem"
     bad.write_text("not a certificate\n")
     result = rdesk_cli("host", "--display", xvfb.display, "--bind", "127.0.0.1",
-                       "--port", str(_free_port()), "--cert", str(bad), "--key", str(bad))
+                       "--port", str(_free_port()), "--tls-cert", str(bad), "--tls-key", str(bad))
     _one_line_error(result, str(bad))
 
 
@@ -295,7 +299,7 @@ def test_bad_flag_is_a_usage_error(rdesk_cli: Cli) -> None:
 def test_unreachable_host(rdesk_cli: Cli, tmp_path: Path) -> None:
     result = rdesk_cli("snapshot", f"127.0.0.1:{_free_port()}", "--accept-new",
                        "-o", str(tmp_path / "x.png"), env={**os.environ, "RDESK_PASSWORD": "x"})
-    _one_line_error(result, "cannot reach")
+    _one_line_error(result, "cannot reach", code=exits.UNREACHABLE)
 
 
 def test_plain_ws_url_is_refused(rdesk_cli: Cli, tmp_path: Path) -> None:
