@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from rdesk.cli import config, do, host, input, relay, security, transfer, view
+from rdesk.cli import completion, config, do, host, input, relay, security, transfer, view
 from rdesk.cli.common import add_common_options
 
 __all__ = ["build_parser"]
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     do.add_parsers(sub)
     security.add_parsers(sub)
     config.add_parsers(sub)
+    completion.add_parsers(sub)
     view.add_connect_parser(sub)
     relay.add_relay_verb(sub)
     relay.wrap_viewer_handlers(sub)
