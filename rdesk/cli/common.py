@@ -122,7 +122,13 @@ def add_verb(
 
 
 class DeprecatedAlias(argparse.Action):
-    """An old spelling of an option: does what the new one does, with one line on stderr."""
+    """An old spelling of an option: does what the new one does, with one line on stderr.
+
+    ``quiet`` (set while the same command line is parsed a second time, with the config
+    file's defaults) keeps the line from being printed twice.
+    """
+
+    quiet = False
 
     def __init__(self, option_strings: list[str], dest: str, *, new: str, **kwargs: Any) -> None:
         super().__init__(option_strings, dest, **kwargs)
@@ -135,9 +141,11 @@ class DeprecatedAlias(argparse.Action):
         values: Any,
         option_string: str | None = None,
     ) -> None:
-        print(
-            f"rdesk: warning: {option_string} is deprecated; use {self.new}", file=sys.stderr
-        )
+        if not DeprecatedAlias.quiet:
+            print(
+                f"rdesk: warning: {option_string} is deprecated; use {self.new}",
+                file=sys.stderr,
+            )
         setattr(namespace, self.dest, values)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import tomllib
 
-from rdesk.cli.common import UsageError, add_verb
+from rdesk.cli.common import DeprecatedAlias, UsageError, add_verb
 
 __all__ = ["CONFIG_FILE", "Config", "add_parsers", "apply_config", "load_config"]
 
@@ -162,7 +162,11 @@ def apply_config(
         where = f"{path} [{args.command if args.command == 'host' else 'viewer'}]"
         verb.set_defaults(**{d: v for d, (_, v) in section_defaults(verb, section, where).items()})
         config_dir = args.config_dir
-        args = parser.parse_args(argv)
+        DeprecatedAlias.quiet = True  # the first parse already warned
+        try:
+            args = parser.parse_args(argv)
+        finally:
+            DeprecatedAlias.quiet = False
         args.config_dir = config_dir if args.config_dir is None else args.config_dir
     if args.command in VIEWER_VERBS and args.url in config.hosts:
         args = _saved_host(verbs[args.command], args, config.hosts[args.url],

@@ -216,6 +216,15 @@ def test_host_section_sets_defaults_and_flags_win(tmp_path: Path) -> None:
                                       "/cfg")).port == 7902
 
 
+def test_an_old_spelling_warns_once_with_a_config(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = _config(tmp_path, "[host]\nport = 7901\n")
+    args = _with_config(path, "host", "--cert", "/c.pem", "--config-dir", "/cfg")
+    assert (args.tls_cert, args.port) == (Path("/c.pem"), 7901)
+    assert capsys.readouterr().err.splitlines() == [
+        "rdesk: warning: --cert is deprecated; use --tls-cert"]
+
+
 def test_saved_host(tmp_path: Path) -> None:
     path = _config(tmp_path, '[viewer]\ntimeout = 40\n[hosts.work]\nurl = "wss://d.example:7900"'
                              '\nfingerprint = "SHA256:abc"\npassword-file = "~/.p"\n'
