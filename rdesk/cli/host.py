@@ -16,6 +16,8 @@ from rdesk.cli.relay import add_host_relay_options, host_relay_settings
 from rdesk.cli.values import bandwidth, invite, origin, path, port, ranged, size
 from rdesk.host.settings import (
     CAPTURE_BACKENDS,
+    CLIPBOARD_POLICIES,
+    DEFAULT_CLIPBOARD_MAX,
     DEFAULT_PORT,
     PASSWORD_FILE,
     VIEW_PASSWORD_FILE,
@@ -103,8 +105,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="also let browser pages from this origin (https://NAME[:PORT]) connect; repeatable",
     )
     _add_security_options(host)
-    _add_transfer_options(host)
     add_host_relay_options(host)
+    _add_session_options(host)
+    _add_transfer_options(host)
     host.set_defaults(handler=_cmd_host)
 
     passwd = add_verb(
@@ -118,6 +121,32 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--view", action="store_true", help="set the view-only password instead"
     )
     passwd.set_defaults(handler=_cmd_passwd)
+
+
+def _add_session_options(host: argparse.ArgumentParser) -> None:
+    """The virtual desktop's session and the clipboard (docs/session.md)."""
+    host.add_argument(
+        "--session", default=None, metavar="CMD",
+        help="with --virtual: the session to run in it (default: openbox and xterm when "
+        "installed; 'none': a bare display); the host stops when it ends",
+    )
+    host.add_argument(
+        "--keep-running", action="store_true",
+        help="with --virtual: keep hosting after the session ends",
+    )
+    host.add_argument(
+        "--clipboard", choices=CLIPBOARD_POLICIES, default="to-host",
+        help="clipboard text with control viewers: both ways, to-viewer (host's copies go "
+        "out), to-host (viewers paste in; the default), or off",
+    )
+    host.add_argument(
+        "--clipboard-primary", action="store_true",
+        help="also sync the PRIMARY selection (mouse selection), not only CLIPBOARD",
+    )
+    host.add_argument(
+        "--clipboard-max", type=ranged(1, 64 << 20), default=DEFAULT_CLIPBOARD_MAX,
+        metavar="BYTES", help=f"largest clipboard text either way ({DEFAULT_CLIPBOARD_MAX})",
+    )
 
 
 def _add_transfer_options(host: argparse.ArgumentParser) -> None:
@@ -198,6 +227,11 @@ def host_settings(args: argparse.Namespace) -> HostSettings:
         consent=args.consent,
         consent_timeout=float(args.consent_timeout),
         invites=tuple(args.invite),
+        session=args.session,
+        keep_running=args.keep_running,
+        clipboard=args.clipboard,
+        clipboard_primary=args.clipboard_primary,
+        clipboard_max=args.clipboard_max,
         transfer=args.transfer,
         transfer_dir=args.transfer_dir,
         transfer_max_file=args.transfer_max_file,

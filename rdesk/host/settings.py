@@ -12,10 +12,13 @@ from typing import Literal
 
 __all__ = [
     "CAPTURE_BACKENDS",
+    "CLIPBOARD_POLICIES",
+    "DEFAULT_CLIPBOARD_MAX",
     "DEFAULT_PORT",
     "PASSWORD_FILE",
     "VIEW_PASSWORD_FILE",
     "CaptureBackend",
+    "ClipboardPolicy",
     "HostSettings",
     "default_config_dir",
 ]
@@ -30,6 +33,12 @@ VIEW_PASSWORD_FILE = "view-password"
 CaptureBackend = Literal["auto", "shm", "mss"]
 #: The names ``--capture`` accepts, in the order ``auto`` tries the last two.
 CAPTURE_BACKENDS: tuple[CaptureBackend, ...] = ("auto", "shm", "mss")
+
+#: Which way clipboard text may flow (``--clipboard``); see docs/session.md.
+ClipboardPolicy = Literal["both", "to-viewer", "to-host", "off"]
+CLIPBOARD_POLICIES: tuple[ClipboardPolicy, ...] = ("both", "to-viewer", "to-host", "off")
+#: Largest clipboard text, in UTF-8 bytes, either way (``--clipboard-max``).
+DEFAULT_CLIPBOARD_MAX = 1 << 20
 
 
 def default_config_dir() -> Path:
@@ -87,6 +96,14 @@ class HostSettings:
     handshake_timeout: float = 10.0
     #: Threads that check passwords (scrypt), apart from the encoders' (``--auth-workers``).
     auth_workers: int = 1
+    #: Seconds without input or control request before a viewer is closed (``--idle-timeout``;
+    #: 0, the default, never). A lab wants it on.
+    idle_timeout: float = 0.0
+    #: Seconds a session may last at most (``--max-session``; 0, the default, no limit).
+    max_session: float = 0.0
+    #: Seconds a controlling viewer may stay silent (no pong, no ack) while holding keys or
+    #: buttons before the host releases them (``--held-input-timeout``).
+    held_input_timeout: float = 3.0
     #: Display name of the host, shown to viewers.
     name: str = ""
     #: A file holding the view-only password in plain text (first line).
@@ -126,6 +143,18 @@ class HostSettings:
     #: Listen on ``bind:port`` for direct viewers; ``False`` (``--no-listen``, only with a
     #: relay): reachable through the relay alone.
     listen: bool = True
+    #: ``--virtual``'s session command (``None``: openbox and xterm when installed; ``"none"``:
+    #: a bare display); see rdesk/host/screen/session.py.
+    session: str | None = None
+    #: Keep hosting after the ``--virtual`` session ends (``--keep-running``).
+    keep_running: bool = False
+    #: Clipboard direction (``--clipboard``). The default lets control viewers paste into the
+    #: host but never reads the host's clipboard out: what the local user copied stays local.
+    clipboard: ClipboardPolicy = "to-host"
+    #: Also sync the PRIMARY selection (``--clipboard-primary``), not only CLIPBOARD.
+    clipboard_primary: bool = False
+    #: Largest clipboard text either way, in UTF-8 bytes (``--clipboard-max``).
+    clipboard_max: int = DEFAULT_CLIPBOARD_MAX
     #: File transfer (docs/transfer.md): ``both``, ``upload`` (viewer → host), ``download``
     #: (host → viewer) or ``off``. ``both`` by default: a viewer with control can already type
     #: anything into the host, so a confined folder adds no power, only safety and an audit.
