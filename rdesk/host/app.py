@@ -18,8 +18,8 @@ from rdesk.host.relaylink import RelayLinkError, load_identity
 from rdesk.host.screen.backends import backend_of, open_capturer
 from rdesk.host.screen.capture import Capturer
 from rdesk.host.screen.damage import DamageUnavailable, DamageWatcher
+from rdesk.host.screen.desktop import VirtualDesktop, start_virtual_desktop
 from rdesk.host.screen.source import ScreenSource
-from rdesk.host.screen.virtual import VirtualDisplay
 from rdesk.host.security.audit import AuditLog
 from rdesk.host.security.ca import ClientCertPolicy, default_ca_dir
 from rdesk.host.security.invites import InviteBook
@@ -169,9 +169,11 @@ async def run_host(
     """Run a host until SIGINT/SIGTERM (or cancellation). Raises :class:`HostError`."""
     with contextlib.ExitStack() as stack:
         display = settings.display or os.environ.get("DISPLAY")
+        desktop: VirtualDesktop | None = None
         if settings.virtual is not None:
             width, height = settings.virtual
-            display = stack.enter_context(VirtualDisplay(width, height)).display
+            desktop = start_virtual_desktop(width, height, settings.session, stack, out)
+            display = desktop.display
         if not display:
             raise HostError(
                 "no display to share: $DISPLAY is not set; use --display :N, "
@@ -225,9 +227,16 @@ async def run_host(
         console.start()
         if ready is not None:
             ready(server)
+        ended = (
+            asyncio.create_task(desktop.until_ended(settings.keep_running, out), name="session")
+            if desktop is not None
+            else None
+        )
         try:
-            await _until_signalled(capture)
+            await _until_signalled(capture, ended)
         finally:
+            if ended is not None:
+                ended.cancel()
             capture.cancel()
             if presence is not None:
                 # Relayed viewers are told the host is going before their tunnels are dropped.
@@ -309,7 +318,11 @@ def _relay_banner(out: Callable[[str], None], presence: RelayPresence) -> None:
         "-o shot.png")
 
 
-async def _until_signalled(capture: asyncio.Task[None]) -> None:
+async def _until_signalled(
+    capture: asyncio.Task[None], ended: asyncio.Task[None] | None = None
+) -> None:
+    """Return on SIGINT/SIGTERM or when ``ended`` (the virtual desktop's session) finishes;
+    raise the capture loop's error if it fails."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -317,7 +330,8 @@ async def _until_signalled(capture: asyncio.Task[None]) -> None:
             loop.add_signal_handler(sig, stop.set)
     waiter = asyncio.create_task(stop.wait())
     try:
-        done, _ = await asyncio.wait({waiter, capture}, return_when=asyncio.FIRST_COMPLETED)
+        tasks = {waiter, capture} if ended is None else {waiter, capture, ended}
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if capture in done:
             capture.result()  # the capture loop failed: let its error end the host
     finally:

@@ -1,16 +1,55 @@
-"""A private virtual display (Xvfb) for ``rdesk host --virtual WxH`` on a machine with no screen."""
+"""A private virtual display (Xvfb) for ``rdesk host --virtual WxH`` on a machine with no screen.
+
+With ``authorize=True`` (what ``rdesk host --virtual`` uses) the server gets an X authorization
+cookie: a fresh random MIT-MAGIC-COOKIE-1 written to a file of mode 0600 inside a private
+(0700) temporary directory, given to Xvfb with ``-auth``. Only a client that presents the
+cookie (``XAUTHORITY`` pointing at :attr:`VirtualDisplay.xauthority`) may connect; without it
+any local user could read the screen and inject input.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 import select
 import shutil
+import socket
+import struct
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO
 
-__all__ = ["VirtualDisplay", "VirtualDisplayError"]
+__all__ = ["VirtualDisplay", "VirtualDisplayError", "write_xauthority"]
+
+#: Xauth families: a local (unix socket) connection to the named host, and any address.
+_FAMILY_LOCAL = 256
+_FAMILY_WILD = 65535
+_COOKIE_NAME = b"MIT-MAGIC-COOKIE-1"
+
+
+def write_xauthority(path: Path, cookie: bytes) -> None:
+    """Create ``path`` (mode 0600, must not exist) holding ``cookie`` for any display number.
+
+    Two entries, both with an empty display number (which libXau and python-xlib read as "any
+    display"): one for local connections to this machine's host name (what python-xlib looks
+    up) and one for any address (what libX11 accepts too). The server reads the same file.
+    """
+
+    def field(data: bytes) -> bytes:
+        return struct.pack(">H", len(data)) + data
+
+    host = socket.gethostname().encode()
+    body = b"".join(
+        struct.pack(">H", family) + field(address) + field(b"")  # any display number
+        + field(_COOKIE_NAME) + field(cookie)
+        for family, address in ((_FAMILY_LOCAL, host), (_FAMILY_WILD, b""))
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(body)
 
 
 class VirtualDisplayError(Exception):
@@ -21,7 +60,9 @@ class VirtualDisplay:
     """An Xvfb server on a free display number, stopped on :meth:`stop` (or context exit).
 
     Xvfb picks the number itself (``-displayfd``), so two hosts never collide. DAMAGE (change
-    notification) and XTEST (input injection) are enabled; TCP listening is not.
+    notification) and XTEST (input injection) are enabled; TCP listening is not. With
+    ``authorize`` the server demands the cookie in :attr:`xauthority` (module docstring); the
+    file and its private directory are removed on :meth:`stop`.
     """
 
     def __init__(
@@ -33,13 +74,18 @@ class VirtualDisplay:
         *,
         extra_args: Sequence[str] = (),
         output: IO[bytes] | None = None,
+        authorize: bool = False,
     ) -> None:
         """``extra_args`` go to Xvfb after ours; its output goes to ``output`` (else nowhere)."""
         self.width, self.height, self.depth = width, height, depth
         self.timeout = timeout
         self.extra_args = list(extra_args)
         self.output = output
+        self.authorize = authorize
         self.display = ""
+        #: The cookie file clients must name in ``XAUTHORITY`` (``None`` without ``authorize``).
+        self.xauthority: Path | None = None
+        self._private_dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -54,11 +100,17 @@ class VirtualDisplay:
             raise VirtualDisplayError(
                 "--virtual needs Xvfb, which is not installed (sudo apt-get install xvfb)"
             )
+        auth_args: list[str] = []
+        if self.authorize:
+            self._private_dir = Path(tempfile.mkdtemp(prefix="rdesk-x-"))  # mode 0700
+            self.xauthority = self._private_dir / "Xauthority"
+            write_xauthority(self.xauthority, secrets.token_bytes(16))
+            auth_args = ["-auth", str(self.xauthority)]
         read_fd, write_fd = os.pipe()
         cmd = [
             binary, "-displayfd", str(write_fd), "-screen", "0",
             f"{self.width}x{self.height}x{self.depth}", "-nolisten", "tcp", "-noreset",
-            "+extension", "DAMAGE", "+extension", "XTEST", *self.extra_args,
+            "+extension", "DAMAGE", "+extension", "XTEST", *auth_args, *self.extra_args,
         ]  # fmt: skip
         out = self.output if self.output is not None else subprocess.DEVNULL
         try:
@@ -68,6 +120,8 @@ class VirtualDisplay:
             )  # fmt: skip
         finally:
             os.close(write_fd)
+            if self._proc is None:
+                self._remove_auth()
         try:
             number = self._read_display(read_fd)
         except BaseException:
@@ -100,16 +154,21 @@ class VirtualDisplay:
         return data.decode().strip()
 
     def stop(self) -> None:
-        """Terminate Xvfb (kill it if it will not go); idempotent."""
+        """Terminate Xvfb (kill it if it will not go) and remove the cookie; idempotent."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._remove_auth()
+
+    def _remove_auth(self) -> None:
+        private, self._private_dir = self._private_dir, None
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
 
     def __enter__(self) -> VirtualDisplay:
         return self.start()
