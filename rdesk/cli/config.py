@@ -43,6 +43,8 @@ VIEWER_VERBS = ("snapshot", "watch", "type", "key", "move", "click", "scroll", "
 HOST_KEYS = ("fingerprint", "password-file", "client-cert", "client-key", "accept-new",
              "timeout")
 _MAX_CONFIG = 1 << 20
+#: Options of every verb: not settings of the file.
+_COMMON = ("help", "version", "config_dir", "config", "verbose")
 
 
 @dataclass
@@ -141,6 +143,20 @@ def section_defaults(
     return out
 
 
+def _viewer_section(
+    verbs: dict[str, argparse.ArgumentParser], section: dict[str, Any], verb: str, where: str
+) -> dict[str, Any]:
+    """The keys of ``[viewer]`` that ``verb`` has; an error for a key no viewer verb has.
+
+    ``[viewer]`` serves every viewer verb: ``scale`` is ``connect``'s, ``tolerance`` is
+    ``do``'s and ``expect``'s; each verb takes what it knows.
+    """
+    for key in section:
+        if not any(_option(verbs[name], key) for name in VIEWER_VERBS if name in verbs):
+            raise UsageError(f"{where}: no viewer verb has the option {key}")
+    return {key: value for key, value in section.items() if _option(verbs[verb], key)}
+
+
 def config_path(args: argparse.Namespace) -> tuple[Path, bool]:
     """The config file ``args`` name, and whether it must exist (given with ``--config``)."""
     if getattr(args, "config", None) is not None:
@@ -156,7 +172,8 @@ def apply_config(
     config = load_config(path, required=required)
     verbs = _verb_parsers(parser)
     section = config.host if args.command == "host" else (
-        config.viewer if args.command in VIEWER_VERBS else {})
+        _viewer_section(verbs, config.viewer, args.command, f"{path} [viewer]")
+        if args.command in VIEWER_VERBS else {})
     if section:
         verb = verbs[args.command]
         where = f"{path} [{args.command if args.command == 'host' else 'viewer'}]"
@@ -216,22 +233,26 @@ def _cmd_config(args: argparse.Namespace) -> int:
     origin = str(path) if config.path is not None else "(no file)"
     print(f"# config file: {path}{'' if config.path is not None else ' (none)'}")
     verbs = _verb_parsers(build_parser())
-    for title, verb_name, section in (("host", "host", config.host),
-                                      ("viewer", "snapshot", config.viewer)):
-        verb = verbs[verb_name]
-        given = section_defaults(verb, section, f"{path} [{title}]")
+    viewer_verbs = [verbs[name] for name in VIEWER_VERBS if name in verbs]
+    _viewer_section(verbs, config.viewer, "snapshot", f"{path} [viewer]")  # checks every key
+    for title, parsers, section in (("host", [verbs["host"]], config.host),
+                                    ("viewer", viewer_verbs, config.viewer)):
         print(f"[{title}]")
-        for action in verb._actions:
-            if not action.option_strings or action.help == argparse.SUPPRESS:
-                continue
-            if action.dest in ("help", "version", "config_dir", "config", "verbose"):
-                continue
-            key = action.option_strings[-1].lstrip("-")
-            if action.dest in given:
-                value, where = given[action.dest][1], origin
-            else:
-                value, where = action.default, "default"
-            print(f"{key} = {_show(value)}    # {where}")
+        seen: set[str] = set()
+        for verb in parsers:
+            mine = {k: v for k, v in section.items() if _option(verb, k)}
+            given = section_defaults(verb, mine, f"{path} [{title}]")
+            for action in verb._actions:
+                if (not action.option_strings or action.help == argparse.SUPPRESS
+                        or action.dest in seen or action.dest in _COMMON):
+                    continue
+                seen.add(action.dest)
+                key = action.option_strings[-1].lstrip("-")
+                if action.dest in given:
+                    value, where = given[action.dest][1], origin
+                else:
+                    value, where = action.default, "default"
+                print(f"{key} = {_show(value)}    # {where}")
     for name, block in config.hosts.items():
         print(f"[hosts.{name}]")
         for key, value in block.items():

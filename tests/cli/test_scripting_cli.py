@@ -216,6 +216,17 @@ def test_host_section_sets_defaults_and_flags_win(tmp_path: Path) -> None:
                                       "/cfg")).port == 7902
 
 
+def test_viewer_section_serves_each_viewer_verb(tmp_path: Path) -> None:
+    path = _config(tmp_path, '[viewer]\ntimeout = 9\nscale = "1"\ntolerance = 4\n')
+    snap = _with_config(path, "snapshot", "h:1", "-o", "s.png", "--config-dir", "/cfg")
+    assert snap.timeout == 9.0 and not hasattr(snap, "scale")
+    assert _with_config(path, "connect", "h:1", "--config-dir", "/cfg").scale == "1"
+    assert _with_config(path, "expect", "h:1", "r.png", "--config-dir", "/cfg").tolerance == 4.0
+    bad = _config(tmp_path, "[viewer]\nnosuch = 1\n")
+    with pytest.raises(UsageError, match="no viewer verb has the option nosuch"):
+        _with_config(bad, "snapshot", "h:1", "-o", "s.png", "--config-dir", "/cfg")
+
+
 def test_an_old_spelling_warns_once_with_a_config(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     path = _config(tmp_path, "[host]\nport = 7901\n")
@@ -263,7 +274,8 @@ def test_missing_config(tmp_path: Path) -> None:
 
 
 def test_config_show_says_where_each_value_comes_from(tmp_path: Path) -> None:
-    path = _config(tmp_path, '[host]\nport = 7901\n[hosts.work]\nurl = "wss://d:1"\n')
+    path = _config(tmp_path, '[host]\nport = 7901\n[viewer]\nscale = "1"\n'
+                             '[hosts.work]\nurl = "wss://d:1"\n')
     result = subprocess.run(
         [sys.executable, "-m", "rdesk", "--config", str(path), "config", "show"],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
@@ -273,4 +285,6 @@ def test_config_show_says_where_each_value_comes_from(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert f"port = 7901    # {path}" in lines
     assert "quality = 80    # default" in lines
+    assert f'scale = "1"    # {path}' in lines and "tolerance = 0.0    # default" in lines
+    assert lines.index("[viewer]") < lines.index("timeout = 15.0    # default")
     assert "[hosts.work]" in lines and f'url = "wss://d:1"    # {path}' in lines
