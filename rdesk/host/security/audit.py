@@ -59,6 +59,9 @@ FIELDS: dict[str, frozenset[str]] = {
     "disconnect": frozenset({"duration"}),
     "host_start": frozenset({"port", "bind", "tls", "client_certs", "version"}),
     "host_stop": frozenset(),
+    "input_released": frozenset({"keys", "buttons"}),
+    "revoked": frozenset(),
+    "session_end": frozenset(),
 }
 
 _MAX_STR = 256

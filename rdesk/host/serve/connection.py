@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from rdesk.common.transport import Transport
+from rdesk.host.security.authority import SessionGuard
 from rdesk.host.serve.control import ControlBoard, Delivery
 from rdesk.host.serve.viewer import ViewerLink
 from rdesk.host.transfer.room import TransferRoom, policy_from
@@ -112,6 +113,17 @@ class ViewerConnection:
             policy_from(getattr(host, "settings", None)), viewer_id, name, access,
             self._send_message, host.event,
         )
+        settings = getattr(host, "settings", None)
+        #: Idle and maximum session time, held input of a frozen viewer, certificate re-checks.
+        self.guard = SessionGuard(
+            time.monotonic(),
+            idle_timeout=getattr(settings, "idle_timeout", 0.0),
+            max_session=getattr(settings, "max_session", 0.0),
+            release_after=getattr(settings, "held_input_timeout", 3.0),
+        )
+        #: What this viewer holds down on the host (keysyms, and a button mask).
+        self._held_keys: set[int] = set()
+        self._held_buttons = 0
 
     def attach(self, make_link: Callable[[Callable[[str | bytes], Awaitable[None]]], ViewerLink]
                ) -> ViewerLink:
@@ -193,7 +205,8 @@ class ViewerConnection:
             await self.send(await self.outbox.get())
 
     async def _timers(self) -> None:
-        """The session's timers (keepalive pings, the pong timeout) and the stall check."""
+        """The session's timers (keepalive pings, the pong timeout), the stall check and the
+        session's authority (:class:`SessionGuard`)."""
         session = self.session
         while True:
             now = time.monotonic()
@@ -205,6 +218,43 @@ class ViewerConnection:
             for frame in session.handle_timer(now):
                 await self.send(frame)
             session.flow.check_stalled(now, self.host.stall_timeout)
+            await self._guard(now)
+
+    async def _guard(self, now: float) -> None:
+        """Act on what :class:`SessionGuard` says is due; raises to close the session."""
+        holds = bool(self._held_keys or self._held_buttons)
+        due = self.guard.check(now, holds=holds, oldest_unacked=self.session.flow.oldest_age(now))
+        if due.probe:
+            frame = self.session.ping(now)  # None while one is already out
+            if frame is not None:
+                await self.send(frame)
+        if due.release:
+            self._release_held("viewer stopped answering")
+        if due.recheck and not self._still_authorised():
+            self.host.event("revoked", viewer=self.viewer_id, name=self.name,
+                            reason="certificate no longer valid")
+            raise ProtocolError("your certificate is no longer valid", CloseCode.POLICY)
+        if due.close:
+            self.host.event("session_end", viewer=self.viewer_id, name=self.name,
+                            reason=due.close)
+            raise ProtocolError(due.close, CloseCode.POLICY)
+
+    def _release_held(self, reason: str) -> None:
+        injector = self.host.injector
+        if injector is not None:
+            injector.release_all(self.viewer_id)
+        self.host.event("input_released", viewer=self.viewer_id, reason=reason,
+                        keys=len(self._held_keys), buttons=bin(self._held_buttons).count("1"))
+        self._held_keys.clear()
+        self._held_buttons = 0
+
+    def _still_authorised(self) -> bool:
+        """With client certificates: whether the viewer's still grants (not revoked, not
+        expired); always ``True`` without."""
+        policy = getattr(self.host, "cert_policy", None)
+        if policy is None:
+            return True
+        return policy.role_for(self.transport.peer_certificate) is not None
 
     async def _receive(self) -> None:
         session, host = self.session, self.host
@@ -212,7 +262,11 @@ class ViewerConnection:
         assert link is not None
         while True:
             data = await self.transport.recv()
-            message = session.receive(data, time.monotonic())
+            now = time.monotonic()
+            message = session.receive(data, now)
+            self.guard.heard(now)
+            if isinstance(message, (Pointer, Wheel, Key, RequestControl, AnswerControl)):
+                self.guard.active(now)
             if self.recorder is not None:
                 self.recorder.received(data)
             if isinstance(message, Close):
@@ -257,10 +311,15 @@ class ViewerConnection:
             return
         assert injector is not None
         if isinstance(message, Pointer):
+            self._held_buttons = message.buttons
             injector.pointer(self.viewer_id, message.x, message.y, message.buttons)
         elif isinstance(message, Wheel):
             injector.wheel(self.viewer_id, message.x, message.y, message.dx, message.dy)
         else:
+            if message.down:
+                self._held_keys.add(message.keysym)
+            else:
+                self._held_keys.discard(message.keysym)
             injector.key(self.viewer_id, message.keysym, message.down)
 
     def _note_dropped(self, now: float) -> None:
