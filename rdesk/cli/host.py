@@ -196,6 +196,41 @@ def _add_security_options(host: argparse.ArgumentParser) -> None:
         "--record-input", action="store_true",
         help="also record viewers' pointer and key input (off by default: keystrokes)",
     )
+    _add_limit_options(host)
+
+
+def _add_limit_options(host: argparse.ArgumentParser) -> None:
+    """Connection caps, authentication threads and session limits (docs/security.md)."""
+    host.add_argument(
+        "--max-handshakes-per-source", type=ranged(1, 4096), default=16, metavar="N",
+        help="connections one address may have in the TLS/websocket handshake; more are "
+        "reset at accept (default 16)",
+    )
+    host.add_argument(
+        "--max-handshakes", type=ranged(1, 65536), default=128, metavar="N",
+        help="connections in the handshake from all addresses (default 128)",
+    )
+    host.add_argument(
+        "--handshake-timeout", type=ranged(1, 600), default=10, metavar="SECONDS",
+        help="longest TLS, and websocket, handshake (default 10)",
+    )
+    host.add_argument(
+        "--auth-workers", type=ranged(1, 64), default=1, metavar="N",
+        help="threads checking passwords, apart from the encoders' (default 1)",
+    )
+    host.add_argument(
+        "--idle-timeout", type=ranged(0, 10**7), default=0, metavar="SECONDS",
+        help="close a viewer without input or control request for this long (default 0: never)",
+    )
+    host.add_argument(
+        "--max-session", type=ranged(0, 10**7), default=0, metavar="SECONDS",
+        help="close every session after this long (default 0: no limit)",
+    )
+    host.add_argument(
+        "--held-input-timeout", type=ranged(1, 600), default=3, metavar="SECONDS",
+        help="release a silent controlling viewer's held keys and buttons after this long "
+        "(default 3)",
+    )
 
 
 def host_settings(args: argparse.Namespace) -> HostSettings:
@@ -224,6 +259,13 @@ def host_settings(args: argparse.Namespace) -> HostSettings:
         audit_log=args.audit_log,
         record_dir=args.record,
         record_input=args.record_input,
+        max_handshakes_per_source=args.max_handshakes_per_source,
+        max_handshakes=args.max_handshakes,
+        handshake_timeout=float(args.handshake_timeout),
+        auth_workers=args.auth_workers,
+        idle_timeout=float(args.idle_timeout),
+        max_session=float(args.max_session),
+        held_input_timeout=float(args.held_input_timeout),
         consent=args.consent,
         consent_timeout=float(args.consent_timeout),
         invites=tuple(args.invite),
