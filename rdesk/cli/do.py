@@ -279,6 +279,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add_viewer_options(do)
     _add_match_options(do)
     do.add_argument("actions", nargs=argparse.REMAINDER, metavar="ACTION",
+                    action=_ActionsAndOptions,
                     help="actions and their arguments, in order (options may come among them)")
     do.set_defaults(handler=_cmd_do)
 
@@ -317,7 +318,7 @@ def read_options(args: argparse.Namespace) -> list[str]:
 
     Options may sit among the actions (``... snapshot -o s.png --password-file F``): they are
     read with the same declarations as before the URL, and win over what was parsed (or
-    filled in from a saved host) before.
+    filled in from a saved host) before. Reading twice gives the same tokens.
     """
     options = argparse.ArgumentParser(prog="rdesk do", add_help=False)
     add_viewer_options(options, url=False)
@@ -325,6 +326,21 @@ def read_options(args: argparse.Namespace) -> list[str]:
     add_common_options(options, top=False)
     _, tokens = options.parse_known_args(args.actions, namespace=args)
     return tokens
+
+
+class _ActionsAndOptions(argparse.Action):
+    """``do``'s ``ACTION...``: the options among them are read as the parse goes, so that
+    ``-v`` or ``--config-dir`` after the actions act as they do after any verb."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        namespace.actions = list(values)  # type: ignore[call-overload]
+        namespace.actions = read_options(namespace)
 
 
 def _cmd_do(args: argparse.Namespace) -> int:

@@ -30,6 +30,11 @@ VERBS = {
     "certs list": ["certs", "list"],
     "play": ["play", "session.rdrec"],
     "connect": ["connect", "example.test:7900"],
+    "do": ["do", "example.test:7900", "type", "hi", "snapshot", "-o", "x.png"],
+    "drag": ["drag", "example.test:7900", "1", "2", "3", "4"],
+    "expect": ["expect", "example.test:7900", "ref.png", "--at", "1,2"],
+    "config": ["config", "show"],
+    "completion": ["completion", "bash"],
 }
 
 
