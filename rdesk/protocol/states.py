@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 
+from rdesk.protocol.clipboard import HOST_SENDS as _HOST_CLIPBOARD
+from rdesk.protocol.clipboard import VIEWER_SENDS as _VIEWER_CLIPBOARD
 from rdesk.protocol.messages import (
     Ack,
     AnswerControl,
@@ -71,11 +73,11 @@ class Direction(enum.Enum):
 _S, _R = Direction.SEND, Direction.RECEIVE
 _HOST_ACTIVE_SEND = (
     Update, Screen, Ping, Pong, InputAck, Peer, Control, ControlRequest, Notice,
-    *_HOST_TRANSFER,
+    *_HOST_TRANSFER, *_HOST_CLIPBOARD,
 )
 _VIEWER_ACTIVE_SEND = (
     Ack, Ping, Pong, Pointer, Key, Wheel, Sync, Refresh, RequestControl, ReleaseControl,
-    AnswerControl, Prefs, *_VIEWER_TRANSFER,
+    AnswerControl, Prefs, *_VIEWER_TRANSFER, *_VIEWER_CLIPBOARD,
 )
 
 TRANSITIONS: dict[tuple[Role, State], dict[Direction, dict[type, State]]] = {

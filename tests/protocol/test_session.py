@@ -19,6 +19,7 @@ from hypothesis.stateful import (
 )
 
 import rdesk.protocol.messages as m
+from rdesk.protocol import clipboard as clip
 from rdesk.protocol import codec
 from rdesk.protocol import session as session_module
 from rdesk.protocol import transfer as xfer
@@ -196,6 +197,11 @@ SAMPLES: dict[type, object] = {
     xfer.XferEnd: xfer.XferEnd(1, "0" * 64),
     xfer.XferCancel: xfer.XferCancel(1, "stop"),
     xfer.XferDone: xfer.XferDone(1, True, "a.txt", 3, "0" * 64, ""),
+    # Clipboard (rdesk/protocol/clipboard.py).
+    clip.ClipOffer: clip.ClipOffer(1, "clipboard", 3),
+    clip.ClipData: clip.ClipData(1, "YWJj"),
+    clip.ClipResult: clip.ClipResult(1, False, "off"),
+    clip.ClipGet: clip.ClipGet(1, "primary"),
 }
 assert set(SAMPLES) == set(CONTROL_TYPES.values()) - {Close} | {Update}
 

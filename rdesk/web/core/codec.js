@@ -74,6 +74,10 @@ const XNAME = str(XFER.MAX_NAME_BYTES);
 const XSIZE = int(0, XFER.MAX_FILE_SIZE);
 const XSHA = str(64);
 
+// clipboard.py: CHUNK_BYTES of UTF-8 per clip_data (as base64), offers of at most 64 MiB.
+export const CLIP = Object.freeze({ CHUNK_BYTES: 11 * 1024, MAX_CLIP_BYTES: 64 * 2 ** 20 });
+const SELECTION = oneOf("clipboard", "primary");
+
 // Field order is the order of messages.py (and of the JSON this side writes).
 export const SCHEMAS = Object.freeze({
   hello: { protocol: oneOf(PROTOCOL_NAME), version: U16, nonce: NONCE, methods: str(L.MAX_STRING), server: NAME },
@@ -108,6 +112,10 @@ export const SCHEMAS = Object.freeze({
   xfer_end: { id: U32, sha256: XSHA },
   xfer_cancel: { id: U32, reason: NAME },
   xfer_done: { id: U32, ok: bool(), name: XNAME, size: XSIZE, sha256: XSHA, reason: NAME },
+  clip_offer: { id: U32, selection: SELECTION, size: int(0, CLIP.MAX_CLIP_BYTES) },
+  clip_data: { id: U32, data: str(4 * Math.ceil(CLIP.CHUNK_BYTES / 3)) },
+  clip_result: { id: U32, ok: bool(), reason: NAME },
+  clip_get: { id: U32, selection: SELECTION },
 });
 
 // Control.holder values that are not a viewer (messages.py NOBODY, LOCAL_USER).
