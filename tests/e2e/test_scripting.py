@@ -4,6 +4,7 @@ client (:class:`~tests.xserver.Recorder`) or on the real screen."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -116,3 +117,16 @@ def test_expect_matches_and_times_out(
     off = rdesk_cli("expect", host.url, str(ref), "--at", "750,560", "--wait", "1",
                     *host.viewer_args())
     assert off.returncode == 1 and "does not fit the 800x600 screen" in off.stderr
+
+
+def test_snapshot_json_is_one_line_for_scripts(
+    desk: tuple[RunningHost, Recorder, str], rdesk_cli: Cli, tmp_path: Path
+) -> None:
+    host, _, _ = desk
+    shot = tmp_path / "s.png"
+    result = rdesk_cli("snapshot", host.url, "-o", str(shot), "--json", *host.viewer_args())
+    _ok(result)
+    [line] = result.stdout.splitlines()
+    assert json.loads(line) == {"file": str(shot), "width": W, "height": H,
+                                "host": "127.0.0.1:" + str(host.port),
+                                "fingerprint": host.fingerprint}
