@@ -12,6 +12,7 @@ import { ControlPanel } from "./control.js";
 import { Display } from "./display.js";
 import { captureInput } from "./input.js";
 import { StatsOverlay } from "./stats.js";
+import { TransferPanel } from "./transfer.js";
 import { $, describeClose, getState, setState, setStatus, showBanner, showMessage } from "./status.js";
 
 const VIEWER_NAME = "rdesk browser viewer";
@@ -29,6 +30,7 @@ let reconnectTimer = null;
 
 const send = (message) => connection !== null && connection.send(message);
 const control = new ControlPanel(send, () => (connection ? connection.role : null));
+const transfers = new TransferPanel(send, (reason) => connection && connection.close(CLOSE.PROTOCOL_ERROR, reason));
 const mayControl = () =>
   connection !== null && connection.active && connection.role === "control" && control.holdsControl();
 const input = captureInput(canvas, { mayControl, send, hostPoint: (e) => display.hostPoint(e) });
@@ -49,7 +51,7 @@ function connect() {
     if (connection === c) handler(detail);
   };
   c.on("active", mine(onActive))
-    .on("message", mine((message) => control.onMessage(message)))
+    .on("message", mine((message) => transfers.onMessage(message) || control.onMessage(message)))
     .on("resized", mine(() => {
       setStatus("exact", false);
       display.layout();
@@ -73,6 +75,7 @@ function onActive(welcome) {
   $("host-name").textContent = welcome.name;
   document.title = `${welcome.name} – rdesk`;
   control.reset(welcome);
+  transfers.reset();
   setState("active");
   display.layout(); // now that the desktop is shown, its size is known
   canvas.focus();
@@ -81,6 +84,7 @@ function onActive(welcome) {
 
 function onClosed({ code, reason }) {
   connection = null;
+  transfers.closed(reason);
   input.releaseAll(false);
   setStatus("exact", false);
   if (userClosed) {
