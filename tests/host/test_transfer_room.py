@@ -214,6 +214,8 @@ async def test_a_partial_file_is_never_visible_under_its_final_name(tmp_path: Pa
         "viewer": 5, "name": "alice", "role": "control", "direction": "upload",
         "file": "big.bin", "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
         "result": "ok",
+        "reason": f"upload ok: big.bin ({len(data)} bytes, sha256 "
+                  f"{hashlib.sha256(data).hexdigest()})",
     }
     await viewer.room.close()
     await listing.room.close()

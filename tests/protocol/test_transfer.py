@@ -195,3 +195,16 @@ def test_bad_base64_and_a_wrong_hash_are_caught() -> None:
         receiver.on_end(XferEnd(1, "not hex"))
     short = Receiving(2, 4)
     assert "received 0 of 4" in (short.on_end(XferEnd(2, hashlib.sha256().hexdigest())) or "")
+
+
+def test_data_that_is_not_base64_passes_the_codec_but_never_the_decoder() -> None:
+    # The codec checks xfer_data cheaply (ASCII, length); the decoder checks the alphabet.
+    message = codec.decode('{"t":"xfer_data","id":1,"data":"ab\\u0000d"}')
+    assert isinstance(message, XferData)
+    receiver = Receiving(1, 10)
+    receiver.initial_credit()
+    with pytest.raises(RemoteProtocolError, match="not base64"):
+        receiver.on_data(message)
+    for bad in ('"abcde"', '"abc\\u00e9"'):
+        with pytest.raises(RemoteProtocolError, match="base64: ASCII"):
+            codec.decode(f'{{"t":"xfer_data","id":1,"data":{bad}}}')

@@ -383,9 +383,13 @@ class TransferRoom:
         return self._folder
 
     def _audit(self, direction: str, file: str, size: int, sha256: str, result: str) -> None:
+        shown = ascii(file)[1:-1][:200]  # escaped: a name never forges a log line
+        # ``reason`` repeats it all in one line: the audit log keeps it for any kind.
+        digest = f", sha256 {sha256}" if sha256 else ""
         self._event("transfer", viewer=self.viewer_id, name=self.viewer_name,
-                    role=self.access.value, direction=direction, file=ascii(file)[1:-1][:200],
-                    size=size, sha256=sha256, result=result)
+                    role=self.access.value, direction=direction, file=shown, size=size,
+                    sha256=sha256, result=result,
+                    reason=f"{direction} {result}: {shown} ({size} bytes{digest})")
 
 
 def _printable(name: str) -> bool:
