@@ -72,15 +72,21 @@ class Site:
         self.port = int(line.rsplit(":", 1)[1])
         self.pin = (await read_line(self.relay.stdout, "fingerprint")).split()[-1]
 
-    async def start_host(self, display: str, name: str = "host") -> asyncio.subprocess.Process:
+    async def start_host(self, display: str, name: str = "host", *, listen: bool = False
+                         ) -> asyncio.subprocess.Process:
+        """A host registered on the relay; ``listen``: also on a free port of 127.0.0.1
+        (its banner's lines are kept in :attr:`banner`)."""
+        where = ["--bind", "127.0.0.1", "--port", "0"] if listen else ["--no-listen"]
         host = await spawn("-m", "rdesk", "--config-dir", str(self.tmp / name), "host",
-                            "--display", display, "--capture", "mss", "--no-listen",
-                            "--password-file", str(self.password_file),
-                            "--audit-log", str(self.tmp / f"{name}-audit.jsonl"),
-                            "--relay", f"wss://127.0.0.1:{self.port}",
-                            "--relay-fingerprint", self.pin)
+                           "--display", display, "--capture", "mss", *where,
+                           "--password-file", str(self.password_file),
+                           "--audit-log", str(self.tmp / f"{name}-audit.jsonl"),
+                           "--relay", f"wss://127.0.0.1:{self.port}",
+                           "--relay-fingerprint", self.pin)
         assert host.stdout is not None
-        line = await read_line(host.stdout, "registered as")
+        self.banner: list[str] = []
+        while "registered as" not in (line := await read_line(host.stdout, "")):
+            self.banner.append(line)
         if name == "host":
             self.host, self.host_id = host, line.split()[3]
         return host
@@ -96,11 +102,11 @@ class Site:
 
 
 @contextlib.asynccontextmanager
-async def site(tmp: Path, display: str) -> AsyncIterator[Site]:
+async def site(tmp: Path, display: str, *, listen: bool = False) -> AsyncIterator[Site]:
     s = Site(tmp)
     try:
         await s.start_relay()
-        await s.start_host(display)
+        await s.start_host(display, listen=listen)
         yield s
     finally:
         await stop(s.host)

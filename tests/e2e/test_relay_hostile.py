@@ -197,7 +197,7 @@ async def _other_id(tmp: Path) -> str:
 
 @pytest.mark.timeout(240)
 async def test_relay_killed_mid_session(xvfb: Xvfb, tmp_path: Path) -> None:
-    async with site(tmp_path, xvfb.display) as s:
+    async with site(tmp_path, xvfb.display, listen=True) as s:
         watch = await spawn("-m", "rdesk", "--config-dir", str(tmp_path / "viewer"), "watch",
                              s.host_id, "--relay", f"wss://127.0.0.1:{s.port}",
                              "--password-file", str(s.password_file), "--duration", "120")
@@ -209,7 +209,16 @@ async def test_relay_killed_mid_session(xvfb: Xvfb, tmp_path: Path) -> None:
         err = (await asyncio.wait_for(watch.stderr.read(), 60)).decode()
         assert await asyncio.wait_for(watch.wait(), 30) != 0
         assert len(err.strip().splitlines()) == 1 and err.startswith("rdesk: error:"), err
-        assert "lost the relay" in await read_line(s.host.stdout, "lost the relay")
+        lost = await read_line(s.host.stdout, "lost the relay")
+        assert lost.startswith("rdesk host: lost the relay") and "still served" in lost
+        # Meanwhile the host serves direct viewers as before.
+        url = next(line.split()[1] for line in s.banner if "connect:" in line)
+        pin = next(line.split()[1] for line in s.banner if "fingerprint:" in line)
+        direct = await spawn("-m", "rdesk", "--config-dir", str(tmp_path / "viewer"),
+                             "snapshot", url, "--fingerprint", pin, "--password-file",
+                             str(s.password_file), "-o", str(tmp_path / "direct.png"))
+        _, direct_err = await asyncio.wait_for(direct.communicate(), 90)
+        assert direct.returncode == 0, direct_err
         await s.start_relay(s.port)  # the relay comes back on the same address
         line = await read_line(s.host.stdout, "registered as", timeout=90)
         assert s.host_id in line
