@@ -231,6 +231,21 @@ def _add_limit_options(host: argparse.ArgumentParser) -> None:
         help="release a silent controlling viewer's held keys and buttons after this long "
         "(default 3)",
     )
+    host.add_argument(
+        "--block-keys", type=_block_keys, default=frozenset({"vt", "zap"}), metavar="LIST",
+        help="key combinations dropped from control viewers, comma-separated: vt "
+        "(Ctrl+Alt+Fn), zap (Ctrl+Alt+Backspace), cad (Ctrl+Alt+Del), sysrq (Alt+SysRq), "
+        "super (Super+key), or none; every one is audited (default vt,zap)",
+    )
+
+
+def _block_keys(text: str) -> frozenset[str]:
+    from rdesk.host.security.keypolicy import parse_blocked
+
+    try:
+        return parse_blocked(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def host_settings(args: argparse.Namespace) -> HostSettings:
@@ -266,6 +281,7 @@ def host_settings(args: argparse.Namespace) -> HostSettings:
         idle_timeout=float(args.idle_timeout),
         max_session=float(args.max_session),
         held_input_timeout=float(args.held_input_timeout),
+        block_keys=args.block_keys,
         consent=args.consent,
         consent_timeout=float(args.consent_timeout),
         invites=tuple(args.invite),

@@ -104,6 +104,9 @@ class HostSettings:
     #: Seconds a controlling viewer may stay silent (no pong, no ack) while holding keys or
     #: buttons before the host releases them (``--held-input-timeout``).
     held_input_timeout: float = 3.0
+    #: Dangerous key combinations dropped from control viewers (``--block-keys``; names of
+    #: rdesk/host/security/keypolicy.py): by default the VT switch and the X server's zap.
+    block_keys: frozenset[str] = frozenset({"vt", "zap"})
     #: Display name of the host, shown to viewers.
     name: str = ""
     #: A file holding the view-only password in plain text (first line).

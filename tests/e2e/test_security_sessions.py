@@ -112,7 +112,10 @@ async def test_idle_and_maximum_session_close_with_a_reason_the_viewer_gets(
     for i in range(200):  # an active viewer: input does not extend a session's maximum
         if conn.closed.done():
             break
-        await conn.pointer(i % 100, 10)
+        try:
+            await conn.pointer(i % 100, 10)
+        except Exception:  # the close raced this send: what it said is checked below
+            break
         await asyncio.sleep(0.05)
     lost = await _closed_reason(conn)
     assert lost.code == CloseCode.POLICY and "session time limit" in str(lost)

@@ -120,6 +120,8 @@ class Injector:
         self.active: int | None = None
         #: Errors caught from the backend (tests and stats read this).
         self.errors = 0
+        #: Presses and moves dropped by the rate limit, all viewers, since the start.
+        self.dropped_total = 0
         self._error_logged_at = float("-inf")
 
     # --- InputSink -----------------------------------------------------------------------------
@@ -181,6 +183,7 @@ class Injector:
         """
         state = self.owners.pop(owner, None)
         if state is not None:
+            self._report_dropped(owner, state, self.clock())
             self._release(owner, state)
         if self.active == owner:
             self.active = None
@@ -221,16 +224,26 @@ class Injector:
     def _allow(self, owner: int, state: _Owner, cost: float = 1.0) -> bool:
         now = self.clock()
         if state.bucket.take(now, cost):
+            if state.dropped and now - state.dropped_logged_at >= 1.0:
+                self._report_dropped(owner, state, now)  # the flood is over: say how big
             return True
         state.dropped += 1
+        self.dropped_total += 1
         if now - state.dropped_logged_at >= 1.0:
-            log.warning(
-                "viewer %d exceeds %g input events/s: %d event(s) dropped", owner, self.rate,
-                state.dropped,
-            )
-            state.dropped_logged_at = now
-            state.dropped = 0
+            self._report_dropped(owner, state, now)
         return False
+
+    def _report_dropped(self, owner: int, state: _Owner, now: float) -> None:
+        """Log the drops not reported yet (at most once a second while a flood lasts, and
+        once more when it ends or the viewer leaves), so the lines add up to the total."""
+        if not state.dropped:
+            return
+        log.warning(
+            "viewer %d exceeds %g input events/s: %d event(s) dropped", owner, self.rate,
+            state.dropped,
+        )
+        state.dropped_logged_at = now
+        state.dropped = 0
 
     def _held_elsewhere(self, owner: int, *, keycode: int | None = None, button: int = 0) -> bool:
         for other, state in self.owners.items():

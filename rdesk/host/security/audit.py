@@ -60,6 +60,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "host_start": frozenset({"port", "bind", "tls", "client_certs", "version"}),
     "host_stop": frozenset(),
     "input_released": frozenset({"keys", "buttons"}),
+    "key_combo": frozenset({"combination", "action"}),
     "revoked": frozenset(),
     "session_end": frozenset(),
 }

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from rdesk.common.transport import Transport
 from rdesk.host.security.authority import SessionGuard
+from rdesk.host.security.keypolicy import DEFAULT_BLOCKED, combination
 from rdesk.host.serve.control import ControlBoard, Delivery
 from rdesk.host.serve.viewer import ViewerLink
 from rdesk.host.transfer.room import TransferRoom, policy_from
@@ -51,6 +52,8 @@ __all__ = ["OUTBOX_LIMIT", "Host", "InputSink", "ViewerConnection", "close_sessi
 
 #: Control messages that may wait for one viewer before it counts as not reading.
 OUTBOX_LIMIT = 256
+#: Input events injected between two turns given to the rest of the host's loop.
+INPUT_SLICE = 4
 #: Input dropped for lack of control is logged at most this often per viewer (seconds).
 DROPPED_LOG_INTERVAL = 1.0
 
@@ -124,6 +127,10 @@ class ViewerConnection:
         #: What this viewer holds down on the host (keysyms, and a button mask).
         self._held_keys: set[int] = set()
         self._held_buttons = 0
+        #: Dangerous combinations refused (``--block-keys``), and the keys swallowed for it.
+        self._blocked: frozenset[str] = getattr(settings, "block_keys", DEFAULT_BLOCKED)
+        self._swallowed: set[int] = set()
+        self._injected = 0
 
     def attach(self, make_link: Callable[[Callable[[str | bytes], Awaitable[None]]], ViewerLink]
                ) -> ViewerLink:
@@ -310,17 +317,41 @@ class ViewerConnection:
             self._note_dropped(time.monotonic())
             return
         assert injector is not None
+        # Injection is synchronous X work on the host's loop: a flood is served in bounded
+        # slices, giving every other viewer a turn between two slices.
+        self._injected += 1
+        if self._injected % INPUT_SLICE == 0:
+            await asyncio.sleep(0)
         if isinstance(message, Pointer):
             self._held_buttons = message.buttons
             injector.pointer(self.viewer_id, message.x, message.y, message.buttons)
         elif isinstance(message, Wheel):
             injector.wheel(self.viewer_id, message.x, message.y, message.dx, message.dy)
-        else:
-            if message.down:
-                self._held_keys.add(message.keysym)
-            else:
-                self._held_keys.discard(message.keysym)
+        elif self._key_allowed(message.keysym, message.down):
             injector.key(self.viewer_id, message.keysym, message.down)
+
+    def _key_allowed(self, keysym: int, down: bool) -> bool:
+        """Track held keys; audit every dangerous combination, refuse the blocked ones (and
+        their autorepeats and releases)."""
+        if not down:
+            self._held_keys.discard(keysym)
+            if keysym in self._swallowed:
+                self._swallowed.discard(keysym)
+                return False
+            return True
+        if keysym in self._swallowed:
+            return False  # autorepeat of a blocked key
+        if keysym not in self._held_keys:  # a new press, not an autorepeat
+            combo = combination(self._held_keys, keysym)
+            if combo is not None:
+                blocked = combo in self._blocked
+                self.host.event("key_combo", viewer=self.viewer_id, combination=combo,
+                                action="blocked" if blocked else "allowed")
+                if blocked:
+                    self._swallowed.add(keysym)
+                    return False
+        self._held_keys.add(keysym)
+        return True
 
     def _note_dropped(self, now: float) -> None:
         """Log input dropped for lack of control, at most once a second."""
