@@ -20,9 +20,9 @@ from rdesk.cli.common import UsageError, add_verb, one_line
 from rdesk.cli.view import add_viewer_options, with_viewer
 from rdesk.client.errors import ConnectionLost
 from rdesk.client.running import Connection
-from rdesk.client.transfer import TransferError, Transfers
+from rdesk.client.transfer import Meter, TransferError, Transfers
 
-__all__ = ["Meter", "add_parsers"]
+__all__ = ["add_parsers"]
 
 #: Progress output at most this often (seconds): a bar need not redraw per 11 KiB chunk.
 _EVERY = 0.1
@@ -48,46 +48,6 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add_viewer_options(ls)
     ls.add_argument("--json", action="store_true", help="one JSON object per file")
     ls.set_defaults(handler=_cmd_ls)
-
-
-class Meter:
-    """Speed and time left of one transfer, from ``(done, now)`` samples (pure: no clock).
-
-    The rate is the average since the start: steady enough to read, and it needs no window.
-    """
-
-    def __init__(self, total: int, now: float) -> None:
-        self.total, self.start = total, now
-        self.done = 0
-        self.now = now
-
-    def update(self, done: int, now: float) -> None:
-        self.done, self.now = done, now
-
-    @property
-    def rate(self) -> float:
-        """Bytes per second so far (0 until some time has passed)."""
-        elapsed = self.now - self.start
-        return self.done / elapsed if elapsed > 0 else 0.0
-
-    @property
-    def left(self) -> float | None:
-        """Seconds left at the current rate, ``None`` while unknown."""
-        return (self.total - self.done) / self.rate if self.rate > 0 else None
-
-    def line(self, label: str, width: int = 24) -> str:
-        """``label [#####-----]  42%  12.3 MB/s  0:07 left``."""
-        fraction = self.done / self.total if self.total else 1.0
-        filled = int(fraction * width)
-        left = "" if self.left is None else f"  {_clock(self.left)} left"
-        return (f"{label[:30]} [{'#' * filled}{'-' * (width - filled)}] "
-                f"{fraction * 100:3.0f}%  {self.rate / 1e6:.1f} MB/s{left}")
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(seconds + 0.5)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if (
-        seconds >= 3600) else f"{seconds // 60}:{seconds % 60:02d}"
 
 
 class _Reporter:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
 import os
 import secrets
@@ -43,7 +42,7 @@ from rdesk.protocol.transfer import (
     check_name,
 )
 
-__all__ = ["MAX_LISTING", "Progress", "TransferError", "Transfers"]
+__all__ = ["MAX_LISTING", "Meter", "Progress", "TransferError", "Transfers"]
 
 #: Entries a listing may hold; a host sending more is refused.
 MAX_LISTING = 1000
@@ -257,10 +256,41 @@ class Transfers:
         raise TransferError(str(closed.result()))
 
 
-def sha256_of(path: Path) -> str:
-    """The SHA-256 of a local file, in hex (for scripts comparing what they sent)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+class Meter:
+    """Speed and time left of one transfer, from ``(done, now)`` samples (pure: no clock).
+
+    The rate is the average since the start: steady enough to read, and it needs no window.
+    """
+
+    def __init__(self, total: int, now: float) -> None:
+        self.total, self.start = total, now
+        self.done = 0
+        self.now = now
+
+    def update(self, done: int, now: float) -> None:
+        self.done, self.now = done, now
+
+    @property
+    def rate(self) -> float:
+        """Bytes per second so far (0 until some time has passed)."""
+        elapsed = self.now - self.start
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def left(self) -> float | None:
+        """Seconds left at the current rate, ``None`` while unknown."""
+        return (self.total - self.done) / self.rate if self.rate > 0 else None
+
+    def line(self, label: str, width: int = 24) -> str:
+        """``label [#####-----]  42%  12.3 MB/s  0:07 left``."""
+        fraction = self.done / self.total if self.total else 1.0
+        filled = int(fraction * width)
+        left = "" if self.left is None else f"  {_clock(self.left)} left"
+        return (f"{label[:30]} [{'#' * filled}{'-' * (width - filled)}] "
+                f"{fraction * 100:3.0f}%  {self.rate / 1e6:.1f} MB/s{left}")
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if (
+        seconds >= 3600) else f"{seconds // 60}:{seconds % 60:02d}"

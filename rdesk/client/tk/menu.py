@@ -1,4 +1,4 @@
-"""The viewer window's menu (F8): view, keys the window cannot type, connection."""
+"""The viewer window's menu (F8): view, keys the window cannot type, files, connection."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import tkinter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from rdesk.client.tk.transfer import TransferWindow
 from rdesk.client.tk.viewport import FIT, ONE_TO_ONE
 from rdesk.protocol.keysyms import KEYSYMS
 
@@ -35,6 +36,10 @@ def build_menu(view: ViewerWindow) -> tkinter.Menu:
     menu.add_cascade(label="Send key", menu=send)
     menu.add_command(label="Release all keys", command=view.release_all)
     menu.add_checkbutton(label="View only", variable=view.view_only, command=view.on_view_only)
+    menu.add_separator()
+    menu.add_command(label="Send files…", command=lambda: TransferWindow.of(view).choose_and_send())
+    menu.add_command(label="Receive files…",
+                     command=lambda: TransferWindow.of(view).choose_and_receive())
     menu.add_separator()
     menu.add_command(label="Reconnect", command=view.worker.reconnect)
     menu.add_command(label="Disconnect", command=view.close)
