@@ -31,16 +31,18 @@ ALLOWED: dict[str, set[str]] = {
     "rdesk.host.input": {P, C},
     "rdesk.host.security": {P, C},
     "rdesk.host.transfer": {"rdesk.host.settings", P, C},
+    "rdesk.host.clipboard": {"rdesk.host.settings", P, C},
     "rdesk.host.serve": {
         "rdesk.host.settings", "rdesk.host.screen", "rdesk.host.encoding",
-        "rdesk.host.security", "rdesk.host.transfer", P, C, "rdesk.recording",
+        "rdesk.host.security", "rdesk.host.transfer", "rdesk.host.clipboard", P, C,
+        "rdesk.recording",
     },
     "rdesk.relay": {P, C, "rdesk.host.security"},
     "rdesk.host.relaylink": {"rdesk.relay", "rdesk.tunnel", P, C},
     "rdesk.host": {  # the host's package itself and app.py: the wiring
         "rdesk.host.settings", "rdesk.host.screen", "rdesk.host.encoding", "rdesk.host.input",
         "rdesk.host.security", "rdesk.host.serve", "rdesk.host.relaylink", "rdesk.tunnel",
-        "rdesk.host.transfer", P, C, "rdesk.recording",
+        "rdesk.host.transfer", "rdesk.host.clipboard", P, C, "rdesk.recording",
     },
     "rdesk.cli": {
         "rdesk", "rdesk.client", "rdesk.client.tk", "rdesk.host", "rdesk.host.settings",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from rdesk.cli import completion, config, do, host, input, relay, security, transfer, view
+from rdesk.cli import clip, completion, config, do, host, input, relay, security, transfer, view
 from rdesk.cli.common import add_common_options
 
 __all__ = ["build_parser"]
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_parsers(sub)
     input.add_parsers(sub)
     transfer.add_parsers(sub)
+    clip.add_parsers(sub)
     do.add_parsers(sub)
     security.add_parsers(sub)
     config.add_parsers(sub)

@@ -20,9 +20,11 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from rdesk.client.address import HostAddress
+from rdesk.client.clipboard import ClipboardState
 from rdesk.client.errors import ConnectionLost
 from rdesk.client.framebuffer import Framebuffer
 from rdesk.client.timers import SessionTimers
+from rdesk.protocol.clipboard import HOST_SENDS as CLIPBOARD_MESSAGES
 from rdesk.protocol.errors import CloseCode, ProtocolError, RemoteProtocolError
 from rdesk.protocol.messages import (
     NOBODY,
@@ -116,6 +118,8 @@ class Connection:
         self.control_requests: dict[int, ControlRequest] = {}
         #: Lines the host sent for the user (most recent last, bounded).
         self.notices: list[str] = []
+        #: The clipboard exchange with the host (rdesk/client/clipboard.py).
+        self.clipboard = ClipboardState()
         #: Where the host's ``xfer_*`` messages go (rdesk/client/transfer.py sets it).
         self.transfer_handler: Callable[[object], Awaitable[None]] | None = None
         #: Set when the connection ends: the reason, as an exception.
@@ -227,6 +231,10 @@ class Connection:
             self.control_requests[message.id] = message
         elif isinstance(message, Notice):
             self.notices = [*self.notices[-19:], message.text]
+        elif isinstance(message, CLIPBOARD_MESSAGES):
+            reply = self.clipboard.receive(message)
+            if reply is not None:
+                await self._send_frame(self.session.send(reply, time.monotonic()))
         elif isinstance(message, TRANSFER_MESSAGES):
             if self.transfer_handler is None:
                 raise RemoteProtocolError(f"{message.T} but no transfer was asked for")
@@ -274,6 +282,12 @@ class Connection:
 
     async def send_transfer(self, message: object) -> None:
         """Send one ``xfer_*`` message (rdesk/client/transfer.py builds them)."""
+        if self.closed.done():
+            raise self.closed.result()
+        await self._send_frame(self.session.send(message, time.monotonic()))  # type: ignore[arg-type]
+
+    async def send_clipboard(self, message: object) -> None:
+        """Send one ``clip_*`` message (rdesk/client/clipboard.py builds them)."""
         if self.closed.done():
             raise self.closed.result()
         await self._send_frame(self.session.send(message, time.monotonic()))  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rdesk.host.clipboard import start_clipboard
 from rdesk.host.relayed import RelayPresence
 from rdesk.host.relaylink import RelayLinkError, load_identity
 from rdesk.host.screen.backends import backend_of, open_capturer
@@ -206,6 +207,10 @@ async def run_host(
             settings, source, credentials, ssl_context, injector=injector, say=out,
             on_event=audit, cert_policy=cert_policy,
         )
+        clipboard = start_clipboard(settings, display, server.event)
+        stack.callback(clipboard.close)
+        # Each viewer finds the hub as `host.clipboard` (rdesk/host/serve/connection.py).
+        setattr(server, "clipboard", clipboard)  # noqa: B010 — HostServer does not declare it yet
         console = HostConsole(server, credentials.invites, out)
         if settings.consent == "ask":
             server.consent = console

@@ -19,12 +19,14 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from rdesk.common.transport import Transport
+from rdesk.host.clipboard.link import ClipboardLink
 from rdesk.host.security.authority import SessionGuard
 from rdesk.host.security.keypolicy import DEFAULT_BLOCKED, combination
 from rdesk.host.serve.control import ControlBoard, Delivery
 from rdesk.host.serve.viewer import ViewerLink
 from rdesk.host.transfer.room import TransferRoom, policy_from
 from rdesk.protocol.access import Access
+from rdesk.protocol.clipboard import VIEWER_SENDS as CLIPBOARD_MESSAGES
 from rdesk.protocol.errors import CloseCode, ProtocolError
 from rdesk.protocol.messages import (
     LOCAL_USER,
@@ -111,6 +113,10 @@ class ViewerConnection:
         self.link: ViewerLink | None = None
         self._dropped_logged = -1e9
         self._closing: set[asyncio.Future[None]] = set()
+        #: This viewer's clipboard (rdesk/host/clipboard/), on the host's hub if it has one.
+        self.clipboard = ClipboardLink(
+            getattr(host, "clipboard", None), viewer_id, access, self._send_message
+        )
         #: This viewer's file transfers (rdesk/host/transfer/), policy from the host settings.
         self.transfers = TransferRoom(
             policy_from(getattr(host, "settings", None)), viewer_id, name, access,
@@ -182,6 +188,7 @@ class ViewerConnection:
         link = self.link
         assert link is not None, "attach() first"
         link.source.subscribe(link)
+        self.clipboard.open()
         tag = f"viewer-{self.viewer_id}"
         tasks = [
             asyncio.create_task(link.run(), name=f"{tag}-send"),
@@ -200,6 +207,7 @@ class ViewerConnection:
             link.source.unsubscribe(link)
             # No partial file, no open descriptor outlives the viewer, however it left.
             await self.transfers.close()
+            await self.clipboard.close()
 
     def finish(self, reason: str) -> None:
         """Close the recording with ``reason``. Idempotent."""
@@ -288,6 +296,8 @@ class ViewerConnection:
                 link.set_prefs(message.quality, message.max_fps, message.max_bandwidth)
             elif isinstance(message, (Pointer, Wheel, Key, Sync)):
                 await self._input(message)
+            elif isinstance(message, CLIPBOARD_MESSAGES):
+                await self.clipboard.handle(message)
             elif isinstance(message, TRANSFER_MESSAGES):
                 await self.transfers.handle(message)  # type: ignore[arg-type]
             elif isinstance(message, RequestControl):
