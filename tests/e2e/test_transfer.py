@@ -247,3 +247,35 @@ async def test_transfer_off_and_upload_only(xvfb: Xvfb, host_factory: Callable[.
         assert [p.name for p in tmp_path.iterdir() if "rdesk-part" in p.name] == []
     finally:
         await conn.close()
+
+
+async def test_a_progress_bar_on_a_terminal_and_none_when_piped(
+        xvfb: Xvfb, host_factory: Callable[..., RunningHost], tmp_path: Path) -> None:
+    import pty
+
+    host = host_factory(xvfb.display, transfer_dir=tmp_path / "inbox")
+    local = tmp_path / "bar.bin"
+    local.write_bytes(os.urandom(8 << 20))
+    controller, terminal = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rdesk", "--config-dir", str(tmp_path / "vc"), "put", host.url,
+        str(local), *host.viewer_args(),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal,
+    )
+    os.close(terminal)
+    out, _ = await proc.communicate()
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the terminal's other end is closed
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(controller)
+    assert proc.returncode == 0, drawn
+    text = drawn.decode()
+    assert "\r" in text and "bar.bin [" in text and "MB/s" in text and "100%" in text
+    assert "#" * 24 in text  # the full bar at the end
+    assert out.decode().startswith("rdesk: stored bar.bin (8388608 bytes, SHA-256 ")
