@@ -29,6 +29,7 @@ __all__ = [
     "add_relay_options",
     "add_relay_verb",
     "relay_target",
+    "remember_relay_pin",
     "with_relay_exits",
     "wrap_viewer_handlers",
 ]
@@ -227,3 +228,24 @@ def host_relay_settings(args: argparse.Namespace) -> dict[str, object]:
         "relay_fingerprint": normalize_fingerprint(pin) if pin is not None else None,
         "listen": not args.no_listen,
     }
+
+
+def remember_relay_pin(args: argparse.Namespace, target: str, pin: str | None) -> None:
+    """For the window, which checks a relay by its ``known_hosts`` entry: an explicit relay
+    pin (``--relay-fingerprint`` or the saved one) becomes that entry first. A different
+    entry already there raises :class:`~rdesk.client.known_hosts.HostKeyMismatch` (one line:
+    the relay's key changed, or the pin is wrong), before any window opens."""
+    if pin is None:
+        return
+    from rdesk.client.address import parse_url
+    from rdesk.client.known_hosts import HostKeyMismatch, KnownHosts
+
+    relay = parse_url(target)
+    known = KnownHosts(args.config_dir / "known_hosts")
+    try:
+        known.add(relay.host, relay.port, pin)
+    except HostKeyMismatch as exc:
+        exc.args = (f"the relay pin {exc.actual} is not the key remembered for {relay} "
+                    f"({exc.expected}); if the relay's key really changed, remove its line "
+                    f"from {known.path}",)
+        raise

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from rdesk.cli import exits
 from rdesk.cli.common import UsageError, add_deprecated, add_verb
-from rdesk.cli.relay import add_relay_options, relay_target
+from rdesk.cli.relay import add_relay_options, relay_target, remember_relay_pin
 from rdesk.cli.values import path
 from rdesk.client.connection import Connection, connect, parse_url
 from rdesk.client.known_hosts import KnownHosts, UnknownHostKey
@@ -253,8 +253,9 @@ def _write_png(image: object, file: Path) -> None:
 def _cmd_connect(args: argparse.Namespace) -> int:
     from rdesk.client.tk.window import ViewerOptions, run_viewer
 
-    target, _ = relay_target(args)  # the window trusts a relay by its known_hosts entry
+    target, relay_pin = relay_target(args)
     parse_url(target)  # a bad URL is a one-line error before any window opens
+    remember_relay_pin(args, target, relay_pin)  # the window checks the relay by known_hosts
     # The password from a file or $RDESK_PASSWORD; otherwise the window asks with a dialog.
     given = args.password_file is not None or bool(os.environ.get("RDESK_PASSWORD"))
     options = ViewerOptions(

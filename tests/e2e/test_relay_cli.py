@@ -74,6 +74,11 @@ async def test_a_changed_key_under_an_id_is_refused_before_any_credential(
         assert f"127.0.0.1:{s.port} {s.pin}" in known.read_text()  # the relay, on first use
         before = len(_auth_attempts(s))
         assert before == 1
+        # The window checks the relay by that entry: a pin contradicting it is refused before
+        # any window opens.
+        code, _, err = await s.cli(s.port, "connect", s.host_id,
+                                   "--relay-fingerprint", f"SHA256:{'C' * 43}")
+        assert code != 0 and "relay pin" in _one_line(err)
 
         stranger = "SHA256:" + "A" * 43
         lines = [line if not line.startswith(entry) else entry + stranger
