@@ -208,3 +208,75 @@ def test_rdesk_clip_cli_both_ways(display: str, hosts: Any, tmp_path: Any) -> No
         "rdesk: clipboard refused: clipboard text of 1200000 bytes exceeds the "
         "1048576-byte limit"
     ]
+
+
+# --- the browser viewer, in headless Chromium with clipboard permissions ------------------------
+
+
+@pytest.fixture
+def chromium_page(tmp_path: Any) -> Any:
+    from pathlib import Path
+
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("Debian's chromium (/usr/bin/chromium) is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(chromium), args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            context = browser.new_context(ignore_https_errors=True)
+            context.set_default_timeout(30_000)
+            errors: list[str] = []
+            page = context.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            yield page, context, errors
+        finally:
+            browser.close()
+
+
+def _poll(page: Any, expression: str, timeout: float = 30.0) -> Any:
+    """Evaluate ``expression`` in the page until truthy (the page's CSP forbids
+    wait_for_function's eval)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not true within {timeout}s: {expression}"
+        page.wait_for_timeout(100)
+
+
+def test_browser_clipboard_both_ways(display: str, hosts: Any, chromium_page: Any) -> None:
+    page, context, errors = chromium_page
+    host, _, _ = hosts(display, clipboard="both")
+    origin = f"https://127.0.0.1:{host.port}"
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=origin)
+    page.goto(origin + "/")
+    page.fill("#password", PASSWORD)
+    page.click("#connect")
+    page.wait_for_selector("body[data-state=active]", state="attached")
+    # Host -> browser: an X client copies; the page writes it into the local clipboard.
+    _xclip_in(display, "copied on the host ✓\nline 2")
+    _poll(page, "document.body.dataset.clipboardReceived")
+    assert page.evaluate("navigator.clipboard.readText()") == "copied on the host ✓\nline 2"
+    # Browser -> host: the local clipboard changes; back on the page (focus), it is sent.
+    page.evaluate("navigator.clipboard.writeText('from the browser — ünïcode')")
+    page.evaluate("window.dispatchEvent(new Event('focus'))")
+    _poll(page, "document.body.dataset.clipboardSent")
+    assert _xclip_out(display) == "from the browser — ünïcode"
+    # A paste event into the page sends its text too.
+    page.evaluate(
+        """() => {
+            const data = new DataTransfer();
+            data.setData("text/plain", "pasted in");
+            document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data }));
+        }"""
+    )
+    _poll(page, "document.body.dataset.clipboardSent === String('pasted in'.length)")
+    assert _xclip_out(display) == "pasted in"
+    assert errors == []

@@ -10,6 +10,7 @@ import { CLOSE } from "../core/protocol.js";
 import { ReconnectPolicy } from "../core/reconnect.js";
 import { ControlPanel } from "./control.js";
 import { Display } from "./display.js";
+import { ClipboardSync } from "./clipboard.js";
 import { captureInput } from "./input.js";
 import { StatsOverlay } from "./stats.js";
 import { TransferPanel } from "./transfer.js";
@@ -31,6 +32,8 @@ let reconnectTimer = null;
 const send = (message) => connection !== null && connection.send(message);
 const control = new ControlPanel(send, () => (connection ? connection.role : null));
 const transfers = new TransferPanel(send, (reason) => connection && connection.close(CLOSE.PROTOCOL_ERROR, reason));
+const clipboard = new ClipboardSync(send, (reason) => connection && connection.close(CLOSE.PROTOCOL_ERROR, reason),
+  () => connection !== null && connection.role === "control");
 const mayControl = () =>
   connection !== null && connection.active && connection.role === "control" && control.holdsControl();
 const input = captureInput(canvas, { mayControl, send, hostPoint: (e) => display.hostPoint(e) });
@@ -51,7 +54,7 @@ function connect() {
     if (connection === c) handler(detail);
   };
   c.on("active", mine(onActive))
-    .on("message", mine((message) => transfers.onMessage(message) || control.onMessage(message)))
+    .on("message", mine((message) => clipboard.onMessage(message) || transfers.onMessage(message) || control.onMessage(message)))
     .on("resized", mine(() => {
       setStatus("exact", false);
       display.layout();
@@ -76,6 +79,7 @@ function onActive(welcome) {
   document.title = `${welcome.name} – rdesk`;
   control.reset(welcome);
   transfers.reset();
+  clipboard.reset();
   setState("active");
   display.layout(); // now that the desktop is shown, its size is known
   canvas.focus();
