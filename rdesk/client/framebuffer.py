@@ -4,6 +4,13 @@ Every rectangle is checked before it is decoded: its image format must match its
 encoding, and the image's own declared size must not exceed the rectangle (a hostile host
 cannot make a viewer decode a gigantic image). Decoded images smaller than the rectangle were
 downscaled by the host and are scaled back up.
+
+The work one update may cause is bounded too (issue 20): a screen larger than the viewer
+accepts (``max_pixels``) is refused before its image is allocated, and an update whose
+rectangles touch more than :data:`UPDATE_BUDGET` screens' worth of pixels is refused before
+any of them is painted — 1.4 KB of copy rectangles could otherwise ask for a billion pixel
+copies. A corrupt image closes the connection rather than being skipped: the bytes arrived
+intact under TLS, so the host produced them (docs/security.md).
 """
 
 from __future__ import annotations
@@ -15,10 +22,16 @@ from PIL import Image
 
 from rdesk.protocol.codec import copy_source
 from rdesk.protocol.encodings import Encoding
-from rdesk.protocol.errors import RemoteProtocolError
+from rdesk.protocol.errors import CloseCode, RemoteProtocolError
 from rdesk.protocol.messages import Rect, Update
 
-__all__ = ["Framebuffer"]
+__all__ = ["DEFAULT_MAX_SCREEN_PIXELS", "UPDATE_BUDGET", "Framebuffer"]
+
+#: The largest screen a viewer accepts, in pixels (8192×8192: 192 MiB of RGB).
+DEFAULT_MAX_SCREEN_PIXELS = 8192 * 8192
+#: Pixels one update may touch, in screens: a real one repaints the screen at most once and
+#: copies (scrolls) at most once more.
+UPDATE_BUDGET = 3
 
 _FORMATS = {Encoding.JPEG: "JPEG", Encoding.PNG: "PNG", Encoding.WEBP: "WEBP"}
 
@@ -31,10 +44,20 @@ class Framebuffer:
     be decoded safely; the rectangles before it stay applied.
     """
 
-    def __init__(self, width: int, height: int) -> None:
+    def __init__(self, width: int, height: int, *,
+                 max_pixels: int = DEFAULT_MAX_SCREEN_PIXELS) -> None:
+        #: The largest screen accepted, in pixels (raises ``TOO_BIG`` beyond it).
+        self.max_pixels = max_pixels
+        self._check_size(width, height)
         self.image = Image.new("RGB", (width, height))
         #: True once an update flagged ``exact`` was applied and nothing lossy followed.
         self.exact = False
+
+    def _check_size(self, width: int, height: int) -> None:
+        if width * height > self.max_pixels:
+            raise RemoteProtocolError(
+                f"the host's screen is {width}x{height}, over this viewer's limit of "
+                f"{self.max_pixels} pixels", CloseCode.TOO_BIG)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -42,11 +65,22 @@ class Framebuffer:
 
     def resize(self, width: int, height: int) -> None:
         """Start afresh at a new screen size (after a Screen message)."""
+        self._check_size(width, height)
         self.image = Image.new("RGB", (width, height))
         self.exact = False
 
     def apply(self, update: Update) -> list[tuple[int, int, int, int]]:
-        """Paint every rectangle of ``update``; return the painted (x, y, w, h) areas."""
+        """Paint every rectangle of ``update``; return the painted (x, y, w, h) areas.
+
+        Raises ``TOO_BIG`` before painting anything if the rectangles touch more than
+        :data:`UPDATE_BUDGET` screens of pixels."""
+        width, height = self.image.size
+        touched = sum(rect.w * rect.h for rect in update.rects)
+        budget = UPDATE_BUDGET * width * height
+        if touched > budget:
+            raise RemoteProtocolError(
+                f"an update touching {touched} pixels, over the limit of {budget} "
+                f"({UPDATE_BUDGET} screens)", CloseCode.TOO_BIG)
         painted = []
         for rect in update.rects:
             self._apply_rect(rect)

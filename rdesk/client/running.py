@@ -24,6 +24,7 @@ from rdesk.client.clipboard import ClipboardState
 from rdesk.client.errors import ConnectionLost
 from rdesk.client.framebuffer import Framebuffer
 from rdesk.client.timers import SessionTimers
+from rdesk.protocol import limits
 from rdesk.protocol.clipboard import HOST_SENDS as CLIPBOARD_MESSAGES
 from rdesk.protocol.errors import CloseCode, ProtocolError, RemoteProtocolError
 from rdesk.protocol.messages import (
@@ -101,7 +102,13 @@ class Connection:
         self.viewer_id = welcome.viewer_id
         self.host_name = welcome.name
         self.host_fingerprint = host_fingerprint
-        self.framebuffer = Framebuffer(welcome.width, welcome.height)
+        #: Why the welcome itself is refused (a screen over the viewer's limit): the
+        #: connection then ends at once with that reason, before any pixel is allocated.
+        self._refused: ProtocolError | None = None
+        try:
+            self.framebuffer = Framebuffer(welcome.width, welcome.height)
+        except ProtocolError as exc:
+            self.framebuffer, self._refused = Framebuffer(1, 1), exc
         self.stats = Stats()
         self._changed = asyncio.Condition()
         self._callbacks: list[Callable[[list[tuple[int, int, int, int]]], None]] = []
@@ -165,6 +172,8 @@ class Connection:
     async def _receive(self) -> ConnectionLost:
         """Handle messages until the connection ends; why it ended."""
         try:
+            if self._refused is not None:
+                raise self._refused
             async for data in self.ws:
                 await self._handle(data)
             return self._lost_from_ws()
@@ -187,6 +196,14 @@ class Connection:
         return self._lost_from_ws()
 
     def _lost_from_ws(self) -> ConnectionLost:
+        sent = self.ws.protocol.close_sent
+        if sent is not None and sent.code == CloseCode.TOO_BIG:
+            # The websocket layer refused a frame over the viewer's limit: say so.
+            return ConnectionLost(f"{self.address}: the host sent a message larger than "
+                                  f"{limits.MAX_UPDATE_MESSAGE} bytes", CloseCode.TOO_BIG)
+        if sent is not None and sent.code in (1002, 1007):
+            return ConnectionLost(f"{self.address}: the host broke the websocket protocol "
+                                  f"({sent.reason or sent.code})", sent.code)
         rcvd = self.ws.protocol.close_rcvd
         if rcvd is None:
             return ConnectionLost(f"{self.address}: connection lost")
@@ -400,7 +417,8 @@ async def abort(ws: ClientConnection, session: Session | None, code: int, reason
         if frame is not None:
             await asyncio.wait_for(ws.send(frame), 2)
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(ws.close(code, reason[:120]), 5)
+        # At most 123 bytes of UTF-8, or the close code itself is lost: cut by bytes.
+        await asyncio.wait_for(ws.close(code, reason.encode()[:123].decode(errors="ignore")), 5)
 
 
 async def cancel(task: asyncio.Future[Any] | None) -> None:
