@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from rdesk.client.connection import connect
 from rdesk.client.tls import client_ssl_context
 from rdesk.host.app import HostCredentials
+from rdesk.host.security.audit import AuditLog
 from rdesk.host.security.passwords import PasswordStore
 from rdesk.host.security.throttle import AuthThrottle, GlobalThrottle
 from rdesk.protocol import CloseCode
@@ -129,3 +130,30 @@ async def test_the_brake_slows_guessers_but_not_the_owner_or_viewers(
         assert not watcher.closed.done()
     finally:
         await watcher.close()
+
+
+async def test_consent_and_disconnect_lines_carry_their_fields(
+    xvfb: Xvfb, host_factory: HostFactory
+) -> None:
+    host = host_factory(xvfb.display, consent="ask")
+    seen: list[tuple[str, dict[str, object]]] = []
+
+    async def answer(viewer_id: int, name: str, role: str, source: str) -> bool:
+        return True
+
+    async def install() -> None:
+        host.server.consent = answer
+        host.server._on_event = lambda kind, fields: seen.append((kind, dict(fields)))
+
+    host.call(install())
+    conn = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
+    await conn.close()
+    for _ in range(200):
+        if any(kind == "disconnect" for kind, _ in seen):
+            break
+        await asyncio.sleep(0.05)
+    audit = AuditLog.filter
+    consent = [audit(kind, f) for kind, f in seen if kind == "consent"]
+    assert consent and consent[0]["decision"] == "admitted"  # before: dropped by the filter
+    gone = [audit(kind, f) for kind, f in seen if kind == "disconnect"]
+    assert gone and gone[0]["source"] == "127.0.0.1" and isinstance(gone[0]["duration"], float)

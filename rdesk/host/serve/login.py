@@ -190,8 +190,8 @@ class Login:
                 answer = ConsentAnswer.TIMED_OUT
             else:
                 answer = ConsentAnswer.ADMITTED if admitted else ConsentAnswer.REFUSED
-        server.event("consent", viewer=viewer_id, source=self.source,
-                     admitted=answer is ConsentAnswer.ADMITTED)
+        # The audit log's whitelist knows "decision": the answer itself, not a boolean.
+        server.event("consent", viewer=viewer_id, source=self.source, decision=answer.value)
         return answer
 
     async def _welcome(self, viewer_id: int, name: str, access: Access) -> ViewerConnection:

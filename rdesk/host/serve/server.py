@@ -261,7 +261,9 @@ class HostServer:
             self.injector.release_all(conn.viewer_id)
         self.deliver(self.board.leave(conn.viewer_id))
         conn.finish(reason)
-        self.event("disconnect", viewer=conn.viewer_id, name=conn.name, reason=reason)
+        self.event("disconnect", source=conn.transport.remote, viewer=conn.viewer_id,
+                   name=conn.name, reason=reason,
+                   duration=round(time.monotonic() - conn.guard.started, 1))
 
     def take_id(self) -> int:
         """A viewer id never used before on this host."""
