@@ -9,7 +9,19 @@ from __future__ import annotations
 
 import argparse
 
-from rdesk.cli import clip, completion, config, do, host, input, relay, security, transfer, view
+from rdesk.cli import (
+    clip,
+    completion,
+    config,
+    do,
+    host,
+    input,
+    relay,
+    relayd,
+    security,
+    transfer,
+    view,
+)
 from rdesk.cli.common import add_common_options
 
 __all__ = ["build_parser"]
@@ -36,6 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_parsers(sub)
     completion.add_parsers(sub)
     view.add_connect_parser(sub)
-    relay.add_relay_verb(sub)
+    relayd.add_parsers(sub)
     relay.wrap_viewer_handlers(sub)
     return parser

@@ -27,7 +27,7 @@ from rdesk.protocol.hostid import parse_host_id
 __all__ = [
     "RELAY_FILE",
     "add_relay_options",
-    "add_relay_verb",
+    "save_relay",
     "relay_target",
     "remember_relay_pin",
     "with_relay_exits",
@@ -132,38 +132,8 @@ def wrap_viewer_handlers(sub: argparse._SubParsersAction[argparse.ArgumentParser
             parser.set_defaults(handler=with_relay_exits(handler))
 
 
-def add_relay_verb(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``rdesk relay ...`` (rdesk/relay/main.py, imported only when it runs: it needs the
-    host's certificate code, which a viewer-only run must not import) and ``rdesk relay use``.
-
-    Every argument after ``relay`` is handed on as it is, options and ``--help`` included.
-    """
-    relay = sub.add_parser(
-        "relay", help="run a relay that lets viewers reach hosts by ID; `relay use URL` saves "
-        "the one viewers use", add_help=False, prefix_chars="\x01",
-    )
-    relay.add_argument("rest", nargs="*")
-    relay.set_defaults(handler=_cmd_relay)
-
-
-def _cmd_relay(args: argparse.Namespace) -> int:
-    rest: list[str] = list(args.rest)
-    if rest[:1] == ["use"]:
-        use = argparse.ArgumentParser(prog="rdesk relay use",
-                                      description="save the relay viewers reach hosts by ID "
-                                      "through (CONFIG_DIR/viewer-relay)")
-        use.add_argument("url", help="the relay, wss://HOST[:PORT]")
-        use.add_argument("--fingerprint", metavar="SHA256:...",
-                         help="pin the relay's certificate")
-        parsed = use.parse_args(rest[1:])
-        parsed.config_dir = args.config_dir
-        return _cmd_use(parsed)
-    from rdesk.relay.__main__ import main as relay_main
-
-    return relay_main(["--config-dir", str(args.config_dir), *rest])
-
-
-def _cmd_use(args: argparse.Namespace) -> int:
+def save_relay(args: argparse.Namespace) -> int:
+    """``rdesk relay use URL [--fingerprint]``: save the relay viewers use."""
     from rdesk.client.known_hosts import normalize_fingerprint
     from rdesk.common.files import atomic_write
 

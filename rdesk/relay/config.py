@@ -7,7 +7,10 @@ import secrets
 
 from rdesk.protocol import limits
 
-__all__ = ["RelayConfig"]
+__all__ = ["DEFAULT_PORT", "RelayConfig"]
+
+#: The port ``rdesk relay`` listens on unless told otherwise.
+DEFAULT_PORT = 8443
 
 
 @dataclasses.dataclass
@@ -15,7 +18,7 @@ class RelayConfig:
     """Every tunable of the relay server. Rates are ``(per second, burst)`` token buckets."""
 
     bind: str = "0.0.0.0"
-    port: int = 8443
+    port: int = DEFAULT_PORT
     #: Any host that proves it owns its key may register (no enrolment token needed).
     open_enrolment: bool = False
     #: This instance's name in a shared directory.

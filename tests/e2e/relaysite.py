@@ -64,7 +64,7 @@ class Site:
         self.password_file.write_text(PASSWORD + "\n")
 
     async def start_relay(self, port: int = 0) -> None:
-        self.relay = await spawn("-m", "rdesk.relay", "--bind", "127.0.0.1", "--port",
+        self.relay = await spawn("-m", "rdesk", "relay", "--bind", "127.0.0.1", "--port",
                                   str(port), "--open", "--grace", "0",
                                   "--data-dir", str(self.tmp / "relay"))
         assert self.relay.stdout is not None

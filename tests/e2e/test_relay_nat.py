@@ -129,7 +129,7 @@ def test_a_host_behind_nat_is_seen_and_controlled_by_id(nat: None, xvfb: Xvfb,
     password_file = tmp_path / "password"
     password_file.write_text(PASSWORD + "\n")
     audit = tmp_path / "relay-audit.jsonl"
-    relay = _in(PUBLIC, "-m", "rdesk.relay", "--bind", "0.0.0.0", "--port", "0", "--open",
+    relay = _in(PUBLIC, "-m", "rdesk", "relay", "--bind", "0.0.0.0", "--port", "0", "--open",
                 "--data-dir", str(tmp_path / "relay"), "--audit-log", str(audit))
     host = None
     try:

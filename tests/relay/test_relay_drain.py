@@ -1,4 +1,4 @@
-"""Draining: in-process with ``drain()``, and a real ``python -m rdesk.relay`` on SIGTERM."""
+"""Draining: in-process with ``drain()``, and a real ``python -m rdesk relay`` on SIGTERM."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from rdesk.relay.main import add_relay_parser, run_relay_verb
+from rdesk.cli.relayd import add_parsers as add_relay_parser
+from rdesk.cli.relayd import run_relay_verb
 from tests.relay.harness import (
     Relay,
     host_identity,
@@ -103,7 +104,7 @@ async def _line(proc: asyncio.subprocess.Process, pattern: str) -> re.Match[str]
 async def test_a_relay_process_drains_on_sigterm(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rdesk.relay", "--bind", "127.0.0.1", "--port", "0",
+        sys.executable, "-m", "rdesk", "relay", "--bind", "127.0.0.1", "--port", "0",
         "--data-dir", str(tmp_path / "relay"), "--open", "--grace", "20",
         "--audit-log", str(audit),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -146,7 +147,7 @@ async def test_a_second_sigterm_stops_at_once_and_a_busy_port_is_one_line(
     tmp_path: Path,
 ) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rdesk.relay", "--bind", "127.0.0.1", "--port", "0",
+        sys.executable, "-m", "rdesk", "relay", "--bind", "127.0.0.1", "--port", "0",
         "--data-dir", str(tmp_path / "relay"), "--open", "--grace", "600",
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -155,7 +156,7 @@ async def test_a_second_sigterm_stops_at_once_and_a_busy_port_is_one_line(
         printed = (await _line(proc, r"fingerprint (SHA256:\S+)"))[1]
         # The port is taken: a second relay says so in one line.
         busy = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "rdesk.relay", "--bind", "127.0.0.1", "--port", str(port),
+            sys.executable, "-m", "rdesk", "relay", "--bind", "127.0.0.1", "--port", str(port),
             "--data-dir", str(tmp_path / "relay"), "--open",
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         _, err = await asyncio.wait_for(busy.communicate(), 60)

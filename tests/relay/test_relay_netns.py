@@ -1,6 +1,6 @@
 """A host no viewer can reach, reached through a real relay: three network namespaces.
 
-``world`` runs a real ``python -m rdesk.relay`` process; ``host`` and ``viewer`` are each joined
+``world`` runs a real ``python -m rdesk relay`` process; ``host`` and ``viewer`` are each joined
 to ``world`` by a veth pair and to nothing else, and ``world`` does not forward, so the viewer
 has no route to the host at all — like a host behind NAT, only stricter. The host dials out
 to the relay, the viewer asks for its ID, and bytes cross the splice. Needs root and
@@ -82,10 +82,10 @@ def test_a_host_with_no_route_from_the_viewer_is_reached_through_the_relay(
 ) -> None:
     data = tmp_path / "relay"
     token = subprocess.run(
-        [sys.executable, "-m", "rdesk.relay", "--data-dir", str(data), "token", "create"],
+        [sys.executable, "-m", "rdesk", "relay", "--data-dir", str(data), "token", "create"],
         cwd=REPO, capture_output=True, text=True, check=True, timeout=60,
     ).stdout.split()[0]
-    relay = _in(WORLD, "-m", "rdesk.relay", "--bind", "0.0.0.0", "--port", "0",
+    relay = _in(WORLD, "-m", "rdesk", "relay", "--bind", "0.0.0.0", "--port", "0",
                 "--data-dir", str(data), "--audit-log", str(tmp_path / "audit.jsonl"))
     host = None
     try:

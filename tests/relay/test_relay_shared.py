@@ -141,7 +141,7 @@ async def test_two_relay_processes_with_redis(tmp_path: Path, redis_url: str) ->
         for name in ("a", "b"):
             port = _free_port()
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "rdesk.relay", "--bind", "127.0.0.1", "--port", str(port),
+                sys.executable, "-m", "rdesk", "relay", "--bind", "127.0.0.1", "--port", str(port),
                 "--data-dir", str(tmp_path / "relay"), "--open", "--redis", redis_url,
                 "--public-url", f"wss://127.0.0.1:{port}",
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,

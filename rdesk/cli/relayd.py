@@ -1,60 +1,44 @@
-"""``rdesk relay``: run a relay, and manage its enrolment tokens.
+"""``rdesk relay``: the relay's flags, ``rdesk relay token create|list|revoke``, and
+``rdesk relay use`` (the relay viewers use).
 
-The CLI package wires the verb in with :func:`add_relay_parser` and :func:`run_relay_verb`::
+::
 
     rdesk relay [--bind ADDR] [--port N] [--cert PEM --key PEM] [--data-dir DIR] [--open]
                 [--audit-log FILE] [--grace SECONDS] [--max-sessions N] [--max-hosts N]
                 [--redis URL --public-url wss://THIS-INSTANCE:PORT]
-    rdesk relay token create [--label TEXT]
-    rdesk relay token list
-    rdesk relay token revoke ID|LABEL
+    rdesk relay token create [--label TEXT] | list | revoke ID|LABEL
+    rdesk relay use wss://RELAY[:PORT] [--fingerprint SHA256:...]
 
 The relay's data directory (default ``<config dir>/relay``) holds its own TLS identity
 (created on first run unless ``--cert/--key`` are given) and the enrolment token hashes.
-At start the relay prints the address and its certificate fingerprint, which hosts pin.
-SIGTERM (or SIGINT) drains: no new connections, ``move`` to every host, running splices get
-``--grace`` seconds to end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
-from rdesk.host.security.tls import TLSSetupError, ensure_host_certificate, server_ssl_context
+from rdesk.cli import values
+from rdesk.cli.common import add_verb
 from rdesk.host.settings import default_config_dir
-from rdesk.relay.audit import RelayAuditLog
-from rdesk.relay.redisdir import RedisDirectory
-from rdesk.relay.server import RelayConfig, RelayServer
-from rdesk.relay.tokens import TokenError, TokenStore
+from rdesk.relay.config import DEFAULT_PORT as DEFAULT_RELAY_PORT
+from rdesk.relay.config import RelayConfig
 
-__all__ = ["DEFAULT_RELAY_PORT", "add_relay_parser", "relay_data_dir", "run_relay_verb",
-           "serve_relay"]
+__all__ = ["add_parsers", "relay_data_dir", "run_relay_verb"]
 
-DEFAULT_RELAY_PORT = 8443
 Out = Callable[[str], None]
 
 
-def add_relay_parser(
+def add_parsers(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
     """Add the ``relay`` verb (and ``relay token ...``) to ``subparsers``; returns its parser.
 
     The parser sets ``handler=run_relay_verb``.
     """
-    # Imported here, not at the top: the CLI's parser imports this module to call this.
-    from rdesk.cli import values
-    from rdesk.cli.common import add_verb
-
     relay = add_verb(subparsers, "relay", "run a relay that lets viewers reach hosts by ID")
     relay.add_argument("--bind", default="0.0.0.0", help="address to listen on (default all)")
     relay.add_argument("--port", type=values.port, default=DEFAULT_RELAY_PORT,
@@ -80,7 +64,11 @@ def add_relay_parser(
                        default=RelayConfig.max_hosts,
                        help=f"registered hosts at once (default {RelayConfig.max_hosts})")
     relay.set_defaults(handler=run_relay_verb, relay_command=None)
-    verbs = relay.add_subparsers(dest="relay_command", metavar="token")
+    verbs = relay.add_subparsers(dest="relay_command", metavar="token|use")
+    use = verbs.add_parser("use", help="save the relay viewers reach hosts by ID through "
+                           "(CONFIG_DIR/viewer-relay)")
+    use.add_argument("url", help="the relay, wss://HOST[:PORT]")
+    use.add_argument("--fingerprint", metavar="SHA256:...", help="pin the relay's certificate")
     token = verbs.add_parser("token", help="manage enrolment tokens")
     actions = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     create = actions.add_parser("create", help="make a token and print it (shown once)")
@@ -118,7 +106,17 @@ def run_relay_verb(args: argparse.Namespace, out: Out | None = None) -> int:
 
     User errors (files, ports, tokens) print one line ``rdesk: error: ...`` and return 1.
     """
+    # The relay's engine needs the host's certificate code: imported only when a relay runs,
+    # so building the parser (and a viewer-only install) never loads it.
+    from rdesk.host.security.tls import TLSSetupError
+    from rdesk.relay.run import serve_relay
+    from rdesk.relay.tokens import TokenError
+
     say: Out = out or (lambda line: print(line, flush=True))
+    if args.relay_command == "use":
+        from rdesk.cli.relay import save_relay
+
+        return save_relay(args)
     try:
         if args.relay_command == "token":
             return _token_verb(args, say)
@@ -141,6 +139,8 @@ def run_relay_verb(args: argparse.Namespace, out: Out | None = None) -> int:
 
 
 def _token_verb(args: argparse.Namespace, say: Out) -> int:
+    from rdesk.relay.tokens import TokenStore
+
     store = TokenStore(relay_data_dir(args))
     if args.token_command == "create":
         token, info = store.create(args.label)
@@ -153,86 +153,3 @@ def _token_verb(args: argparse.Namespace, say: Out) -> int:
         info = store.revoke(args.name)
         say(f"rdesk relay: token {info.id} revoked")
     return 0
-
-
-def _certificate_der(cert: Path) -> bytes:
-    try:
-        loaded = x509.load_pem_x509_certificate(cert.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise TLSSetupError(f"cannot load certificate {cert}: {_one_line(exc)}") from None
-    return loaded.public_bytes(serialization.Encoding.DER)
-
-
-async def serve_relay(
-    config: RelayConfig,
-    data_dir: Path,
-    out: Out,
-    *,
-    cert: Path | None = None,
-    key: Path | None = None,
-    audit_log: Path | None = None,
-    grace: float = 30.0,
-    redis: str | None = None,
-    stop: asyncio.Event | None = None,
-) -> None:
-    """Run a relay until SIGTERM/SIGINT (or ``stop`` is set), then drain it; a second
-    signal during the drain closes everything at once.
-
-    Raises :class:`TLSSetupError` / :class:`TokenError` / ``OSError`` with one-line messages.
-    """
-    if cert is None or key is None:
-        cert, key = ensure_host_certificate(data_dir)
-    else:
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    ssl_context = server_ssl_context(cert, key)
-    tokens = TokenStore(data_dir)
-    audit = RelayAuditLog(audit_log) if audit_log is not None else None
-    directory = RedisDirectory(redis) if redis is not None else None
-    server = RelayServer(config, ssl_context, _certificate_der(cert), tokens=tokens,
-                         directory=directory, on_event=audit)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    try:
-        try:
-            await server.start()
-        except OSError as exc:
-            # asyncio's own message repeats the address; the errno's text says it plainly
-            reason = os.strerror(exc.errno) if exc.errno else _one_line(exc)
-            raise OSError(f"cannot listen on {config.bind}:{config.port}: {reason}") from None
-        hurry = asyncio.Event()
-
-        def on_signal() -> None:
-            (hurry if stop.is_set() else stop).set()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal)
-        out(f"rdesk relay: listening on wss://{config.bind}:{server.port}")
-        out(f"rdesk relay: fingerprint {server.fingerprint}")
-        if redis is not None:
-            out(f"rdesk relay: instance {config.instance} ({config.public_url}), "
-                f"directory {redis}")
-        if config.open_enrolment:
-            out("rdesk relay: open enrolment: any host that proves its key may register")
-        elif not tokens.list():
-            out("rdesk relay: no enrolment tokens yet; make one with: rdesk relay token create")
-        await stop.wait()
-        out(f"rdesk relay: draining (up to {grace:g} s)")
-        drain = asyncio.ensure_future(server.drain(grace))
-        hurried = asyncio.ensure_future(hurry.wait())
-        await asyncio.wait({drain, hurried}, return_when=asyncio.FIRST_COMPLETED)
-        hurried.cancel()
-        if not drain.done():
-            out("rdesk relay: stopping now")
-            drain.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await drain
-        out("rdesk relay: stopped")
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(sig)
-        await server.stop()
-        if directory is not None:
-            await directory.close()
-        if audit is not None:
-            audit.close()
