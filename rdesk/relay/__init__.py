@@ -7,7 +7,6 @@ proofs of key ownership), :mod:`~rdesk.relay.directory`, :mod:`~rdesk.relay.toke
 :mod:`~rdesk.relay.ratelimit`, :mod:`~rdesk.relay.config`.
 I/O: :mod:`~rdesk.relay.server` with :mod:`~rdesk.relay.hosts`, :mod:`~rdesk.relay.splice`,
 :mod:`~rdesk.relay.routing`, :mod:`~rdesk.relay.redisdir` (a shared directory, over
-:mod:`~rdesk.relay.resp`)
-and :mod:`~rdesk.relay.conn`; :mod:`~rdesk.relay.audit`; :mod:`~rdesk.relay.run` (one instance's life; the
-verb's flags are :mod:`rdesk.cli.relayd`).
+:mod:`~rdesk.relay.resp`) and :mod:`~rdesk.relay.conn`; :mod:`~rdesk.relay.audit`;
+:mod:`~rdesk.relay.run` (one instance's life; the verb's flags are :mod:`rdesk.cli.relayd`).
 """
