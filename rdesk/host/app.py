@@ -186,7 +186,7 @@ async def run_host(
 
         if settings.cert is not None or settings.key is not None:
             if settings.cert is None or settings.key is None:
-                raise HostError("--cert and --key must be given together")
+                raise HostError("--tls-cert and --tls-key must be given together")
             cert, key = settings.cert, settings.key
         else:
             cert, key = ensure_host_certificate(settings.config_dir)
