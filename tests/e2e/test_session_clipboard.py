@@ -280,3 +280,66 @@ def test_browser_clipboard_both_ways(display: str, hosts: Any, chromium_page: An
     _poll(page, "document.body.dataset.clipboardSent === String('pasted in'.length)")
     assert _xclip_out(display) == "pasted in"
     assert errors == []
+
+
+# --- the Tk window (rdesk connect) on its own Xvfb ----------------------------------------------
+
+
+def test_tk_window_clipboard_both_ways(
+    xvfb_factory: Callable[..., Xvfb], display: str, hosts: Any, tmp_path: Any
+) -> None:
+    from tests.xserver import run_xdotool, wait_until
+
+    host, _, _ = hosts(display, clipboard="both")
+    viewer_x = xvfb_factory(800, 600).display
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rdesk", "--config-dir", str(tmp_path / "tk"), "connect",
+         host.url, *host.viewer_args()],
+        env=dict(os.environ, DISPLAY=viewer_x), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        def window() -> str:
+            try:
+                out = run_xdotool(viewer_x, "search", "--onlyvisible", "--name", r"\(control\)")
+            except Exception:
+                return ""
+            return out.split()[0] if out.split() else ""
+
+        assert wait_until(lambda: bool(window()) or proc.poll() is not None, 30, interval=0.2)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        # Host -> Tk: the window takes the viewer display's CLIPBOARD.
+        _xclip_in(display, "host text for Tk ✓")
+
+        def viewer_has(text: str) -> bool:
+            out = subprocess.run(
+                ["xclip", "-selection", "clipboard", "-o"], env=dict(os.environ, DISPLAY=viewer_x),
+                capture_output=True, timeout=10,
+            )  # fmt: skip
+            return out.stdout.decode("utf-8", "replace") == text
+
+        assert wait_until(lambda: viewer_has("host text for Tk ✓"), 30, interval=0.2)
+        # Tk -> host: another program on the viewer's display copies; the window regains focus.
+        _xclip_in(viewer_x, "copied beside the viewer")
+        win = window()
+        for _ in range(5):  # focus away and back until the window's FocusIn has sent it
+            _focus_root(viewer_x)
+            run_xdotool(viewer_x, "windowfocus", "--sync", win)
+            if wait_until(lambda: _xclip_out(display) == "copied beside the viewer", 5, 0.2):
+                break
+        assert _xclip_out(display) == "copied beside the viewer"
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def _focus_root(display: str) -> None:
+    from Xlib import X
+    from Xlib import display as xdisplay
+
+    conn = xdisplay.Display(display)
+    try:
+        conn.set_input_focus(X.PointerRoot, X.RevertToPointerRoot, X.CurrentTime)
+        conn.sync()
+    finally:
+        conn.close()

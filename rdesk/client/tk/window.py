@@ -32,6 +32,7 @@ from typing import Any
 from rdesk.client.connection import Connection
 from rdesk.client.known_hosts import HostKeyMismatch
 from rdesk.client.tk import dialogs
+from rdesk.client.tk.clipboard import TkClipboard
 from rdesk.client.tk.keyboard import Keyboard
 from rdesk.client.tk.keys import tk_to_keysym
 from rdesk.client.tk.menu import build_menu
@@ -74,6 +75,9 @@ class ViewerWindow:
             root,
         )
         self.pointer = Pointer(lambda *event: self.worker.send(*event), lambda: self.sends_input)
+        self.clipboard = TkClipboard(
+            root, self._post, lambda: self.worker.loop, lambda: self.sends_input, self._set_status
+        )
 
         root.title(f"rdesk — {self.address} (connecting)")
         root.configure(background="black")
@@ -148,6 +152,8 @@ class ViewerWindow:
             self._refuse_changed_key(args[0])
         elif kind == "fatal":
             self._fatal(args[0])
+        elif kind == "clipboard":
+            self.clipboard.host_text(args[0], args[1])
 
     def _on_connected(self, conn: Connection) -> None:
         first = self.conn is None and self.screen.photo is None
@@ -163,6 +169,7 @@ class ViewerWindow:
             self.root.update_idletasks()
         self._update_title()
         self.screen.damage.everything()
+        self.clipboard.attach(conn)
 
     def _update_title(self) -> None:
         conn = self.conn
@@ -289,6 +296,7 @@ class ViewerWindow:
         c.bind("<KeyPress>", self._on_key_press)
         c.bind("<KeyRelease>", self._on_key_release)
         c.bind("<FocusOut>", lambda _e: self.release_all())
+        c.bind("<FocusIn>", lambda _e: self.clipboard.focus_in())
         c.bind("<Motion>", self._on_motion)
         for number in (1, 2, 3):
             c.bind(f"<ButtonPress-{number}>", self._on_button)
