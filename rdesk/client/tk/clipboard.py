@@ -24,9 +24,9 @@ __all__ = ["TkClipboard"]
 
 
 class TkClipboard:
-    """``post(kind, *args)`` queues an event for the Tk thread; ``loop()`` is the worker's loop
-    (or ``None``); ``may_send()`` says whether the window sends input; ``say(text)`` shows a
-    line in the status area."""
+    """``post(kind, *args)`` queues an event for the Tk thread (a refusal goes as a ``status``
+    line); ``loop()`` is the worker's loop (or ``None``); ``may_send()`` says whether the
+    window sends input."""
 
     def __init__(
         self,
@@ -34,13 +34,11 @@ class TkClipboard:
         post: Callable[..., None],
         loop: Callable[[], asyncio.AbstractEventLoop | None],
         may_send: Callable[[], bool],
-        say: Callable[[str], None],
     ) -> None:
         self.root = root
         self.post = post
         self.loop = loop
         self.may_send = may_send
-        self.say = say
         self.conn: Connection | None = None
         #: The last text either way: never sent back where it came from.
         self.last: str | None = None

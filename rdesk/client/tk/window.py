@@ -76,7 +76,7 @@ class ViewerWindow:
         )
         self.pointer = Pointer(lambda *event: self.worker.send(*event), lambda: self.sends_input)
         self.clipboard = TkClipboard(
-            root, self._post, lambda: self.worker.loop, lambda: self.sends_input, self._set_status
+            root, self._post, lambda: self.worker.loop, lambda: self.sends_input
         )
 
         root.title(f"rdesk — {self.address} (connecting)")
