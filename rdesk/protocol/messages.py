@@ -12,6 +12,7 @@ import dataclasses
 from typing import ClassVar, Union
 
 from rdesk.protocol import clipboard as _clip
+from rdesk.protocol import cursor as _cursor
 from rdesk.protocol import limits
 from rdesk.protocol import transfer as _xfer
 from rdesk.protocol.access import Access
@@ -405,6 +406,7 @@ ControlMessage = Union[  # noqa: UP007 — a runtime alias; `|` of many classes 
     Prefs, _xfer.XferList, _xfer.XferPut, _xfer.XferGet, _xfer.XferReady, _xfer.XferEntry,
     _xfer.XferData, _xfer.XferCredit, _xfer.XferEnd, _xfer.XferCancel, _xfer.XferDone,
     _clip.ClipOffer, _clip.ClipData, _clip.ClipResult, _clip.ClipGet,
+    _cursor.CursorShape, _cursor.CursorData, _cursor.CursorUse,
 ]
 Message = Union[ControlMessage, Update]  # noqa: UP007
 
@@ -415,5 +417,6 @@ CONTROL_TYPES: dict[str, type] = {
         Hello, Auth, Welcome, Screen, Ack, Ping, Pong, Pointer, Wheel, Key, Sync, InputAck,
         Refresh, Close, Peer, Control, RequestControl, ReleaseControl, ControlRequest,
         AnswerControl, Notice, Prefs, *_xfer.TRANSFER_TYPES, *_clip.CLIPBOARD_TYPES,
+        *_cursor.CURSOR_TYPES,
     )
 }

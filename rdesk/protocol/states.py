@@ -11,6 +11,7 @@ import enum
 
 from rdesk.protocol.clipboard import HOST_SENDS as _HOST_CLIPBOARD
 from rdesk.protocol.clipboard import VIEWER_SENDS as _VIEWER_CLIPBOARD
+from rdesk.protocol.cursor import HOST_SENDS as _HOST_CURSOR
 from rdesk.protocol.messages import (
     Ack,
     AnswerControl,
@@ -73,7 +74,7 @@ class Direction(enum.Enum):
 _S, _R = Direction.SEND, Direction.RECEIVE
 _HOST_ACTIVE_SEND = (
     Update, Screen, Ping, Pong, InputAck, Peer, Control, ControlRequest, Notice,
-    *_HOST_TRANSFER, *_HOST_CLIPBOARD,
+    *_HOST_TRANSFER, *_HOST_CLIPBOARD, *_HOST_CURSOR,
 )
 _VIEWER_ACTIVE_SEND = (
     Ack, Ping, Pong, Pointer, Key, Wheel, Sync, Refresh, RequestControl, ReleaseControl,

@@ -21,6 +21,7 @@ from hypothesis.stateful import (
 import rdesk.protocol.messages as m
 from rdesk.protocol import clipboard as clip
 from rdesk.protocol import codec
+from rdesk.protocol import cursor as cur
 from rdesk.protocol import session as session_module
 from rdesk.protocol import transfer as xfer
 from rdesk.protocol.codec import copy_payload, decode, encode
@@ -202,6 +203,10 @@ SAMPLES: dict[type, object] = {
     clip.ClipData: clip.ClipData(1, "YWJj"),
     clip.ClipResult: clip.ClipResult(1, False, "off"),
     clip.ClipGet: clip.ClipGet(1, "primary"),
+    # The host's cursor (rdesk/protocol/cursor.py).
+    cur.CursorShape: cur.CursorShape(1, 16, 16, 0, 0, 100),
+    cur.CursorData: cur.CursorData(1, "YWJj"),
+    cur.CursorUse: cur.CursorUse(1),
 }
 assert set(SAMPLES) == set(CONTROL_TYPES.values()) - {Close} | {Update}
 

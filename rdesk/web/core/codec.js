@@ -78,6 +78,9 @@ const XSHA = str(64);
 export const CLIP = Object.freeze({ CHUNK_BYTES: 11 * 1024, MAX_CLIP_BYTES: 64 * 2 ** 20 });
 const SELECTION = oneOf("clipboard", "primary");
 
+// cursor.py: cursors of at most 256x256, their PNG in chunks of 11 KiB.
+export const CURSOR = Object.freeze({ MAX_SIDE: 256, MAX_PNG: 300 * 1024, CHUNK_BYTES: 11 * 1024, CACHE_SIZE: 32 });
+
 // Field order is the order of messages.py (and of the JSON this side writes).
 export const SCHEMAS = Object.freeze({
   hello: { protocol: oneOf(PROTOCOL_NAME), version: U16, nonce: NONCE, methods: str(L.MAX_STRING), server: NAME },
@@ -116,6 +119,12 @@ export const SCHEMAS = Object.freeze({
   clip_data: { id: U32, data: str(4 * Math.ceil(CLIP.CHUNK_BYTES / 3)) },
   clip_result: { id: U32, ok: bool(), reason: NAME },
   clip_get: { id: U32, selection: SELECTION },
+  cursor: {
+    serial: U32, width: int(1, CURSOR.MAX_SIDE), height: int(1, CURSOR.MAX_SIDE),
+    xhot: int(0, CURSOR.MAX_SIDE - 1), yhot: int(0, CURSOR.MAX_SIDE - 1), size: int(1, CURSOR.MAX_PNG),
+  },
+  cursor_data: { serial: U32, data: str(4 * Math.ceil(CURSOR.CHUNK_BYTES / 3)) },
+  cursor_use: { serial: U32 },
 });
 
 // Control.holder values that are not a viewer (messages.py NOBODY, LOCAL_USER).

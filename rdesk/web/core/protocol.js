@@ -41,7 +41,7 @@ export const HOST_ACTIVE = Object.freeze(
   new Set([
     "update", "screen", "ping", "pong", "input_ack", "peer", "control", "control_request", "notice",
     "xfer_ready", "xfer_entry", "xfer_data", "xfer_credit", "xfer_end", "xfer_cancel", "xfer_done",
-    "clip_offer", "clip_data", "clip_result",
+    "clip_offer", "clip_data", "clip_result", "cursor", "cursor_data", "cursor_use",
   ]),
 );
 export const VIEWER_ACTIVE = Object.freeze(
