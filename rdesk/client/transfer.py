@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import os
 import secrets
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from rdesk.client.running import Connection
 from rdesk.protocol.errors import RemoteProtocolError
 from rdesk.protocol.transfer import (
     CHUNK,
+    Pacer,
     Receiving,
     Sending,
     XferCancel,
@@ -125,13 +127,18 @@ class Transfers:
                     raise TransferError(first.reason or "refused")
                 if not isinstance(first, XferReady):
                     raise RemoteProtocolError(f"unexpected {getattr(first, 'T', '?')}")
+                pacer = Pacer()
                 while flow.remaining:
-                    while flow.credit == 0 or not queue.empty():
-                        self._on_put_message(flow, await self._next(queue))
-                    data = file.read(min(CHUNK, flow.remaining))
+                    step = min(CHUNK, flow.remaining)
+                    # Credit, and the pacer: no more in flight than the link carries in a
+                    # round trip and one frame, so this viewer's own keys do not queue behind.
+                    while flow.credit == 0 or not queue.empty() or not pacer.allows(step):
+                        self._on_put_message(flow, pacer, await self._next(queue))
+                    data = file.read(step)
                     if not data:
                         raise TransferError(f"{path} shrank while it was sent")
                     await self.conn.send_transfer(flow.chunk(data))
+                    pacer.on_sent(len(data), time.monotonic())
                     if progress is not None:
                         progress(flow.sent, size)
                 end = flow.end()
@@ -140,7 +147,7 @@ class Transfers:
                     message = await self._next(queue)
                     if isinstance(message, XferDone):
                         break
-                    self._on_put_message(flow, message)
+                    self._on_put_message(flow, pacer, message)
             except BaseException:
                 if transfer_id in self._queues:
                     with contextlib.suppress(Exception):
@@ -154,9 +161,10 @@ class Transfers:
             raise TransferError("the host confirmed another SHA-256 than the one sent")
         return message
 
-    def _on_put_message(self, flow: Sending, message: object) -> None:
+    def _on_put_message(self, flow: Sending, pacer: Pacer, message: object) -> None:
         if isinstance(message, XferCredit):
             flow.on_credit(message)
+            pacer.on_credit(message.chunks, time.monotonic())
         elif isinstance(message, XferDone):
             raise TransferError(message.reason or "the host stopped the transfer")
         elif isinstance(message, XferCancel):

@@ -20,6 +20,7 @@ import binascii
 import dataclasses
 import hashlib
 import unicodedata
+from collections import deque
 from typing import ClassVar
 
 from rdesk.protocol import limits
@@ -30,6 +31,9 @@ __all__ = [
     "CHUNK",
     "MAX_FILE_SIZE",
     "MAX_NAME_BYTES",
+    "QUEUE_TARGET",
+    "CREDIT_BATCH",
+    "Pacer",
     "TRANSFER_TYPES",
     "WINDOW",
     "Receiving",
@@ -52,6 +56,11 @@ __all__ = [
 CHUNK = 11 * 1024
 #: Chunks a receiver lets be in flight: 16 × 11 KiB = 176 KiB per transfer, at most.
 WINDOW = 16
+#: A receiver gives credit back every this many chunks stored: often enough for the sender's
+#: :class:`Pacer` to see the link, rarely enough to cost little.
+CREDIT_BATCH = 2
+#: Seconds of queue a transfer may build ahead of input and screen updates: one 60 Hz frame.
+QUEUE_TARGET = 1 / 60
 #: Largest file either end announces or accepts (1 TiB); hosts set lower caps.
 MAX_FILE_SIZE = 1 << 40
 #: A file name's UTF-8 length limit: what every common file system allows.
@@ -326,7 +335,7 @@ class Receiving:
         """The first grant, or ``None`` for an empty file (nothing to send but the end)."""
         if self.size == 0:
             return None
-        self._granted = min(WINDOW, -(-self.size // CHUNK))
+        self._granted = WINDOW
         return XferCredit(self.id, self._granted)
 
     def on_data(self, message: XferData) -> bytes:
@@ -347,12 +356,15 @@ class Receiving:
         return data
 
     def stored(self) -> XferCredit | None:
-        """One chunk is safely stored: the credit to give back now, if a batch is due."""
+        """One chunk is safely stored: the credit to give back now, if a batch is due.
+
+        Every stored chunk's credit comes back (in batches of :data:`CREDIT_BATCH`, or at once
+        when the sender has none left), even near the end of the file: a sender's
+        :class:`Pacer` waits for credit to come back before it sends on.
+        """
         self._unreturned += 1
-        left = -(-(self.size - self.received) // CHUNK) - self._granted
-        due = min(self._unreturned, left)
-        if due > 0 and (self._unreturned >= WINDOW // 2 or self._granted == 0):
-            self._unreturned = 0
+        if self._unreturned >= CREDIT_BATCH or self._granted == 0:
+            due, self._unreturned = self._unreturned, 0
             self._granted += due
             return XferCredit(self.id, due)
         return None
@@ -371,3 +383,57 @@ class Receiving:
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()
+
+
+class Pacer:
+    """Keeps a sender's unconfirmed bytes to what the link carries in a round trip, plus
+    :data:`QUEUE_TARGET` seconds: so a transfer queues at most about one frame ahead of the
+    input and screen updates that share its link (delay-based, in the manner of LEDBAT).
+
+    The receiver's credit is the confirmation: it comes back once chunks are stored, every
+    :data:`CREDIT_BATCH` chunks. From it come the round trip (the smallest seen, from the
+    newest chunk a credit covers) and the delivery rate (bytes confirmed per second, averaged).
+    Until both are known only credit limits the sender. It never holds the sender below two
+    chunks in flight, so credit always comes back. Pure: every call takes ``now``.
+    """
+
+    def __init__(self, target: float = QUEUE_TARGET) -> None:
+        self.target = target
+        self._sent: deque[tuple[float, int]] = deque()
+        #: Bytes sent whose credit has not come back.
+        self.inflight = 0
+        self.min_rtt: float | None = None
+        #: Bytes per second confirmed (an average over credits).
+        self.rate: float | None = None
+        self._last_credit: float | None = None
+
+    def on_sent(self, nbytes: int, now: float) -> None:
+        self._sent.append((now, nbytes))
+        self.inflight += nbytes
+
+    def on_credit(self, chunks: int, now: float) -> None:
+        if not self._sent:
+            return  # the first grant: it confirms nothing
+        confirmed, newest = 0, None
+        for _ in range(min(chunks, len(self._sent))):
+            newest, nbytes = self._sent.popleft()
+            confirmed += nbytes
+        self.inflight -= confirmed
+        if newest is not None:
+            rtt = max(0.0, now - newest)
+            self.min_rtt = rtt if self.min_rtt is None else min(self.min_rtt, rtt)
+        if self._last_credit is not None and now > self._last_credit and confirmed:
+            sample = confirmed / (now - self._last_credit)
+            self.rate = sample if self.rate is None else self.rate + (sample - self.rate) / 8
+        self._last_credit = now
+
+    @property
+    def budget(self) -> float:
+        """Bytes that may be unconfirmed now (infinite until the link is measured)."""
+        if self.rate is None or self.min_rtt is None:
+            return float("inf")
+        return max(2.0 * CHUNK, self.rate * (self.min_rtt + self.target))
+
+    def allows(self, nbytes: int) -> bool:
+        """Whether ``nbytes`` more may be sent now (credit permitting)."""
+        return self.inflight + nbytes <= self.budget

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
+import itertools
 
 import pytest
 
@@ -12,7 +14,10 @@ from rdesk.protocol.errors import LocalProtocolError, RemoteProtocolError
 from rdesk.protocol.limits import MAX_CONTROL_MESSAGE
 from rdesk.protocol.transfer import (
     CHUNK,
+    CREDIT_BATCH,
+    QUEUE_TARGET,
     WINDOW,
+    Pacer,
     Receiving,
     Sending,
     XferCredit,
@@ -142,10 +147,83 @@ def test_small_chunks_never_deadlock() -> None:
     assert len(got) == CHUNK * 3 and log.count("data") == -(-CHUNK * 3 // 1000)
 
 
-def test_credit_comes_back_in_batches_of_half_a_window() -> None:
+def test_credit_comes_back_in_batches() -> None:
     _, log = _transfer(WINDOW * CHUNK * 4)
     credits = [entry for entry in log if entry.startswith("credit")]
-    assert credits and all(entry == f"credit {WINDOW // 2}" for entry in credits)
+    assert credits and all(entry == f"credit {CREDIT_BATCH}" for entry in credits)
+
+
+# --- the pacer: a transfer queues about one frame ahead of input, whatever the link ---------------
+
+
+def _simulate(rate: float, one_way: float) -> tuple[float, float, float]:
+    """A sender with credit and a Pacer over a link of ``rate`` bytes/s and ``one_way`` delay;
+    the receiver stores at once. Returns (throughput, worst queueing delay after the first
+    quarter, the budget at the end)."""
+    seconds = min(20.0, 20_000 * CHUNK / rate)  # about 20000 chunks at most
+    pacer = Pacer()
+    sender, receiver = Sending(1, 1 << 40), Receiving(1, 1 << 40)
+    events: list[tuple[float, int, str, object]] = []
+    order = itertools.count()
+    now, link_free, worst, delivered = 0.0, 0.0, 0.0, 0
+    grant = receiver.initial_credit()
+    assert grant is not None
+    sender.on_credit(grant)
+    while now < seconds:
+        while sender.credit and pacer.allows(CHUNK):
+            message = sender.chunk(b"x" * CHUNK)
+            pacer.on_sent(CHUNK, now)
+            start = max(now, link_free)  # the bottleneck's queue
+            if now > seconds / 4:
+                worst = max(worst, start - now)
+            link_free = start + CHUNK / rate
+            heapq.heappush(events, (link_free + one_way, next(order), "data", message))
+        now, _, kind, arrived = heapq.heappop(events)
+        if kind == "data":
+            assert isinstance(arrived, XferData)
+            receiver.on_data(arrived)
+            delivered += CHUNK
+            back = receiver.stored()
+            if back is not None:
+                heapq.heappush(events, (now + one_way, next(order), "credit", back))
+        else:
+            assert isinstance(arrived, XferCredit)
+            sender.on_credit(arrived)
+            pacer.on_credit(arrived.chunks, now)
+    return delivered / now, worst, pacer.budget
+
+
+@pytest.mark.parametrize(("rate", "one_way"), [(10e6 / 8, 0.010), (2e6 / 8, 0.040),
+                                               (100e6 / 8, 0.002), (1e9 / 8, 0.0002)])
+def test_the_pacer_keeps_the_queue_near_one_frame_and_the_link_busy(rate: float,
+                                                                     one_way: float) -> None:
+    throughput, worst, budget = _simulate(rate, one_way)
+    window_limit = WINDOW * CHUNK / (2 * one_way + CHUNK / rate)  # credit's own ceiling
+    assert throughput >= 0.9 * min(rate, window_limit)
+    # Queueing ahead of a key: one frame, plus two chunks' serialization (batching, and the
+    # floor of two chunks in flight).
+    assert worst <= QUEUE_TARGET + 2 * CHUNK / rate + 1e-9, worst
+    assert budget >= 2 * CHUNK
+
+
+def test_without_the_pacer_a_window_queues_far_longer_on_a_slow_link() -> None:
+    # What the pacer is for: credit alone lets a whole window (176 KiB) queue, 144 ms at 10 Mbit/s.
+    assert WINDOW * CHUNK / (10e6 / 8) > 8 * QUEUE_TARGET
+
+
+def test_the_pacer_lets_everything_through_until_it_has_measured() -> None:
+    pacer = Pacer()
+    pacer.on_credit(WINDOW, 0.0)  # the first grant confirms nothing
+    assert pacer.budget == float("inf") and pacer.allows(10 * WINDOW * CHUNK)
+    pacer.on_sent(CHUNK, 1.0)
+    pacer.on_sent(CHUNK, 1.0)
+    pacer.on_credit(2, 1.1)
+    assert pacer.min_rtt == pytest.approx(0.1) and pacer.rate is None  # one sample: no rate
+    pacer.on_sent(CHUNK, 1.1)
+    pacer.on_sent(CHUNK, 1.1)
+    pacer.on_credit(2, 1.2)
+    assert pacer.rate == pytest.approx(2 * CHUNK / 0.1)
+    assert pacer.budget == pytest.approx(max(2 * CHUNK, 2 * CHUNK / 0.1 * (0.1 + QUEUE_TARGET)))
 
 
 def test_data_without_credit_is_a_protocol_error() -> None:

@@ -9,8 +9,9 @@ every descriptor it opened.
 Flow control (rdesk/protocol/transfer.py): an upload's credit is given back only once its
 chunks are written; a download sends a chunk only against the viewer's credit, reading the
 file one chunk at a time, so a viewer that stops reading leaves one window (176 KiB) in
-flight and the host holds nothing more. Downloads yield to the event loop after each chunk so
-screen updates and input interleave with them.
+flight and the host holds nothing more. A download is also paced (:class:`Pacer`: a round
+trip plus one frame in flight) and yields to the event loop after each chunk, so screen
+updates and input interleave with it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,6 +31,7 @@ from rdesk.protocol.access import Access
 from rdesk.protocol.errors import RemoteProtocolError
 from rdesk.protocol.transfer import (
     CHUNK,
+    Pacer,
     Receiving,
     Sending,
     XferCancel,
@@ -128,6 +131,7 @@ class _Upload:
 class _Download:
     def __init__(self, flow: Sending, fd: int, name: str) -> None:
         self.flow, self.fd, self.name = flow, fd, name
+        self.pacer = Pacer()
         self.credit = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -169,6 +173,7 @@ class TransferRoom:
             download = self._downloads.get(message.id)
             if download is not None:
                 download.flow.on_credit(message)
+                download.pacer.on_credit(message.chunks, time.monotonic())
                 download.credit.set()
             else:
                 self._unknown(message.id, "xfer_credit")
@@ -282,16 +287,20 @@ class TransferRoom:
 
     async def _pump(self, download_id: int, download: _Download) -> None:
         """Send the file chunk by chunk against credit; ends with xfer_end and the audit."""
-        flow = download.flow
+        flow, pacer = download.flow, download.pacer
         try:
             while flow.remaining > 0:
-                while flow.credit == 0:
+                step = min(CHUNK, flow.remaining)
+                # Credit, and the pacer: at most a round trip and one frame of queue ahead of
+                # this viewer's screen updates on the same link.
+                while flow.credit == 0 or not pacer.allows(step):
                     download.credit.clear()
                     await download.credit.wait()
-                data = os.read(download.fd, min(CHUNK, flow.remaining))
+                data = os.read(download.fd, step)
                 if not data:
                     raise OSError("the file shrank while it was sent")
                 await self._send(flow.chunk(data))
+                pacer.on_sent(len(data), time.monotonic())
                 await asyncio.sleep(0)  # let updates and input through between chunks
             end = flow.end()
             await self._send(end)

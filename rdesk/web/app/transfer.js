@@ -37,7 +37,7 @@ export class TransferPanel {
   constructor(send, onViolation) {
     this.send = send;
     this.onViolation = onViolation;
-    this.transfers = new Transfers(send, onViolation);
+    this.transfers = this.fresh();
     this.build();
   }
 
@@ -85,6 +85,10 @@ export class TransferPanel {
     });
   }
 
+  fresh() {
+    return new Transfers(this.send, this.onViolation, () => performance.now() / 1000);
+  }
+
   /** A host message: true if it was a transfer's (handled here). */
   onMessage(message) {
     return this.transfers.onMessage(message);
@@ -92,7 +96,7 @@ export class TransferPanel {
 
   /** A new session: transfers start afresh (ids and all). */
   reset() {
-    this.transfers = new Transfers(this.send, this.onViolation);
+    this.transfers = this.fresh();
     this.files.replaceChildren();
     this.error.textContent = "";
   }

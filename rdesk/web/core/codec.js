@@ -68,8 +68,11 @@ const NONCE_LEN = 4 * Math.ceil(L.NONCE_BYTES / 3);
 const NONCE = str(NONCE_LEN, NONCE_LEN);
 const WHEEL = int(-L.MAX_WHEEL_STEPS, L.MAX_WHEEL_STEPS);
 
-// transfer.py: CHUNK raw bytes per xfer_data, WINDOW chunks of credit, names of 255 bytes.
-export const XFER = Object.freeze({ CHUNK: 11 * 1024, WINDOW: 16, MAX_FILE_SIZE: 2 ** 40, MAX_NAME_BYTES: 255 });
+// transfer.py: CHUNK raw bytes per xfer_data, WINDOW chunks of credit given back every
+// CREDIT_BATCH, QUEUE_TARGET seconds of queue a paced sender allows, names of 255 bytes.
+export const XFER = Object.freeze({
+  CHUNK: 11 * 1024, WINDOW: 16, CREDIT_BATCH: 2, QUEUE_TARGET: 1 / 60, MAX_FILE_SIZE: 2 ** 40, MAX_NAME_BYTES: 255,
+});
 const XNAME = str(XFER.MAX_NAME_BYTES);
 const XSIZE = int(0, XFER.MAX_FILE_SIZE);
 const XSHA = str(64);

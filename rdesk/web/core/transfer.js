@@ -163,6 +163,52 @@ export class Meter {
   }
 }
 
+// --- pacing: about one frame of queue ahead of input (transfer.py Pacer) ------------------------
+
+export class Pacer {
+  constructor(target = XFER.QUEUE_TARGET) {
+    this.target = target;
+    this.sent = []; // [time (s), bytes] not yet confirmed by credit
+    this.inflight = 0;
+    this.minRtt = null;
+    this.rate = null;
+    this.lastCredit = null;
+  }
+
+  onSent(bytes, now) {
+    this.sent.push([now, bytes]);
+    this.inflight += bytes;
+  }
+
+  onCredit(chunks, now) {
+    if (this.sent.length === 0) return; // the first grant confirms nothing
+    let confirmed = 0, newest = null;
+    for (const [t, bytes] of this.sent.splice(0, chunks)) {
+      newest = t;
+      confirmed += bytes;
+    }
+    this.inflight -= confirmed;
+    if (newest !== null) {
+      const rtt = Math.max(0, now - newest);
+      this.minRtt = this.minRtt === null ? rtt : Math.min(this.minRtt, rtt);
+    }
+    if (this.lastCredit !== null && now > this.lastCredit && confirmed) {
+      const sample = confirmed / (now - this.lastCredit);
+      this.rate = this.rate === null ? sample : this.rate + (sample - this.rate) / 8;
+    }
+    this.lastCredit = now;
+  }
+
+  get budget() {
+    if (this.rate === null || this.minRtt === null) return Infinity;
+    return Math.max(2 * XFER.CHUNK, this.rate * (this.minRtt + this.target));
+  }
+
+  allows(bytes) {
+    return this.inflight + bytes <= this.budget;
+  }
+}
+
 // --- transfers ---------------------------------------------------------------------------------
 
 export class TransferError extends Error {}
@@ -173,11 +219,13 @@ const MAX_LISTING = 1000;
  * The file transfers of one connection.
  * @param {(message: object) => boolean} send sends a message while connected
  * @param {(reason: string) => void} onViolation the host broke the protocol (close with it)
+ * @param {() => number} clock seconds, for the pacer (the page passes performance.now()/1000)
  */
 export class Transfers {
-  constructor(send, onViolation = () => {}) {
+  constructor(send, onViolation = () => {}, clock = () => 0) {
     this.send = send;
     this.onViolation = onViolation;
+    this.clock = clock;
     this.nextId = 1;
     this.running = new Map(); // id -> handler(message)
     this.finished = new Set();
@@ -253,6 +301,7 @@ export class Transfers {
         return;
       }
       const sha = new Sha256();
+      const pacer = new Pacer();
       let sent = 0, credit = 0, reading = false, over = false, digest = null;
       const stop = (error) => {
         if (over) return;
@@ -264,7 +313,7 @@ export class Transfers {
         if (reading || over) return;
         reading = true;
         try {
-          while (!over && credit > 0 && sent < file.size) {
+          while (!over && credit > 0 && sent < file.size && pacer.allows(Math.min(XFER.CHUNK, file.size - sent))) {
             const end = Math.min(sent + XFER.CHUNK, file.size);
             const bytes = new Uint8Array(await file.slice(sent, end).arrayBuffer());
             if (over) return;
@@ -272,6 +321,7 @@ export class Transfers {
             credit -= 1;
             sent = end;
             this.send({ t: "xfer_data", id, data: toBase64(bytes) });
+            pacer.onSent(bytes.length, this.clock());
             onProgress(sent, file.size);
           }
           if (!over && sent === file.size && digest === null) {
@@ -289,6 +339,7 @@ export class Transfers {
         else if (m.t === "xfer_credit") {
           if (credit + m.chunks > XFER.WINDOW) throw new ProtocolError("xfer_credit exceeds the credit limit");
           credit += m.chunks;
+          pacer.onCredit(m.chunks, this.clock());
           pump();
         } else if (m.t === "xfer_done") {
           if (!m.ok) stop(new TransferError(m.reason || "refused"));
@@ -332,11 +383,10 @@ export class Transfers {
         this.finish(id);
         reject(error);
       };
-      const chunksLeft = () => Math.ceil((size - received) / XFER.CHUNK);
       const id = this.open((m) => {
         if (m.t === "xfer_ready" && size === null) {
           size = m.size;
-          granted = Math.min(XFER.WINDOW, chunksLeft());
+          granted = size > 0 ? XFER.WINDOW : 0;
           if (granted > 0) this.send({ t: "xfer_credit", id, chunks: granted });
         } else if (m.t === "xfer_data" && size !== null) {
           if (granted <= 0) throw new ProtocolError("xfer_data sent without credit");
@@ -349,12 +399,12 @@ export class Transfers {
           sha.update(bytes);
           parts.push(bytes);
           onProgress(received, size);
+          // Every stored chunk's credit comes back, in batches: the host's pacer waits for it.
           unreturned += 1;
-          const due = Math.min(unreturned, chunksLeft() - granted);
-          if (due > 0 && (unreturned >= XFER.WINDOW / 2 || granted === 0)) {
+          if (unreturned >= XFER.CREDIT_BATCH || granted === 0) {
+            granted += unreturned;
+            this.send({ t: "xfer_credit", id, chunks: unreturned });
             unreturned = 0;
-            granted += due;
-            this.send({ t: "xfer_credit", id, chunks: due });
           }
         } else if (m.t === "xfer_end" && size !== null) {
           const digest = sha.hex();

@@ -1,0 +1,265 @@
+"""Benchmark file transfer: host-side throughput, loopback throughput, typing during a transfer.
+
+Three measurements, each on real parts:
+
+- ``host-side``: the host's transfer room alone (rdesk/host/transfer/room.py) fed the
+  ``xfer_data`` frames of an upload as they come off the wire: JSON decode and schema check,
+  base64, SHA-256, credit, ``write`` into a real file in the transfer folder, fsync and link.
+  No network: what the host spends per byte.
+- ``loopback``: the real ``rdesk put`` / ``rdesk get`` (their own process) against a real host
+  over real TLS websockets on 127.0.0.1, until the host confirmed the SHA-256 / the file is
+  verified and linked (both processes on the same 2 cores).
+- ``typing``: the input-to-pixels latency of bench_latency.py (a key sent, the recorder window
+  repaints, the update arrives) on the same connection, idle and while an upload runs on it.
+
+Usage::
+
+    python benchmarks/bench_transfer.py [--size-mb 200] [--keys 60] [--dir DIR]
+
+``--dir`` puts the transfer folder (and the source files) on a given disk; default: a
+temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.bench_latency import StampedRecorder, _close, _pct, recorder_next_colour
+from rdesk.client.connection import connect
+from rdesk.client.transfer import Transfers
+from rdesk.host.input.inject import PynputInjector
+from rdesk.host.transfer.room import TransferPolicy, TransferRoom
+from rdesk.protocol import codec
+from rdesk.protocol.access import Access
+from rdesk.protocol.transfer import CHUNK, Sending, XferCredit, XferPut
+from tests.e2e.conftest import PASSWORD, HostThread
+from tests.xserver import Xvfb
+
+__all__ = ["main"]
+
+
+def _source(path: Path, size: int) -> Path:
+    with open(path, "wb") as file:
+        block = os.urandom(1 << 20)
+        for _ in range(size >> 20):
+            file.write(block)
+    return path
+
+
+async def host_side(size: int, work: Path) -> float:
+    """MB/s of the host room storing an upload whose frames are already encoded."""
+    folder = work / "host-side"
+    data = os.urandom(size)
+    flow = Sending(1, size)
+    flow.credit = 1 << 30  # the frames are made up front: credit is the room's, below
+    frames = []
+    for offset in range(0, size, CHUNK):
+        frames.append(codec.encode(flow.chunk(data[offset:offset + CHUNK])))
+    end = codec.encode(flow.end())
+    sent: list[object] = []
+
+    async def send(message: object) -> None:
+        sent.append(message)
+
+    room = TransferRoom(TransferPolicy(folder=folder, disk_reserve=0, max_file=size,
+                                       max_session=size), 1, "bench", Access.CONTROL, send,
+                        lambda kind, **fields: None)
+    start = time.perf_counter()
+    await room.handle(XferPut(1, "bench.bin", size))
+    for frame in [*frames, end]:
+        await room.handle(codec.decode(frame))  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - start
+    assert any(isinstance(m, XferCredit) for m in sent)
+    stored = folder / "bench.bin"
+    assert stored.stat().st_size == size
+    stored.unlink()
+    await room.close()
+    return size / elapsed / 1e6
+
+
+def loopback(size: int, work: Path, display: str) -> tuple[float, float]:
+    """(upload MB/s, download MB/s): the real ``rdesk put`` / ``rdesk get`` in their own
+    process against a real host in this one, timed from the CLI's start to its exit 0 (so
+    Python's start-up, TLS and login are counted in)."""
+    inbox = work / "inbox"
+    thread = HostThread(display, work / "host-loop", transfer_dir=inbox,
+                        transfer_max_session=4 * size)
+    (work / "host-loop").mkdir()
+    host = thread.start()
+    source = _source(work / "up.bin", size)
+    cli = [sys.executable, "-m", "rdesk", "--config-dir", str(work / "viewer")]
+    login = ["--fingerprint", host.fingerprint, "--password-file", str(host.password_file)]
+    try:
+        start = time.perf_counter()
+        subprocess.run([*cli, "put", host.url, str(source), *login], check=True,
+                       capture_output=True)
+        up = size / (time.perf_counter() - start) / 1e6
+        start = time.perf_counter()
+        subprocess.run([*cli, "get", host.url, "up.bin", "-o", str(work / "down.bin"), *login],
+                       check=True, capture_output=True)
+        down = size / (time.perf_counter() - start) / 1e6
+        assert (work / "down.bin").stat().st_size == size
+    finally:
+        thread.stop()
+    for path in (source, work / "down.bin", inbox / "up.bin"):
+        path.unlink(missing_ok=True)
+    return up, down
+
+
+class _Link:
+    """tests/linkproxy.py in its own process (so the viewer's CPU work cannot delay it)."""
+
+    def __init__(self, port: int, rate: float, delay: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.linkproxy", str(port), "--rate", str(rate),
+             "--delay", str(delay), "--lifetime", "600"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+async def typing(keys: int, work: Path, size: int, during: bool,
+                 link: tuple[float, float] | None = None) -> tuple[list[float], float]:
+    """Key-to-pixels latencies (s), with an upload running on the same connection or not;
+    and the upload's MB/s meanwhile (0 when idle). ``link``: (bits/s, one-way delay) of an
+    emulated link between the viewer and the host."""
+    with Xvfb(1280, 720) as xvfb, StampedRecorder(xvfb.display, flash=True,
+                                                   geometry="200x100+500+300",
+                                                   no_motion=True) as recorder:
+        injectors: list[PynputInjector] = []
+
+        def make_injector(display: str) -> PynputInjector:
+            injectors.append(PynputInjector(display))
+            return injectors[-1]
+
+        tag = f"{during}-{link}"
+        tmp = work / f"host-typing-{tag}"
+        tmp.mkdir()
+        inbox = work / f"inbox-typing-{tag}"
+        thread = HostThread(xvfb.display, tmp, injector=make_injector, transfer_dir=inbox,
+                            transfer_max_session=1 << 40)
+        host = thread.start()
+        proxy = _Link(host.port, *link) if link is not None else None
+        url = f"wss://127.0.0.1:{proxy.port}" if proxy is not None else host.url
+        x, y, w, h = recorder.geometry
+        probe = (x + w // 2, y + h // 2)
+        source = _source(work / "typing.bin", size)
+        latencies: list[float] = []
+        moved = [0, 0.0]
+        conn = await connect(url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
+        try:
+            await conn.wait_exact(60)
+            arrived: dict[str, Any] = {}
+            event = asyncio.Event()
+
+            def on_update(_rects: list[tuple[int, int, int, int]]) -> None:
+                want = arrived.get("want")
+                if want and "at" not in arrived:
+                    pixel = conn.framebuffer.image.getpixel(probe)
+                    assert isinstance(pixel, tuple)
+                    if _close(pixel, want):
+                        arrived["at"] = time.monotonic()
+                        event.set()
+
+            conn.on_update(on_update)
+
+            async def uploads() -> None:
+                transfers = Transfers(conn)
+                start = time.perf_counter()
+                n = 0
+
+                def progress(done: int, _total: int) -> None:
+                    moved[0], moved[1] = n * size + done, time.perf_counter() - start
+
+                while True:
+                    await transfers.put(source, f"t{n}.bin", progress)
+                    (inbox / f"t{n}.bin").unlink()
+                    n += 1
+
+            pump = asyncio.create_task(uploads()) if during else None
+            await asyncio.sleep(0.5)
+            for i in range(keys + 5):
+                await asyncio.sleep(random.uniform(0.2, 0.3))
+                arrived.clear()
+                arrived["want"] = recorder_next_colour(i)
+                event.clear()
+                sent = time.monotonic()
+                await conn.key(0x61, True)
+                await asyncio.wait_for(event.wait(), 10)
+                await conn.key(0x61, False)
+                if i >= 5:
+                    latencies.append(arrived["at"] - sent)
+            if pump is not None:
+                pump.cancel()
+                await asyncio.gather(pump, return_exceptions=True)
+        finally:
+            await conn.close()
+            thread.stop()
+            if proxy is not None:
+                proxy.close()
+            for injector in injectors:
+                injector.close()
+            source.unlink(missing_ok=True)
+    rate = moved[0] / moved[1] / 1e6 if moved[1] else 0.0
+    return latencies, rate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--keys", type=int, default=60)
+    parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--link-only", action="store_true",
+                        help="only the typing rows over the emulated link")
+    args = parser.parse_args(argv)
+    size = args.size_mb << 20
+    print(f"# file transfer, {args.size_mb} MiB, loopback TLS")
+    print(f"# {platform.node()} {platform.machine()} Python {platform.python_version()}, "
+          f"{os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        work = Path(tmp)
+        if not args.link_only:
+            side = asyncio.run(host_side(size, work))
+            print(f"| host-side store (decode, base64, SHA-256, write, fsync) | {side:.0f} MB/s |")
+            with Xvfb(640, 480) as xvfb:
+                up, down = loopback(size, work, xvfb.display)
+            print(f"| loopback upload, until the host confirmed the SHA-256 | {up:.0f} MB/s |")
+            print(f"| loopback download, verified and linked | {down:.0f} MB/s |")
+        print("| typing, link | median ms | p95 ms | max ms | upload MB/s meanwhile |")
+        print("|---|---|---|---|---|")
+        links: list[tuple[str, tuple[float, float] | None, int]] = [
+            ("loopback", None, min(size, 64 << 20)), ("10 Mbit/s, 10 ms", (10e6, 0.01), 8 << 20)]
+        for name, link, upload in links:
+            if args.link_only and link is None:
+                continue
+            for during in (False, True):
+                values, rate = asyncio.run(typing(args.keys, work, upload, during, link))
+                ms = [v * 1000 for v in values]
+                label = f"{name}, {'during an upload' if during else 'idle'}"
+                print(f"| {label} | {statistics.median(ms):.1f} | {_pct(ms, 0.95):.1f} | "
+                      f"{max(ms):.1f} | {rate:.1f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
