@@ -26,6 +26,7 @@ from rdesk.client.framebuffer import Framebuffer
 from rdesk.client.timers import SessionTimers
 from rdesk.protocol import limits
 from rdesk.protocol.clipboard import HOST_SENDS as CLIPBOARD_MESSAGES
+from rdesk.protocol.cursor import CURSOR_TYPES, CursorAssembler, CursorShape
 from rdesk.protocol.errors import CloseCode, ProtocolError, RemoteProtocolError
 from rdesk.protocol.messages import (
     NOBODY,
@@ -125,6 +126,9 @@ class Connection:
         self.control_requests: dict[int, ControlRequest] = {}
         #: Lines the host sent for the user (most recent last, bounded).
         self.notices: list[str] = []
+        #: The host's cursor to draw: its shape (size, hot spot) and PNG, once one arrived.
+        self.cursor: tuple[CursorShape, bytes] | None = None
+        self._cursors = CursorAssembler()
         #: The clipboard exchange with the host (rdesk/client/clipboard.py).
         self.clipboard = ClipboardState()
         #: Where the host's ``xfer_*`` messages go (rdesk/client/transfer.py sets it).
@@ -248,6 +252,10 @@ class Connection:
             self.control_requests[message.id] = message
         elif isinstance(message, Notice):
             self.notices = [*self.notices[-19:], message.text]
+        elif isinstance(message, CURSOR_TYPES):
+            shown = self._cursors.receive(message)
+            if shown is not None:
+                self.cursor = shown
         elif isinstance(message, CLIPBOARD_MESSAGES):
             reply = self.clipboard.receive(message)
             if reply is not None:

@@ -18,6 +18,7 @@ from rdesk.host.relayed import RelayPresence
 from rdesk.host.relaylink import RelayLinkError, load_identity
 from rdesk.host.screen.backends import backend_of, open_capturer
 from rdesk.host.screen.capture import Capturer
+from rdesk.host.screen.cursor import CursorHub
 from rdesk.host.screen.damage import DamageUnavailable, DamageWatcher
 from rdesk.host.screen.desktop import VirtualDesktop, start_virtual_desktop
 from rdesk.host.screen.source import ScreenSource
@@ -211,6 +212,9 @@ async def run_host(
         stack.callback(clipboard.close)
         # Each viewer finds the hub as `host.clipboard` (rdesk/host/serve/connection.py).
         setattr(server, "clipboard", clipboard)  # noqa: B010 — HostServer does not declare it yet
+        cursor = CursorHub().start(display)
+        stack.callback(cursor.close)
+        setattr(server, "cursor", cursor)  # noqa: B010 — likewise
         console = HostConsole(server, credentials.invites, out)
         if settings.consent == "ask":
             server.consent = console

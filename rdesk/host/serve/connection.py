@@ -20,6 +20,7 @@ from typing import Protocol
 
 from rdesk.common.transport import Transport
 from rdesk.host.clipboard.link import ClipboardLink
+from rdesk.host.screen.cursor import CursorLink
 from rdesk.host.security.authority import SessionGuard
 from rdesk.host.security.keypolicy import DEFAULT_BLOCKED, combination
 from rdesk.host.serve.control import ControlBoard, Delivery
@@ -117,6 +118,8 @@ class ViewerConnection:
         self.clipboard = ClipboardLink(
             getattr(host, "clipboard", None), viewer_id, access, self._send_message
         )
+        #: The host's cursor shapes for this viewer (rdesk/host/screen/cursor.py).
+        self.cursor = CursorLink(getattr(host, "cursor", None), self._send_message)
         #: This viewer's file transfers (rdesk/host/transfer/), policy from the host settings.
         self.transfers = TransferRoom(
             policy_from(getattr(host, "settings", None)), viewer_id, name, access,
@@ -189,6 +192,7 @@ class ViewerConnection:
         assert link is not None, "attach() first"
         link.source.subscribe(link)
         self.clipboard.open()
+        self.cursor.open()
         tag = f"viewer-{self.viewer_id}"
         tasks = [
             asyncio.create_task(link.run(), name=f"{tag}-send"),
@@ -208,6 +212,7 @@ class ViewerConnection:
             # No partial file, no open descriptor outlives the viewer, however it left.
             await self.transfers.close()
             await self.clipboard.close()
+            await self.cursor.close()
 
     def finish(self, reason: str) -> None:
         """Close the recording with ``reason``. Idempotent."""

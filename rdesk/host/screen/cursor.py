@@ -1,0 +1,213 @@
+"""The host's real cursor, for viewers to draw locally: XFIXES cursor notify and GetCursorImage.
+
+:class:`CursorWatcher` runs one python-xlib connection in a daemon thread. It asks XFIXES to
+tell it whenever the displayed cursor changes, reads the new image (ARGB, premultiplied),
+checks it (at most 256 pixels a side, hot spot inside), turns it into an RGBA PNG once per
+serial and hands ``(CursorShape, png)`` to ``on_cursor``, from its thread.
+
+:class:`CursorHub` keeps the current cursor and the viewers' :class:`CursorLink`\\ s; each link
+sends a viewer the full shape only the first time, and ``cursor_use`` after that
+(:class:`~rdesk.protocol.cursor.SentCursors`), from its own task, so a cursor never delays an
+update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import os
+import select
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rdesk.protocol.cursor import (
+    MAX_CURSOR_PNG,
+    MAX_CURSOR_SIDE,
+    CursorShape,
+    CursorUse,
+    SentCursors,
+    cursor_messages,
+)
+
+__all__ = ["CursorHub", "CursorLink", "CursorWatcher", "argb_to_rgba"]
+
+log = logging.getLogger(__name__)
+
+
+def argb_to_rgba(pixels: list[int], width: int, height: int) -> bytes:
+    """XFIXES's premultiplied ARGB words as straight RGBA bytes, row by row."""
+    out = bytearray(4 * width * height)
+    for i, word in enumerate(pixels[: width * height]):
+        a = (word >> 24) & 0xFF
+        r, g, b = (word >> 16) & 0xFF, (word >> 8) & 0xFF, word & 0xFF
+        if 0 < a < 255:  # undo the premultiplication (rounded)
+            r, g, b = ((c * 255 + a // 2) // a for c in (r, g, b))
+            r, g, b = min(r, 255), min(g, 255), min(b, 255)
+        out[4 * i : 4 * i + 4] = bytes((r, g, b, a))
+    return bytes(out)
+
+
+def _png(rgba: bytes, width: int, height: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.frombytes("RGBA", (width, height), rgba).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+class CursorWatcher:
+    """Report ``display``'s cursor to ``on_cursor(shape, png)`` whenever it changes (and once
+    at start). Raises ``RuntimeError`` (one line) without XFIXES. :meth:`close` stops it."""
+
+    def __init__(self, display: str, on_cursor: Callable[[CursorShape, bytes], None]) -> None:
+        from Xlib import display as xdisplay
+        from Xlib.ext import xfixes
+
+        self._conn = xdisplay.Display(display)
+        if not self._conn.has_extension("XFIXES"):
+            self._conn.close()
+            raise RuntimeError("the X server has no XFIXES: no cursor shapes for viewers")
+        self._conn.xfixes_query_version()
+        self._notify = self._conn.query_extension("XFIXES").first_event + xfixes.XFixesCursorNotify
+        self._conn.xfixes_select_cursor_input(
+            self._conn.screen().root, xfixes.XFixesDisplayCursorNotifyMask
+        )
+        self._on_cursor = on_cursor
+        self._wake_r, self._wake_w = os.pipe()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="x-cursor", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the thread and close the connection; idempotent."""
+        if self._stopping:
+            return
+        self._stopping = True
+        os.write(self._wake_w, b"q")
+        self._thread.join(5)
+        with contextlib.suppress(Exception):
+            self._conn.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _run(self) -> None:
+        fd = self._conn.fileno()
+        try:
+            self._read_cursor()
+            while not self._stopping:
+                changed = False
+                while self._conn.pending_events():
+                    event = self._conn.next_event()
+                    changed |= (event.type & 0x7F) == self._notify
+                if changed:
+                    self._read_cursor()
+                select.select([fd, self._wake_r], [], [], 1.0)
+        except Exception as exc:  # the server went away: the host is stopping
+            if not self._stopping:
+                log.warning("cursor watcher stopped: %s", exc)
+
+    def _read_cursor(self) -> None:
+        image: Any = self._conn.xfixes_get_cursor_image(self._conn.screen().root)
+        width, height = image.width, image.height
+        if not (0 < width <= MAX_CURSOR_SIDE and 0 < height <= MAX_CURSOR_SIDE):
+            log.info("cursor %d is %dx%d: too big to send", image.cursor_serial, width, height)
+            return
+        if not (image.xhot < width and image.yhot < height):
+            return  # a hot spot outside the image: not a cursor a viewer could draw
+        png = _png(argb_to_rgba(list(image.cursor_image), width, height), width, height)
+        if len(png) > MAX_CURSOR_PNG:
+            return
+        shape = CursorShape(image.cursor_serial, width, height, image.xhot, image.yhot, len(png))
+        self._on_cursor(shape, png)
+
+
+class CursorHub:
+    """The host's current cursor and the viewers that draw it."""
+
+    def __init__(self) -> None:
+        self.current: tuple[CursorShape, bytes] | None = None
+        self._links: set[CursorLink] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.watcher: CursorWatcher | None = None
+
+    def start(self, display: str) -> CursorHub:
+        """Watch ``display`` (on the running loop); without XFIXES, say so and send nothing."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            self.watcher = CursorWatcher(display, self._from_thread)
+        except Exception as exc:  # no XFIXES, or no display: viewers keep their own cursor
+            log.warning("no cursor shapes for viewers: %s", exc)
+        return self
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+            self.watcher = None
+
+    def _from_thread(self, shape: CursorShape, png: bytes) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: stopping
+                self._loop.call_soon_threadsafe(self.changed, shape, png)
+
+    def changed(self, shape: CursorShape, png: bytes) -> None:
+        """The host shows this cursor now (on the loop)."""
+        self.current = (shape, png)
+        for link in list(self._links):
+            link.show(shape, png)
+
+    def join(self, link: CursorLink) -> None:
+        self._links.add(link)
+        if self.current is not None:
+            link.show(*self.current)
+
+    def leave(self, link: CursorLink) -> None:
+        self._links.discard(link)
+
+
+class CursorLink:
+    """One viewer's cursor stream: the latest cursor only, sent by one task."""
+
+    def __init__(self, hub: CursorHub | None, send: Callable[[object], Awaitable[None]]) -> None:
+        self.hub = hub
+        self._send = send
+        self._sent = SentCursors()
+        self._pending: tuple[CursorShape, bytes] | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def open(self) -> None:
+        if self.hub is None:
+            return
+        self._task = asyncio.create_task(self._sender(), name="cursor")
+        self.hub.join(self)
+
+    async def close(self) -> None:
+        if self.hub is not None:
+            self.hub.leave(self)
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def show(self, shape: CursorShape, png: bytes) -> None:
+        self._pending = (shape, png)  # an older one not yet sent is no longer wanted
+        self._wake.set()
+
+    async def _sender(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            pending, self._pending = self._pending, None
+            if pending is None:
+                continue
+            shape, png = pending
+            if self._sent.holds(shape.serial):
+                await self._send(CursorUse(shape.serial))
+                continue
+            for message in cursor_messages(shape, png):
+                await self._send(message)
+            self._sent.sent(shape.serial)

@@ -1,0 +1,153 @@
+"""The host's real cursor reaches the viewer: an X client defines a distinctive cursor on Xvfb;
+the viewer's image, hot spot and serial equal what XFIXES reports, and a cursor shown again
+comes from the viewer's cache (``cursor_use``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable, Iterator
+
+import pytest
+from PIL import Image
+
+from rdesk.client.connection import Connection, connect
+from rdesk.host.screen.cursor import CursorHub
+from rdesk.protocol.cursor import CursorShape, CursorUse
+from tests.e2e.conftest import PASSWORD, RunningHost
+from tests.xserver import Xvfb
+
+
+class CursorClient:
+    """An X client with a full-screen window whose cursor it sets (bitmap cursors)."""
+
+    def __init__(self, display: str) -> None:
+        from Xlib import X
+        from Xlib import display as xdisplay
+
+        self.X = X
+        self.conn = xdisplay.Display(display)
+        self.conn.xfixes_query_version()
+        screen = self.conn.screen()
+        self.window = screen.root.create_window(
+            0, 0, screen.width_in_pixels, screen.height_in_pixels, 0, screen.root_depth,
+            X.InputOutput, X.CopyFromParent, background_pixel=screen.black_pixel,
+            override_redirect=True,
+        )  # fmt: skip
+        self.window.map()
+        self.conn.sync()
+
+    def define(self, pattern: Callable[[int, int], bool], hot: tuple[int, int],
+               fg: tuple[int, int, int], bg: tuple[int, int, int], size: int = 16) -> None:
+        source = self.window.create_pixmap(size, size, 1)
+        mask = self.window.create_pixmap(size, size, 1)
+        gc = source.create_gc(foreground=0, background=0)
+        source.fill_rectangle(gc, 0, 0, size, size)
+        mask.fill_rectangle(gc, 0, 0, size, size)
+        gc.change(foreground=1)
+        for y in range(size):
+            for x in range(size):
+                if pattern(x, y):
+                    source.point(gc, x, y)
+                if (x + y) % 5 != 0:  # holes in the mask: transparent pixels
+                    mask.point(gc, x, y)
+        cursor = source.create_cursor(mask, fg, bg, hot[0], hot[1])
+        self.window.change_attributes(cursor=cursor)
+        self.window.warp_pointer(40, 40)
+        self.conn.sync()
+
+    def xfixes(self) -> tuple[int, int, int, int, int, bytes]:
+        """(serial, width, height, xhot, yhot, RGBA) of the displayed cursor, from XFIXES."""
+        image = self.conn.xfixes_get_cursor_image(self.window)
+        rgba = bytearray()
+        for word in image.cursor_image:
+            alpha = (word >> 24) & 0xFF
+            assert alpha in (0, 255), "a bitmap cursor is opaque or transparent"
+            rgba += bytes(((word >> 16) & 0xFF, (word >> 8) & 0xFF, word & 0xFF, alpha))
+        return (image.cursor_serial, image.width, image.height, image.xhot, image.yhot,
+                bytes(rgba))
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@pytest.fixture
+def display(xvfb_factory: Callable[..., Xvfb]) -> str:
+    return xvfb_factory(320, 240).display
+
+
+@pytest.fixture
+def host(host_factory: Callable[..., RunningHost], display: str) -> Iterator[RunningHost]:
+    running = host_factory(display)
+
+    async def attach() -> CursorHub:
+        hub = CursorHub().start(display)
+        setattr(running.server, "cursor", hub)  # noqa: B010 — what rdesk/host/app.py does
+        return hub
+
+    hub = running.call(attach())
+    yield running
+    hub.close()
+
+
+def _viewer_image(conn: Connection) -> tuple[int, int, int, int, int, bytes]:
+    assert conn.cursor is not None
+    shape, png = conn.cursor
+    image = Image.open(io.BytesIO(png))
+    assert image.mode == "RGBA"
+    rgba = image.tobytes()
+    # Fully transparent pixels carry no colour: compare them as zero, as XFIXES gives them.
+    cleaned = bytearray(rgba)
+    for i in range(0, len(cleaned), 4):
+        if cleaned[i + 3] == 0:
+            cleaned[i : i + 4] = b"\0\0\0\0"
+    return shape.serial, shape.width, shape.height, shape.xhot, shape.yhot, bytes(cleaned)
+
+
+async def _shows(conn: Connection, serial: int) -> None:
+    await conn.wait_for(lambda: conn.cursor is not None and conn.cursor[0].serial == serial, 20)
+
+
+async def test_viewer_draws_exactly_the_host_cursor(display: str, host: RunningHost) -> None:
+    client = await asyncio.to_thread(CursorClient, display)
+    conn = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
+    seen: list[object] = []
+    receive = conn._cursors.receive
+
+    def spy(message: object) -> tuple[CursorShape, bytes] | None:
+        seen.append(message)
+        return receive(message)
+
+    conn._cursors.receive = spy  # type: ignore[method-assign]
+    try:
+        # The window has no cursor of its own yet: the root's shows, and reaches the viewer.
+        root_serial = (await asyncio.to_thread(client.xfixes))[0]
+        await _shows(conn, root_serial)
+        await asyncio.to_thread(
+            client.define, lambda x, y: (x // 4 + y // 4) % 2 == 0, (3, 5),
+            (65535, 0, 0), (0, 0, 65535),
+        )  # fmt: skip
+        first = await asyncio.to_thread(client.xfixes)
+        await _shows(conn, first[0])
+        assert _viewer_image(conn) == first
+        assert first[3:5] == (3, 5)
+        # Another cursor, then the first again: the viewer shows it from its cache.
+        await asyncio.to_thread(
+            client.define, lambda x, y: x == y or x + y == 15, (8, 8), (0, 65535, 0),
+            (65535, 65535, 0),
+        )  # fmt: skip
+        second = await asyncio.to_thread(client.xfixes)
+        assert second[0] != first[0]
+        await _shows(conn, second[0])
+        assert _viewer_image(conn) == second
+        await asyncio.to_thread(client.window.change_attributes, cursor=0)  # the root's again
+        await asyncio.to_thread(client.conn.sync)
+        assert (await asyncio.to_thread(client.xfixes))[0] == root_serial
+        await _shows(conn, root_serial)
+        assert any(isinstance(m, CursorUse) and m.serial == root_serial for m in seen), (
+            "the root cursor was sent first: shown again, it comes from the viewer's cache"
+        )
+    finally:
+        await conn.close()
+        await asyncio.to_thread(client.close)
