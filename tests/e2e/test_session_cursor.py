@@ -151,3 +151,50 @@ async def test_viewer_draws_exactly_the_host_cursor(display: str, host: RunningH
     finally:
         await conn.close()
         await asyncio.to_thread(client.close)
+
+
+def test_browser_draws_the_host_cursor_as_a_css_cursor(display: str, host: RunningHost) -> None:
+    import base64
+    import re
+    from pathlib import Path
+
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian's chromium (/usr/bin/chromium) is not installed")
+    from playwright.sync_api import sync_playwright
+
+    client = CursorClient(display)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--headless", "--no-sandbox", "--disable-gpu"],
+            )
+            try:
+                page = browser.new_context(ignore_https_errors=True).new_page()
+                page.goto(f"https://127.0.0.1:{host.port}/")
+                page.fill("#password", PASSWORD)
+                page.click("#connect")
+                page.wait_for_selector("body[data-state=active]", state="attached")
+                client.define(lambda x, y: x % 3 == 0 or y % 5 == 0, (6, 2),
+                              (0, 0, 65535), (65535, 32768, 0))
+                want = client.xfixes()
+                for _ in range(300):
+                    if page.evaluate("document.body.dataset.cursor") == str(want[0]):
+                        break
+                    page.wait_for_timeout(100)
+                style = page.evaluate("document.getElementById('screen').style.cursor")
+            finally:
+                browser.close()
+    finally:
+        client.close()
+    found = re.fullmatch(r'url\("data:image/png;base64,([A-Za-z0-9+/=]+)"\) (\d+) (\d+), default',
+                         style)
+    assert found, style
+    image = Image.open(io.BytesIO(base64.b64decode(found.group(1))))
+    rgba = bytearray(image.convert("RGBA").tobytes())
+    for i in range(0, len(rgba), 4):
+        if rgba[i + 3] == 0:
+            rgba[i : i + 4] = b"\0\0\0\0"
+    assert (image.size, (int(found.group(2)), int(found.group(3))), bytes(rgba)) == (
+        (want[1], want[2]), (want[3], want[4]), want[5]
+    )

@@ -11,6 +11,7 @@ import { ReconnectPolicy } from "../core/reconnect.js";
 import { ControlPanel } from "./control.js";
 import { Display } from "./display.js";
 import { ClipboardSync } from "./clipboard.js";
+import { HostCursor } from "./cursor.js";
 import { captureInput } from "./input.js";
 import { StatsOverlay } from "./stats.js";
 import { TransferPanel } from "./transfer.js";
@@ -34,6 +35,7 @@ const control = new ControlPanel(send, () => (connection ? connection.role : nul
 const transfers = new TransferPanel(send, (reason) => connection && connection.close(CLOSE.PROTOCOL_ERROR, reason));
 const clipboard = new ClipboardSync(send, (reason) => connection && connection.close(CLOSE.PROTOCOL_ERROR, reason),
   () => connection !== null && connection.role === "control");
+const cursor = new HostCursor(canvas, (reason) => connection && connection.close(CLOSE.PROTOCOL_ERROR, reason));
 const mayControl = () =>
   connection !== null && connection.active && connection.role === "control" && control.holdsControl();
 const input = captureInput(canvas, { mayControl, send, hostPoint: (e) => display.hostPoint(e) });
@@ -54,7 +56,7 @@ function connect() {
     if (connection === c) handler(detail);
   };
   c.on("active", mine(onActive))
-    .on("message", mine((message) => clipboard.onMessage(message) || transfers.onMessage(message) || control.onMessage(message)))
+    .on("message", mine((message) => cursor.onMessage(message) || clipboard.onMessage(message) || transfers.onMessage(message) || control.onMessage(message)))
     .on("resized", mine(() => {
       setStatus("exact", false);
       display.layout();
@@ -80,6 +82,7 @@ function onActive(welcome) {
   control.reset(welcome);
   transfers.reset();
   clipboard.reset();
+  cursor.reset();
   setState("active");
   display.layout(); // now that the desktop is shown, its size is known
   canvas.focus();
