@@ -24,7 +24,14 @@ from pathlib import Path
 
 from rdesk.protocol.transfer import check_name
 
-__all__ = ["PARTIAL_PREFIX", "FolderError", "Incoming", "TransferFolder"]
+__all__ = [
+    "PARTIAL_PREFIX",
+    "SHARED_FOLDERS",
+    "FolderError",
+    "Incoming",
+    "SharedFolders",
+    "TransferFolder",
+]
 
 PARTIAL_PREFIX = ".rdesk-partial-"
 #: Variants tried before refusing ("name (1).txt" ... "name (99).txt").
@@ -224,3 +231,34 @@ class TransferFolder:
         except FileNotFoundError:
             return False
         return True
+
+
+class SharedFolders:
+    """One :class:`TransferFolder` per folder and process, shared by the viewers using it.
+
+    Opening a folder removes the partial files a crashed host left; it must not remove those
+    of another viewer's upload in progress, so the folder is opened once, by the first viewer
+    that needs it, and closed when the last one leaves.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[Path, str], tuple[TransferFolder, int]] = {}
+
+    def acquire(self, path: Path, overwrite: str) -> TransferFolder:
+        key = (path, overwrite)
+        folder, users = self._open.get(key) or (TransferFolder(path, overwrite=overwrite), 0)
+        self._open[key] = (folder, users + 1)
+        return folder
+
+    def release(self, folder: TransferFolder) -> None:
+        key = (folder.path, folder.overwrite)
+        _, users = self._open[key]
+        if users > 1:
+            self._open[key] = (folder, users - 1)
+        else:
+            del self._open[key]
+            folder.close()
+
+
+#: The process's open transfer folders.
+SHARED_FOLDERS = SharedFolders()

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from rdesk.host.settings import HostSettings
-from rdesk.host.transfer.folder import FolderError, Incoming, TransferFolder
+from rdesk.host.transfer.folder import SHARED_FOLDERS, FolderError, Incoming, TransferFolder
 from rdesk.protocol.access import Access
 from rdesk.protocol.errors import RemoteProtocolError
 from rdesk.protocol.transfer import (
@@ -93,36 +93,6 @@ class TransferPolicy:
         return None
 
 
-class _SharedFolders:
-    """One :class:`TransferFolder` per folder and process, shared by the viewers using it.
-
-    Opening a folder removes the partial files a crashed host left; it must not remove those
-    of another viewer's upload in progress, so the folder is opened once, by the first viewer
-    that needs it, and closed when the last one leaves.
-    """
-
-    def __init__(self) -> None:
-        self._open: dict[tuple[Path, str], tuple[TransferFolder, int]] = {}
-
-    def acquire(self, path: Path, overwrite: str) -> TransferFolder:
-        key = (path, overwrite)
-        folder, users = self._open.get(key) or (TransferFolder(path, overwrite=overwrite), 0)
-        self._open[key] = (folder, users + 1)
-        return folder
-
-    def release(self, folder: TransferFolder) -> None:
-        key = (folder.path, folder.overwrite)
-        _, users = self._open[key]
-        if users > 1:
-            self._open[key] = (folder, users - 1)
-        else:
-            del self._open[key]
-            folder.close()
-
-
-_SHARED = _SharedFolders()
-
-
 class _Upload:
     def __init__(self, flow: Receiving, file: Incoming) -> None:
         self.flow, self.file = flow, file
@@ -146,7 +116,8 @@ class TransferRoom:
         self.policy = policy
         self.viewer_id, self.viewer_name, self.access = viewer_id, viewer_name, access
         self._send, self._event = send, event
-        self._open_folder = folder or (lambda: _SHARED.acquire(policy.folder, policy.overwrite))
+        self._open_folder = folder or (
+            lambda: SHARED_FOLDERS.acquire(policy.folder, policy.overwrite))
         self._folder: TransferFolder | None = None
         self._owns_folder = folder is None
         self._uploads: dict[int, _Upload] = {}
@@ -190,7 +161,7 @@ class TransferRoom:
         for download_id in list(self._downloads):
             await self._stop_download(download_id, "aborted: viewer left")
         if self._folder is not None and self._owns_folder:
-            _SHARED.release(self._folder)
+            SHARED_FOLDERS.release(self._folder)
         self._folder = None
 
     # --- uploads -------------------------------------------------------------------------------
