@@ -279,3 +279,34 @@ async def test_a_progress_bar_on_a_terminal_and_none_when_piped(
     assert "\r" in text and "bar.bin [" in text and "MB/s" in text and "100%" in text
     assert "#" * 24 in text  # the full bar at the end
     assert out.decode().startswith("rdesk: stored bar.bin (8388608 bytes, SHA-256 ")
+
+
+async def test_the_audit_log_file_records_each_transfer(
+        xvfb: Xvfb, host_factory: Callable[..., RunningHost], tmp_path: Path) -> None:
+    from rdesk.host.security.audit import AuditLog
+
+    inbox = tmp_path / "inbox"
+    host = host_factory(xvfb.display, transfer_dir=inbox)
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    host.server._on_event = audit  # the hook rdesk host wires for --audit-log
+    local = tmp_path / "a.txt"
+    local.write_bytes(b"audited")
+    conn = await _viewer(host)
+    try:
+        transfers = Transfers(conn)
+        await transfers.put(local, "a.txt")
+        queue = transfers._queues[99] = asyncio.Queue()  # what the CLI would never send
+        await conn.send_transfer(XferPut(99, "../a.txt", 7))
+        assert not (await asyncio.wait_for(queue.get(), 10)).ok  # type: ignore[attr-defined]
+    finally:
+        await conn.close()
+        audit.close()
+    lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    transfers_logged = [line for line in lines if line["kind"] == "transfer"]
+    sha = hashlib.sha256(b"audited").hexdigest()
+    assert [line["reason"] for line in transfers_logged] == [
+        f"upload ok: a.txt (7 bytes, sha256 {sha})",
+        "upload refused: refused name: the name holds '/': a name, not a path: ../a.txt "
+        "(7 bytes)",
+    ]
+    assert all(line["name"] == "tester" for line in transfers_logged)
