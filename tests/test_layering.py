@@ -21,6 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "rdesk": set(),  # the package's __init__: the version only
     P: set(),
     C: set(),
+    "rdesk.site": set(),
     "rdesk.recording": {P, C},
     "rdesk.tunnel": {P, C},
     "rdesk.client": {P, C, "rdesk.recording", "rdesk.tunnel"},
@@ -35,9 +36,9 @@ ALLOWED: dict[str, set[str]] = {
     "rdesk.host.serve": {
         "rdesk.host.settings", "rdesk.host.screen", "rdesk.host.encoding",
         "rdesk.host.security", "rdesk.host.transfer", "rdesk.host.clipboard", P, C,
-        "rdesk.recording",
+        "rdesk.recording", "rdesk.site",
     },
-    "rdesk.relay": {P, C, "rdesk.host.security"},
+    "rdesk.relay": {P, C, "rdesk.host.security", "rdesk.site"},
     "rdesk.host.relaylink": {"rdesk.relay", "rdesk.tunnel", P, C},
     "rdesk.host": {  # the host's package itself and app.py: the wiring
         "rdesk.host.settings", "rdesk.host.screen", "rdesk.host.encoding", "rdesk.host.input",
