@@ -43,6 +43,7 @@ from rdesk.relay.messages import (
     encode,
 )
 from rdesk.relay.messages import RelayProtocolError as _Refusal
+from rdesk.relay.page import judge
 from rdesk.relay.protocol import RelayDataMachine, RelayViewerMachine
 from rdesk.relay.ratelimit import RateLimiter
 from rdesk.relay.routing import Router
@@ -217,9 +218,8 @@ class RelayServer:
             if not await self.directory.ready():
                 return _text_response(ws, 503, "directory unavailable")
             return _text_response(ws, 200, "ready")
-        if path not in ("/host", "/data", "/connect"):
-            return _text_response(ws, 404, "not found")
-        return None
+        # The browser page (GET), or the Origin rule for the websocket endpoints.
+        return judge(request)
 
     # --- connections ---------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import { ControlPanel } from "./control.js";
 import { Display } from "./display.js";
 import { ClipboardSync } from "./clipboard.js";
 import { HostCursor } from "./cursor.js";
+import { onRelay, relayOptions, showIdLogin, typedId } from "./relay.js";
 import { captureInput } from "./input.js";
 import { StatsOverlay } from "./stats.js";
 import { TransferPanel } from "./transfer.js";
@@ -26,6 +27,7 @@ const policy = new ReconnectPolicy();
 const stats = new StatsOverlay(performance.now());
 
 let password = null; // kept in memory only, for automatic reconnects
+let hostId = null; // on a relay: the host's ID, checked before anything but the hello is sent
 let connection = null; // the current one, or null between connections
 let userClosed = false;
 let reconnectTimer = null;
@@ -47,6 +49,7 @@ function connect() {
   setState(policy.everActive ? "reconnecting" : "connecting");
   const c = new Connection({
     url: `wss://${location.host}/rdesk`,
+    ...(hostId !== null ? relayOptions(hostId) : {}),
     secret: password,
     name: VIEWER_NAME,
     display: display.framebuffer,
@@ -122,10 +125,18 @@ $("disconnect").addEventListener("click", () => {
   else setState("login");
 });
 
-$("login").addEventListener("submit", (event) => {
+$("login").addEventListener("submit", async (event) => {
   event.preventDefault(); // never navigate (the CSP forbids form actions anyway)
   const value = $("password").value;
   if (!value) return;
+  if (await onRelay) {
+    try {
+      hostId = typedId();
+    } catch (error) {
+      showMessage(error.message);
+      return;
+    }
+  }
   password = value;
   $("password").value = "";
   showMessage("");
@@ -143,3 +154,4 @@ window.addEventListener("pagehide", () => {
 setInterval(() => stats.tick(performance.now(), getState() === "active", connection), STATS_EVERY_MS);
 
 setState("login");
+onRelay.then((relay) => relay && showIdLogin());
