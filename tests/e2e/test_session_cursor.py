@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -198,3 +199,55 @@ def test_browser_draws_the_host_cursor_as_a_css_cursor(display: str, host: Runni
     assert (image.size, (int(found.group(2)), int(found.group(3))), bytes(rgba)) == (
         (want[1], want[2]), (want[3], want[4]), want[5]
     )
+
+
+def test_tk_window_draws_the_host_cursor_at_the_pointer(
+    display: str, host: RunningHost, xvfb_factory: Callable[..., Xvfb], tmp_path: Any
+) -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from tests.xserver import grab_root, run_xdotool, wait_until
+
+    client = CursorClient(display)
+    client.define(lambda x, y: (x + 2 * y) % 7 < 3, (4, 9), (65535, 0, 65535), (0, 65535, 0))
+    want = client.xfixes()
+    viewer_x = xvfb_factory(800, 600).display
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rdesk", "--config-dir", str(tmp_path / "tk"), "connect",
+         host.url, "--fingerprint", host.fingerprint, "--password-file", str(host.password_file)],
+        env=dict(os.environ, DISPLAY=viewer_x), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        found: list[str] = []
+
+        def window() -> bool:
+            try:
+                out = run_xdotool(viewer_x, "search", "--onlyvisible", "--name", r"\(control\)")
+            except Exception:
+                return proc.poll() is not None
+            found[:] = out.split()[:1]
+            return bool(found)
+
+        assert wait_until(window, 30, interval=0.2) and found, proc.stderr
+        geometry = run_xdotool(viewer_x, "getwindowgeometry", found[0])
+        wx, wy = (int(v) for v in re.search(r"Position: (\d+),(\d+)", geometry).groups())  # type: ignore[union-attr]
+        px, py = wx + 120, wy + 100
+        width, height, xhot, yhot, rgba = want[1], want[2], want[3], want[4], want[5]
+
+        def sprite_matches() -> bool:
+            run_xdotool(viewer_x, "mousemove", "--sync", str(px), str(py))
+            shot = grab_root(viewer_x, (px - xhot, py - yhot, width, height)).tobytes()
+            opaque = [i for i in range(width * height) if rgba[4 * i + 3] == 255]
+            return bool(opaque) and all(
+                shot[3 * i : 3 * i + 3] == rgba[4 * i : 4 * i + 3] for i in opaque
+            )
+
+        assert wait_until(sprite_matches, 30, interval=0.3), "the sprite is not the host's cursor"
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        client.close()

@@ -33,6 +33,7 @@ from rdesk.client.connection import Connection
 from rdesk.client.known_hosts import HostKeyMismatch
 from rdesk.client.tk import dialogs
 from rdesk.client.tk.clipboard import TkClipboard
+from rdesk.client.tk.cursor import CursorSprite
 from rdesk.client.tk.keyboard import Keyboard
 from rdesk.client.tk.keys import tk_to_keysym
 from rdesk.client.tk.menu import build_menu
@@ -86,6 +87,7 @@ class ViewerWindow:
         root.grid_columnconfigure(0, weight=1)
         self.screen = Screen(root, options.scale)
         self.canvas = self.screen.canvas
+        self.sprite = CursorSprite(self.canvas)
         self.menu = build_menu(self)
         self._bind()
         if options.fullscreen:
@@ -128,6 +130,7 @@ class ViewerWindow:
                 if self._closing:
                     return
             self._paint()
+            self.sprite.show(self.conn.cursor if self.conn is not None else None)
             self._flush_motion()
         finally:
             if not self._closing:
@@ -308,6 +311,7 @@ class ViewerWindow:
         c.bind("<MouseWheel>", self._on_mouse_wheel)
         c.bind("<Shift-MouseWheel>", self._on_mouse_wheel)
         c.bind("<Enter>", lambda _e: c.focus_set())
+        c.bind("<Leave>", lambda _e: self.sprite.left())
 
     def send_keys(self, *keysyms: int) -> None:
         """Press ``keysyms`` in order, then release them in reverse."""
@@ -350,6 +354,7 @@ class ViewerWindow:
 
     def _on_motion(self, event: tkinter.Event[Any]) -> None:
         self.pointer.moved(self._host_xy(event))  # sent by the next tick: one per frame
+        self.sprite.moved(int(event.x), int(event.y))
 
     def _flush_motion(self) -> None:
         self.pointer.flush()
