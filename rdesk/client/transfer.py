@@ -20,11 +20,11 @@ import os
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from rdesk.client.running import Connection
+from rdesk.client.running import Connection, abort
 from rdesk.protocol.errors import RemoteProtocolError
 from rdesk.protocol.transfer import (
     CHUNK,
@@ -51,6 +51,8 @@ MAX_LISTING = 1000
 #: Messages one transfer may have waiting: within credit a host cannot exceed the window,
 #: and a listing is bounded; more is a hostile host.
 _MAX_QUEUED = MAX_LISTING + 64
+
+T = TypeVar("T")
 
 #: ``progress(done_bytes, total_bytes)``, called after each chunk.
 Progress = Callable[[int, int], None]
@@ -85,6 +87,32 @@ class Transfers:
 
     async def listing(self) -> list[tuple[str, int]]:
         """The regular files of the host's transfer folder: ``(name, size)``."""
+        return await self._guarded(self._listing())
+
+    async def put(self, path: Path, name: str | None = None,
+                  progress: Progress | None = None) -> XferDone:
+        """Upload ``path`` as ``name`` (default: its own name); the host's confirmation.
+
+        Raises :class:`TransferError` if the host refused it, failed, or confirmed another
+        digest than the one of the bytes sent.
+        """
+        return await self._guarded(self._put(path, name, progress))
+
+    async def get(self, name: str, dest: Path, progress: Progress | None = None
+                  ) -> tuple[int, str]:
+        """Download ``name`` to ``dest`` (which must not exist); ``(size, sha256)``."""
+        return await self._guarded(self._get(name, dest, progress))
+
+    async def _guarded(self, work: Awaitable[T]) -> T:
+        """Run one operation; a host breaking the protocol closes the connection with the
+        reason and fails the operation with :class:`TransferError` (never a traceback)."""
+        try:
+            return await work
+        except RemoteProtocolError as exc:
+            await abort(self.conn.ws, self.conn.session, exc.code, exc.reason)
+            raise TransferError(f"the host broke the transfer protocol: {exc.reason}") from None
+
+    async def _listing(self) -> list[tuple[str, int]]:
         transfer_id, queue = self._open()
         try:
             await self.conn.send_transfer(XferList(transfer_id))
@@ -105,13 +133,7 @@ class Transfers:
         finally:
             self._close(transfer_id)
 
-    async def put(self, path: Path, name: str | None = None,
-                  progress: Progress | None = None) -> XferDone:
-        """Upload ``path`` as ``name`` (default: its own name); the host's confirmation.
-
-        Raises :class:`TransferError` if the host refused it, failed, or confirmed another
-        digest than the one of the bytes sent.
-        """
+    async def _put(self, path: Path, name: str | None, progress: Progress | None) -> XferDone:
         name = path.name if name is None else name
         reason = check_name(name)
         if reason is not None:
@@ -172,9 +194,8 @@ class Transfers:
         else:
             raise RemoteProtocolError(f"unexpected {getattr(message, 'T', '?')} in an upload")
 
-    async def get(self, name: str, dest: Path, progress: Progress | None = None
-                  ) -> tuple[int, str]:
-        """Download ``name`` to ``dest`` (which must not exist); ``(size, sha256)``."""
+    async def _get(self, name: str, dest: Path, progress: Progress | None
+                   ) -> tuple[int, str]:
         reason = check_name(name)
         if reason is not None:
             raise TransferError(f"{name!r}: {reason}")
