@@ -147,6 +147,10 @@ def _add_session_options(host: argparse.ArgumentParser) -> None:
         "--clipboard-max", type=ranged(1, 64 << 20), default=DEFAULT_CLIPBOARD_MAX,
         metavar="BYTES", help=f"largest clipboard text either way ({DEFAULT_CLIPBOARD_MAX})",
     )
+    host.add_argument(
+        "--monitor", type=_monitor, default=None, metavar="N|all",
+        help="share only RandR monitor N (xrandr --listmonitors), or all of the screen (all)",
+    )
 
 
 def _add_transfer_options(host: argparse.ArgumentParser) -> None:
@@ -172,6 +176,18 @@ def _add_transfer_options(host: argparse.ArgumentParser) -> None:
         "--transfer-view-only", action="store_true",
         help="let view-only viewers transfer files too (off: only control viewers may)",
     )
+
+
+def _monitor(text: str) -> int | None:
+    if text.strip().lower() == "all":
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a monitor number or 'all'") from None
+    if not 0 <= number < 64:
+        raise argparse.ArgumentTypeError("a monitor number in 0..63")
+    return number
 
 
 def _add_security_options(host: argparse.ArgumentParser) -> None:
@@ -290,6 +306,7 @@ def host_settings(args: argparse.Namespace) -> HostSettings:
         clipboard=args.clipboard,
         clipboard_primary=args.clipboard_primary,
         clipboard_max=args.clipboard_max,
+        monitor=args.monitor,
         transfer=args.transfer,
         transfer_dir=args.transfer_dir,
         transfer_max_file=args.transfer_max_file,

@@ -158,6 +158,9 @@ class HostSettings:
     clipboard_primary: bool = False
     #: Largest clipboard text either way, in UTF-8 bytes (``--clipboard-max``).
     clipboard_max: int = DEFAULT_CLIPBOARD_MAX
+    #: Share only this RandR monitor (``--monitor N``; ``None``: all); see
+    #: rdesk/host/screen/monitors.py.
+    monitor: int | None = None
     #: File transfer (docs/transfer.md): ``both``, ``upload`` (viewer → host), ``download``
     #: (host → viewer) or ``off``. ``both`` by default: a viewer with control can already type
     #: anything into the host, so a confined folder adds no power, only safety and an audit.
