@@ -21,6 +21,7 @@ from rdesk.host.screen.capture import Capturer
 from rdesk.host.screen.cursor import CursorHub
 from rdesk.host.screen.damage import DamageUnavailable, DamageWatcher
 from rdesk.host.screen.desktop import VirtualDesktop, start_virtual_desktop
+from rdesk.host.screen.monitors import MonitorCapturer, MonitorInput, MonitorView, list_monitors
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.security.audit import AuditLog
 from rdesk.host.security.ca import ClientCertPolicy, default_ca_dir
@@ -184,6 +185,10 @@ async def run_host(
         capturer = open_capturer(display, settings.capture)
         stack.callback(capturer.close)
         notifier = _change_notifier(display, capturer, settings.capture, stack)
+        # --monitor N: capture, diff and input follow that monitor's rectangle.
+        view = None if settings.monitor is None else MonitorView(
+            list_monitors(display), settings.monitor
+        )
 
         if settings.cert is not None or settings.key is not None:
             if settings.cert is None or settings.key is None:
@@ -202,8 +207,11 @@ async def run_host(
         if settings.audit_log is not None:
             audit = stack.enter_context(AuditLog(settings.audit_log))
 
-        source = ScreenSource(capturer, max_fps=settings.max_fps, notifier=notifier)
+        shared = capturer if view is None else MonitorCapturer(capturer, view)
+        source = ScreenSource(shared, max_fps=settings.max_fps, notifier=notifier)
         injector = _make_injector(display, stack)
+        if view is not None and injector is not None:
+            injector = MonitorInput(injector, view)
         server = HostServer(
             settings, source, credentials, ssl_context, injector=injector, say=out,
             on_event=audit, cert_policy=cert_policy,
@@ -225,7 +233,8 @@ async def run_host(
         capture_line = backend_of(capturer) + (
             ", changes from X DAMAGE" if notifier is not None else ", polling for changes"
         )
-        _banner(out, display, source, capture_line, server, cert, how, settings)
+        shown = display if view is None else f"{display} monitor {view.current}"
+        _banner(out, shown, source, capture_line, server, cert, how, settings)
         if presence is not None:
             _relay_banner(out, presence)
             presence.start()

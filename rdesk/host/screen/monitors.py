@@ -1,0 +1,175 @@
+"""One monitor of the host's screen, or all (``rdesk host --monitor N|all``).
+
+The monitors are RandR 1.5's (what ``xrandr --listmonitors`` shows; on Xvfb they can be made
+with ``xrandr --setmonitor``). Sharing monitor N means three things follow its rectangle:
+
+* **capture**: :class:`MonitorCapturer` wraps the screen's capturer and returns only that
+  rectangle, so the tile diff, the encoders and the viewers see a screen of the monitor's size;
+* **input**: :class:`MonitorInput` wraps the injector and moves viewers' pointer and wheel
+  coordinates (monitor pixels) to root pixels;
+* **changes**: X DAMAGE still watches the whole screen; the diff finds what changed inside.
+
+:class:`MonitorView` holds the rectangle both wrappers read; :meth:`MonitorView.select`
+switches it while viewers are connected (the capture loop sees a new size and tells them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rdesk.host.screen.capture import CaptureError, Capturer
+
+__all__ = [
+    "Monitor",
+    "MonitorCapturer",
+    "MonitorError",
+    "MonitorInput",
+    "MonitorView",
+    "list_monitors",
+]
+
+
+class MonitorError(CaptureError):
+    """No such monitor; ``str()`` is one line (a kind of :class:`CaptureError`: what to
+    capture cannot be had)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Monitor:
+    """One RandR monitor: its place on the root window, in pixels."""
+
+    index: int
+    name: str
+    x: int
+    y: int
+    width: int
+    height: int
+    primary: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.index}: {self.name} {self.width}x{self.height}+{self.x}+{self.y}"
+
+
+def list_monitors(display: str) -> list[Monitor]:
+    """``display``'s RandR 1.5 monitors in the server's order (the whole screen as one
+    monitor where the server has no RandR 1.5)."""
+    from Xlib import display as xdisplay
+
+    conn = xdisplay.Display(display)
+    try:
+        screen = conn.screen()
+        whole = [Monitor(0, "screen", 0, 0, screen.width_in_pixels, screen.height_in_pixels)]
+        if not conn.has_extension("RANDR"):
+            return whole
+        version = conn.xrandr_query_version()
+        if (version.major_version, version.minor_version) < (1, 5):
+            return whole
+        reply: Any = screen.root.xrandr_get_monitors()
+        found = [
+            Monitor(i, conn.get_atom_name(m.name) or f"monitor-{i}", m.x, m.y,
+                    m.width_in_pixels, m.height_in_pixels, bool(m.primary))
+            for i, m in enumerate(reply.monitors)
+        ]  # fmt: skip
+        return found or whole
+    finally:
+        conn.close()
+
+
+class MonitorView:
+    """The rectangle of the root window being shared: a monitor, or ``None`` for all."""
+
+    def __init__(self, monitors: list[Monitor], chosen: int | None) -> None:
+        self.monitors = monitors
+        self.current: Monitor | None = None
+        self.select(chosen)
+
+    def select(self, index: int | None) -> Monitor | None:
+        """Share monitor ``index`` (``None``: the whole screen); raise :class:`MonitorError`
+        for a number the display does not have."""
+        if index is None:
+            self.current = None
+            return None
+        if not 0 <= index < len(self.monitors):
+            listing = ", ".join(str(m) for m in self.monitors)
+            raise MonitorError(
+                f"--monitor {index}: this display has {len(self.monitors)} monitor(s): {listing}"
+            )
+        self.current = self.monitors[index]
+        return self.current
+
+    def offset(self) -> tuple[int, int]:
+        current = self.current
+        return (0, 0) if current is None else (current.x, current.y)
+
+
+class MonitorCapturer:
+    """``inner``'s frames cut to ``view``'s rectangle (a :class:`Capturer`)."""
+
+    def __init__(self, inner: Capturer, view: MonitorView) -> None:
+        self.inner = inner
+        self.view = view
+
+    @property
+    def connection(self) -> Any:
+        """The inner capturer's X connection, if it has one (X DAMAGE shares it)."""
+        return getattr(self.inner, "connection", None)
+
+    def _box(self, width: int, height: int) -> tuple[int, int, int, int]:
+        current = self.view.current
+        if current is None:
+            return 0, 0, width, height
+        # Clipped to the screen: a monitor may stick out past it (xrandr allows that).
+        x0, y0 = min(max(current.x, 0), width - 1), min(max(current.y, 0), height - 1)
+        x1 = max(min(current.x + current.width, width), x0 + 1)
+        y1 = max(min(current.y + current.height, height), y0 + 1)
+        return x0, y0, x1, y1
+
+    @property
+    def width(self) -> int:
+        x0, _, x1, _ = self._box(self.inner.width, self.inner.height)
+        return x1 - x0
+
+    @property
+    def height(self) -> int:
+        _, y0, _, y1 = self._box(self.inner.width, self.inner.height)
+        return y1 - y0
+
+    def grab(self) -> npt.NDArray[np.uint8]:
+        frame = self.inner.grab()
+        x0, y0, x1, y1 = self._box(frame.shape[1], frame.shape[0])
+        if (x0, y0, x1, y1) == (0, 0, frame.shape[1], frame.shape[0]):
+            return frame
+        return np.ascontiguousarray(frame[y0:y1, x0:x1])  # owned, C-contiguous, as promised
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class MonitorInput:
+    """An input sink that moves pointer and wheel coordinates by ``view``'s offset."""
+
+    def __init__(self, inner: Any, view: MonitorView) -> None:
+        self.inner = inner
+        self.view = view
+
+    def pointer(self, owner: int, x: int, y: int, buttons: int) -> None:
+        dx, dy = self.view.offset()
+        self.inner.pointer(owner, x + dx, y + dy, buttons)
+
+    def wheel(self, owner: int, x: int, y: int, dx: int, dy: int) -> None:
+        ox, oy = self.view.offset()
+        self.inner.wheel(owner, x + ox, y + oy, dx, dy)
+
+    def key(self, owner: int, keysym: int, down: bool) -> None:
+        self.inner.key(owner, keysym, down)
+
+    def release_all(self, owner: int) -> None:
+        self.inner.release_all(owner)
+
+    def __getattr__(self, name: str) -> Any:
+        # Keys, releases, closing and whatever else the injector offers are not positional.
+        return getattr(self.inner, name)

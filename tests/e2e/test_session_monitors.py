@@ -1,0 +1,125 @@
+"""`rdesk host --monitor N` on a two-monitor Xvfb (``xrandr --setmonitor``): the viewer's
+screen is that monitor's rectangle, and a click in it lands at the right root coordinates."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from rdesk.host.screen.monitors import Monitor, list_monitors
+from tests.xserver import Painter, Recorder, Xvfb, assert_images_equal, grab_root
+
+pytestmark = pytest.mark.skipif(shutil.which("xrandr") is None, reason="needs xrandr")
+
+
+@pytest.fixture
+def two_monitors(xvfb_factory: Callable[..., Xvfb]) -> str:
+    display = xvfb_factory(640, 240).display
+    env = dict(os.environ, DISPLAY=display)
+    for name, geometry in (("left", "320/80x240/60+0+0"), ("right", "320/80x240/60+320+0")):
+        subprocess.run(["xrandr", "--setmonitor", name, geometry, "none"], env=env, check=True)
+    return display
+
+
+def test_randr_monitors_are_listed(two_monitors: str) -> None:
+    assert list_monitors(two_monitors)[:2] == [
+        Monitor(0, "left", 0, 0, 320, 240), Monitor(1, "right", 320, 0, 320, 240),
+    ]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Host:
+    def __init__(self, display: str, tmp: Path, *extra: str) -> None:
+        self.port = _port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rdesk", "--config-dir", str(tmp / "cfg"), "host",
+             "--display", display, "--bind", "127.0.0.1", "--port", str(self.port), *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.banner: dict[str, str] = {}
+        assert self.proc.stdout is not None
+        while "password" not in self.banner:
+            line = self.proc.stdout.readline()
+            assert line, self.proc.stderr.read() if self.proc.stderr else ""
+            if "sharing display" in line:
+                self.banner["sharing"] = line.strip()
+            if "fingerprint:" in line:
+                self.banner["fingerprint"] = line.split()[-1]
+            if "one-time password:" in line:
+                self.banner["password"] = line.split("one-time password:")[1].split()[0]
+        (tmp / "pw").write_text(self.banner["password"] + "\n")
+        self.viewer = ["--fingerprint", self.banner["fingerprint"], "--password-file",
+                       str(tmp / "pw")]
+        self.url = f"wss://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(20)
+
+
+@pytest.fixture
+def hosts() -> Iterator[list[Host]]:
+    made: list[Host] = []
+    yield made
+    for host in made:
+        host.stop()
+
+
+def _rdesk(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rdesk", "--config-dir", str(tmp / "viewer"), *args],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_snapshot_of_monitor_1_is_that_rectangle(
+    two_monitors: str, tmp_path: Path, hosts: list[Host]
+) -> None:
+    with Painter(two_monitors, seed=5):
+        host = Host(two_monitors, tmp_path, "--monitor", "1")
+        hosts.append(host)
+        assert "monitor 1: right 320x240+320+0 (320x240)" in host.banner["sharing"]
+        out = tmp_path / "m1.png"
+        result = _rdesk(tmp_path, "snapshot", host.url, *host.viewer, "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        shot = Image.open(out).convert("RGB")
+        assert shot.size == (320, 240)
+        assert_images_equal(shot, grab_root(two_monitors, (320, 0, 320, 240)))
+
+
+def test_click_in_monitor_1_lands_at_root_coordinates(
+    two_monitors: str, tmp_path: Path, hosts: list[Host]
+) -> None:
+    with Recorder(two_monitors, geometry="640x240+0+0", override_redirect=True) as recorder:
+        host = Host(two_monitors, tmp_path, "--monitor", "1")
+        hosts.append(host)
+        result = _rdesk(tmp_path, "click", host.url, *host.viewer, "10", "20")
+        assert result.returncode == 0, result.stderr
+        presses = [e for e in recorder.events(timeout=5) if e["type"] == "button_press"]
+        assert [(e["x"], e["y"]) for e in presses] == [(330, 20)]
+
+
+def test_a_monitor_the_display_lacks_is_one_line(two_monitors: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "rdesk", "--config-dir", str(tmp_path / "cfg"), "host",
+         "--display", two_monitors, "--port", str(_port()), "--monitor", "7"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--monitor 7: this display has 3 monitor(s)" in lines[0], lines
