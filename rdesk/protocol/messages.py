@@ -14,6 +14,7 @@ from typing import ClassVar, Union
 from rdesk.protocol import clipboard as _clip
 from rdesk.protocol import cursor as _cursor
 from rdesk.protocol import limits
+from rdesk.protocol import monitors as _monitors
 from rdesk.protocol import transfer as _xfer
 from rdesk.protocol.access import Access
 from rdesk.protocol.encodings import Encoding
@@ -407,6 +408,7 @@ ControlMessage = Union[  # noqa: UP007 — a runtime alias; `|` of many classes 
     _xfer.XferData, _xfer.XferCredit, _xfer.XferEnd, _xfer.XferCancel, _xfer.XferDone,
     _clip.ClipOffer, _clip.ClipData, _clip.ClipResult, _clip.ClipGet,
     _cursor.CursorShape, _cursor.CursorData, _cursor.CursorUse,
+    _monitors.MonitorInfo, _monitors.MonitorCurrent, _monitors.SelectMonitor,
 ]
 Message = Union[ControlMessage, Update]  # noqa: UP007
 
@@ -417,6 +419,6 @@ CONTROL_TYPES: dict[str, type] = {
         Hello, Auth, Welcome, Screen, Ack, Ping, Pong, Pointer, Wheel, Key, Sync, InputAck,
         Refresh, Close, Peer, Control, RequestControl, ReleaseControl, ControlRequest,
         AnswerControl, Notice, Prefs, *_xfer.TRANSFER_TYPES, *_clip.CLIPBOARD_TYPES,
-        *_cursor.CURSOR_TYPES,
+        *_cursor.CURSOR_TYPES, *_monitors.MONITOR_TYPES,
     )
 }

@@ -36,6 +36,8 @@ from rdesk.protocol.messages import (
     Welcome,
     Wheel,
 )
+from rdesk.protocol.monitors import HOST_SENDS as _HOST_MONITORS
+from rdesk.protocol.monitors import VIEWER_SENDS as _VIEWER_MONITORS
 from rdesk.protocol.transfer import HOST_SENDS as _HOST_TRANSFER
 from rdesk.protocol.transfer import VIEWER_SENDS as _VIEWER_TRANSFER
 
@@ -74,11 +76,12 @@ class Direction(enum.Enum):
 _S, _R = Direction.SEND, Direction.RECEIVE
 _HOST_ACTIVE_SEND = (
     Update, Screen, Ping, Pong, InputAck, Peer, Control, ControlRequest, Notice,
-    *_HOST_TRANSFER, *_HOST_CLIPBOARD, *_HOST_CURSOR,
+    *_HOST_TRANSFER, *_HOST_CLIPBOARD, *_HOST_CURSOR, *_HOST_MONITORS,
 )
 _VIEWER_ACTIVE_SEND = (
     Ack, Ping, Pong, Pointer, Key, Wheel, Sync, Refresh, RequestControl, ReleaseControl,
     AnswerControl, Prefs, *_VIEWER_TRANSFER, *_VIEWER_CLIPBOARD,
+    *_VIEWER_MONITORS,
 )
 
 TRANSITIONS: dict[tuple[Role, State], dict[Direction, dict[type, State]]] = {

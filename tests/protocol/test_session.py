@@ -22,6 +22,7 @@ import rdesk.protocol.messages as m
 from rdesk.protocol import clipboard as clip
 from rdesk.protocol import codec
 from rdesk.protocol import cursor as cur
+from rdesk.protocol import monitors as mon
 from rdesk.protocol import session as session_module
 from rdesk.protocol import transfer as xfer
 from rdesk.protocol.codec import copy_payload, decode, encode
@@ -207,6 +208,10 @@ SAMPLES: dict[type, object] = {
     cur.CursorShape: cur.CursorShape(1, 16, 16, 0, 0, 100),
     cur.CursorData: cur.CursorData(1, "YWJj"),
     cur.CursorUse: cur.CursorUse(1),
+    # Monitors (rdesk/protocol/monitors.py).
+    mon.MonitorInfo: mon.MonitorInfo(0, 2, "left", 0, 0, 320, 240, True),
+    mon.MonitorCurrent: mon.MonitorCurrent(-1),
+    mon.SelectMonitor: mon.SelectMonitor(1),
 }
 assert set(SAMPLES) == set(CONTROL_TYPES.values()) - {Close} | {Update}
 

@@ -128,6 +128,12 @@ export const SCHEMAS = Object.freeze({
   },
   cursor_data: { serial: U32, data: str(4 * Math.ceil(CURSOR.CHUNK_BYTES / 3)) },
   cursor_use: { serial: U32 },
+  monitor: {
+    index: int(0, 63), count: int(1, 64), name: NAME, x: int(-L.MAX_SCREEN_SIDE, L.MAX_SCREEN_SIDE),
+    y: int(-L.MAX_SCREEN_SIDE, L.MAX_SCREEN_SIDE), width: SIDE, height: SIDE, primary: bool(),
+  },
+  monitor_current: { index: int(-1, 63) },
+  select_monitor: { index: int(-1, 63) },
 });
 
 // Control.holder values that are not a viewer (messages.py NOBODY, LOCAL_USER).
