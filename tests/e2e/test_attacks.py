@@ -439,7 +439,13 @@ async def test_viewer_that_never_answers_pings_is_dropped(guarded: RunningHost,
 async def test_exception_in_one_session_closes_only_it(guarded: RunningHost, good: Connection,
                                                        spy: SpyInjector) -> None:
     victim = await _viewer(guarded)
-    conn = guarded.server.viewers[victim.viewer_id]
+    # The host files the viewer just after its Welcome is written (on the host's own thread).
+    for _ in range(500):
+        conn = guarded.server.viewers.get(victim.viewer_id)
+        if conn is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert conn is not None
 
     async def explode(message: Any) -> None:
         raise RuntimeError("injected bug")
