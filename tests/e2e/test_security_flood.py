@@ -187,3 +187,31 @@ async def test_parallel_wrong_guesses_do_not_freeze_a_watcher(
     assert guesses >= GUESSERS  # the guessing really ran through the attacked phase
     # The watcher kept getting updates while the host hashed wrong guesses.
     assert attacked >= quiet // 2, (quiet, attacked, guesses)
+
+
+async def test_plaintext_and_garbage_on_the_tls_port_leave_an_audit_line(
+    xvfb: Xvfb, host_factory: HostFactory
+) -> None:
+    host = host_factory(xvfb.display)
+    seen: list[tuple[str, dict[str, object]]] = []
+
+    async def install() -> None:
+        host.server._on_event = lambda kind, fields: seen.append((kind, dict(fields)))
+
+    host.call(install())
+    for local, garbage in (("127.0.0.3", b"GET /rdesk HTTP/1.1\r\nHost: x\r\n\r\n"),
+                           ("127.0.0.4", b"\x16\x03\x01\x00\x05hello")):
+        reader, writer = await asyncio.open_connection("127.0.0.1", host.port,
+                                                       local_addr=(local, 0))
+        writer.write(garbage)
+        await writer.drain()
+        await asyncio.wait_for(reader.read(65536), 15)  # the host closes
+        writer.close()
+    await _viewer_gets_a_frame(host)  # a real login leaves no such line
+    for _ in range(200):
+        if len([k for k, _ in seen if k == "rejected"]) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    rejected = [(f["source"], f["reason"]) for kind, f in seen if kind == "rejected"]
+    assert rejected == [("127.0.0.3", "handshake not completed"),
+                        ("127.0.0.4", "handshake not completed")]

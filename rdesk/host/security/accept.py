@@ -37,6 +37,12 @@ class AcceptGate:
         self.on_refused = on_refused
         #: Called whenever a slot is given back (the host collects cycles after a burst).
         self.on_released: Callable[[], None] | None = None
+        #: Called with the source and its count so far when a connection closes before it
+        #: finished a handshake: TLS failed (plaintext, garbage, old protocol) or no HTTP
+        #: request came. A connection that sent a request is marked by :meth:`spoke`.
+        self.on_unfinished: Callable[[str, int], None] | None = None
+        self._unfinished_by: dict[str, int] = {}
+        self._spoke: set[int] = set()
         self._counts: dict[str, int] = {}
         self._total = 0
         #: Connections refused at accept since the host started, and per source (bounded).
@@ -76,13 +82,29 @@ class AcceptGate:
     def hold(self, fileno: int, release: Callable[[], None]) -> None:
         self._held[fileno] = release
 
-    def forget(self, fileno: int, release: Callable[[], None]) -> None:
+    def forget(self, fileno: int, release: Callable[[], None], source: str) -> None:
+        """The connection ``fileno`` of ``source`` closed (or was handed over)."""
         if self._held.get(fileno) is release:
             del self._held[fileno]
+            if fileno in self._spoke:
+                self._spoke.discard(fileno)
+            else:  # closed holding its slot, before any HTTP request: a failed handshake
+                seen = self._unfinished_by.pop(source, 0) + 1
+                self._unfinished_by[source] = seen
+                while len(self._unfinished_by) > 10_000:
+                    del self._unfinished_by[next(iter(self._unfinished_by))]
+                if self.on_unfinished is not None:
+                    self.on_unfinished(source, seen)
+
+    def spoke(self, fileno: int) -> None:
+        """Connection ``fileno`` completed TLS and sent an HTTP request."""
+        if fileno in self._held:
+            self._spoke.add(fileno)
 
     def handed_over(self, fileno: int) -> None:
         """The websocket handler took connection ``fileno``: its handshake slot is free."""
-        release = self._held.pop(fileno, None)
+        self._spoke.add(fileno)
+        release = self._held.get(fileno)
         if release is not None:
             release()
 
@@ -144,7 +166,7 @@ class _HeldSocket(socket.socket):
             if not done[0]:
                 done[0] = True
                 gate.give_back(source)
-                gate.forget(fileno, release)
+                gate.forget(fileno, release, source)
 
         gate.hold(fileno, release)
         # The finalizer holds ``release`` only, never the socket.

@@ -215,12 +215,15 @@ class Login:
         host_name = settings.name or "rdesk host"
         source = server.source
         welcome = Welcome(access, viewer_id, source.width, source.height, host_name)
+        # Registered before the welcome leaves: a viewer that has its welcome is one the host
+        # knows (whatever the host's loop does between the send and the next line).
+        server.viewers[viewer_id] = conn
         try:
             await conn.send(session.send(welcome, time.monotonic()))
         except BaseException:
+            server.viewers.pop(viewer_id, None)
             conn.finish("viewer left")
             raise
-        server.viewers[viewer_id] = conn
         server.event("auth_success", source=self.source, viewer=viewer_id, role=access.value)
         server.deliver(server.board.join(Member(viewer_id, name, access)))
         return conn

@@ -48,6 +48,8 @@ __all__ = ["WS_PATH", "Consent", "Credentials", "HostServer", "InputSink"]
 
 log = logging.getLogger(__name__)
 
+#: Ended handshakes that make a burst worth a cyclic collection (see ``_collect_soon``).
+COLLECT_AFTER = 32
 #: The websocket endpoint's path; everything else on the port is the browser page.
 WS_PATH = "/rdesk"
 
@@ -96,6 +98,7 @@ class HostServer:
         #: Caps connections that have not authenticated yet, per source and overall.
         self.unauth = UnauthenticatedLimiter()
         self._collect_pending = False
+        self._ended_since_collect = 0
         #: With ``--require-client-cert``: the CA whose certificates are admitted, with roles.
         self.cert_policy = cert_policy
         #: The admitted viewers, by id.
@@ -130,6 +133,7 @@ class HostServer:
         """Listen on the configured address; raises ``OSError`` if the port is unavailable."""
         sock = GatedSocket.listen_on(self.settings.bind, self.settings.port, self.gate)
         self.gate.on_released = self._collect_soon
+        self.gate.on_unfinished = self._unfinished_handshake
         try:
             self._server = await serve(
                 self._handle,
@@ -158,16 +162,26 @@ class HostServer:
             self.event("rejected", source=source, reason="too many connections in handshake",
                        count=count)
 
+    def _unfinished_handshake(self, source: str, count: int) -> None:
+        # Plaintext, garbage, a refused TLS version or a silent socket on the TLS port: one
+        # line for the 1st, 10th, 100th... of a source.
+        if count == 1 or str(count).strip("0") == "1":
+            self.event("rejected", source=source, reason="handshake not completed",
+                       count=count)
+
     def _collect_soon(self) -> None:
-        """After a burst of ended handshakes, run the cyclic collector once, soon.
+        """After a burst of ended handshakes (:data:`COLLECT_AFTER`), run the cyclic collector
+        once, soon.
 
         CPython 3.11.7's asyncio TLS protocol allocates a 256 KiB buffer per connection and
         keeps it in reference cycles (python/cpython#109534, fixed by allocating lazily in
         later releases); without a collection that memory stays until the collector happens
         to run, so a flood's memory would not come back."""
-        if self._collect_pending:
+        self._ended_since_collect += 1
+        if self._collect_pending or self._ended_since_collect < COLLECT_AFTER:
             return
         self._collect_pending = True
+        self._ended_since_collect = 0
 
         def collect() -> None:
             self._collect_pending = False
@@ -197,6 +211,9 @@ class HostServer:
         self.auth_pool.close()
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        sock = connection.transport.get_extra_info("socket")
+        if sock is not None:
+            self.gate.spoke(sock.fileno())  # TLS done, an HTTP request came: not a failure
         # Everything but the websocket endpoint is the browser page (rdesk/host/serve/web.py).
         if request.path.split("?", 1)[0] != WS_PATH:
             return self.site.respond(request)
