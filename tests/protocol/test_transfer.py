@@ -6,13 +6,16 @@ import base64
 import hashlib
 import heapq
 import itertools
+import json
 
 import pytest
 
 from rdesk.protocol import codec
 from rdesk.protocol.errors import LocalProtocolError, RemoteProtocolError
+from rdesk.protocol.fields import Str
 from rdesk.protocol.limits import MAX_CONTROL_MESSAGE
 from rdesk.protocol.transfer import (
+    _DATA,
     CHUNK,
     CREDIT_BATCH,
     QUEUE_TARGET,
@@ -276,13 +279,19 @@ def test_bad_base64_and_a_wrong_hash_are_caught() -> None:
 
 
 def test_data_that_is_not_base64_passes_the_codec_but_never_the_decoder() -> None:
-    # The codec checks xfer_data cheaply (ASCII, length); the decoder checks the alphabet.
-    message = codec.decode('{"t":"xfer_data","id":1,"data":"ab\\u0000d"}')
-    assert isinstance(message, XferData)
-    receiver = Receiving(1, 10)
-    receiver.initial_credit()
-    with pytest.raises(RemoteProtocolError, match="not base64"):
-        receiver.on_data(message)
-    for bad in ('"abcde"', '"abc\\u00e9"'):
-        with pytest.raises(RemoteProtocolError, match="base64: ASCII"):
-            codec.decode(f'{{"t":"xfer_data","id":1,"data":{bad}}}')
+    # The codec checks xfer_data as any string field (no control characters); the decoder
+    # checks the alphabet and the padding.
+    for text in ("abc!", "abcde", "ab=c", "abc\u00e9"):
+        message = codec.decode(json.dumps({"t": "xfer_data", "id": 1, "data": text}))
+        assert isinstance(message, XferData)
+        receiver = Receiving(1, 10)
+        receiver.initial_credit()
+        with pytest.raises(RemoteProtocolError, match="not base64"):
+            receiver.on_data(message)
+
+
+@pytest.mark.parametrize("bad", ["ab\x00d", "abc\x7f", "ab\nd", "\ud800abc"])
+def test_the_fast_data_field_refuses_what_str_refuses(bad: str) -> None:
+    assert _DATA.check(bad) is not None and Str(_DATA.max_len, 4).check(bad) is not None
+    for good in ("YWJj", "abc\u00e9", "x" * 4):
+        assert _DATA.check(good) is None and Str(_DATA.max_len, 4).check(good) is None
