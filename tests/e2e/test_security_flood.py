@@ -7,6 +7,7 @@ Floods are bounded and stay on 127.0.0.x; the tests count events and bytes, neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import subprocess
@@ -20,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from rdesk.client.connection import Connection, connect
 from rdesk.client.tls import client_ssl_context
 from rdesk.host.security.throttle import AuthThrottle, GlobalThrottle
-from rdesk.protocol import CloseCode
+from rdesk.protocol import CloseCode, limits
 from rdesk.protocol.messages import PROTOCOL_VERSION
 from tests.e2e.conftest import PASSWORD, RunningHost
 from tests.xserver import Painter, Xvfb
@@ -215,3 +216,30 @@ async def test_plaintext_and_garbage_on_the_tls_port_leave_an_audit_line(
     rejected = [(f["source"], f["reason"]) for kind, f in seen if kind == "rejected"]
     assert rejected == [("127.0.0.3", "handshake not completed"),
                         ("127.0.0.4", "handshake not completed")]
+
+
+async def test_websocket_layer_refusals_are_audited_as_what_they_are(
+    xvfb: Xvfb, host_factory: HostFactory
+) -> None:
+    host = host_factory(xvfb.display)
+    seen: list[tuple[str, dict[str, object]]] = []
+
+    async def install() -> None:
+        host.server._on_event = lambda kind, fields: seen.append((kind, dict(fields)))
+
+    host.call(install())
+    ws = await ws_connect(host.url + "/rdesk", ssl=client_ssl_context(), compression=None,
+                          local_addr=("127.0.0.5", 0))
+    await ws.recv()  # the hello
+    await ws.send("x" * (limits.MAX_CONTROL_MESSAGE + 1))  # one byte over the limit
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await asyncio.wait_for(ws.recv(), 15)
+    assert ws.close_code == CloseCode.TOO_BIG
+    for _ in range(200):
+        if any(kind == "protocol_error" for kind, _ in seen):
+            break
+        await asyncio.sleep(0.05)
+    errors = [f for kind, f in seen if kind == "protocol_error"]
+    assert errors == [{"source": "127.0.0.5", "code": 1009,
+                       "reason": "message over the size limit"}]

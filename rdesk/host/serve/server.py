@@ -263,7 +263,10 @@ class HostServer:
             close_reason = exc.reason
             await close_session(transport, session, exc.code, exc.reason)
         except TransportClosed:
-            pass
+            refused = _websocket_refusal(transport)
+            if refused is not None:  # the websocket layer refused a frame: not "viewer left"
+                code, close_reason = refused
+                self.event("protocol_error", source=source_addr, code=code, reason=close_reason)
         except Exception:  # a bug in one handler must not take the host down
             log.exception("internal error serving %s", source_addr)
             await close_session(transport, session, CloseCode.INTERNAL_ERROR, "internal error")
@@ -318,3 +321,19 @@ class HostServer:
 
     def _holders(self) -> set[int]:
         return {v for v in self.viewers if self.board.may_input(v)}
+
+
+#: Close codes the websocket layer itself sends when a peer breaks its rules.
+_WEBSOCKET_REFUSALS = {1002: "websocket protocol error", 1007: "invalid UTF-8 in a text frame",
+                       1009: "message over the size limit"}
+
+
+def _websocket_refusal(transport: Transport) -> tuple[int, str] | None:
+    """The code and reason when the websocket layer (not rdesk) closed ``transport`` because
+    the peer broke its rules (an oversize frame, bad UTF-8, a protocol error); else ``None``."""
+    ws = getattr(transport, "ws", None)
+    sent = getattr(getattr(ws, "protocol", None), "close_sent", None)
+    code = getattr(sent, "code", None)
+    if code in _WEBSOCKET_REFUSALS:
+        return int(code), _WEBSOCKET_REFUSALS[code]
+    return None
