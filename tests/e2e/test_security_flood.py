@@ -243,3 +243,41 @@ async def test_websocket_layer_refusals_are_audited_as_what_they_are(
     errors = [f for kind, f in seen if kind == "protocol_error"]
     assert errors == [{"source": "127.0.0.5", "code": 1009,
                        "reason": "message over the size limit"}]
+
+
+_CYCLES_SCRIPT = textwrap.dedent("""
+    import socket, sys
+    port, count = int(sys.argv[1]), int(sys.argv[2])
+    reset = 0
+    for _ in range(count):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.close()
+        except ConnectionResetError:  # over the handshake cap: reset at accept
+            reset += 1
+    print("done", reset, flush=True)
+""")
+
+
+async def test_bare_connect_close_cycles_give_their_memory_back(
+    xvfb: Xvfb, host_factory: HostFactory
+) -> None:
+    host = host_factory(xvfb.display)
+    for _ in range(3):
+        await _viewer_gets_a_frame(host)
+    gc.collect()
+    before = _rss()
+    cycles = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _CYCLES_SCRIPT, str(host.port), "2000",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = await cycles.communicate()
+    assert out.startswith(b"done"), err.decode()[-400:]
+    for _ in range(400):  # every slot given back, and the burst's collection run
+        if host.server.gate.count() == 0 and host.server.collections > 0:
+            break
+        await asyncio.sleep(0.05)
+    assert host.server.collections > 0
+    await _viewer_gets_a_frame(host)
+    grown = _rss() - before
+    assert host.server.gate.count() == 0
+    assert grown < 24 * 1024 * 1024, grown >> 20

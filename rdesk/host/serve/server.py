@@ -99,6 +99,8 @@ class HostServer:
         self.unauth = UnauthenticatedLimiter()
         self._collect_pending = False
         self._ended_since_collect = 0
+        #: Cyclic collections run after bursts of ended handshakes (tests wait for one).
+        self.collections = 0
         #: With ``--require-client-cert``: the CA whose certificates are admitted, with roles.
         self.cert_policy = cert_policy
         #: The admitted viewers, by id.
@@ -186,6 +188,7 @@ class HostServer:
         def collect() -> None:
             self._collect_pending = False
             gc.collect()
+            self.collections += 1
 
         try:
             asyncio.get_running_loop().call_later(0.5, collect)
