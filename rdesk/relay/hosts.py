@@ -5,11 +5,20 @@
 records the ID in the :class:`~rdesk.relay.directory.Directory`, and keeps the live
 connections by their connection id so a viewer's rendezvous can reach its host. A second
 registration of a live ID with the same key replaces (and closes) the first.
+
+A directory that is unavailable (Redis down) does not drop the hosts held here: a heartbeat
+that cannot reach it is let pass (the connection is live, which is what a heartbeat shows),
+and the first one that reaches it again and finds the entry gone (Redis restarted empty, or
+the TTL ran out meanwhile) writes it back, unless another connection holds the ID by then.
+New registrations are refused while it is unavailable: nothing could check the ID's key
+against the other instances.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import secrets
 from collections.abc import Callable
 
@@ -19,13 +28,14 @@ from websockets.exceptions import ConnectionClosed
 from rdesk.protocol.errors import CloseCode
 from rdesk.relay.config import RelayConfig
 from rdesk.relay.conn import peer, recv, refuse
-from rdesk.relay.directory import Directory, DirectoryRefusal
+from rdesk.relay.directory import Directory, DirectoryRefusal, DirectoryUnavailable
 from rdesk.relay.messages import Heartbeat, Register, RelayProtocolError, encode
 from rdesk.relay.protocol import HostPhase, RelayHostMachine
 
 __all__ = ["Control", "HostControls"]
 
 Event = Callable[..., None]
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -37,6 +47,9 @@ class Control:
     connection: str
     host_id: str = ""
     since: float = 0.0
+    spki: bytes = b""
+    #: A heartbeat could not reach the directory since the entry was last written.
+    stale: bool = False
 
     @property
     def registered(self) -> bool:
@@ -78,6 +91,14 @@ class HostControls:
     def get(self, connection: str) -> Control | None:
         return self.live.get(connection)
 
+    def holding(self, host_id: str) -> Control | None:
+        """The registered control connection of ``host_id`` on this instance, if any: what
+        the relay serves on its own when the directory is unavailable."""
+        for control in self.live.values():
+            if control.host_id == host_id and control.registered:
+                return control
+        return None
+
     async def serve(self, ws: ServerConnection, source: str) -> None:
         """Run one control connection until it ends (raises the refusal that ended it)."""
         machine = RelayHostMachine(
@@ -95,12 +116,7 @@ class HostControls:
                 if isinstance(step.event, Register):
                     await self._register(control, step.event, source)
                 elif isinstance(step.event, Heartbeat):
-                    alive = await self.directory.heartbeat(
-                        control.host_id, control.connection, self.wall_clock(),
-                        self.config.expiry)
-                    if not alive:
-                        raise RelayProtocolError("the registration was replaced or expired",
-                                                 CloseCode.POLICY)
+                    await self._heartbeat(control, source)
         except RelayProtocolError as exc:
             reason = exc.reason
             if not control.host_id:
@@ -110,9 +126,38 @@ class HostControls:
         finally:
             if self.live.get(control.connection) is control:
                 del self.live[control.connection]
-                await self.directory.unregister(control.host_id, control.connection)
+                # An unreachable directory forgets the entry by its TTL.
+                with contextlib.suppress(DirectoryUnavailable):
+                    await self.directory.unregister(control.host_id, control.connection)
                 self._event("unregister", source=source, id=control.host_id, reason=reason,
                             duration=round(self.clock() - control.since, 3))
+
+    async def _heartbeat(self, control: Control, source: str) -> None:
+        """Renew the entry; ride out an unavailable directory; restore a lost entry."""
+        now = self.wall_clock()
+        try:
+            if await self.directory.heartbeat(control.host_id, control.connection, now,
+                                              self.config.expiry):
+                control.stale = False
+                return
+            if control.stale and await self.directory.lookup(control.host_id, now) is None:
+                # Lost while the directory was away, not replaced: write it back.
+                await self.directory.register(control.host_id, control.spki,
+                                              self.config.instance, control.connection, now,
+                                              self.config.expiry)
+                control.stale = False
+                self._event("register_restored", source=source, id=control.host_id)
+                return
+        except DirectoryUnavailable as exc:
+            if not control.stale:
+                log.warning("heartbeat of %s kept without the directory: %s",
+                            control.host_id, exc)
+                self._event("heartbeat_unrecorded", source=source, id=control.host_id)
+            control.stale = True
+            return
+        except DirectoryRefusal:  # another key holds the ID now (it expired meanwhile)
+            pass
+        raise RelayProtocolError("the registration was replaced or expired", CloseCode.POLICY)
 
     async def _register(self, control: Control, register: Register, source: str) -> None:
         if len(self.live) >= self.config.max_hosts and not any(
@@ -124,7 +169,7 @@ class HostControls:
                 self.wall_clock(), self.config.expiry)
         except DirectoryRefusal as exc:
             raise RelayProtocolError(str(exc), CloseCode.POLICY) from None
-        control.host_id, control.since = register.id, self.clock()
+        control.host_id, control.since, control.spki = register.id, self.clock(), register.spki
         self.live[control.connection] = control
         replaced = self.live.pop(old.connection, None) if old is not None else None
         if replaced is not None:

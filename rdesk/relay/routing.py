@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from collections.abc import Callable
 
 from websockets.exceptions import ConnectionClosed
@@ -45,7 +46,17 @@ class Router:
     async def find(self, host_id: str) -> tuple[Control | None, Entry]:
         """Where ``host_id`` is registered: its control connection here, or ``None`` and the
         entry of another instance that can be asked to forward; else the refusal."""
-        entry = await self.directory.lookup(host_id, self.wall_clock())
+        try:
+            entry = await self.directory.lookup(host_id, self.wall_clock())
+        except DirectoryUnavailable:
+            # The hosts held here are still served; any other is refused (by the caller) as
+            # "the relay's directory is unavailable".
+            held = self.hosts.holding(host_id)
+            if held is None:
+                raise
+            self._event("directory_bypassed", id=host_id)
+            return held, Entry(host_id, held.spki, self.config.instance, held.connection,
+                               math.inf)
         if entry is None:
             raise RelayProtocolError("unknown or offline ID", CloseCode.POLICY)
         if entry.instance != self.config.instance:

@@ -1,0 +1,299 @@
+"""The relay tier's faults with a real ``redis-server``: an instance killed, Redis restarted.
+
+- **an instance killed**: three ``rdesk relay`` processes on one Redis behind this test's TCP
+  balancer (each new connection to the first live instance, in turn, as a load balancer does).
+  The host (a real :class:`RelayLink`) dials the balancer. SIGKILL of the instance holding its
+  control connection: the host is registered again on another instance after a bounded number
+  of its connection attempts, and a viewer coming through the balancer reaches it;
+- **Redis stopped and started again** (empty, as a restarted Redis without persistence is):
+  two relay instances keep their hosts' control connections and keep splicing viewers to the
+  hosts they hold; a viewer on the other instance, and a new registration, are refused with
+  "the relay's directory is unavailable"; once Redis is back the holding instance writes its
+  host's entry back at the next heartbeat (no re-registration of the host) and the other
+  instance splices again through a forwarded rendezvous.
+
+Events are counted (attempts, heartbeats, audit events); no wall-clock time is asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from rdesk.relay.messages import Refused
+from rdesk.relay.redisdir import RedisDirectory
+from tests.relay.harness import (
+    Relay,
+    host_identity,
+    linked,
+    make_link,
+    running_relay,
+    try_register,
+    viewer,
+)
+
+REDIS = shutil.which("redis-server")
+pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server not installed")
+
+
+class Redis:
+    """A redis-server on a unix socket that the test stops and starts again (no persistence)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.sock = tmp / "redis.sock"
+        self.dir = tmp
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"unix://{self.sock}"
+
+    async def start(self) -> None:
+        assert REDIS is not None and self.proc is None
+        self.proc = subprocess.Popen(
+            [REDIS, "--port", "0", "--unixsocket", str(self.sock), "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        probe = RedisDirectory(self.url)
+        try:
+            for _ in range(400):
+                if await probe.ready():
+                    return
+                assert self.proc.poll() is None, "redis-server exited"
+                await asyncio.sleep(0.05)
+            raise AssertionError("redis-server did not start")
+        finally:
+            await probe.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+            self.proc = None
+            with contextlib.suppress(FileNotFoundError):
+                self.sock.unlink()
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[Redis]:
+    server = Redis(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def until(predicate: object, what: str, steps: int = 600) -> None:
+    """Poll ``predicate()`` (every 50 ms, a bounded number of times)."""
+    for _ in range(steps):
+        if predicate():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never: {what}")
+
+
+async def echo_through(relay: Relay, host_id: str, payload: bytes) -> None:
+    ws, answer = await viewer(relay, host_id)
+    assert answer == {"t": "spliced"}, answer
+    await ws.send(payload)
+    assert await ws.recv() == b"host:" + payload
+    await ws.close()
+
+
+async def forwarding_live(directory: RedisDirectory, instance: str) -> None:
+    """Wait until ``instance`` listens for forwarded rendezvous (its subscription is live)."""
+    for _ in range(400):
+        with contextlib.suppress(Exception):
+            if await directory.forward(instance, b"{}"):
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"instance {instance} never subscribed")
+
+
+async def test_redis_stopped_and_started_again(tmp_path: Path, redis: Redis) -> None:
+    await redis.start()
+    dirs = [RedisDirectory(redis.url) for _ in range(3)]
+    probe = dirs[2]
+    async with running_relay(tmp_path / "relay", directory=dirs[0], instance="a",
+                             heartbeat=1.0) as a, \
+            running_relay(tmp_path / "relay", directory=dirs[1], instance="b",
+                          heartbeat=1.0) as b:
+        for relay in (a, b):
+            relay.server.config.public_url = relay.url
+        said: list[str] = []
+        link = make_link(a, host_identity(tmp_path / "host"), say=said.append)
+        async with linked(link):
+            await forwarding_live(probe, "b")
+            await echo_through(a, link.host_id, b"before, same instance")
+            await echo_through(b, link.host_id, b"before, across instances")
+
+            redis.stop()
+            await until(lambda: "heartbeat_unrecorded" in a.kinds(), "a heartbeat unrecorded")
+            # The host held by a is still registered and served by a.
+            assert link.registered.is_set() and "unregister" not in a.kinds()
+            await echo_through(a, link.host_id, b"during, same instance")
+            assert "directory_bypassed" in a.kinds()
+            # Across instances, and new registrations: refused with the reason.
+            ws, answer = await viewer(b, link.host_id)
+            assert answer == {"t": "refused", "reason": "the relay's directory is unavailable"}
+            await ws.wait_closed()
+            assert ws.close_code == 1011
+            ws2, refusal = await try_register(b, host_identity(tmp_path / "other"))
+            assert refusal == Refused("the relay's directory is unavailable")
+            await ws2.wait_closed()
+
+            await redis.start()  # empty: the entry is gone
+            await until(lambda: "register_restored" in a.kinds(), "the entry written back")
+            await forwarding_live(probe, "b")
+            await echo_through(b, link.host_id, b"after, across instances")
+            await echo_through(a, link.host_id, b"after, same instance")
+            # The host never noticed: one registration, one "registered as" line.
+            assert a.kinds().count("register") == 1 and "unregister" not in a.kinds()
+            assert sum("registered as" in line for line in said) == 1, said
+            # And registering works again on b.
+            ws3, accepted = await try_register(b, host_identity(tmp_path / "other"))
+            assert not isinstance(accepted, Refused), accepted
+            await ws3.close()
+    for directory in dirs:
+        await directory.close()
+
+
+# --- an instance killed ------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Balancer:
+    """A TCP balancer on 127.0.0.1: each new connection goes to the next live backend in turn
+    (a refused one is skipped), bytes copied both ways. Logs which backend took each one."""
+
+    def __init__(self, backends: list[int]) -> None:
+        self.backends = backends
+        self.turn = 0
+        self.log: list[int] = []  # backend index of every accepted connection, in order
+        self.port = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.CancelledError):
+            while chunk := await reader.read(65536):
+                writer.write(chunk)
+                await writer.drain()
+        with contextlib.suppress(OSError):
+            writer.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for step in range(len(self.backends)):
+            index = (self.turn + step) % len(self.backends)
+            try:
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1",
+                                                                     self.backends[index])
+            except OSError:
+                continue
+            self.turn = (index + 1) % len(self.backends)
+            self.log.append(index)
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            return
+        writer.close()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Balancer]:
+        server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        try:
+            yield self
+        finally:
+            server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 5)
+
+
+async def _relay_process(tmp: Path, redis_url: str, port: int) -> tuple[
+        asyncio.subprocess.Process, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rdesk", "relay", "--bind", "127.0.0.1", "--port", str(port),
+        "--data-dir", str(tmp / "relay"), "--open", "--redis", redis_url,
+        "--public-url", f"wss://127.0.0.1:{port}",
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    while b"fingerprint" not in (line := await asyncio.wait_for(proc.stdout.readline(), 30)):
+        assert line, "relay exited"
+    return proc, line.decode().split()[-1]
+
+
+@pytest.mark.timeout(180)
+async def test_killing_the_instance_holding_a_host_moves_it(tmp_path: Path,
+                                                            redis: Redis) -> None:
+    await redis.start()
+    ports = [_free_port() for _ in range(3)]
+    procs: list[asyncio.subprocess.Process] = []
+    probe = RedisDirectory(redis.url)
+    try:
+        fingerprint = ""
+        for port in ports:
+            proc, fingerprint = await _relay_process(tmp_path, redis.url, port)
+            procs.append(proc)
+        balancer = Balancer(ports)
+        async with balancer.running():
+            front = Relay.remote(balancer.port, fingerprint)
+            said: list[str] = []
+            link = make_link(front, host_identity(tmp_path / "host"), token=None,
+                             say=said.append, backoff=(0.2, 1.0))
+            async with linked(link):
+                holder = balancer.log[0]  # the host's control connection went there
+                assert len(balancer.log) == 1
+                await reach(front, link.host_id, b"before the kill")
+
+                procs[holder].send_signal(signal.SIGKILL)
+                await procs[holder].wait()
+                before = len(balancer.log)
+                await until(lambda: not link.registered.is_set(), "the host saw the loss")
+                await asyncio.wait_for(link.registered.wait(), 60)
+                # Registered again on a live instance, on its first attempt after the loss
+                # (the balancer skips the dead one), so within one backoff step.
+                attempts = balancer.log[before:]
+                assert len(attempts) == 1 and attempts[0] != holder, balancer.log
+                assert sum("registered as" in line for line in said) == 2, said
+                # A viewer reconnecting through the balancer reaches it, wherever it lands.
+                tries = await reach(front, link.host_id, b"after the kill")
+                assert tries <= 8
+                entry = await probe.lookup(link.host_id, __import__("time").time())
+                assert entry is not None
+    finally:
+        await probe.close()
+        for proc in procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 30)
+                except asyncio.TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+
+
+async def reach(front: Relay, host_id: str, payload: bytes) -> int:
+    """A viewer through the balancer until spliced (an instance whose subscription is not yet
+    live answers 'unknown or offline ID'); returns the number of tries."""
+    for tries in range(1, 9):
+        ws, answer = await viewer(front, host_id)
+        if answer == {"t": "spliced"}:
+            await ws.send(payload)
+            assert await ws.recv() == b"host:" + payload
+            await ws.close()
+            return tries
+        assert answer == {"t": "refused", "reason": "unknown or offline ID"}, answer
+        await ws.wait_closed()
+        await asyncio.sleep(0.25)
+    raise AssertionError("no instance spliced the viewer")
