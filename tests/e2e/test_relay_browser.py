@@ -29,7 +29,7 @@ from websockets.http11 import Request, Response
 from rdesk.relay.page import judge
 from rdesk.tunnel.wire import MAX_WIRE_MESSAGE
 from tests.e2e.conftest import PASSWORD
-from tests.e2e.relaysite import site, stop
+from tests.e2e.relaysite import Site, site, stop
 from tests.e2e.test_relay_hostile import Splicer, _other_id
 from tests.relay.tunnel_vectors import make_vectors
 from tests.xserver import Painter, Xvfb, image_diff
@@ -222,3 +222,23 @@ async def test_a_host_whose_certificate_is_not_the_pinned_one_is_refused(
         message = await refused_message(page)
     assert "host ID:" in message and "pinned" in message, message
     assert not [e for e in audit_events(tmp_path) if str(e.get("kind", "")).startswith("auth")]
+
+
+@pytest.mark.timeout(120)
+async def test_an_unknown_id_is_refused_by_the_relay_in_one_line(tmp_path: Path) -> None:
+    s = Site(tmp_path)
+    try:
+        await s.start_relay()
+        async with chromium() as (page, lines):
+            await login(page, s.port, "0000-0000-00000")
+            message = await refused_message(page)
+            # A mistyped ID is caught by the page itself, before any connection.
+            await page.fill("#host-id", "0000-0000-0000")
+            await page.fill("#password", PASSWORD)
+            await page.click("#connect")
+            await wait_js(page, "document.getElementById('message').textContent"
+                                ".includes('13 symbols')")
+    finally:
+        await stop(s.relay)
+    assert "relay refused 0000-0000-00000: unknown or offline ID" in message, message
+    assert not [line for line in lines if line.startswith("pageerror")], lines

@@ -44,7 +44,8 @@ export function relaySocket(options) {
 
 export class RelaySocket {
   constructor(url, options) {
-    this.tunnel = new TunnelInitiator(options.hostId, options.pin || null);
+    // options.tunnelOptions (a fixed ephemeral key and random) is for the test vectors only.
+    this.tunnel = new TunnelInitiator(options.hostId, options.pin || null, options.tunnelOptions || {});
     this.hostId = this.tunnel.expectedId;
     this.onVerified = options.onVerified || (() => {});
     this.readyState = CONNECTING;
