@@ -3,8 +3,8 @@
 ``tunnel_vectors.py`` records a handshake and records made by ``rdesk/tunnel/`` with a fixed
 viewer key and random; ``tunnel_vectors.mjs`` makes the JavaScript end produce and accept the
 same bytes and refuse the hostile ones; ``relaysocket.test.mjs`` runs the page's socket
-(``core/relaysocket.js``) over a fake WebSocket on the same vectors. The same check runs in Chromium in
-``tests/e2e/test_relay_browser.py``.
+(``core/relaysocket.js``) over a fake WebSocket on the same vectors. The vectors' check runs in
+Chromium too, in ``tests/e2e/test_relay_browser.py``.
 """
 
 from __future__ import annotations
