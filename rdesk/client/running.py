@@ -52,6 +52,7 @@ from rdesk.protocol.messages import (
     Welcome,
     Wheel,
 )
+from rdesk.protocol.monitors import ALL, MonitorCurrent, MonitorInfo, SelectMonitor
 from rdesk.protocol.session import Session
 from rdesk.protocol.transfer import HOST_SENDS as TRANSFER_MESSAGES
 
@@ -129,6 +130,9 @@ class Connection:
         #: The host's cursor to draw: its shape (size, hot spot) and PNG, once one arrived.
         self.cursor: tuple[CursorShape, bytes] | None = None
         self._cursors = CursorAssembler()
+        #: The host's monitors by index, and the one shared (``ALL``: the whole screen).
+        self.monitors: dict[int, MonitorInfo] = {}
+        self.monitor = ALL
         #: The clipboard exchange with the host (rdesk/client/clipboard.py).
         self.clipboard = ClipboardState()
         #: Where the host's ``xfer_*`` messages go (rdesk/client/transfer.py sets it).
@@ -252,6 +256,10 @@ class Connection:
             self.control_requests[message.id] = message
         elif isinstance(message, Notice):
             self.notices = [*self.notices[-19:], message.text]
+        elif isinstance(message, MonitorInfo):
+            self.monitors[message.index] = message
+        elif isinstance(message, MonitorCurrent):
+            self.monitor = message.index
         elif isinstance(message, CURSOR_TYPES):
             shown = self._cursors.receive(message)
             if shown is not None:
@@ -310,6 +318,11 @@ class Connection:
         if self.closed.done():
             raise self.closed.result()
         await self._send_frame(self.session.send(message, time.monotonic()))  # type: ignore[arg-type]
+
+    async def select_monitor(self, index: int) -> None:
+        """Ask the host to share monitor ``index`` (``ALL``: the whole screen); the answer is
+        ``self.monitor`` changing (and a ``screen`` of its size), or a notice."""
+        await self.send_clipboard(SelectMonitor(index))
 
     async def send_clipboard(self, message: object) -> None:
         """Send one ``clip_*`` message (rdesk/client/clipboard.py builds them)."""

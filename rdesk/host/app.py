@@ -21,7 +21,13 @@ from rdesk.host.screen.capture import Capturer
 from rdesk.host.screen.cursor import CursorHub
 from rdesk.host.screen.damage import DamageUnavailable, DamageWatcher
 from rdesk.host.screen.desktop import VirtualDesktop, start_virtual_desktop
-from rdesk.host.screen.monitors import MonitorCapturer, MonitorInput, MonitorView, list_monitors
+from rdesk.host.screen.monitors import (
+    MonitorCapturer,
+    MonitorHub,
+    MonitorInput,
+    MonitorView,
+    list_monitors,
+)
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.security.audit import AuditLog
 from rdesk.host.security.ca import ClientCertPolicy, default_ca_dir
@@ -185,10 +191,9 @@ async def run_host(
         capturer = open_capturer(display, settings.capture)
         stack.callback(capturer.close)
         notifier = _change_notifier(display, capturer, settings.capture, stack)
-        # --monitor N: capture, diff and input follow that monitor's rectangle.
-        view = None if settings.monitor is None else MonitorView(
-            list_monitors(display), settings.monitor
-        )
+        # --monitor N (and viewers' select_monitor): capture, diff and input follow the
+        # shared monitor's rectangle; with the whole screen the wrappers pass frames through.
+        view = MonitorView(list_monitors(display), settings.monitor)
 
         if settings.cert is not None or settings.key is not None:
             if settings.cert is None or settings.key is None:
@@ -207,10 +212,11 @@ async def run_host(
         if settings.audit_log is not None:
             audit = stack.enter_context(AuditLog(settings.audit_log))
 
-        shared = capturer if view is None else MonitorCapturer(capturer, view)
-        source = ScreenSource(shared, max_fps=settings.max_fps, notifier=notifier)
+        source = ScreenSource(
+            MonitorCapturer(capturer, view), max_fps=settings.max_fps, notifier=notifier
+        )
         injector = _make_injector(display, stack)
-        if view is not None and injector is not None:
+        if injector is not None:
             injector = MonitorInput(injector, view)
         server = HostServer(
             settings, source, credentials, ssl_context, injector=injector, say=out,
@@ -223,6 +229,7 @@ async def run_host(
         cursor = CursorHub().start(display)
         stack.callback(cursor.close)
         setattr(server, "cursor", cursor)  # noqa: B010 — likewise
+        setattr(server, "monitors", MonitorHub(view))  # noqa: B010 — likewise
         console = HostConsole(server, credentials.invites, out)
         if settings.consent == "ask":
             server.consent = console
@@ -233,7 +240,7 @@ async def run_host(
         capture_line = backend_of(capturer) + (
             ", changes from X DAMAGE" if notifier is not None else ", polling for changes"
         )
-        shown = display if view is None else f"{display} monitor {view.current}"
+        shown = display if view.current is None else f"{display} monitor {view.current}"
         _banner(out, shown, source, capture_line, server, cert, how, settings)
         if presence is not None:
             _relay_banner(out, presence)

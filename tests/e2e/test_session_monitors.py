@@ -123,3 +123,37 @@ def test_a_monitor_the_display_lacks_is_one_line(two_monitors: str, tmp_path: Pa
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--monitor 7: this display has 3 monitor(s)" in lines[0], lines
+
+
+async def test_switching_monitor_while_connected(
+    two_monitors: str, tmp_path: Path, hosts: list[Host]
+) -> None:
+    import asyncio
+
+    from rdesk.client.connection import connect
+    from rdesk.protocol.monitors import ALL
+
+    with Painter(two_monitors, seed=8):
+        host = Host(two_monitors, tmp_path)  # the whole screen at first
+        hosts.append(host)
+        conn = await connect(host.url, host.banner["password"], known_hosts=None,
+                             pinned=host.banner["fingerprint"])
+        try:
+            await conn.wait_for(lambda: conn.monitor == ALL and len(conn.monitors) == 3, 10)
+            assert [(m.name, m.x, m.width) for m in conn.monitors.values()][:2] == [
+                ("left", 0, 320), ("right", 320, 320),
+            ]
+            assert conn.framebuffer.size == (640, 240)
+            await conn.select_monitor(1)
+            await conn.wait_for(
+                lambda: conn.monitor == 1 and conn.framebuffer.size == (320, 240), 15
+            )
+            await conn.wait_exact(15)
+            want = await asyncio.to_thread(grab_root, two_monitors, (320, 0, 320, 240))
+            assert_images_equal(conn.framebuffer.image, want)
+            # A monitor the display lacks: refused with a notice, nothing changes.
+            await conn.select_monitor(9)
+            await conn.wait_for(lambda: any("--monitor 9" in n for n in conn.notices), 10)
+            assert conn.monitor == 1
+        finally:
+            await conn.close()

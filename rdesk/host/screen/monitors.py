@@ -16,21 +16,28 @@ switches it while viewers are connected (the capture loop sees a new size and te
 from __future__ import annotations
 
 import dataclasses
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from rdesk.host.screen.capture import CaptureError, Capturer
+from rdesk.protocol.monitors import ALL, MAX_MONITORS, MonitorCurrent, MonitorInfo
 
 __all__ = [
     "Monitor",
     "MonitorCapturer",
     "MonitorError",
+    "MonitorHub",
     "MonitorInput",
     "MonitorView",
     "list_monitors",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 class MonitorError(CaptureError):
@@ -65,10 +72,14 @@ def list_monitors(display: str) -> list[Monitor]:
         whole = [Monitor(0, "screen", 0, 0, screen.width_in_pixels, screen.height_in_pixels)]
         if not conn.has_extension("RANDR"):
             return whole
-        version = conn.xrandr_query_version()
-        if (version.major_version, version.minor_version) < (1, 5):
+        try:
+            version = conn.xrandr_query_version()
+            if (version.major_version, version.minor_version) < (1, 5):
+                return whole
+            reply: Any = screen.root.xrandr_get_monitors()
+        except Exception as exc:  # an X error: share the screen as one monitor
+            log.info("no RandR monitors (%s): the whole screen is one", exc)
             return whole
-        reply: Any = screen.root.xrandr_get_monitors()
         found = [
             Monitor(i, conn.get_atom_name(m.name) or f"monitor-{i}", m.x, m.y,
                     m.width_in_pixels, m.height_in_pixels, bool(m.primary))
@@ -173,3 +184,44 @@ class MonitorInput:
     def __getattr__(self, name: str) -> Any:
         # Keys, releases, closing and whatever else the injector offers are not positional.
         return getattr(self.inner, name)
+
+
+class MonitorHub:
+    """Switching monitors while viewers are connected (``select_monitor``).
+
+    Each viewer that joins is told the monitors and the current one through its ``post``
+    (non-blocking). Only the viewer holding control may switch, for everyone: the capture
+    loop then sees frames of the new size and sends every viewer a ``screen``.
+    """
+
+    def __init__(self, view: MonitorView) -> None:
+        self.view = view
+        self._posts: dict[int, Callable[[object], None]] = {}
+
+    def _current(self) -> MonitorCurrent:
+        current = self.view.current
+        return MonitorCurrent(ALL if current is None else current.index)
+
+    def join(self, viewer_id: int, post: Callable[[object], None]) -> None:
+        self._posts[viewer_id] = post
+        count = min(len(self.view.monitors), MAX_MONITORS)
+        for m in self.view.monitors[:count]:
+            post(MonitorInfo(m.index, count, m.name[:256], m.x, m.y, m.width, m.height,
+                             m.primary))
+        post(self._current())
+
+    def leave(self, viewer_id: int) -> None:
+        self._posts.pop(viewer_id, None)
+
+    def select(self, viewer_id: int, index: int, in_control: bool) -> str | None:
+        """Share monitor ``index`` (``-1``: all) for everyone; the refusal's reason, or ``None``."""
+        if not in_control:
+            return "only the viewer in control may switch monitors"
+        try:
+            self.view.select(None if index == ALL else index)
+        except MonitorError as exc:
+            return str(exc)[:256]
+        log.info("viewer %d switched to %s", viewer_id, self.view.current or "the whole screen")
+        for post in list(self._posts.values()):
+            post(self._current())
+        return None

@@ -37,6 +37,7 @@ from rdesk.protocol.messages import (
     ControlMessage,
     InputAck,
     Key,
+    Notice,
     Ping,
     Pointer,
     Pong,
@@ -47,6 +48,7 @@ from rdesk.protocol.messages import (
     Sync,
     Wheel,
 )
+from rdesk.protocol.monitors import SelectMonitor
 from rdesk.protocol.session import Session
 from rdesk.protocol.transfer import VIEWER_SENDS as TRANSFER_MESSAGES
 from rdesk.recording.format import Recorder
@@ -120,6 +122,8 @@ class ViewerConnection:
         )
         #: The host's cursor shapes for this viewer (rdesk/host/screen/cursor.py).
         self.cursor = CursorLink(getattr(host, "cursor", None), self._send_message)
+        #: Switching monitors (rdesk/host/screen/monitors.py), if the host offers it.
+        self.monitors = getattr(host, "monitors", None)
         #: This viewer's file transfers (rdesk/host/transfer/), policy from the host settings.
         self.transfers = TransferRoom(
             policy_from(getattr(host, "settings", None)), viewer_id, name, access,
@@ -193,6 +197,8 @@ class ViewerConnection:
         link.source.subscribe(link)
         self.clipboard.open()
         self.cursor.open()
+        if self.monitors is not None:
+            self.monitors.join(self.viewer_id, self.post)
         tag = f"viewer-{self.viewer_id}"
         tasks = [
             asyncio.create_task(link.run(), name=f"{tag}-send"),
@@ -213,6 +219,8 @@ class ViewerConnection:
             await self.transfers.close()
             await self.clipboard.close()
             await self.cursor.close()
+            if self.monitors is not None:
+                self.monitors.leave(self.viewer_id)
 
     def finish(self, reason: str) -> None:
         """Close the recording with ``reason``. Idempotent."""
@@ -301,6 +309,10 @@ class ViewerConnection:
                 link.set_prefs(message.quality, message.max_fps, message.max_bandwidth)
             elif isinstance(message, (Pointer, Wheel, Key, Sync)):
                 await self._input(message)
+            elif isinstance(message, SelectMonitor) and self.monitors is not None:
+                may = host.board.may_input(self.viewer_id)
+                if reason := self.monitors.select(self.viewer_id, message.index, may):
+                    self.post(Notice(reason))
             elif isinstance(message, CLIPBOARD_MESSAGES):
                 await self.clipboard.handle(message)
             elif isinstance(message, TRANSFER_MESSAGES):
