@@ -157,3 +157,50 @@ async def test_switching_monitor_while_connected(
             assert conn.monitor == 1
         finally:
             await conn.close()
+
+
+def test_browser_monitor_selector(two_monitors: str, tmp_path: Path, hosts: list[Host]) -> None:
+    import time
+
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian's chromium (/usr/bin/chromium) is not installed")
+    from playwright.sync_api import sync_playwright
+
+    def poll(page: object, expression: str) -> None:
+        deadline = time.monotonic() + 30
+        while not page.evaluate(expression):  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, expression
+            page.wait_for_timeout(100)  # type: ignore[attr-defined]
+
+    with Painter(two_monitors, seed=3), sync_playwright() as p:
+        host = Host(two_monitors, tmp_path)
+        hosts.append(host)
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                    args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_context(ignore_https_errors=True).new_page()
+            page.goto(f"https://127.0.0.1:{host.port}/")
+            page.fill("#password", host.banner["password"])
+            page.click("#connect")
+            poll(page, "document.body.dataset.monitor === '-1'")
+            assert page.is_visible("#monitor-select")
+            labels = page.eval_on_selector_all(
+                "#monitor-select option", "os => os.map(o => o.textContent)"
+            )
+            assert labels[:3] == ["All monitors", "0: left 320×240", "1: right 320×240"]
+            page.select_option("#monitor-select", "1")
+            poll(page, "document.body.dataset.monitor === '1'")
+            poll(page, "document.getElementById('screen').width === 320"
+                       " && document.body.dataset.exact === 'true'")
+            pixels = page.evaluate(
+                """() => {
+                    const c = document.getElementById("screen");
+                    const image = c.getContext("2d").getImageData(0, 0, c.width, c.height);
+                    return Array.from(image.data);
+                }"""
+            )
+        finally:
+            browser.close()
+        rgba = bytes(pixels)
+        shown = Image.frombytes("RGBA", (320, 240), rgba).convert("RGB")
+        assert_images_equal(shown, grab_root(two_monitors, (320, 0, 320, 240)))

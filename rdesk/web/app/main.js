@@ -12,6 +12,7 @@ import { ControlPanel } from "./control.js";
 import { Display } from "./display.js";
 import { ClipboardSync } from "./clipboard.js";
 import { HostCursor } from "./cursor.js";
+import { MonitorSelector } from "./monitors.js";
 import { onRelay, relayOptions, showIdLogin, typedId } from "./relay.js";
 import { captureInput } from "./input.js";
 import { StatsOverlay } from "./stats.js";
@@ -38,6 +39,7 @@ const transfers = new TransferPanel(send, (reason) => connection && connection.c
 const clipboard = new ClipboardSync(send, (reason) => connection && connection.close(CLOSE.PROTOCOL_ERROR, reason),
   () => connection !== null && connection.role === "control");
 const cursor = new HostCursor(canvas, (reason) => connection && connection.close(CLOSE.PROTOCOL_ERROR, reason));
+const monitors = new MonitorSelector(send);
 const mayControl = () =>
   connection !== null && connection.active && connection.role === "control" && control.holdsControl();
 const input = captureInput(canvas, { mayControl, send, hostPoint: (e) => display.hostPoint(e) });
@@ -59,7 +61,7 @@ function connect() {
     if (connection === c) handler(detail);
   };
   c.on("active", mine(onActive))
-    .on("message", mine((message) => cursor.onMessage(message) || clipboard.onMessage(message) || transfers.onMessage(message) || control.onMessage(message)))
+    .on("message", mine((message) => cursor.onMessage(message) || monitors.onMessage(message) || clipboard.onMessage(message) || transfers.onMessage(message) || control.onMessage(message)))
     .on("resized", mine(() => {
       setStatus("exact", false);
       display.layout();
@@ -86,6 +88,7 @@ function onActive(welcome) {
   transfers.reset();
   clipboard.reset();
   cursor.reset();
+  monitors.reset();
   setState("active");
   display.layout(); // now that the desktop is shown, its size is known
   canvas.focus();
