@@ -204,3 +204,50 @@ def test_browser_monitor_selector(two_monitors: str, tmp_path: Path, hosts: list
         rgba = bytes(pixels)
         shown = Image.frombytes("RGBA", (320, 240), rgba).convert("RGB")
         assert_images_equal(shown, grab_root(two_monitors, (320, 0, 320, 240)))
+
+
+_TK_MENU_SCRIPT = """
+import asyncio, sys, threading, tkinter
+from types import SimpleNamespace
+from rdesk.client.connection import connect
+from rdesk.client.tk.monitors import monitor_menu
+
+url, password, fingerprint = sys.argv[1:4]
+loop = asyncio.new_event_loop()
+threading.Thread(target=loop.run_forever, daemon=True).start()
+run = lambda coro: asyncio.run_coroutine_threadsafe(coro, loop).result(30)
+conn = run(connect(url, password, known_hosts=None, pinned=fingerprint))
+run(conn.wait_for(lambda: len(conn.monitors) == 3, 10))
+root = tkinter.Tk()
+parent = tkinter.Menu(root, tearoff=0)
+menu = monitor_menu(parent, SimpleNamespace(conn=conn, worker=SimpleNamespace(loop=loop)))
+menu.post(0, 0)  # runs its postcommand: the entries are filled from the connection
+print([menu.entrycget(i, "label") for i in range(menu.index("end") + 1)], flush=True)
+menu.invoke(2)
+menu.unpost()
+run(conn.wait_for(lambda: conn.monitor == 1 and conn.framebuffer.size == (320, 240), 15))
+print("switched", conn.monitor, conn.framebuffer.size, flush=True)
+run(conn.close())
+"""
+
+
+def test_tk_monitor_menu_switches(
+    two_monitors: str, tmp_path: Path, hosts: list[Host], xvfb_factory: Callable[..., Xvfb]
+) -> None:
+    """The F8 menu's Monitor cascade, in a real Tk on its own Xvfb, over a real connection.
+
+    In a process of its own: Tk never closes a display connection, and this Xvfb dies with
+    the test (tests/client/conftest.py)."""
+    host = Host(two_monitors, tmp_path)
+    hosts.append(host)
+    viewer_x = xvfb_factory(400, 300).display
+    result = subprocess.run(
+        [sys.executable, "-c", _TK_MENU_SCRIPT, host.url, host.banner["password"],
+         host.banner["fingerprint"]],
+        env=dict(os.environ, DISPLAY=viewer_x), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "['All monitors', '0: left 320×240', '1: right 320×240', '2: screen 640×240']",
+        "switched 1 (320, 240)",
+    ]

@@ -6,6 +6,7 @@ import tkinter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from rdesk.client.tk.monitors import monitor_menu
 from rdesk.client.tk.transfer import TransferWindow
 from rdesk.client.tk.viewport import FIT, ONE_TO_ONE
 from rdesk.protocol.keysyms import KEYSYMS
@@ -28,6 +29,7 @@ def build_menu(view: ViewerWindow) -> tkinter.Menu:
     menu.add_radiobutton(label="Actual size (1:1)", variable=view.scale_mode,
                          value=ONE_TO_ONE, command=view.on_scale_mode)
     menu.add_command(label="Statistics overlay", accelerator="F9", command=view.toggle_overlay)
+    menu.add_cascade(label="Monitor", menu=monitor_menu(menu, view))
     menu.add_separator()
     menu.add_command(label="Send Ctrl+Alt+Del", command=view.send_ctrl_alt_del)
     send = tkinter.Menu(menu, tearoff=0)
