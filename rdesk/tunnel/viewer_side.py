@@ -66,8 +66,15 @@ class TunnelSocket:
         return Close(*rcvd) if rcvd is not None else None
 
     @property
+    def close_sent(self) -> Close | None:
+        """Our authenticated close record, once sent."""
+        sent = self._channel.close_sent
+        return Close(*sent) if sent is not None else None
+
+    @property
     def protocol(self) -> TunnelSocket:
-        """Stands in for a websockets connection's ``protocol`` (only ``close_rcvd``)."""
+        """Stands in for a websockets connection's ``protocol`` (``close_rcvd``,
+        ``close_sent``)."""
         return self
 
     @property
