@@ -225,11 +225,11 @@ async def run_host(
         clipboard = start_clipboard(settings, display, server.event)
         stack.callback(clipboard.close)
         # Each viewer finds the hub as `host.clipboard` (rdesk/host/serve/connection.py).
-        setattr(server, "clipboard", clipboard)  # noqa: B010 — HostServer does not declare it yet
+        server.clipboard = clipboard
         cursor = CursorHub().start(display)
         stack.callback(cursor.close)
-        setattr(server, "cursor", cursor)  # noqa: B010 — likewise
-        setattr(server, "monitors", MonitorHub(view))  # noqa: B010 — likewise
+        server.cursor = cursor
+        server.monitors = MonitorHub(view)
         console = HostConsole(server, credentials.invites, out)
         if settings.consent == "ask":
             server.consent = console

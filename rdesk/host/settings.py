@@ -120,7 +120,7 @@ class HostSettings:
     #: Invite codes to print at start: (role, minutes) pairs.
     invites: tuple[tuple[str, float], ...] = ()
     #: Origins (``https://name[:port]``) besides the host's own whose browser pages may open
-    #: the websocket endpoint (``--allow-origin``); see rdesk/host/serve/web.py.
+    #: the websocket endpoint (``--allow-origin``); see rdesk/site/static.py.
     allowed_origins: tuple[str, ...] = ()
     #: Append security events to this file as JSON lines (``--audit-log``,
     #: rdesk/host/security/audit.py).

@@ -21,7 +21,7 @@ from PIL import Image
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from rdesk.host.serve.web import CONTENT_SECURITY_POLICY
+from rdesk.site.static import CONTENT_SECURITY_POLICY
 from tests.e2e.conftest import PASSWORD, RunningHost
 from tests.xserver import Painter, Recorder, Xvfb, grab_root, image_diff
 

@@ -73,3 +73,20 @@ def test_after_close_and_chain_never_raise(tmp_path: Path) -> None:
 
     chain(broken, None, lambda k, f: seen.append(k))("connect", {})
     assert seen == ["connect"]
+
+
+def test_transfer_and_clipboard_lines_keep_their_facts_never_content(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    with AuditLog(path) as audit:
+        audit("transfer", {"viewer": 2, "role": "control", "direction": "upload",
+                           "file": "report.pdf", "size": 1234, "sha256": "ab" * 32,
+                           "result": "done", "data": "PAYLOAD"})
+        audit("clipboard", {"viewer": 2, "direction": "to-host", "selection": "clipboard",
+                            "size": 11, "text": "hunter2 pwd"})
+    transfer, clipboard = (json.loads(line) for line in path.read_text().splitlines())
+    assert (transfer["direction"], transfer["file"], transfer["size"], transfer["result"]) == (
+        "upload", "report.pdf", 1234, "done")
+    assert transfer["sha256"] == "ab" * 32 and "data" not in transfer
+    assert (clipboard["direction"], clipboard["selection"], clipboard["size"]) == (
+        "to-host", "clipboard", 11)
+    assert "hunter2" not in path.read_text()

@@ -1,5 +1,5 @@
 """How the browser page is built and served: the fixed file set with its folders
-(``rdesk/host/serve/web.py``), the module graph of ``rdesk/web/``, and a DOM-free ``core/``.
+(``rdesk/site/static.py``), the module graph of ``rdesk/web/``, and a DOM-free ``core/``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from websockets.datastructures import Headers
 from websockets.http11 import Request
 
-from rdesk.host.serve.web import CONTENT_SECURITY_POLICY, CONTENT_TYPES, StaticSite, _load_files
+from rdesk.site.static import CONTENT_SECURITY_POLICY, CONTENT_TYPES, StaticSite, _load_files
 
 WEB = Path(__file__).resolve().parents[2] / "rdesk" / "web"
 CORE = WEB / "core"

@@ -196,13 +196,13 @@ class MonitorHub:
 
     def __init__(self, view: MonitorView) -> None:
         self.view = view
-        self._posts: dict[int, Callable[[object], None]] = {}
+        self._posts: dict[int, Callable[[MonitorInfo | MonitorCurrent], None]] = {}
 
     def _current(self) -> MonitorCurrent:
         current = self.view.current
         return MonitorCurrent(ALL if current is None else current.index)
 
-    def join(self, viewer_id: int, post: Callable[[object], None]) -> None:
+    def join(self, viewer_id: int, post: Callable[[MonitorInfo | MonitorCurrent], None]) -> None:
         self._posts[viewer_id] = post
         count = min(len(self.view.monitors), MAX_MONITORS)
         for m in self.view.monitors[:count]:

@@ -63,6 +63,8 @@ FIELDS: dict[str, frozenset[str]] = {
     "key_combo": frozenset({"combination", "action"}),
     "revoked": frozenset(),
     "session_end": frozenset(),
+    "transfer": frozenset({"role", "direction", "file", "size", "sha256", "result"}),
+    "clipboard": frozenset({"direction", "selection", "size"}),
 }
 
 _MAX_STR = 256

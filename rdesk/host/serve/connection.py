@@ -19,8 +19,10 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from rdesk.common.transport import Transport
+from rdesk.host.clipboard.hub import ClipboardHub
 from rdesk.host.clipboard.link import ClipboardLink
-from rdesk.host.screen.cursor import CursorLink
+from rdesk.host.screen.cursor import CursorHub, CursorLink
+from rdesk.host.screen.monitors import MonitorHub
 from rdesk.host.security.authority import SessionGuard
 from rdesk.host.security.keypolicy import DEFAULT_BLOCKED, combination
 from rdesk.host.serve.control import ControlBoard, Delivery
@@ -80,6 +82,9 @@ class Host(Protocol):
 
     board: ControlBoard
     injector: InputSink | None
+    clipboard: ClipboardHub | None
+    cursor: CursorHub | None
+    monitors: MonitorHub | None
 
     @property
     def stall_timeout(self) -> float:
@@ -118,12 +123,12 @@ class ViewerConnection:
         self._closing: set[asyncio.Future[None]] = set()
         #: This viewer's clipboard (rdesk/host/clipboard/), on the host's hub if it has one.
         self.clipboard = ClipboardLink(
-            getattr(host, "clipboard", None), viewer_id, access, self._send_message
+            host.clipboard, viewer_id, access, self._send_message
         )
         #: The host's cursor shapes for this viewer (rdesk/host/screen/cursor.py).
-        self.cursor = CursorLink(getattr(host, "cursor", None), self._send_message)
+        self.cursor = CursorLink(host.cursor, self._send_message)
         #: Switching monitors (rdesk/host/screen/monitors.py), if the host offers it.
-        self.monitors = getattr(host, "monitors", None)
+        self.monitors = host.monitors
         #: This viewer's file transfers (rdesk/host/transfer/), policy from the host settings.
         self.transfers = TransferRoom(
             policy_from(getattr(host, "settings", None)), viewer_id, name, access,

@@ -21,7 +21,10 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from rdesk.common.transport import Transport, TransportClosed
+from rdesk.host.clipboard.hub import ClipboardHub
 from rdesk.host.encoding.encode import EncodeCache
+from rdesk.host.screen.cursor import CursorHub
+from rdesk.host.screen.monitors import MonitorHub
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.security.accept import AcceptGate, GatedSocket
 from rdesk.host.security.authpool import AuthPool
@@ -37,12 +40,12 @@ from rdesk.host.serve.connection import InputSink, ViewerConnection, close_sessi
 from rdesk.host.serve.control import EVERYONE, ControlBoard, Delivery
 from rdesk.host.serve.login import Login
 from rdesk.host.serve.transport import WebsocketTransport
-from rdesk.host.serve.web import StaticSite, forbidden, origin_allowed
 from rdesk.host.settings import HostSettings
 from rdesk.protocol import limits
 from rdesk.protocol.errors import CloseCode, ProtocolError
 from rdesk.protocol.session import Session
 from rdesk.protocol.states import Role
+from rdesk.site.static import StaticSite, forbidden, origin_allowed
 
 __all__ = ["WS_PATH", "Consent", "Credentials", "HostServer", "InputSink"]
 
@@ -103,6 +106,11 @@ class HostServer:
         self.collections = 0
         #: With ``--require-client-cert``: the CA whose certificates are admitted, with roles.
         self.cert_policy = cert_policy
+        #: What the wiring (app.py) adds when the display has them: the X selections, the
+        #: cursor watcher, the monitors. Each viewer's connection finds them here.
+        self.clipboard: ClipboardHub | None = None
+        self.cursor: CursorHub | None = None
+        self.monitors: MonitorHub | None = None
         #: The admitted viewers, by id.
         self.viewers: dict[int, ViewerConnection] = {}
         #: Who is connected and who holds control (rdesk/host/serve/control.py).
@@ -217,7 +225,7 @@ class HostServer:
         sock = connection.transport.get_extra_info("socket")
         if sock is not None:
             self.gate.spoke(sock.fileno())  # TLS done, an HTTP request came: not a failure
-        # Everything but the websocket endpoint is the browser page (rdesk/host/serve/web.py).
+        # Everything but the websocket endpoint is the browser page (rdesk/site/static.py).
         if request.path.split("?", 1)[0] != WS_PATH:
             return self.site.respond(request)
         # Refuse other sites' pages before the websocket opens (cross-site hijacking).
