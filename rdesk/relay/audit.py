@@ -7,7 +7,9 @@ relay never records payload: a splice is logged by its session, its ends and its
 
 from __future__ import annotations
 
-from rdesk.host.security.audit import AuditLog, _clean, _Scalar
+from pathlib import Path
+
+from rdesk.host.security.audit import AuditLog
 
 __all__ = ["RELAY_FIELDS", "RelayAuditLog"]
 
@@ -32,7 +34,5 @@ RELAY_FIELDS: dict[str, frozenset[str]] = {
 class RelayAuditLog(AuditLog):
     """``RelayAuditLog(path)`` called as ``log(kind, fields)``; see :data:`RELAY_FIELDS`."""
 
-    @staticmethod
-    def filter(kind: str, fields: dict[str, object]) -> dict[str, _Scalar]:
-        allowed = _COMMON | RELAY_FIELDS.get(kind, frozenset())
-        return {k: _clean(v) for k, v in fields.items() if k in allowed}
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path, common=_COMMON, fields=RELAY_FIELDS)

@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
@@ -133,7 +134,7 @@ async def test_the_brake_slows_guessers_but_not_the_owner_or_viewers(
 
 
 async def test_consent_and_disconnect_lines_carry_their_fields(
-    xvfb: Xvfb, host_factory: HostFactory
+    xvfb: Xvfb, host_factory: HostFactory, tmp_path: Path
 ) -> None:
     host = host_factory(xvfb.display, consent="ask")
     seen: list[tuple[str, dict[str, object]]] = []
@@ -152,7 +153,7 @@ async def test_consent_and_disconnect_lines_carry_their_fields(
         if any(kind == "disconnect" for kind, _ in seen):
             break
         await asyncio.sleep(0.05)
-    audit = AuditLog.filter
+    audit = AuditLog(tmp_path / "audit.jsonl").filter  # the host's whitelist
     consent = [audit(kind, f) for kind, f in seen if kind == "consent"]
     assert consent and consent[0]["decision"] == "admitted"  # before: dropped by the filter
     gone = [audit(kind, f) for kind, f in seen if kind == "disconnect"]

@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -86,7 +86,11 @@ def _now_iso() -> str:
 
 
 class AuditLog:
-    """Append-only JSON-lines audit log; call it as ``log(kind, fields)``."""
+    """Append-only JSON-lines audit log; call it as ``log(kind, fields)``.
+
+    ``common`` and ``fields`` are the whitelist (the host's by default; the relay passes its
+    own): a kind records only ``common`` plus its own ``fields``.
+    """
 
     def __init__(
         self,
@@ -95,8 +99,12 @@ class AuditLog:
         sync: Literal["line", "second"] = "line",
         clock: Callable[[], float] = time.monotonic,
         timestamp: Callable[[], str] = _now_iso,
+        common: frozenset[str] = COMMON_FIELDS,
+        fields: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.path = Path(path)
+        self._common = common
+        self._fields: Mapping[str, frozenset[str]] = FIELDS if fields is None else fields
         self.sync = sync
         self._clock = clock
         self._timestamp = timestamp
@@ -108,10 +116,9 @@ class AuditLog:
         self._dirty = False
         self._broken = False
 
-    @staticmethod
-    def filter(kind: str, fields: dict[str, object]) -> dict[str, _Scalar]:
+    def filter(self, kind: str, fields: dict[str, object]) -> dict[str, _Scalar]:
         """The fields of ``fields`` that ``kind`` may record, cleaned (see the module doc)."""
-        allowed = COMMON_FIELDS | FIELDS.get(kind, frozenset())
+        allowed = self._common | self._fields.get(kind, frozenset())
         return {k: _clean(v) for k, v in fields.items() if k in allowed}
 
     def __call__(self, kind: str, fields: dict[str, object] | None = None) -> None:
