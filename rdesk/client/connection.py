@@ -34,8 +34,9 @@ from rdesk.client.handshake import (
     pin_host_key,
 )
 from rdesk.client.known_hosts import KnownHosts
+from rdesk.client.parts import Stats, abort, cancel
 from rdesk.client.relayed import open_relayed, parse_relayed
-from rdesk.client.running import Connection, Stats, abort, cancel
+from rdesk.client.running import Connection
 from rdesk.client.timers import SessionTimers
 from rdesk.protocol.errors import CloseCode, ProtocolError
 from rdesk.protocol.session import PING_INTERVAL, PING_TIMEOUT, Session

@@ -24,7 +24,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from rdesk.client.running import Connection, abort
+from rdesk.client.parts import abort
+from rdesk.client.running import Connection
 from rdesk.protocol.errors import RemoteProtocolError
 from rdesk.protocol.transfer import (
     CHUNK,

@@ -22,7 +22,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from rdesk.client.connection import ConnectionLost, connect
 from rdesk.client.framebuffer import DEFAULT_MAX_SCREEN_PIXELS, Framebuffer
-from rdesk.client.running import abort
+from rdesk.client.parts import abort
 from rdesk.client.tls import client_ssl_context
 from rdesk.host.security.tls import (
     certificate_fingerprint,
