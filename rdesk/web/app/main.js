@@ -13,8 +13,9 @@ import { Display } from "./display.js";
 import { ClipboardSync } from "./clipboard.js";
 import { HostCursor } from "./cursor.js";
 import { MonitorSelector } from "./monitors.js";
-import { onRelay, relayOptions, showIdLogin, typedId } from "./relay.js";
+import { onRelay, relayOptions, showIdLogin, socketBesidePage, typedId } from "./relay.js";
 import { captureInput } from "./input.js";
+import { wireKeyBar } from "./keybar.js";
 import { StatsOverlay } from "./stats.js";
 import { TransferPanel } from "./transfer.js";
 import { $, describeClose, getState, setState, setStatus, showBanner, showMessage } from "./status.js";
@@ -43,6 +44,7 @@ const monitors = new MonitorSelector(send);
 const mayControl = () =>
   connection !== null && connection.active && connection.role === "control" && control.holdsControl();
 const input = captureInput(canvas, { mayControl, send, hostPoint: (e) => display.hostPoint(e) });
+wireKeyBar($("keybar"), canvas, { mayControl, send });
 
 function connect() {
   clearTimeout(reconnectTimer);
@@ -50,7 +52,7 @@ function connect() {
   userClosed = false;
   setState(policy.everActive ? "reconnecting" : "connecting");
   const c = new Connection({
-    url: `wss://${location.host}/rdesk`,
+    url: socketBesidePage("rdesk"),
     ...(hostId !== null ? relayOptions(hostId) : {}),
     secret: password,
     name: VIEWER_NAME,

@@ -17,8 +17,18 @@ import { $ } from "./status.js";
 
 const PIN_PREFIX = "rdesk.pin.";
 
+/**
+ * The websocket URL of `name` beside this page: the directory of its own path + name, so a page
+ * a gateway serves under a prefix (https://gw/desk/) reaches wss://gw/desk/NAME, and one at the
+ * root wss://host/NAME.
+ */
+export function socketBesidePage(name) {
+  const dir = location.pathname.slice(0, location.pathname.lastIndexOf("/") + 1);
+  return `wss://${location.host}${dir}${name}`;
+}
+
 /** Whether this page was served by a relay (asked once). */
-export const onRelay = fetch("/relay.json", { cache: "no-store" })
+export const onRelay = fetch("relay.json", { cache: "no-store" })
   .then((r) => (r.ok ? r.json() : null))
   .then((info) => Boolean(info && info.relay === true && info.tunnel === 1))
   .catch(() => false);
@@ -65,7 +75,7 @@ export function relayOptions(hostId) {
   const store = storage();
   const pin = store ? store.getItem(PIN_PREFIX + hostId) : null;
   return {
-    url: `wss://${location.host}/connect`,
+    url: socketBesidePage("connect"),
     WebSocket: relaySocket({
       hostId,
       pin: pin && /^SHA256:[A-Za-z0-9+/]{43}$/.test(pin) ? pin : null,
