@@ -321,8 +321,20 @@ def _cmd_host(args: argparse.Namespace) -> int:
     from rdesk.host.app import run_host
 
     settings = host_settings(args)
+    _require_consent_terminal(settings.consent)
     asyncio.run(run_host(settings, out=lambda line: print(line, flush=True)))
     return 0
+
+
+def _require_consent_terminal(consent: str) -> None:
+    """Refuse ``--consent ask`` when nobody can answer: the console reads standard input,
+    and under systemd or ``nohup`` that is at end of file, so every viewer would wait out the
+    consent timeout and be rejected while the host looked healthy (issue 18)."""
+    if consent == "ask" and not sys.stdin.isatty():
+        raise UsageError(
+            "--consent ask needs a terminal to ask on (stdin is not one); run the host in a "
+            "terminal, or use --consent auto with a password for unattended access"
+        )
 
 
 def _cmd_passwd(args: argparse.Namespace) -> int:
@@ -337,7 +349,9 @@ def _cmd_passwd(args: argparse.Namespace) -> int:
         if password != getpass.getpass("Again: "):
             raise UsageError("the two passwords differ; nothing changed")
     path = args.config_dir / (VIEW_PASSWORD_FILE if args.view else PASSWORD_FILE)
-    write_password_hash(path, password)
+    # the other password's salt and parameters, so a login costs one scrypt derivation
+    other = args.config_dir / (PASSWORD_FILE if args.view else VIEW_PASSWORD_FILE)
+    write_password_hash(path, password, like=other)
     kind = "view-only password" if args.view else "password"
     print(f"rdesk: {kind} hash written to {path}")
     return 0

@@ -64,7 +64,8 @@ class HostCredentials:
 
     An unexpired invite code grants its role (once); the control password grants ``control``;
     the view password, if set, grants ``view``. Both password checks always run, so timing does
-    not tell which one a guess was tried against.
+    not tell which one a guess was tried against; when the two hashes share a salt (as
+    :func:`load_credentials` and ``rdesk passwd`` write them) one scrypt derivation serves both.
     """
 
     def __init__(
@@ -84,39 +85,48 @@ class HostCredentials:
         """
         if self.control.one_time_password is None:
             return None
-        self.control = PasswordStore.one_time()
+        self.control = PasswordStore.one_time(like=self.view)
         return self.control.one_time_password
 
     def check(self, secret: str) -> str | None:
         if secret.startswith("inv-"):
             return self.invites.redeem(secret, time.monotonic())
-        is_control = self.control.check(secret)
-        is_view = self.view.check(secret) if self.view is not None else False
+        if self.view is None:
+            is_control, is_view = self.control.check(secret), False
+        else:
+            is_control, is_view = self.control.check_with(self.view, secret)
         return "control" if is_control else "view" if is_view else None
 
 
 def load_credentials(settings: HostSettings) -> tuple[HostCredentials, str]:
-    """The host's credentials and a sentence telling the user how to log in."""
-    control, how = _control_store(settings)
+    """The host's credentials and a sentence telling the user how to log in.
+
+    A password known in plain text (a plain file, a one-time password) is hashed with the
+    other password's salt and parameters, so a login costs one scrypt derivation.
+    """
     view: PasswordStore | None = None
-    if settings.view_password_file is not None:
-        view = PasswordStore.from_plain_file(settings.view_password_file)
-        how += f"\n  view-only password: the one in {settings.view_password_file}"
-    elif (settings.config_dir / VIEW_PASSWORD_FILE).exists():
+    view_how = ""
+    if settings.view_password_file is None and (settings.config_dir / VIEW_PASSWORD_FILE).exists():
         view = PasswordStore.from_hash_file(settings.config_dir / VIEW_PASSWORD_FILE)
-        how += "\n  view-only password: the one set with `rdesk passwd --view`"
-    return HostCredentials(control, view), how
+        view_how = "\n  view-only password: the one set with `rdesk passwd --view`"
+    control, how = _control_store(settings, like=view)
+    if settings.view_password_file is not None:
+        view = PasswordStore.from_plain_file(settings.view_password_file, like=control)
+        view_how = f"\n  view-only password: the one in {settings.view_password_file}"
+    return HostCredentials(control, view), how + view_how
 
 
-def _control_store(settings: HostSettings) -> tuple[PasswordStore, str]:
+def _control_store(
+    settings: HostSettings, like: PasswordStore | None
+) -> tuple[PasswordStore, str]:
     if settings.password_file is not None:
-        store = PasswordStore.from_plain_file(settings.password_file)
+        store = PasswordStore.from_plain_file(settings.password_file, like=like)
         how = f"password: the one in {settings.password_file}"
     elif (settings.config_dir / PASSWORD_FILE).exists():
         store = PasswordStore.from_hash_file(settings.config_dir / PASSWORD_FILE)
         how = "password: the one set with `rdesk passwd`"
     else:
-        store = PasswordStore.one_time()
+        store = PasswordStore.one_time(like=like)
         how = (
             f"one-time password: {store.one_time_password}   "
             "(valid for this run; set a permanent one with `rdesk passwd`)"

@@ -38,6 +38,7 @@ __all__ = [
     "PasswordStore",
     "hash_password",
     "read_secret_file",
+    "verify_pair",
     "verify_password",
     "write_password_hash",
 ]
@@ -90,21 +91,29 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def hash_password(password: str) -> str:
+def hash_password(password: str, like: str | None = None) -> str:
     """Return a new scrypt hash of *password* with a fresh random 16-byte salt.
 
     The result is ``scrypt$32768$8$1$<salt b64>$<key b64>`` (standard, padded base64) and can be
-    checked with :func:`verify_password`. Raises :class:`PasswordError` for an empty password or
-    one longer than :data:`MAX_PASSWORD_BYTES` bytes of UTF-8.
+    checked with :func:`verify_password`. With *like* (another stored hash, validated), the
+    salt, parameters and key length are *like*'s instead: the host's two passwords then share
+    them, so one key derivation checks an attempt against both (:func:`verify_pair`). Raises
+    :class:`PasswordError` for an empty password or one longer than :data:`MAX_PASSWORD_BYTES`
+    bytes of UTF-8, :class:`PasswordFileError` for a malformed *like*.
     """
     secret = _encode(password)
     if not secret:
         raise PasswordError("the password is empty")
     if len(secret) > MAX_PASSWORD_BYTES:
         raise PasswordError(f"the password is longer than {MAX_PASSWORD_BYTES} bytes")
-    salt = secrets.token_bytes(SALT_BYTES)
-    key = _scrypt(secret, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, KEY_BYTES)
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(key)}"
+    if like is None:
+        n, r, p, dklen = SCRYPT_N, SCRYPT_R, SCRYPT_P, KEY_BYTES
+        salt = secrets.token_bytes(SALT_BYTES)
+    else:
+        n, r, p, salt, old = _parse(like)
+        dklen = len(old)
+    key = _scrypt(secret, salt, n, r, p, dklen)
+    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(key)}"
 
 
 def _parse(stored: str) -> tuple[int, int, int, bytes, bytes]:
@@ -144,6 +153,27 @@ def verify_password(stored: str, password: str) -> bool:
     return hmac.compare_digest(_scrypt(secret, salt, n, r, p, len(key)), key)
 
 
+def verify_pair(first: str, second: str, password: str) -> tuple[bool, bool]:
+    """Return whether *password* matches each of two stored hashes, in constant time.
+
+    When both hashes have the same salt, parameters and key length (written with
+    ``hash_password(..., like=...)``), one key derivation serves both comparisons; otherwise
+    (older files, hashed apart) two derivations run. Both comparisons always run, so the time
+    does not tell which hash matched. Raises :class:`PasswordFileError` for a malformed hash.
+    """
+    n, r, p, salt, key = _parse(first)
+    n2, r2, p2, salt2, key2 = _parse(second)
+    secret = _encode(password)
+    if len(secret) > MAX_PASSWORD_BYTES:
+        return False, False
+    derived = _scrypt(secret, salt, n, r, p, len(key))
+    if (n, r, p, salt, len(key)) == (n2, r2, p2, salt2, len(key2)):
+        derived2 = derived
+    else:
+        derived2 = _scrypt(secret, salt2, n2, r2, p2, len(key2))
+    return hmac.compare_digest(derived, key), hmac.compare_digest(derived2, key2)
+
+
 def read_secret_file(path: Path) -> str:
     """Return the first line of the file at *path*, with surrounding whitespace stripped.
 
@@ -178,8 +208,12 @@ def read_secret_file(path: Path) -> str:
     return first
 
 
-def write_password_hash(path: Path, password: str) -> None:
+def write_password_hash(path: Path, password: str, like: Path | None = None) -> None:
     """Hash *password* and store it as the single line of *path*, atomically, mode 0600.
+
+    If *like* names a readable, valid hash file (the host's other password), the new hash takes
+    its salt and parameters (see :func:`hash_password`); a missing or unusable *like* is ignored
+    and a fresh salt is drawn.
 
     Missing parent directories are created with mode 0700. The file is replaced in one rename, so
     a reader sees the old hash or the new one, never a partial line. Raises
@@ -187,7 +221,14 @@ def write_password_hash(path: Path, password: str) -> None:
     if the file cannot be written.
     """
     path = Path(path)
-    line = hash_password(password) + "\n"
+    template: str | None = None
+    if like is not None:
+        try:
+            template = read_secret_file(like)
+            _parse(template)
+        except PasswordFileError:
+            template = None
+    line = hash_password(password, template) + "\n"
     try:
         missing = [d for d in [path.parent, *path.parent.parents] if not d.exists()]
         for d in reversed(missing):
@@ -227,33 +268,39 @@ class PasswordStore:
             raise PasswordFileError(f"{path}: {exc}") from None
 
     @classmethod
-    def from_plain_file(cls, path: Path) -> PasswordStore:
+    def from_plain_file(cls, path: Path, like: PasswordStore | None = None) -> PasswordStore:
         """Use the plaintext password in the first line of *path* (``--password-file``).
 
-        The password (stripped, see :func:`read_secret_file`) is hashed once, in memory; the
-        plaintext is not kept. Raises :class:`PasswordFileError` / :class:`PasswordError` (one
-        line) if the file is unusable or the password is empty or too long.
+        The password (stripped, see :func:`read_secret_file`) is hashed once, in memory, with
+        *like*'s salt and parameters if given; the plaintext is not kept. Raises
+        :class:`PasswordFileError` / :class:`PasswordError` (one line) if the file is unusable
+        or the password is empty or too long.
         """
-        return cls.from_password(read_secret_file(path))
+        return cls.from_password(read_secret_file(path), like)
 
     @classmethod
-    def from_password(cls, password: str) -> PasswordStore:
-        """Use *password* (hashed once, in memory). Raises :class:`PasswordError` if unusable."""
-        return cls(hash_password(password))
+    def from_password(cls, password: str, like: PasswordStore | None = None) -> PasswordStore:
+        """Use *password* (hashed once, in memory, with *like*'s salt and parameters if given).
+
+        Raises :class:`PasswordError` if unusable.
+        """
+        return cls(hash_password(password, like._hash if like is not None else None))
 
     @classmethod
-    def one_time(cls) -> PasswordStore:
+    def one_time(cls, like: PasswordStore | None = None) -> PasswordStore:
         """Generate a random password for this run only, exposed as :attr:`one_time_password`.
 
         The password is four dash-separated groups of four characters from
-        :data:`ONE_TIME_ALPHABET` (about 79 bits), e.g. ``k7m2-q9tz-h3wa-pe4n``.
+        :data:`ONE_TIME_ALPHABET` (about 79 bits), e.g. ``k7m2-q9tz-h3wa-pe4n``. With *like*,
+        it is hashed with that store's salt and parameters.
         """
         groups = (
             "".join(secrets.choice(ONE_TIME_ALPHABET) for _ in range(_ONE_TIME_GROUP_LEN))
             for _ in range(_ONE_TIME_GROUPS)
         )
         password = "-".join(groups)
-        return cls(hash_password(password), one_time_password=password)
+        template = like._hash if like is not None else None
+        return cls(hash_password(password, template), one_time_password=password)
 
     @property
     def one_time_password(self) -> str | None:
@@ -267,6 +314,14 @@ class PasswordStore:
         was built).
         """
         return verify_password(self._hash, password)
+
+    def check_with(self, other: PasswordStore, password: str) -> tuple[bool, bool]:
+        """Whether *password* is this store's and *other*'s password (:func:`verify_pair`).
+
+        One key derivation when the two share a salt and parameters, two otherwise; never
+        raises for any *password* string.
+        """
+        return verify_pair(self._hash, other._hash, password)
 
     def __repr__(self) -> str:
         return "<PasswordStore>"  # never show the hash or a one-time password in logs
