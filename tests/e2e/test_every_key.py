@@ -44,6 +44,10 @@ def _start(xvfb: Xvfb, host_factory: Callable[..., RunningHost], page: Any,
     recorder.wait_for(lambda e: e["type"] == "button_release" and e["button"] == 1)
 
 
+def _released(keysym: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e["type"] == "key_release" and e["keysym"] == keysym
+
+
 def _presses(recorder: Recorder, start: int) -> list[int]:
     return [e["keysym"] for e in recorder.events()[start:] if e["type"] == "key_press"]
 
@@ -59,8 +63,7 @@ def test_key_bar_chords_reach_an_x_client(
             recorder.wait_idle()
             start = len(recorder.events())
             page.click(f"#keybar button[data-keys={name}]")
-            recorder.wait_for(lambda e, k=chord[0]: e["type"] == "key_release" and e["keysym"] == k,
-                              start=start)
+            recorder.wait_for(_released(chord[0]), start=start)
             assert _presses(recorder, start) == chord, name
             # Pressed in order, released in reverse: the last key down is the first key up.
             releases = [e["keysym"] for e in recorder.events()[start:]
