@@ -7,6 +7,7 @@ both directions and the JavaScript viewer can mirror the schemas exactly.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from rdesk.protocol.access import Access
 
@@ -47,9 +48,22 @@ class Int(Field):
         return None
 
 
+#: Code points a wire string refuses besides C0 and DEL: the C1 controls (U+0085, and U+009B,
+#: the 8-bit CSI that terminals act on) and the bidi embeddings, overrides and isolates,
+#: which reorder the text after them (U+202E makes "report\u202efdp.exe" show as
+#: "reportexe.pdf"). The bidi *marks* U+200E, U+200F and U+061C are allowed: they reorder no
+#: run of text, only give the neutral characters beside them a direction, and right-to-left
+#: names need them. codec.js's checkField mirrors this set exactly.
+_REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 @dataclasses.dataclass(frozen=True)
 class Str(Field):
-    """A string of at most ``max_len`` characters, without control characters."""
+    """A string of at most ``max_len`` characters, without control characters.
+
+    Refused: C0 controls, DEL, C1 controls, bidi embeddings/overrides/isolates and lone
+    surrogates (docs/protocol.md §2 is normative).
+    """
 
     max_len: int
     min_len: int = 0
@@ -57,7 +71,7 @@ class Str(Field):
     def check(self, value: object) -> str | None:
         if type(value) is not str or not self.min_len <= len(value) <= self.max_len:
             return f"a string of {self.min_len}..{self.max_len} characters"
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        if _REFUSED.search(value):
             return "a string without control characters"
         # JSON "\ud800" escapes decode to lone surrogates, which are not text and cannot be
         # encoded as UTF-8 (encode() would fail with UnicodeEncodeError).

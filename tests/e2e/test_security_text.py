@@ -19,9 +19,13 @@ from tests.xserver import Xvfb
 
 HostFactory = Callable[..., RunningHost]
 
-#: CSI (C1), OSC ... ST, NEL, a right-to-left override and an isolate: all accepted by the
-#: protocol's string check (it refuses C0 and DEL only).
+#: CSI (C1), OSC ... ST, NEL, a right-to-left override and an isolate: what a certificate's
+#: subject may still carry; the protocol's string check now refuses all of them on the wire
+#: (tests/protocol/test_string_rule.py), so :func:`shown` is the defence in depth.
 EVIL = "mallory\u009b31m\u009d0;pwned\u009c\u0085\u202egnp.exe\u2066x\u2069"
+#: What a viewer's name may still carry through the wire's string check and :func:`shown`
+#: escapes: bidi marks, a line and a paragraph separator, zero-width characters.
+WIRE_EVIL = "mallory\u200fgnp.exe\u200e\u061c\u2028x\u2029\u200b\ufeff"
 
 
 def _unsafe(text: str) -> list[str]:
@@ -32,7 +36,7 @@ def test_shown_escapes_controls_and_bidi_and_keeps_the_rest() -> None:
     assert shown("Zoë 東京 🙂") == "Zoë 東京 🙂"
     assert shown("a\u202eb") == "a\\u202eb"
     assert shown("\x1b[2J\u009b") == "\\x1b[2J\\x9b"
-    assert _unsafe(shown(EVIL)) == []
+    assert _unsafe(shown(EVIL)) == [] and _unsafe(shown(WIRE_EVIL)) == []
     assert shown("x" * 500, limit=10) == "x" * 9 + "…"  # the limit holds the ellipsis
     assert len(shown("\u202e" * 64, limit=64)) <= 64
 
@@ -54,7 +58,7 @@ async def test_a_hostile_viewer_name_is_escaped_everywhere_it_is_shown(
     holder = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint,
                            name="owner")
     evil = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint,
-                         name=EVIL)
+                         name=WIRE_EVIL)
     try:
         await holder.wait_for(lambda: holder.holder == holder.viewer_id, 10)
         await evil.request_control()  # the holder is asked, with the name in the question
@@ -67,7 +71,7 @@ async def test_a_hostile_viewer_name_is_escaped_everywhere_it_is_shown(
         audit.close()
     joined = [line for line in said if "joined" in line and "mallory" in line]
     assert joined and all(_unsafe(line) == [] for line in said)
-    assert shown(EVIL) in joined[0]
+    assert shown(WIRE_EVIL) in joined[0]
     assert _unsafe(asked) == [] and asked.startswith("mallory")
     assert all(_unsafe(record.getMessage()) == [] for record in caplog.records)
     lines = (tmp_path / "audit.jsonl").read_text().splitlines()

@@ -129,7 +129,7 @@ async def test_the_cli_refuses_a_path_and_the_host_refuses_it_on_the_wire(
     try:
         transfers = Transfers(conn)
         for transfer_id, name in enumerate(["../../.bashrc", "/etc/passwd", "..\\x", "C:\\x",
-                                            "NUL", "CON", "a\u202etxt.exe", "é" * 128], 1):
+                                            "NUL", "CON", "a\u200ftxt.exe", "é" * 128], 1):
             queue = transfers._queues[transfer_id] = asyncio.Queue()
             await conn.send_transfer(XferPut(transfer_id, name, 7))
             done = await asyncio.wait_for(queue.get(), 10)

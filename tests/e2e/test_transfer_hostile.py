@@ -114,7 +114,7 @@ async def test_a_wrong_digest_or_short_file_is_not_kept(tmp_path: Path) -> None:
 async def test_a_listing_hides_hostile_names_and_is_bounded(tmp_path: Path) -> None:
     async def script(ws: ServerConnection) -> None:
         first = await _request(ws, "xfer_list")
-        for name in ("ok.txt", "../../etc/passwd", "a\u202etxt.exe", ".hidden"):
+        for name in ("ok.txt", "../../etc/passwd", "a\u200ftxt.exe", ".hidden"):
             await ws.send(json.dumps({"t": "xfer_entry", "id": first["id"], "name": name,
                                       "size": 1}))
         await ws.send(json.dumps({"t": "xfer_done", "id": first["id"], "ok": True, "name": "",

@@ -41,10 +41,14 @@ MEDIUM = settings(max_examples=300, deadline=None, suppress_health_check=[Health
 
 # --- strategies --------------------------------------------------------------------------------
 
-#: Characters a Str field accepts: no C0 controls, no DEL, no lone surrogates.
+#: Characters a Str field accepts: no C0 controls, no DEL, no C1 controls, no bidi
+#: embeddings, overrides or isolates, no lone surrogates (docs/protocol.md §2).
 TEXT_CHARS = st.characters(
     blacklist_categories=("Cs",),
-    blacklist_characters=[chr(i) for i in range(0x20)] + ["\x7f"],
+    blacklist_characters=[chr(i) for i in range(0x20)]
+    + [chr(i) for i in range(0x7F, 0xA0)]
+    + [chr(i) for i in range(0x202A, 0x202F)]
+    + [chr(i) for i in range(0x2066, 0x206A)],
 )
 
 

@@ -159,7 +159,12 @@ function checkField(spec, value) {
       let n = 0;
       for (let i = 0; i < value.length; i++) {
         const c = value.charCodeAt(i);
-        if (c < 0x20 || c === 0x7f) return "a string without control characters";
+        // C0, DEL, C1 and the bidi embeddings/overrides/isolates: fields.py's _REFUSED
+        // exactly (docs/protocol.md §2); the bidi marks U+200E/U+200F/U+061C pass.
+        if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || (c >= 0x202a && c <= 0x202e) ||
+            (c >= 0x2066 && c <= 0x2069)) {
+          return "a string without control characters";
+        }
         if (c >= 0xd800 && c <= 0xdbff) {
           const d = i + 1 < value.length ? value.charCodeAt(i + 1) : 0;
           if (d < 0xdc00 || d > 0xdfff) return "a string without lone surrogates";
