@@ -31,7 +31,7 @@ from rdesk.protocol.messages import (
     Peer,
 )
 
-__all__ = ["ControlBoard", "Member", "EVERYONE", "LOCAL", "Delivery"]
+__all__ = ["ControlBoard", "Member", "EVERYONE", "LOCAL", "Delivery", "holder_label"]
 
 #: Target meaning "every connected viewer".
 EVERYONE = -1
@@ -60,6 +60,9 @@ class ControlBoard:
         self.holder = NOBODY
         #: Viewers waiting for an answer to their control request, in arrival order.
         self.pending: dict[int, None] = {}
+        #: Who made the last change of :attr:`holder` and how (``by``, ``reason``), for the
+        #: host's ``control_change`` audit line.
+        self.last_change: tuple[str, str] = ("", "")
 
     # --- queries -------------------------------------------------------------------------------
 
@@ -93,6 +96,7 @@ class ControlBoard:
         out.append((EVERYONE, Peer(member.id, member.name, member.access, True)))
         if not self.shared and self.holder == NOBODY and member.access is Access.CONTROL:
             self.holder = member.id
+            self.last_change = (f"viewer #{member.id}", "joined while control was free")
             out.append((EVERYONE, Control(self.holder)))
         else:
             out.append((member.id, Control(self.holder)))
@@ -108,6 +112,7 @@ class ControlBoard:
         out: list[Delivery] = [(EVERYONE, Peer(member.id, member.name, member.access, False))]
         if self.holder == viewer_id:
             self.holder = NOBODY
+            self.last_change = (f"viewer #{viewer_id}", "the holder left")
             out.append((EVERYONE, Control(NOBODY)))
         out.append((LOCAL, f"viewer #{member.id} {member.name} left"))
         return out
@@ -120,7 +125,7 @@ class ControlBoard:
         if self.may_input(viewer_id):
             return [(viewer_id, Notice("you already hold control"))]
         if self.holder == NOBODY and member.access is Access.CONTROL and not self.shared:
-            return self._give(viewer_id)
+            return self._give(viewer_id, f"viewer #{viewer_id}", "requested while control was free")
         self.pending[viewer_id] = None
         out: list[Delivery] = [
             (LOCAL, f"viewer #{viewer_id} {member.name} asks for control: "
@@ -147,17 +152,20 @@ class ControlBoard:
                 (viewer_id, Notice("your control request was refused")),
                 (LOCAL, f"viewer #{viewer_id} was refused control"),
             ]
-        return self._give(viewer_id)
+        return self._give(viewer_id, _who(by), "request granted")
 
     def release(self, viewer_id: int) -> list[Delivery]:
         """The holder gives control up."""
         if self.holder != viewer_id:
             return []
         self.holder = NOBODY
+        self.last_change = (f"viewer #{viewer_id}", "released")
         return [(EVERYONE, Control(NOBODY)), (LOCAL, f"viewer #{viewer_id} released control")]
 
     def take_local(self) -> list[Delivery]:
         """The host's local user takes control: no viewer may send input until released."""
+        if self.holder != LOCAL_USER:
+            self.last_change = ("local user", "taken back")
         self.holder = LOCAL_USER
         return [(EVERYONE, Control(LOCAL_USER)), (LOCAL, "you hold control; viewers' input is off")]
 
@@ -166,13 +174,24 @@ class ControlBoard:
         if self.holder != LOCAL_USER:
             return []
         self.holder = NOBODY
+        self.last_change = ("local user", "handed back")
         return [(EVERYONE, Control(NOBODY)), (LOCAL, "control released")]
 
-    def _give(self, viewer_id: int) -> list[Delivery]:
+    def _give(self, viewer_id: int, by: str, reason: str) -> list[Delivery]:
         self.holder = viewer_id
+        self.last_change = (by, reason)
         self.pending.pop(viewer_id, None)
         name = self.members[viewer_id].name
         return [
             (EVERYONE, Control(viewer_id)),
             (LOCAL, f"viewer #{viewer_id} {name} holds control"),
         ]
+
+
+def holder_label(holder: int) -> int | str:
+    """A :attr:`ControlBoard.holder` as the audit log writes it: a viewer id, or a word."""
+    return "nobody" if holder == NOBODY else "local user" if holder == LOCAL_USER else holder
+
+
+def _who(actor: int) -> str:
+    return "local user" if actor == LOCAL_USER else f"viewer #{actor}"

@@ -37,7 +37,7 @@ from rdesk.host.serve.admission import (
     decide,
 )
 from rdesk.host.serve.connection import InputSink, ViewerConnection, close_session
-from rdesk.host.serve.control import EVERYONE, ControlBoard, Delivery
+from rdesk.host.serve.control import EVERYONE, ControlBoard, Delivery, holder_label
 from rdesk.host.serve.login import Login
 from rdesk.host.serve.transport import WebsocketTransport
 from rdesk.host.settings import HostSettings
@@ -115,6 +115,8 @@ class HostServer:
         self.viewers: dict[int, ViewerConnection] = {}
         #: Who is connected and who holds control (rdesk/host/serve/control.py).
         self.board = ControlBoard(shared=settings.shared_control)
+        #: The holder the last ``control_change`` audit line named.
+        self._audited_holder = self.board.holder
         #: Asks the local user to admit each viewer when ``settings.consent == "ask"``.
         self.consent = consent
         #: Where lines for the host's local user go (the host console).
@@ -314,8 +316,17 @@ class HostServer:
         return True
 
     def deliver(self, deliveries: list[Delivery]) -> None:
-        """Post control messages to viewers' outboxes (never blocking on a slow viewer)."""
+        """Post control messages to viewers' outboxes (never blocking on a slow viewer).
+
+        Called after each change of :attr:`board`; when its holder changed, audits one
+        ``control_change`` line (the new and old holder, who made the change and how).
+        """
         before = self._holders()
+        if self.board.holder != self._audited_holder:
+            by, reason = self.board.last_change
+            self.event("control_change", holder=holder_label(self.board.holder),
+                       old_holder=holder_label(self._audited_holder), by=by, reason=reason)
+            self._audited_holder = self.board.holder
         for target, message in deliveries:
             if isinstance(message, str):
                 self.say(shown(message))  # names in it were escaped at login; this is the net
