@@ -7,8 +7,10 @@ The steps of :func:`rdesk.client.connection.connect` before the connection runs,
 2. :func:`pin_host_key`: the certificate's fingerprint checked against known_hosts or a
    pinned one — raising **before any credential is sent**;
 3. :func:`authenticate`: the host's Hello, our Auth, and its Welcome (with any Notices
-   while the host's local user decides), each read with its own timeout; the session's
-   handshake deadline, run by :class:`~rdesk.client.timers.SessionTimers`, bounds the whole.
+   while the host's local user decides, or while it serves this address's failed-login
+   delay, which it announces and we wait out up to :data:`MAX_LOGIN_DELAY_WAIT`), each read
+   with its own timeout; the session's handshake deadline, run by
+   :class:`~rdesk.client.timers.SessionTimers`, bounds the whole.
 
 Every failure is a :class:`~rdesk.client.errors.ConnectError` with a one-line message.
 """
@@ -16,6 +18,8 @@ Every failure is a :class:`~rdesk.client.errors.ConnectError` with a one-line me
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -41,8 +45,10 @@ from rdesk.protocol.session import Session
 
 __all__ = [
     "CONSENT_WAIT",
+    "MAX_LOGIN_DELAY_WAIT",
     "PasswordSource",
     "authenticate",
+    "login_delay",
     "open_websocket",
     "pin_host_key",
 ]
@@ -50,7 +56,20 @@ __all__ = [
 #: Seconds to wait for a host whose local user must accept the connection.
 CONSENT_WAIT = 120.0
 
+#: Longest failed-login penalty a viewer waits out, seconds (the host's ceiling is 30).
+MAX_LOGIN_DELAY_WAIT = 60.0
+
 PasswordSource = Callable[[], str]
+
+# The host's Notice before a failed-login penalty (rdesk/host/serve/login.py, delay_notice).
+_DELAY_NOTICE = re.compile(r"delays logins from this address\b.*\banswering in (\d{1,6}) s")
+
+
+def login_delay(text: str) -> float | None:
+    """The seconds a Notice's ``text`` says the host delays its answer to our login, or
+    ``None`` when it is about something else (e.g. waiting for the local user's consent)."""
+    match = _DELAY_NOTICE.search(text)
+    return float(match.group(1)) if match else None
 
 
 async def open_websocket(
@@ -149,11 +168,25 @@ async def authenticate(
     await ws.send(session.send(auth, time.monotonic()))
     reply = session.receive(await _recv(ws, address, timeout), time.monotonic())
     while isinstance(reply, Notice):
-        # The host asks its local user to accept us: wait as long as that may take (the
-        # session's handshake deadline still bounds the whole, however many Notices come).
-        reply = session.receive(
-            await _recv(ws, address, max(timeout, CONSENT_WAIT)), time.monotonic()
-        )
+        delay = login_delay(reply.text)
+        if delay is None:
+            # The host asks its local user to accept us: wait as long as that may take (the
+            # session's handshake deadline still bounds the whole, however many Notices come).
+            wait = max(timeout, CONSENT_WAIT)
+        else:
+            # The host serves a failed-login penalty first: giving up would count as one more
+            # failure and lengthen the next wait, so wait it out (bounded).
+            wait = timeout + min(delay, MAX_LOGIN_DELAY_WAIT)
+        try:
+            frame = await _recv(ws, address, wait)
+        except ConnectError:
+            if delay is None:
+                raise
+            raise ConnectError(
+                f"{address}: the host delays logins from this address after failed attempts; "
+                f"try again in {math.ceil(delay)} s"
+            ) from None
+        reply = session.receive(frame, time.monotonic())
     if isinstance(reply, Close):
         if reply.code == CloseCode.AUTH_FAILED:
             raise AuthenticationFailed(f"{address}: authentication failed ({reply.reason})")

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import math
 import secrets
 import time
 from typing import TYPE_CHECKING
 
 from rdesk import __version__
-from rdesk.common.transport import Transport
+from rdesk.common.transport import Transport, TransportClosed
 from rdesk.host.security.text import shown
 from rdesk.host.serve.admission import (
     AskConsent,
@@ -48,7 +49,16 @@ from rdesk.recording.format import Recorder, RecordingError
 if TYPE_CHECKING:
     from rdesk.host.serve.server import HostServer
 
-__all__ = ["Login"]
+__all__ = ["Login", "delay_notice"]
+
+
+def delay_notice(wait: float) -> str:
+    """The Notice sent before serving a failed-login penalty of ``wait`` seconds.
+
+    Its wording is what viewers read (``rdesk/client/handshake.py`` takes the seconds from
+    "answering in N s"; docs/security.md): keep the two in step."""
+    return ("the host delays logins from this address after failed attempts; "
+            f"answering in {math.ceil(wait)} s")
 
 
 class Login:
@@ -123,7 +133,12 @@ class Login:
         wait = throttle.begin(self.source, time.monotonic(), kind)
         access: Access | None = None
         try:
-            await asyncio.sleep(wait)
+            if wait > 0:
+                # Said before the wait, so the viewer waits for the answer instead of giving
+                # up (which would count as one more failure) and its user learns why.
+                notice = Notice(delay_notice(wait))
+                await self.transport.send(self.session.send(notice, time.monotonic()))
+            await self._serve_penalty(wait)
             access = await self._check(message)
         finally:
             # An abandoned attempt counts as a failure: it ends the one begun above.
@@ -135,6 +150,22 @@ class Login:
                 throttle.succeeded(self.source, time.monotonic(), kind,
                                    reset=kind != "password" or access is Access.CONTROL)
         return access
+
+    async def _serve_penalty(self, wait: float) -> None:
+        """Wait ``wait`` seconds, unless the viewer leaves first (then raises
+        :class:`TransportClosed`): a viewer that gave up must not hold its handler, nor the
+        host's shutdown, for the rest of its penalty. Anything else it sends meanwhile goes
+        through the session (which allows only a close here)."""
+        if wait <= 0:
+            return
+        recv = asyncio.ensure_future(self.transport.recv())
+        try:
+            done, _ = await asyncio.wait({recv}, timeout=wait)
+        finally:
+            recv.cancel()
+        if done:
+            self.session.receive(recv.result(), time.monotonic())
+            raise TransportClosed("the viewer closed the connection during its login delay")
 
     def _kind(self, message: Auth) -> str:
         """The credential kind whose penalty this attempt pays (rdesk/host/security/throttle)."""
