@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["REPEAT_WAIT_MS", "Keyboard", "Scheduler"]
+__all__ = ["REPEAT_WAIT_MS", "Grabber", "Keyboard", "KeyboardGrab", "Scheduler"]
 
 #: A released key waits this long (ms) for X11's autorepeat press that follows it.
 REPEAT_WAIT_MS = 30
@@ -132,3 +132,56 @@ class Keyboard:
             self._scheduler.after_cancel(self._timer)
             self._timer = None
         self._pending = None
+
+
+class Grabber(Protocol):
+    """What :class:`KeyboardGrab` needs of a Tk widget (its ``grab`` commands)."""
+
+    def grab_set_global(self) -> None: ...
+
+    def grab_release(self) -> None: ...
+
+
+class KeyboardGrab:
+    """The viewer's keyboard grab: while the window has the focus, every key comes to it.
+
+    A window manager's or desktop's shortcuts (Alt+Tab, Super, Ctrl+Alt+arrows) are passive
+    grabs; an active grab overrides them, so those keys reach the host instead. Tk grabs the
+    keyboard only together with the pointer (``grab -global``), so opening the F8 menu and
+    losing the focus release it (the desktop's keys and clicks work again), and it is taken
+    again at the next click in the window or focus in, while ``wanted()`` (connected in
+    control, and the F8 menu's "Keyboard grab" ticked) says so.
+    """
+
+    def __init__(self, widget: Grabber, wanted: Callable[[], bool]) -> None:
+        self._widget = widget
+        self._wanted = wanted
+        self.held = False
+        self._paused = False  # released by the F8 menu: only a click takes it back
+
+    def take(self, *, click: bool = False) -> None:
+        """Grab now if wanted and not held; a grab another client holds is let be.
+
+        After :meth:`pause` only a ``click`` in the window grabs again (the menu's own focus
+        changes do not).
+        """
+        if click:
+            self._paused = False
+        if self.held or self._paused or not self._wanted():
+            return
+        try:
+            self._widget.grab_set_global()
+        except Exception:  # tkinter.TclError: another application holds a grab already
+            return
+        self.held = True
+
+    def pause(self) -> None:
+        """Release until the next click in the window (the F8 menu)."""
+        self.release()
+        self._paused = True
+
+    def release(self) -> None:
+        """Give the keyboard (and pointer) back to the desktop."""
+        if self.held:
+            self.held = False
+            self._widget.grab_release()

@@ -37,6 +37,8 @@ def build_menu(view: ViewerWindow) -> tkinter.Menu:
         send.add_command(label=name, command=_sender(view, KEYSYMS[name]))
     menu.add_cascade(label="Send key", menu=send)
     menu.add_command(label="Release all keys", command=view.release_all)
+    # K (underlined) toggles it from the open menu: the way out of the grab by keyboard alone.
+    menu.add_checkbutton(label="Keyboard grab", underline=0, variable=view.grab_keys)
     menu.add_checkbutton(label="View only", variable=view.view_only, command=view.on_view_only)
     menu.add_separator()
     menu.add_command(label="Send files…", command=lambda: TransferWindow.of(view).choose_and_send())

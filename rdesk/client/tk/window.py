@@ -34,7 +34,7 @@ from rdesk.client.known_hosts import HostKeyMismatch
 from rdesk.client.tk import dialogs
 from rdesk.client.tk.clipboard import TkClipboard
 from rdesk.client.tk.cursor import CursorSprite
-from rdesk.client.tk.keyboard import Keyboard
+from rdesk.client.tk.keyboard import Keyboard, KeyboardGrab
 from rdesk.client.tk.keys import tk_to_keysym
 from rdesk.client.tk.menu import build_menu
 from rdesk.client.tk.options import ViewerOptions
@@ -62,6 +62,7 @@ class ViewerWindow:
         self.exit_code = 0
         self.conn: Connection | None = None
         self.view_only = tkinter.BooleanVar(root, options.view_only)
+        self.grab_keys = tkinter.BooleanVar(root, True)  # the F8 menu's "Keyboard grab"
         self.scale_mode = tkinter.StringVar(root, options.scale)
         self.overlay_on = False
         self._x11 = root.tk.call("tk", "windowingsystem") == "x11"
@@ -88,6 +89,7 @@ class ViewerWindow:
         self.screen = Screen(root, options.scale)
         self.canvas = self.screen.canvas
         self.sprite = CursorSprite(self.canvas)
+        self.grab = KeyboardGrab(self.canvas, lambda: self.grab_keys.get() and self.sends_input)
         self.menu = build_menu(self)
         self._bind()
         if options.fullscreen:
@@ -261,6 +263,7 @@ class ViewerWindow:
 
     def popup_menu(self) -> None:
         self.release_all()
+        self.grab.pause()  # the menu and the desktop get the keyboard and pointer back
         x, y = self.root.winfo_pointerx(), self.root.winfo_pointery()
         try:
             self.menu.tk_popup(x, y)
@@ -299,7 +302,11 @@ class ViewerWindow:
         c.bind("<KeyPress>", self._on_key_press)
         c.bind("<KeyRelease>", self._on_key_release)
         c.bind("<FocusOut>", lambda _e: self.release_all())
+        c.bind("<FocusOut>", lambda _e: self.grab.release(), add="+")
         c.bind("<FocusIn>", lambda _e: self.clipboard.focus_in())
+        # Grab at a real focus change only: ungrabbing (the F8 menu's) sends a FocusIn too.
+        take = c.register(lambda mode: self.grab.take() if mode == "NotifyNormal" else None)
+        c.tk.call("bind", str(c), "<FocusIn>", f"+{take} %m")
         c.bind("<Motion>", self._on_motion)
         for number in (1, 2, 3):
             c.bind(f"<ButtonPress-{number}>", self._on_button)
@@ -360,6 +367,7 @@ class ViewerWindow:
         self.pointer.flush()
 
     def _on_button(self, event: tkinter.Event[Any]) -> None:
+        self.grab.take(click=True)  # a click takes the keyboard back after the F8 menu
         self.keyboard.flush_release()
         down = str(event.type) in ("ButtonPress", "4")
         self.pointer.button(self._host_xy(event), int(event.num), down)
