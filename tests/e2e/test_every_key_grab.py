@@ -87,3 +87,43 @@ def test_alt_tab_reaches_the_host_until_the_menu_releases_the_grab(
         start = _alt_tab_then_x(viewer.display, recorder)
         assert _presses(recorder, start) == [ALT_L, TAB, ord("x")]
         assert viewer.proc.poll() is None
+
+
+class _FakeWidget:
+    """Records grab calls; refuses when told another application holds a grab."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.refuse = False
+
+    def grab_set_global(self) -> None:
+        if self.refuse:
+            raise RuntimeError("grab failed: another application has grab")
+        self.calls.append("set")
+
+    def grab_release(self) -> None:
+        self.calls.append("release")
+
+
+def test_grab_logic_pause_click_and_refusal() -> None:
+    from rdesk.client.tk.keyboard import KeyboardGrab
+
+    widget, wanted = _FakeWidget(), [True]
+    grab = KeyboardGrab(widget, lambda: wanted[0])
+    grab.take()
+    grab.take()  # held already: no second grab
+    assert widget.calls == ["set"] and grab.held
+    grab.pause()
+    grab.take()  # the menu's focus changes do not grab again
+    assert widget.calls == ["set", "release"] and not grab.held
+    grab.take(click=True)
+    assert widget.calls == ["set", "release", "set"]
+    grab.release()
+    wanted[0] = False
+    grab.take(click=True)  # unticked (or not in control): nothing
+    assert widget.calls == ["set", "release", "set", "release"]
+    wanted[0], widget.refuse = True, True
+    grab.take()
+    assert not grab.held
+    grab.release()  # nothing held: nothing released
+    assert widget.calls == ["set", "release", "set", "release"]
