@@ -49,7 +49,14 @@ from rdesk.recording.format import Recorder, RecordingError
 if TYPE_CHECKING:
     from rdesk.host.serve.server import HostServer
 
-__all__ = ["Login", "delay_notice"]
+__all__ = ["ANNOUNCE_DELAY_FROM", "Login", "delay_notice"]
+
+#: Failed-login delays at least this long (seconds) are announced with :func:`delay_notice`.
+#: Shorter ones are served silently: every viewer's default timeout outlasts them, and the
+#: browser page of this version takes no Notice before its Welcome (it would end the login
+#: with a protocol error) while its whole handshake budget is 10 s — so the page loses
+#: nothing it had, and the longer delays, which it could not wait out anyway, are announced.
+ANNOUNCE_DELAY_FROM = 10.0
 
 
 def delay_notice(wait: float) -> str:
@@ -133,7 +140,7 @@ class Login:
         wait = throttle.begin(self.source, time.monotonic(), kind)
         access: Access | None = None
         try:
-            if wait > 0:
+            if wait >= ANNOUNCE_DELAY_FROM:
                 # Said before the wait, so the viewer waits for the answer instead of giving
                 # up (which would count as one more failure) and its user learns why.
                 notice = Notice(delay_notice(wait))
