@@ -227,3 +227,29 @@ async def test_the_host_pings_and_drops_a_viewer_that_stops_answering(
     await asyncio.wait_for(serving, 10)
     assert transport.closed is not None and transport.closed[0] == CloseCode.UNRESPONSIVE
     assert server.viewers == {}
+
+
+async def test_a_viewer_that_loses_control_lets_go_of_its_keys(server: HostServer) -> None:
+    """The board changes before deliver() is called: who lost control must be found against
+    the holders of the previous delivery, or a held key stays pressed after a take-back."""
+    transport = MemoryTransport()
+    serving = asyncio.create_task(server.serve_transport(transport))
+    viewer, welcome = await _log_in(transport, "ctl")
+    assert isinstance(welcome, Welcome)
+    for _ in range(100):  # the first control viewer is given control when it joins
+        if server.board.may_input(welcome.viewer_id):
+            break
+        await asyncio.sleep(0.01)
+    await transport.to_host.put(viewer.send(Key(0x61, True), 0.0))
+    injector = server.injector
+    assert isinstance(injector, Injector)
+    for _ in range(100):
+        if injector.keys:
+            break
+        await asyncio.sleep(0.01)
+    assert injector.keys == [(welcome.viewer_id, 0x61, True)]
+    injector.released.clear()
+    server.deliver(server.board.take_local())  # the host's user takes control back
+    assert injector.released == [welcome.viewer_id]
+    await transport.to_host.put(None)
+    await asyncio.wait_for(serving, 10)

@@ -111,6 +111,8 @@ class HostServer:
         self.clipboard: ClipboardHub | None = None
         self.cursor: CursorHub | None = None
         self.monitors: MonitorHub | None = None
+        #: Who could send input after the last :meth:`deliver` (to release who loses it).
+        self._input_holders: set[int] = set()
         #: The admitted viewers, by id.
         self.viewers: dict[int, ViewerConnection] = {}
         #: Who is connected and who holds control (rdesk/host/serve/control.py).
@@ -321,7 +323,6 @@ class HostServer:
         Called after each change of :attr:`board`; when its holder changed, audits one
         ``control_change`` line (the new and old holder, who made the change and how).
         """
-        before = self._holders()
         if self.board.holder != self._audited_holder:
             by, reason = self.board.last_change
             self.event("control_change", holder=holder_label(self.board.holder),
@@ -336,10 +337,13 @@ class HostServer:
                 conn = self.viewers.get(viewer_id)
                 if conn is not None:
                     conn.post(message)
-        for viewer_id in before - self._holders():
-            # Whoever lost control lets go of every key and button it held.
+        # Whoever lost control lets go of every key and button it held. Compared with the
+        # holders after the last delivery: callers change the board before calling this.
+        holders = self._holders()
+        for viewer_id in self._input_holders - holders:
             if self.injector is not None:
                 self.injector.release_all(viewer_id)
+        self._input_holders = holders
 
     def _holders(self) -> set[int]:
         return {v for v in self.viewers if self.board.may_input(v)}
