@@ -1,10 +1,10 @@
 """Peer-supplied text made safe to show: :func:`shown` (issue 20).
 
-The protocol refuses C0 controls and DEL in strings, but a viewer's name may still carry C1
-controls (U+009B is a terminal's CSI, U+009D/U+009C an OSC sequence, U+0085 a line break)
-and bidirectional overrides (U+202E reverses what follows, in a terminal or a dialog). A
-certificate's subject may carry anything. Whatever a peer chose is passed through
-:func:`shown` before the host prints it, logs it, or hands it to another viewer.
+The protocol refuses C0 and C1 controls, DEL and the bidi embeddings, overrides and isolates
+in wire strings (:mod:`rdesk.protocol.fields`), so this is the second line of defence: a
+name may still carry the bidi marks and separators the wire allows, and a certificate's
+subject may carry anything. Whatever a peer chose is passed through :func:`shown` before the
+host prints it, logs it, or hands it to another viewer.
 """
 
 from __future__ import annotations
