@@ -54,10 +54,18 @@ class HostConsole:
         self.out = out
         self._consents: dict[int, asyncio.Future[bool]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: The terminal's input has ended: nobody is left to answer a consent request.
+        self._ended = False
 
     # --- consent (HostServer's Consent protocol) -----------------------------------------------
 
     async def __call__(self, viewer_id: int, name: str, role: str, source: str) -> bool:
+        """Whether the local user accepts viewer ``viewer_id``; ``False`` at once when the
+        console's input has ended (nobody can answer: waiting out the timeout helps no one)."""
+        if self._ended:
+            self.out(f"viewer #{viewer_id} {name!r} from {source} refused: the host's terminal "
+                     "input has ended, nobody can accept it (--consent ask)")
+            return False
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._consents[viewer_id] = future
         self.out(
@@ -133,3 +141,13 @@ class HostConsole:
         for line in stream:
             with contextlib.suppress(RuntimeError):  # the loop has closed: the host is stopping
                 self._loop.call_soon_threadsafe(self.handle, line)
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._input_ended)
+
+    def _input_ended(self) -> None:
+        """The terminal's input ended (closed, or at end of file from the start): refuse the
+        viewers waiting for an answer now, and every later one (see :meth:`__call__`)."""
+        self._ended = True
+        for future in self._consents.values():
+            if not future.done():
+                future.set_result(False)
