@@ -6,6 +6,7 @@ over real TLS; HTTPS errors are ignored for the self-signed test certificate.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import importlib.util
 import json
@@ -548,3 +549,25 @@ def test_keysyms_from_keyboard_events(host: RunningHost, page: Any) -> None:
         0xFFE3, 0xFFE9, 0xFFEB, 0xFE03, 0xFFBE, 0xFFC9, 0xFF51, 0xFF08, 0xFF09, 0xFF1B,
         0xFFFF, 0x2B, None, None,
     ]
+
+
+def test_a_host_asking_its_user_first_admits_the_page(
+    xvfb: Xvfb, host_factory: Callable[..., RunningHost], page_and_log: tuple[Any, PageLog]
+) -> None:
+    """`--consent ask`: the host sends a notice before its welcome and waits for its user,
+    longer than the page's 10 s handshake budget; the page must take the notice and wait."""
+    page, log = page_and_log
+    host = host_factory(xvfb.display, consent="ask")
+
+    async def answer(viewer_id: int, name: str, role: str, source: str) -> bool:
+        await asyncio.sleep(11)  # past HANDSHAKE_TIMEOUT_MS, within the notice's allowance
+        return True
+
+    async def install() -> None:
+        host.server.consent = answer
+
+    host.call(install())
+    _login(page, host)
+    _wait_active(page)
+    assert page.evaluate("document.body.dataset.role") == "control"
+    assert not log.errors(), log.lines

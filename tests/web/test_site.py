@@ -178,9 +178,11 @@ def test_core_imports_only_core_and_app_builds_on_it() -> None:
 def test_index_loads_app_main_and_every_import_is_a_served_file() -> None:
     site = StaticSite()
     html = (WEB / "index.html").read_text(encoding="utf-8")
-    scripts = re.findall(r'<script type="module" src="([^"]+)"></script>', html)
-    assert scripts == ["/app/main.js"]
-    assert re.findall(r'<link rel="stylesheet" href="([^"]+)">', html) == ["/style.css"]
+    # Relative to the page's own path, so the page also works under a gateway's path prefix.
+    found = re.findall(r'<script type="module" src="([^"]+)"></script>', html)
+    assert found == ["app/main.js"]
+    assert re.findall(r'<link rel="stylesheet" href="([^"]+)">', html) == ["style.css"]
+    scripts = ["/" + src for src in found]
     seen: set[str] = set()
     todo = list(scripts)
     while todo:

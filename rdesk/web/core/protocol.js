@@ -23,6 +23,12 @@ export * from "./images.js";
 
 /** Milliseconds a connection may take from its start to being authenticated. */
 export const HANDSHAKE_TIMEOUT_MS = 10000;
+/**
+ * Milliseconds a host that says it is waiting (a `notice` before the welcome: its user is asked
+ * to accept this viewer, or it delays logins after failed attempts) may take to answer: the
+ * Python viewer's allowance too (rdesk/client/handshake.py, CONSENT_WAIT).
+ */
+export const WAIT_NOTICE_MS = 120000;
 /** Milliseconds between keepalive pings once active. */
 export const PING_INTERVAL_MS = 15000;
 /** Milliseconds a ping may wait for its pong before the host counts as unresponsive. */
@@ -118,7 +124,7 @@ export class ViewerSession {
     }
     const allowed =
       (this.state === STATE.START && t === "hello") ||
-      (this.state === STATE.AUTHENTICATING && t === "welcome") ||
+      (this.state === STATE.AUTHENTICATING && (t === "welcome" || t === "notice")) ||
       (this.state === STATE.ACTIVE && HOST_ACTIVE.has(t));
     if (!allowed) throw new ProtocolError(`cannot receive ${t} in state ${this.state}`);
     if (t === "hello") {
@@ -130,6 +136,9 @@ export class ViewerSession {
       }
       this.nonce = message.nonce;
       this.state = STATE.AWAIT_AUTH;
+    } else if (t === "notice" && this.state === STATE.AUTHENTICATING) {
+      // The host is waiting for something (its user's consent, a login delay): allow for it.
+      this.handshakeDeadline = Math.max(this.handshakeDeadline ?? 0, now + WAIT_NOTICE_MS);
     } else if (t === "welcome") {
       this.width = message.width;
       this.height = message.height;
