@@ -17,15 +17,14 @@ Callbacks run in the X thread: the caller hands them on to its event loop.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import select
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rdesk.common.xthread import ConnectionThread
 from rdesk.protocol.clipboard import refusal
 
 __all__ = ["INCR_CHUNK", "XSelections", "XSelectionsUnavailable"]
@@ -58,7 +57,7 @@ class _Outgoing:
     offset: int = 0
 
 
-class XSelections:
+class XSelections(ConnectionThread):
     """Watch and own X selections on ``display`` (see the module docstring).
 
     ``selections`` names which (``"clipboard"``, ``"primary"``). :meth:`close` stops the thread
@@ -116,30 +115,15 @@ class XSelections:
         self._incoming: _Incoming | None = None
         self._outgoing: dict[tuple[int, int], _Outgoing] = {}
         self._commands: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
-        self._wake_r, self._wake_w = os.pipe()
-        self._stopping = False
         self._conn.flush()
-        self._thread = threading.Thread(target=self._run, name="x-selections", daemon=True)
-        self._thread.start()
+        self._start_thread("x-selections")
 
     # --- from any thread ---------------------------------------------------------------------
 
     def set_text(self, selection: str, text: str) -> None:
         """Own ``selection`` with ``text`` (the caller has checked it against the cap)."""
         self._commands.put((selection, text))
-        os.write(self._wake_w, b"x")
-
-    def close(self) -> None:
-        """Stop the thread, close the connection; idempotent."""
-        if self._stopping:
-            return
-        self._stopping = True
-        os.write(self._wake_w, b"q")
-        self._thread.join(5)
-        with contextlib.suppress(Exception):
-            self._conn.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        self.wake()
 
     # --- the X thread ------------------------------------------------------------------------
 
@@ -153,9 +137,9 @@ class XSelections:
                 self._conn.flush()
             except Exception:  # the server went away: the host is stopping
                 return
-            ready, _, _ = select.select([fd, self._wake_r], [], [], 1.0)
-            if self._wake_r in ready:
-                os.read(self._wake_r, 4096)
+            ready, _, _ = select.select([fd, self.wake_r], [], [], 1.0)
+            if self.wake_r in ready:
+                os.read(self.wake_r, 4096)
                 self._run_commands()
 
     def _run_commands(self) -> None:

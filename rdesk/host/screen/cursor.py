@@ -17,12 +17,11 @@ import asyncio
 import contextlib
 import io
 import logging
-import os
 import select
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from rdesk.common.xthread import ConnectionThread
 from rdesk.protocol.cursor import (
     MAX_CURSOR_PNG,
     MAX_CURSOR_SIDE,
@@ -58,7 +57,7 @@ def _png(rgba: bytes, width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
-class CursorWatcher:
+class CursorWatcher(ConnectionThread):
     """Report ``display``'s cursor to ``on_cursor(shape, png)`` whenever it changes (and once
     at start). Raises ``RuntimeError`` (one line) without XFIXES. :meth:`close` stops it."""
 
@@ -76,22 +75,7 @@ class CursorWatcher:
             self._conn.screen().root, xfixes.XFixesDisplayCursorNotifyMask
         )
         self._on_cursor = on_cursor
-        self._wake_r, self._wake_w = os.pipe()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="x-cursor", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        """Stop the thread and close the connection; idempotent."""
-        if self._stopping:
-            return
-        self._stopping = True
-        os.write(self._wake_w, b"q")
-        self._thread.join(5)
-        with contextlib.suppress(Exception):
-            self._conn.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        self._start_thread("x-cursor")
 
     def _run(self) -> None:
         fd = self._conn.fileno()
@@ -104,7 +88,7 @@ class CursorWatcher:
                     changed |= (event.type & 0x7F) == self._notify
                 if changed:
                     self._read_cursor()
-                select.select([fd, self._wake_r], [], [], 1.0)
+                select.select([fd, self.wake_r], [], [], 1.0)
         except Exception as exc:  # the server went away: the host is stopping
             if not self._stopping:
                 log.warning("cursor watcher stopped: %s", exc)
