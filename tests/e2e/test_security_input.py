@@ -114,6 +114,7 @@ async def test_dropped_input_is_counted_exactly(
         return injector[0]
 
     host = host_factory(xvfb.display, injector=make)
+    events = _events(host)
     caplog.set_level(logging.WARNING, logger="rdesk.host.input.inject")
     conn = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
     try:
@@ -134,6 +135,11 @@ async def test_dropped_input_is_counted_exactly(
                    if "dropped" in r.getMessage())
     assert 185 <= state_dropped <= 200
     assert reported == state_dropped  # every drop is in some line, none counted twice
+    # ...and in the audit log, with the viewer's source (issue 20's "input-rate drops").
+    audited = [f for kind, f in events if kind == "input_dropped" and f["reason"] == "rate limit"]
+    assert sum(int(str(f["count"])) for f in audited) == state_dropped
+    assert {f["source"] for f in audited} == {"127.0.0.1"}
+    assert {f["viewer"] for f in audited} == {conn.viewer_id}
 
 
 #: Screen changes painted in each phase of the flood test.

@@ -115,6 +115,7 @@ class Injector:
         self.errors = 0
         #: Presses and moves dropped by the rate limit, all viewers, since the start.
         self.dropped_total = 0
+        self._on_dropped: Callable[[int, int], None] | None = None
         self._error_logged_at = float("-inf")
 
     # --- InputSink -----------------------------------------------------------------------------
@@ -168,6 +169,12 @@ class Injector:
         pressed = self._guard("key press", self.backend.press_key, keysym)
         if isinstance(pressed, int):
             state.keys[keysym] = pressed
+
+    def report_drops_to(self, callback: Callable[[int, int], None]) -> None:
+        """Tell ``callback(owner, count)`` of the drops each time they are logged: at most
+        once a second per viewer while a flood lasts, and once more when it ends or the
+        viewer leaves, so the counts add up to :attr:`dropped_total`."""
+        self._on_dropped = callback
 
     def release_all(self, owner: int) -> None:
         """Release every key and button ``owner`` holds (it left, or lost control).
@@ -236,7 +243,9 @@ class Injector:
             state.dropped,
         )
         state.dropped_logged_at = now
-        state.dropped = 0
+        count, state.dropped = state.dropped, 0
+        if self._on_dropped is not None:
+            self._on_dropped(owner, count)
 
     def _held_elsewhere(self, owner: int, *, keycode: int | None = None, button: int = 0) -> bool:
         for other, state in self.owners.items():

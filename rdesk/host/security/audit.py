@@ -47,7 +47,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "auth_locked": frozenset({"method", "retry_after"}),
     "password_rotated": frozenset({"failures"}),
     "protocol_error": frozenset(),
-    "input_dropped": frozenset({"role", "type"}),
+    "input_dropped": frozenset({"role", "type", "count"}),
     "policy_violation": frozenset({"role", "type"}),
     "rejected": frozenset({"count"}),
     "role_change": frozenset({"role", "old_role", "by"}),

@@ -90,6 +90,11 @@ class HostServer:
         self.credentials = credentials
         self.ssl_context = ssl_context
         self.injector = injector
+        # The injector's rate limit (rdesk/host/input/inject.py) reports its drops for the
+        # audit log; a sink without one (a test's) has nothing to report.
+        report_drops_to = getattr(injector, "report_drops_to", None)
+        if report_drops_to is not None:
+            report_drops_to(self.input_rate_dropped)
         self.cache = EncodeCache()
         self.site = StaticSite()
         self.throttle = AuthThrottle()
@@ -291,14 +296,23 @@ class HostServer:
 
     def _forget(self, conn: ViewerConnection, reason: str) -> None:
         """Give back what a leaving viewer held of what all viewers share."""
-        self.viewers.pop(conn.viewer_id, None)
         if self.injector is not None:
+            # Before forgetting the viewer: its last count of rate-limited input is audited
+            # with its source.
             self.injector.release_all(conn.viewer_id)
+        self.viewers.pop(conn.viewer_id, None)
         self.deliver(self.board.leave(conn.viewer_id))
         conn.finish(reason)
         self.event("disconnect", source=conn.transport.remote, viewer=conn.viewer_id,
                    name=conn.name, reason=reason,
                    duration=round(time.monotonic() - conn.guard.started, 1))
+
+    def input_rate_dropped(self, viewer_id: int, count: int) -> None:
+        """Audit input the injector's rate limit dropped (it reports at most once a second
+        per viewer while a flood lasts, and once when it ends)."""
+        conn = self.viewers.get(viewer_id)
+        self.event("input_dropped", source=conn.transport.remote if conn else None,
+                   viewer=viewer_id, reason="rate limit", count=count)
 
     def take_id(self) -> int:
         """A viewer id never used before on this host."""
