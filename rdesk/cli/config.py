@@ -19,12 +19,19 @@
 A value is read with the flag's own parser (so ``virtual = "1280x720"`` and ``~`` in paths
 work as on the command line) and becomes that flag's default: a flag given on the command line
 wins. ``rdesk config show`` prints the merged settings and where each came from.
+
+The environment sits between the two (for containers): ``RDESK_HOST_<OPTION>`` sets a flag of
+``rdesk host`` and ``RDESK_RELAY_<OPTION>`` one of ``rdesk relay`` (the long name in upper
+case, ``-`` as ``_``: ``RDESK_HOST_RELAY_TOKEN_FILE``). It wins over the file and loses to the
+command line; on/off flags take ``true``/``false`` (``1``/``0``, ``yes``/``no``), repeatable
+ones a comma-separated list, and an unknown name is an error.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +50,9 @@ VIEWER_VERBS = ("snapshot", "watch", "type", "key", "move", "click", "scroll", "
 HOST_KEYS = ("fingerprint", "password-file", "client-cert", "client-key", "accept-new",
              "timeout")
 _MAX_CONFIG = 1 << 20
+#: The environment's prefix for each verb whose flags it may set.
+ENV_PREFIXES = {"host": "RDESK_HOST_", "relay": "RDESK_RELAY_"}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 #: Options of every verb: not settings of the file.
 _COMMON = ("help", "version", "config_dir", "config", "verbose")
 
@@ -143,6 +153,37 @@ def section_defaults(
     return out
 
 
+def environment_defaults(
+    parser: argparse.ArgumentParser, verb: str, environ: Mapping[str, str]
+) -> dict[str, tuple[str, Any]]:
+    """``{dest: (variable, value)}`` for the ``RDESK_<VERB>_*`` variables of ``environ``.
+
+    Each value goes through the flag's own parser; a variable naming no option of ``verb``
+    (or one of every verb's, such as ``--config-dir``) raises :class:`UsageError`.
+    """
+    prefix = ENV_PREFIXES.get(verb)
+    out: dict[str, tuple[str, Any]] = {}
+    if prefix is None:
+        return out
+    for name in sorted(environ):
+        if not name.startswith(prefix):
+            continue
+        key = name[len(prefix):].lower().replace("_", "-")
+        action = _option(parser, key)
+        if action is None or action.dest in _COMMON:
+            raise UsageError(f"environment {name}: rdesk {verb} has no option --{key}")
+        text = environ[name].strip()
+        value: Any = text
+        if isinstance(action, argparse._StoreTrueAction):
+            if text.lower() not in _TRUE + _FALSE:
+                raise UsageError(f"environment {name}: must be true or false, not {text!r}")
+            value = text.lower() in _TRUE
+        elif isinstance(action, argparse._AppendAction):
+            value = [item.strip() for item in text.split(",") if item.strip()]
+        out[action.dest] = (name, _convert(action, key, value, f"environment {name}"))
+    return out
+
+
 def _viewer_section(
     verbs: dict[str, argparse.ArgumentParser], section: dict[str, Any], verb: str, where: str
 ) -> dict[str, Any]:
@@ -174,10 +215,15 @@ def apply_config(
     section = config.host if args.command == "host" else (
         _viewer_section(verbs, config.viewer, args.command, f"{path} [viewer]")
         if args.command in VIEWER_VERBS else {})
-    if section:
-        verb = verbs[args.command]
+    verb = verbs.get(args.command)
+    defaults: dict[str, tuple[str, Any]] = {}
+    if section and verb is not None:
         where = f"{path} [{args.command if args.command == 'host' else 'viewer'}]"
-        verb.set_defaults(**{d: v for d, (_, v) in section_defaults(verb, section, where).items()})
+        defaults.update(section_defaults(verb, section, where))
+    if verb is not None:
+        defaults.update(environment_defaults(verb, args.command, os.environ))
+    if defaults and verb is not None:
+        verb.set_defaults(**{d: v for d, (_, v) in defaults.items()})
         config_dir = args.config_dir
         DeprecatedAlias.quiet = True  # the first parse already warned
         try:
@@ -241,7 +287,11 @@ def _cmd_config(args: argparse.Namespace) -> int:
         seen: set[str] = set()
         for verb in parsers:
             mine = {k: v for k, v in section.items() if _option(verb, k)}
-            given = section_defaults(verb, mine, f"{path} [{title}]")
+            given = {d: (k, v, origin) for d, (k, v) in
+                     section_defaults(verb, mine, f"{path} [{title}]").items()}
+            if title == "host":
+                given.update({d: (k, v, f"${k}") for d, (k, v) in
+                              environment_defaults(verb, "host", os.environ).items()})
             for action in verb._actions:
                 if (not action.option_strings or action.help == argparse.SUPPRESS
                         or action.dest in seen or action.dest in _COMMON):
@@ -249,7 +299,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
                 seen.add(action.dest)
                 key = action.option_strings[-1].lstrip("-")
                 if action.dest in given:
-                    value, where = given[action.dest][1], origin
+                    _, value, where = given[action.dest]
                 else:
                     value, where = action.default, "default"
                 print(f"{key} = {_show(value)}    # {where}")

@@ -56,8 +56,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     host.add_argument(
         "--tls12", action="store_true", help="also accept TLS 1.2 (ECDHE+AEAD suites only)"
     )
-    host.add_argument(
+    control = host.add_mutually_exclusive_group()
+    control.add_argument(
         "--password-file", type=path, help="control password in this file (first line)"
+    )
+    control.add_argument(
+        "--password-hash-file", type=path, metavar="FILE",
+        help="control password's scrypt hash in this file, as `rdesk passwd` writes it "
+        "(e.g. a mounted secret; default: CONFIG_DIR/password if it exists)",
     )
     host.add_argument(
         "--quality", type=ranged(1, 100), default=80,
@@ -72,8 +78,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--max-viewers", type=ranged(1, 256), default=16, help="more viewers are refused"
     )
     host.add_argument("--name", default="", help="host name shown to viewers")
-    host.add_argument(
+    view = host.add_mutually_exclusive_group()
+    view.add_argument(
         "--view-password-file", type=path, help="view-only password in this file (first line)"
+    )
+    view.add_argument(
+        "--view-password-hash-file", type=path, metavar="FILE",
+        help="view-only password's scrypt hash in this file, as `rdesk passwd --view` writes "
+        "it (default: CONFIG_DIR/view-password if it exists)",
     )
     host.add_argument(
         "--shared-control", action="store_true", help="let every control viewer send input at once"
@@ -277,6 +289,7 @@ def host_settings(args: argparse.Namespace) -> HostSettings:
         key=args.tls_key,
         allow_tls12=args.tls12,
         password_file=args.password_file,
+        password_hash_file=args.password_hash_file,
         max_fps=float(args.max_fps),
         quality=args.quality,
         max_bandwidth=args.max_bandwidth,
@@ -284,6 +297,7 @@ def host_settings(args: argparse.Namespace) -> HostSettings:
         name=args.name,
         allowed_origins=tuple(args.allow_origin),
         view_password_file=args.view_password_file,
+        view_password_hash_file=args.view_password_hash_file,
         shared_control=args.shared_control,
         require_client_cert=args.require_client_cert,
         ca_dir=args.ca_dir,

@@ -102,13 +102,18 @@ def load_credentials(settings: HostSettings) -> tuple[HostCredentials, str]:
     """The host's credentials and a sentence telling the user how to log in.
 
     A password known in plain text (a plain file, a one-time password) is hashed with the
-    other password's salt and parameters, so a login costs one scrypt derivation.
+    other password's salt and parameters, so a login costs one scrypt derivation. A hash file
+    named by the settings must exist (:class:`PasswordFileError` otherwise); the config
+    directory's own hash files are used only when they exist.
     """
     view: PasswordStore | None = None
     view_how = ""
-    if settings.view_password_file is None and (settings.config_dir / VIEW_PASSWORD_FILE).exists():
-        view = PasswordStore.from_hash_file(settings.config_dir / VIEW_PASSWORD_FILE)
-        view_how = "\n  view-only password: the one set with `rdesk passwd --view`"
+    view_hash = _hash_file(settings.view_password_hash_file, settings, VIEW_PASSWORD_FILE)
+    if settings.view_password_file is None and view_hash is not None:
+        view = PasswordStore.from_hash_file(view_hash)
+        view_how = ("\n  view-only password: the one set with `rdesk passwd --view`"
+                    if settings.view_password_hash_file is None
+                    else f"\n  view-only password: the one hashed in {view_hash}")
     control, how = _control_store(settings, like=view)
     if settings.view_password_file is not None:
         view = PasswordStore.from_plain_file(settings.view_password_file, like=control)
@@ -116,15 +121,25 @@ def load_credentials(settings: HostSettings) -> tuple[HostCredentials, str]:
     return HostCredentials(control, view), how + view_how
 
 
+def _hash_file(given: Path | None, settings: HostSettings, name: str) -> Path | None:
+    """The hash file to read: the one given, else the config directory's if it exists."""
+    if given is not None:
+        return given
+    default = settings.config_dir / name
+    return default if default.exists() else None
+
+
 def _control_store(
     settings: HostSettings, like: PasswordStore | None
 ) -> tuple[PasswordStore, str]:
+    hashed = _hash_file(settings.password_hash_file, settings, PASSWORD_FILE)
     if settings.password_file is not None:
         store = PasswordStore.from_plain_file(settings.password_file, like=like)
         how = f"password: the one in {settings.password_file}"
-    elif (settings.config_dir / PASSWORD_FILE).exists():
-        store = PasswordStore.from_hash_file(settings.config_dir / PASSWORD_FILE)
-        how = "password: the one set with `rdesk passwd`"
+    elif hashed is not None:
+        store = PasswordStore.from_hash_file(hashed)
+        how = ("password: the one set with `rdesk passwd`" if settings.password_hash_file is None
+               else f"password: the one hashed in {hashed}")
     else:
         store = PasswordStore.one_time(like=like)
         how = (

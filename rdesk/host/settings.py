@@ -68,6 +68,9 @@ class HostSettings:
     allow_tls12: bool = False
     #: A file holding the control password in plain text (first line).
     password_file: Path | None = None
+    #: A file holding the control password's scrypt hash (``rdesk passwd``'s format), e.g. a
+    #: mounted secret; ``None``: ``config_dir/password`` when it exists.
+    password_hash_file: Path | None = None
     #: The capture backend: ``shm`` (zero-copy shared memory, changes from X DAMAGE), ``mss``
     #: (portable: copies each frame, finds changes by polling and comparing frames), or
     #: ``auto`` (``shm`` where it works, else mss; X DAMAGE wherever the server has it).
@@ -111,6 +114,9 @@ class HostSettings:
     name: str = ""
     #: A file holding the view-only password in plain text (first line).
     view_password_file: Path | None = None
+    #: A file holding the view-only password's scrypt hash; ``None``:
+    #: ``config_dir/view-password`` when it exists.
+    view_password_hash_file: Path | None = None
     #: Let every viewer with control access send input at once.
     shared_control: bool = False
     #: "auto": admit anyone with a valid credential; "ask": the local user accepts each viewer.

@@ -48,6 +48,8 @@ def _settings(tmp_path: Path, **extra: Any) -> Any:
         config_dir = tmp_path
         password_file = None
         view_password_file = None
+        password_hash_file = None
+        view_password_hash_file = None
 
     for key, value in extra.items():
         setattr(S, key, value)
