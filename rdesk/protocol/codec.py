@@ -7,6 +7,7 @@
 
       header  = kind:u8 (=1) flags:u8 (bit 0: exact) nrects:u16 seq:u32 timestamp_us:u64
       rect    = x:u16 y:u16 w:u16 h:u16 encoding:u8 reserved:u8 (=0) length:u32 payload
+      H264 payload = stream:u8 (<8) flags:u8 (bit 0: key) reserved:u16 (=0) access unit
 
 :func:`decode` raises :class:`RemoteProtocolError` — and nothing else — for any input that is
 not a valid message; :func:`encode` raises :class:`LocalProtocolError` for an invalid message.
@@ -23,6 +24,7 @@ from rdesk.protocol import limits
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode, LocalProtocolError, RemoteProtocolError
 from rdesk.protocol.messages import CONTROL_TYPES, ControlMessage, Message, Rect, Update
+from rdesk.protocol.video import MIN_VIDEO_SIDE, unpack_header
 
 __all__ = [
     "FLAG_EXACT",
@@ -180,6 +182,11 @@ def _check_rect(rect: Rect, error: type[LocalProtocolError] | type[RemoteProtoco
         src_x, src_y = _COPY.unpack(rect.payload)
         if src_x + rect.w > limits.MAX_SCREEN_SIDE or src_y + rect.h > limits.MAX_SCREEN_SIDE:
             raise error("copy rect source extends past the largest screen")
+    elif rect.encoding is Encoding.H264:
+        if rect.w % 2 or rect.h % 2 or rect.w < MIN_VIDEO_SIDE or rect.h < MIN_VIDEO_SIDE:
+            raise error(f"video rect must be even and at least {MIN_VIDEO_SIDE} a side")
+        if unpack_header(rect.payload) is None:
+            raise error("video rect has a malformed video header")
 
 
 def copy_payload(src_x: int, src_y: int) -> bytes:

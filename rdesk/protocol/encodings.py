@@ -1,4 +1,4 @@
-"""Rectangle encodings: the image formats a browser decodes natively, plus copy-rect."""
+"""Rectangle encodings: the image formats a browser decodes natively, copy-rect, and H.264."""
 
 import enum
 
@@ -16,3 +16,6 @@ class Encoding(enum.IntEnum):
     WEBP = 3
     #: Copy of pixels the viewer already has: payload is ``src_x, src_y`` as two u16.
     COPY = 4
+    #: One H.264 access unit of a video stream, behind a 4-byte video header
+    #: (:mod:`rdesk.protocol.video`); only to viewers that declared ``h264``.
+    H264 = 5

@@ -16,7 +16,7 @@ SECONDS = int(os.environ.get("RDESK_FUZZ_SECONDS", "20"))
 
 
 @pytest.mark.timeout(SECONDS * 6 + 60)
-@pytest.mark.parametrize("harness", ["fuzz_codec.py", "fuzz_session.py"])
+@pytest.mark.parametrize("harness", ["fuzz_codec.py", "fuzz_session.py", "fuzz_h264.py"])
 def test_harness_runs_clean(harness: str, tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(HERE / harness), f"-max_total_time={SECONDS}",

@@ -35,6 +35,7 @@ from rdesk.protocol.messages import (
     Update,
     Welcome,
 )
+from rdesk.protocol.video import MAX_VIDEO_STREAMS, MIN_VIDEO_SIDE, pack_header
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MEDIUM = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -86,6 +87,11 @@ def rects(draw: st.DrawFn, max_side: int = limits.MAX_SCREEN_SIDE) -> Rect:
         payload = copy_payload(
             draw(st.integers(0, max_side - w)), draw(st.integers(0, max_side - h))
         )
+    elif encoding is Encoding.H264:
+        assume(w >= MIN_VIDEO_SIDE and h >= MIN_VIDEO_SIDE)
+        w, h = w - w % 2, h - h % 2
+        header = pack_header(draw(st.integers(0, MAX_VIDEO_STREAMS - 1)), draw(st.booleans()))
+        payload = header + draw(st.binary(min_size=1, max_size=64))
     else:
         payload = draw(st.binary(min_size=1, max_size=64))
     return Rect(x, y, w, h, encoding, payload)
@@ -550,7 +556,14 @@ def test_valid_hand_built_update() -> None:
         (0, 1, 1, limits.MAX_SCREEN_SIDE, 1, 0, b"j"),  # y + h beyond
         (0, 0, limits.MAX_SCREEN_SIDE + 1, 1, 1, 0, b"j"),
         (0, 0, 1, 1, 0, 0, b"j"),  # unknown encoding 0
-        (0, 0, 1, 1, 5, 0, b"j"),  # unknown encoding 5
+        (0, 0, 1, 1, 6, 0, b"j"),  # unknown encoding 6
+        (0, 0, 16, 16, 5, 0, b"\0\0\0\0"),  # video header without an access unit
+        (0, 0, 16, 16, 5, 0, b"\x08\0\0\0j"),  # stream 8
+        (0, 0, 16, 16, 5, 0, b"\0\x02\0\0j"),  # unknown video flag
+        (0, 0, 16, 16, 5, 0, b"\0\0\0\x01j"),  # reserved not zero
+        (0, 0, 17, 16, 5, 0, b"\0\0\0\0j"),  # odd width
+        (0, 0, 16, 15, 5, 0, b"\0\0\0\0j"),  # odd height
+        (0, 0, 14, 16, 5, 0, b"\0\0\0\0j"),  # narrower than MIN_VIDEO_SIDE
         (0, 0, 1, 1, 255, 0, b"j"),
         (0, 0, 1, 1, 1, 1, b"j"),  # reserved byte not zero
         (0, 0, 1, 1, 1, 0x80, b"j"),

@@ -25,6 +25,7 @@ from rdesk.protocol import cursor as cur
 from rdesk.protocol import monitors as mon
 from rdesk.protocol import session as session_module
 from rdesk.protocol import transfer as xfer
+from rdesk.protocol import video as vid
 from rdesk.protocol.codec import copy_payload, decode, encode
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode, LocalProtocolError, RemoteProtocolError
@@ -212,6 +213,10 @@ SAMPLES: dict[type, object] = {
     mon.MonitorInfo: mon.MonitorInfo(0, 2, "left", 0, 0, 320, 240, True),
     mon.MonitorCurrent: mon.MonitorCurrent(-1),
     mon.SelectMonitor: mon.SelectMonitor(1),
+    # Video (rdesk/protocol/video.py).
+    vid.Video: vid.Video("h264"),
+    vid.Keyframe: vid.Keyframe(0),
+    vid.VideoEnd: vid.VideoEnd(7),
 }
 assert set(SAMPLES) == set(CONTROL_TYPES.values()) - {Close} | {Update}
 
