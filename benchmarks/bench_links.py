@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import secrets
@@ -36,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,19 +126,34 @@ def _driver(painter: Painter, workload: str, stop: threading.Event,
             stop.wait()  # xload draws the motion
 
 
-async def _cell(host: Host, painter: Painter, workload: str, link: tuple[str, float, float],
-                seconds: float) -> dict[str, Any]:
-    name, rate, rtt = link
-    # The link runs in its own process: on the viewer's event loop, every blocking decode
-    # would delay packets and acks too, which the host would read as queueing on the link.
+@contextlib.contextmanager
+def link_proxy(port: int, rate: float, rtt: float, lifetime: float) -> Iterator[int]:
+    """An emulated link (tests/linkproxy.py) to ``port``, as a process; yields its port.
+
+    The link runs in its own process: on the viewer's event loop, every blocking decode would
+    delay packets and acks too, which the host would read as queueing on the link.
+    """
     proxy = subprocess.Popen(
-        [sys.executable, "-m", "tests.linkproxy", str(host.port), "--rate", str(rate),
-         "--delay", str(rtt / 2), "--lifetime", str(seconds + 180)],
+        [sys.executable, "-m", "tests.linkproxy", str(port), "--rate", str(rate),
+         "--delay", str(rtt / 2), "--lifetime", str(lifetime)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
     )
     assert proxy.stdout is not None and proxy.stdin is not None
-    port = int(proxy.stdout.readline())
     try:
+        yield int(proxy.stdout.readline())
+    finally:
+        proxy.stdin.close()
+        try:
+            proxy.wait(10)
+        except subprocess.TimeoutExpired:
+            proxy.kill()
+            proxy.wait()
+
+
+async def _cell(host: Host, painter: Painter, workload: str, link: tuple[str, float, float],
+                seconds: float) -> dict[str, Any]:
+    name, rate, rtt = link
+    with link_proxy(host.port, rate, rtt, seconds + 180) as port:
         conn = await connect(f"wss://127.0.0.1:{port}", host.password, known_hosts=None,
                              pinned=host.fingerprint)
         xload: subprocess.Popen[str] | None = None
@@ -204,13 +221,6 @@ async def _cell(host: Host, painter: Painter, workload: str, link: tuple[str, fl
                 xload.kill()
                 xload.wait()
             await conn.close()
-    finally:
-        proxy.stdin.close()
-        try:
-            proxy.wait(10)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
-            proxy.wait()
 
 
 def _start_xload(display: str, seconds: float) -> subprocess.Popen[str]:

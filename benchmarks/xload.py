@@ -1,6 +1,6 @@
 """A small X client that loads the screen for benchmarks/bench_viewers.py.
 
-    python benchmarks/xload.py typing|motion [--seconds S] [--fps F]
+    python benchmarks/xload.py typing|motion|photo [--seconds S] [--fps F]
 
 Maps a full-screen window, prints ``ready``, waits for a line on stdin, then for ``--seconds``:
 
@@ -8,7 +8,13 @@ Maps a full-screen window, prints ``ready``, waits for a line on stdin, then for
   second, advancing like a text cursor;
 - ``motion``: copies a few precomputed, different gradient+noise frames (held in server-side
   pixmaps) over the whole screen in a loop, as fast as the X server takes them (a round trip
-  after each frame), at most ``--fps`` (60) a second.
+  after each frame), at most ``--fps`` (60) a second;
+- ``photo``: pans across a photo-like picture wider than the screen (``--picture``, a ``.npy``
+  RGB array made by :func:`benchmarks.photo.photo`, held in one server-side pixmap) by
+  ``--step`` (8) pixels a frame, back and forth (:func:`benchmarks.photo.pan_offset`), at
+  ``--fps`` (30) frames a second; each frame is one server-side copy, so every grab sees a
+  whole frame. Before exiting it prints ``frames`` and a JSON list of ``[monotonic time the
+  server had taken the frame, offset]`` for every frame, for the benchmark's fidelity score.
 
 Then prints ``drawn N elapsed T`` and exits.
 """
@@ -16,6 +22,7 @@ Then prints ``drawn N elapsed T`` and exits.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.photo import pan_offset
 from tests.xclients.painter import PixelFormat
 
 GLYPH_W, GLYPH_H = 10, 16
@@ -48,9 +56,11 @@ def motion_frames(width: int, height: int, count: int) -> list[np.ndarray]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=("typing", "motion"))
+    parser.add_argument("mode", choices=("typing", "motion", "photo"))
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--fps", type=float, default=0.0)
+    parser.add_argument("--picture", type=Path, help="photo: the .npy picture to pan across")
+    parser.add_argument("--step", type=int, default=8, help="photo: pixels per frame (8)")
     args = parser.parse_args()
     from Xlib import X, display
 
@@ -84,15 +94,27 @@ def main() -> int:
                 pixmap.put_image(gc, 0, top, width, h, X.ZPixmap, fmt.depth, 0,
                                  fmt.pack(rgb[top : top + rows]))
             pixmaps.append(pixmap)
+    span = 0
+    if args.mode == "photo":
+        picture = np.load(args.picture)
+        span = picture.shape[1] - width
+        pixmap = window.create_pixmap(picture.shape[1], height, screen.root_depth)
+        wide_rows = max(1, fmt.max_data // (picture.shape[1] * 4))
+        for top in range(0, height, wide_rows):
+            h = min(wide_rows, height - top)
+            pixmap.put_image(gc, 0, top, picture.shape[1], h, X.ZPixmap, fmt.depth, 0,
+                             fmt.pack(picture[top : top + wide_rows, :]))
+        pixmaps.append(pixmap)
     dpy.sync()
     print("ready", flush=True)
     sys.stdin.readline()
 
-    fps = args.fps or (30.0 if args.mode == "typing" else 60.0)
+    fps = args.fps or (60.0 if args.mode == "motion" else 30.0)
     interval = 1.0 / fps
     inks = [fmt.pixel(c) for c in ((20, 20, 20), (200, 30, 30), (30, 30, 200))]
     cols, lines = (width - 40) // (GLYPH_W + 2), (height - 40) // (GLYPH_H + 4)
     drawn = 0
+    frames: list[tuple[float, int]] = []
     start = time.monotonic()
     next_at = start
     while (now := time.monotonic()) - start < args.seconds:
@@ -105,10 +127,17 @@ def main() -> int:
             y = 20 + (cell // cols) * (GLYPH_H + 4)
             gc.change(foreground=inks[(drawn // (cols * lines)) % len(inks)])
             window.fill_rectangle(gc, x, y, GLYPH_W, GLYPH_H)
+        elif args.mode == "photo":
+            offset = pan_offset(drawn, args.step, span)
+            window.copy_area(gc, pixmaps[0], offset, 0, width, height, 0, 0)
         else:
             window.copy_area(gc, pixmaps[drawn % len(pixmaps)], 0, 0, width, height, 0, 0)
         dpy.sync()  # a round trip: the server has taken this frame before we draw the next
+        if args.mode == "photo":
+            frames.append((time.monotonic(), offset))
         drawn += 1
+    if args.mode == "photo":
+        print("frames " + json.dumps(frames), flush=True)
     print(f"drawn {drawn} elapsed {time.monotonic() - start:.3f}", flush=True)
     return 0
 

@@ -1,0 +1,316 @@
+"""Benchmark what the viewer *shows*, not only how often: photo panning and xterm scrolling.
+
+Frame rate alone rewards sending worse pictures, so this scores the viewer's picture too.
+Starts a 1920x1080x24 Xvfb and, per run, a fresh ``rdesk host`` subprocess (its CPU time is
+its own) and a viewer on the client library, directly (loopback) or through the emulated
+links of benchmarks/bench_links.py (tests/linkproxy.py as a process). Usage::
+
+    python benchmarks/bench_fidelity.py [--seconds 8] [--runs 3] [--case photo|xterm]
+        [--link loopback|"10 Mbit"|"2 Mbit"] [--fps 30|60]
+
+Cases:
+
+- ``photo``: ``benchmarks/xload.py photo`` pans across a photo-like picture
+  (:func:`benchmarks.photo.photo`: shaded, textured shapes, soft shadows, film grain; twice the
+  screen's width) over the whole screen, 8 pixels a frame at ``--fps`` (30). Fidelity: for
+  every update, the viewer's framebuffer (sampled every 5th pixel of every 5th row: 83 k
+  pixels, a step prime to JPEG's 8x8 blocks) is compared with the frames the generator drew in
+  the 200 ms before the update's capture timestamp (host and viewer share this machine's
+  monotonic clock), and the best match counts: the host captured one of them, a little before
+  it stamped the update. PSNR is the median over the updates of the run's second half (once
+  adaptation has settled) and, as ``p5``, its 5th percentile.
+- ``xterm``: a real ``xterm`` filling the screen prints 30 log-like lines a second
+  (``benchmarks/xterm_lines.py``). Counted: COPY rectangles and the updates holding one; after
+  the last line, the time until the viewer holds an update flagged exact (``stop→exact``),
+  then the viewer's framebuffer is compared with the X screen itself (``pixel-exact``).
+
+Per run: updates per second, the 95th percentile and the longest gap between updates, bytes
+received, host CPU seconds per second and milliseconds per update. With ``--runs N`` each
+figure is the median of N runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.bench_links import Host, _cpu_seconds, _fmt, _median_row, _p95, link_proxy
+from benchmarks.photo import photo
+from rdesk.client.connection import Connection, connect
+from rdesk.protocol.encodings import Encoding
+from tests.xserver import Xvfb, grab_root
+
+__all__ = ["main", "psnr"]
+
+W, H = 1920, 1080
+#: (name, rate bits/s, round-trip seconds); rate 0: no proxy at all.
+LINKS = [("loopback", 0.0, 0.0), ("10 Mbit/30 ms", 10e6, 0.030), ("2 Mbit/80 ms", 2e6, 0.080)]
+CASES = ["photo", "xterm"]
+HERE = Path(__file__).resolve().parent
+#: Sampling step of the fidelity score, in pixels (both axes).
+STEP = 5
+#: How far before an update's capture stamp a drawn frame may be the one it was cut from.
+CAPTURE_WINDOW = 0.2
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two same-shaped uint8 images, in dB (inf if equal)."""
+    mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+class Run:
+    """What one viewer received during a run: arrival times, copies, sampled pictures."""
+
+    def __init__(self, conn: Connection, sample: bool) -> None:
+        self.conn = conn
+        self.sample = sample
+        self.times: list[float] = []
+        #: (capture stamp in seconds of the monotonic clock, sampled RGB framebuffer)
+        self.samples: list[tuple[float, np.ndarray]] = []
+        self.copies = 0
+        self.copy_updates = 0
+        #: Arrival of the latest update, recording or not.
+        self.last_arrival = 0.0
+        self.recording = False
+        conn.on_update(self._on_update)
+
+    def _on_update(self, _: object) -> None:
+        now = time.monotonic()
+        self.last_arrival = now
+        update = self.conn.stats.last_update
+        if not self.recording or update is None:
+            return
+        self.times.append(now)
+        copies = sum(1 for r in update.rects if r.encoding is Encoding.COPY)
+        self.copies += copies
+        self.copy_updates += bool(copies)
+        if self.sample:
+            picture = np.asarray(self.conn.framebuffer.image)[::STEP, ::STEP].copy()
+            self.samples.append((update.timestamp_us / 1e6, picture))
+
+
+def _gaps(times: list[float], t0: float, t1: float) -> list[float]:
+    edges = [t0, *times, t1]
+    return [b - a for a, b in itertools.pairwise(edges)]
+
+
+async def _connect(host: Host, port: int) -> Connection:
+    return await connect(f"wss://127.0.0.1:{port}", host.password, known_hosts=None,
+                         pinned=host.fingerprint)
+
+
+def _fidelity(samples: list[tuple[float, np.ndarray]], frames: list[tuple[float, int]],
+              picture: np.ndarray, t0: float, t1: float) -> tuple[float | None, float | None]:
+    """Median and 5th percentile PSNR of the second half's samples (see the module doc)."""
+    half = (t0 + t1) / 2
+    times = np.array([t for t, _ in frames])
+    scores = []
+    for stamp, shown in samples:
+        if stamp < half:
+            continue
+        lo, hi = np.searchsorted(times, [stamp - CAPTURE_WINDOW, stamp], side="right")
+        candidates = range(max(0, lo - 1), max(1, hi))
+        best = max(psnr(shown, picture[::STEP, frames[i][1] : frames[i][1] + W : STEP])
+                   for i in candidates)
+        scores.append(best)
+    if not scores:
+        return None, None
+    ordered = sorted(scores)
+    return statistics.median(ordered), ordered[int(0.05 * (len(ordered) - 1))]
+
+
+async def _photo(host: Host, port: int, display: str, picture_path: Path, picture: np.ndarray,
+                 seconds: float, fps: float) -> dict[str, Any]:
+    conn = await _connect(host, port)
+    xload = subprocess.Popen(
+        [sys.executable, str(HERE / "xload.py"), "photo", "--seconds", str(seconds), "--fps",
+         str(fps), "--picture", str(picture_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ, DISPLAY=display),
+    )
+    try:
+        assert xload.stdout is not None and xload.stdin is not None
+        if xload.stdout.readline().strip() != "ready":
+            raise SystemExit("xload did not start")
+        await conn.wait_exact(120)  # its plain window, before the pan starts
+        run = Run(conn, sample=True)
+        xload.stdin.write("go\n")
+        xload.stdin.flush()
+        run.recording = True
+        result = await _measure(host, conn, run, seconds)
+        out = await asyncio.to_thread(xload.stdout.read)
+        await asyncio.to_thread(xload.wait, 30)
+        frames = next(json.loads(line[7:]) for line in out.splitlines()
+                      if line.startswith("frames "))
+        result["psnr"], result["psnr_p5"] = _fidelity(run.samples, frames, picture,
+                                                      result.pop("t0"), result.pop("t1"))
+        result["drawn_fps"] = len(frames) / seconds
+        return result
+    finally:
+        if xload.poll() is None:
+            xload.kill()
+            xload.wait()
+        await conn.close()
+
+
+async def _xterm(host: Host, port: int, display: str, tmp: Path, seconds: float
+                 ) -> dict[str, Any]:
+    control = Path(tempfile.mkdtemp(dir=tmp, prefix="xterm-"))
+    # The default 6x13 "fixed" font: 318 columns by 82 lines fill 1920x1080 (less the borders).
+    xterm = subprocess.Popen(
+        ["xterm", "-geometry", "318x82+0+0", "-e", sys.executable, str(HERE / "xterm_lines.py"),
+         str(control), "--seconds", str(seconds)],
+        env=dict(os.environ, DISPLAY=display), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(3000):
+            if (control / "ready").exists():
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise SystemExit("xterm did not start")
+        conn = await _connect(host, port)
+        try:
+            await conn.wait_exact(120)
+            run = Run(conn, sample=False)
+            run.recording = True
+            (control / "go").write_text("go\n")
+            result = await _measure(host, conn, run, seconds)
+            for _ in range(1000):
+                if (control / "stopped").exists():
+                    break
+                await asyncio.sleep(0.01)
+            stopped = float((control / "stopped").read_text())
+            await conn.wait_exact(120)
+            await asyncio.sleep(1.0)  # nothing changes any more: the screen is the truth
+            screen = await asyncio.to_thread(grab_root, display)
+            # Once the viewer is exact on a still screen the host sends nothing more, so its
+            # last update is the one that made it exact (checked against the screen below).
+            result["stop_exact_ms"] = max(0.0, run.last_arrival - stopped) * 1000
+            result.pop("t0"), result.pop("t1")
+            result["pixel_exact"] = screen.tobytes() == conn.framebuffer.image.tobytes()
+            result["copies"] = run.copies
+            result["copy_updates"] = run.copy_updates
+            return result
+        finally:
+            await conn.close()
+    finally:
+        xterm.kill()
+        xterm.wait()
+
+
+async def _measure(host: Host, conn: Connection, run: Run, seconds: float) -> dict[str, Any]:
+    """Count updates, gaps, bytes and host CPU for ``seconds``."""
+    bytes0 = conn.stats.bytes
+    cpu0, t0 = _cpu_seconds(host.proc.pid), time.monotonic()
+    await asyncio.sleep(seconds)
+    t1 = time.monotonic()
+    run.recording = False
+    cpu = _cpu_seconds(host.proc.pid) - cpu0
+    gaps = _gaps(run.times, t0, t1)
+    updates = len(run.times)
+    return {
+        "fps": updates / (t1 - t0),
+        "gap_p95_ms": _p95(gaps) * 1000,
+        "gap_max_ms": max(gaps) * 1000,
+        "bytes": conn.stats.bytes - bytes0,
+        "cpu": cpu / (t1 - t0),
+        "cpu_ms_per_update": cpu / updates * 1000 if updates else None,
+        "t0": t0,
+        "t1": t1,
+    }
+
+
+async def _cell(host: Host, case: str, link: tuple[str, float, float], display: str,
+                tmp: Path, picture: tuple[Path, np.ndarray], args: argparse.Namespace
+                ) -> dict[str, Any]:
+    name, rate, rtt = link
+
+    async def go(port: int) -> dict[str, Any]:
+        if case == "photo":
+            return await _photo(host, port, display, picture[0], picture[1], args.seconds,
+                                args.fps)
+        return await _xterm(host, port, display, tmp, args.seconds)
+
+    if rate:
+        with link_proxy(host.port, rate, rtt, args.seconds + 300) as port:
+            row = await go(port)
+    else:
+        row = await go(host.port)
+    return {"case": case, "link": name, **row}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="per run (8)")
+    parser.add_argument("--runs", type=int, default=1, help="runs per cell; medians (1)")
+    parser.add_argument("--case", choices=CASES, action="append", help="cases to run")
+    parser.add_argument("--link", action="append",
+                        help="only links whose name contains this (e.g. '2 Mbit', loopback)")
+    parser.add_argument("--fps", type=float, default=30.0, help="photo pan frame rate (30)")
+    args = parser.parse_args(argv)
+    links = [link for link in LINKS if not args.link or any(n in link[0] for n in args.link)]
+    cases = args.case or CASES
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-fidelity-") as tmp_name, Xvfb(W, H) as xvfb:
+        tmp = Path(tmp_name)
+        picture: tuple[Path, np.ndarray] = (tmp / "photo.npy", np.zeros((0, 0, 3), np.uint8))
+        if "photo" in cases:
+            picture = (picture[0], photo(2 * W, H))
+            np.save(picture[0], picture[1])
+        for case in cases:
+            for i, link in enumerate(links):
+                runs = []
+                for run in range(args.runs):
+                    host = Host(xvfb.display, tmp / f"{case}{i}-{run}")
+                    try:
+                        runs.append(asyncio.run(_cell(host, case, link, xvfb.display, tmp,
+                                                      picture, args)))
+                    finally:
+                        host.stop()
+                    print(runs[-1], file=sys.stderr, flush=True)
+                row = _median_row(runs)
+                if case == "xterm":
+                    row["pixel_exact"] = f"{sum(r['pixel_exact'] for r in runs)}/{len(runs)}"
+                rows.append(row)
+    print("| case | link | updates/s | gap p95 ms | longest gap ms | PSNR dB (p5) | MB received "
+          "| host CPU s/s | host CPU ms/update | COPY rects (updates with one) "
+          "| stop→exact ms | pixel-exact |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        case = r["case"] if r["case"] == "xterm" else f"photo {r['drawn_fps']:.0f} fps"
+        fidelity = (f"{_fmt(r.get('psnr'), 1)} ({_fmt(r.get('psnr_p5'), 1)})"
+                    if r["case"] == "photo" else "–")
+        copies = (f"{r['copies']:.0f} ({r['copy_updates']:.0f})" if r["case"] == "xterm"
+                  else "–")
+        print(f"| {case} | {r['link']} | {r['fps']:.1f} | {r['gap_p95_ms']:.0f} | "
+              f"{r['gap_max_ms']:.0f} | {fidelity} | {r['bytes'] / 1e6:.2f} | {r['cpu']:.2f} | "
+              f"{_fmt(r['cpu_ms_per_update'], 1)} | {copies} | {_fmt(r.get('stop_exact_ms'))} | "
+              f"{r.get('pixel_exact', '–')} |")
+    print(f"\nMachine: {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"{platform.python_implementation()} {platform.python_version()}, {platform.platform()}; "
+          f"{args.seconds:g} s per run, median of {args.runs} run(s) per cell; "
+          f"1-min load at the end {os.getloadavg()[0]:.2f}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
