@@ -37,7 +37,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -50,7 +49,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_links import Host, _cpu_seconds, _fmt, _median_row, _p95, link_proxy
+from benchmarks.bench_links import (
+    Host,
+    _cpu_seconds,
+    _fmt,
+    _median_row,
+    _p95,
+    link_proxy,
+    machine_line,
+)
 from benchmarks.photo import photo
 from rdesk.client.connection import Connection, connect
 from rdesk.protocol.encodings import Encoding
@@ -305,10 +312,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['gap_max_ms']:.0f} | {fidelity} | {r['bytes'] / 1e6:.2f} | {r['cpu']:.2f} | "
               f"{_fmt(r['cpu_ms_per_update'], 1)} | {copies} | {_fmt(r.get('stop_exact_ms'))} | "
               f"{r.get('pixel_exact', '–')} |")
-    print(f"\nMachine: {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"{platform.python_implementation()} {platform.python_version()}, {platform.platform()}; "
-          f"{args.seconds:g} s per run, median of {args.runs} run(s) per cell; "
-          f"1-min load at the end {os.getloadavg()[0]:.2f}.")
+    print(machine_line(args.seconds, args.runs))
     return 0
 
 

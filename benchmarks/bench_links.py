@@ -255,6 +255,14 @@ def _p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
+def machine_line(seconds: float, runs: int) -> str:
+    """The machine a table was measured on, and how, as its closing line."""
+    return (f"\nMachine: {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"{platform.python_implementation()} {platform.python_version()}, "
+            f"{platform.platform()}; {seconds:g} s per run, median of {runs} run(s) per cell; "
+            f"1-min load at the end {os.getloadavg()[0]:.2f}.")
+
+
 def _fmt(value: float | None, digits: int = 0) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -295,10 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['workload']} | {r['link']} | {r['fps']:.1f} | {r['max_gap_ms']:.0f} | "
               f"{_fmt(r['lat_median_ms'])}{lat} | {_fmt(r['lat_p95_ms'])} | "
               f"{r['bytes'] / 1e6:.2f} MB | {r['cpu']:.2f} |")
-    print(f"\nMachine: {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"{platform.python_implementation()} {platform.python_version()}, {platform.platform()}; "
-          f"{args.seconds:g} s per run, median of {args.runs} run(s) per cell; "
-          f"1-min load at the end {os.getloadavg()[0]:.2f}.")
+    print(machine_line(args.seconds, args.runs))
     return 0
 
 
