@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import getpass
 import sys
+from pathlib import Path
 
 from rdesk.cli.common import UsageError, add_deprecated, add_verb, require_host_extra
 from rdesk.cli.relay import add_host_relay_options, host_relay_settings
@@ -94,8 +95,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--consent",
         choices=("auto", "ask"),
         default="auto",
-        help="ask: the local user accepts each viewer on this terminal; auto: admit any valid "
-        "credential (unattended access)",
+        help="ask: the local user accepts each viewer, on this terminal or with `rdesk "
+        "consent`; auto: admit any valid credential (unattended access)",
+    )
+    host.add_argument(
+        "--consent-socket", type=path, default=None, metavar="PATH",
+        help="with --consent ask: the socket `rdesk consent` answers on (default: "
+        "$XDG_RUNTIME_DIR/rdesk/consent.sock)",
     )
     host.add_argument(
         "--consent-timeout", type=ranged(1, 3600), default=30, help="seconds to accept"
@@ -314,6 +320,7 @@ def host_settings(args: argparse.Namespace) -> HostSettings:
         block_keys=args.block_keys,
         consent=args.consent,
         consent_timeout=float(args.consent_timeout),
+        consent_socket=args.consent_socket,
         invites=tuple(args.invite),
         session=args.session,
         keep_running=args.keep_running,
@@ -335,19 +342,24 @@ def _cmd_host(args: argparse.Namespace) -> int:
     from rdesk.host.app import run_host
 
     settings = host_settings(args)
-    _require_consent_terminal(settings.consent)
+    _require_consent_terminal(settings.consent, settings.consent_socket)
     asyncio.run(run_host(settings, out=lambda line: print(line, flush=True)))
     return 0
 
 
-def _require_consent_terminal(consent: str) -> None:
-    """Refuse ``--consent ask`` when nobody can answer: the console reads standard input,
-    and under systemd or ``nohup`` that is at end of file, so every viewer would wait out the
-    consent timeout and be rejected while the host looked healthy (issue 18)."""
-    if consent == "ask" and not sys.stdin.isatty():
+def _require_consent_terminal(consent: str, socket_path: Path | None) -> None:
+    """Refuse ``--consent ask`` when nobody could answer: no terminal on standard input (under
+    systemd or ``nohup`` it is at end of file) and no runtime directory for the consent socket
+    that ``rdesk consent`` answers on; every viewer would wait out the consent timeout and be
+    rejected while the host looked healthy (issue 18)."""
+    from rdesk.host.serve.consentsock import default_socket_path
+
+    if consent == "ask" and not sys.stdin.isatty() and socket_path is None \
+            and default_socket_path() is None:
         raise UsageError(
-            "--consent ask needs a terminal to ask on (stdin is not one); run the host in a "
-            "terminal, or use --consent auto with a password for unattended access"
+            "--consent ask needs a terminal to ask on (stdin is not one) or a runtime "
+            "directory ($XDG_RUNTIME_DIR) for the consent socket of `rdesk consent`; give "
+            "--consent-socket PATH, or use --consent auto with a password for unattended access"
         )
 
 

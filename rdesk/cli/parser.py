@@ -13,6 +13,7 @@ from rdesk.cli import (
     clip,
     completion,
     config,
+    consent,
     do,
     host,
     input,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     do.add_parsers(sub)
     security.add_parsers(sub)
     config.add_parsers(sub)
+    consent.add_parsers(sub)
     completion.add_parsers(sub)
     view.add_connect_parser(sub)
     relayd.add_parsers(sub)

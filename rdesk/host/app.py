@@ -39,6 +39,8 @@ from rdesk.host.security.tls import (
     server_ssl_context,
 )
 from rdesk.host.serve.connection import close_session
+from rdesk.host.serve.consent import ConsentDesk
+from rdesk.host.serve.consentsock import ConsentSocket, ConsentSocketError, default_socket_path
 from rdesk.host.serve.console import HostConsole
 from rdesk.host.serve.server import HostServer, InputSink
 from rdesk.host.settings import PASSWORD_FILE, VIEW_PASSWORD_FILE, CaptureBackend, HostSettings
@@ -255,12 +257,16 @@ async def run_host(
         stack.callback(cursor.close)
         server.cursor = cursor
         server.monitors = MonitorHub(view)
-        console = HostConsole(server, credentials.invites, out)
+        desk = ConsentDesk(out)
+        console = HostConsole(server, credentials.invites, out, desk)
         if settings.consent == "ask":
-            server.consent = console
+            server.consent = desk
         presence = _relay_presence(settings, server, cert, key, out)
         if settings.listen:
             await _listen(server, settings)
+        consent_socket: ConsentSocket | None = None
+        if settings.consent == "ask":
+            consent_socket = await _open_consent_socket(settings, desk)
         capture = asyncio.create_task(source.run(), name="capture")
         capture_line = backend_of(capturer) + (
             ", changes from X DAMAGE" if notifier is not None else ", polling for changes"
@@ -272,8 +278,9 @@ async def run_host(
             presence.start()
         for role, minutes in settings.invites:
             out("  " + console.invite(role, minutes))
-        if settings.consent == "ask":
-            out("  each viewer must be accepted here (`accept N`); type `help` for commands")
+        if consent_socket is not None:
+            out(f"  consent:     accept each viewer here (`accept N`; `help` for commands) or "
+                f"with `rdesk consent` ({consent_socket.path})")
         console.start()
         if ready is not None:
             ready(server)
@@ -295,8 +302,24 @@ async def run_host(
                                         "host is shutting down")
                 await presence.stop()
             await server.stop()
+            if consent_socket is not None:
+                await consent_socket.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await capture
+
+
+async def _open_consent_socket(settings: HostSettings, desk: ConsentDesk) -> ConsentSocket:
+    """The consent socket ``rdesk consent`` answers on (``--consent ask``), listening."""
+    path = settings.consent_socket or default_socket_path()
+    if path is None:
+        raise HostError("--consent ask: no runtime directory ($XDG_RUNTIME_DIR) for the consent "
+                        "socket; give --consent-socket PATH")
+    consent_socket = ConsentSocket(desk, path)
+    try:
+        await consent_socket.start()
+    except ConsentSocketError as exc:
+        raise HostError(str(exc)) from None
+    return consent_socket
 
 
 def _banner(

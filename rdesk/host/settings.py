@@ -123,6 +123,9 @@ class HostSettings:
     consent: str = "auto"
     #: Seconds the local user has to accept a viewer before it is rejected.
     consent_timeout: float = 30.0
+    #: With ``consent == "ask"``: the Unix socket ``rdesk consent`` answers on (``None``: the
+    #: default in the user's runtime directory, rdesk/host/serve/consentsock.py).
+    consent_socket: Path | None = None
     #: Invite codes to print at start: (role, minutes) pairs.
     invites: tuple[tuple[str, float], ...] = ()
     #: Origins (``https://name[:port]``) besides the host's own whose browser pages may open

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,12 +24,14 @@ from tests.e2e.conftest import PASSWORD, RunningHost
 from tests.xserver import Xvfb
 
 
-def test_consent_ask_without_a_terminal_refuses_at_start(tmp_path: Path) -> None:
-    # Standard input is /dev/null, as under systemd or nohup.
+def test_consent_ask_without_a_terminal_or_socket_refuses_at_start(tmp_path: Path) -> None:
+    # Standard input is /dev/null, as under systemd or nohup, and there is no runtime
+    # directory for the consent socket either: nobody could ever answer.
     host = subprocess.Popen(
         [sys.executable, "-m", "rdesk", "--config-dir", str(tmp_path), "host",
          "--consent", "ask", "--virtual", "320x240"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path / "no-such-dir")},
     )
     try:
         stdout, stderr = host.communicate(timeout=60)
@@ -39,7 +42,8 @@ def test_consent_ask_without_a_terminal_refuses_at_start(tmp_path: Path) -> None
     assert host.returncode != 0
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
-    assert "--consent ask needs a terminal to ask on (stdin is not one)" in lines[0]
+    assert "--consent ask needs a terminal to ask on (stdin is not one) or a runtime " \
+        "directory" in lines[0]
     assert "listening" not in stdout
 
 

@@ -4,7 +4,8 @@ Lines typed on the host's standard input (when it is a terminal, or when asked t
 
     viewers                 who is connected and who holds control
     invite ROLE [MINUTES]   a one-time invite code (ROLE: control or view; default 30 minutes)
-    accept N | reject N     answer viewer N's request to connect (with --consent ask)
+    accept N | reject N     answer viewer N's request to connect (with --consent ask; the
+                            consent desk also takes answers from `rdesk consent`)
     grant N | deny N        answer viewer N's request for control
     take | release          take control back from the viewers / hand it back
     kick N                  disconnect viewer N
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from rdesk.host.security.invites import InviteBook
+from rdesk.host.serve.consent import ConsentDesk, Request
 from rdesk.protocol.messages import LOCAL_USER
 
 __all__ = ["HostConsole", "HELP"]
@@ -47,35 +49,28 @@ class HostConsole:
     """
 
     def __init__(
-        self, server: object, invites: InviteBook, out: Callable[[str], None] = print
+        self, server: object, invites: InviteBook, out: Callable[[str], None] = print,
+        desk: ConsentDesk | None = None,
     ) -> None:
         self.server = server
         self.invites = invites
         self.out = out
-        self._consents: dict[int, asyncio.Future[bool]] = {}
+        #: The pending consent requests, shared with the consent socket when there is one.
+        self.desk = desk if desk is not None else ConsentDesk(out)
+        self.desk.listen(self._announce)
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: The terminal's input has ended: nobody is left to answer a consent request.
-        self._ended = False
 
     # --- consent (HostServer's Consent protocol) -----------------------------------------------
 
     async def __call__(self, viewer_id: int, name: str, role: str, source: str) -> bool:
-        """Whether the local user accepts viewer ``viewer_id``; ``False`` at once when the
-        console's input has ended (nobody can answer: waiting out the timeout helps no one)."""
-        if self._ended:
-            self.out(f"viewer #{viewer_id} {name!r} from {source} refused: the host's terminal "
-                     "input has ended, nobody can accept it (--consent ask)")
-            return False
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._consents[viewer_id] = future
-        self.out(
-            f"viewer #{viewer_id} {name!r} from {source} wants to connect [{role}]: "
-            f"`accept {viewer_id}` or `reject {viewer_id}`"
-        )
-        try:
-            return await future
-        finally:
-            self._consents.pop(viewer_id, None)
+        """Whether the local user accepts viewer ``viewer_id`` (see :class:`ConsentDesk`)."""
+        return await self.desk(viewer_id, name, role, source)
+
+    def _announce(self, kind: str, request: Request) -> None:
+        if kind == "request":
+            n = request.viewer_id
+            self.out(f"viewer #{n} {request.name!r} from {request.source} wants to connect "
+                     f"[{request.role}]: `accept {n}` or `reject {n}`")
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -106,11 +101,8 @@ class HostConsole:
                 minutes = float(args[1]) if len(args) > 1 else 30.0
                 self.out(self.invite(role, minutes))
             elif command in ("accept", "reject"):
-                future = self._consents.get(int(args[0]))
-                if future is None or future.done():
+                if not self.desk.answer(int(args[0]), command == "accept"):
                     self.out(f"no viewer #{args[0]} is waiting to connect")
-                else:
-                    future.set_result(command == "accept")
             elif command in ("grant", "deny"):
                 answer = server.board.answer(LOCAL_USER, int(args[0]), command == "grant")  # type: ignore[attr-defined]
                 if answer is None:
@@ -132,8 +124,10 @@ class HostConsole:
     # --- reading the terminal -----------------------------------------------------------------
 
     def start(self, stream: TextIO = sys.stdin) -> None:
-        """Read ``stream`` line by line in a daemon thread, running commands on the loop."""
+        """Read ``stream`` line by line in a daemon thread, running commands on the loop;
+        the terminal can answer consent requests until the stream ends."""
         self._loop = asyncio.get_running_loop()
+        self.desk.open("terminal")
         threading.Thread(target=self._read, args=(stream,), daemon=True).start()
 
     def _read(self, stream: TextIO) -> None:
@@ -142,12 +136,6 @@ class HostConsole:
             with contextlib.suppress(RuntimeError):  # the loop has closed: the host is stopping
                 self._loop.call_soon_threadsafe(self.handle, line)
         with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._input_ended)
-
-    def _input_ended(self) -> None:
-        """The terminal's input ended (closed, or at end of file from the start): refuse the
-        viewers waiting for an answer now, and every later one (see :meth:`__call__`)."""
-        self._ended = True
-        for future in self._consents.values():
-            if not future.done():
-                future.set_result(False)
+            # Closed, or at end of file from the start (systemd, nohup): the terminal can no
+            # longer answer; with no consent socket either, waiting viewers are refused now.
+            self._loop.call_soon_threadsafe(self.desk.close, "terminal")
