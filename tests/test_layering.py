@@ -47,7 +47,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "rdesk.cli": {
         "rdesk", "rdesk.client", "rdesk.client.tk", "rdesk.host", "rdesk.host.settings",
-        "rdesk.host.serve", "rdesk.host.security", "rdesk.host.screen", "rdesk.relay", "rdesk.recording", P, C,
+        "rdesk.host.security", "rdesk.host.screen", "rdesk.relay", "rdesk.recording", P, C,
     },
     "rdesk.__main__": {"rdesk.cli"},
 }

@@ -21,8 +21,8 @@ from typing import Any, TextIO
 
 from rdesk.cli.common import UsageError, add_verb
 from rdesk.cli.values import path
-from rdesk.host.security.text import shown
-from rdesk.host.serve.consentsock import MAX_LINE, default_socket_path
+from rdesk.common.runtime import CONSENT_MAX_LINE as MAX_LINE
+from rdesk.common.runtime import consent_socket_path
 
 __all__ = ["ConsentClient", "add_parsers"]
 
@@ -101,13 +101,19 @@ class ConsentClient:
         return self._read()
 
 
+def _printable(value: object) -> str:
+    """A field from the host (a viewer chose its name) made safe for the terminal."""
+    return "".join(c if c.isprintable() else "?" for c in str(value))
+
+
 def _describe(request: dict[str, Any]) -> str:
-    return (f"#{request.get('viewer_id')} {shown(str(request.get('name', '')))!r} from "
-            f"{shown(str(request.get('source', '')))} [{shown(str(request.get('role', '')))}]")
+    # repr() escapes what the name may hide (controls); the others are plain fields.
+    return (f"#{_printable(request.get('viewer_id'))} {str(request.get('name', ''))!r} from "
+            f"{_printable(request.get('source', ''))} [{_printable(request.get('role', ''))}]")
 
 
 def _cmd_consent(args: argparse.Namespace) -> int:
-    where = args.socket or default_socket_path()
+    where = args.socket or consent_socket_path()
     if where is None:
         raise UsageError("no runtime directory ($XDG_RUNTIME_DIR): give --socket PATH")
     if (args.answer is None) != (args.viewer is None):

@@ -15,6 +15,7 @@ from pathlib import Path
 from rdesk.cli.common import UsageError, add_deprecated, add_verb, require_host_extra
 from rdesk.cli.relay import add_host_relay_options, host_relay_settings
 from rdesk.cli.values import bandwidth, invite, origin, path, port, ranged, size
+from rdesk.common.runtime import consent_socket_path
 from rdesk.host.settings import (
     CAPTURE_BACKENDS,
     CLIPBOARD_POLICIES,
@@ -352,10 +353,8 @@ def _require_consent_terminal(consent: str, socket_path: Path | None) -> None:
     systemd or ``nohup`` it is at end of file) and no runtime directory for the consent socket
     that ``rdesk consent`` answers on; every viewer would wait out the consent timeout and be
     rejected while the host looked healthy (issue 18)."""
-    from rdesk.host.serve.consentsock import default_socket_path
-
     if consent == "ask" and not sys.stdin.isatty() and socket_path is None \
-            and default_socket_path() is None:
+            and consent_socket_path() is None:
         raise UsageError(
             "--consent ask needs a terminal to ask on (stdin is not one) or a runtime "
             "directory ($XDG_RUNTIME_DIR) for the consent socket of `rdesk consent`; give "

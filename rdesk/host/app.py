@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rdesk.common.runtime import consent_socket_path
 from rdesk.host.clipboard import start_clipboard
 from rdesk.host.relayed import RelayPresence
 from rdesk.host.relaylink import RelayLinkError, load_identity
@@ -40,7 +41,7 @@ from rdesk.host.security.tls import (
 )
 from rdesk.host.serve.connection import close_session
 from rdesk.host.serve.consent import ConsentDesk
-from rdesk.host.serve.consentsock import ConsentSocket, ConsentSocketError, default_socket_path
+from rdesk.host.serve.consentsock import ConsentSocket, ConsentSocketError
 from rdesk.host.serve.console import HostConsole
 from rdesk.host.serve.server import HostServer, InputSink
 from rdesk.host.settings import PASSWORD_FILE, VIEW_PASSWORD_FILE, CaptureBackend, HostSettings
@@ -310,7 +311,7 @@ async def run_host(
 
 async def _open_consent_socket(settings: HostSettings, desk: ConsentDesk) -> ConsentSocket:
     """The consent socket ``rdesk consent`` answers on (``--consent ask``), listening."""
-    path = settings.consent_socket or default_socket_path()
+    path = settings.consent_socket or consent_socket_path()
     if path is None:
         raise HostError("--consent ask: no runtime directory ($XDG_RUNTIME_DIR) for the consent "
                         "socket; give --consent-socket PATH")

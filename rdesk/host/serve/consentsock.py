@@ -30,35 +30,19 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from rdesk.common.runtime import CONSENT_MAX_LINE
 from rdesk.host.serve.consent import ConsentDesk, Request
 
-__all__ = ["MAX_CLIENTS", "MAX_LINE", "ConsentSocket", "ConsentSocketError",
-           "default_socket_path", "runtime_dir"]
+__all__ = ["MAX_CLIENTS", "MAX_LINE", "ConsentSocket", "ConsentSocketError"]
 
 #: Longest line either way, in bytes.
-MAX_LINE = 4096
+MAX_LINE = CONSENT_MAX_LINE
 #: Clients connected at once; more are closed at once.
 MAX_CLIENTS = 8
-SOCKET_NAME = "consent.sock"
 
 
 class ConsentSocketError(Exception):
     """The socket cannot be opened; ``str()`` is one line for the user."""
-
-
-def runtime_dir() -> Path | None:
-    """The user's runtime directory: ``$XDG_RUNTIME_DIR`` when set, else ``/run/user/UID``;
-    ``None`` when it does not exist (a set variable is never second-guessed)."""
-    env = os.environ.get("XDG_RUNTIME_DIR")
-    candidate = Path(env) if env else Path(f"/run/user/{os.getuid()}")
-    return candidate if candidate.is_dir() else None
-
-
-def default_socket_path() -> Path | None:
-    """Where the host listens and ``rdesk consent`` connects by default (``None``: no runtime
-    directory)."""
-    base = runtime_dir()
-    return None if base is None else base / "rdesk" / SOCKET_NAME
 
 
 def _peer_uid(sock: socket.socket) -> int | None:
