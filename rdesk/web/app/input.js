@@ -1,9 +1,10 @@
-// Keyboard, mouse and wheel on the desktop's canvas → pointer, wheel and key messages.
+// Mouse and wheel on the desktop's canvas, keyboard and composed text in the hidden field over
+// it → pointer, wheel and key messages (the key rules are core/keyinput.js's).
 //
 // Input is sent only while mayControl() says so (active, control role, holding control); the
 // host enforces the same. Leaving the canvas or the window releases what is held.
 
-import { keysymFor } from "../core/keys.js";
+import { KeyTranslator } from "../core/keyinput.js";
 
 // DOM MouseEvent.buttons bits → X button mask (bit n-1 = button n): left 1, middle 2, right 3,
 // back 8. (Buttons 4-7 are the wheel, sent as wheel messages.)
@@ -17,20 +18,25 @@ function xButtons(domButtons) {
 }
 
 /**
- * Capture input on `canvas`.
+ * Capture the mouse on `canvas` and the keyboard on `field` (a hidden textarea).
  * @param {HTMLCanvasElement} canvas
+ * @param {HTMLTextAreaElement} field
  * @param {{mayControl: () => boolean, send: (m: object) => boolean,
  *          hostPoint: (e: MouseEvent) => number[]}} io
  * @returns {{releaseAll: (sendReleases?: boolean) => void}}
  */
-export function captureInput(canvas, { mayControl, send, hostPoint }) {
+export function captureInput(canvas, field, { mayControl, send, hostPoint }) {
   let lastPointer = null;
   let wheelX = 0;
   let wheelY = 0;
-  const heldKeys = new Map(); // KeyboardEvent.code (or key) → keysym sent on key down
+  const keys = new KeyTranslator();
+  const sendAll = (messages) => {
+    for (const message of messages) send(message);
+  };
 
   const sendPointer = (event) => {
     if (!mayControl()) return;
+    sendAll(keys.flush()); // a held-back Ctrl goes first: Ctrl+click keeps its Ctrl
     const [x, y] = hostPoint(event);
     const buttons = xButtons(event.buttons);
     const key = `${x},${y},${buttons}`;
@@ -41,12 +47,17 @@ export function captureInput(canvas, { mayControl, send, hostPoint }) {
 
   canvas.addEventListener("pointermove", sendPointer);
   canvas.addEventListener("pointerdown", (event) => {
-    canvas.focus();
+    // The field sits where the user last clicked, so an IME's candidate window opens there.
+    field.style.left = `${event.clientX}px`;
+    field.style.top = `${event.clientY}px`;
+    field.focus({ preventScroll: true });
     if (!mayControl()) return;
     event.preventDefault();
     canvas.setPointerCapture(event.pointerId);
     sendPointer(event);
   });
+  // A click must not move the focus off the field (its blur would release Shift of Shift+click).
+  canvas.addEventListener("mousedown", (event) => event.preventDefault());
   canvas.addEventListener("pointerup", (event) => {
     if (!mayControl()) return;
     event.preventDefault();
@@ -69,42 +80,54 @@ export function captureInput(canvas, { mayControl, send, hostPoint }) {
       wheelX -= dx;
       wheelY -= dy;
       const [x, y] = hostPoint(event);
+      sendAll(keys.flush());
       send({ t: "wheel", x, y, dx, dy });
     },
     { passive: false },
   );
 
-  canvas.addEventListener("keydown", (event) => {
-    if (!mayControl() || event.isComposing) return;
-    const keysym = keysymFor(event);
-    if (keysym === null) return;
-    event.preventDefault(); // keep Tab, Backspace, / … from acting on the page
-    heldKeys.set(event.code || event.key, keysym);
-    send({ t: "key", keysym, down: true });
-  });
-  canvas.addEventListener("keyup", (event) => {
+  // The keyboard goes through the hidden field: an editable element is what input methods,
+  // dead keys and insertText need (nothing can be composed into a canvas). Whatever focuses
+  // the canvas focuses the field instead.
+  canvas.addEventListener("focus", () => field.focus({ preventScroll: true }));
+  field.addEventListener("keydown", (event) => {
     if (!mayControl()) return;
-    const id = event.code || event.key;
-    // Release what was pressed, even if the modifiers changed the key's meaning meanwhile.
-    const keysym = heldKeys.has(id) ? heldKeys.get(id) : keysymFor(event);
-    heldKeys.delete(id);
-    if (keysym === null) return;
-    event.preventDefault();
-    send({ t: "key", keysym, down: false });
+    const { send: messages, prevent } = keys.keyDown(event);
+    if (prevent) event.preventDefault(); // keep Tab, Backspace, / … from acting on the page
+    sendAll(messages);
+  });
+  field.addEventListener("keyup", (event) => {
+    if (!mayControl()) return;
+    const { send: messages, prevent } = keys.keyUp(event);
+    if (prevent) event.preventDefault();
+    sendAll(messages);
+  });
+  // Text committed by an input method (compositionend) or inserted without keys (insertText:
+  // on-screen keyboards, dictation). Keys inside a composition sent nothing (core/keyinput.js).
+  field.addEventListener("compositionend", (event) => {
+    if (mayControl()) sendAll(keys.text(event.data));
+    field.value = "";
+  });
+  field.addEventListener("input", (event) => {
+    if (event.isComposing) return; // the composition's text comes once, at compositionend
+    if (event.inputType === "insertText" && mayControl()) sendAll(keys.text(event.data));
+    field.value = ""; // pasted text goes through the clipboard sync (a paste event), not as keys
   });
 
   const releaseAll = (sendReleases = true) => {
+    const releases = keys.releaseAll();
     if (sendReleases && mayControl()) {
-      for (const keysym of heldKeys.values()) send({ t: "key", keysym, down: false });
+      sendAll(releases);
       if (lastPointer && !lastPointer.endsWith(",0")) {
         const [x, y] = lastPointer.split(",").map(Number);
         send({ t: "pointer", x, y, buttons: 0 });
       }
     }
-    heldKeys.clear();
     lastPointer = null;
   };
-  canvas.addEventListener("blur", () => releaseAll());
+  field.addEventListener("blur", (event) => {
+    if (event.relatedTarget !== canvas) releaseAll(); // canvas.focus() comes straight back
+  });
   window.addEventListener("blur", () => releaseAll());
   return { releaseAll };
 }

@@ -43,7 +43,7 @@ const cursor = new HostCursor(canvas, (reason) => connection && connection.close
 const monitors = new MonitorSelector(send);
 const mayControl = () =>
   connection !== null && connection.active && connection.role === "control" && control.holdsControl();
-const input = captureInput(canvas, { mayControl, send, hostPoint: (e) => display.hostPoint(e) });
+const input = captureInput(canvas, $("keyboard"), { mayControl, send, hostPoint: (e) => display.hostPoint(e) });
 wireKeyBar($("keybar"), canvas, { mayControl, send });
 
 function connect() {
