@@ -20,6 +20,7 @@ from rdesk.cli import (
     relay,
     relayd,
     security,
+    service,
     transfer,
     view,
 )
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     clip.add_parsers(sub)
     do.add_parsers(sub)
     security.add_parsers(sub)
+    service.add_parsers(sub)
     config.add_parsers(sub)
     consent.add_parsers(sub)
     completion.add_parsers(sub)
