@@ -83,12 +83,41 @@ asyncio.run(main())
 """
 
 
+_ECHO_SCRIPT = """
+import asyncio, sys
+from pathlib import Path
+from rdesk.host.security.tls import ensure_host_certificate, server_ssl_context
+
+SIZE = int(sys.argv[2])
+
+class Echo(asyncio.Protocol):
+    # The floor: one TLS read and one TLS write per message, nothing else.
+    def connection_made(self, transport):
+        self.transport = transport
+    def data_received(self, data):
+        self.transport.write(b"h" * SIZE)
+
+async def main():
+    cert, key = ensure_host_certificate(Path(sys.argv[1]))
+    server = await asyncio.get_running_loop().create_server(
+        Echo, "127.0.0.1", 0, ssl=server_ssl_context(cert, key))
+    print(server.sockets[0].getsockname()[1], "-", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+#: The source tree the relay process runs from (``--relay-tree``: an older commit's, for a
+#: before/after comparison in the same session); ``None``: this one.
+RELAY_TREE: Path | None = None
+
+
 @contextlib.contextmanager
-def relay_process(tmp: Path) -> Iterator[tuple[str, int]]:
-    """A relay process (limits raised); yields ``(url, pid)``."""
-    proc = subprocess.Popen([sys.executable, "-c", _RELAY_SCRIPT, str(tmp / "relay")],
-                            stdout=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parent.parent)
+def relay_process(tmp: Path, script: str = _RELAY_SCRIPT) -> Iterator[tuple[str, int]]:
+    """A relay process (limits raised), or ``script``'s; yields ``(url, pid)``."""
+    tree = RELAY_TREE or Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp / "relay"), str(TYPING_DOWN)],
+                            stdout=subprocess.PIPE, text=True, cwd=tree,
+                            env={**os.environ, "PYTHONPATH": str(tree)})
     try:
         assert proc.stdout is not None
         port, _ = proc.stdout.readline().split()
@@ -265,7 +294,11 @@ async def sessions(levels: list[int], seconds: float, hosts: int, tmp: Path
             stop, counts = asyncio.Event(), [0, 0]
             typists = [asyncio.ensure_future(_typist(relay, links[i % hosts].host_id, stop,
                                                      counts)) for i in range(level)]
-            await asyncio.sleep(min(20.0, 2 + level / 50))  # all spliced and typing
+            for _ in range(600):  # all spliced and typing (or 60 s, on a loaded machine)
+                if counts[0] >= level:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)
             spliced, before_bytes = counts[0], counts[1]
             cpu0, t0 = cpu_seconds(pid), time.monotonic()
             await asyncio.sleep(seconds)
@@ -277,6 +310,42 @@ async def sessions(levels: list[int], seconds: float, hosts: int, tmp: Path
         for link in links:
             await link.close()
     return rows
+
+
+async def _echo_typist(port: int, stop: asyncio.Event, counts: list[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ssl_context())
+    counts[0] += 1
+    payload = b"v" * TYPING_UP
+    try:
+        while not stop.is_set():
+            writer.write(payload)
+            await reader.readexactly(TYPING_DOWN)
+            counts[1] += TYPING_UP + TYPING_DOWN
+            await asyncio.sleep(TYPING_PERIOD)
+    finally:
+        writer.close()
+
+
+async def tls_floor(level: int, seconds: float, tmp: Path) -> tuple[int, float, float]:
+    """A no-op TLS echo process under ``level`` typists: (connected, CPU % of a core, Mbit/s).
+    Each message costs it one TLS read and one TLS write, as each costs the relay."""
+    with relay_process(tmp, _ECHO_SCRIPT) as (url, pid):
+        port = int(url.rsplit(":", 1)[1])
+        stop, counts = asyncio.Event(), [0, 0]
+        typists = [asyncio.ensure_future(_echo_typist(port, stop, counts))
+                   for _ in range(level)]
+        for _ in range(600):
+            if counts[0] >= level:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        before_bytes, cpu0, t0 = counts[1], cpu_seconds(pid), time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu1, t1 = cpu_seconds(pid), time.monotonic()
+        stop.set()
+        await asyncio.gather(*typists, return_exceptions=True)
+    return counts[0], 100 * (cpu1 - cpu0) / (t1 - t0), (counts[1] - before_bytes) * 8 / (
+        t1 - t0) / 1e6
 
 
 def _ms(values: list[float]) -> str:
@@ -291,9 +360,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", default="100,250,500")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--sessions-only", action="store_true",
+                        help="skip the latency and motion runs")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure a no-op TLS echo process under the same load")
+    parser.add_argument("--relay-tree", type=Path,
+                        help="run the relay process from this source tree (before/after)")
     args = parser.parse_args(argv)
+    global RELAY_TREE
+    RELAY_TREE = args.relay_tree
     print(f"# relay on loopback, {W}x{H}; {platform.node()} {platform.machine()} "
           f"Python {platform.python_version()}, {os.cpu_count()} CPUs (shared machine)")
+    if RELAY_TREE is not None:
+        print(f"# the relay process runs from {RELAY_TREE}")
+    if not args.sessions_only:
+        _face_to_face(args)
+    _sessions(args)
+    return 0
+
+
+def _face_to_face(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results = asyncio.run(face_to_face(args.keys, args.motion_seconds, Path(tmp)))
     print("| key-to-pixels | median ms | p95 ms |\n|---|---|---|")
@@ -306,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
             ups, mbit, cpu = value
             print(f"| {name[7:]} | {ups:.1f} | {mbit:.1f} | "
                   f"{'-' if cpu is None else f'{cpu:.1f}'} |")
+
+
+def _sessions(args: argparse.Namespace) -> None:
     levels = [int(n) for n in args.sessions.split(",") if n]
     with tempfile.TemporaryDirectory() as tmp:
         rows = asyncio.run(sessions(levels, args.seconds, args.hosts, Path(tmp)))
@@ -314,7 +403,14 @@ def main(argv: list[str] | None = None) -> int:
     for level, spliced, cpu, mbit in rows:
         per10 = cpu / mbit * 10 if mbit else float("nan")
         print(f"| {level} | {spliced} | {cpu:.1f} | {mbit:.2f} | {per10:.1f} |")
-    return 0
+    if args.floor:
+        print("\n| TLS echo floor: sessions | connected | CPU % of a core | Mbit/s | "
+              "CPU % per 10 Mbit/s |\n|---|---|---|---|---|")
+        for level in levels:
+            with tempfile.TemporaryDirectory() as tmp:
+                connected, cpu, mbit = asyncio.run(tls_floor(level, args.seconds, Path(tmp)))
+            per10 = cpu / mbit * 10 if mbit else float("nan")
+            print(f"| {level} | {connected} | {cpu:.1f} | {mbit:.2f} | {per10:.1f} |")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 
     rdesk relay [--bind ADDR] [--port N] [--cert PEM --key PEM] [--data-dir DIR] [--open]
                 [--audit-log FILE] [--grace SECONDS] [--max-sessions N] [--max-hosts N]
-                [--redis URL --public-url wss://THIS-INSTANCE:PORT]
+                [--redis URL --public-url wss://THIS-INSTANCE:PORT] [--allow-origin URL ...]
     rdesk relay token create [--label TEXT] | list | revoke ID|LABEL
     rdesk relay use wss://RELAY[:PORT] [--fingerprint SHA256:...]
 
@@ -55,6 +55,10 @@ def add_parsers(
                             "(redis://HOST[:PORT][/DB] or unix:///PATH); needs --public-url")
     relay.add_argument("--public-url", metavar="URL",
                        help="this instance's own wss:// address, reachable by hosts directly")
+    relay.add_argument("--allow-origin", action="append", default=[], type=values.origin,
+                       metavar="URL",
+                       help="also let browser pages from this origin (https://NAME[:PORT]) "
+                            "open /connect; repeatable (default: the relay's own pages only)")
     relay.add_argument("--grace", type=_seconds, default=30.0,
                        help="seconds running sessions get to end on SIGTERM (default 30)")
     relay.add_argument("--max-sessions", type=values.ranged(1, 10**6),
@@ -128,7 +132,8 @@ def run_relay_verb(args: argparse.Namespace, out: Out | None = None) -> int:
             raise ValueError(f"--public-url is a wss:// address, not {args.public_url!r}")
         config = RelayConfig(bind=args.bind, port=args.port, open_enrolment=args.open,
                              max_sessions=args.max_sessions, max_hosts=args.max_hosts,
-                             public_url=args.public_url)
+                             public_url=args.public_url,
+                             allowed_origins=tuple(args.allow_origin))
         asyncio.run(serve_relay(config, relay_data_dir(args), say, cert=args.cert,
                                 key=args.key, audit_log=args.audit_log, grace=args.grace,
                                 redis=args.redis))

@@ -6,11 +6,12 @@ backoff by itself) and serves every viewer the relay splices to it: the end-to-e
 session (:meth:`HostServer.serve_transport`), exactly as a direct viewer is served.
 
 Every relayed viewer reaches the host from the relay's address, so the address says nothing
-about who it is. Each one is given a source of its own, ``relay:<n>`` (counted from 1 per run
-of the host), for the per-source limits and the audit log: relayed viewers never share one
-login-penalty bucket — one of them guessing passwords does not lock the others out — and the
-host-wide limits (the global throttle, the rotation of a one-time password, the cap on
-viewers not yet logged in) bound them all together (docs/security.md).
+about who it is. Each one is given a source of its own, ``relay:<session>`` (the relay's
+session id of its rendezvous, the same the relay's own audit log records for it), shown on
+the console and written in the audit log, and keying the per-source limits: relayed viewers
+never share one login-penalty bucket — one of them guessing passwords does not lock the
+others out — and the host-wide limits (the global throttle, the rotation of a one-time
+password, the cap on viewers not yet logged in) bound them all together (docs/security.md).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives.asymmetric import ec
 from websockets.asyncio.client import ClientConnection
 
-from rdesk.host.relaylink import RelayLink
+from rdesk.host.relaylink import RelayLink, rendezvous_session
 from rdesk.host.serve.server import HostServer
 from rdesk.tunnel.errors import TunnelError
 from rdesk.tunnel.host_side import accept_tunnel
@@ -32,7 +33,7 @@ __all__ = ["RELAYED_SOURCE", "RelayPresence"]
 
 log = logging.getLogger(__name__)
 
-#: The prefix of a relayed viewer's source (``relay:1``, ``relay:2``, ...).
+#: The prefix of a relayed viewer's source: ``relay:`` and the rendezvous' session id.
 RELAYED_SOURCE = "relay:"
 #: Seconds between looks at whether the link is still registered (for the one-line notice).
 _WATCH_INTERVAL = 0.5
@@ -95,7 +96,7 @@ class RelayPresence:
     async def _serve(self, ws: ClientConnection) -> None:
         """One rendezvous: the tunnel, then the session; a failed tunnel is logged, no more."""
         self.viewers_served += 1
-        remote = f"{RELAYED_SOURCE}{self.viewers_served}"
+        remote = f"{RELAYED_SOURCE}{rendezvous_session.get()}"
         try:
             transport = await accept_tunnel(ws, self.key, self.cert_der, remote)
         except TunnelError as exc:

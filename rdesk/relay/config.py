@@ -39,6 +39,9 @@ class RelayConfig:
     heartbeat: float = 20.0
     expiry: float = 60.0
     handshake_timeout: float = 10.0
+    #: Seconds of silence before the relay pings a peer; as long again without an answer and
+    #: the peer is taken for gone (control connections and splices alike).
+    ping_interval: float = 20.0
     #: Seconds a viewer waits for its host's data connection.
     rendezvous_timeout: float = 10.0
     #: Viewers (and, separately, data connections) per source address.
@@ -47,5 +50,8 @@ class RelayConfig:
     host_rate: tuple[float, int] = (0.5, 10)
     #: Viewers per host ID, whatever their source: bounds a flood against one host.
     id_rate: tuple[float, int] = (1.0, 10)
+    #: Origins (``https://NAME[:PORT]``) besides the relay's own whose browser pages may open
+    #: ``/connect`` (``--allow-origin``): a viewer page served from a trusted site.
+    allowed_origins: tuple[str, ...] = ()
     #: Where ``move`` sends hosts when draining (``None``: back to the same address).
     move_url: str | None = None

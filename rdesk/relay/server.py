@@ -32,6 +32,7 @@ from websockets.http11 import Request, Response
 
 from rdesk.protocol.errors import CloseCode
 from rdesk.protocol.fingerprint import fingerprint
+from rdesk.relay import frames
 from rdesk.relay.config import RelayConfig
 from rdesk.relay.conn import peer, recv, refuse
 from rdesk.relay.directory import Directory, DirectoryUnavailable, MemoryDirectory
@@ -47,7 +48,7 @@ from rdesk.relay.page import judge
 from rdesk.relay.protocol import RelayDataMachine, RelayViewerMachine
 from rdesk.relay.ratelimit import RateLimiter
 from rdesk.relay.routing import Router
-from rdesk.relay.splice import SpliceResult, splice
+from rdesk.relay.splice import Splice, SpliceResult, take_over
 from rdesk.relay.tokens import TokenError, TokenStore
 
 __all__ = ["RelayConfig", "RelayServer"]
@@ -109,7 +110,7 @@ class RelayServer:
         self.router = Router(config, self.directory, self.hosts, self._event, clock, wall_clock)
         self.waiting: dict[str, _Waiting] = {}
         self._waiting_per_id: Counter[str] = Counter()
-        self.splices: set[asyncio.Future[SpliceResult]] = set()
+        self.splices: dict[asyncio.Future[SpliceResult], Splice] = {}
         self.sessions = 0
         self.draining = False
         self._connect_limit = RateLimiter(*config.connect_rate)
@@ -144,8 +145,8 @@ class RelayServer:
             compression=None,
             open_timeout=self.config.handshake_timeout,
             close_timeout=5,
-            ping_interval=20,
-            ping_timeout=20,
+            ping_interval=self.config.ping_interval,
+            ping_timeout=self.config.ping_interval,
             server_header=None,
         )
         self._housekeeping = asyncio.ensure_future(self._sweep_forever())
@@ -191,6 +192,10 @@ class RelayServer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._server.close(close_connections=False)
+        for joined in list(self.splices.values()):  # before websockets closes the rest
+            joined.end(CloseCode.GOING_AWAY, "relay is shutting down")
+        if self.splices:
+            await asyncio.wait(set(self.splices))
         await asyncio.gather(*(ws.close(CloseCode.GOING_AWAY, "relay is shutting down")
                                for ws in list(self._server.connections)))
         await self._server.wait_closed()
@@ -219,7 +224,7 @@ class RelayServer:
                 return _text_response(ws, 503, "directory unavailable")
             return _text_response(ws, 200, "ready")
         # The browser page (GET), or the Origin rule for the websocket endpoints.
-        return judge(request)
+        return judge(request, self.config.allowed_origins)
 
     # --- connections ---------------------------------------------------------------------------
 
@@ -354,20 +359,24 @@ class RelayServer:
     async def _splice(self, ws: ServerConnection, data_ws: ServerConnection,
                       machine: RelayViewerMachine, host_id: str, session: str) -> None:
         started = self.clock()
-        for side in (ws, data_ws):  # before 'spliced': the viewer may send at once
-            side.protocol.max_message_size = self.config.splice_max_message
-        try:
-            await ws.send(encode(machine.spliced(started)))
-        except ConnectionClosed:
-            await data_ws.close(CloseCode.GOING_AWAY, "viewer left")
-            raise
-        task = asyncio.ensure_future(splice(ws, data_ws, self.config.splice_max_message))
-        self.splices.add(task)
+        spliced = frames.encode(frames.TEXT, encode(machine.spliced(started)).encode())
+        viewer_side, host_side = take_over(ws), take_over(data_ws)
+        if viewer_side is None or host_side is None:
+            early = "viewer" if viewer_side is None else "host"
+            reason = f"{early} sent data before the splice"
+            self._event("connect_refused", source=peer(ws), id=host_id, reason=reason)
+            await asyncio.gather(ws.close(CloseCode.PROTOCOL_ERROR, reason),
+                                 data_ws.close(CloseCode.PROTOCOL_ERROR, reason))
+            return
+        joined = Splice((ws, viewer_side), (data_ws, host_side),
+                        self.config.splice_max_message, first=spliced,
+                        ping_interval=self.config.ping_interval)
+        task = asyncio.ensure_future(joined.run())
+        self.splices[task] = joined
         try:
             result = await task  # cancelling this handler cancels the splice too
         finally:
-            self.splices.discard(task)
-            await data_ws.close(CloseCode.GOING_AWAY, "relay is shutting down")
+            del self.splices[task]
         self._event("splice_end", id=host_id, session=session, reason=result.reason,
                     code=result.code, viewer_bytes=result.a_to_b, host_bytes=result.b_to_a,
                     duration=round(self.clock() - started, 3))

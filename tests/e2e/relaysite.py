@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -66,23 +67,24 @@ class Site:
     async def start_relay(self, port: int = 0) -> None:
         self.relay = await spawn("-m", "rdesk", "relay", "--bind", "127.0.0.1", "--port",
                                   str(port), "--open", "--grace", "0",
-                                  "--data-dir", str(self.tmp / "relay"))
+                                  "--data-dir", str(self.tmp / "relay"),
+                                  "--audit-log", str(self.tmp / "relay-audit.jsonl"))
         assert self.relay.stdout is not None
         line = await read_line(self.relay.stdout, "listening on")
         self.port = int(line.rsplit(":", 1)[1])
         self.pin = (await read_line(self.relay.stdout, "fingerprint")).split()[-1]
 
-    async def start_host(self, display: str, name: str = "host", *, listen: bool = False
-                         ) -> asyncio.subprocess.Process:
-        """A host registered on the relay; ``listen``: also on a free port of 127.0.0.1
-        (its banner's lines are kept in :attr:`banner`)."""
+    async def start_host(self, display: str, name: str = "host", *, listen: bool = False,
+                         extra: tuple[str, ...] = ()) -> asyncio.subprocess.Process:
+        """A host registered on the relay, with ``extra`` host flags; ``listen``: also on a
+        free port of 127.0.0.1 (its banner's lines are kept in :attr:`banner`)."""
         where = ["--bind", "127.0.0.1", "--port", "0"] if listen else ["--no-listen"]
         host = await spawn("-m", "rdesk", "--config-dir", str(self.tmp / name), "host",
                            "--display", display, "--capture", "mss", *where,
                            "--password-file", str(self.password_file),
                            "--audit-log", str(self.tmp / f"{name}-audit.jsonl"),
                            "--relay", f"wss://127.0.0.1:{self.port}",
-                           "--relay-fingerprint", self.pin)
+                           "--relay-fingerprint", self.pin, *extra)
         assert host.stdout is not None
         self.banner: list[str] = []
         while "registered as" not in (line := await read_line(host.stdout, "")):
@@ -90,6 +92,12 @@ class Site:
         if name == "host":
             self.host, self.host_id = host, line.split()[3]
         return host
+
+    def relay_events(self, kind: str) -> list[dict[str, object]]:
+        """The relay's audit events of ``kind`` so far."""
+        log = self.tmp / "relay-audit.jsonl"
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [e for e in map(json.loads, lines) if e.get("kind") == kind]
 
     async def cli(self, relay_port: int, *args: str, timeout: float = 90
                   ) -> tuple[int, str, str]:
@@ -102,11 +110,12 @@ class Site:
 
 
 @contextlib.asynccontextmanager
-async def site(tmp: Path, display: str, *, listen: bool = False) -> AsyncIterator[Site]:
+async def site(tmp: Path, display: str, *, listen: bool = False,
+               extra: tuple[str, ...] = ()) -> AsyncIterator[Site]:
     s = Site(tmp)
     try:
         await s.start_relay()
-        await s.start_host(display, listen=listen)
+        await s.start_host(display, listen=listen, extra=extra)
         yield s
     finally:
         await stop(s.host)

@@ -52,7 +52,8 @@ async def chromium() -> AsyncIterator[tuple[Any, list[str]]]:
         browser = await p.chromium.launch(
             executable_path=str(CHROMIUM),
             args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update"],
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"],
         )
         try:
             context = await browser.new_context(ignore_https_errors=True,
@@ -122,9 +123,37 @@ async def test_page_from_the_relay_logs_in_by_id_pixel_exact(xvfb: Xvfb, tmp_pat
         assert (await page.evaluate("document.body.dataset.role")) == "control"
         # The host saw a relayed viewer log in with the password.
         logins = [e for e in audit_events(tmp_path) if e.get("kind") == "auth_success"]
-        assert [e["source"] for e in logins] == ["relay:1"], logins
+        sessions = [e["session"] for e in s.relay_events("rendezvous")]
+        assert [e["source"] for e in logins] == [f"relay:{sessions[0]}"], logins
     assert not [line for line in lines if "Content Security Policy" in line], lines
     assert not [line for line in lines if line.startswith("pageerror")], lines
+
+
+@pytest.mark.timeout(240)
+async def test_an_invite_code_through_the_relay_logs_in_once(xvfb: Xvfb, tmp_path: Path
+                                                             ) -> None:
+    """A support session: the host prints its ID and a one-time code, the person on the
+    phone types both into the relay's page; the code works once."""
+    async with site(tmp_path, xvfb.display, extra=("--invite", "control:30")) as s:
+        code = next(line for line in s.banner if "invite code" in line).split()[-1]
+        with Painter(xvfb.display, seed=23) as painter:
+            async with chromium() as (page, lines):
+                await login(page, s.port, s.host_id, code)
+                await page.wait_for_selector("body[data-state=active]", state="attached")
+                await wait_js(page, "document.body.dataset.exact === 'true'")
+                assert image_diff(await canvas_image(page), painter.expected())[0] == 0
+                assert (await page.evaluate("document.body.dataset.role")) == "control"
+                assert not [line for line in lines if line.startswith("pageerror")], lines
+            async with chromium() as (page, lines):  # the same code again: used up
+                await login(page, s.port, s.host_id, code)
+                await wait_js(page, "document.getElementById('message').textContent"
+                                    ".includes('Wrong password')")
+                assert (await page.evaluate("document.body.dataset.state")) == "login"
+        sessions = [e["session"] for e in s.relay_events("rendezvous")]
+    events = [e for e in audit_events(tmp_path) if str(e.get("kind")).startswith("auth")]
+    assert [(e["kind"], e["source"]) for e in events] == [
+        ("auth_success", f"relay:{sessions[0]}"), ("auth_failure", f"relay:{sessions[1]}")]
+    assert events[0]["role"] == "control"
 
 
 def audit_events(tmp: Path) -> list[dict[str, Any]]:

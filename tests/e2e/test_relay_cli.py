@@ -129,5 +129,9 @@ async def test_saved_relay_and_each_relayed_viewer_its_own_source(
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         _, err = await proc.communicate()
         assert proc.returncode != 0 and "pinned" in _one_line(err.decode())
+        sessions = [str(e["session"]) for e in s.relay_events("rendezvous")]
     sources = [e["source"] for e in _auth_attempts(s) if e["kind"] == "auth_success"]
-    assert sources == ["relay:1", "relay:2"]  # one throttle bucket each, not one for all
+    # Each relayed viewer is the relay's session it came by (one throttle bucket each, not
+    # one for all), the same id as in the relay's own audit log.
+    assert len(sessions) == 2 and len(set(sessions)) == 2
+    assert sources == [f"relay:{session}" for session in sessions]

@@ -11,11 +11,13 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from rdesk.protocol.errors import CloseCode
+from rdesk.relay.messages import Connect, encode
 from tests.relay.harness import (
     Relay,
     host_identity,
     linked,
     make_link,
+    open_ws,
     other_tasks,
     quiet,
     running_relay,
@@ -160,5 +162,40 @@ async def test_a_host_that_stops_reading_stalls_the_viewer_instead_of_filling_th
             assert [m[:4] for m in host.received] == [i.to_bytes(4, "big") for i in range(200)]
             await ws.close()
             await quiet(relay, hosts=1)
+        await quiet(relay)
+    assert not other_tasks()
+
+
+async def test_a_viewer_that_sends_before_spliced_is_refused(tmp_path: Path) -> None:
+    host = Host()
+    async with running_relay(tmp_path / "relay") as relay:
+        async with linked(make_link(relay, host_identity(tmp_path / "h"), on_rendezvous=host)):
+            ws = await open_ws(relay, "/connect")
+            await ws.send(encode(Connect(await _host_id(relay), 1)))
+            await ws.send(b"too early")  # the splice does not exist yet
+            reason = "viewer sent data before the splice"
+            assert await _closed(ws) == (CloseCode.PROTOCOL_ERROR, reason)
+            assert await host.ended.get() == (CloseCode.PROTOCOL_ERROR, reason)
+            assert relay.last("connect_refused")["reason"] == reason
+            assert not host.received
+            await quiet(relay, hosts=1)
+        await quiet(relay)
+    assert not other_tasks()
+
+
+async def test_the_relay_answers_pings_and_drops_a_peer_that_does_not(tmp_path: Path) -> None:
+    host = Host()
+    async with running_relay(tmp_path / "relay", ping_interval=0.2) as relay:
+        async with linked(make_link(relay, host_identity(tmp_path / "h"), on_rendezvous=host)):
+            ws, _ = await viewer(relay, await _host_id(relay))
+            await asyncio.wait_for(await ws.ping(), 10)  # answered by the relay itself
+            await ws.send(b"x")
+            assert await ws.recv() == b"host:x"
+            ws.transport.pause_reading()  # deaf: the relay's pings go unanswered
+            reason = "viewer went away (no answer to ping)"
+            assert await host.ended.get() == (CloseCode.GOING_AWAY, reason)
+            await quiet(relay, hosts=1)
+            assert relay.last("splice_end")["reason"] == reason
+            ws.transport.abort()
         await quiet(relay)
     assert not other_tasks()

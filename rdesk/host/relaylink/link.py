@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hmac
 import logging
 import random
@@ -49,10 +50,13 @@ from rdesk.relay.messages import (
 from rdesk.relay.peers import HostLinkMachine
 from rdesk.relay.protocol import RelayRefused
 
-__all__ = ["RelayLink", "RelayLinkError", "load_identity"]
+__all__ = ["RelayLink", "RelayLinkError", "load_identity", "rendezvous_session"]
 
 log = logging.getLogger(__name__)
 OnRendezvous = Callable[[ClientConnection], Awaitable[None]]
+#: The relay's session id (22 base64url characters) of the rendezvous ``on_rendezvous`` is
+#: serving: set in the task that calls it, so each handler reads its own.
+rendezvous_session: contextvars.ContextVar[str] = contextvars.ContextVar("rendezvous_session")
 #: Largest message the host accepts on a data connection (the tunnel's largest record + room).
 DATA_MAX_MESSAGE = limits.MAX_UPDATE_MESSAGE + 64 * 1024
 
@@ -84,8 +88,9 @@ class RelayLink:
     :param cert_der: the host certificate; its key must be ``private_key``'s.
     :param token: the enrolment token (``None`` for a relay in ``--open`` mode).
     :param pin: the relay's fingerprint (``SHA256:...``), or ``None`` to trust on first use.
-    :param on_rendezvous: called with each data websocket, in its own task; the websocket is
-        closed when it returns.
+    :param on_rendezvous: called with each data websocket, in its own task (where
+        :data:`rendezvous_session` holds the relay's session id); the websocket is closed
+        when it returns.
     :param say: where the link's lines for the user go (the TOFU fingerprint, registration).
     """
 
@@ -264,6 +269,7 @@ class RelayLink:
                 if self._check_relay(ws) != machine.relay_fingerprint:
                     raise RelayLinkError("the relay's data endpoint presented another certificate")
                 await ws.send(encode(machine.data_message(session)))
+                rendezvous_session.set(session)
                 await self.on_rendezvous(ws)
         except (OSError, InvalidHandshake, ConnectionClosed, asyncio.TimeoutError,
                 RelayLinkError) as exc:
