@@ -122,7 +122,7 @@ class FrameReader:
             if end > size:
                 need = end - start
                 break
-            payload = apply_mask(view[head + 4:end], view[head:head + 4])
+            payload = apply_mask(view[head + 4:end], data[head:head + 4])
             header = bytes((first, second & 0x7F)) + data[start + 2:head]
             opcode, fin = first & 0x0F, first >= 0x80
             if opcode <= BINARY:
