@@ -18,6 +18,7 @@ import { captureInput } from "./input.js";
 import { wireKeyBar } from "./keybar.js";
 import { StatsOverlay } from "./stats.js";
 import { TransferPanel } from "./transfer.js";
+import { enableVideo } from "./video.js";
 import { $, describeClose, getState, setState, setStatus, showBanner, showMessage } from "./status.js";
 
 const VIEWER_NAME = "rdesk browser viewer";
@@ -27,6 +28,7 @@ const canvas = $("screen");
 const display = new Display(canvas);
 const policy = new ReconnectPolicy();
 const stats = new StatsOverlay(performance.now());
+const videoReady = enableVideo(display.framebuffer); // before the first login declares it
 
 let password = null; // kept in memory only, for automatic reconnects
 let hostId = null; // on a relay: the host's ID, checked before anything but the hello is sent
@@ -146,6 +148,7 @@ $("login").addEventListener("submit", async (event) => {
   $("password").value = "";
   showMessage("");
   policy.start();
+  await videoReady;
   connect();
 });
 

@@ -2,7 +2,7 @@
 
 import { $ } from "./status.js";
 
-const ENCODING_NAMES = { 1: "JPEG", 2: "PNG", 3: "WebP" };
+const ENCODING_NAMES = { 1: "JPEG", 2: "PNG", 3: "WebP", 5: "H.264" };
 
 function formatRate(bitsPerSecond) {
   if (bitsPerSecond >= 1e6) return `${(bitsPerSecond / 1e6).toFixed(1)} Mbit/s`;

@@ -6,6 +6,8 @@
 // Pure functions: text or bytes in, messages out. Every value from the host is checked before
 // it is used; a fault of the host throws ProtocolError with the close code to use.
 
+import { MAX_VIDEO_STREAMS, videoRectFault } from "./h264.js";
+
 export const PROTOCOL_NAME = "rdesk";
 export const PROTOCOL_VERSION = 1;
 
@@ -40,7 +42,7 @@ export const CLOSE = Object.freeze({
 });
 
 // encodings.py
-export const ENCODING = Object.freeze({ JPEG: 1, PNG: 2, WEBP: 3, COPY: 4 });
+export const ENCODING = Object.freeze({ JPEG: 1, PNG: 2, WEBP: 3, COPY: 4, H264: 5 });
 
 export class ProtocolError extends Error {
   constructor(reason, code = CLOSE.PROTOCOL_ERROR) {
@@ -134,6 +136,9 @@ export const SCHEMAS = Object.freeze({
   },
   monitor_current: { index: int(-1, 63) },
   select_monitor: { index: int(-1, 63) },
+  video: { codecs: str(64) },
+  keyframe: { stream: int(0, MAX_VIDEO_STREAMS - 1) },
+  video_end: { stream: int(0, MAX_VIDEO_STREAMS - 1) },
 });
 
 // Control.holder values that are not a viewer (messages.py NOBODY, LOCAL_USER).
@@ -382,6 +387,9 @@ function checkRect(rect) {
     if (n !== 4) throw new ProtocolError("copy rect payload must be 4 bytes");
     const [sx, sy] = copySource(rect);
     if (sx + rect.w > S || sy + rect.h > S) throw new ProtocolError("copy rect source extends past the largest screen");
+  } else if (rect.encoding === ENCODING.H264) {
+    const fault = videoRectFault(rect);
+    if (fault !== null) throw new ProtocolError(fault);
   }
 }
 
@@ -426,7 +434,7 @@ export function decodeUpdate(data) {
     if (reserved !== 0) throw new ProtocolError("rect reserved byte is not zero");
     // Checked against what is left *before* the payload is touched (docs/protocol.md §4).
     if (length > bytes.length - offset) throw new ProtocolError("rect payload runs past the end of the update");
-    if (encoding < ENCODING.JPEG || encoding > ENCODING.COPY) throw new ProtocolError("rect has an unknown encoding");
+    if (encoding < ENCODING.JPEG || encoding > ENCODING.H264) throw new ProtocolError("rect has an unknown encoding");
     const rect = { x, y, w, h, encoding, payload: bytes.subarray(offset, offset + length) };
     checkRect(rect);
     rects.push(rect);

@@ -19,8 +19,9 @@ const OPEN = 1; // WebSocket.OPEN
  * @param {string} options.url the wss:// endpoint
  * @param {string} options.secret the password, sent in auth and then dropped
  * @param {string} options.name this viewer's name, sent in auth
- * @param {{resize(w: number, h: number): void, paint(update): Promise<void>}} options.display
- *   where updates go (a FrameBuffer)
+ * @param {{resize(w: number, h: number): void, paint(update): Promise<void>,
+ *          startVideo?(send): string, endVideo?(stream: number): void}} options.display
+ *   where updates go (a FrameBuffer; its video streams, if it has any)
  * @param {() => number} [options.now] the monotonic clock, ms (performance.now)
  * @param {Function} [options.WebSocket] the WebSocket constructor
  * @param {Function} [options.setTimeout] @param {Function} [options.clearTimeout]
@@ -145,12 +146,17 @@ export class Connection {
         this.write(this.session.auth(this.secret, this.name));
         this.secret = null; // needed once
         break;
-      case "welcome":
+      case "welcome": {
         this.enqueue(message);
+        // Declare the video decoders this page has (none: send nothing, as older viewers).
+        const codecs = this.display.startVideo ? this.display.startVideo((m) => this.send(m)) : "";
+        if (codecs) this.send({ t: "video", codecs });
         this.emit("active", message);
         break;
+      }
       case "screen":
       case "update":
+      case "video_end": // in order with the updates whose frames it follows
         this.enqueue(message);
         break;
       case "ping":
@@ -210,6 +216,10 @@ export class Connection {
     try {
       while (this.queue.length && !this.finished) {
         const item = this.queue.shift();
+        if (item.t === "video_end") {
+          if (this.display.endVideo) this.display.endVideo(item.stream);
+          continue;
+        }
         if (item.t !== "update") {
           this.display.resize(item.width, item.height);
           this.emit("resized", { width: item.width, height: item.height });
