@@ -292,12 +292,16 @@ async def sessions(levels: list[int], seconds: float, hosts: int, tmp: Path
         await asyncio.gather(*(asyncio.wait_for(link.registered.wait(), 60) for link in links))
         for level in levels:
             stop, counts = asyncio.Event(), [0, 0]
-            typists = [asyncio.ensure_future(_typist(relay, links[i % hosts].host_id, stop,
-                                                     counts)) for i in range(level)]
-            for _ in range(600):  # all spliced and typing (or 60 s, on a loaded machine)
-                if counts[0] >= level:
-                    break
-                await asyncio.sleep(0.1)
+            typists: list[asyncio.Future[None]] = []
+            while len(typists) < level:  # in batches: a loaded machine times handshakes out
+                batch = min(level - len(typists), 25)
+                typists += [asyncio.ensure_future(_typist(
+                    relay, links[(len(typists) + i) % hosts].host_id, stop, counts))
+                    for i in range(batch)]
+                for _ in range(300):  # this batch spliced and typing (or 30 s)
+                    if counts[0] >= len(typists) or all(t.done() for t in typists[-batch:]):
+                        break
+                    await asyncio.sleep(0.1)
             await asyncio.sleep(1.0)
             spliced, before_bytes = counts[0], counts[1]
             cpu0, t0 = cpu_seconds(pid), time.monotonic()

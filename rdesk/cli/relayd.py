@@ -6,6 +6,7 @@
     rdesk relay [--bind ADDR] [--port N] [--cert PEM --key PEM] [--data-dir DIR] [--open]
                 [--audit-log FILE] [--grace SECONDS] [--max-sessions N] [--max-hosts N]
                 [--redis URL --public-url wss://THIS-INSTANCE:PORT] [--allow-origin URL ...]
+                [--id-burst N] [--id-rate PER_SECOND]
     rdesk relay token create [--label TEXT] | list | revoke ID|LABEL
     rdesk relay use wss://RELAY[:PORT] [--fingerprint SHA256:...]
 
@@ -55,6 +56,13 @@ def add_parsers(
                             "(redis://HOST[:PORT][/DB] or unix:///PATH); needs --public-url")
     relay.add_argument("--public-url", metavar="URL",
                        help="this instance's own wss:// address, reachable by hosts directly")
+    relay.add_argument("--id-burst", type=values.ranged(1, 10**6), default=RelayConfig.id_rate[1],
+                       help="viewers per host ID at once, on all instances sharing --redis "
+                            f"(default {RelayConfig.id_rate[1]})")
+    relay.add_argument("--id-rate", type=_rate, default=RelayConfig.id_rate[0],
+                       metavar="PER_SECOND",
+                       help="then this many viewers per second per host ID "
+                            f"(default {RelayConfig.id_rate[0]:g})")
     relay.add_argument("--allow-origin", action="append", default=[], type=values.origin,
                        metavar="URL",
                        help="also let browser pages from this origin (https://NAME[:PORT]) "
@@ -97,6 +105,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number per second: {text!r}") from None
+    if not 0 < value <= 10**6:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 10^6, got {text}")
+    return value
+
+
 def relay_data_dir(args: argparse.Namespace) -> Path:
     """``--data-dir``, else ``<config dir>/relay``."""
     if getattr(args, "data_dir", None) is not None:
@@ -133,7 +151,8 @@ def run_relay_verb(args: argparse.Namespace, out: Out | None = None) -> int:
         config = RelayConfig(bind=args.bind, port=args.port, open_enrolment=args.open,
                              max_sessions=args.max_sessions, max_hosts=args.max_hosts,
                              public_url=args.public_url,
-                             allowed_origins=tuple(args.allow_origin))
+                             allowed_origins=tuple(args.allow_origin),
+                             id_rate=(args.id_rate, args.id_burst))
         asyncio.run(serve_relay(config, relay_data_dir(args), say, cert=args.cert,
                                 key=args.key, audit_log=args.audit_log, grace=args.grace,
                                 redis=args.redis))

@@ -24,6 +24,10 @@ The directory also carries requests between instances: :meth:`forward` hands a s
 to the instance named, whose :meth:`requests` yields it (the relay forwards rendezvous this way
 to the instance holding a host's control connection). Delivery is best effort: a request is
 lost if that instance is gone, and the viewer waiting on it times out.
+
+And it holds the token buckets every instance must share for a limit to be global:
+:meth:`take` takes a token from a named bucket (the relay's per-ID viewer limit), so a flood
+spread over N instances gets one burst through, not N.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Protocol
+
+from rdesk.relay.ratelimit import RateLimiter
 
 __all__ = ["Directory", "DirectoryRefusal", "DirectoryUnavailable", "Entry", "MemoryDirectory"]
 
@@ -91,6 +97,11 @@ class Directory(Protocol):
         """The requests forwarded to ``instance``, for as long as the caller iterates."""
         ...
 
+    async def take(self, bucket: str, rate: float, burst: int, now: float) -> bool:
+        """Take one token from the shared bucket named ``bucket`` (``burst`` tokens, refilled
+        at ``rate`` per second, ``now`` in the directory's clock); whether there was one."""
+        ...
+
 
 class MemoryDirectory:
     """A :class:`Directory` in this process's memory, for one relay instance.
@@ -104,6 +115,7 @@ class MemoryDirectory:
         self._entries: dict[str, Entry] = {}
         # Instances in this process sharing this directory (tests, or several listeners).
         self._inboxes: dict[str, asyncio.Queue[bytes]] = {}
+        self._buckets: dict[tuple[float, int], RateLimiter] = {}
 
     def _live(self, host_id: str, now: float) -> Entry | None:
         entry = self._entries.get(host_id)
@@ -117,6 +129,8 @@ class MemoryDirectory:
         expired = [key for key, entry in self._entries.items() if now >= entry.expires]
         for key in expired:
             del self._entries[key]
+        for limiter in self._buckets.values():
+            limiter.sweep(now)
         return len(expired)
 
     def __len__(self) -> int:
@@ -159,6 +173,12 @@ class MemoryDirectory:
             return False
         inbox.put_nowait(request)
         return True
+
+    async def take(self, bucket: str, rate: float, burst: int, now: float) -> bool:
+        limiter = self._buckets.get((rate, burst))
+        if limiter is None:
+            limiter = self._buckets[(rate, burst)] = RateLimiter(rate, burst)
+        return limiter.allow(bucket, now)
 
     async def requests(self, instance: str) -> AsyncIterator[bytes]:
         inbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=256)

@@ -8,7 +8,9 @@ across instances: the same key replaces, another key is refused while the entry 
 the holding connection renews or removes it. ``now`` must be the same clock on every instance
 (wall time): it is compared with the stored expiry; Redis's TTL is the backstop.
 
-:meth:`forward` and :meth:`requests` are Redis pub/sub on ``<prefix>instance:<name>``.
+:meth:`forward` and :meth:`requests` are Redis pub/sub on ``<prefix>instance:<name>``;
+:meth:`take`'s token buckets are hashes ``<prefix>bucket:<name>`` (one Lua script a take),
+expiring once they would be full again.
 
 A Redis that cannot be reached (or answers nonsense) makes :meth:`ready` false (``/readyz``
 answers 503), and the other methods raise
@@ -68,6 +70,29 @@ if not current then return 0 end
 if cjson.decode(current).connection ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
+"""
+
+
+# KEYS[1] the bucket's key; ARGV: rate (per s), burst, now, TTL (ms). A token bucket as a
+# hash {tokens, at}; a ``now`` behind the stored one (clock skew) refills nothing.
+_TAKE = """
+local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+if now > at then
+  tokens = math.min(burst, tokens + (now - at) * rate)
+  at = now
+end
+local taken = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  taken = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at',
+           string.format('%.6f', at))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return taken
 """
 
 
@@ -147,6 +172,13 @@ class RedisDirectory:
     async def forward(self, instance: str, request: bytes) -> bool:
         receivers = await self._call("PUBLISH", f"{self.prefix}instance:{instance}", request)
         return isinstance(receivers, int) and receivers > 0
+
+    async def take(self, bucket: str, rate: float, burst: int, now: float) -> bool:
+        # Kept until it would be full again: then it carries nothing.
+        ttl = _ttl_ms(burst / rate + 1.0)
+        reply = await self._call("EVAL", _TAKE, 1, f"{self.prefix}bucket:{bucket}",
+                                 repr(float(rate)), burst, repr(float(now)), ttl)
+        return reply == 1
 
     async def requests(self, instance: str) -> AsyncIterator[bytes]:
         # A connection of its own (a subscribed one can do nothing else), reopened when lost;

@@ -22,7 +22,6 @@ import logging
 import secrets
 import ssl
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +32,7 @@ from websockets.http11 import Request, Response
 from rdesk.protocol.errors import CloseCode
 from rdesk.protocol.fingerprint import fingerprint
 from rdesk.relay import frames
+from rdesk.relay.admission import Admission
 from rdesk.relay.config import RelayConfig
 from rdesk.relay.conn import peer, recv, refuse
 from rdesk.relay.directory import Directory, DirectoryUnavailable, MemoryDirectory
@@ -46,7 +46,6 @@ from rdesk.relay.messages import (
 from rdesk.relay.messages import RelayProtocolError as _Refusal
 from rdesk.relay.page import judge
 from rdesk.relay.protocol import RelayDataMachine, RelayViewerMachine
-from rdesk.relay.ratelimit import RateLimiter
 from rdesk.relay.routing import Router
 from rdesk.relay.splice import Splice, SpliceResult, take_over
 from rdesk.relay.tokens import TokenError, TokenStore
@@ -109,14 +108,9 @@ class RelayServer:
                                   self._token_id, self._event, clock, wall_clock)
         self.router = Router(config, self.directory, self.hosts, self._event, clock, wall_clock)
         self.waiting: dict[str, _Waiting] = {}
-        self._waiting_per_id: Counter[str] = Counter()
         self.splices: dict[asyncio.Future[SpliceResult], Splice] = {}
-        self.sessions = 0
         self.draining = False
-        self._connect_limit = RateLimiter(*config.connect_rate)
-        self._host_limit = RateLimiter(*config.host_rate)
-        self._id_limit = RateLimiter(*config.id_rate)
-        self._data_limit = RateLimiter(*config.connect_rate)
+        self.admission = Admission(config, self.directory, self._event, clock, wall_clock)
         self._server: Server | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._forwarded: asyncio.Task[None] | None = None
@@ -205,10 +199,7 @@ class RelayServer:
         # Bounded memory between bursts: forget refilled buckets and expired entries.
         while True:
             await asyncio.sleep(period)
-            now = self.clock()
-            for limiter in (self._connect_limit, self._host_limit, self._id_limit,
-                            self._data_limit):
-                limiter.sweep(now)
+            self.admission.sweep()
             if isinstance(self.directory, MemoryDirectory):
                 self.directory.sweep(self.wall_clock())
 
@@ -245,11 +236,6 @@ class RelayServer:
             log.exception("internal error on %s from %s", path, source)
             await ws.close(CloseCode.INTERNAL_ERROR, "internal error")
 
-    def _limited(self, limiter: RateLimiter, key: str, endpoint: str, source: str) -> None:
-        if not limiter.allow(key, self.clock()):
-            self._event("rate_limited", source=source, endpoint=endpoint)
-            raise _Refusal(f"rate-limited: too many {endpoint} attempts", CloseCode.POLICY)
-
     def _enrol(self, token: str | None) -> str | None:
         if self.config.open_enrolment:
             return None
@@ -277,7 +263,7 @@ class RelayServer:
     async def _host(self, ws: ServerConnection, source: str) -> None:
         if self.draining:
             raise _Refusal("relay is shutting down", CloseCode.GOING_AWAY)
-        self._limited(self._host_limit, source, "registration", source)
+        self.admission.limit(self.admission.host, source, "registration", source)
         await self.hosts.serve(ws, source)
 
     # --- /connect ------------------------------------------------------------------------------
@@ -285,43 +271,22 @@ class RelayServer:
     async def _connect(self, ws: ServerConnection, source: str) -> None:
         if self.draining:
             raise _Refusal("relay is shutting down", CloseCode.GOING_AWAY)
-        self._limited(self._connect_limit, source, "connect", source)
+        self.admission.limit(self.admission.connect, source, "connect", source)
         machine = RelayViewerMachine(self.clock(), handshake_timeout=self.config.handshake_timeout,
                                      rendezvous_timeout=self.config.rendezvous_timeout)
         step = machine.receive(await recv(ws, machine, self.clock), self.clock())
         assert isinstance(step.event, Connect)
         host_id = step.event.id
         try:
-            self._admit(host_id, source)
+            self.admission.admit(host_id)  # takes the viewer's places, before any await
         except _Refusal as exc:
             self._event("connect_refused", source=source, id=host_id, reason=exc.reason)
             raise
-        # Take the viewer's places now, before any await, so concurrent viewers cannot all
-        # pass the checks above at once.
-        self.sessions += 1
-        self._waiting_per_id[host_id] += 1  # given back by _rendezvous, whatever happens
         try:
             session, data_ws = await self._rendezvous(ws, machine, host_id, source)
             await self._splice(ws, data_ws, machine, host_id, session)
         finally:
-            self.sessions -= 1
-
-    def _admit(self, host_id: str, source: str) -> None:
-        """Refuse a viewer for ``host_id`` over a limit (the per-ID bucket, the waiting cap,
-        the relay's sessions)."""
-        if not self._id_limit.allow(host_id, self.clock()):
-            self._event("rate_limited", source=source, id=host_id, endpoint="connect to ID")
-            raise _Refusal("rate-limited: too many viewers for this ID", CloseCode.POLICY)
-        if self._waiting_per_id[host_id] >= self.config.max_waiting_per_id:
-            raise _Refusal("too many viewers waiting for this ID", CloseCode.POLICY)
-        if self.sessions >= self.config.max_sessions:
-            raise _Refusal("relay is full", CloseCode.POLICY)
-
-    def _release_waiting(self, host_id: str) -> None:
-        if self._waiting_per_id.get(host_id, 0) > 0:
-            self._waiting_per_id[host_id] -= 1
-            if not self._waiting_per_id[host_id]:
-                del self._waiting_per_id[host_id]
+            self.admission.leave()
 
     async def _rendezvous(self, ws: ServerConnection, machine: RelayViewerMachine,
                           host_id: str, source: str) -> tuple[str, ServerConnection]:
@@ -331,6 +296,7 @@ class RelayServer:
         answer: asyncio.Future[ServerConnection] = asyncio.get_running_loop().create_future()
         viewer_gone = asyncio.ensure_future(ws.wait_closed())
         try:
+            await self.admission.take_id_token(host_id, source)
             control, entry = await self.router.find(host_id)
             self.waiting[session] = _Waiting(host_id, entry.spki, answer)
             await self.router.ask(control, entry, session, source)
@@ -354,7 +320,7 @@ class RelayServer:
             viewer_gone.cancel()
             answer.cancel()  # no-op once it has a result
             self.waiting.pop(session, None)
-            self._release_waiting(host_id)
+            self.admission.stop_waiting(host_id)
 
     async def _splice(self, ws: ServerConnection, data_ws: ServerConnection,
                       machine: RelayViewerMachine, host_id: str, session: str) -> None:
@@ -386,7 +352,7 @@ class RelayServer:
     async def _data(self, ws: ServerConnection, source: str) -> None:
         if self.draining:
             raise _Refusal("relay is shutting down", CloseCode.GOING_AWAY)
-        self._limited(self._data_limit, source, "data", source)
+        self.admission.limit(self.admission.data, source, "data", source)
         machine = RelayDataMachine(self.clock(), relay_fingerprint=self.fingerprint,
                                    handshake_timeout=self.config.handshake_timeout)
         step = machine.receive(await recv(ws, machine, self.clock), self.clock())

@@ -169,7 +169,7 @@ async def quiet(relay: Relay, *, hosts: int = 0, timeout: float = 10.0) -> None:
     while True:
         open_sockets = len(server._server.connections) if server._server else 0
         state = (len(server.hosts), len(server.waiting), len(server.splices),
-                 server.sessions, open_sockets)
+                 server.admission.sessions, open_sockets)
         if state == (hosts, 0, 0, 0, hosts):
             return
         if loop.time() > end:

@@ -58,6 +58,30 @@ async def test_same_key_replaces_another_key_is_refused(directory: Directory) ->
     assert await directory.register("A", b"other", "i", "c4", 10.0, 10.0) is None
 
 
+async def test_a_shared_bucket_gives_its_burst_then_its_rate(directory: Directory) -> None:
+    taken = [await directory.take("id:A", 0.5, 3, 100.0) for _ in range(5)]
+    assert taken == [True, True, True, False, False]
+    assert await directory.take("id:B", 0.5, 3, 100.0)  # another bucket is not affected
+    assert not await directory.take("id:A", 0.5, 3, 101.9)  # 0.95 token: not yet
+    assert await directory.take("id:A", 0.5, 3, 102.1)
+    assert not await directory.take("id:A", 0.5, 3, 102.1)
+    assert not await directory.take("id:A", 0.5, 3, 50.0)  # a clock behind refills nothing
+    assert [await directory.take("id:A", 0.5, 3, 1e6) for _ in range(4)] == [
+        True, True, True, False]  # refilled to the burst, not beyond
+
+
+async def test_two_redis_clients_share_one_bucket(redis_url: str) -> None:
+    one, two = RedisDirectory(redis_url), RedisDirectory(redis_url)
+    try:
+        taken = [await (one if i % 2 else two).take("id:A", 0.001, 4, 7.0) for i in range(8)]
+        assert taken == [True] * 4 + [False] * 4
+        ttl = await one.redis.call("PTTL", "rdesk-relay:bucket:id:A")
+        assert isinstance(ttl, int) and 0 < ttl <= (4 / 0.001 + 1) * 1000
+    finally:
+        await one.close()
+        await two.close()
+
+
 async def test_max_hosts_bounds_the_directory() -> None:
     directory = MemoryDirectory(max_hosts=2)
     await directory.register("A", b"a", "i", "1", 0.0, 10.0)

@@ -128,6 +128,44 @@ async def test_a_viewer_on_another_instance_is_spliced_through_a_forwarded_rende
     assert not other_tasks()
 
 
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_the_per_id_limit_is_shared_by_the_instances(
+    tmp_path: Path, request: pytest.FixtureRequest, kind: str,
+) -> None:
+    directories: list[Directory]
+    if kind == "memory":
+        shared = MemoryDirectory()
+        directories = [shared, shared]
+    else:
+        url = request.getfixturevalue("redis_url")
+        directories = [RedisDirectory(url), RedisDirectory(url)]
+    limits = {"id_rate": (0.0001, 3), "connect_rate": (1000.0, 1000)}  # no refill: the burst
+    async with running_relay(tmp_path / "relay", directory=directories[0], instance="a",
+                             **limits) as a, \
+            running_relay(tmp_path / "relay", directory=directories[1], instance="b",
+                          **limits) as b:
+        for relay in (a, b):
+            relay.server.config.public_url = relay.url
+        link = make_link(a, host_identity(tmp_path / "host"))
+        async with linked(link):
+            if kind == "redis":  # b's subscription is live once a forward reaches a listener
+                while not await directories[0].forward("b", b"{}"):
+                    await asyncio.sleep(0.05)
+            answers = [await viewer(relay, link.host_id) for relay in (a, b, a, b, a, b)]
+            assert [answer for _, answer in answers] == [{"t": "spliced"}] * 3 + [
+                {"t": "refused", "reason": "rate-limited: too many viewers for this ID"}] * 3
+            for ws, _ in answers:
+                await ws.close()
+            await quiet(a, hosts=1)
+            await quiet(b)
+        assert [e["endpoint"] for k, e in a.events + b.events if k == "rate_limited"] == [
+            "connect to ID"] * 3
+    for directory in directories:
+        if isinstance(directory, RedisDirectory):
+            await directory.close()
+    assert not other_tasks()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -143,7 +181,8 @@ async def test_two_relay_processes_with_redis(tmp_path: Path, redis_url: str) ->
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "rdesk", "relay", "--bind", "127.0.0.1", "--port", str(port),
                 "--data-dir", str(tmp_path / "relay"), "--open", "--redis", redis_url,
-                "--public-url", f"wss://127.0.0.1:{port}",
+                "--public-url", f"wss://127.0.0.1:{port}", "--id-burst", "12",
+                "--id-rate", "0.0001",
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
             procs.append(proc)
@@ -158,7 +197,9 @@ async def test_two_relay_processes_with_redis(tmp_path: Path, redis_url: str) ->
         assert a.fingerprint == b.fingerprint  # one data directory: one certificate
         link = make_link(a, host_identity(tmp_path / "host"), token=None)
         async with linked(link):
+            tries = 0
             for _ in range(8):  # until b's subscription to its channel is live
+                tries += 1
                 ws, answer = await viewer(b, link.host_id)
                 if answer == {"t": "spliced"}:
                     break
@@ -169,6 +210,16 @@ async def test_two_relay_processes_with_redis(tmp_path: Path, redis_url: str) ->
             await ws.send(b"two processes")
             assert await ws.recv() == b"host:two processes"
             await ws.close()
+            # The per-ID burst (12, no refill) holds for both processes together: what the
+            # probe above took, then as many as are left, whichever instance they ask.
+            answers = [await viewer(relay, link.host_id) for relay in 8 * [a, b]]
+            spliced = [ws for ws, answer in answers if answer == {"t": "spliced"}]
+            assert len(spliced) + tries == 12
+            assert [answer for _, answer in answers[len(spliced):]] == [
+                {"t": "refused", "reason": "rate-limited: too many viewers for this ID"}
+            ] * (16 - len(spliced))
+            for ws, _ in answers:
+                await ws.close()
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 30) == 0
