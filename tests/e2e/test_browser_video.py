@@ -9,14 +9,19 @@ whose pixels are compared with the frames that were encoded.
 from __future__ import annotations
 
 import base64
+import io
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.e2e import test_browser as pages
 from tests.e2e.conftest import PASSWORD, RunningHost
-from tests.e2e.test_browser import CHROMIUM, _https, _login, _wait_active
+from tests.e2e.scriptedhost import ScriptedHost
+from tests.e2e.test_browser import CHROMIUM, _canvas_image, _https, _login, _wait_active
 from tests.h264units import encode, panning, psnr, video_payload
 
 pytest.importorskip("av")
@@ -81,10 +86,16 @@ def _rect(x: int, y: int, stream: int, key: bool, unit: bytes,
     return [x, y, size[0], size[1], 5, payload]
 
 
-def test_webcodecs_decodes_a_real_h264_stream(host: RunningHost, page: Any) -> None:
+@pytest.mark.parametrize(("profile", "preset", "profile_idc"),
+                         [("baseline", "ultrafast", 66), ("main", "veryfast", 77)])
+def test_webcodecs_decodes_a_real_h264_stream(host: RunningHost, page: Any, profile: str,
+                                              preset: str, profile_idc: int) -> None:
+    from rdesk.protocol.h264 import check_key_unit
+
     frames = panning(W, H, 12)
-    units = encode(frames)
+    units = encode(frames, profile=profile, preset=preset)
     assert units[0][0] and not any(key for key, _ in units[1:])
+    assert check_key_unit(units[0][1], (W, H)).profile_idc == profile_idc
     # On a 400x300 screen at (40, 30): the frame must land there, the rest stays black.
     result = _paint(page, host, [[_rect(40, 30, 3, key, unit)] for key, unit in units],
                     size=(400, 300))
@@ -137,3 +148,68 @@ def test_the_page_declares_h264_unless_turned_off(host: RunningHost, page: Any) 
     page.click("#connect")
     _wait_active(page)
     assert page.get_attribute("body", "data-video") == "off"
+
+
+@pytest.fixture
+def scripted(tmp_path: Path) -> Iterator[ScriptedHost]:
+    host = ScriptedHost(tmp_path, 640, 480).start()
+    try:
+        yield host
+    finally:
+        host.stop()
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(out, "PNG")
+    return out.getvalue()
+
+
+def test_the_page_shows_a_video_stream_in_order_with_tiles(
+    scripted: ScriptedHost, page_and_log: tuple[Any, pages.PageLog]
+) -> None:
+    """The whole page: login, `video` declared, H264 rects over the real websocket painted on
+    the page's canvas, a lossless tile after them, a tile in the same update on top, the
+    stream ended, hostile units answered with `keyframe`, a bad header closing with 1002."""
+    page, log = page_and_log
+    frames = panning(W, H, 11)
+    units = encode(frames)
+    x0, y0 = 100, 80
+    page.goto(scripted.url)
+    page.fill("#password", "anything")
+    page.click("#connect")
+    _wait_active(page)
+    assert scripted.wait_for("video")[-1] == {"t": "video", "codecs": "h264"}
+    for key, unit in units[:10]:
+        scripted.send_update([(x0, y0, W, H, 5, video_payload(0, key, unit))])
+    shown = np.asarray(_canvas_image(page))
+    assert psnr(shown[y0:y0 + H, x0:x0 + W], frames[9]) >= MIN_PSNR_DB
+    assert not shown[:y0].any()  # nothing outside the stream's rect
+    # Motion stops: the host refreshes the region losslessly; the page is exact there.
+    scripted.send_update([(x0, y0, W, H, 2, _png(frames[9]))], exact=True)
+    shown = np.asarray(_canvas_image(page))
+    assert (shown[y0:y0 + H, x0:x0 + W] == frames[9]).all()
+    assert page.get_attribute("body", "data-exact") == "true"
+    # One update: the next video frame, then a tile over part of it: the tile is on top.
+    tile = np.full((64, 64, 3), (200, 30, 90), np.uint8)
+    scripted.send_update([(x0, y0, W, H, 5, video_payload(0, False, units[10][1])),
+                          (x0, y0, 64, 64, 2, _png(tile))])
+    shown = np.asarray(_canvas_image(page))
+    assert (shown[y0:y0 + 64, x0:x0 + 64] == tile).all()
+    assert psnr(shown[y0 + 64:y0 + H, x0:x0 + W], frames[10][64:]) >= MIN_PSNR_DB
+    assert page.get_attribute("body", "data-exact") == "false"
+    # The stream ends; a unit for it after that is dropped and a key unit asked for.
+    scripted.send_control({"t": "video_end", "stream": 0})
+    scripted.send_update([(x0, y0, W, H, 5, video_payload(0, False, units[10][1]))])
+    assert scripted.wait_for("keyframe")[-1] == {"t": "keyframe", "stream": 0}
+    # A key unit declaring 50000x50000 on stream 1: refused, the connection stays.
+    from tests.protocol.test_h264 import build_sps, key_unit
+
+    forged = key_unit(build_sps(width_mbs=3125, height_units=3125, crop=None))
+    scripted.send_update([(0, 0, W, H, 5, video_payload(1, True, forged))])
+    assert [m["stream"] for m in scripted.wait_for("keyframe", 2)] == [0, 1]
+    assert page.get_attribute("body", "data-state") == "active"
+    # A malformed video header (reserved bits) is a protocol error: close 1002.
+    scripted.send_update([(0, 0, W, H, 5, b"\0\1\0\1" + units[0][1])], ack=False)
+    assert [m["code"] for m in scripted.wait_for("close")] == [1002]
+    assert not log.errors()
