@@ -183,6 +183,7 @@ def test_the_page_shows_a_video_stream_in_order_with_tiles(
     for key, unit in units[:10]:
         scripted.send_update([(x0, y0, W, H, 5, video_payload(0, key, unit))])
     shown = np.asarray(_canvas_image(page))
+    assert page.get_attribute("body", "data-video-rects") == "10"
     assert psnr(shown[y0:y0 + H, x0:x0 + W], frames[9]) >= MIN_PSNR_DB
     assert not shown[:y0].any()  # nothing outside the stream's rect
     # Motion stops: the host refreshes the region losslessly; the page is exact there.

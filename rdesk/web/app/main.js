@@ -6,7 +6,7 @@
 // storage.
 
 import { Connection } from "../core/connection.js";
-import { CLOSE } from "../core/protocol.js";
+import { CLOSE, ENCODING } from "../core/protocol.js";
 import { ReconnectPolicy } from "../core/reconnect.js";
 import { ControlPanel } from "./control.js";
 import { Display } from "./display.js";
@@ -35,6 +35,7 @@ let hostId = null; // on a relay: the host's ID, checked before anything but the
 let connection = null; // the current one, or null between connections
 let userClosed = false;
 let reconnectTimer = null;
+let videoRects = 0; // H264 rects painted since the page loaded (data-video-rects)
 
 const send = (message) => connection !== null && connection.send(message);
 const control = new ControlPanel(send, () => (connection ? connection.role : null));
@@ -74,6 +75,8 @@ function connect() {
       stats.onPainted(update);
       setStatus("exact", update.exact);
       setStatus("seq", update.seq);
+      const video = update.rects.filter((rect) => rect.encoding === ENCODING.H264).length;
+      if (video) setStatus("videoRects", (videoRects += video));
     }))
     .on("received", mine((bytes) => stats.onReceived(bytes)))
     .on("close", mine(onClosed));
