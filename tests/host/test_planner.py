@@ -7,6 +7,7 @@ bytes-per-pixel it learns and the budget it fits are real sizes.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,8 +43,10 @@ def tiles(*cells: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def encode(p: Planner, frame: np.ndarray, jobs: list, base: np.ndarray | None = None) -> list:
-    return encode_round(EncodeCache(), frame, 1, jobs, quality=80, scale=1.0, base=base)
+def encode(p: Planner, frame: np.ndarray, jobs: list, base: np.ndarray | None = None,
+           trim: list[bool] | None = None) -> list:
+    return encode_round(EncodeCache(), frame, 1, jobs, quality=80, scale=1.0, base=base,
+                        trim=trim)
 
 
 NOTHING = np.zeros(SHAPE, dtype=bool)
@@ -59,7 +62,7 @@ def test_a_keystroke_goes_lossless_at_once_and_leaves_the_viewer_exact() -> None
     frame = frame_of(1)
     kept, exact = p.settle(round_, encode(p, frame, round_.jobs), frame)
     assert exact and len(kept) == 1 and kept[0].exact
-    assert p.exact_frame is frame
+    assert p.exact and p.held.known[1, 1] and p.held.known.sum() == 1
     assert p.take_round(10.0, np.full(SHAPE, 10.0), NOTHING, budget=1 << 20) is None
 
 
@@ -72,7 +75,7 @@ def test_moving_tiles_go_lossy_then_lossless_once_still() -> None:
     assert round_ is not None and all(not lossless for _, lossless in round_.jobs)
     frame = frame_of(2)
     kept, exact = p.settle(round_, encode(p, frame, round_.jobs), frame)
-    assert not exact and p.exact_frame is None and p.lossy.sum() == 2
+    assert not exact and not p.exact and p.lossy.sum() == 2
     last_change = np.full(SHAPE, 5.0)
     # Not yet still: the refresh is due lossless_delay after the last change.
     assert p.refresh_due_in(5.05, last_change) == 5.0 + DELAY - 5.05
@@ -81,7 +84,7 @@ def test_moving_tiles_go_lossy_then_lossless_once_still() -> None:
     refresh = p.take_round(5.2, last_change, NOTHING, budget=1 << 20)
     assert refresh is not None and all(lossless for _, lossless in refresh.jobs)
     kept, exact = p.settle(refresh, encode(p, frame, refresh.jobs), frame)
-    assert exact and kept and p.lossy.sum() == 0 and p.exact_frame is frame
+    assert exact and kept and p.lossy.sum() == 0 and p.exact
     assert p.refresh_due_in(6.0, last_change) is None
 
 
@@ -97,9 +100,9 @@ def test_a_large_change_goes_lossy_first_even_when_not_moving() -> None:
 
 def test_a_refresh_too_big_for_the_budget_is_spread_over_rounds() -> None:
     p = planner()
-    p.lossy[:, :] = True  # the whole screen awaits its refresh (noise: incompressible)
-    p.dirty[:, :] = False
     frame = frame_of(3)
+    p.held.record((0, 0, W, H), frame, lossy=True)  # the whole screen awaits its refresh
+    p.dirty[:, :] = False
     last_change = np.zeros(SHAPE)
     rounds = 0
     while p.lossy.any():
@@ -111,7 +114,7 @@ def test_a_refresh_too_big_for_the_budget_is_spread_over_rounds() -> None:
         # Within the budget, except that every round sends at least one rect.
         assert sent <= 64 * 1024 or len(kept) == 1
         assert rounds < 200
-    assert rounds > 4 and exact and p.exact_frame is frame
+    assert rounds > 4 and exact and p.exact
 
 
 def test_rects_cut_by_the_budget_are_put_back_where_they_came_from() -> None:
@@ -125,7 +128,7 @@ def test_rects_cut_by_the_budget_are_put_back_where_they_came_from() -> None:
     round_ = p.take_round(50.0, np.zeros(SHAPE), NOTHING, budget=1000)
     assert round_ is not None and len(round_.jobs) == 3
     kept, exact = p.settle(round_, encode(p, frame, round_.jobs), frame)
-    assert len(kept) == 1 and not exact and p.exact_frame is None
+    assert len(kept) == 1 and not exact and not p.exact
     # What was left out is owed again: dirty if it was a change, lossy if it was a refresh.
     owed = p.dirty | p.lossy
     assert owed.sum() == 2
@@ -139,13 +142,19 @@ def _scrolled(base: np.ndarray, dy: int) -> np.ndarray:
     return frame
 
 
-def test_a_scroll_is_a_copy_only_from_an_exact_picture() -> None:
+def _sent(p: Planner, base: np.ndarray, lossy: bool = False) -> None:
+    """The viewer was sent all of ``base`` (lossy or not) and the screen changed since."""
+    p.held.record((0, 0, W, H), base, lossy=lossy)
+    p.dirty[:, :] = True
+
+
+def test_a_scroll_is_a_copy_of_what_was_sent() -> None:
     p = planner()
     base = frame_of(5)
     frame = _scrolled(base, 40)
     p.dirty[:, :] = True
-    assert p.scroll_region(frame) is None  # the viewer holds nothing exactly
-    p.exact_frame = base
+    assert p.scroll_region(frame) is None  # the viewer was sent nothing yet
+    _sent(p, base)
     region = p.scroll_region(frame)
     assert region == (0, 0, W, H)
     taken = p.take_dirty()
@@ -156,15 +165,73 @@ def test_a_scroll_is_a_copy_only_from_an_exact_picture() -> None:
     assert copy_source(scroll.copy) == (0, 0) and scroll.copy.y == 40
     encoded = encode(p, frame, scroll.jobs)
     assert p.settle_scroll(scroll, encoded, frame)
-    assert p.exact_frame is frame and taken.all()
+    assert p.exact and taken.all() and np.array_equal(p.held.sent, frame)
 
 
-def test_a_strip_the_link_cannot_carry_goes_lossy_and_ends_the_chain() -> None:
+def test_a_scroll_of_a_lossy_picture_is_a_copy_and_stays_lossy() -> None:
+    p = planner()
+    base = frame_of(11)
+    frame = _scrolled(base, 40)
+    _sent(p, base, lossy=True)
+    region = p.scroll_region(frame)
+    assert region is not None
+    p.take_dirty()
+    plan = plan_scroll(p.held.sent, frame, region, TILE)
+    assert plan is not None and plan.src_y == 0 and plan.copy.y == 40
+    scroll = p.scroll(plan, carry_rate=1e9)
+    assert scroll.lossless  # the exposed strip
+    exact = p.settle_scroll(scroll, encode(p, frame, scroll.jobs), frame)
+    # The copied pixels are the lossy ones the viewer had: owed a refresh once still.
+    assert not exact and p.lossy.all() and not p.dirty.any()
+    assert np.array_equal(p.held.sent, frame)
+    refresh = p.take_round(100.0, np.zeros(SHAPE), NOTHING, budget=1 << 30)
+    assert refresh is not None and all(lossless for _, lossless in refresh.jobs)
+    assert not any(refresh.trim)  # lossy tiles go whole, never trimmed against what was sent
+    p.settle(refresh, encode(p, frame, refresh.jobs, base=p.held.sent, trim=refresh.trim), frame)
+    assert p.exact
+
+
+def test_a_copy_moves_the_lossy_flags_with_the_pixels() -> None:
+    p = planner()
+    base = frame_of(12)
+    p.held.record((0, 0, W, H), base, lossy=False)
+    p.held.record((0, 0, W, TILE), base, lossy=True)  # only the top row of tiles is lossy
+    p.held.copy(0, 100, 3 * TILE)  # rows 0..191 land on 100..291
+    lossy_rows = np.nonzero(p.lossy.any(axis=1))[0].tolist()
+    # Row 0 stays lossy; tile rows 1 (64..127) and 2 (128..191) receive rows 0..63 of the
+    # lossy source (at 100..163); tile rows 3 and 4 receive only exact rows.
+    assert lossy_rows == [0, 1, 2]
+    assert np.array_equal(p.held.sent[100:292], base[0:192])
+
+
+def test_no_copy_reads_a_tile_never_sent() -> None:
+    p = planner()
+    base = frame_of(13)
+    p.held.record((0, 0, W, H - TILE), base, lossy=False)  # the bottom row never went
+    frame = _scrolled(base, 40)
+    p.dirty[:, :] = True
+    assert p.scroll_region(frame) is None
+    with pytest.raises(ValueError):
+        p.held.copy(H - 2 * TILE, 0, 2 * TILE)
+
+
+def test_scroll_checks_back_off_after_misses() -> None:
+    p = planner()
+    _sent(p, frame_of(14))
+    other = frame_of(15)
+    checks = 0
+    for _ in range(40):
+        if p.scroll_region(other) is not None:
+            checks += 1
+            p.scroll_missed()
+    assert 4 <= checks <= 8  # 1 + 1 + 3 + 7 + 15 + 15 ... rounds apart
+
+
+def test_a_strip_the_link_cannot_carry_goes_lossy() -> None:
     p = planner()
     base = frame_of(6)
     frame = _scrolled(base, 40)
-    p.exact_frame = base
-    p.dirty[:, :] = True
+    _sent(p, base)
     region = p.scroll_region(frame)
     assert region is not None
     p.take_dirty()
@@ -173,14 +240,13 @@ def test_a_strip_the_link_cannot_carry_goes_lossy_and_ends_the_chain() -> None:
     scroll = p.scroll(plan, carry_rate=1.0)  # one byte a second
     assert not scroll.lossless
     exact = p.settle_scroll(scroll, encode(p, frame, scroll.jobs), frame)
-    assert not exact and p.exact_frame is None and p.lossy.any()
+    assert not exact and p.lossy.any() and p.scrolling  # the next scroll is a copy again
 
 
 def test_no_scroll_gives_the_work_back() -> None:
     p = planner()
     base = frame_of(7)
-    p.exact_frame = base
-    p.dirty[:, :] = True
+    _sent(p, base)
     assert int(p.dirty.sum()) >= SCROLL_MIN_TILES
     other = frame_of(8)
     region = p.scroll_region(other)
@@ -193,11 +259,10 @@ def test_no_scroll_gives_the_work_back() -> None:
 
 def test_resize_forgets_everything() -> None:
     p = planner()
-    p.exact_frame = frame_of(9)
-    p.lossy[1, 1] = True
+    p.held.record((0, 0, W, H), frame_of(9), lossy=True)
     p.resize((4, 4), (4 * TILE, 4 * TILE))
     assert p.dirty.shape == (4, 4) and p.dirty.all() and not p.lossy.any()
-    assert p.exact_frame is None
+    assert p.held.sent is None and not p.held.known.any()
     assert not p.mark(np.ones(SHAPE, dtype=bool))  # a mark of the old shape is ignored
 
 
@@ -218,4 +283,4 @@ def test_every_change_is_eventually_sent_exactly(cells: list[tuple[int, int]],
             break
         p.settle(round_, encode(p, frame, round_.jobs), frame)
     assert not p.dirty.any() and not p.lossy.any()
-    assert p.exact_frame is frame
+    assert p.exact

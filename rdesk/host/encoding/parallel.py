@@ -43,12 +43,14 @@ def encode_round(
     quality: int,
     scale: float,
     base: np.ndarray | None = None,
+    trim: list[bool] | None = None,
 ) -> list[EncodedRect]:
     """Encode ``jobs`` (rect, lossless); the results in the jobs' order. Blocks: call it in an
     executor thread (one per round, so the event loop is woken once per round).
 
-    With ``base``, pixels the viewer is known to hold exactly, each lossless rect is first
-    trimmed to where ``frame`` differs from ``base``, and left out if it does nowhere.
+    With ``base``, pixels the viewer is known to hold exactly in the lossless jobs ``trim``
+    flags (all of them if ``trim`` is None), each of those rects is first trimmed to where
+    ``frame`` differs from ``base``, and left out if it does nowhere.
     """
 
     def encode(indices: list[int]) -> list[tuple[int, EncodedRect]]:
@@ -56,7 +58,7 @@ def encode_round(
         for i in indices:
             rect: tuple[int, int, int, int] | None = jobs[i][0]
             lossless = jobs[i][1]
-            if lossless and base is not None:
+            if lossless and base is not None and (trim is None or trim[i]):
                 rect = changed_box(base, frame, jobs[i][0])
             if rect is not None:
                 out.append((i, cache.get(frame_id, frame, rect, lossless=lossless,

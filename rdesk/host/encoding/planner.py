@@ -1,8 +1,9 @@
 """What one viewer needs next: the sans-I/O planner of the host's update sender.
 
 A :class:`Planner` holds what the host knows of one viewer's picture — the *dirty* tiles
-(changed since last sent), the *lossy* ones (sent as JPEG, awaiting a lossless refresh), and
-the frame the viewer provably holds exactly, if any — and decides each round what to send:
+(changed since last sent) and, in :class:`~rdesk.host.encoding.held.Held`, the pixels sent
+for every tile and which of them the viewer holds only lossy (sent as JPEG, awaiting a
+lossless refresh) — and decides each round what to send:
 which tiles go lossy (moving, or part of a large change), which go lossless (small still
 changes, and lossy tiles still for ``lossless_delay``), how much of a refresh fits the link's
 budget, and whether a change is a vertical scroll to send as a copy. It encodes nothing and
@@ -10,16 +11,21 @@ sends nothing, never awaits and never reads the clock: the caller
 (:class:`~rdesk.host.serve.viewer.ViewerLink`) passes ``now``, the screen's change history,
 the link's budget, and what the encoder produced.
 
-The one guarantee: no COPY is planned from pixels the viewer is not known to hold exactly.
+The one guarantee: no COPY is planned from pixels the host does not know the viewer holds.
+A copy reads only tiles sent since the start (``Held.known``), scrolls are detected against
+the pixels *sent* there (``Held.sent``), exact or lossy, and every copy moves the lossy flags
+with the pixels (``Held.copy``), so lossy pixels may be copied but are never taken for exact.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
 from rdesk.host.encoding.encode import EncodedRect, split_rect
+from rdesk.host.encoding.held import Held
 from rdesk.host.encoding.tiles import (
     changed_box,
     detect_vertical_scroll,
@@ -37,6 +43,7 @@ __all__ = [
     "Planner",
     "Round",
     "Scroll",
+    "ScrollPlan",
     "fit_budget",
     "plan_scroll",
     "scroll_residual_lossless",
@@ -47,8 +54,8 @@ LOSSY_AREA_TILES = 48
 #: Changes at least this large are checked for a vertical scroll (sent as a copy).
 SCROLL_MIN_TILES = 24
 #: A scroll's residual (the newly exposed strip) goes lossless up to this fraction of the
-#: screen: a lossy residual would end the chain of copies, since a copy is only ever made from
-#: a picture the viewer holds exactly.
+#: screen: text exposed lossless needs no refresh later (a lossy strip is copied on as lossy
+#: and refreshed once still).
 SCROLL_LOSSLESS_FRACTION = 0.25
 #: ... and only if the link carries it within this many seconds at its best measured rate.
 SCROLL_STRIP_SECONDS = 0.5
@@ -57,6 +64,10 @@ SCROLL_STRIP_SECONDS = 0.5
 SMALL_REFRESH_BUDGET = 256 * 1024
 #: Tallest rectangle encoded in one piece: bounds one payload, and lets bands encode in parallel.
 BAND_HEIGHT = 256
+#: After this many scroll checks in a row found none, checks are skipped for up to
+#: 2**n - 1 large changes (at most SCROLL_SKIP_MAX): a check reads a sixteenth of both frames
+#: (~15 ms at 1080p), and full-screen motion is a large change every round.
+SCROLL_SKIP_MAX = 15
 
 Box = tuple[int, int, int, int]
 #: One rectangle to encode, and whether losslessly.
@@ -64,7 +75,7 @@ Job = tuple[Box, bool]
 
 
 def scroll_residual_lossless(tiles: int, screen_tiles: int) -> bool:
-    """Whether a scroll's residual of ``tiles`` goes lossless (keeping the copy chain alive):
+    """Whether a scroll's residual of ``tiles`` goes lossless (needing no refresh later):
     up to :data:`SCROLL_LOSSLESS_FRACTION` of the screen, and never less than a change that
     would go lossless anyway (:data:`LOSSY_AREA_TILES`)."""
     return tiles < max(LOSSY_AREA_TILES, SCROLL_LOSSLESS_FRACTION * screen_tiles)
@@ -81,22 +92,38 @@ class Round:
     :meth:`Planner.settle` with the result."""
 
     jobs: list[Job]
+    #: Per job: whether the encoder may trim it to where the frame differs from
+    #: ``Held.sent`` (a lossless job over tiles the viewer holds exactly).
+    trim: list[bool]
     #: Lossless refresh bytes the round may send (the link's budget when it was planned).
     budget: int
-    #: Tiles refreshed because they were lossy and had become still (put back lossy if cut).
+    #: Tiles refreshed because they were lossy and had become still (stay lossy if cut).
     was_due: np.ndarray
-    #: Whether, once all of it is sent, the viewer holds exactly the round's frame.
-    complete: bool
+
+
+class ScrollPlan(NamedTuple):
+    """A scroll found by :func:`plan_scroll`: the copy and what it leaves to send."""
+
+    copy: EncodedRect
+    #: The first row the copy reads (its source's y; it spans the screen's width).
+    src_y: int
+    #: Tiles where the copied picture still differs from the frame.
+    residual: np.ndarray
+    #: Within those, the bands of pixels that differ.
+    exposed: list[Box]
 
 
 @dataclasses.dataclass
 class Scroll:
     """A vertical scroll: the copy, then ``jobs`` for what the copy does not explain."""
 
-    copy: EncodedRect
+    plan: ScrollPlan
     jobs: list[Job]
-    residual: np.ndarray
     lossless: bool
+
+    @property
+    def copy(self) -> EncodedRect:
+        return self.plan.copy
 
 
 class Planner:
@@ -115,19 +142,31 @@ class Planner:
         self.size = size
         #: Tiles changed since the viewer was last sent them (nothing until the first mark).
         self.dirty = np.zeros(tiles_shape, dtype=bool)
-        #: Tiles the viewer holds lossy, awaiting their lossless refresh.
-        self.lossy = np.zeros(tiles_shape, dtype=bool)
-        #: The frame the viewer's framebuffer equals, when its last update was exact.
-        self.exact_frame: np.ndarray | None = None
+        #: What the viewer holds: the pixels sent, which tiles are known, which lossy.
+        self.held = Held(tiles_shape, tile)
         #: Running estimate of lossless bytes per pixel, to size refresh rounds before encoding.
         self.lossless_bpp = 1.0
+        #: Whether the last update was a scroll (the next round is not paced).
+        self.scrolling = False
+        self._scroll_misses = 0
+        self._scroll_skip = 0
+
+    @property
+    def lossy(self) -> np.ndarray:
+        """Tiles the viewer holds lossy, awaiting their lossless refresh."""
+        return self.held.lossy
+
+    @property
+    def exact(self) -> bool:
+        """Whether the viewer holds every pixel sent exactly, with no change outstanding."""
+        return not self.dirty.any() and not self.held.lossy.any()
 
     def resize(self, tiles_shape: tuple[int, int], size: tuple[int, int]) -> None:
         """The screen changed size: everything must be sent again, nothing is held."""
         self.size = size
         self.dirty = np.ones(tiles_shape, dtype=bool)
-        self.lossy = np.zeros(tiles_shape, dtype=bool)
-        self.exact_frame = None
+        self.held.reset(tiles_shape)
+        self.scrolling = False
 
     # --- what the viewer needs ---------------------------------------------------------------
 
@@ -153,11 +192,11 @@ class Planner:
     def paced(self, moving: np.ndarray) -> bool:
         """Whether the next round waits for the frame-rate cap.
 
-        Motion is paced; a small still change (typing) goes at once, and so does a round while
-        the viewer holds an exact picture, which may be a scroll: a scroll's bytes are the rows
-        it exposes whatever the rate, so pacing would only batch them into fewer, later updates.
+        Motion is paced; a small still change (typing) goes at once, and so does the round
+        after a scroll, which may be the next scroll: a scroll's bytes are the rows it exposes
+        whatever the rate, so pacing would only batch them into fewer, later updates.
         """
-        return self.exact_frame is None and (
+        return not self.scrolling and (
             bool((self.dirty & moving).any()) or int(self.dirty.sum()) >= LOSSY_AREA_TILES
         )
 
@@ -179,36 +218,41 @@ class Planner:
         if not lossy_now.any() and not lossless.any():
             return None
         self.dirty &= ~(lossy_now | lossless)
-        self.lossy = (self.lossy & ~lossless) | lossy_now
-        complete = not self.dirty.any() and not self.lossy.any()
+        # Lossless jobs over tiles the viewer holds exactly need only the pixels that differ
+        # from what it holds (a glyph, not the tiles it touches); a refresh of lossy tiles
+        # must send them whole.
+        held_exact = self.held.known & ~self.held.lossy
         tile, (w, h) = self.tile, self.size
         jobs: list[Job] = [(r, False) for r in bands(merge_tiles(lossy_now, tile, w, h))]
-        refresh = bands(merge_tiles(lossless, tile, w, h))
-        if budget < SMALL_REFRESH_BUDGET:
-            refresh = [p for r in refresh for p in split_rect(r, 4 * tile, tile)]
-        jobs += [(r, True) for r in refresh]
-        return Round(jobs, budget, lossless & due, complete)
+        trim = [False] * len(jobs)
+        for part, trimmable in ((lossless & held_exact, True), (lossless & ~held_exact, False)):
+            refresh = bands(merge_tiles(part, tile, w, h))
+            if budget < SMALL_REFRESH_BUDGET:
+                refresh = [p for r in refresh for p in split_rect(r, 4 * tile, tile)]
+            jobs += [(r, True) for r in refresh]
+            trim += [trimmable] * len(refresh)
+        return Round(jobs, trim, budget, lossless & due)
 
     def settle(self, round_: Round, encoded: list[EncodedRect], frame: np.ndarray
                ) -> tuple[list[EncodedRect], bool]:
         """What to send of a round's ``encoded`` rects, and whether the last update is exact.
 
         Lossless rects over the budget are left for later rounds, their tiles put back where
-        they came from. The viewer is recorded as holding ``frame`` exactly only if the whole
-        round goes and every rect of it is exact.
+        they came from (dirty if they were a change, still lossy if a refresh). What is kept is
+        recorded as held: the viewer will hold ``frame``'s pixels there, exactly or lossy.
         """
         self.learn_lossless_size(encoded)
         kept, left = fit_budget(encoded, round_.budget)
-        tile = self.tile
         for enc in left:
-            rows = slice(enc.y // tile, (enc.y + enc.h - 1) // tile + 1)
-            cols = slice(enc.x // tile, (enc.x + enc.w - 1) // tile + 1)
-            self.lossy[rows, cols] |= round_.was_due[rows, cols]
+            rows, cols = self.held.tiles_of((enc.x, enc.y, enc.w, enc.h))
             self.dirty[rows, cols] |= ~round_.was_due[rows, cols]
-        complete = round_.complete and not left
-        exact = not self.dirty.any() and not self.lossy.any()
-        self.exact_frame = frame if complete and all(e.exact for e in kept) else None
-        return kept, exact
+        for enc in kept:
+            box = (enc.x, enc.y, enc.w, enc.h)
+            self.held.record(box, frame, lossy=not enc.exact)
+            if enc.exact:  # whole tiles, or trimmed within tiles already held exactly
+                self.held.refreshed(box)
+        self.scrolling = False
+        return kept, self.exact
 
     def _within_budget(self, lossless: np.ndarray, budget: int) -> np.ndarray:
         """The tiles of ``lossless`` to refresh this round: as many as the budget allows.
@@ -238,14 +282,26 @@ class Planner:
     # --- scrolls -------------------------------------------------------------------------------
 
     def scroll_region(self, frame: np.ndarray) -> Box | None:
-        """The band a scroll would be looked for in, or ``None`` when no copy may be made:
-        the viewer holds no exact picture, or the change is too small to be worth checking."""
-        base = self.exact_frame
-        if base is None or base.shape != frame.shape or int(self.dirty.sum()) < SCROLL_MIN_TILES:
+        """The band a scroll would be looked for in (against ``held.sent``), or ``None``: the
+        change is too small to be worth checking, checks are backing off after misses
+        (:data:`SCROLL_SKIP_MAX`), or the band holds a tile never sent (a copy may only read
+        what the viewer is known to hold)."""
+        sent = self.held.sent
+        if sent is None or sent.shape != frame.shape or int(self.dirty.sum()) < SCROLL_MIN_TILES:
+            return None
+        if self._scroll_skip:
+            self._scroll_skip -= 1
             return None
         rows = np.nonzero(self.dirty.any(axis=1))[0]
         y0, y1 = int(rows[0]) * self.tile, min(int(rows[-1] + 1) * self.tile, frame.shape[0])
+        if not self.held.copyable(y0, y1 - y0):
+            return None
         return (0, y0, frame.shape[1], y1 - y0)
+
+    def scroll_missed(self) -> None:
+        """A scroll check found none: back off (see :data:`SCROLL_SKIP_MAX`)."""
+        self._scroll_misses += 1
+        self._scroll_skip = min(2 ** min(self._scroll_misses, 8) - 1, SCROLL_SKIP_MAX)
 
     def take_dirty(self) -> np.ndarray:
         """Take every dirty tile (for a scroll check); :meth:`give_back` if it is none."""
@@ -255,17 +311,17 @@ class Planner:
     def give_back(self, taken: np.ndarray) -> None:
         self.dirty |= taken
 
-    def scroll(self, plan: tuple[EncodedRect, np.ndarray, list[Box]], carry_rate: float
-               ) -> Scroll:
-        """The jobs of a scroll found by :func:`plan_scroll`.
+    def scroll(self, plan: ScrollPlan, carry_rate: float) -> Scroll:
+        """The jobs of a scroll found by :func:`plan_scroll` (from ``held.sent``).
 
-        Lossless keeps the chain of copies going, as long as the strip is not too large for
-        the screen or for the link: one the link cannot carry within SCROLL_STRIP_SECONDS at
-        ``carry_rate`` (its best rate, bytes/s) goes lossy (and small) instead. (Not the
-        congestion-cut refresh budget: the exposed rows cost the same bytes however they are
-        batched, so a lossy fallback would only lose the chain, not save bytes.)
+        The exposed strip goes lossless, so it needs no refresh later, as long as it is not too
+        large for the screen or for the link: one the link cannot carry within
+        SCROLL_STRIP_SECONDS at ``carry_rate`` (its best rate, bytes/s) goes lossy (and small)
+        instead, is recorded lossy, and is copied on as lossy by later scrolls until it is
+        refreshed once still. (Not the congestion-cut refresh budget: the exposed rows cost
+        the same bytes however they are batched.)
         """
-        copy, residual, exposed = plan
+        residual, exposed = plan.residual, plan.exposed
         area = sum(w * h for _, _, w, h in exposed)
         lossless = scroll_residual_lossless(int(residual.sum()), residual.size) and (
             self.lossless_bpp * area <= carry_rate * SCROLL_STRIP_SECONDS
@@ -274,17 +330,22 @@ class Planner:
             jobs: list[Job] = [(r, True) for r in exposed]
         else:
             jobs = [(r, False) for r in bands(merge_tiles(residual, self.tile, *self.size))]
-        return Scroll(copy, jobs, residual, lossless)
+        return Scroll(plan, jobs, lossless)
 
     def settle_scroll(self, scroll: Scroll, encoded: list[EncodedRect], frame: np.ndarray
                       ) -> bool:
-        """Record a scroll's result; whether its update leaves the viewer exact."""
+        """Record a scroll about to be sent (the copy, then ``encoded``); whether its update
+        leaves the viewer exact. Lossy tiles the copy moved stay lossy where they land."""
         self.learn_lossless_size(encoded)
-        if not scroll.lossless:
-            self.lossy |= scroll.residual
-        complete = scroll.lossless and all(e.exact for e in encoded)
-        self.exact_frame = frame if complete else None
-        return complete and not self.dirty.any()
+        copy = scroll.copy
+        if copy.x != 0 or copy.w != frame.shape[1]:
+            raise ValueError("a scroll's copy spans the screen's width")
+        self.held.copy(scroll.plan.src_y, copy.y, copy.h)
+        for enc in encoded:
+            self.held.record((enc.x, enc.y, enc.w, enc.h), frame, lossy=not enc.exact)
+        self.scrolling = True
+        self._scroll_misses = self._scroll_skip = 0
+        return self.exact
 
 
 def fit_budget(encoded: list[EncodedRect], budget: int
@@ -309,13 +370,10 @@ def fit_budget(encoded: list[EncodedRect], budget: int
     return kept, left
 
 
-def plan_scroll(
-    base: np.ndarray, frame: np.ndarray, region: Box, tile: int
-) -> tuple[EncodedRect, np.ndarray, list[Box]] | None:
-    """The copy that turns ``base`` into most of ``frame`` within ``region``; the tiles where
-    the copied picture still differs from ``frame``; and, within those, the bands of pixels
-    that differ. ``None`` if the change is not a vertical scroll. (CPU-heavy: run it off the
-    event loop.)"""
+def plan_scroll(base: np.ndarray, frame: np.ndarray, region: Box, tile: int) -> ScrollPlan | None:
+    """The copy that turns ``base`` (the pixels sent) into most of ``frame`` within
+    ``region``, and what it leaves to send; ``None`` if the change is not a vertical scroll.
+    (CPU-heavy: run it off the event loop.)"""
     x, y, w, h = region
     size = (frame.shape[1], frame.shape[0])
     dy = detect_vertical_scroll(base, frame, region)
@@ -331,4 +389,4 @@ def plan_scroll(
     residual = dirty_tiles(predicted, frame, tile)
     copy = EncodedRect(x, dst_y, w, height, Encoding.COPY, copy_payload(x, src_y), exact=True)
     exposed = [changed_box(predicted, frame, r) for r in bands(merge_tiles(residual, tile, *size))]
-    return copy, residual, [r for r in exposed if r is not None]
+    return ScrollPlan(copy, src_y, residual, [r for r in exposed if r is not None])

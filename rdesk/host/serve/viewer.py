@@ -176,9 +176,10 @@ class ViewerLink:
                                     self.controller.refresh_budget(now))
         if round_ is None:
             return
-        # A viewer whose picture is exactly ``exact_frame`` (so no tile of it is lossy) needs
-        # only the pixels that differ from it: a glyph, not the four tiles it touches.
-        encoded = await self._encode(frame, frame_id, round_.jobs, base=planner.exact_frame)
+        # Where the viewer holds exactly what was sent, it needs only the pixels that differ
+        # from it: a glyph, not the four tiles it touches.
+        encoded = await self._encode(frame, frame_id, round_.jobs, base=planner.held.sent,
+                                     trim=round_.trim)
         kept, exact = planner.settle(round_, encoded, frame)
         if kept:
             await self._send_rects(kept, exact, now)
@@ -187,15 +188,16 @@ class ViewerLink:
     async def _send_scroll(self, frame: np.ndarray, frame_id: int, now: float) -> bool:
         """Send a vertical scroll as a copy of pixels the viewer already has, if it is one.
 
-        Only from the planner's ``exact_frame``, the frame the viewer's framebuffer is known to
-        equal: a copy out of a lossy or stale framebuffer would spread its errors. The copy
-        goes first in the update; then the rects where the copied picture still differs from
-        the screen (the newly exposed strip). Returns False, having sent nothing, when this is
-        not a scroll.
+        The scroll is looked for between the pixels the host sent (``planner.held.sent``, what
+        the viewer holds, exactly or lossy) and ``frame``, so the copy moves only pixels the
+        host knows the viewer has; lossy ones stay flagged lossy where they land (docs/
+        adaptation.md, "Scrolling"). The copy goes first in the update; then the rects where
+        the copied picture still differs from the screen (the newly exposed strip). Returns
+        False, having sent nothing, when this is not a scroll.
         """
         planner = self.planner
         region = planner.scroll_region(frame)
-        base = planner.exact_frame
+        base = planner.held.sent
         if region is None or base is None:
             return False
         # Take the work before awaiting: tiles marked meanwhile changed after ``frame`` and
@@ -204,6 +206,7 @@ class ViewerLink:
         plan = await asyncio.to_thread(plan_scroll, base, frame, region, planner.tile)
         if plan is None:
             planner.give_back(taken)
+            planner.scroll_missed()
             return False
         carry = max(float(MIN_WINDOW_BYTES), self.controller.carry_rate(now))
         scroll = planner.scroll(plan, carry)
@@ -213,12 +216,13 @@ class ViewerLink:
         return True
 
     async def _encode(self, frame: np.ndarray, frame_id: int, jobs: list[Job],
-                      base: np.ndarray | None = None) -> list[EncodedRect]:
+                      base: np.ndarray | None = None, trim: list[bool] | None = None
+                      ) -> list[EncodedRect]:
         """Encode ``jobs`` at the controller's quality and scale, off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(
             None,
             lambda: encode_round(self.cache, frame, frame_id, jobs, quality=self.quality,
-                                 scale=self.scale, base=base),
+                                 scale=self.scale, base=base, trim=trim),
         )
 
     async def _send_rects(self, encoded: list[EncodedRect], exact: bool, now: float) -> None:

@@ -1,0 +1,109 @@
+"""What one viewer holds, tile by tile: the host's record behind every COPY it sends.
+
+:class:`Held` keeps, for one viewer, the pixels the host *sent* for every part of the screen
+(``sent``: the captured pixels each rectangle was encoded from, exact or lossy), which tiles
+have been sent at all since the start or a resize (``known``), and which of those the viewer
+holds only as a lossy picture (``lossy``). The invariant, for every pixel of a known tile:
+
+- not lossy: the viewer's pixel *is* ``sent``'s pixel;
+- lossy: the viewer's pixel is the decoding of a lossy encoding of ``sent``'s pixels
+  (a JPEG of them, perhaps downscaled), which only the viewer knows bit for bit.
+
+Updates reach the viewer in the order the host sends them, so recording each rectangle as it
+is sent keeps the invariant. A COPY moves the viewer's pixels from one place to another;
+:meth:`Held.copy` moves ``sent`` and the lossy flags the same way (a tile that receives any
+row of a lossy tile becomes lossy), so the invariant holds after it too. Hence the one rule:
+**a COPY may read only known tiles, and what it reads is ``sent``** — scroll detection
+compares the new frame with ``sent`` (docs/adaptation.md, "Scrolling"), never with the last
+capture. Pure numpy; no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Held"]
+
+Box = tuple[int, int, int, int]
+
+
+def tile_span(start: int, length: int, tile: int) -> slice:
+    """The tile indices a pixel run ``[start, start + length)`` touches (``length`` > 0)."""
+    return slice(start // tile, (start + length - 1) // tile + 1)
+
+
+class Held:
+    """The host's record of one viewer's picture (see the module docstring).
+
+    :param tiles_shape: the screen's shape in tiles (rows, columns).
+    :param tile: tile side in pixels.
+    """
+
+    def __init__(self, tiles_shape: tuple[int, int], tile: int) -> None:
+        self.tile = tile
+        #: Tiles sent at least once since the start or the last resize.
+        self.known = np.zeros(tiles_shape, dtype=bool)
+        #: Tiles the viewer holds lossy (their lossless refresh is owed).
+        self.lossy = np.zeros(tiles_shape, dtype=bool)
+        #: The pixels sent for each part of the screen (``None`` until the first send).
+        self.sent: np.ndarray | None = None
+
+    def reset(self, tiles_shape: tuple[int, int]) -> None:
+        """The screen changed size: the viewer holds nothing the host knows of."""
+        self.known = np.zeros(tiles_shape, dtype=bool)
+        self.lossy = np.zeros(tiles_shape, dtype=bool)
+        self.sent = None
+
+    def tiles_of(self, box: Box) -> tuple[slice, slice]:
+        """(rows, columns) of the tiles a pixel box touches."""
+        x, y, w, h = box
+        return tile_span(y, h, self.tile), tile_span(x, w, self.tile)
+
+    def record(self, box: Box, frame: np.ndarray, lossy: bool) -> None:
+        """``frame``'s pixels in ``box`` were sent (encoded exactly, or not).
+
+        ``box`` must cover whole tiles, or else the rest of each tile it touches must already
+        be held exactly as ``frame`` has it (a rect trimmed against ``sent``, or a scroll's
+        exposed strip), since every tile it touches becomes known, and exact unless ``lossy``.
+        """
+        if self.sent is None or self.sent.shape != frame.shape:
+            self.sent = np.zeros_like(frame)
+        x, y, w, h = box
+        self.sent[y : y + h, x : x + w] = frame[y : y + h, x : x + w]
+        rows, cols = self.tiles_of(box)
+        self.known[rows, cols] = True
+        if lossy:
+            self.lossy[rows, cols] = True
+
+    def refreshed(self, box: Box) -> None:
+        """``box`` was re-sent exactly over whole tiles: they are no longer lossy."""
+        rows, cols = self.tiles_of(box)
+        self.lossy[rows, cols] = False
+
+    def copyable(self, y: int, h: int) -> bool:
+        """Whether every tile of the full-width band ``[y, y + h)`` is known: the only
+        pixels a COPY may read."""
+        if self.sent is None or h <= 0:
+            return False
+        return bool(self.known[tile_span(y, h, self.tile)].all())
+
+    def copy(self, src_y: int, dst_y: int, height: int) -> None:
+        """The viewer copies the full-width band of ``height`` rows at ``src_y`` to ``dst_y``:
+        move ``sent`` and the flags with it. Raises ``ValueError`` if the source is not
+        :meth:`copyable` (a COPY from pixels the host does not know the viewer holds)."""
+        if not self.copyable(src_y, height) or self.sent is None:
+            raise ValueError(f"COPY from rows {src_y}..{src_y + height} the viewer does not hold")
+        sent = self.sent
+        sent[dst_y : dst_y + height] = sent[src_y : src_y + height].copy()
+        tile = self.tile
+        lossy = self.lossy.copy()
+        for r in range(dst_y // tile, (dst_y + height - 1) // tile + 1):
+            top, bottom = max(r * tile, dst_y), min((r + 1) * tile, dst_y + height)
+            source = tile_span(top - dst_y + src_y, bottom - top, tile)
+            whole = top == r * tile and bottom == (r + 1) * tile
+            moved = lossy[source].any(axis=0)
+            if whole:
+                self.lossy[r] = moved
+                self.known[r] = True
+            else:  # partly overwritten: it keeps its own rows, lossy if either part is
+                self.lossy[r] = lossy[r] | moved
