@@ -60,7 +60,8 @@ class Held:
         return tile_span(y, h, self.tile), tile_span(x, w, self.tile)
 
     def record(self, box: Box, frame: np.ndarray, lossy: bool) -> None:
-        """``frame``'s pixels in ``box`` were sent (encoded exactly, or not).
+        """``frame``'s pixels in ``box`` were sent (encoded exactly, or not: any lossy
+        encoding, a video frame included, is recorded ``lossy``).
 
         ``box`` must cover whole tiles, or else the rest of each tile it touches must already
         be held exactly as ``frame`` has it (a rect trimmed against ``sent``, or a scroll's

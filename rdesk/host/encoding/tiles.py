@@ -170,7 +170,7 @@ def merge_tiles(mask: BoolMask, tile: int, width: int, height: int) -> list[Rect
 
 #: Scroll detection votes with SCROLL_BLOCKS blocks of 8 pixels spread across each row (a
 #: sixteenth of the cache lines): reading whole rows of both frames cost ~10 ms at 1080p, on
-#: every large change of a viewer with an exact picture, scroll or not.
+#: every large change checked for a scroll (planner.scroll_region), scroll or not.
 SCROLL_BLOCKS = 16
 
 
