@@ -22,10 +22,10 @@ COLOUR = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:range=tv"
 
 
 def encode(frames: list[np.ndarray], *, profile: str = "baseline", preset: str = "ultrafast",
-           keyint: int = 250) -> list[tuple[bool, bytes]]:
-    """``(key, access unit)`` per frame (H×W×3 uint8, even sides), zerolatency. (x264 writes
-    the lowest profile its tools need: Main takes a preset slower than ultrafast, which uses
-    CABAC.)"""
+           keyint: int = 250, colour: bool = True) -> list[tuple[bool, bytes]]:
+    """``(key, access unit)`` per frame (H×W×3 uint8, even sides), zerolatency, with the
+    :data:`COLOUR` description unless ``colour`` is false. (x264 writes the lowest profile its
+    tools need: Main takes a preset slower than ultrafast, which uses CABAC.)"""
     import av
 
     height, width = frames[0].shape[:2]
@@ -33,7 +33,8 @@ def encode(frames: list[np.ndarray], *, profile: str = "baseline", preset: str =
     ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
     ctx.time_base = fractions.Fraction(1, 30)
     ctx.options = {"preset": preset, "tune": "zerolatency", "profile": profile,
-                   "x264-params": f"keyint={keyint}:repeat-headers=1:bframes=0:" + COLOUR}
+                   "x264-params": f"keyint={keyint}:repeat-headers=1:bframes=0"
+                   + (":" + COLOUR if colour else "")}
     ctx.open()
     units: list[tuple[bool, bytes]] = []
     for n, rgb in enumerate(frames):

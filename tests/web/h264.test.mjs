@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { checkKeyUnit, codecString, H264Error, hasSlice, nalTypes, parseSps, parseVideoHeader, videoRectFault } from "../../rdesk/web/core/h264.js";
+import { checkKeyUnit, codecString, H264Error, hasSlice, nalTypes, nalUnits, parseSps, parseVideoHeader, spsColour, videoRectFault } from "../../rdesk/web/core/h264.js";
 
 const VECTORS = JSON.parse(readFileSync(new URL("../vectors/h264.json", import.meta.url), "utf-8"));
 const bytes = (b64) => new Uint8Array(Buffer.from(b64, "base64"));
@@ -53,4 +53,14 @@ test("NAL units split at 3- and 4-byte start codes; a delta unit needs a slice",
   assert.ok(hasSlice(unit));
   assert.ok(!hasSlice(Uint8Array.of(0, 0, 1, 0x06, 5))); // SEI only
   assert.deepEqual(nalTypes(Uint8Array.of(0, 0, 1, 0, 0, 1)), []);
+});
+
+test("the VUI's colour description: libx264's BT.601 tag, none in a bare SPS", () => {
+  const spsOf = (name) => {
+    const unit = bytes(VECTORS.find((v) => v.name === name).data);
+    return nalUnits(unit).find((u) => (u[0] & 0x1f) === 7);
+  };
+  assert.deepEqual(spsColour(spsOf("libx264 64x48")), { primaries: 6, transfer: 6, matrix: 6, fullRange: false });
+  assert.equal(spsColour(spsOf("1080p key unit")), null); // vui_parameters_present_flag 0
+  assert.throws(() => spsColour(bytes(VECTORS.find((v) => v.name === "truncated").data)), H264Error);
 });

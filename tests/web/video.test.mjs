@@ -9,7 +9,7 @@ import { test } from "node:test";
 import { Connection } from "../../rdesk/web/core/connection.js";
 import { ENCODING, ProtocolError } from "../../rdesk/web/core/codec.js";
 import { FrameBuffer } from "../../rdesk/web/core/framebuffer.js";
-import { DECODE_TIMEOUT_MS, KEYFRAME_EVERY_MS, VideoStreams } from "../../rdesk/web/core/video.js";
+import { DECODE_TIMEOUT_MS, decoderConfig, KEYFRAME_EVERY_MS, VideoStreams } from "../../rdesk/web/core/video.js";
 import { FakeClock, FakeSocket, hello, welcome } from "./helpers.mjs";
 
 const VECTORS = JSON.parse(readFileSync(new URL("../vectors/h264.json", import.meta.url), "utf-8"));
@@ -246,4 +246,15 @@ test("Connection declares h264 after the welcome only when the display has video
     socket.deliver(welcome(64, 48));
     assert.deepEqual(socket.messages().filter((m) => m.t === "video"), want);
   }
+});
+
+test("an untagged stream is decoded as BT.601 limited range; a tagged one as it says", () => {
+  const sps = { profile_idc: 66, constraint_flags: 0xc0, level_idc: 30 };
+  const bt601 = { primaries: "smpte170m", transfer: "smpte170m", matrix: "smpte170m", fullRange: false };
+  assert.deepEqual(decoderConfig(sps, 640, 480, null).colorSpace, bt601);
+  assert.deepEqual(decoderConfig(sps, 640, 480, { primaries: 2, transfer: 2, matrix: 2, fullRange: true }).colorSpace, { ...bt601, fullRange: true });
+  assert.equal(decoderConfig(sps, 640, 480, { primaries: 1, transfer: 1, matrix: 1, fullRange: false }).colorSpace, undefined);
+  const { video } = setup();
+  video.decode(rect(0, true, vector("1080p key unit"), 0, 0, 1920, 1080));
+  assert.deepEqual(FakeDecoder.made[0].config.colorSpace, bt601);
 });

@@ -147,6 +147,32 @@ function skipScalingList(bits, size) {
  * frame_mbs_only, width, height} (the size after frame cropping).
  */
 export function parseSps(unit) {
+  return readSps(unit)[0];
+}
+
+/**
+ * The colour description in an SPS's VUI: {primaries, transfer, matrix, fullRange} as the
+ * H.264 code points (Table E-3 … E-5), or null when the SPS has none (the stream is untagged)
+ * or its VUI is cut short. Throws H264Error as parseSps does.
+ */
+export function spsColour(unit) {
+  const bits = readSps(unit)[1];
+  try {
+    if (!bits.u(1)) return null; // vui_parameters_present_flag
+    if (bits.u(1) && bits.u(8) === 255) bits.u(32); // aspect_ratio_idc, Extended_SAR
+    if (bits.u(1)) bits.u(1); // overscan_info_present_flag, overscan_appropriate_flag
+    if (!bits.u(1)) return null; // video_signal_type_present_flag
+    bits.u(3); // video_format
+    const fullRange = bits.u(1) === 1;
+    if (!bits.u(1)) return null; // colour_description_present_flag
+    return { primaries: bits.u(8), transfer: bits.u(8), matrix: bits.u(8), fullRange };
+  } catch (err) {
+    if (err instanceof H264Error) return null;
+    throw err;
+  }
+}
+
+function readSps(unit) {
   if (!unit.length || (unit[0] & 0x1f) !== NAL_SPS || unit[0] & 0x80) throw new H264Error("not an SPS NAL unit");
   if (unit.length > MAX_SPS_BYTES) throw new H264Error(`SPS longer than ${MAX_SPS_BYTES} bytes`);
   const bits = new Bits(rbsp(unit));
@@ -200,7 +226,7 @@ export function parseSps(unit) {
     height -= unitY * (top + bottom);
     if (width <= 0 || height <= 0) throw new H264Error("frame cropping leaves no picture");
   }
-  return {
+  const sps = {
     profile_idc: profile,
     constraint_flags: constraints,
     level_idc: level,
@@ -211,6 +237,7 @@ export function parseSps(unit) {
     width,
     height,
   };
+  return [sps, bits];
 }
 
 /**

@@ -16,15 +16,30 @@
 // Decoded frames are handed to the caller, which draws and closes them; frames nobody waits
 // for any more are closed here.
 
-import { checkKeyUnit, codecString, H264Error, hasSlice, MAX_VIDEO_STREAMS, parseVideoHeader, VIDEO_HEADER_SIZE } from "./h264.js";
+import {
+  checkKeyUnit, codecString, H264Error, hasSlice, MAX_VIDEO_STREAMS, NAL_SPS, nalUnits, parseVideoHeader, spsColour,
+  VIDEO_HEADER_SIZE,
+} from "./h264.js";
 
 export const CODECS = "h264";
 export const DECODE_TIMEOUT_MS = 3000;
 export const KEYFRAME_EVERY_MS = 500;
 
-/** The VideoDecoder configuration of a checked SPS for a w×h stream. */
-export function decoderConfig(sps, w, h) {
-  return { codec: codecString(sps), codedWidth: w, codedHeight: h, optimizeForLatency: true };
+// What a stream's SPS does not say about its colours is BT.601 at limited range: what
+// swscale's RGB → 4:2:0 conversion writes (the host's encoder) and what PyAV's conversion back
+// assumes (the Python viewer). Left to guess, Chromium's page canvas takes another matrix.
+const UNTAGGED = { primaries: "smpte170m", transfer: "smpte170m", matrix: "smpte170m" };
+
+/**
+ * The VideoDecoder configuration of a checked SPS for a w×h stream; `colour` is the SPS's
+ * colour description (h264.js spsColour), null if it has none.
+ */
+export function decoderConfig(sps, w, h, colour = null) {
+  const config = { codec: codecString(sps), codedWidth: w, codedHeight: h, optimizeForLatency: true };
+  if (colour === null || colour.matrix === 2) {
+    config.colorSpace = { ...UNTAGGED, fullRange: colour !== null && colour.fullRange };
+  }
+  return config;
 }
 
 export class VideoStreams {
@@ -86,8 +101,9 @@ export class VideoStreams {
         if (!(err instanceof H264Error)) throw err;
         return this.refuse(stream);
       }
-      const config = decoderConfig(sps, rect.w, rect.h);
-      if (entry && (entry.rect !== where || entry.config.codec !== config.codec)) {
+      const spsUnit = nalUnits(unit).find((u) => (u[0] & 0x1f) === NAL_SPS);
+      const config = decoderConfig(sps, rect.w, rect.h, spsColour(spsUnit));
+      if (entry && (entry.rect !== where || JSON.stringify(entry.config) !== JSON.stringify(config))) {
         this.drop(stream);
         entry = undefined;
       }
