@@ -3,9 +3,9 @@
 Three measurements, each on real parts:
 
 - ``host-side``: the host's transfer room alone (rdesk/host/transfer/room.py) fed the
-  ``xfer_data`` frames of an upload as they come off the wire: JSON decode and schema check,
-  base64, SHA-256, credit, ``write`` into a real file in the transfer folder, fsync and link.
-  No network: what the host spends per byte.
+  binary ``xfer_data`` chunks of an upload (of the largest size, which the pacer picks on a
+  fast link) as they come off the wire: the codec, SHA-256, credit, ``write`` into a real
+  file in the transfer folder, fsync and link. No network: what the host spends per byte.
 - ``loopback``: the real ``rdesk put`` / ``rdesk get`` (their own process) against a real host
   over real TLS websockets on 127.0.0.1, until the host confirmed the SHA-256 / the file is
   verified and linked (both processes on the same 2 cores).
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         if not args.link_only:
             side = asyncio.run(host_side(size, work))
-            print(f"| host-side store (decode, base64, SHA-256, write, fsync) | {side:.0f} MB/s |")
+            print(f"| host-side store (decode, SHA-256, write, fsync) | {side:.0f} MB/s |")
             with Xvfb(640, 480) as xvfb:
                 up, down = loopback(size, work, xvfb.display)
             print(f"| loopback upload, until the host confirmed the SHA-256 | {up:.0f} MB/s |")

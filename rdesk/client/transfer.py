@@ -28,7 +28,6 @@ from rdesk.client.parts import abort
 from rdesk.client.running import Connection
 from rdesk.protocol.errors import RemoteProtocolError
 from rdesk.protocol.transfer import (
-    CHUNK,
     Pacer,
     Receiving,
     Sending,
@@ -152,7 +151,7 @@ class Transfers:
                     raise RemoteProtocolError(f"unexpected {getattr(first, 'T', '?')}")
                 pacer = Pacer()
                 while flow.remaining:
-                    step = min(CHUNK, flow.remaining)
+                    step = min(pacer.chunk_size(), flow.remaining)
                     # Credit, and the pacer: no more in flight than the link carries in a
                     # round trip and one frame, so this viewer's own keys do not queue behind.
                     while flow.credit == 0 or not queue.empty() or not pacer.allows(step):

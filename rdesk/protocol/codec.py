@@ -9,6 +9,9 @@
       rect    = x:u16 y:u16 w:u16 h:u16 encoding:u8 reserved:u8 (=0) length:u32 payload
       H264 payload = stream:u8 (<8) flags:u8 (bit 0: key) reserved:u16 (=0) access unit
 
+* Transfer chunks (``xfer_data``): binary frames of kind 2, :mod:`rdesk.protocol.chunks`.
+  The first byte of a binary frame says which.
+
 :func:`decode` raises :class:`RemoteProtocolError` — and nothing else — for any input that is
 not a valid message; :func:`encode` raises :class:`LocalProtocolError` for an invalid message.
 Bounds that depend on session state (a rectangle inside the current screen) are checked by
@@ -21,6 +24,7 @@ import json
 import struct
 
 from rdesk.protocol import limits
+from rdesk.protocol.chunks import CHUNK_KIND, XferData, decode_chunk, encode_chunk
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode, LocalProtocolError, RemoteProtocolError
 from rdesk.protocol.messages import CONTROL_TYPES, ControlMessage, Message, Rect, Update
@@ -47,13 +51,16 @@ _MAX_TIMESTAMP = 2**64 - 1
 
 
 def encode(message: Message) -> str | bytes:
-    """Serialise ``message``: a ``str`` for a control message, ``bytes`` for an update.
+    """Serialise ``message``: a ``str`` for a control message, ``bytes`` for an update or a
+    transfer chunk.
 
     The message is validated against the same schema and limits as on receipt, so a peer
     following this codec never sends what the other side must refuse.
     """
     if isinstance(message, Update):
         return _encode_update(message)
+    if isinstance(message, XferData):
+        return encode_chunk(message)
     cls = type(message)
     if CONTROL_TYPES.get(getattr(cls, "T", "")) is not cls:
         raise LocalProtocolError(f"not an rdesk message: {cls.__name__}")
@@ -75,6 +82,8 @@ def decode(data: str | bytes) -> Message:
     if isinstance(data, str):
         return _decode_control(data)
     if isinstance(data, (bytes, bytearray, memoryview)):
+        if data[:1] == bytes((CHUNK_KIND,)):
+            return decode_chunk(bytes(data))
         return _decode_update(bytes(data))
     raise LocalProtocolError(f"cannot decode {type(data).__name__}")
 

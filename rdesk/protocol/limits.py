@@ -6,6 +6,8 @@ can attack a viewer as well as the other way round.
 
 __all__ = [
     "MAX_BUTTON_MASK",
+    "MAX_CHUNK",
+    "MAX_CHUNK_MESSAGE",
     "MAX_CONTROL_MESSAGE",
     "MAX_IN_FLIGHT",
     "MAX_KEYSYM",
@@ -17,6 +19,7 @@ __all__ = [
     "MAX_STRING",
     "MAX_TEXT_INPUT",
     "MAX_UPDATE_MESSAGE",
+    "MAX_VIEWER_MESSAGE",
     "MAX_WHEEL_STEPS",
     "NONCE_BYTES",
 ]
@@ -25,8 +28,14 @@ __all__ = [
 MAX_CONTROL_MESSAGE = 16 * 1024
 #: Largest binary framebuffer update message, header included.
 MAX_UPDATE_MESSAGE = 8 * 1024 * 1024
-#: The websocket layer's own limit: the larger of the two message kinds.
+#: Largest payload of one binary transfer chunk (``xfer_data``, rdesk/protocol/chunks.py).
+MAX_CHUNK = 256 * 1024
+#: Largest transfer chunk message: its 20-byte header and the payload.
+MAX_CHUNK_MESSAGE = 20 + MAX_CHUNK
+#: The websocket layer's own limit: the largest message kind.
 MAX_MESSAGE = MAX_UPDATE_MESSAGE
+#: The largest message a viewer sends (a chunk of an upload): the host's websocket limit.
+MAX_VIEWER_MESSAGE = max(MAX_CONTROL_MESSAGE, MAX_CHUNK_MESSAGE)
 #: Rectangles in one update.
 MAX_RECTS_PER_UPDATE = 4096
 #: Encoded bytes of one rectangle.

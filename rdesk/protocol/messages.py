@@ -406,13 +406,14 @@ ControlMessage = Union[  # noqa: UP007 — a runtime alias; `|` of many classes 
     Hello, Auth, Welcome, Screen, Ack, Ping, Pong, Pointer, Wheel, Key, Sync, InputAck, Refresh,
     Close, Peer, Control, RequestControl, ReleaseControl, ControlRequest, AnswerControl, Notice,
     Prefs, _xfer.XferList, _xfer.XferPut, _xfer.XferGet, _xfer.XferReady, _xfer.XferEntry,
-    _xfer.XferData, _xfer.XferCredit, _xfer.XferEnd, _xfer.XferCancel, _xfer.XferDone,
+    _xfer.XferCredit, _xfer.XferEnd, _xfer.XferCancel, _xfer.XferDone,
     _clip.ClipOffer, _clip.ClipData, _clip.ClipResult, _clip.ClipGet,
     _cursor.CursorShape, _cursor.CursorData, _cursor.CursorUse,
     _monitors.MonitorInfo, _monitors.MonitorCurrent, _monitors.SelectMonitor,
     _video.Video, _video.Keyframe, _video.VideoEnd,
 ]
-Message = Union[ControlMessage, Update]  # noqa: UP007
+#: Every message; updates and transfer chunks (``xfer_data``) are the binary ones.
+Message = Union[ControlMessage, Update, _xfer.XferData]  # noqa: UP007
 
 #: Wire type → class, for every control message.
 CONTROL_TYPES: dict[str, type] = {

@@ -2,10 +2,9 @@
 
 docs/protocol.md ("File transfer") is normative; docs/transfer.md says why. Every transfer is
 started by the viewer (``xfer_put``, ``xfer_get``, ``xfer_list``) under an id it picks; the
-bytes travel as base64 in ``xfer_data`` control messages of at most :data:`CHUNK` bytes, so
-no message grows past the control-message limit and the host's websocket keeps refusing
-anything bigger. The *receiver* of the bytes grants credit (``xfer_credit``, in chunks) and
-never more than :data:`WINDOW` chunks are unreceived: a peer that stops reading stops the
+bytes travel raw in binary ``xfer_data`` chunks (:mod:`rdesk.protocol.chunks`) of at most
+:data:`CHUNK` bytes. The *receiver* of the bytes grants credit (``xfer_credit``, in chunks)
+and never more than :data:`WINDOW` chunks are unreceived: a peer that stops reading stops the
 sender after one window, so neither end can be made to buffer a file.
 
 Sans-I/O: :class:`Sending` and :class:`Receiving` are fed messages and bytes, hold the running
@@ -15,8 +14,6 @@ credit, more bytes than announced, credit beyond the window). No clock, no file.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import hashlib
 import unicodedata
@@ -24,11 +21,14 @@ from collections import deque
 from typing import ClassVar
 
 from rdesk.protocol import limits
+from rdesk.protocol.chunks import MAX_CHUNK, XferData
 from rdesk.protocol.errors import LocalProtocolError, RemoteProtocolError
 from rdesk.protocol.fields import Bool, Field, Int, Str
 
 __all__ = [
     "CHUNK",
+    "CHUNK_TIME",
+    "MIN_CHUNK",
     "MAX_FILE_SIZE",
     "MAX_NAME_BYTES",
     "QUEUE_TARGET",
@@ -51,16 +51,26 @@ __all__ = [
     "check_name",
 ]
 
-#: Raw bytes in one ``xfer_data``: its base64 (4/3 larger) and the JSON around it stay under
-#: the 16 KiB control-message limit.
-CHUNK = 11 * 1024
-#: Chunks a receiver lets be in flight: 16 × 11 KiB = 176 KiB per transfer, at most.
+#: Most bytes in one ``xfer_data`` (256 KiB).
+CHUNK = MAX_CHUNK
+#: The smallest chunk a :class:`Pacer` picks (slow links), and its first ones, before it
+#: measured the link: small, so the first round trip it measures has (almost) no queue in it.
+MIN_CHUNK = 4 * 1024
+#: Seconds of the link one chunk may take, at least: the pacer's chunks are this long on
+#: the wire, or longer when the round trip needs them to be (see :meth:`Pacer.chunk_size`).
+CHUNK_TIME = 0.002
+#: A budget is cut into this many chunks (at least): fewer than the window of 16, so credit
+#: never holds a paced sender back, and enough that a chunk is a small part of the queue.
+_CHUNKS_PER_BUDGET = 12
+#: Chunks a receiver lets be in flight per transfer, at most: 16 × the chunk size (4 MiB
+#: of 256 KiB chunks on a fast link, 64 KiB of 4 KiB ones on a slow one).
 WINDOW = 16
 #: A receiver gives credit back every this many chunks stored: often enough for the sender's
 #: :class:`Pacer` to see the link, rarely enough to cost little.
 CREDIT_BATCH = 2
-#: Seconds of queue a transfer may build ahead of input and screen updates: one 60 Hz frame.
-QUEUE_TARGET = 1 / 60
+#: Seconds of queue a transfer may build ahead of input and screen updates: half a 60 Hz
+#: frame, so that with one chunk being serialised on top a key press waits less than a frame.
+QUEUE_TARGET = 1 / 120
 #: Largest file either end announces or accepts (1 TiB); hosts set lower caps.
 MAX_FILE_SIZE = 1 << 40
 #: A file name's UTF-8 length limit: what every common file system allows.
@@ -72,31 +82,6 @@ _SIZE = Int(0, MAX_FILE_SIZE)
 _SHA = Str(64)  # 64 lowercase hex digits; "" where no digest applies
 
 
-#: ASCII's control characters, which :class:`Str` refuses.
-_ASCII_CONTROLS = bytes(range(0x20)) + b"\x7f"
-
-
-@dataclasses.dataclass(frozen=True)
-class FastStr(Str):
-    """A :class:`Str` (the same values are valid) checked at C speed when it is ASCII.
-
-    ``Str``'s loop over every character cost more than all the rest of a chunk's path (2 ms
-    for 15 KB: 6 MB/s); base64 is ASCII, whose control characters one ``bytes.translate``
-    finds. Whether ``xfer_data`` holds base64 (alphabet, padding) is checked where the chunk
-    is decoded, by the C decoder (:meth:`Receiving.on_data`, ``validate=True``).
-    """
-
-    def check(self, value: object) -> str | None:
-        if type(value) is not str or not value.isascii():
-            return super().check(value)
-        if not self.min_len <= len(value) <= self.max_len:
-            return f"a string of {self.min_len}..{self.max_len} characters"
-        if len(value.encode("ascii").translate(None, _ASCII_CONTROLS)) != len(value):
-            return "a string without control characters"
-        return None
-
-
-_DATA = FastStr(4 * -(-CHUNK // 3), 4)
 _REASON = Str(limits.MAX_STRING)
 
 
@@ -150,16 +135,6 @@ class XferEntry:
     id: int
     name: str
     size: int
-
-
-@dataclasses.dataclass(frozen=True)
-class XferData:
-    """Either way: the next bytes of transfer ``id``, base64, at most :data:`CHUNK` of them."""
-
-    T: ClassVar[str] = "xfer_data"
-    FIELDS: ClassVar[dict[str, Field]] = {"id": _ID, "data": _DATA}
-    id: int
-    data: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,9 +193,9 @@ class XferDone:
     reason: str
 
 
+#: The control messages of transfers (``xfer_data`` is binary: rdesk/protocol/chunks.py).
 TRANSFER_TYPES = (
-    XferList, XferPut, XferGet, XferReady, XferEntry, XferData, XferCredit, XferEnd,
-    XferCancel, XferDone,
+    XferList, XferPut, XferGet, XferReady, XferEntry, XferCredit, XferEnd, XferCancel, XferDone,
 )
 #: What a viewer sends (the rest but data, credit, end and cancel are the host's).
 VIEWER_SENDS: tuple[type, ...] = (
@@ -309,10 +284,11 @@ class Sending:
             raise LocalProtocolError("no credit: wait for xfer_credit")
         if not 0 < len(data) <= CHUNK or len(data) > self.remaining:
             raise LocalProtocolError("chunk empty, too large, or past the announced size")
+        message = XferData(self.id, self.sent, data)
         self.credit -= 1
         self.sent += len(data)
         self._hash.update(data)
-        return XferData(self.id, base64.b64encode(data).decode("ascii"))
+        return message
 
     def end(self) -> XferEnd:
         """The closing message, once every announced byte was sent."""
@@ -348,12 +324,12 @@ class Receiving:
         """The chunk's bytes; raises :class:`RemoteProtocolError` if the peer broke a rule."""
         if self._granted <= 0:
             raise RemoteProtocolError(f"xfer_data for {self.id} sent without credit")
-        try:
-            data = base64.b64decode(message.data, validate=True)
-        except (binascii.Error, ValueError):
-            raise RemoteProtocolError(f"xfer_data for {self.id} is not base64") from None
+        data = message.data
         if not data or len(data) > CHUNK:
             raise RemoteProtocolError(f"xfer_data for {self.id} is empty or over {CHUNK} bytes")
+        if message.offset != self.received:
+            raise RemoteProtocolError(f"xfer_data for {self.id} at offset {message.offset}, "
+                                      f"expected {self.received}")
         if self.received + len(data) > self.size:
             raise RemoteProtocolError(f"transfer {self.id} sent more than its {self.size} bytes")
         self._granted -= 1
@@ -399,8 +375,12 @@ class Pacer:
     The receiver's credit is the confirmation: it comes back once chunks are stored, every
     :data:`CREDIT_BATCH` chunks. From it come the round trip (the smallest seen, from the
     newest chunk a credit covers) and the delivery rate (bytes confirmed per second, averaged).
-    Until both are known only credit limits the sender. It never holds the sender below two
-    chunks in flight, so credit always comes back. Pure: every call takes ``now``.
+    Until both are known the sender may have four first chunks in flight (a slow start: a
+    burst of a whole window would queue ahead of input on a slow link). It never holds the
+    sender below two chunks in flight, so credit always comes back. It also picks the chunk
+    size (:meth:`chunk_size`): small on a slow link, where a chunk on the wire delays a key
+    press behind it, large on a fast one, where each message costs the hosts' CPU. Pure: every
+    call takes ``now``.
     """
 
     def __init__(self, target: float = QUEUE_TARGET) -> None:
@@ -433,13 +413,35 @@ class Pacer:
             self.rate = sample if self.rate is None else self.rate + (sample - self.rate) / 8
         self._last_credit = now
 
+    def chunk_size(self) -> int:
+        """The bytes to put in the next chunk (the last one of a file may be shorter).
+
+        :data:`CHUNK_TIME` of the link at least, and a twelfth of what the round trip and the
+        target hold (so that fewer chunks than the credit window cover them), within
+        :data:`MIN_CHUNK` … :data:`CHUNK`.
+        """
+        if self.rate is None or self.min_rtt is None:
+            return MIN_CHUNK
+        want = max(self.rate * CHUNK_TIME,
+                   self.rate * (self.min_rtt + self.target) / _CHUNKS_PER_BUDGET)
+        return int(min(CHUNK, max(MIN_CHUNK, want)))
+
     @property
     def budget(self) -> float:
-        """Bytes that may be unconfirmed now (infinite until the link is measured)."""
+        """Bytes that may be unconfirmed now (four first chunks until the link is measured)."""
         if self.rate is None or self.min_rtt is None:
-            return float("inf")
-        return max(2.0 * CHUNK, self.rate * (self.min_rtt + self.target))
+            return 4.0 * MIN_CHUNK
+        # The receiver holds the credit of up to CREDIT_BATCH - 1 stored chunks back: bytes
+        # no longer on the link, yet unconfirmed; without them a slow link's budget would
+        # fall short of its round trip.
+        chunk = self.chunk_size()
+        return max(2.0 * chunk,
+                   self.rate * (self.min_rtt + self.target) + (CREDIT_BATCH - 1) * chunk)
 
     def allows(self, nbytes: int) -> bool:
-        """Whether ``nbytes`` more may be sent now (credit permitting)."""
-        return self.inflight + nbytes <= self.budget
+        """Whether ``nbytes`` more may be sent now (credit permitting): while the budget is
+        not used up, even if this chunk overshoots it. Holding a chunk back until it fits
+        would keep a budget's worth of chunk sizes unused on average, below the round trip's
+        bytes on a long link: the measured rate, and the budget made of it, would then shrink
+        round after round."""
+        return self.inflight + min(nbytes, MIN_CHUNK) <= self.budget

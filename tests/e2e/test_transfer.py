@@ -23,7 +23,7 @@ from rdesk.client.transfer import TransferError, Transfers
 from rdesk.host.app import HostCredentials
 from rdesk.host.security.passwords import PasswordStore
 from rdesk.host.transfer.folder import PARTIAL_PREFIX
-from rdesk.protocol.transfer import WINDOW, XferCredit, XferData, XferDone, XferGet, XferPut
+from rdesk.protocol.transfer import CHUNK, WINDOW, XferCredit, XferData, XferDone, XferGet, XferPut
 from tests.e2e.conftest import PASSWORD, RunningHost
 from tests.xserver import Xvfb
 
@@ -180,7 +180,7 @@ async def test_a_viewer_that_stops_granting_credit_gets_one_window(
         xvfb: Xvfb, host_factory: Callable[..., RunningHost], tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (inbox / "big.bin").write_bytes(os.urandom(WINDOW * 11 * 1024 * 20))
+    (inbox / "big.bin").write_bytes(os.urandom(WINDOW * CHUNK * 3))  # more than 20 + 16 chunks
     host = host_factory(xvfb.display, transfer_dir=inbox)
     conn = await _viewer(host)
     try:
@@ -189,13 +189,18 @@ async def test_a_viewer_that_stops_granting_credit_gets_one_window(
         await conn.send_transfer(XferGet(1, "big.bin"))
         await asyncio.wait_for(queue.get(), 10)  # ready
         await conn.send_transfer(XferCredit(1, WINDOW))
-        chunks = 0
+        chunks, unconfirmed = 0, []
         with pytest.raises(TimeoutError):
             while True:
                 message = await asyncio.wait_for(queue.get(), 2)
                 assert isinstance(message, XferData)
                 chunks += 1
-        assert chunks == WINDOW
+                if chunks <= 20:  # the first 20 are stored, then the viewer stops reading
+                    await conn.send_transfer(XferCredit(1, 1))
+                else:
+                    unconfirmed.append(len(message.data))
+        assert chunks > 20 and len(unconfirmed) <= WINDOW
+        assert sum(unconfirmed) <= WINDOW * CHUNK
         await conn.ping()  # the connection is alive and well: only the transfer waits
     finally:
         await conn.close()

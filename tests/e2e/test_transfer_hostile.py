@@ -11,6 +11,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -29,9 +30,9 @@ from rdesk.protocol.transfer import CHUNK, WINDOW
 Script = Callable[[ServerConnection], Awaitable[None]]
 
 
-def _data(transfer_id: int, data: bytes) -> str:
-    encoded = base64.b64encode(data).decode()
-    return json.dumps({"t": "xfer_data", "id": transfer_id, "data": encoded})
+def _data(transfer_id: int, data: bytes, offset: int = 0) -> bytes:
+    """A binary chunk (rdesk/protocol/chunks.py), built by hand: a host need not use our codec."""
+    return struct.pack("!BBHIQI", 2, 0, 0, transfer_id, offset, len(data)) + data
 
 
 async def _welcome(ws: ServerConnection) -> None:
@@ -46,7 +47,10 @@ async def _welcome(ws: ServerConnection) -> None:
 async def _request(ws: ServerConnection, kind: str) -> dict[str, object]:
     """The viewer's next message of type ``kind`` (others, like pings, are skipped)."""
     while True:
-        message = json.loads(await ws.recv())
+        frame = await ws.recv()
+        if isinstance(frame, bytes):
+            continue  # a chunk of an upload
+        message = json.loads(frame)
         if message["t"] == kind:
             return message
 
@@ -76,8 +80,8 @@ async def test_data_past_the_announced_size_ends_the_get_and_leaves_no_file(
         get = await _request(ws, "xfer_get")
         await ws.send(json.dumps({"t": "xfer_ready", "id": get["id"], "name": "f",
                                   "size": 2 * CHUNK}))
-        for _ in range(3):  # one chunk more than announced
-            await ws.send(_data(int(str(get["id"])), b"x" * CHUNK))
+        for n in range(3):  # one chunk more than announced
+            await ws.send(_data(int(str(get["id"])), b"x" * CHUNK, n * CHUNK))
 
     dest = tmp_path / "out.bin"
 

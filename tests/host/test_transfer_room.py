@@ -7,7 +7,6 @@ only the viewer's side is played by the test, feeding the room its messages.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import os
 import subprocess
@@ -257,9 +256,9 @@ async def test_a_cancelled_upload_is_removed(tmp_path: Path) -> None:
     assert os.listdir(folder) == []
     assert viewer.audit()["result"] == "cancelled by the viewer: user pressed cancel"
     # Chunks already in flight for it are dropped quietly; an id never used is an error.
-    await viewer.room.handle(XferData(1, base64.b64encode(b"late").decode()))
+    await viewer.room.handle(XferData(1, 3 * CHUNK, b"late"))
     with pytest.raises(RemoteProtocolError, match="unknown transfer 77"):
-        await viewer.room.handle(XferData(77, base64.b64encode(b"x").decode()))
+        await viewer.room.handle(XferData(77, 0, b"x"))
     await viewer.room.close()
 
 
@@ -285,7 +284,7 @@ async def test_a_viewer_sending_past_its_announced_size_is_stopped(tmp_path: Pat
     viewer = Viewer(tmp_path / "inbox", max_file=10)
     await viewer.room.handle(XferPut(1, "a.bin", 10))
     with pytest.raises(RemoteProtocolError, match="more than its 10 bytes"):
-        await viewer.room.handle(XferData(1, base64.b64encode(b"x" * 11).decode()))
+        await viewer.room.handle(XferData(1, 0, b"x" * 11))
     await viewer.room.close()
     assert os.listdir(tmp_path / "inbox") == []
 
@@ -376,13 +375,24 @@ async def test_a_viewer_that_stops_reading_gets_one_window_and_no_more(tmp_path:
     viewer = Viewer(folder)
     await viewer.room.handle(XferGet(1, "f.bin"))
     await viewer.room.handle(XferCredit(1, WINDOW))
+    returned = 0
+    for _ in range(200):  # the viewer stores the first 20 chunks, then stops reading
+        await asyncio.sleep(0.001)
+        while returned < min(20, len(viewer.of(XferData))):
+            returned += 1
+            await viewer.room.handle(XferCredit(1, 1))
+    sent = viewer.of(XferData)
+    outstanding = sent[returned:]
+    # Then the host waits: no more than one window unconfirmed, no buffering of the file.
+    assert returned == 20 and 0 < len(outstanding) <= WINDOW
+    assert sum(len(chunk.data) for chunk in outstanding) <= WINDOW * CHUNK
     for _ in range(50):
-        await asyncio.sleep(0)
-    assert len(viewer.of(XferData)) == WINDOW  # then it waits: no buffering of the file
-    await viewer.room.handle(XferCredit(1, 3))
-    for _ in range(20):
-        await asyncio.sleep(0)
-    assert len(viewer.of(XferData)) == WINDOW + 3
+        await asyncio.sleep(0.001)
+    assert len(viewer.of(XferData)) == len(sent)
+    await viewer.room.handle(XferCredit(1, 3))  # credit again: it sends on
+    for _ in range(50):
+        await asyncio.sleep(0.001)
+    assert len(viewer.of(XferData)) > len(sent)
     await viewer.room.close()
 
 
@@ -399,7 +409,8 @@ async def test_a_download_arrives_whole_with_its_hash(tmp_path: Path) -> None:
     while not viewer.of(XferEnd):
         await asyncio.sleep(0)
         for chunk in viewer.of(XferData):
-            got += base64.b64decode(chunk.data)
+            assert chunk.offset == len(got)
+            got += chunk.data
             await viewer.room.handle(XferCredit(1, 1))
         viewer.sent = [m for m in viewer.sent if not isinstance(m, XferData)]
     assert bytes(got) == data

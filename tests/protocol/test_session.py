@@ -195,7 +195,7 @@ SAMPLES: dict[type, object] = {
     xfer.XferGet: xfer.XferGet(1, "a.txt"),
     xfer.XferReady: xfer.XferReady(1, "a.txt", 3),
     xfer.XferEntry: xfer.XferEntry(1, "a.txt", 3),
-    xfer.XferData: xfer.XferData(1, "YWJj"),
+    xfer.XferData: xfer.XferData(1, 0, b"abc"),
     xfer.XferCredit: xfer.XferCredit(1, 1),
     xfer.XferEnd: xfer.XferEnd(1, "0" * 64),
     xfer.XferCancel: xfer.XferCancel(1, "stop"),
@@ -218,7 +218,7 @@ SAMPLES: dict[type, object] = {
     vid.Keyframe: vid.Keyframe(0),
     vid.VideoEnd: vid.VideoEnd(7),
 }
-assert set(SAMPLES) == set(CONTROL_TYPES.values()) - {Close} | {Update}
+assert set(SAMPLES) == set(CONTROL_TYPES.values()) - {Close} | {Update, xfer.XferData}
 
 STATES = [State.START, State.AWAIT_AUTH, State.AUTHENTICATING, State.ACTIVE]
 WRONG_RECEIVES = [

@@ -159,8 +159,9 @@ class HostServer:
                 sock=sock,
                 ssl=self.ssl_context,
                 process_request=self._process_request,
-                # Explicit limits (docs/protocol.md, "Limits"): viewers send control messages.
-                max_size=limits.MAX_CONTROL_MESSAGE,
+                # Explicit limits (docs/protocol.md, "Limits"): viewers send control messages
+                # and transfer chunks; the codec holds each kind to its own limit.
+                max_size=limits.MAX_VIEWER_MESSAGE,
                 max_queue=16,
                 compression=None,
                 # Bounds the websocket handshake, and (websockets passes it on) the TLS one.

@@ -8,7 +8,7 @@ every descriptor it opened.
 
 Flow control (rdesk/protocol/transfer.py): an upload's credit is given back only once its
 chunks are written; a download sends a chunk only against the viewer's credit, reading the
-file one chunk at a time, so a viewer that stops reading leaves one window (176 KiB) in
+file one chunk at a time, so a viewer that stops reading leaves one window (16 chunks) in
 flight and the host holds nothing more. A download is also paced (:class:`Pacer`: a round
 trip plus one frame in flight) and yields to the event loop after each chunk, so screen
 updates and input interleave with it.
@@ -30,7 +30,6 @@ from rdesk.host.transfer.folder import SHARED_FOLDERS, FolderError, Incoming, Tr
 from rdesk.protocol.access import Access
 from rdesk.protocol.errors import RemoteProtocolError
 from rdesk.protocol.transfer import (
-    CHUNK,
     Pacer,
     Receiving,
     Sending,
@@ -261,7 +260,7 @@ class TransferRoom:
         flow, pacer = download.flow, download.pacer
         try:
             while flow.remaining > 0:
-                step = min(CHUNK, flow.remaining)
+                step = min(pacer.chunk_size(), flow.remaining)
                 # Credit, and the pacer: at most a round trip and one frame of queue ahead of
                 # this viewer's screen updates on the same link.
                 while flow.credit == 0 or not pacer.allows(step):

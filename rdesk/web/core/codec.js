@@ -70,10 +70,13 @@ const NONCE_LEN = 4 * Math.ceil(L.NONCE_BYTES / 3);
 const NONCE = str(NONCE_LEN, NONCE_LEN);
 const WHEEL = int(-L.MAX_WHEEL_STEPS, L.MAX_WHEEL_STEPS);
 
-// transfer.py: CHUNK raw bytes per xfer_data, WINDOW chunks of credit given back every
-// CREDIT_BATCH, QUEUE_TARGET seconds of queue a paced sender allows, names of 255 bytes.
+// transfer.py: CHUNK most bytes per xfer_data (a binary chunk, chunks.js), MIN_CHUNK the
+// smallest a paced sender picks, CHUNK_TIME seconds of the link a chunk takes at least,
+// CHUNKS_PER_BUDGET, WINDOW chunks of credit given back every CREDIT_BATCH, QUEUE_TARGET
+// seconds of queue a paced sender allows, names of 255 bytes.
 export const XFER = Object.freeze({
-  CHUNK: 11 * 1024, WINDOW: 16, CREDIT_BATCH: 2, QUEUE_TARGET: 1 / 60, MAX_FILE_SIZE: 2 ** 40, MAX_NAME_BYTES: 255,
+  CHUNK: 256 * 1024, MIN_CHUNK: 4 * 1024, CHUNK_TIME: 0.002, CHUNKS_PER_BUDGET: 12, WINDOW: 16,
+  CREDIT_BATCH: 2, QUEUE_TARGET: 1 / 120, MAX_FILE_SIZE: 2 ** 40, MAX_NAME_BYTES: 255,
 });
 const XNAME = str(XFER.MAX_NAME_BYTES);
 const XSIZE = int(0, XFER.MAX_FILE_SIZE);
@@ -115,7 +118,6 @@ export const SCHEMAS = Object.freeze({
   xfer_get: { id: U32, name: XNAME },
   xfer_ready: { id: U32, name: XNAME, size: XSIZE },
   xfer_entry: { id: U32, name: XNAME, size: XSIZE },
-  xfer_data: { id: U32, data: str(4 * Math.ceil(XFER.CHUNK / 3), 4) },
   xfer_credit: { id: U32, chunks: int(1, XFER.WINDOW) },
   xfer_end: { id: U32, sha256: XSHA },
   xfer_cancel: { id: U32, reason: NAME },

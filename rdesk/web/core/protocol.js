@@ -17,8 +17,10 @@ import {
   decodeUpdate,
   encodeControl,
 } from "./codec.js";
+import { CHUNK_KIND, binaryKind, decodeChunk, encodeChunk } from "./chunks.js";
 
 export * from "./codec.js";
+export * from "./chunks.js";
 export * from "./images.js";
 
 /** Milliseconds a connection may take from its start to being authenticated. */
@@ -113,6 +115,8 @@ export class ViewerSession {
     let message;
     if (typeof data === "string") {
       message = decodeControl(data);
+    } else if (binaryKind(data) === CHUNK_KIND) {
+      message = decodeChunk(data);
     } else {
       message = decodeUpdate(data);
       message.t = "update";
@@ -174,7 +178,8 @@ export class ViewerSession {
     this.lastSeq = update.seq;
   }
 
-  /** Validate a message for the current state and return its frame (text); Error if not allowed. */
+  /** Validate a message for the current state and return its frame (text, or binary for an
+   * xfer_data chunk); Error if not allowed. */
   send(message) {
     if (this.state === STATE.CLOSED) throw new Error("session is closed");
     const t = message.t;
@@ -185,7 +190,7 @@ export class ViewerSession {
       if (t === "auth" && message.nonce !== this.nonce) throw new Error("auth must carry the hello's nonce");
     }
     // Encode (which validates every field) before changing any state.
-    const frame = encodeControl(message);
+    const frame = t === "xfer_data" ? encodeChunk(message) : encodeControl(message);
     if (t === "close") this.closed(message.code, message.reason);
     else if (t === "auth") this.state = STATE.AUTHENTICATING;
     return frame;

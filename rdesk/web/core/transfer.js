@@ -115,26 +115,6 @@ export class Sha256 {
   }
 }
 
-// --- base64 of chunks --------------------------------------------------------------------------
-
-export function toBase64(bytes) {
-  let text = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(text);
-}
-
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/u;
-
-export function fromBase64(text) {
-  if (!BASE64.test(text)) throw new ProtocolError("xfer_data is not base64");
-  const raw = atob(text);
-  const out = new Uint8Array(raw.length);
-  for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
-  return out;
-}
-
 // --- speed and time left ---------------------------------------------------------------------
 
 /** Speed and time left of one transfer, from (done, now) samples; pure (transfer.py Meter). */
@@ -199,13 +179,23 @@ export class Pacer {
     this.lastCredit = now;
   }
 
-  get budget() {
-    if (this.rate === null || this.minRtt === null) return Infinity;
-    return Math.max(2 * XFER.CHUNK, this.rate * (this.minRtt + this.target));
+  /** Bytes for the next chunk: small on a slow link, large on a fast one (Pacer.chunk_size). */
+  chunkSize() {
+    if (this.rate === null || this.minRtt === null) return XFER.MIN_CHUNK;
+    const want = Math.max(this.rate * XFER.CHUNK_TIME, (this.rate * (this.minRtt + this.target)) / XFER.CHUNKS_PER_BUDGET);
+    return Math.floor(Math.min(XFER.CHUNK, Math.max(XFER.MIN_CHUNK, want)));
   }
 
+  get budget() {
+    if (this.rate === null || this.minRtt === null) return 4 * XFER.MIN_CHUNK;
+    // Plus the credit a receiver holds back (CREDIT_BATCH - 1 stored chunks).
+    const chunk = this.chunkSize();
+    return Math.max(2 * chunk, this.rate * (this.minRtt + this.target) + (XFER.CREDIT_BATCH - 1) * chunk);
+  }
+
+  /** While the budget is not used up, even if this chunk overshoots it (Pacer.allows). */
   allows(bytes) {
-    return this.inflight + bytes <= this.budget;
+    return this.inflight + Math.min(bytes, XFER.MIN_CHUNK) <= this.budget;
   }
 }
 
@@ -313,14 +303,15 @@ export class Transfers {
         if (reading || over) return;
         reading = true;
         try {
-          while (!over && credit > 0 && sent < file.size && pacer.allows(Math.min(XFER.CHUNK, file.size - sent))) {
-            const end = Math.min(sent + XFER.CHUNK, file.size);
+          while (!over && credit > 0 && sent < file.size && pacer.allows(Math.min(pacer.chunkSize(), file.size - sent))) {
+            const end = Math.min(sent + pacer.chunkSize(), file.size);
             const bytes = new Uint8Array(await file.slice(sent, end).arrayBuffer());
             if (over) return;
             sha.update(bytes);
             credit -= 1;
+            const offset = sent;
             sent = end;
-            this.send({ t: "xfer_data", id, data: toBase64(bytes) });
+            this.send({ t: "xfer_data", id, offset, data: bytes });
             pacer.onSent(bytes.length, this.clock());
             onProgress(sent, file.size);
           }
@@ -390,7 +381,8 @@ export class Transfers {
           if (granted > 0) this.send({ t: "xfer_credit", id, chunks: granted });
         } else if (m.t === "xfer_data" && size !== null) {
           if (granted <= 0) throw new ProtocolError("xfer_data sent without credit");
-          const bytes = fromBase64(m.data);
+          const bytes = m.data;
+          if (m.offset !== received) throw new ProtocolError(`xfer_data at offset ${m.offset}, expected ${received}`);
           if (bytes.length === 0 || bytes.length > XFER.CHUNK || received + bytes.length > size) {
             throw new ProtocolError("xfer_data past the announced size");
           }
