@@ -109,7 +109,8 @@ def _printable(value: object) -> str:
 def _describe(request: dict[str, Any]) -> str:
     # repr() escapes what the name may hide (controls); the others are plain fields.
     return (f"#{_printable(request.get('viewer_id'))} {str(request.get('name', ''))!r} from "
-            f"{_printable(request.get('source', ''))} [{_printable(request.get('role', ''))}]")
+            f"{_printable(request.get('source', ''))} [{_printable(request.get('role', ''))}] "
+            f"wants {_printable(request.get('wants', 'to connect'))}")
 
 
 def _cmd_consent(args: argparse.Namespace) -> int:
@@ -151,8 +152,7 @@ def _watch(client: ConsentClient, answers: TextIO, out: TextIO) -> int:
             continue
         if event.get("event") != "request":
             continue  # resolved: it was answered elsewhere, timed out, or left
-        print(f"viewer {_describe(event)} wants to connect; accept? [y/N] ", end="", file=out,
-              flush=True)
+        print(f"viewer {_describe(event)}; accept? [y/N] ", end="", file=out, flush=True)
         line = answers.readline()
         if not line:
             print("", file=out, flush=True)

@@ -7,6 +7,8 @@ would refuse stops the replay with :class:`~rdesk.recording.format.RecordingErro
 * :func:`frames` yields ``(t_seconds, framebuffer)`` after every screen change, headless.
 * :func:`export_png` writes PNGs: one per update, or (``every=S``) the screen as it was at
   0, S, 2S, … seconds.
+* :func:`transfer_lines` lists the file transfers the recording notes (names, sizes,
+  SHA-256, outcomes; never the bytes).
 
 The Tk window that plays a recording is :mod:`rdesk.client.tk.player`; this module imports
 no toolkit.
@@ -24,7 +26,7 @@ from rdesk.protocol.errors import ProtocolError
 from rdesk.protocol.messages import Update
 from rdesk.recording.format import Kind, RecordingError, read_recording
 
-__all__ = ["export_png", "frames"]
+__all__ = ["export_png", "frames", "transfer_lines"]
 
 
 def frames(path: Path | str) -> Iterator[tuple[float, Framebuffer]]:
@@ -58,6 +60,22 @@ def frames(path: Path | str) -> Iterator[tuple[float, Framebuffer]]:
             except ProtocolError as exc:
                 raise RecordingError(f"{path}: bad update at {t:.3f} s: {exc.reason}") from None
             yield t, fb
+
+
+def transfer_lines(path: Path | str) -> list[str]:
+    """One line per file transfer the recording notes (``0:12.3 upload ok: a.txt (3 bytes,
+    sha256 …)``), in order. Every value is the host's, escaped again for the terminal."""
+    lines = []
+    for record in read_recording(path).records():
+        if record.kind is not Kind.TRANSFER:
+            continue
+        note = record.json()
+        seconds = record.t_us / 1_000_000
+        digest = f", sha256 {note.get('sha256')}" if note.get("sha256") else ""
+        text = (f"{note.get('direction')} {note.get('result')}: {note.get('file')} "
+                f"({note.get('size')} bytes{digest})")
+        lines.append(f"{int(seconds // 60)}:{seconds % 60:04.1f} {ascii(text)[1:-1]}")
+    return lines
 
 
 def export_png(path: Path | str, out_dir: Path | str, *, every: float | None = None) -> list[Path]:

@@ -16,6 +16,9 @@ Record kinds (:class:`Kind`):
 * ``INPUT`` (3): a viewer's pointer / wheel / key control message as received (JSON text) —
   written only when the host runs with ``--record-input``.
 * ``END`` (4): JSON ``{"reason": ...}``, written by :meth:`Recorder.close`.
+* ``TRANSFER`` (5): JSON ``{"direction", "file", "size", "sha256", "result"}`` — one file
+  transfer's outcome (:meth:`Recorder.transfer`). The file's bytes are never recorded: binary
+  transfer chunks (kind 2) are not updates and are left out.
 
 Every record is handed to the OS as soon as it is written (a crash of the host process loses
 nothing); ``fsync`` runs at most once per second and one second after the first unsynced
@@ -36,15 +39,17 @@ import os
 import re
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 from rdesk.protocol import limits
+from rdesk.protocol.codec import UPDATE_KIND
 
 __all__ = [
     "MAGIC",
     "SUFFIX",
+    "TRANSFER_FIELDS",
     "VERSION",
     "Kind",
     "Record",
@@ -64,6 +69,8 @@ _RECORD = struct.Struct("!BQI")
 _MAX_HEADER = 64 * 1024
 _MAX_RECORD = limits.MAX_UPDATE_MESSAGE + 1024
 _INPUT_TYPES = frozenset({"pointer", "wheel", "key"})
+#: What a TRANSFER record holds: the audit event's fields, never the bytes.
+TRANSFER_FIELDS = ("direction", "file", "size", "sha256", "result")
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -76,6 +83,7 @@ class Kind(enum.IntEnum):
     UPDATE = 2
     INPUT = 3
     END = 4
+    TRANSFER = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,9 +150,11 @@ class Recorder:
     # --- feeding ---------------------------------------------------------------------------
 
     def sent(self, data: str | bytes) -> None:
-        """A frame the host sent to the viewer: updates and size changes are kept."""
+        """A frame the host sent to the viewer: updates and size changes are kept (a download's
+        chunks are not: :meth:`transfer` notes the transfer)."""
         if isinstance(data, (bytes, bytearray, memoryview)):
-            self.update(bytes(data))
+            if data[:1] == bytes((UPDATE_KIND,)):
+                self.update(bytes(data))
             return
         obj = _json_object(data)
         if obj is not None and obj.get("t") in ("welcome", "screen"):
@@ -159,6 +169,12 @@ class Recorder:
         obj = _json_object(data)
         if obj is not None and obj.get("t") in _INPUT_TYPES:
             self.record(Kind.INPUT, data.encode())
+
+    def transfer(self, audit: Mapping[str, object]) -> None:
+        """Note one transfer's outcome, from its audit event's fields (``file`` escaped as
+        the audit has it); whatever else the event holds is left out."""
+        note = {key: audit.get(key) for key in TRANSFER_FIELDS}
+        self.record(Kind.TRANSFER, json.dumps(note)[:4096].encode())
 
     def screen(self, width: int, height: int) -> None:
         self.record(Kind.SCREEN, json.dumps({"width": width, "height": height}).encode())

@@ -28,7 +28,7 @@ async def test_the_terminal_and_the_socket_answer_the_same_requests() -> None:
     assert await first is True and await second is False
     assert not desk.answer(1, False)  # answered already: the first answer won
     console.handle("reject 1")
-    assert lines[-1] == "no viewer #1 is waiting to connect"
+    assert lines[-1] == "no viewer #1 is waiting for an answer"
     assert events == [("request", 1), ("request", 2), ("resolved", 1), ("resolved", 2)]
 
 

@@ -433,3 +433,37 @@ def test_stale_partial_files_are_removed_on_opening(tmp_path: Path) -> None:
     (tmp_path / "kept.txt").write_bytes(b"whole")
     TransferFolder(tmp_path).close()
     assert os.listdir(tmp_path) == ["kept.txt"]
+
+
+# --- --consent ask: a transfer waits for the host's user (the e2e test answers for real) ------
+
+
+async def test_a_transfer_waiting_for_consent_can_be_cancelled_or_left(tmp_path: Path) -> None:
+    folder = tmp_path / "inbox"
+    asked: list[tuple[str, str, int]] = []
+    never = asyncio.Event()
+
+    async def ask(direction: str, file: str, size: int) -> str | None:
+        asked.append((direction, file, size))
+        await never.wait()  # the host's user is away
+        return None
+
+    viewer = Viewer(folder)
+    viewer.room = TransferRoom(TransferPolicy(folder=folder, disk_reserve=0), 5, "alice",
+                               Access.CONTROL, viewer._send,
+                               lambda kind, **f: viewer.events.append((kind, f)), ask=ask)
+    await viewer.room.handle(XferPut(1, "a.bin", 3))
+    await viewer.room.handle(XferPut(2, "b.bin", 3))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert asked == [("upload", "a.bin", 3)]  # one question at a time; nothing sent yet
+    assert viewer.sent == [] and not folder.exists()
+    with pytest.raises(RemoteProtocolError, match="already in use"):
+        await viewer.room.handle(XferGet(1, "a.bin"))
+    await viewer.room.handle(XferCancel(1, "changed my mind"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert asked == [("upload", "a.bin", 3), ("upload", "b.bin", 3)]  # the next question
+    assert viewer.audit()["result"] == "cancelled by the viewer: changed my mind"
+    await viewer.room.close()  # the viewer leaves while b.bin's question waits
+    assert viewer.sent == [] and not folder.exists()

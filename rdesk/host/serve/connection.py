@@ -25,6 +25,7 @@ from rdesk.host.screen.cursor import CursorHub, CursorLink
 from rdesk.host.screen.monitors import MonitorHub
 from rdesk.host.security.authority import SessionGuard
 from rdesk.host.security.keypolicy import DEFAULT_BLOCKED, combination
+from rdesk.host.serve.consent import Request
 from rdesk.host.serve.control import ControlBoard, Delivery
 from rdesk.host.serve.viewer import ViewerLink
 from rdesk.host.transfer.room import TransferRoom, policy_from
@@ -132,7 +133,7 @@ class ViewerConnection:
         #: This viewer's file transfers (rdesk/host/transfer/), policy from the host settings.
         self.transfers = TransferRoom(
             policy_from(getattr(host, "settings", None)), viewer_id, name, access,
-            self._send_message, host.event,
+            self._send_message, self._transfer_event, ask=self._transfer_asker(),
         )
         settings = getattr(host, "settings", None)
         #: Idle and maximum session time, held input of a frozen viewer, certificate re-checks.
@@ -149,6 +150,41 @@ class ViewerConnection:
         self._blocked: frozenset[str] = getattr(settings, "block_keys", DEFAULT_BLOCKED)
         self._swallowed: set[int] = set()
         self._injected = 0
+
+    def _transfer_asker(self) -> Callable[[str, str, int], Awaitable[str | None]] | None:
+        """With ``--consent ask``, what asks the host's user about each put and get (through
+        the same consent desk as logins: the terminal, ``rdesk consent``); else ``None``."""
+        settings = getattr(self.host, "settings", None)
+        consent = getattr(self.host, "consent", None)
+        if getattr(settings, "consent", "auto") != "ask" or consent is None:
+            return None
+        ask = consent.ask
+        timeout = float(getattr(settings, "consent_timeout", 30.0))
+
+        async def asker(direction: str, file: str, size: int) -> str | None:
+            request = Request(self.viewer_id, self.name, self.access.value, self.transport.remote,
+                              wants=f"to {direction} {file!r} ({size} bytes)")
+            reason: str | None
+            try:
+                granted = await asyncio.wait_for(ask(request), timeout)
+            except asyncio.TimeoutError:
+                answer, reason = "timed out", "the host's user did not answer in time"
+            else:
+                answer = "admitted" if granted else "refused"
+                reason = None if granted else f"the host's user refused the {direction}"
+            self.host.event("consent", viewer=self.viewer_id, source=self.transport.remote,
+                            decision=answer, reason=f"{direction} {ascii(file)[1:-1][:200]}")
+            return reason
+
+        return asker
+
+    def _transfer_event(self, kind: str, **fields: object) -> None:
+        """A transfer's audit event: to the host's log, and noted in the recording (which
+        holds no file's bytes: rdesk/recording/format.py leaves chunks out)."""
+        self.host.event(kind, **fields)
+        if self.recorder is not None and kind == "transfer" and fields.get("direction") in (
+                "upload", "download"):
+            self.recorder.transfer(fields)
 
     def attach(self, make_link: Callable[[Callable[[str | bytes], Awaitable[None]]], ViewerLink]
                ) -> ViewerLink:

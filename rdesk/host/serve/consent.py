@@ -1,7 +1,10 @@
 """The consent desk: viewers waiting for the local user's answer, and who may give it.
 
 With ``--consent ask`` every login that passed its credential check waits here until the
-local user accepts or refuses it (or the consent timeout, applied by the login, runs out).
+local user accepts or refuses it (or the consent timeout, applied by the login, runs out);
+so does every file transfer an admitted viewer starts (``wants`` says which: "to upload
+'a.txt' (3 bytes)"), under the viewer's id — one transfer question per viewer at a time
+(rdesk/host/transfer/room.py asks them in turn), and an admitted viewer has no login waiting.
 Answers come from the host's terminal (:class:`~rdesk.host.serve.console.HostConsole`), from
 ``rdesk consent`` through the consent socket (:mod:`rdesk.host.serve.consentsock`), or both:
 the first answer wins. The desk holds no policy of its own.
@@ -28,6 +31,8 @@ class Request:
     name: str
     role: str
     source: str
+    #: What the viewer asks for, after "wants": "to connect", or a transfer.
+    wants: str = "to connect"
 
     def as_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -79,11 +84,18 @@ class ConsentDesk:
     async def __call__(self, viewer_id: int, name: str, role: str, source: str) -> bool:
         """Whether the local user accepts viewer ``viewer_id``; ``False`` at once when no
         way of answering is open."""
-        request = Request(viewer_id, name, role, source)
+        return await self.ask(Request(viewer_id, name, role, source))
+
+    async def ask(self, request: Request) -> bool:
+        """Whether the local user grants ``request`` (a login or a transfer); ``False`` at
+        once when no way of answering is open, or when the viewer already waits for one."""
+        viewer_id, name, source = request.viewer_id, request.name, request.source
         if not self._answerers:
             self.out(f"viewer #{viewer_id} {name!r} from {source} refused: nobody can accept "
                      "it (the host's terminal input has ended and no consent socket listens; "
                      "--consent ask)")
+            return False
+        if viewer_id in self._pending:
             return False
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending[viewer_id] = (request, future)

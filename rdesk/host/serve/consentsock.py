@@ -13,9 +13,11 @@ The wire is JSON, one object per line of at most :data:`MAX_LINE` bytes, in both
                                                 as {"event": "request", REQUEST...} and each
                                                 end as {"event": "resolved", "viewer": N}
 
-``REQUEST`` is ``{"viewer_id": N, "name": ..., "role": ..., "source": ...}`` (the name comes
-from the viewer: the client shows it escaped). A malformed or oversized line gets one
-``{"error": ...}`` line and the connection is closed; the host keeps serving.
+``REQUEST`` is ``{"viewer_id": N, "name": ..., "role": ..., "source": ..., "wants": ...}``
+(the name comes from the viewer: the client shows it escaped; ``wants`` is "to connect", or
+for a transfer of an admitted viewer "to upload 'a.txt' (3 bytes)"). A malformed or
+oversized line gets one ``{"error": ...}`` line and the connection is closed; the host keeps
+serving.
 """
 
 from __future__ import annotations

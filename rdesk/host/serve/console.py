@@ -66,11 +66,15 @@ class HostConsole:
         """Whether the local user accepts viewer ``viewer_id`` (see :class:`ConsentDesk`)."""
         return await self.desk(viewer_id, name, role, source)
 
+    async def ask(self, request: Request) -> bool:
+        """Whether the local user grants ``request`` (see :meth:`ConsentDesk.ask`)."""
+        return await self.desk.ask(request)
+
     def _announce(self, kind: str, request: Request) -> None:
         if kind == "request":
             n = request.viewer_id
-            self.out(f"viewer #{n} {request.name!r} from {request.source} wants to connect "
-                     f"[{request.role}]: `accept {n}` or `reject {n}`")
+            self.out(f"viewer #{n} {request.name!r} from {request.source} wants "
+                     f"{request.wants} [{request.role}]: `accept {n}` or `reject {n}`")
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -102,7 +106,7 @@ class HostConsole:
                 self.out(self.invite(role, minutes))
             elif command in ("accept", "reject"):
                 if not self.desk.answer(int(args[0]), command == "accept"):
-                    self.out(f"no viewer #{args[0]} is waiting to connect")
+                    self.out(f"no viewer #{args[0]} is waiting for an answer")
             elif command in ("grant", "deny"):
                 answer = server.board.answer(LOCAL_USER, int(args[0]), command == "grant")  # type: ignore[attr-defined]
                 if answer is None:

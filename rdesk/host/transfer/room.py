@@ -62,6 +62,9 @@ _FINISHED_MEMORY = 64
 
 Send = Callable[[object], Awaitable[None]]
 Event = Callable[..., None]
+#: Asks the host's user about one transfer ``(direction, file, size)``: ``None`` if granted,
+#: else the reason for the viewer (refused, not answered in time).
+Ask = Callable[[str, str, int], Awaitable[str | None]]
 XferMessage = XferList | XferPut | XferGet | XferData | XferCredit | XferEnd | XferCancel
 
 
@@ -111,7 +114,8 @@ class TransferRoom:
 
     def __init__(self, policy: TransferPolicy, viewer_id: int, viewer_name: str, access: Access,
                  send: Send, event: Event,
-                 folder: Callable[[], TransferFolder] | None = None) -> None:
+                 folder: Callable[[], TransferFolder] | None = None,
+                 ask: Ask | None = None) -> None:
         self.policy = policy
         self.viewer_id, self.viewer_name, self.access = viewer_id, viewer_name, access
         self._send, self._event = send, event
@@ -122,6 +126,11 @@ class TransferRoom:
         self._uploads: dict[int, _Upload] = {}
         self._downloads: dict[int, _Download] = {}
         self._finished: deque[int] = deque(maxlen=_FINISHED_MEMORY)
+        #: With ``--consent ask``: puts and gets wait for the host's user, one at a time, in
+        #: tasks of their own (the viewer's input and acks keep flowing meanwhile).
+        self._ask = ask
+        self._asking: dict[int, tuple[asyncio.Task[None], XferPut | XferGet]] = {}
+        self._question = asyncio.Lock()
         #: Bytes moved (or reserved by accepted transfers) in this session.
         self.session_bytes = 0
 
@@ -129,7 +138,9 @@ class TransferRoom:
 
     async def handle(self, message: XferMessage) -> None:
         """Act on one message from the viewer; a broken rule raises RemoteProtocolError."""
-        if isinstance(message, XferPut):
+        if self._ask is not None and isinstance(message, (XferPut, XferGet)):
+            self._start_asking(message)
+        elif isinstance(message, XferPut):
             await self._put(message)
         elif isinstance(message, XferGet):
             await self._get(message)
@@ -152,6 +163,10 @@ class TransferRoom:
 
     async def close(self) -> None:
         """The viewer is gone: abort every transfer, remove partial files, close descriptors."""
+        tasks = [task for task, _ in self._asking.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for upload_id, upload in list(self._uploads.items()):
             upload.file.abort()
             self._audit("upload", upload.file.wanted, upload.flow.received, "",
@@ -162,6 +177,46 @@ class TransferRoom:
         if self._folder is not None and self._owns_folder:
             SHARED_FOLDERS.release(self._folder)
         self._folder = None
+
+    # --- the host's user's consent (--consent ask) ------------------------------------------
+
+    def _start_asking(self, message: XferPut | XferGet) -> None:
+        if message.id in self._asking:
+            raise RemoteProtocolError(f"transfer id {message.id} is already in use")
+        task = asyncio.create_task(self._asked(message),
+                                   name=f"viewer-{self.viewer_id}-xfer-{message.id}-consent")
+        self._asking[message.id] = (task, message)
+
+    async def _asked(self, message: XferPut | XferGet) -> None:
+        """Ask the host's user (after the policy: nobody is asked about what it refuses), then
+        run the transfer as without consent, or refuse it with the reason."""
+        assert self._ask is not None
+        upload = isinstance(message, XferPut)
+        direction = "upload" if upload else "download"
+        size = message.size if isinstance(message, XferPut) else self._size_of(message.name)
+        reason = self._refusal(message.id, direction, asking=True)
+        if reason is None and upload:
+            reason = self._cap_refusal(size)
+        if reason is None:
+            async with self._question:  # one question per viewer at a time
+                reason = await self._ask(direction, message.name, size)
+        del self._asking[message.id]
+        if reason is not None:
+            await self._refuse(message.id, direction, message.name, size, reason)
+        elif isinstance(message, XferPut):
+            await self._put(message)
+        else:
+            await self._get(message)
+
+    def _size_of(self, name: str) -> int:
+        """The size the question shows for a download (0 if the file cannot be opened: the
+        download then fails as it would have)."""
+        try:
+            fd, size = self._folder_now().open_read(name)
+        except FolderError:
+            return 0
+        os.close(fd)
+        return size
 
     # --- uploads -------------------------------------------------------------------------------
 
@@ -316,7 +371,13 @@ class TransferRoom:
 
     async def _cancelled(self, message: XferCancel) -> None:
         reason = f"cancelled by the viewer: {message.reason}"[:200]
-        if message.id in self._uploads:
+        if message.id in self._asking:
+            task, asked = self._asking.pop(message.id)
+            task.cancel()
+            direction = "upload" if isinstance(asked, XferPut) else "download"
+            self._audit(direction, asked.name, 0, "", reason)
+            self._finished.append(message.id)
+        elif message.id in self._uploads:
             upload = self._uploads[message.id]
             upload.file.abort()
             self._forget(message.id)
@@ -326,10 +387,14 @@ class TransferRoom:
         else:
             self._unknown(message.id, "xfer_cancel")
 
-    def _refusal(self, transfer_id: int, direction: str) -> str | None:
-        if transfer_id in self._uploads or transfer_id in self._downloads:
+    def _refusal(self, transfer_id: int, direction: str, *, asking: bool = False
+                 ) -> str | None:
+        """Why a transfer may not start (``asking``: it is one of those waiting for consent)."""
+        if transfer_id in self._uploads or transfer_id in self._downloads or (
+                transfer_id in self._asking and not asking):
             raise RemoteProtocolError(f"transfer id {transfer_id} is already in use")
-        if len(self._uploads) + len(self._downloads) >= MAX_ACTIVE:
+        others = len(self._asking) - (1 if asking else 0)
+        if len(self._uploads) + len(self._downloads) + others >= MAX_ACTIVE:
             return f"at most {MAX_ACTIVE} transfers at once"
         return self.policy.refusal(self.access, "download" if direction == "list" else direction)
 
