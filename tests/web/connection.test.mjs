@@ -227,3 +227,17 @@ test("close(code, reason) sends the close frame and hangs up once", () => {
   assert.deepEqual(t.socket.closedWith, [1000, ""]); // a page may only close with 1000 or 3000+
   assert.deepEqual(closes(t.events), [{ code: 1001, reason: "page left" }]);
 });
+
+test("video_end waits in the paint queue behind the updates before it", async () => {
+  const t = open();
+  t.display.endVideo = (stream) => t.display.log.push(`video_end ${stream}`);
+  activate(t);
+  t.socket.deliver(update(1));
+  t.socket.deliver(JSON.stringify({ t: "video_end", stream: 3 }));
+  t.socket.deliver(update(2));
+  assert.deepEqual(t.display.log, ["resize 64x48", "paint 1"]); // update 1 still painting
+  t.display.pending.shift().resolve();
+  await settle();
+  assert.deepEqual(t.display.log, ["resize 64x48", "paint 1", "video_end 3", "paint 2"]);
+  assert.equal(t.c.active, true);
+});
