@@ -5,7 +5,7 @@ while a round encodes are sent the way ViewerLink sends them (scroll check first
 round), encoded by the real encoders and applied to the real client Framebuffer (real JPEG
 decoding, real COPY). After every update: every tile the host holds as exact is exactly what
 it sent, so no COPY ever reads pixels the host does not know the viewer has (a COPY from an
-unknown tile raises in Held.copy); once the screen stops, the viewer ends pixel-exact.
+unknown tile raises in Held.scrolled); once the screen stops, the viewer ends pixel-exact.
 """
 
 from __future__ import annotations

@@ -196,12 +196,19 @@ def test_a_copy_moves_the_lossy_flags_with_the_pixels() -> None:
     base = frame_of(12)
     p.held.record((0, 0, W, H), base, lossy=False)
     p.held.record((0, 0, W, TILE), base, lossy=True)  # only the top row of tiles is lossy
-    p.held.copy(0, 100, 3 * TILE)  # rows 0..191 land on 100..291
+    after = base.copy()
+    after[100:292] = base[0:192]
+    p.held.scrolled(0, 100, 3 * TILE, [], after)  # rows 0..191 land on 100..291
     lossy_rows = np.nonzero(p.lossy.any(axis=1))[0].tolist()
     # Row 0 stays lossy; tile rows 1 (64..127) and 2 (128..191) receive rows 0..63 of the
     # lossy source (at 100..163); tile rows 3 and 4 receive only exact rows.
     assert lossy_rows == [0, 1, 2]
-    assert np.array_equal(p.held.sent[100:292], base[0:192])
+    assert p.held.sent is after  # the frame itself, no copy ...
+    pristine = after.copy()
+    p.held.record((0, 0, TILE, TILE), frame_of(1), lossy=False)
+    # ... until a later send writes to the record, which never writes to the frame.
+    assert p.held.sent is not after and np.array_equal(after, pristine)
+    assert np.array_equal(p.held.sent[:TILE, :TILE], frame_of(1)[:TILE, :TILE])
 
 
 def test_no_copy_reads_a_tile_never_sent() -> None:
@@ -212,7 +219,7 @@ def test_no_copy_reads_a_tile_never_sent() -> None:
     p.dirty[:, :] = True
     assert p.scroll_region(frame) is None
     with pytest.raises(ValueError):
-        p.held.copy(H - 2 * TILE, 0, 2 * TILE)
+        p.held.scrolled(H - 2 * TILE, 0, 2 * TILE, [], frame)
 
 
 def test_scroll_checks_back_off_after_misses() -> None:

@@ -11,7 +11,7 @@ holds only as a lossy picture (``lossy``). The invariant, for every pixel of a k
 
 Updates reach the viewer in the order the host sends them, so recording each rectangle as it
 is sent keeps the invariant. A COPY moves the viewer's pixels from one place to another;
-:meth:`Held.copy` moves ``sent`` and the lossy flags the same way (a tile that receives any
+:meth:`Held.scrolled` moves ``sent`` and the lossy flags the same way (a tile that receives any
 row of a lossy tile becomes lossy), so the invariant holds after it too. Hence the one rule:
 **a COPY may read only known tiles, and what it reads is ``sent``** — scroll detection
 compares the new frame with ``sent`` (docs/adaptation.md, "Scrolling"), never with the last
@@ -46,13 +46,17 @@ class Held:
         #: Tiles the viewer holds lossy (their lossless refresh is owed).
         self.lossy = np.zeros(tiles_shape, dtype=bool)
         #: The pixels sent for each part of the screen (``None`` until the first send).
+        #: Read-only for others: it may be a captured frame itself (see :meth:`scrolled`).
         self.sent: np.ndarray | None = None
+        #: Whether ``sent`` is a frame shared with the capture (copied before any write).
+        self._borrowed = False
 
     def reset(self, tiles_shape: tuple[int, int]) -> None:
         """The screen changed size: the viewer holds nothing the host knows of."""
         self.known = np.zeros(tiles_shape, dtype=bool)
         self.lossy = np.zeros(tiles_shape, dtype=bool)
         self.sent = None
+        self._borrowed = False
 
     def tiles_of(self, box: Box) -> tuple[slice, slice]:
         """(rows, columns) of the tiles a pixel box touches."""
@@ -68,9 +72,14 @@ class Held:
         exposed strip), since every tile it touches becomes known, and exact unless ``lossy``.
         """
         if self.sent is None or self.sent.shape != frame.shape:
-            self.sent = np.zeros_like(frame)
+            self.sent, self._borrowed = np.zeros_like(frame), False
+        elif self._borrowed:
+            self.sent, self._borrowed = self.sent.copy(), False
         x, y, w, h = box
         self.sent[y : y + h, x : x + w] = frame[y : y + h, x : x + w]
+        self._flag(box, lossy)
+
+    def _flag(self, box: Box, lossy: bool) -> None:
         rows, cols = self.tiles_of(box)
         self.known[rows, cols] = True
         if lossy:
@@ -88,14 +97,25 @@ class Held:
             return False
         return bool(self.known[tile_span(y, h, self.tile)].all())
 
-    def copy(self, src_y: int, dst_y: int, height: int) -> None:
-        """The viewer copies the full-width band of ``height`` rows at ``src_y`` to ``dst_y``:
-        move ``sent`` and the flags with it. Raises ``ValueError`` if the source is not
-        :meth:`copyable` (a COPY from pixels the host does not know the viewer holds)."""
-        if not self.copyable(src_y, height) or self.sent is None:
+    def scrolled(self, src_y: int, dst_y: int, height: int, rects: list[tuple[Box, bool]],
+                 frame: np.ndarray) -> None:
+        """A scroll was sent: the viewer copies the full-width band of ``height`` rows at
+        ``src_y`` to ``dst_y``, which moves the flags with the pixels (a tile receiving any
+        row of a lossy tile becomes lossy); then ``rects`` (box, lossy) encoded from
+        ``frame``, which together make what was sent equal ``frame`` everywhere (what
+        :func:`~rdesk.host.encoding.planner.plan_scroll` guarantees: outside the rects the
+        copied record already equals ``frame``). ``frame`` is then the record itself, not a
+        copy of it: a terminal scrolling on costs no pixel copies (it is copied before any later
+        :meth:`record` writes to it). Raises ``ValueError`` if the source is not
+        :meth:`copyable`: a COPY from pixels the host does not know the viewer holds."""
+        self._move_flags(src_y, dst_y, height)
+        for box, lossy in rects:
+            self._flag(box, lossy)
+        self.sent, self._borrowed = frame, True
+
+    def _move_flags(self, src_y: int, dst_y: int, height: int) -> None:
+        if not self.copyable(src_y, height):
             raise ValueError(f"COPY from rows {src_y}..{src_y + height} the viewer does not hold")
-        sent = self.sent
-        sent[dst_y : dst_y + height] = sent[src_y : src_y + height].copy()
         tile = self.tile
         lossy = self.lossy.copy()
         for r in range(dst_y // tile, (dst_y + height - 1) // tile + 1):

@@ -14,7 +14,7 @@ the link's budget, and what the encoder produced.
 The one guarantee: no COPY is planned from pixels the host does not know the viewer holds.
 A copy reads only tiles sent since the start (``Held.known``), scrolls are detected against
 the pixels *sent* there (``Held.sent``), exact or lossy, and every copy moves the lossy flags
-with the pixels (``Held.copy``), so lossy pixels may be copied but are never taken for exact.
+with the pixels (``Held.scrolled``), so lossy pixels may be copied but are never taken for exact.
 """
 
 from __future__ import annotations
@@ -340,9 +340,8 @@ class Planner:
         copy = scroll.copy
         if copy.x != 0 or copy.w != frame.shape[1]:
             raise ValueError("a scroll's copy spans the screen's width")
-        self.held.copy(scroll.plan.src_y, copy.y, copy.h)
-        for enc in encoded:
-            self.held.record((enc.x, enc.y, enc.w, enc.h), frame, lossy=not enc.exact)
+        self.held.scrolled(scroll.plan.src_y, copy.y, copy.h,
+                           [((e.x, e.y, e.w, e.h), not e.exact) for e in encoded], frame)
         self.scrolling = True
         self._scroll_misses = self._scroll_skip = 0
         return self.exact
