@@ -6,7 +6,8 @@
  2     bad command line (argparse's usage error)
  3     wrong credentials: the host refused the password, invite code or certificate
  4     the host key changed: it differs from the pinned or remembered one
- 5     unknown host key: seen for the first time and not trusted (no --accept-new)
+ 5     unknown host key: seen for the first time and not trusted (no --accept-new), or a
+       certificate the --ca-file does not vouch for (another issuer, expired, wrong name)
  6     host unreachable: no route, connection refused, no answer in time
  7     refused by policy: the host admitted no one more (limits, consent, throttle...) or
        refused the input (a view-only login)
@@ -54,7 +55,7 @@ def exit_code(exc: BaseException) -> int:
     """The exit status for a user error ``exc`` (one of those ``rdesk`` prints as a line)."""
     from rdesk.cli.common import UsageError
     from rdesk.client.errors import AuthenticationFailed, ConnectError
-    from rdesk.client.known_hosts import HostKeyMismatch, UnknownHostKey
+    from rdesk.client.known_hosts import CertificateNotTrusted, HostKeyMismatch, UnknownHostKey
 
     if isinstance(exc, UsageError):
         return exc.code
@@ -62,7 +63,7 @@ def exit_code(exc: BaseException) -> int:
         return AUTH_FAILED
     if isinstance(exc, HostKeyMismatch):
         return HOST_KEY_CHANGED
-    if isinstance(exc, UnknownHostKey):
+    if isinstance(exc, (UnknownHostKey, CertificateNotTrusted)):
         return HOST_KEY_UNKNOWN
     if isinstance(exc, ConnectError):
         # The client library raises its errors "from None": the cause is still the context.

@@ -82,8 +82,11 @@ async def connect(
     :class:`~rdesk.client.known_hosts.UnknownHostKey`.
 
     ``ssl_context`` replaces the default :func:`~rdesk.client.tls.client_ssl_context` (e.g.
-    one made with ``cert=``/``key=`` to present a client certificate); it must not verify the
-    host by CA unless a CA file was given: the host is pinned by fingerprint here.
+    one made with ``cert=``/``key=`` to present a client certificate). A context that verifies
+    the host (``client_ssl_context(cafile)``: chain to the CA file and host name) stands in
+    for the pin: ``known_hosts`` is then neither consulted nor written (it may be ``None``),
+    and only an explicit ``pinned`` is still checked. The verification failing raises
+    :class:`~rdesk.client.known_hosts.CertificateNotTrusted`.
 
     Timers: each handshake step waits ``timeout`` seconds (a host asking its user for
     consent, up to :data:`~rdesk.client.handshake.CONSENT_WAIT`); ``handshake_timeout``
@@ -98,8 +101,10 @@ async def connect(
     :class:`~rdesk.client.relayed.UnknownHostID`, :class:`~rdesk.client.relayed.RelayRefused`).
     """
     address = url if isinstance(url, HostAddress) else parse_url(url)
-    if known_hosts is None and pinned is None:
-        raise ValueError("connect() needs known_hosts or a pinned fingerprint")
+    ca_verified = (ssl_context is not None and ssl_context.check_hostname
+                   and ssl_context.verify_mode == ssl.CERT_REQUIRED)
+    if known_hosts is None and pinned is None and not ca_verified:
+        raise ValueError("connect() needs known_hosts, a pinned fingerprint or a CA context")
     if handshake_timeout is None:
         handshake_timeout = 2 * timeout + CONSENT_WAIT
     relayed = parse_relayed(address)
@@ -114,7 +119,8 @@ async def connect(
     timer_task: asyncio.Task[None] | None = None
     try:
         if relayed is None:
-            offered = pin_host_key(ws, address, known_hosts, pinned, accept_new)
+            offered = pin_host_key(ws, address, known_hosts, pinned, accept_new,
+                                   ca_verified=ca_verified)
         session = Session(
             Role.VIEWER, time.monotonic(), handshake_timeout=handshake_timeout,
             ping_interval=ping_interval, ping_timeout=ping_timeout,

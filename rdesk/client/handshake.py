@@ -4,8 +4,9 @@ The steps of :func:`rdesk.client.connection.connect` before the connection runs,
 
 1. :func:`open_websocket`: TLS and the websocket upgrade, with explicit size limits and no
    websocket-level keepalive (the rdesk session's pings keep the connection, one keepalive);
-2. :func:`pin_host_key`: the certificate's fingerprint checked against known_hosts or a
-   pinned one — raising **before any credential is sent**;
+2. :func:`pin_host_key`: the host key's fingerprint (SPKI SHA-256) checked against known_hosts
+   or a pinned one — raising **before any credential is sent**; a host verified by a CA
+   (``--ca-file``: chain and host name, checked in the TLS handshake) needs no pin;
 3. :func:`authenticate`: the host's Hello, our Auth, and its Welcome (with any Notices
    while the host's local user decides, or while it serves this address's failed-login
    delay, which it announces and we wait out up to :data:`MAX_LOGIN_DELAY_WAIT`), each read
@@ -18,8 +19,6 @@ Every failure is a :class:`~rdesk.client.errors.ConnectError` with a one-line me
 from __future__ import annotations
 
 import asyncio
-import math
-import re
 import ssl
 import time
 from collections.abc import Callable
@@ -30,16 +29,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from rdesk.client.address import HostAddress
 from rdesk.client.errors import AuthenticationFailed, ConnectError
-from rdesk.client.known_hosts import (
-    HostKeyMismatch,
-    KnownHosts,
-    normalize_fingerprint,
-    verify_host_key,
-)
+from rdesk.client.known_hosts import CertificateNotTrusted, KnownHosts, verify_certificate
 from rdesk.client.tls import client_ssl_context
 from rdesk.protocol import limits
 from rdesk.protocol.errors import CloseCode
-from rdesk.protocol.fingerprint import fingerprint
+from rdesk.protocol.fingerprint import key_fingerprint
 from rdesk.protocol.messages import PROTOCOL_VERSION, Auth, Close, Hello, Notice, Welcome
 from rdesk.protocol.session import Session
 
@@ -48,7 +42,6 @@ __all__ = [
     "MAX_LOGIN_DELAY_WAIT",
     "PasswordSource",
     "authenticate",
-    "login_delay",
     "open_websocket",
     "pin_host_key",
 ]
@@ -60,17 +53,6 @@ CONSENT_WAIT = 120.0
 MAX_LOGIN_DELAY_WAIT = 60.0
 
 PasswordSource = Callable[[], str]
-
-# The host's Notice before a failed-login penalty (rdesk/host/serve/login.py, delay_notice).
-_DELAY_NOTICE = re.compile(r"delays logins from this address\b.*\banswering in (\d{1,6}) s")
-
-
-def login_delay(text: str) -> float | None:
-    """The seconds a Notice's ``text`` says the host delays its answer to our login, or
-    ``None`` when it is about something else (e.g. waiting for the local user's consent)."""
-    match = _DELAY_NOTICE.search(text)
-    return float(match.group(1)) if match else None
-
 
 async def open_websocket(
     address: HostAddress, timeout: float, ssl_context: ssl.SSLContext | None = None
@@ -95,6 +77,13 @@ async def open_websocket(
         raise ConnectError(
             f"{address} is not an rdesk host (HTTP {exc.response.status_code})"
         ) from None
+    except ssl.SSLCertVerificationError as exc:
+        # Only a context with a CA file verifies (client_ssl_context): the CA does not vouch.
+        why = " ".join(str(exc.verify_message or exc.reason or exc).split())
+        raise CertificateNotTrusted(
+            f"{address}: the host's certificate is not trusted by the CA file ({why}); "
+            "nothing was sent"
+        ) from None
     except ssl.SSLError as exc:
         raise ConnectError(f"{address}: TLS handshake failed ({exc.reason or exc})") from None
     except (InvalidHandshake, EOFError) as exc:
@@ -112,8 +101,16 @@ def pin_host_key(
     known_hosts: KnownHosts | None,
     pinned: str | None,
     accept_new: bool,
+    *,
+    ca_verified: bool = False,
 ) -> str:
-    """The host certificate's fingerprint, once it is the one expected.
+    """The host key's fingerprint (SPKI SHA-256), once it is the one expected.
+
+    An explicit ``pinned`` (a key fingerprint, or a certificate one as pins were before) is
+    always checked. Otherwise ``known_hosts`` is, unless ``ca_verified``: the TLS handshake
+    already verified the certificate's chain to the user's CA file and its host name, which is
+    the trust a CA-signed host (renewed with a new key) gets instead of a pin. A remembered
+    certificate fingerprint that matches is rewritten as the key's.
 
     Raises :class:`~rdesk.client.known_hosts.HostKeyMismatch` or
     :class:`~rdesk.client.known_hosts.UnknownHostKey` (nothing has been sent yet), or
@@ -123,17 +120,16 @@ def pin_host_key(
     der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
     if not der:
         raise ConnectError(f"{address}: the host presented no certificate")
-    offered = fingerprint(der)
-    if known_hosts is None:
-        assert pinned is not None
-        if normalize_fingerprint(pinned) != offered:
-            raise HostKeyMismatch(address.host, address.port, pinned, offered, pinned=True)
-    else:
-        verify_host_key(
-            known_hosts, address.host, address.port, offered, pinned=pinned,
-            accept_new=accept_new,
-        )
-    return offered
+    known = None if ca_verified else known_hosts  # the CA vouched: only a pin is still checked
+    if known is None and pinned is None and not ca_verified:
+        raise ConnectError(f"{address}: nothing to check the host key against")
+    try:
+        if known is None and pinned is None:
+            return key_fingerprint(der)
+        return verify_certificate(known, address.host, address.port, der, pinned=pinned,
+                                  accept_new=accept_new)
+    except ValueError as exc:
+        raise ConnectError(f"{address}: unreadable host certificate ({exc})") from None
 
 
 async def authenticate(
@@ -168,7 +164,8 @@ async def authenticate(
     await ws.send(session.send(auth, time.monotonic()))
     reply = session.receive(await _recv(ws, address, timeout), time.monotonic())
     while isinstance(reply, Notice):
-        delay = login_delay(reply.text)
+        # The number, not the text (docs/protocol.md, notice): 0 is any other notice.
+        delay = reply.delay or None
         if delay is None:
             # The host asks its local user to accept us: wait as long as that may take (the
             # session's handshake deadline still bounds the whole, however many Notices come).
@@ -184,7 +181,7 @@ async def authenticate(
                 raise
             raise ConnectError(
                 f"{address}: the host delays logins from this address after failed attempts; "
-                f"try again in {math.ceil(delay)} s"
+                f"try again in {delay} s"
             ) from None
         reply = session.receive(frame, time.monotonic())
     if isinstance(reply, Close):

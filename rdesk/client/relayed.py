@@ -13,10 +13,12 @@ TLS websocket. In order, and before anything of the session is sent:
    ``refused {reason}`` as :class:`UnknownHostID` or :class:`RelayRefused`;
 3. :func:`~rdesk.tunnel.viewer_side.open_tunnel`, with the pin of this ID (explicit, or the
    ``known_hosts`` entry of the ID): the host's key must hash to the ID and equal the pin.
-   A first contact pins the key under the ID, as the ID already vouched for it.
+   A first contact pins the key under the ID, as the ID already vouched for it; an entry
+   holding a certificate fingerprint (written before key pins) is rewritten with the key's.
 
-IDs are stored in ``known_hosts`` as ``ID:1`` (the file's entries are ``HOST:PORT``; an ID has
-no port, and port 1 is never an rdesk host's).
+IDs are stored in ``known_hosts`` without a port, as ``XXXX-XXXX-XXXXX`` (an ID names a key,
+not a place); entries written as ``ID:1`` by earlier versions are still read, and rewritten
+port-less on the next write of that entry.
 """
 
 from __future__ import annotations
@@ -38,10 +40,9 @@ from rdesk.client.known_hosts import (
     HostKeyMismatch,
     KnownHosts,
     normalize_fingerprint,
-    verify_host_key,
+    verify_certificate,
 )
 from rdesk.client.tls import client_ssl_context
-from rdesk.protocol.fingerprint import fingerprint
 from rdesk.protocol.hostid import parse_host_id
 from rdesk.tunnel.errors import HostIdentityError, TunnelError
 from rdesk.tunnel.viewer_side import TunnelSocket, open_tunnel
@@ -64,8 +65,8 @@ __all__ = [
 DEFAULT_RELAY_PORT = 8443
 #: The path prefix that makes a relay URL name a host: ``/id/ID``.
 ID_PATH = "/id/"
-#: The port of an ID's ``known_hosts`` entry.
-ID_PORT = 1
+#: The port of an ID's ``known_hosts`` entry: none (:class:`~rdesk.client.known_hosts.KnownHosts`).
+ID_PORT = None
 #: Largest control message of the relay (its ``refused``/``spliced`` answers).
 _MAX_CONTROL = 4096
 #: What the relay answers for an ID it does not hold (rdesk/relay/server.py).
@@ -158,13 +159,11 @@ def _check_relay(ws: ClientConnection, address: RelayedAddress, known: KnownHost
     der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
     if not der:
         raise ConnectError(f"relay {address.relay} presented no certificate")
-    offered = fingerprint(der)
-    if known is None:
-        if pin is not None and normalize_fingerprint(pin) != offered:
-            raise HostKeyMismatch(address.host, address.port, pin, offered, pinned=True)
-        return
-    # The relay is trusted for availability only: first use is accepted (and remembered).
-    verify_host_key(known, address.host, address.port, offered, pinned=pin, accept_new=True)
+    try:
+        # The relay is trusted for availability only: first use is accepted (and remembered).
+        verify_certificate(known, address.host, address.port, der, pinned=pin, accept_new=True)
+    except ValueError as exc:
+        raise ConnectError(f"relay {address.relay}: unreadable certificate ({exc})") from None
 
 
 async def _open_relay(address: RelayedAddress, timeout: float,
@@ -235,7 +234,7 @@ async def open_relayed(
     timeout: float = 10.0,
     ssl_context: ssl.SSLContext | None = None,
 ) -> tuple[TunnelSocket, str]:
-    """The verified tunnel to ``address.host_id`` and the host's certificate fingerprint.
+    """The verified tunnel to ``address.host_id`` and the host's key fingerprint.
 
     ``pinned`` is the host's fingerprint if given explicitly (else its ``known_hosts`` entry
     under the ID is used, and written on first contact); ``relay_pin`` the relay's. Raises
@@ -263,6 +262,7 @@ async def open_relayed(
     except BaseException:
         await ws.close()
         raise
-    if pin is None and known_hosts is not None:
-        known_hosts.add(address.host_id, ID_PORT, tunnel.fingerprint)
+    if known_hosts is not None and pinned is None and pin != tunnel.fingerprint:
+        # First contact, or a certificate pin that matched: remember the key's fingerprint.
+        known_hosts.replace(address.host_id, ID_PORT, tunnel.fingerprint)
     return tunnel, tunnel.fingerprint

@@ -37,6 +37,7 @@ from rdesk.host.security.passwords import PasswordStore, read_secret_file
 from rdesk.host.security.tls import (
     certificate_fingerprint,
     ensure_host_certificate,
+    host_key_fingerprint,
     server_ssl_context,
 )
 from rdesk.host.serve.connection import close_session
@@ -340,10 +341,10 @@ def _banner(
             out(f"  connect:     {url}    (browser: {url.replace('wss://', 'https://', 1)}/)")
     else:
         out("  connect:     through the relay only (--no-listen)")
-    fp = certificate_fingerprint(cert)
-    out(f"  fingerprint: {fp}")
+    # Viewers pin the key (its SPKI): a certificate re-issued for the same key keeps the pins.
+    out(f"  fingerprint: {host_key_fingerprint(cert)}")
     # Browsers cannot pin a key; they show the certificate's SHA-256 as hex (docs/browser.md).
-    out(f"  browser:     SHA-256 {fingerprint_hex(fp)}")
+    out(f"  browser:     SHA-256 {fingerprint_hex(certificate_fingerprint(cert))}")
     out(f"  {how}")
     out("  e.g.         rdesk snapshot URL -o shot.png   |   Ctrl+C stops the host")
 

@@ -1,7 +1,7 @@
 """Running one relay instance: :func:`serve_relay` (the ``rdesk relay`` verb's engine).
 
 It makes (or loads) the relay's TLS identity in its data directory, starts the server, prints
-the address and the certificate fingerprint hosts pin, and on SIGTERM (or SIGINT) drains: no
+the address and the key fingerprint hosts and viewers pin, and on SIGTERM (or SIGINT) drains: no
 new connections, ``move`` to every host, running splices get ``grace`` seconds to end. The
 flags are parsed in :mod:`rdesk.cli.relayd`.
 """
@@ -85,7 +85,7 @@ async def serve_relay(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
         out(f"rdesk relay: listening on wss://{config.bind}:{server.port}")
-        out(f"rdesk relay: fingerprint {server.fingerprint}")
+        out(f"rdesk relay: fingerprint {server.pin}")
         if redis is not None:
             out(f"rdesk relay: instance {config.instance} ({config.public_url}), "
                 f"directory {redis}")

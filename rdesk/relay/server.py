@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from rdesk.protocol.errors import CloseCode
-from rdesk.protocol.fingerprint import fingerprint
+from rdesk.protocol.fingerprint import fingerprint, key_fingerprint
 from rdesk.relay import frames
 from rdesk.relay.admission import Admission
 from rdesk.relay.config import RelayConfig
@@ -97,7 +97,10 @@ class RelayServer:
             raise ValueError("a relay needs enrolment tokens unless it is open")
         self.config = config
         self.ssl_context = ssl_context
+        #: The certificate's fingerprint: what host proofs bind (both ends compute it).
         self.fingerprint = fingerprint(cert_der)
+        #: The key's (SPKI) fingerprint: what the relay prints and hosts and viewers pin.
+        self.pin = key_fingerprint(cert_der)
         self.tokens = tokens
         self.directory: Directory = (
             directory if directory is not None else MemoryDirectory(config.max_hosts))
@@ -146,7 +149,7 @@ class RelayServer:
         self._housekeeping = asyncio.ensure_future(self._sweep_forever())
         self._forwarded = asyncio.ensure_future(self.router.serve_forwarded())
         self._event("relay_start", bind=self.config.bind, port=self.port,
-                    fingerprint=self.fingerprint, open=self.config.open_enrolment,
+                    fingerprint=self.pin, open=self.config.open_enrolment,
                     instance=self.config.instance)
 
     @property

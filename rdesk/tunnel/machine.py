@@ -8,8 +8,9 @@ record to write. Whatever the peer (or a relay in between) does wrong raises
 raises :class:`~rdesk.protocol.errors.LocalProtocolError`.
 
 The initiator refuses the host — :class:`~rdesk.tunnel.errors.HostIdentityError` — unless the
-key in its certificate hashes to the expected ID, the certificate matches the pin when there is
-one, and that key signed this handshake (both randoms, both ephemeral keys); all of it before
+key in its certificate hashes to the expected ID, the key matches the pin when there is one (a
+key fingerprint; a certificate fingerprint, as pins were before, is still honoured), and that
+key signed this handshake (both randoms, both ephemeral keys); all of it before
 the first record, so before anything the viewer says can leave it.
 """
 
@@ -22,7 +23,7 @@ import os
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from rdesk.protocol.errors import CloseCode, LocalProtocolError
-from rdesk.protocol.fingerprint import fingerprint, fingerprint_hex
+from rdesk.protocol.fingerprint import fingerprint_hex, key_fingerprint, pin_matches
 from rdesk.protocol.hostid import host_id, parse_host_id
 from rdesk.tunnel import keys as k
 from rdesk.tunnel.errors import HostIdentityError, TunnelError
@@ -48,7 +49,8 @@ __all__ = ["Closed", "Established", "Event", "Message", "TunnelInitiator", "Tunn
 
 @dataclasses.dataclass(frozen=True)
 class Established:
-    """The handshake is complete: records may flow. Names the host that was verified."""
+    """The handshake is complete: records may flow. Names the host that was verified:
+    ``fingerprint`` is its key's (SPKI SHA-256), what a viewer pins."""
 
     host_id: str
     certificate: bytes
@@ -219,7 +221,8 @@ class TunnelInitiator(_End):
     """The viewer's end: it knows the ID it asked for and, maybe, a pinned fingerprint.
 
     ``expected_id`` is parsed with :func:`~rdesk.protocol.hostid.parse_host_id` and ``pin``
-    must be a ``SHA256:<base64>`` fingerprint; either malformed raises ``ValueError``.
+    must be a ``SHA256:<base64>`` fingerprint (of the key, or of a certificate of the key);
+    either malformed raises ``ValueError``.
     ``ephemeral`` and ``random`` are for tests; leave them out.
     """
 
@@ -251,11 +254,12 @@ class TunnelInitiator(_End):
             raise HostIdentityError(
                 f"the host's key has ID {offered}, not {self.expected_id}: refusing it"
             )
-        offered_fp = fingerprint(hello.certificate)
-        if self.pin is not None and not hmac.compare_digest(offered_fp, self.pin):
-            raise HostIdentityError(
-                f"the host's certificate {offered_fp} is not the pinned {self.pin}"
-            )
+        try:
+            offered_fp = key_fingerprint(hello.certificate)
+        except ValueError as exc:
+            raise HostIdentityError(str(exc)) from None
+        if self.pin is not None and pin_matches(self.pin, hello.certificate) is None:
+            raise HostIdentityError(f"the host's key {offered_fp} is not the pinned {self.pin}")
         signed = k.transcript_hash(self._hello, hello.signed_part())
         if not k.verify_transcript(key, signed, hello.signature):
             raise HostIdentityError("the host's signature over this handshake does not verify")
@@ -314,4 +318,4 @@ class TunnelResponder(_End):
         if not hmac.compare_digest(plaintext, self._transcript):
             raise TunnelError("the viewer's Finished does not confirm this handshake")
         self._advance(Direction.RECEIVE, Kind.FINISHED)
-        return Established(self.host_id, self.certificate, fingerprint(self.certificate))
+        return Established(self.host_id, self.certificate, key_fingerprint(self.certificate))

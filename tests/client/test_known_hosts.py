@@ -181,3 +181,44 @@ def test_format_and_normalize() -> None:
     for bad in ("", "SHA256:", "MD5:" + FP_A[7:], FP_A + "x", FP_A[:-1] + "!"):
         with pytest.raises(KnownHostsError):
             normalize_fingerprint(bad)
+
+
+def test_a_certificate_entry_is_migrated_to_the_key_pin_on_first_match(known: KnownHosts) -> None:
+    """Entries written before key pins hold certificate fingerprints: the first connection
+    whose certificate matches rewrites that line (only it) with the key fingerprint."""
+    known.path.parent.mkdir(parents=True)
+    known.path.write_text(f"# mine\nother:1 {FP_C}\nh:7000 {FP_B}\n")
+    result = verify_host_key(known, "h", 7000, FP_A, pinned=None, accept_new=False, legacy=FP_B)
+    assert result == "migrated"
+    assert known.path.read_text() == f"# mine\nother:1 {FP_C}\nh:7000 {FP_A}\n"
+    assert known.path.stat().st_mode & 0o777 == 0o600
+    assert verify_host_key(known, "h", 7000, FP_A, pinned=None, accept_new=False,
+                           legacy=FP_B) == "known"
+    # A certificate fingerprint that is not the offered certificate's is still a change.
+    known.path.write_text(f"h:7000 {FP_B}\n")
+    with pytest.raises(HostKeyMismatch):
+        verify_host_key(known, "h", 7000, FP_A, pinned=None, accept_new=True, legacy=FP_C)
+    assert known.path.read_text() == f"h:7000 {FP_B}\n"
+
+
+def test_an_old_certificate_pin_is_still_honoured(known: KnownHosts) -> None:
+    assert verify_host_key(known, "h", 1, FP_A, pinned=FP_B, accept_new=False,
+                           legacy=FP_B) == "pinned"
+    with pytest.raises(HostKeyMismatch):
+        verify_host_key(known, "h", 1, FP_A, pinned=FP_C, accept_new=False, legacy=FP_B)
+
+
+def test_host_ids_are_port_less_entries_and_old_id_lines_are_read(known: KnownHosts) -> None:
+    host_id = "ABCD-EFGH-JKMNP"
+    known.add("abcd efgh jkmnp", None, FP_A)  # typed loosely, stored canonical
+    assert known.path.read_text() == f"{host_id} {FP_A}\n"
+    assert known.lookup(host_id.lower(), None) == FP_A
+    assert known.lookup(host_id, 1) is None  # a port-less entry is no HOST:PORT one
+    # Earlier versions wrote ID:1 (lower-cased): found, and replaced port-less when rewritten.
+    known.path.write_text(f"abcd-efgh-jkmnp:1 {FP_B}\nx:2 {FP_C}\n")
+    assert known.lookup(host_id, None) == FP_B
+    known.replace(host_id, None, FP_A)
+    assert known.path.read_text() == f"{host_id} {FP_A}\nx:2 {FP_C}\n"
+    assert known.remove(host_id, None) and known.lookup(host_id, None) is None
+    known.path.write_text(f"NOT-AN-ID {FP_A}\n")  # kept verbatim, never matched
+    assert known.lookup("NOT-AN-ID", 1) is None

@@ -26,8 +26,8 @@ from rdesk.host.screen.source import ScreenSource
 from rdesk.host.security.ca import ClientCertPolicy
 from rdesk.host.security.passwords import PasswordStore
 from rdesk.host.security.tls import (
-    certificate_fingerprint,
     ensure_host_certificate,
+    host_key_fingerprint,
     server_ssl_context,
 )
 from rdesk.host.serve.server import Credentials, HostServer, InputSink
@@ -124,7 +124,7 @@ class HostThread:
         return RunningHost(
             self.display,
             self.server.port,
-            certificate_fingerprint(cert),
+            host_key_fingerprint(cert),
             password_file,
             self.server,
             self.loop,

@@ -117,7 +117,7 @@ async def test_page_from_the_relay_logs_in_by_id_pixel_exact(xvfb: Xvfb, tmp_pat
                     break
                 await asyncio.sleep(0.1)
             assert image_diff(await canvas_image(page), painter.expected())[0] == 0
-        # The host's certificate is pinned under its ID, and it is the host's own.
+        # The host's key is pinned under its ID, and it is the host's own.
         pin = await page.evaluate(f"localStorage.getItem('rdesk.pin.{s.host_id}')")
         assert pin == make_pin(tmp_path / "host")
         assert (await page.evaluate("document.body.dataset.role")) == "control"
@@ -163,13 +163,26 @@ def audit_events(tmp: Path) -> list[dict[str, Any]]:
 
 
 def make_pin(config_dir: Path) -> str:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
+    """The host's key pin (SPKI SHA-256), as ``rdesk host`` prints it."""
+    from rdesk.host.security.tls import host_key_fingerprint
 
-    from rdesk.protocol.fingerprint import fingerprint
+    return host_key_fingerprint(config_dir / "host.crt")
 
-    cert = x509.load_pem_x509_certificate((config_dir / "host.crt").read_bytes())
-    return fingerprint(cert.public_bytes(serialization.Encoding.DER))
+
+@pytest.mark.timeout(240)
+async def test_a_certificate_pin_stored_before_key_pins_is_honoured_and_replaced(
+    xvfb: Xvfb, tmp_path: Path,
+) -> None:
+    from rdesk.host.security.tls import certificate_fingerprint
+
+    async with site(tmp_path, xvfb.display) as s, chromium() as (page, _):
+        old = certificate_fingerprint(tmp_path / "host" / "host.crt")
+        await page.goto(f"https://127.0.0.1:{s.port}/")
+        await page.evaluate(f"localStorage.setItem('rdesk.pin.{s.host_id}', '{old}')")
+        await login(page, s.port, s.host_id)
+        await page.wait_for_selector("body[data-state=active]", state="attached")
+        pin = await page.evaluate(f"localStorage.getItem('rdesk.pin.{s.host_id}')")
+        assert pin == make_pin(tmp_path / "host") != old
 
 
 @pytest.mark.timeout(180)

@@ -69,8 +69,8 @@ async def test_a_changed_key_under_an_id_is_refused_before_any_credential(
         code, _, err = await s.cli(s.port, "snapshot", s.host_id, "-o", str(shot))
         assert code == 0, err
         known = tmp_path / "viewer" / "known_hosts"
-        entry = f"{s.host_id.lower()}:1 "
-        assert entry in known.read_text()  # pinned at first contact, under the ID
+        entry = f"{s.host_id} "
+        assert entry in known.read_text()  # pinned at first contact, under the ID (no port)
         assert f"127.0.0.1:{s.port} {s.pin}" in known.read_text()  # the relay, on first use
         before = len(_auth_attempts(s))
         assert before == 1

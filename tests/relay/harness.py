@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from rdesk.client.tls import client_ssl_context
 from rdesk.host.relaylink import RelayLink, load_identity
 from rdesk.host.security.tls import ensure_host_certificate, server_ssl_context
-from rdesk.protocol.fingerprint import fingerprint
+from rdesk.protocol.fingerprint import fingerprint, pin_matches
 from rdesk.protocol.hostid import host_id
 from rdesk.relay import proof
 from rdesk.relay.directory import Directory
@@ -47,6 +47,7 @@ class Relay:
     """A relay under test: in this process (``server``), or another process's (``remote``)."""
 
     port: int
+    #: The relay's pin: the key fingerprint it prints (a certificate's works too).
     fingerprint: str
     token: str | None
     events: list[tuple[str, dict[str, object]]]
@@ -89,7 +90,7 @@ async def running_relay(data_dir: Path, *, directory: Directory | None = None,
     await server.start()
     assert server.fingerprint == fingerprint(der)
     try:
-        yield Relay(server.port, server.fingerprint, token, events, server)
+        yield Relay(server.port, server.pin, token, events, server)
     finally:
         await server.stop()
 
@@ -147,7 +148,7 @@ async def open_ws(relay: Relay, path: str, **kwargs: Any) -> ClientConnection:
     ws = await connect(relay.url + path, ssl=relay_ssl(), compression=None,
                        max_size=kwargs.pop("max_size", 16 * 1024 * 1024), **kwargs)
     ssl_object = ws.transport.get_extra_info("ssl_object")
-    assert fingerprint(ssl_object.getpeercert(binary_form=True)) == relay.fingerprint
+    assert pin_matches(relay.fingerprint, ssl_object.getpeercert(binary_form=True)) == "key"
     return ws
 
 
@@ -190,7 +191,9 @@ async def try_register(relay: Relay, identity: Identity) -> tuple[ClientConnecti
     await ws.send(encode(Register(host_id(spki), spki, relay.token, 1)))
     challenge = decode(await ws.recv())
     assert isinstance(challenge, Challenge)
-    signed = proof.register_input(challenge.nonce, relay.fingerprint, host_id(spki))
+    # The proof binds the relay's certificate, as the host saw it (rdesk/host/relaylink).
+    der = ws.transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    signed = proof.register_input(challenge.nonce, fingerprint(der), host_id(spki))
     await ws.send(encode(Prove(proof.sign(identity.key, signed))))
     return ws, decode(await ws.recv())
 

@@ -231,7 +231,7 @@ async def test_data_connections_must_answer_a_live_rendezvous_with_the_hosts_pro
         assert isinstance(rendezvous, Rendezvous) and rendezvous.url is None
 
         def data(key: Identity, session: str) -> str:
-            signed = proof.data_input(session, relay.fingerprint, host_id)
+            signed = proof.data_input(session, relay.server.fingerprint, host_id)
             return encode(Data(host_id, session, proof.sign(key.key, signed)))
 
         for message, reason in [(data(identity, "x" * 22), "no such rendezvous"),

@@ -40,6 +40,12 @@ export async function check(tunnel, v) {
   expect(hello.established && hello.established.hostId === v.host_id, "established with the ID");
   expect(hello.established && hello.established.fingerprint === v.pin, "fingerprint equals Python's");
   expect(toHex(hello.finished) === v.finished, "Finished record equals Python's");
+  expect((await tunnel.keyFingerprint(hello.established.certificate)) === v.pin, "key fingerprint equals Python's");
+  // A pin stored before key pins (the certificate's fingerprint) still opens the tunnel.
+  const legacy = await viewer(tunnel, v, v.certificate_pin);
+  await legacy.start();
+  const legacyHello = await legacy.receive(hex(v.server_hello));
+  expect(legacyHello.established && legacyHello.established.fingerprint === v.pin, "a certificate pin still opens, the key pin comes out");
   expect(toHex(tunnel.certificateSpki(hello.established.certificate)) === v.spki, "SPKI out of the certificate");
   for (const r of v.viewer_records) {
     const sent = await end.send("text" in r ? r.text : hex(r.binary));

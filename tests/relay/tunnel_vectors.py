@@ -15,7 +15,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from rdesk.protocol.fingerprint import fingerprint
+from rdesk.protocol.fingerprint import fingerprint, key_fingerprint
 from rdesk.tunnel import Established, TunnelInitiator
 from rdesk.tunnel.keys import _ORDER, certificate_key, sign_transcript, spki, transcript_hash
 from rdesk.tunnel.wire import parse_server_hello
@@ -91,8 +91,9 @@ def make_vectors() -> dict[str, Any]:
         "viewer_random": VIEWER_RANDOM.hex(),
         "host_id": host.host_id,
         "typed_id": host.host_id.lower().replace("-", " ").replace("0", "o"),
-        "pin": fingerprint(host.cert_der),
-        "other_pin": fingerprint(other.cert_der),
+        "pin": key_fingerprint(host.cert_der),
+        "certificate_pin": fingerprint(host.cert_der),
+        "other_pin": key_fingerprint(other.cert_der),
         "spki": spki(certificate_key(host.cert_der)).hex(),
         "client_hello": client_hello.hex(),
         "server_hello": server_hello.hex(),

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from rdesk.protocol.errors import CloseCode, LocalProtocolError
-from rdesk.protocol.fingerprint import fingerprint
+from rdesk.protocol.fingerprint import fingerprint, key_fingerprint
 from rdesk.tunnel import (
     Established,
     HostIdentityError,
@@ -41,14 +41,14 @@ def test_round_trip_names_the_verified_host() -> None:
     ident = identity("a")
     viewer, host = TunnelInitiator(ident.host_id), ident.responder()
     event = handshake(viewer, host)
-    assert event == Established(ident.host_id, ident.cert_der, fingerprint(ident.cert_der))
+    assert event == Established(ident.host_id, ident.cert_der, key_fingerprint(ident.cert_der))
     assert viewer.state is host.state is State.OPEN
 
 
 def test_round_trip_with_pin_and_loosely_typed_id() -> None:
     ident = identity("a")
     typed = ident.host_id.lower().replace("-", " ")
-    viewer = TunnelInitiator(typed, fingerprint(ident.cert_der))
+    viewer = TunnelInitiator(typed, key_fingerprint(ident.cert_der))
     assert handshake(viewer, ident.responder()).host_id == ident.host_id
 
 
@@ -136,8 +136,28 @@ def _certificate_for(key: ec.EllipticCurvePrivateKey, name: str) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
+def test_a_key_pin_survives_a_certificate_reissued_for_the_key() -> None:
+    """A new certificate for the same key: the key pin still names the host."""
+    ident = identity("a")
+    reissued = _certificate_for(ident.key, "same key, re-issued")
+    viewer = TunnelInitiator(ident.host_id, key_fingerprint(ident.cert_der))
+    host = TunnelResponder(ident.key, reissued)
+    event = handshake(viewer, host)
+    assert event == Established(ident.host_id, reissued, key_fingerprint(ident.cert_der))
+
+
+def test_the_key_pin_of_another_key_is_refused() -> None:
+    """The pin of another key: refused even though this host's ID is the one asked for."""
+    ident, other = identity("a"), identity("b")
+    viewer = TunnelInitiator(ident.host_id, key_fingerprint(other.cert_der))
+    with pytest.raises(HostIdentityError, match="is not the pinned"):
+        viewer.receive(_answer(viewer, ident.responder()))
+    refused_before_any_record(viewer)
+
+
 def test_pin_is_checked_as_well_as_the_id() -> None:
-    """Same key (so the ID matches) in another certificate than the pinned one: refused."""
+    """A certificate pin (as pins were before key pins) still works, for that certificate
+    only: the same key (so the ID matches) in another certificate is refused."""
     ident = identity("a")
     other_cert = _certificate_for(ident.key, "same key, other certificate")
     viewer = TunnelInitiator(ident.host_id, fingerprint(ident.cert_der))

@@ -17,7 +17,7 @@ from rdesk.client.tls import client_ssl_context
 from rdesk.common.transport import TransportClosed
 from rdesk.host.relaylink import RelayLink
 from rdesk.host.security.tls import ensure_host_certificate, server_ssl_context
-from rdesk.protocol.fingerprint import fingerprint
+from rdesk.protocol.fingerprint import fingerprint, key_fingerprint
 from rdesk.relay.messages import Connect, encode
 from rdesk.relay.server import RelayConfig, RelayServer
 from rdesk.relay.tokens import TokenStore
@@ -67,7 +67,7 @@ async def test_echo_through_the_real_relay(tmp_path: Path) -> None:
             assert fingerprint(relay_cert) == server.fingerprint
             await ws.send(encode(Connect(host.host_id, 1)))
             assert json.loads(await ws.recv())["t"] == "spliced"
-            sock = await open_tunnel(ws, host.host_id.lower(), fingerprint(host.cert_der))
+            sock = await open_tunnel(ws, host.host_id.lower(), key_fingerprint(host.cert_der))
             await sock.send("ping")
             assert await sock.recv() == "host:ping"
             await sock.send(BIG)

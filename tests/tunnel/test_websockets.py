@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosedError
 from rdesk.common.transport import TransportClosed
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode
-from rdesk.protocol.fingerprint import fingerprint
+from rdesk.protocol.fingerprint import key_fingerprint
 from rdesk.protocol.messages import (
     PROTOCOL_NAME,
     PROTOCOL_VERSION,
@@ -253,7 +253,7 @@ async def test_text_and_binary_both_ways_and_the_websockets_surface() -> None:
         accepted = asyncio.create_task(
             accept_tunnel(host_ws, host_ident.key, host_ident.cert_der, "relay"))
         async with splice.viewer() as viewer_ws:
-            pin = fingerprint(host_ident.cert_der)
+            pin = key_fingerprint(host_ident.cert_der)
             sock = await open_tunnel(viewer_ws, host_ident.host_id, pin)
             transport = await accepted
             for message in ("text", b"\x00binary", "", b""):

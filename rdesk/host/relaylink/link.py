@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import hmac
 import logging
 import random
 import ssl
@@ -36,7 +35,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from rdesk.common.tls import pinning_client_context
 from rdesk.host.relaylink.backoff import backoff_delay
 from rdesk.protocol import limits
-from rdesk.protocol.fingerprint import fingerprint
+from rdesk.protocol.fingerprint import fingerprint, key_fingerprint, pin_matches
 from rdesk.protocol.hostid import host_id
 from rdesk.relay import proof
 from rdesk.relay.messages import (
@@ -181,17 +180,22 @@ class RelayLink:
     # --- the control connection ----------------------------------------------------------------
 
     def _check_relay(self, ws: ClientConnection) -> str:
-        """The relay's fingerprint, once checked against the pin (or trusted on first use)."""
+        """The relay's certificate fingerprint (what proofs bind), once checked against the
+        pin — of that certificate, or of its key — or trusted on first use."""
         ssl_object = ws.transport.get_extra_info("ssl_object") if ws.transport else None
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if not der:
             raise RelayLinkError("the relay presented no certificate")
         seen = fingerprint(der)
+        try:
+            key = key_fingerprint(der)
+        except ValueError as exc:
+            raise RelayLinkError(f"the relay's certificate cannot be read ({exc})") from None
         if self.pin is None:
-            self.say(f"rdesk: relay {self.url} presents {seen}; trusting it (pin it to be sure)")
-            self.pin = seen
-        elif not hmac.compare_digest(seen.encode(), self.pin.encode()):
-            raise RelayLinkError(f"the relay's fingerprint is {seen}, not the pinned {self.pin}")
+            self.say(f"rdesk: relay {self.url} presents {key}; trusting it (pin it to be sure)")
+            self.pin = key
+        elif pin_matches(self.pin, der) is None:
+            raise RelayLinkError(f"the relay's fingerprint is {key}, not the pinned {self.pin}")
         return seen
 
     async def _control(self) -> bool:

@@ -1,10 +1,12 @@
 """The host's TLS identity and the TLS contexts both ends use.
 
 The host owns a self-signed ECDSA P-256 certificate, created on first run in its configuration
-directory. Viewers do not verify it against a CA; they pin its SHA-256 fingerprint, the way
-OpenSSH pins host keys (trust on first use, see :mod:`rdesk.client.known_hosts`). The
-fingerprint is printed in OpenSSH's format, ``SHA256:<unpadded base64>``, so a user can compare
-what the host shows with what the viewer shows.
+directory. Viewers do not verify it against a CA; they pin the SHA-256 fingerprint of its public
+key (the SubjectPublicKeyInfo, :func:`host_key_fingerprint`), the way OpenSSH pins host keys
+(trust on first use, see :mod:`rdesk.client.known_hosts`), so a certificate re-issued for the
+same key keeps every pin. The fingerprint is printed in OpenSSH's format,
+``SHA256:<unpadded base64>``, so a user can compare what the host shows with what the viewer
+shows; browsers show the whole certificate's SHA-256 instead (:func:`certificate_fingerprint`).
 
 Every failure a user can cause (a missing, unreadable or mismatched file, a directory that cannot
 be written) raises :class:`TLSSetupError` whose ``str()`` is one line, fit to print after
@@ -28,7 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from rdesk.common.files import atomic_write
 from rdesk.common.tls import TLS12_CIPHERS, harden
-from rdesk.protocol.fingerprint import fingerprint
+from rdesk.protocol.fingerprint import fingerprint, key_fingerprint
 
 __all__ = [
     "CERT_FILENAME",
@@ -36,6 +38,7 @@ __all__ = [
     "TLS12_CIPHERS",
     "TLSSetupError",
     "certificate_fingerprint",
+    "host_key_fingerprint",
 
     "ensure_host_certificate",
     "fingerprint",
@@ -214,11 +217,7 @@ def ensure_host_certificate(
     return cert_path, key_path
 
 
-def certificate_fingerprint(cert_path: Path) -> str:
-    """Load the PEM certificate at *cert_path* and return its :func:`fingerprint`.
-
-    Raises :class:`TLSSetupError` (one line) if the file cannot be read or parsed.
-    """
+def _certificate_der(cert_path: Path) -> bytes:
     try:
         data = Path(cert_path).read_bytes()
     except OSError as exc:
@@ -227,7 +226,23 @@ def certificate_fingerprint(cert_path: Path) -> str:
         cert = x509.load_pem_x509_certificate(data)
     except ValueError as exc:
         raise TLSSetupError(f"cannot load certificate {cert_path}: {_one_line(exc)}") from None
-    return fingerprint(cert.public_bytes(serialization.Encoding.DER))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def certificate_fingerprint(cert_path: Path) -> str:
+    """Load the PEM certificate at *cert_path* and return its :func:`fingerprint` (of the
+    whole certificate: what a browser shows).
+
+    Raises :class:`TLSSetupError` (one line) if the file cannot be read or parsed.
+    """
+    return fingerprint(_certificate_der(cert_path))
+
+
+def host_key_fingerprint(cert_path: Path) -> str:
+    """The :func:`~rdesk.protocol.fingerprint.key_fingerprint` of the PEM certificate at
+    *cert_path*: what viewers pin. :class:`TLSSetupError` as :func:`certificate_fingerprint`.
+    """
+    return key_fingerprint(_certificate_der(cert_path))
 
 
 def server_ssl_context(cert: Path, key: Path, *, allow_tls12: bool = False) -> ssl.SSLContext:

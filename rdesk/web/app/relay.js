@@ -4,10 +4,12 @@
 // The relay says it is one at /relay.json (a host's page answers 404 there: the ordinary
 // login). The ID field is added to the form here because the same index.html serves both.
 //
-// Pins: after the first verified contact the host certificate's fingerprint is remembered in
-// localStorage under the ID. The ID alone already binds the key (65 bits of its hash); the pin
-// adds that a host whose certificate changed under the same ID (a new certificate for the same
-// key, or a second key found by a 2^65 search) is refused, and the person is told. It does not
+// Pins: after the first verified contact the host key's fingerprint (SHA-256 of its SPKI) is
+// remembered in localStorage under the ID. The ID alone already binds the key (65 bits of its
+// hash); the pin adds that a second key found by a 2^65 search under the same ID is refused,
+// and the person is told. A new certificate for the same key keeps the pin. A pin stored before
+// key pins (a certificate's fingerprint) is still honoured and, once it matched, replaced by
+// the key's. It does not
 // protect against the page itself: the relay serves this JavaScript, so a relay that alters
 // what it serves is not stopped by anything the page checks (docs/relay.md, "The browser").
 
@@ -80,7 +82,7 @@ export function relayOptions(hostId) {
       hostId,
       pin: pin && /^SHA256:[A-Za-z0-9+/]{43}$/.test(pin) ? pin : null,
       onVerified: ({ fingerprint }) => {
-        if (store && !pin) store.setItem(PIN_PREFIX + hostId, fingerprint);
+        if (store && pin !== fingerprint) store.setItem(PIN_PREFIX + hostId, fingerprint);
       },
     }),
   };

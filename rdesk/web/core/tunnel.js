@@ -10,7 +10,7 @@
 //                low s only (WebCrypto's ECDSA already takes r||s, the wire's form)
 //   keys         HKDF-SHA256(ECDH, salt = SHA-256(ClientHello || ServerHello), INFO) -> 88 bytes
 // The initiator refuses the host (HostIdentityError) unless its certificate's key hashes to the
-// ID asked for, the certificate matches the pin when there is one, and the key signed this
+// ID asked for, the key matches the pin when there is one, and the key signed this
 // handshake, all before the Finished record, so before any credential can leave.
 
 export const TUNNEL_VERSION = 1;
@@ -106,11 +106,18 @@ export async function hostIdOf(spki, subtle) {
   return `${symbols.slice(0, 4)}-${symbols.slice(4, 8)}-${symbols.slice(8)}`;
 }
 
-/** "SHA256:" + unpadded base64 of SHA-256 of a certificate, as rdesk.protocol.fingerprint. */
-export async function fingerprint(certificate, subtle) {
-  const digest = new Uint8Array(await subtleOf(subtle).digest("SHA-256", certificate));
+/**
+ * "SHA256:" + unpadded base64 of SHA-256 of `der`, as rdesk.protocol.fingerprint: of a
+ * certificate (what older pins hold), or of a SubjectPublicKeyInfo (a key pin, what
+ * keyFingerprint gives and a viewer pins: a certificate re-issued for the key keeps it).
+ */
+export async function fingerprint(der, subtle) {
+  const digest = new Uint8Array(await subtleOf(subtle).digest("SHA-256", der));
   return "SHA256:" + btoa(String.fromCharCode(...digest)).replace(/=+$/, "");
 }
+
+/** The key pin of a certificate: the fingerprint of its SubjectPublicKeyInfo. */
+export const keyFingerprint = (certificate, subtle) => fingerprint(certificateSpki(certificate), subtle);
 
 /** One DER element at `at` within `end`: {tag, start (of the content), end}, bounds-checked. */
 function derElement(bytes, at, end) {
@@ -349,8 +356,12 @@ export class TunnelInitiator {
     const spki = certificateSpki(hello.certificate);
     const offered = await hostIdOf(spki, this.subtle);
     if (offered !== this.expectedId) throw new HostIdentityError(`the host's key has ID ${offered}, not ${this.expectedId}: refusing it`);
-    const offeredFp = await fingerprint(hello.certificate, this.subtle);
-    if (this.pin !== null && offeredFp !== this.pin) throw new HostIdentityError(`the host's certificate ${offeredFp} is not the pinned ${this.pin}`);
+    // The pin is the key's fingerprint, or (as pins were before) that of a certificate of it.
+    const offeredFp = await fingerprint(spki, this.subtle);
+    const certificateFp = await fingerprint(hello.certificate, this.subtle);
+    if (this.pin !== null && offeredFp !== this.pin && certificateFp !== this.pin) {
+      throw new HostIdentityError(`the host's key ${offeredFp} is not the pinned ${this.pin}`);
+    }
     const key = await this.subtle.importKey("spki", spki, { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]);
     const signed = new Uint8Array(await this.subtle.digest("SHA-256", concat(this.hello, hello.signedPart)));
     if (!(await verifyTranscript(key, signed, hello.signature, this.subtle))) {
