@@ -56,5 +56,7 @@ MAX_BUTTON_MASK = 0xFF
 MAX_WHEEL_STEPS = 100
 #: Largest in-flight window (unacknowledged updates) a host may use.
 MAX_IN_FLIGHT = 64
+#: Longest failed-login delay a host may announce (``notice``'s ``delay``), seconds.
+MAX_LOGIN_DELAY = 3600
 #: Bytes of the server's authentication nonce.
 NONCE_BYTES = 16

@@ -357,11 +357,17 @@ class AnswerControl:
 
 @dataclasses.dataclass(frozen=True)
 class Notice:
-    """Host → viewer: a line for the user (e.g. "waiting for the host's user to accept")."""
+    """Host → viewer: a line for the user (e.g. "waiting for the host's user to accept").
+
+    ``delay`` is the number a viewer acts on, never the text: before the welcome, the seconds
+    the host delays its answer to this login after failed attempts from the address (0 for
+    any other notice).
+    """
 
     T: ClassVar[str] = "notice"
-    FIELDS: ClassVar[dict[str, Field]] = {"text": _NAME}
+    FIELDS: ClassVar[dict[str, Field]] = {"text": _NAME, "delay": Int(0, limits.MAX_LOGIN_DELAY)}
     text: str
+    delay: int = 0
 
 
 # --- framebuffer updates (binary) --------------------------------------------------------------

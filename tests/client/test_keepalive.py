@@ -186,18 +186,40 @@ async def test_a_host_that_admits_then_never_pongs_gets_an_unresponsive_close(
     assert raw.close_code == CloseCode.UNRESPONSIVE
 
 
+async def _refused(raw: RawHost, **options: float) -> tuple[int, str]:
+    """Connect to ``raw`` with ``options``; the port and the one-line ConnectError."""
+    async with serve(raw.handle, "127.0.0.1", 0, ssl=raw.ssl, ping_interval=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(ConnectError) as caught:
+            await connect(f"wss://127.0.0.1:{port}", PASSWORD, known_hosts=None,
+                          pinned=raw.fingerprint, **options)  # type: ignore[arg-type]
+        await asyncio.wait_for(raw.ended.wait(), 30)
+    return port, str(caught.value)
+
+
 async def test_a_host_that_never_admits_is_stopped_by_the_handshake_deadline(
     tmp_path: Path,
 ) -> None:
     raw = RawHost(tmp_path, _keep_waiting)
-    async with serve(raw.handle, "127.0.0.1", 0, ssl=raw.ssl, ping_interval=None) as server:
-        port = server.sockets[0].getsockname()[1]
-        # Each Notice arrives well within the per-message wait; only the whole is bounded.
-        with pytest.raises(ConnectError) as caught:
-            await connect(
-                f"wss://127.0.0.1:{port}", PASSWORD, known_hosts=None, pinned=raw.fingerprint,
-                timeout=10, handshake_timeout=1.0,
-            )
-        await asyncio.wait_for(raw.ended.wait(), 30)
-    assert str(caught.value) == f"127.0.0.1:{port}: handshake not completed in time"
+    # Each Notice arrives well within the per-message wait; only the whole is bounded.
+    port, error = await _refused(raw, timeout=10, handshake_timeout=1.0)
+    assert error == f"127.0.0.1:{port}: handshake not completed in time"
     assert raw.close_code == CloseCode.HANDSHAKE_TIMEOUT
+
+
+async def _delay_then_silence(ws: ServerConnection, session: Session) -> None:
+    session.receive(await ws.recv(), 0.0)  # the Auth
+    # Text a person reads, with no number in it: the viewer must act on the field.
+    await ws.send(session.send(Notice("please hold on", delay=1), 0.0))
+
+
+async def test_a_login_delay_is_read_from_the_notices_number_not_its_text(
+    tmp_path: Path,
+) -> None:
+    raw = RawHost(tmp_path, _delay_then_silence)
+    # Waited out for timeout + delay (not the two minutes of a consent notice), then the user
+    # is told when to try again.
+    port, error = await _refused(raw, timeout=0.5, handshake_timeout=60.0)
+    assert error == (
+        f"127.0.0.1:{port}: the host delays logins from this address after failed attempts; "
+        "try again in 1 s")

@@ -125,3 +125,30 @@ test("after a close, sent or received, no timer is due", () => {
   assert.equal(t.nextDeadline(), null);
   assert.deepEqual(t.handleTimer(20000), []); // past the handshake deadline: nothing
 });
+
+const notice = (text, delay) => JSON.stringify({ t: "notice", text, delay });
+
+test("a login delay's notice extends the deadline by its number, and the timeout says it", () => {
+  const s = new ViewerSession(0);
+  s.receive(hello(), 0);
+  s.auth("secret", "test");
+  // The text says nothing a parser could read: the number is what counts.
+  s.receive(notice("please wait", 17), 1000);
+  assert.equal(s.loginDelay, 17);
+  assert.equal(s.nextDeadline(), 1000 + 17000 + HANDSHAKE_TIMEOUT_MS);
+  assert.throws(() => s.handleTimer(1000 + 17000 + HANDSHAKE_TIMEOUT_MS),
+    (err) => err instanceof ProtocolError && err.code === CLOSE.HANDSHAKE_TIMEOUT && /try again in 17 s/.test(err.message));
+});
+
+test("a consent notice (delay 0) allows two minutes, and a notice without delay is refused", () => {
+  const s = new ViewerSession(0);
+  s.receive(hello(), 0);
+  s.auth("secret", "test");
+  s.receive(notice("waiting for the host's user to accept this connection", 0), 500);
+  assert.equal(s.nextDeadline(), 500 + 120000);
+  assert.equal(s.loginDelay, 0);
+  const t = new ViewerSession(0);
+  t.receive(hello(), 0);
+  t.auth("secret", "test");
+  assert.throws(() => t.receive(JSON.stringify({ t: "notice", text: "old" }), 1), ProtocolError);
+});

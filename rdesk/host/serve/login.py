@@ -62,8 +62,8 @@ ANNOUNCE_DELAY_FROM = 10.0
 def delay_notice(wait: float) -> str:
     """The Notice sent before serving a failed-login penalty of ``wait`` seconds.
 
-    Its wording is what viewers read (``rdesk/client/handshake.py`` takes the seconds from
-    "answering in N s"; docs/security.md): keep the two in step."""
+    Its text is for people; viewers read the seconds from the Notice's ``delay`` field
+    (docs/protocol.md, ``notice``)."""
     return ("the host delays logins from this address after failed attempts; "
             f"answering in {math.ceil(wait)} s")
 
@@ -143,7 +143,8 @@ class Login:
             if wait >= ANNOUNCE_DELAY_FROM:
                 # Said before the wait, so the viewer waits for the answer instead of giving
                 # up (which would count as one more failure) and its user learns why.
-                notice = Notice(delay_notice(wait))
+                notice = Notice(delay_notice(wait),
+                                delay=min(math.ceil(wait), limits.MAX_LOGIN_DELAY))
                 await self.transport.send(self.session.send(notice, time.monotonic()))
             await self._serve_penalty(wait)
             access = await self._check(message)

@@ -23,6 +23,7 @@ export const LIMITS = Object.freeze({
   MAX_KEYSYM: 0x1fffffff,
   MAX_BUTTON_MASK: 0xff,
   MAX_WHEEL_STEPS: 100,
+  MAX_LOGIN_DELAY: 3600,
   NONCE_BYTES: 16,
 });
 
@@ -112,7 +113,7 @@ export const SCHEMAS = Object.freeze({
   release_control: {},
   control_request: { id: U32, name: NAME },
   answer_control: { id: U32, grant: bool() },
-  notice: { text: NAME },
+  notice: { text: NAME, delay: int(0, L.MAX_LOGIN_DELAY) },
   xfer_list: { id: U32 },
   xfer_put: { id: U32, name: XNAME, size: XSIZE },
   xfer_get: { id: U32, name: XNAME },

@@ -26,9 +26,10 @@ export * from "./images.js";
 /** Milliseconds a connection may take from its start to being authenticated. */
 export const HANDSHAKE_TIMEOUT_MS = 10000;
 /**
- * Milliseconds a host that says it is waiting (a `notice` before the welcome: its user is asked
- * to accept this viewer, or it delays logins after failed attempts) may take to answer: the
- * Python viewer's allowance too (rdesk/client/handshake.py, CONSENT_WAIT).
+ * Milliseconds a host that says it is waiting for its user to accept this viewer (a `notice`
+ * with delay 0 before the welcome) may take to answer: the Python viewer's allowance too
+ * (rdesk/client/handshake.py, CONSENT_WAIT); also the longest login delay the page waits out
+ * (plus HANDSHAKE_TIMEOUT_MS) when a notice announces one.
  */
 export const WAIT_NOTICE_MS = 120000;
 /** Milliseconds between keepalive pings once active. */
@@ -107,6 +108,8 @@ export class ViewerSession {
     this.nextPing = null;
     this.pendingPing = null; // [id, sentAt]
     this.pingId = 0;
+    /** Seconds the host said it delays this login (a notice's `delay`), 0 if it did not. */
+    this.loginDelay = 0;
   }
 
   /** Decode and check one message from the host; returns it (updates have t: "update"). */
@@ -141,8 +144,11 @@ export class ViewerSession {
       this.nonce = message.nonce;
       this.state = STATE.AWAIT_AUTH;
     } else if (t === "notice" && this.state === STATE.AUTHENTICATING) {
-      // The host is waiting for something (its user's consent, a login delay): allow for it.
-      this.handshakeDeadline = Math.max(this.handshakeDeadline ?? 0, now + WAIT_NOTICE_MS);
+      // The host is waiting for its user's consent (delay 0), or delays this login by `delay`
+      // seconds after failed attempts: the number, never the text (docs/protocol.md, notice).
+      this.loginDelay = message.delay;
+      const wait = message.delay > 0 ? Math.min(message.delay * 1000, WAIT_NOTICE_MS) + HANDSHAKE_TIMEOUT_MS : WAIT_NOTICE_MS;
+      this.handshakeDeadline = Math.max(this.handshakeDeadline ?? 0, now + wait);
     } else if (t === "welcome") {
       this.width = message.width;
       this.height = message.height;
@@ -225,6 +231,12 @@ export class ViewerSession {
   handleTimer(now) {
     if (this.state === STATE.CLOSED) return [];
     if (this.handshakeDeadline !== null && now >= this.handshakeDeadline) {
+      if (this.loginDelay > 0) {
+        throw new ProtocolError(
+          `the host delays logins from this address after failed attempts; try again in ${this.loginDelay} s`,
+          CLOSE.HANDSHAKE_TIMEOUT,
+        );
+      }
       throw new ProtocolError("handshake not completed in time", CLOSE.HANDSHAKE_TIMEOUT);
     }
     if (this.pendingPing !== null && now >= this.pendingPing[1] + this.pingTimeout) {
