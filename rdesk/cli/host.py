@@ -14,7 +14,17 @@ from pathlib import Path
 
 from rdesk.cli.common import UsageError, add_deprecated, add_verb, require_host_extra
 from rdesk.cli.relay import add_host_relay_options, host_relay_settings
-from rdesk.cli.values import bandwidth, invite, origin, path, port, ranged, size
+from rdesk.cli.values import (
+    ALL_MONITORS,
+    bandwidth,
+    invite,
+    monitor,
+    origin,
+    path,
+    port,
+    ranged,
+    size,
+)
 from rdesk.common.runtime import consent_socket_path
 from rdesk.host.settings import (
     CAPTURE_BACKENDS,
@@ -198,15 +208,9 @@ def _add_transfer_options(host: argparse.ArgumentParser) -> None:
 
 
 def _monitor(text: str) -> int | None:
-    if text.strip().lower() == "all":
-        return None
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("a monitor number or 'all'") from None
-    if not 0 <= number < 64:
-        raise argparse.ArgumentTypeError("a monitor number in 0..63")
-    return number
+    """:func:`~rdesk.cli.values.monitor`, with the whole screen as ``None`` (the settings')."""
+    number = monitor(text)
+    return None if number == ALL_MONITORS else number
 
 
 def _add_security_options(host: argparse.ArgumentParser) -> None:

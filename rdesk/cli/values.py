@@ -12,7 +12,11 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["bandwidth", "invite", "origin", "path", "port", "ranged", "size"]
+__all__ = ["ALL_MONITORS", "bandwidth", "invite", "monitor", "origin", "path", "port", "ranged",
+           "size"]
+
+#: What ``monitor("all")`` returns: the whole screen (the wire's ``-1``).
+ALL_MONITORS = -1
 
 
 def path(text: str) -> Path:
@@ -95,3 +99,16 @@ def ranged(lo: int, hi: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def monitor(text: str) -> int:
+    """A RandR monitor number 0..63, or ``all`` (:data:`ALL_MONITORS`): the whole screen."""
+    if text.strip().lower() == "all":
+        return ALL_MONITORS
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a monitor number or 'all'") from None
+    if not 0 <= number < 64:
+        raise argparse.ArgumentTypeError("a monitor number in 0..63")
+    return number

@@ -20,7 +20,7 @@ from typing import TypeVar
 from rdesk.cli import exits
 from rdesk.cli.common import UsageError, add_deprecated, add_verb
 from rdesk.cli.relay import add_relay_options, relay_target, remember_relay_pin
-from rdesk.cli.values import path
+from rdesk.cli.values import monitor, path
 from rdesk.client.connection import Connection, connect, parse_url
 from rdesk.client.known_hosts import KnownHosts, UnknownHostKey
 
@@ -64,19 +64,34 @@ def add_viewer_options(parser: argparse.ArgumentParser, *, url: bool = True) -> 
         "--client-cert", type=path, help="client certificate (PEM) for hosts that need one"
     )
     parser.add_argument("--client-key", type=path, help="private key (PEM) of --client-cert")
+    parser.add_argument(
+        "--ca-file", type=path, metavar="PEM",
+        help="trust a host whose certificate this CA signed, for the host name in the URL, "
+        "instead of a pin (known_hosts is then not used)",
+    )
+    parser.add_argument(
+        "--monitor", type=monitor, default=None, metavar="N|all",
+        help="share RandR monitor N of the host (or all of its screen) before acting; this "
+        "switches the host's monitor for every viewer, as F8 -> Monitor does",
+    )
     add_relay_options(parser)
     add_deprecated(parser, "--cert", "--client-cert", "client_cert", type=path)
     add_deprecated(parser, "--key", "--client-key", "client_key", type=path)
 
 
 def viewer_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
-    """The TLS context the viewer options ask for (``None``: the default one)."""
+    """The TLS context the viewer options ask for (``None``: the default one).
+
+    With ``--ca-file`` it verifies the host's chain to that CA and its host name, which
+    :func:`~rdesk.client.connection.connect` then takes in place of a pin.
+    """
     cert, key = getattr(args, "client_cert", None), getattr(args, "client_key", None)
-    if cert is None and key is None:
+    cafile = getattr(args, "ca_file", None)
+    if cert is None and key is None and cafile is None:
         return None
     from rdesk.client.tls import client_ssl_context
 
-    return client_ssl_context(cert=cert, key=key)
+    return client_ssl_context(cafile, cert=cert, key=key)
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -189,11 +204,50 @@ def with_viewer(args: argparse.Namespace, body: Callable[[Connection], Awaitable
     async def run() -> T:
         conn = await _open_viewer(args)
         try:
+            if getattr(args, "monitor", None) is not None:
+                await choose_monitor(conn, args.monitor, args.timeout)
             return await body(conn)
         finally:
             await conn.close()
 
     return asyncio.run(run())
+
+
+async def choose_monitor(conn: Connection, index: int, timeout: float) -> None:
+    """Have the host share monitor ``index`` (``-1``: the whole screen) and wait until this
+    viewer's screen is it. A refusal (a notice: no such monitor, not holding control) is a
+    one-line :class:`UsageError` with exit status 7 (refused)."""
+    try:
+        # The host lists its monitors and the shared one right after the welcome.
+        await conn.wait_for(lambda: bool(conn.monitors), timeout)
+    except TimeoutError:
+        raise UsageError(f"{conn.address} did not list its monitors", exits.REFUSED) from None
+    if index != -1 and index not in conn.monitors:
+        raise UsageError(f"{conn.address} has no monitor {index} (it has "
+                         f"{', '.join(map(str, sorted(conn.monitors)))})", exits.REFUSED)
+    if conn.monitor == index:
+        return
+    before, was = conn.notices, conn.framebuffer.size  # a new notice is a new list
+    await conn.select_monitor(index)
+    info = conn.monitors.get(index)
+    if info is not None:
+        size = (info.width, info.height)
+    else:  # the whole screen: what the monitors span (the screen message follows the switch)
+        size = (max(m.x + m.width for m in conn.monitors.values()),
+                max(m.y + m.height for m in conn.monitors.values()))
+
+    def switched() -> bool:
+        return conn.monitor == index and (conn.framebuffer.size == size or (
+            info is None and conn.framebuffer.size != was))
+
+    try:
+        await conn.wait_for(lambda: switched() or conn.notices is not before, timeout)
+    except TimeoutError:
+        raise UsageError(f"{conn.address} did not switch to monitor {index} within "
+                         f"{timeout:g} s", exits.REFUSED) from None
+    if not switched():
+        raise UsageError(f"{conn.address} refused monitor {index}: {conn.notices[-1]}",
+                         exits.REFUSED)
 
 
 # --- the verbs ---------------------------------------------------------------------------------

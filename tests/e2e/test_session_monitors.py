@@ -102,6 +102,34 @@ def test_snapshot_of_monitor_1_is_that_rectangle(
         assert_images_equal(shot, grab_root(two_monitors, (320, 0, 320, 240)))
 
 
+def test_the_viewer_verbs_select_a_monitor_before_acting(
+    two_monitors: str, tmp_path: Path, hosts: list[Host]
+) -> None:
+    """``--monitor`` on snapshot (and every viewer verb): the host shares the whole screen,
+    the snapshot is monitor 1 only; ``--monitor all`` brings the whole screen back; a monitor
+    the host lacks is one line and exit status 7 (refused)."""
+    with Painter(two_monitors, seed=6):
+        host = Host(two_monitors, tmp_path)  # the whole screen
+        hosts.append(host)
+        out = tmp_path / "shot.png"
+
+        def snapshot(*extra: str) -> subprocess.CompletedProcess[str]:
+            return _rdesk(tmp_path, "snapshot", host.url, *host.viewer, "-o", str(out), *extra)
+
+        # Without --monitor the host keeps sharing what the last viewer chose (for everyone).
+        for extra, rect in ((("--monitor", "1"), (320, 0, 320, 240)), ((), (320, 0, 320, 240)),
+                            (("--monitor", "all"), (0, 0, 640, 240))):
+            result = snapshot(*extra)
+            assert result.returncode == 0, result.stderr
+            shot = Image.open(out).convert("RGB")
+            assert shot.size == rect[2:]
+            assert_images_equal(shot, grab_root(two_monitors, rect))
+        result = snapshot("--monitor", "9")
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 7 and len(lines) == 1, result.stderr
+        assert lines[0].startswith("rdesk: error: ") and "no monitor 9" in lines[0]
+
+
 def test_click_in_monitor_1_lands_at_root_coordinates(
     two_monitors: str, tmp_path: Path, hosts: list[Host]
 ) -> None:
