@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "rdesk.tunnel": {P, C},
     "rdesk.client": {P, C, "rdesk.recording", "rdesk.tunnel"},
     "rdesk.client.tk": {"rdesk.client", P, C, "rdesk.recording"},
-    "rdesk.host.settings": set(),
+    "rdesk.host.settings": {C},
     "rdesk.host.encoding": {P, C},
     "rdesk.host.screen": {"rdesk.host.settings", "rdesk.host.encoding", P, C},
     "rdesk.host.input": {P, C},

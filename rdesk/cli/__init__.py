@@ -23,6 +23,7 @@ from rdesk.cli.parser import build_parser
 from rdesk.client.connection import ConnectError
 from rdesk.client.known_hosts import HostKeyError, UnknownHostKey
 from rdesk.client.tls import ClientTLSError
+from rdesk.common import dirs
 from rdesk.host.settings import default_config_dir
 
 __all__ = ["build_parser", "main"]
@@ -69,7 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="rdesk: %(levelname)s: %(message)s",
     )
     if args.config_dir is None:
+        # No --config-dir: the platform's directories (rdesk/common/dirs.py).
         args.config_dir = default_config_dir()
+        args.config_default = dirs.config_file()
     try:
         from rdesk.cli.config import apply_config
 

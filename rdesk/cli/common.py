@@ -91,14 +91,17 @@ def add_common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "--config-dir",
         type=path,
         default=None if top else unset,
-        help="certificates, password and known hosts (default: ~/.config/rdesk)",
+        help="certificates, passwords and known hosts, and config.toml (default: the "
+        "platform's data directory, e.g. ~/.local/share/rdesk, or ~/.config/rdesk if an "
+        "earlier rdesk wrote there)",
     )
     group.add_argument(
         "--config",
         type=path,
         default=None if top else unset,
         metavar="FILE",
-        help="settings and saved hosts, TOML (default: CONFIG_DIR/config.toml)",
+        help="settings and saved hosts, TOML (default: CONFIG_DIR/config.toml with "
+        "--config-dir, else the platform's, e.g. ~/.config/rdesk/config.toml)",
     )
     group.add_argument(
         "-v", "--verbose", action="store_true", default=False if top else unset,

@@ -16,6 +16,11 @@
     client-cert = "~/certs/alice.crt"
     client-key = "~/certs/alice.key"
 
+    [hosts.home]            # a host reached by its ID through a relay: `rdesk snapshot home`
+    id = "ABCD-EFGH-JKMNP"
+    relay = "wss://relay.example:8443"
+    relay-fingerprint = "SHA256:..."
+
 A value is read with the flag's own parser (so ``virtual = "1280x720"`` and ``~`` in paths
 work as on the command line) and becomes that flag's default: a flag given on the command line
 wins. ``rdesk config show`` prints the merged settings and where each came from.
@@ -39,22 +44,24 @@ from typing import Any
 import tomllib
 
 from rdesk.cli.common import DeprecatedAlias, UsageError, add_verb
+from rdesk.common import dirs
+from rdesk.protocol.hostid import parse_host_id
 
 __all__ = ["CONFIG_FILE", "Config", "add_parsers", "apply_config", "load_config"]
 
-CONFIG_FILE = "config.toml"
+CONFIG_FILE = dirs.CONFIG_FILE
 #: Verbs the ``[viewer]`` section and saved hosts apply to: those with a host URL.
 VIEWER_VERBS = ("snapshot", "watch", "type", "key", "move", "click", "scroll", "do", "drag",
                 "expect", "connect")
 #: What a saved host may say (flags of the viewer verbs), besides ``url``.
 HOST_KEYS = ("fingerprint", "password-file", "client-cert", "client-key", "accept-new",
-             "timeout")
+             "timeout", "ca-file", "relay", "relay-fingerprint")
 _MAX_CONFIG = 1 << 20
 #: The environment's prefix for each verb whose flags it may set.
 ENV_PREFIXES = {"host": "RDESK_HOST_", "relay": "RDESK_RELAY_"}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 #: Options of every verb: not settings of the file.
-_COMMON = ("help", "version", "config_dir", "config", "verbose")
+_COMMON = ("help", "version", "config_dir", "config", "verbose", "config_default")
 
 
 @dataclass
@@ -92,11 +99,16 @@ def load_config(path: Path, *, required: bool) -> Config:
         raise UsageError(f"config file {path}: unknown section [{sorted(unknown)[0]}]")
     config = Config(path, dict(table.get("host", {})), dict(table.get("viewer", {})))
     for name, block in table.get("hosts", {}).items():
-        if not isinstance(block, dict) or "url" not in block:
-            raise UsageError(f"config file {path}: [hosts.{name}] needs a url")
-        extra = set(block) - {"url", *HOST_KEYS}
+        if not isinstance(block, dict) or len({"url", "id"} & set(block)) != 1:
+            raise UsageError(f"config file {path}: [hosts.{name}] needs a url or an id")
+        extra = set(block) - {"url", "id", *HOST_KEYS}
         if extra:
             raise UsageError(f"config file {path}: [hosts.{name}]: unknown key {sorted(extra)[0]}")
+        if "id" in block:
+            try:
+                block["id"] = parse_host_id(str(block["id"]))
+            except ValueError as exc:
+                raise UsageError(f"config file {path}: [hosts.{name}]: id: {exc}") from None
         config.hosts[name] = dict(block)
     return config
 
@@ -199,10 +211,15 @@ def _viewer_section(
 
 
 def config_path(args: argparse.Namespace) -> tuple[Path, bool]:
-    """The config file ``args`` name, and whether it must exist (given with ``--config``)."""
+    """The config file ``args`` name, and whether it must exist (given with ``--config``).
+
+    Without ``--config``: ``CONFIG_DIR/config.toml`` for a ``--config-dir``, else the
+    platform's (``args.config_default``, set by :func:`rdesk.cli.main`).
+    """
     if getattr(args, "config", None) is not None:
         return Path(args.config), True
-    return Path(args.config_dir) / CONFIG_FILE, False
+    default = getattr(args, "config_default", None)
+    return (Path(default) if default is not None else Path(args.config_dir) / CONFIG_FILE), False
 
 
 def apply_config(
@@ -224,13 +241,14 @@ def apply_config(
         defaults.update(environment_defaults(verb, args.command, os.environ))
     if defaults and verb is not None:
         verb.set_defaults(**{d: v for d, (_, v) in defaults.items()})
-        config_dir = args.config_dir
+        config_dir, default = args.config_dir, getattr(args, "config_default", None)
         DeprecatedAlias.quiet = True  # the first parse already warned
         try:
             args = parser.parse_args(argv)
         finally:
             DeprecatedAlias.quiet = False
-        args.config_dir = config_dir if args.config_dir is None else args.config_dir
+        if args.config_dir is None:
+            args.config_dir, args.config_default = config_dir, default
     if args.command in VIEWER_VERBS and args.url in config.hosts:
         args = _saved_host(verbs[args.command], args, config.hosts[args.url],
                            f"{path} [hosts.{args.url}]")
@@ -241,10 +259,10 @@ def apply_config(
 def _saved_host(
     verb: argparse.ArgumentParser, args: argparse.Namespace, block: dict[str, Any], where: str
 ) -> argparse.Namespace:
-    """Fill ``args`` from a saved host: its URL, and each value no flag gave."""
-    args.url = str(block["url"])
+    """Fill ``args`` from a saved host: its URL or ID, and each value no flag gave."""
+    args.url = str(block["url"] if "url" in block else block["id"])
     for dest, (_, value) in section_defaults(
-        verb, {k: v for k, v in block.items() if k != "url"}, where
+        verb, {k: v for k, v in block.items() if k not in ("url", "id")}, where
     ).items():
         if getattr(args, dest, None) == _default(verb, dest):
             setattr(args, dest, value)

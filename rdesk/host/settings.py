@@ -42,11 +42,12 @@ DEFAULT_CLIPBOARD_MAX = 1 << 20
 
 
 def default_config_dir() -> Path:
-    """``$XDG_CONFIG_HOME/rdesk`` or ``~/.config/rdesk``: certificates, password, known hosts."""
-    import os
+    """Where certificates, passwords and known hosts live without ``--config-dir``: the
+    platform's data directory, or ``~/.config/rdesk`` where an earlier version put them
+    (:mod:`rdesk.common.dirs`)."""
+    from rdesk.common.dirs import data_dir
 
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "rdesk"
+    return data_dir()
 
 
 @dataclasses.dataclass(frozen=True)

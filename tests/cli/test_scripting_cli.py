@@ -257,7 +257,9 @@ def test_saved_host(tmp_path: Path) -> None:
     ("[host]\nport = 99999\n", "port"),
     ("[host]\nnosuch = 1\n", "no such option: nosuch"),
     ("[host]\nconsent = \"maybe\"\n", "consent must be one of"),
-    ("[hosts.w]\nfingerprint = \"x\"\n", "[hosts.w] needs a url"),
+    ("[hosts.w]\nfingerprint = \"x\"\n", "[hosts.w] needs a url or an id"),
+    ("[hosts.w]\nurl = \"h:1\"\nid = \"ABCD-EFGH-JKMNP\"\n", "needs a url or an id"),
+    ("[hosts.w]\nid = \"ABCD-EFGH\"\n", "[hosts.w]: id: a host ID is 13 symbols"),
     ("[host\n", "config file"),
 ])
 def test_bad_config_is_one_line(tmp_path: Path, text: str, needle: str) -> None:
