@@ -291,3 +291,21 @@ def test_every_change_is_eventually_sent_exactly(cells: list[tuple[int, int]],
         p.settle(round_, encode(p, frame, round_.jobs), frame)
     assert not p.dirty.any() and not p.lossy.any()
     assert p.exact
+
+
+def test_tiles_sent_by_a_video_stream_are_held_lossy_and_copied_as_such() -> None:
+    p = planner()
+    base = frame_of(16)
+    p.held.record((0, 0, W, H), base, lossy=False)
+    video = np.zeros(SHAPE, dtype=bool)
+    video[2:5, 3:9] = True
+    playing = base.copy()
+    playing[2 * TILE : 5 * TILE, 3 * TILE : 9 * TILE] = frame_of(17)[: 3 * TILE, : 6 * TILE]
+    p.mark(video)
+    p.sent_elsewhere(video, playing)
+    assert not p.dirty.any() and np.array_equal(p.lossy, video)
+    # What a scroll is detected against is what the stream showed, not the old picture.
+    assert np.array_equal(p.held.sent, playing)
+    assert p.take_round(0.0, np.zeros(SHAPE), NOTHING, 1 << 20) is None  # not yet still
+    refresh = p.take_round(10.0, np.zeros(SHAPE), NOTHING, 1 << 20)
+    assert refresh is not None and not any(refresh.trim)

@@ -10,7 +10,10 @@ holds only as a lossy picture (``lossy``). The invariant, for every pixel of a k
   (a JPEG of them, perhaps downscaled), which only the viewer knows bit for bit.
 
 Updates reach the viewer in the order the host sends them, so recording each rectangle as it
-is sent keeps the invariant. A COPY moves the viewer's pixels from one place to another;
+is sent keeps the invariant — every rectangle, whatever path sent it (tiles through
+``Planner.settle``, scrolls through ``Planner.settle_scroll``, a video stream's frames through
+``Planner.sent_elsewhere``); a rectangle sent unrecorded would make a later COPY read pixels
+the record does not describe. A COPY moves the viewer's pixels from one place to another;
 :meth:`Held.scrolled` moves ``sent`` and the lossy flags the same way (a tile that receives any
 row of a lossy tile becomes lossy), so the invariant holds after it too. Hence the one rule:
 **a COPY may read only known tiles, and what it reads is ``sent``** — scroll detection

@@ -177,6 +177,17 @@ class Planner:
         self.dirty |= mask
         return True
 
+    def sent_elsewhere(self, tiles: np.ndarray, frame: np.ndarray) -> None:
+        """``tiles`` were sent to the viewer by another path (a video stream), cut from
+        ``frame``: they are no longer dirty, and the viewer holds them lossy. Everything sent
+        to the viewer must be recorded here or by :meth:`settle`/:meth:`settle_scroll`: a
+        COPY reads what the record says the viewer holds."""
+        if tiles.shape != self.dirty.shape or not tiles.any():
+            return
+        self.dirty &= ~tiles
+        for box in merge_tiles(tiles, self.tile, *self.size):
+            self.held.record(box, frame, lossy=True)
+
     def refresh_all(self) -> None:
         """The viewer asked for everything again."""
         self.dirty[:] = True
