@@ -172,3 +172,46 @@ def test_the_pages_sha256_and_name_rule_match_pythons(host: RunningHost, page: A
         names,
     )
     assert refused == [check_name(n) is not None for n in names]
+
+
+def test_the_pages_chunk_codec_matches_pythons(host: RunningHost, page: Any) -> None:
+    # Every frame Python's codec refuses, the page refuses; what it takes, the page reads the
+    # same (id, offset, bytes); what the page encodes, Python decodes.
+    from rdesk.protocol import codec
+    from rdesk.protocol.errors import RemoteProtocolError
+    from rdesk.protocol.transfer import CHUNK, XferData
+    from tests.protocol.test_transfer import _frame
+
+    frames = [
+        bytes(codec.encode(XferData(7, 1 << 39, b"\x00\xffabc"))),
+        bytes(codec.encode(XferData(0xFFFFFFFF, 0, os.urandom(CHUNK)))),
+        _frame(reserved=1), _frame(reserved16=1), _frame(length=4), _frame(length=2),
+        _frame(payload=b""), _frame(offset=(1 << 40) + 1), _frame()[:19],
+        _frame(payload=b"x" * (CHUNK + 1)),
+    ]
+    page.goto(_https(host))
+    results = page.evaluate(
+        """async (frames) => {
+            const C = await import("/core/chunks.js");
+            const out = frames.map((f) => {
+                try {
+                    const m = C.decodeChunk(new Uint8Array(f));
+                    return [m.id, m.offset, Array.from(m.data.subarray(0, 8)), m.data.length];
+                } catch (e) { return ["refused", e.code]; }
+            });
+            const data = new Uint8Array([1, 2, 3]);
+            const mine = C.encodeChunk({ id: 9, offset: 2 ** 33 + 5, data });
+            return [out, Array.from(mine)];
+        }""",
+        [list(f) for f in frames],
+    )
+    decoded, mine = results
+    for frame, got in zip(frames, decoded, strict=True):
+        try:
+            want = codec.decode(frame)
+        except RemoteProtocolError as exc:
+            assert got == ["refused", int(exc.code)], got
+        else:
+            assert isinstance(want, XferData)
+            assert got == [want.id, want.offset, list(want.data[:8]), len(want.data)]
+    assert codec.decode(bytes(mine)) == XferData(9, 2**33 + 5, b"\x01\x02\x03")
