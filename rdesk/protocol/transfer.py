@@ -59,6 +59,9 @@ MIN_CHUNK = 4 * 1024
 #: Seconds of the link one chunk may take, at least: the pacer's chunks are this long on
 #: the wire, or longer when the round trip needs them to be (see :meth:`Pacer.chunk_size`).
 CHUNK_TIME = 0.002
+#: Seconds over which a :class:`Pacer` measures the delivery rate, at least (or its round
+#: trip, if longer).
+RATE_WINDOW = 0.05
 #: A budget is cut into this many chunks (at least): fewer than the window of 16, so credit
 #: never holds a paced sender back, and enough that a chunk is a small part of the queue.
 _CHUNKS_PER_BUDGET = 12
@@ -391,7 +394,9 @@ class Pacer:
         self.min_rtt: float | None = None
         #: Bytes per second confirmed (an average over credits).
         self.rate: float | None = None
-        self._last_credit: float | None = None
+        #: (time, bytes confirmed so far) at the credits of the last rate window.
+        self._confirmed: deque[tuple[float, int]] = deque()
+        self._total = 0
 
     def on_sent(self, nbytes: int, now: float) -> None:
         self._sent.append((now, nbytes))
@@ -408,10 +413,18 @@ class Pacer:
         if newest is not None:
             rtt = max(0.0, now - newest)
             self.min_rtt = rtt if self.min_rtt is None else min(self.min_rtt, rtt)
-        if self._last_credit is not None and now > self._last_credit and confirmed:
-            sample = confirmed / (now - self._last_credit)
-            self.rate = sample if self.rate is None else self.rate + (sample - self.rate) / 8
-        self._last_credit = now
+        # The rate over a window of a round trip at least (RATE_WINDOW): credits read in a
+        # burst (the sender's loop was busy; ack compression) would make a rate of bytes over
+        # microseconds, and a budget far beyond what the receiver stores.
+        self._total += confirmed
+        self._confirmed.append((now, self._total))
+        window = max(RATE_WINDOW, self.min_rtt or 0.0)
+        while len(self._confirmed) > 2 and self._confirmed[1][0] <= now - window:
+            self._confirmed.popleft()
+        since, before = self._confirmed[0]
+        if now - since >= window / 2 and self._total > before:
+            sample = (self._total - before) / (now - since)
+            self.rate = sample if self.rate is None else self.rate + (sample - self.rate) / 4
 
     def chunk_size(self) -> int:
         """The bytes to put in the next chunk (the last one of a file may be shorter).
@@ -444,4 +457,4 @@ class Pacer:
         would keep a budget's worth of chunk sizes unused on average, below the round trip's
         bytes on a long link: the measured rate, and the budget made of it, would then shrink
         round after round."""
-        return self.inflight + min(nbytes, MIN_CHUNK) <= self.budget
+        return self.inflight < self.budget

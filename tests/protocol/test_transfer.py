@@ -287,6 +287,23 @@ def test_the_pacer_starts_slowly_until_it_has_measured() -> None:
     assert pacer.chunk_size() == MIN_CHUNK  # a slow link: the smallest chunks
 
 
+def test_credits_read_in_a_burst_do_not_inflate_the_rate() -> None:
+    # The sender's loop was busy: 1 MB/s of credit, read 2 credits at a time 10 µs apart
+    # every 32 ms. Rated credit by credit that is 1.6 GB/s, and a budget (chunks in flight
+    # ahead of a key) 1600 times too large; over a window (RATE_WINDOW, or a round trip) it
+    # stays the rate it is.
+    pacer = Pacer()
+    now = 0.0
+    for _ in range(400):
+        for _ in range(4):
+            pacer.on_sent(8192, now)
+        for _ in range(2):
+            pacer.on_credit(2, now)
+            now += 1e-5
+        now += 4 * 8192 / 1e6 - 2e-5
+    assert pacer.rate is not None and 0.8e6 < pacer.rate < 1.25e6, pacer.rate
+
+
 def test_data_without_credit_is_a_protocol_error() -> None:
     receiver = Receiving(1, 10 * CHUNK * WINDOW)
     credit = receiver.initial_credit()

@@ -73,10 +73,10 @@ const WHEEL = int(-L.MAX_WHEEL_STEPS, L.MAX_WHEEL_STEPS);
 
 // transfer.py: CHUNK most bytes per xfer_data (a binary chunk, chunks.js), MIN_CHUNK the
 // smallest a paced sender picks, CHUNK_TIME seconds of the link a chunk takes at least,
-// CHUNKS_PER_BUDGET, WINDOW chunks of credit given back every CREDIT_BATCH, QUEUE_TARGET
+// CHUNKS_PER_BUDGET, RATE_WINDOW seconds a rate is measured over at least, WINDOW chunks of credit given back every CREDIT_BATCH, QUEUE_TARGET
 // seconds of queue a paced sender allows, names of 255 bytes.
 export const XFER = Object.freeze({
-  CHUNK: 256 * 1024, MIN_CHUNK: 4 * 1024, CHUNK_TIME: 0.002, CHUNKS_PER_BUDGET: 12, WINDOW: 16,
+  CHUNK: 256 * 1024, MIN_CHUNK: 4 * 1024, CHUNK_TIME: 0.002, CHUNKS_PER_BUDGET: 12, RATE_WINDOW: 0.05, WINDOW: 16,
   CREDIT_BATCH: 2, QUEUE_TARGET: 1 / 120, MAX_FILE_SIZE: 2 ** 40, MAX_NAME_BYTES: 255,
 });
 const XNAME = str(XFER.MAX_NAME_BYTES);

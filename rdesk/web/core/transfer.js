@@ -152,7 +152,8 @@ export class Pacer {
     this.inflight = 0;
     this.minRtt = null;
     this.rate = null;
-    this.lastCredit = null;
+    this.confirmed = []; // [time (s), bytes confirmed so far] over the last rate window
+    this.total = 0;
   }
 
   onSent(bytes, now) {
@@ -172,11 +173,17 @@ export class Pacer {
       const rtt = Math.max(0, now - newest);
       this.minRtt = this.minRtt === null ? rtt : Math.min(this.minRtt, rtt);
     }
-    if (this.lastCredit !== null && now > this.lastCredit && confirmed) {
-      const sample = confirmed / (now - this.lastCredit);
-      this.rate = this.rate === null ? sample : this.rate + (sample - this.rate) / 8;
+    // Over a window of a round trip at least: credits read in a burst must not make a rate
+    // of bytes over microseconds (Pacer.on_credit).
+    this.total += confirmed;
+    this.confirmed.push([now, this.total]);
+    const window = Math.max(XFER.RATE_WINDOW, this.minRtt ?? 0);
+    while (this.confirmed.length > 2 && this.confirmed[1][0] <= now - window) this.confirmed.shift();
+    const [since, before] = this.confirmed[0];
+    if (now - since >= window / 2 && this.total > before) {
+      const sample = (this.total - before) / (now - since);
+      this.rate = this.rate === null ? sample : this.rate + (sample - this.rate) / 4;
     }
-    this.lastCredit = now;
   }
 
   /** Bytes for the next chunk: small on a slow link, large on a fast one (Pacer.chunk_size). */
@@ -194,8 +201,8 @@ export class Pacer {
   }
 
   /** While the budget is not used up, even if this chunk overshoots it (Pacer.allows). */
-  allows(bytes) {
-    return this.inflight + Math.min(bytes, XFER.MIN_CHUNK) <= this.budget;
+  allows(_bytes) {
+    return this.inflight < this.budget;
   }
 }
 
