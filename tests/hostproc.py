@@ -142,3 +142,19 @@ class HostProcess:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def store_test_password(config_dir: Path, password: str = PASSWORD) -> None:
+    """Write ``config_dir/password`` as ``rdesk passwd`` does, with the cheapest scrypt cost
+    the host accepts (n=1024 instead of 32768): a test that logs in a thousand times measures
+    the host's connections, not the key derivation. The host reads the cost from the hash."""
+    import base64
+
+    from rdesk.host.security.passwords import write_password_hash
+
+    cheap = config_dir / "cheap-template"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    cheap.write_text("scrypt$1024$8$1$" + base64.b64encode(os.urandom(16)).decode() + "$"
+                     + base64.b64encode(bytes(32)).decode() + "\n")
+    write_password_hash(config_dir / "password", password, like=cheap)
+    cheap.unlink()

@@ -230,7 +230,7 @@ async def run_actions(conn: Connection, actions: Sequence[Action],
         elif name == "scroll":
             await scroll(conn, *ints)
         elif name == "pause":
-            await asyncio.sleep(action.seconds)
+            await pause(conn, action.seconds)
         else:  # snapshot, expect: what the screen shows once the input is in
             assert action.file is not None
             await confirm(conn, args.timeout)
@@ -241,6 +241,15 @@ async def run_actions(conn: Connection, actions: Sequence[Action],
     for keysym in reversed(held):  # a keydown without its keyup: let go before leaving
         await conn.key(keysym, False)
     await confirm(conn, args.timeout)
+
+
+async def pause(conn: Connection, seconds: float) -> None:
+    """Wait ``seconds``; raise the :class:`ConnectionLost` at once if the connection ends
+    meanwhile (a host that closed it, or dropped it, is not waited out)."""
+    closed = asyncio.shield(conn.closed)
+    done, _ = await asyncio.wait({closed}, timeout=seconds)
+    if closed in done:
+        raise closed.result()
 
 
 async def scroll(conn: Connection, x: int, y: int, dy: int, dx: int = 0) -> None:

@@ -53,6 +53,7 @@ from rdesk.protocol.messages import (
 )
 from rdesk.protocol.monitors import ALL, MonitorCurrent, MonitorInfo, SelectMonitor
 from rdesk.protocol.session import Session
+from rdesk.protocol.states import State
 from rdesk.protocol.transfer import HOST_SENDS as TRANSFER_MESSAGES
 
 __all__ = ["Connection"]
@@ -162,6 +163,12 @@ class Connection:
             if self._refused is not None:
                 raise self._refused
             async for data in self.ws:
+                if self.session.state is State.CLOSED:
+                    # We sent Close (close()): what the host sent before it saw ours is
+                    # dropped, but read, so the host's closing frame behind it is too. Left
+                    # unread, the websocket stops reading at its queue limit and the close
+                    # waits out its timeout (5 s).
+                    continue
                 await self._handle(data)
             return self._lost_from_ws()
         except ConnectionClosed:

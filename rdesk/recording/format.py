@@ -99,6 +99,25 @@ class Record:
         return value
 
 
+def _create_with(path: Path, header: bytes) -> int:
+    """Create ``path`` holding ``header`` (failing if it exists, as ``O_EXCL``) and return a
+    descriptor open for appending. The header is written to a hidden temporary file first and
+    linked into place: a host killed at any moment leaves no recording without its header."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(header)
+        while view:
+            view = view[os.write(fd, view):]
+        os.link(tmp, path)  # EEXIST when the name is taken, like O_EXCL
+    except BaseException:
+        os.close(fd)
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+    return fd
+
+
 class Recorder:
     """Writes one viewer session to ``directory/<session_id>.rdrec``.
 
@@ -121,18 +140,6 @@ class Recorder:
         self._clock = clock
         self._start = clock()
         safe = _SAFE_ID.sub("_", session_id)[:96] or "session"
-        try:
-            if not self.directory.is_dir():
-                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.path = self.directory / f"{safe}{SUFFIX}"
-            fd = os.open(
-                self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
-            )
-        except OSError as exc:
-            raise RecordingError(
-                f"cannot create a recording in {self.directory}: {exc.strerror or exc}"
-            ) from None
-        self._file: BinaryIO = os.fdopen(fd, "wb")
         header = json.dumps(
             {
                 "session": session_id,
@@ -141,11 +148,20 @@ class Recorder:
                 "record_input": record_input,
             }
         ).encode()
+        self.path = self.directory / f"{safe}{SUFFIX}"
+        try:
+            if not self.directory.is_dir():
+                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = _create_with(self.path, _FILE_HEADER.pack(MAGIC, VERSION, len(header)) + header)
+        except OSError as exc:
+            raise RecordingError(
+                f"cannot create a recording in {self.directory}: {exc.strerror or exc}"
+            ) from None
+        self._file: BinaryIO = os.fdopen(fd, "ab")
         self._last_sync = float("-inf")
-        self._unsynced = False
+        self._unsynced = True
         self._timer: asyncio.TimerHandle | None = None
         self._broken = False
-        self._write(_FILE_HEADER.pack(MAGIC, VERSION, len(header)) + header)
 
     # --- feeding ---------------------------------------------------------------------------
 

@@ -81,8 +81,9 @@ class HostThread:
         self.credentials = credentials
         self.injector = injector
         self.cert_policy = cert_policy
+        settings.setdefault("bind", "127.0.0.1")  # a test may listen wider (network namespaces)
         self.settings = HostSettings(
-            display=display, bind="127.0.0.1", port=0, config_dir=tmp / "host-config", **settings
+            display=display, port=0, config_dir=tmp / "host-config", **settings
         )
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)

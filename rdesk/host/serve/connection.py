@@ -249,6 +249,11 @@ class ViewerConnection:
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            receive = tasks[2]
+            if receive in done and not receive.cancelled() and receive.exception() is None:
+                # The viewer said Close: a sender that found the session closed in the same
+                # turn of the loop failed because of it, not on its own (no protocol error).
+                return
             for task in done:
                 task.result()  # re-raise the reason the viewer ends
         finally:

@@ -9,6 +9,8 @@ Lines typed on the host's standard input (when it is a terminal, or when asked t
     grant N | deny N        answer viewer N's request for control
     take | release          take control back from the viewers / hand it back
     kick N                  disconnect viewer N
+    status                  counts that should come back down: viewers, asyncio tasks,
+                            threads, open file descriptors (docs/reliability.md)
     help
 
 The console only calls the server's public methods; it holds no rules of its own.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -28,7 +31,7 @@ from rdesk.host.security.invites import InviteBook
 from rdesk.host.serve.consent import ConsentDesk, Request
 from rdesk.protocol.messages import LOCAL_USER
 
-__all__ = ["HostConsole", "HELP"]
+__all__ = ["HostConsole", "HELP", "status_line"]
 
 HELP = """commands:
   viewers                 who is connected and who holds control
@@ -36,7 +39,27 @@ HELP = """commands:
   accept N | reject N     answer viewer N's request to connect (--consent ask)
   grant N | deny N        answer viewer N's request for control
   take | release          take control back from the viewers / hand it back
-  kick N                  disconnect viewer N"""
+  kick N                  disconnect viewer N
+  status                  viewers, tasks, threads and open descriptors now"""
+
+
+#: Name prefixes of the threads of pools (encoders, password checks, asyncio's executor):
+#: they start lazily, up to their pool's size, and stay.
+POOL_THREADS = ("rdesk-encode", "rdesk-auth", "asyncio_", "ThreadPoolExecutor-")
+
+
+def status_line(viewers: int) -> str:
+    """``status: viewers=N tasks=N threads=N pooled=N fds=N``: what a leak would make grow
+    (tasks of the running loop; Python threads, ``pooled`` of them in pools; this process's
+    open descriptors, ``fds=?`` without ``/proc``)."""
+    try:
+        fds: object = len(os.listdir("/proc/self/fd")) - 1  # less listdir's own descriptor
+    except OSError:
+        fds = "?"
+    threads = threading.enumerate()
+    pooled = sum(t.name.startswith(POOL_THREADS) for t in threads)
+    return (f"status: viewers={viewers} tasks={len(asyncio.all_tasks())} "
+            f"threads={len(threads)} pooled={pooled} fds={fds}")
 
 
 class HostConsole:
@@ -100,6 +123,8 @@ class HostConsole:
                 attempts = getattr(server, "auth_attempts", None)
                 if attempts is not None:
                     self.out(f"  {attempts} login attempt(s) since the host started")
+            elif command == "status":
+                self.out(status_line(len(getattr(server, "viewers", ()))))
             elif command == "invite":
                 role = args[0] if args else "view"
                 minutes = float(args[1]) if len(args) > 1 else 30.0
