@@ -26,7 +26,7 @@ from rdesk.client.known_hosts import KnownHosts
 from rdesk.client.tk.options import ViewerOptions
 from rdesk.client.tk.worker import Worker
 from rdesk.host.security.passwords import PasswordStore
-from rdesk.host.security.tls import certificate_fingerprint
+from rdesk.host.security.tls import host_key_fingerprint
 from rdesk.recording.format import Kind, read_recording
 from tests.hostproc import PASSWORD, HostProcess, store_test_password
 from tests.xserver import Xvfb, wait_until
@@ -127,7 +127,7 @@ def test_a_killed_host_restarts_viewers_come_back_and_no_file_is_half_written(
         kinds_in = [record.kind for record in recording.records()]
         assert kinds_in and kinds_in[0] is Kind.SCREEN, (path, kinds_in[:3])
     # The host's identity and password, the viewer's known hosts: whole, and the same.
-    assert certificate_fingerprint(config / "host.crt") == pinned
+    assert host_key_fingerprint(config / "host.crt") == pinned
     store = PasswordStore.from_hash_file(config / "password")
     assert store.check(PASSWORD)
     assert KnownHosts(known_hosts).lookup("127.0.0.1", host_port(host)) == pinned
