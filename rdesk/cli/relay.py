@@ -53,7 +53,8 @@ def add_relay_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--relay-fingerprint", metavar="SHA256:...",
-        help="pin the relay's certificate (default: its known_hosts entry, trusted on first use)",
+        help="pin the relay's key, as `rdesk relay` prints it (default: its known_hosts entry, "
+        "trusted on first use)",
     )
 
 
@@ -168,7 +169,8 @@ def add_host_relay_options(host: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--relay-fingerprint", metavar="SHA256:...",
-        help="pin the relay's certificate (default: trust the first one seen, and print it)",
+        help="pin the relay's key, as `rdesk relay` prints it (default: trust the first one "
+        "seen, and print it)",
     )
     group.add_argument(
         "--no-listen", action="store_true",

@@ -80,7 +80,8 @@ def add_parsers(
     use = verbs.add_parser("use", help="save the relay viewers reach hosts by ID through "
                            "(CONFIG_DIR/viewer-relay)")
     use.add_argument("url", help="the relay, wss://HOST[:PORT]")
-    use.add_argument("--fingerprint", metavar="SHA256:...", help="pin the relay's certificate")
+    use.add_argument("--fingerprint", metavar="SHA256:...",
+                     help="pin the relay's key, as `rdesk relay` prints it")
     token = verbs.add_parser("token", help="manage enrolment tokens")
     actions = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     create = actions.add_parser("create", help="make a token and print it (shown once)")

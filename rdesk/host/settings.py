@@ -150,7 +150,8 @@ class HostSettings:
     #: The relay's enrolment token, first line of this file (``--relay-token-file``);
     #: ``None`` for a relay run with ``--open``.
     relay_token_file: Path | None = None
-    #: The relay's certificate fingerprint (``--relay-fingerprint SHA256:...``); ``None``:
+    #: The relay's key fingerprint (``--relay-fingerprint SHA256:...``, as ``rdesk relay``
+    #: prints it; a certificate fingerprint works too); ``None``:
     #: trust the first one seen, and print it.
     relay_fingerprint: str | None = None
     #: Listen on ``bind:port`` for direct viewers; ``False`` (``--no-listen``, only with a

@@ -9,9 +9,10 @@ connection is retried with capped exponential backoff and jitter; ``move`` recon
 (to the URL it names, or the same address: behind a load balancer, another instance). A
 rendezvous may name another instance's URL for ``/data``: its certificate must be the same.
 
-The relay's certificate is checked by its fingerprint **before** anything is sent (the
-``register`` carries the enrolment token): against ``pin`` when given; otherwise the first
-fingerprint seen is printed and trusted for the rest of this link's life (trust on first use).
+The relay's certificate is checked by its key's fingerprint (or, for an older pin, its own)
+**before** anything is sent (the ``register`` carries the enrolment token): against ``pin``
+when given; otherwise the first key fingerprint seen is printed and trusted for the rest of
+this link's life (trust on first use).
 """
 
 from __future__ import annotations
