@@ -157,7 +157,7 @@ def test_a_host_behind_nat_is_seen_and_controlled_by_id(nat: None, xvfb: Xvfb,
             assert done.returncode == 0, done.stderr
             assert_images_equal(Image.open(shot).convert("RGB"), painter.expected())
         known = (tmp_path / "viewer" / "known_hosts").read_text()
-        assert host_id.lower() in known  # pinned under its ID after the first contact
+        assert f"{host_id} SHA256:" in known  # pinned under its ID (no port) at first contact
 
         with Recorder(xvfb.display) as recorder:
             recorder.wait_idle()
