@@ -165,16 +165,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     install.set_defaults(handler=_cmd_install)
 
 
-def _host_settings(args: argparse.Namespace, host_args: list[str]) -> HostSettings:
+def _host_settings(config_dir: Path, config: Path | None,
+                   host_args: list[str]) -> HostSettings:
     """What the host will run with: its flags parsed as ``rdesk host`` parses them, over the
     config file (a bad flag fails here, not in the journal)."""
     from rdesk.cli.config import apply_config
     from rdesk.cli.host import host_settings
     from rdesk.cli.parser import build_parser
 
-    argv = ["--config-dir", str(args.config_dir)]
-    if getattr(args, "config", None) is not None:
-        argv += ["--config", str(args.config)]
+    argv = ["--config-dir", str(config_dir)]
+    if config is not None:
+        argv += ["--config", str(config)]
     argv += ["host", *host_args]
     parser = build_parser()
     parsed = apply_config(parser, parser.parse_args(argv), argv)
@@ -203,6 +204,31 @@ def _warn_private_tmp(settings: HostSettings) -> None:
                   "hides from the host; move it", file=sys.stderr)
 
 
+def _files_of(args: argparse.Namespace, home: Path, run_as: str | None
+              ) -> tuple[Path, Path | None]:
+    """The host's data directory and config file (``None``: none exists), absolute; under
+    sudo for another user, that user's defaults, not root's."""
+    from rdesk.cli.config import config_path
+    from rdesk.common import dirs
+
+    config_dir, (config, required) = Path(args.config_dir), config_path(args)
+    if run_as not in (None, getpass.getuser()) and config_dir == default_config_dir():
+        saved = {k: os.environ.pop(k) for k in ("XDG_CONFIG_HOME", "XDG_DATA_HOME")
+                 if k in os.environ}
+        saved_home, os.environ["HOME"] = os.environ.get("HOME"), str(home)
+        try:
+            config_dir = dirs.data_dir()
+            if getattr(args, "config", None) is None:
+                config, required = dirs.config_file(), False
+        finally:
+            os.environ.update(saved)
+            if saved_home is not None:
+                os.environ["HOME"] = saved_home
+    config = config.expanduser().absolute()
+    return (config_dir.expanduser().absolute(),
+            config if required or config.exists() else None)
+
+
 def _home_of(user: str) -> Path:
     try:
         return Path(pwd.getpwnam(user).pw_dir)
@@ -217,16 +243,15 @@ def _spec(args: argparse.Namespace) -> UnitSpec:
     run_as = None if args.user else (args.run_as or os.environ.get("SUDO_USER")
                                      or getpass.getuser())
     home = Path.home() if run_as is None else _home_of(run_as)
-    if run_as not in (None, getpass.getuser()) and args.config_dir == default_config_dir():
-        args.config_dir = home / ".config" / "rdesk"  # sudo: the service user's, not root's
-    settings = _host_settings(args, host_args)
+    config_dir, config = _files_of(args, home, run_as)
+    settings = _host_settings(config_dir, config, host_args)
     _refuse_secrets(settings)
     if not args.user:
         _warn_private_tmp(settings)
-    config_dir = args.config_dir.expanduser().absolute()
+    # Both named in the unit: the service's environment (HOME, XDG_*) may differ from yours.
     argv = [sys.executable, "-m", "rdesk", "--config-dir", str(config_dir)]
-    if getattr(args, "config", None) is not None:
-        argv += ["--config", str(Path(args.config).expanduser().absolute())]
+    if config is not None:
+        argv += ["--config", str(config)]
     argv += ["host", *host_args]
     runtime = False
     if settings.consent == "ask" and settings.consent_socket is None and not args.user:

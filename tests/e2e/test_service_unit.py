@@ -147,3 +147,20 @@ def test_what_would_leak_a_secret_or_fail_later_is_refused_now(
     assert invites.returncode == 1 and "--invite prints one-time codes" in invites.stderr
     bad = rdesk_cli("service", "install", "--print", "--", "--no-such-flag")
     assert bad.returncode == 2 and "--no-such-flag" in bad.stderr
+
+
+def test_without_flags_the_unit_runs_the_config_files_host_settings(
+    tmp_path: Path, rdesk_cli: Cli
+) -> None:
+    (tmp_path / "pw").write_text(PASSWORD + "\n")
+    assert rdesk_cli("passwd", "--password-file", str(tmp_path / "pw")).returncode == 0
+    config = tmp_path / "viewer-config" / "config.toml"
+    config.write_text('[host]\nvirtual = "800x600"\nconsent = "ask"\n')
+    made = rdesk_cli("service", "install", "--print")
+    assert made.returncode == 0, made.stderr
+    argv = _exec_start(made.stdout)
+    # The host reads the same file when it starts, named in the unit (the service's HOME and
+    # XDG_* need not be yours); what it says shaped the unit (consent ask: the runtime dir).
+    assert argv[argv.index("--config") + 1] == str(config)
+    assert argv[argv.index("host") + 1:] == ["--consent-socket", "/run/rdesk/consent.sock"]
+    assert "RuntimeDirectory=rdesk" in made.stdout.splitlines()
