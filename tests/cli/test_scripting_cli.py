@@ -252,6 +252,20 @@ def test_saved_host(tmp_path: Path) -> None:
     assert (other.url, other.fingerprint) == ("wss://e.example:1", None)
 
 
+def test_saved_host_by_relay_id_and_by_ca_file(tmp_path: Path) -> None:
+    path = _config(tmp_path, '[viewer]\nca-file = "~/all.pem"\n'
+                             '[hosts.home]\nid = "abcd efgh jkmnp"\nrelay = "wss://r.example"\n'
+                             'relay-fingerprint = "SHA256:r"\n'
+                             '[hosts.office]\nurl = "wss://o.example:1"\nca-file = "~/o.pem"\n')
+    home = _with_config(path, "snapshot", "home", "-o", "s.png", "--config-dir", "/cfg")
+    assert (home.url, home.relay, home.relay_fingerprint) == (
+        "ABCD-EFGH-JKMNP", "wss://r.example", "SHA256:r")  # the ID read canonical
+    office = _with_config(path, "snapshot", "office", "-o", "s.png", "--config-dir", "/cfg")
+    assert (office.url, office.ca_file) == ("wss://o.example:1", Path("~/o.pem").expanduser())
+    other = _with_config(path, "type", "h:1", "x", "--config-dir", "/cfg")
+    assert other.ca_file == Path("~/all.pem").expanduser()  # [viewer] for every viewer verb
+
+
 @pytest.mark.parametrize(("text", "needle"), [
     ("[hots]\n", "unknown section [hots]"),
     ("[host]\nport = 99999\n", "port"),
