@@ -309,3 +309,20 @@ def test_tiles_sent_by_a_video_stream_are_held_lossy_and_copied_as_such() -> Non
     assert p.take_round(0.0, np.zeros(SHAPE), NOTHING, 1 << 20) is None  # not yet still
     refresh = p.take_round(10.0, np.zeros(SHAPE), NOTHING, 1 << 20)
     assert refresh is not None and not any(refresh.trim)
+
+
+def test_a_round_over_the_whole_screen_takes_its_frame_as_the_record() -> None:
+    p = planner()
+    p.mark(np.ones(SHAPE, dtype=bool))
+    frame = frame_of(18)
+    round_ = p.take_round(1.0, np.full(SHAPE, 1.0), np.ones(SHAPE, dtype=bool), 1 << 20)
+    assert round_ is not None
+    p.settle(round_, encode(p, frame, round_.jobs), frame)
+    assert p.held.sent is frame and p.lossy.all()  # no 8 MB copy per full-screen frame
+    p.mark(tiles((0, 0)))
+    small = frame_of(19)
+    round_ = p.take_round(2.0, np.full(SHAPE, 2.0), NOTHING, 1 << 20)
+    assert round_ is not None
+    p.settle(round_, encode(p, small, round_.jobs), small)
+    assert p.held.sent is not frame and np.array_equal(p.held.sent[TILE:], frame[TILE:])
+    assert np.array_equal(p.held.sent[:TILE, :TILE], small[:TILE, :TILE])

@@ -82,6 +82,19 @@ class Held:
         self.sent[y : y + h, x : x + w] = frame[y : y + h, x : x + w]
         self._flag(box, lossy)
 
+    def record_all(self, rects: list[tuple[Box, bool]], frame: np.ndarray) -> None:
+        """:meth:`record` each of ``rects`` (box, lossy), which do not overlap. When they
+        cover the whole screen (full-screen motion, a video frame), ``frame`` becomes the
+        record itself instead of being copied into it, as in :meth:`scrolled`."""
+        height, width = frame.shape[:2]
+        if sum(w * h for (_, _, w, h), _ in rects) != width * height:
+            for box, lossy in rects:
+                self.record(box, frame, lossy)
+            return
+        for box, lossy in rects:
+            self._flag(box, lossy)
+        self.sent, self._borrowed = frame, True
+
     def _flag(self, box: Box, lossy: bool) -> None:
         rows, cols = self.tiles_of(box)
         self.known[rows, cols] = True

@@ -185,8 +185,8 @@ class Planner:
         if tiles.shape != self.dirty.shape or not tiles.any():
             return
         self.dirty &= ~tiles
-        for box in merge_tiles(tiles, self.tile, *self.size):
-            self.held.record(box, frame, lossy=True)
+        self.held.record_all([(box, True) for box in merge_tiles(tiles, self.tile, *self.size)],
+                             frame)
 
     def refresh_all(self) -> None:
         """The viewer asked for everything again."""
@@ -257,10 +257,10 @@ class Planner:
         for enc in left:
             rows, cols = self.held.tiles_of((enc.x, enc.y, enc.w, enc.h))
             self.dirty[rows, cols] |= ~round_.was_due[rows, cols]
-        for enc in kept:
-            box = (enc.x, enc.y, enc.w, enc.h)
-            self.held.record(box, frame, lossy=not enc.exact)
-            if enc.exact:  # whole tiles, or trimmed within tiles already held exactly
+        boxes = [((enc.x, enc.y, enc.w, enc.h), not enc.exact) for enc in kept]
+        self.held.record_all(boxes, frame)
+        for box, lossy in boxes:
+            if not lossy:  # whole tiles, or trimmed within tiles already held exactly
                 self.held.refreshed(box)
         self.scrolling = False
         return kept, self.exact
