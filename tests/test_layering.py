@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "rdesk.client.tk": {"rdesk.client", P, C, "rdesk.recording"},
     "rdesk.host.settings": {C},
     "rdesk.host.encoding": {P, C},
+    "rdesk.host.video": {"rdesk.host.encoding", P, C},
     "rdesk.host.screen": {"rdesk.host.settings", "rdesk.host.encoding", P, C},
     "rdesk.host.input": {P, C},
     "rdesk.host.security": {P, C},
@@ -36,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "rdesk.host.serve": {
         "rdesk.host.settings", "rdesk.host.screen", "rdesk.host.encoding",
         "rdesk.host.security", "rdesk.host.transfer", "rdesk.host.clipboard", P, C,
-        "rdesk.recording", "rdesk.site",
+        "rdesk.recording", "rdesk.site", "rdesk.host.video",
     },
     "rdesk.relay": {P, C, "rdesk.host.security", "rdesk.site"},
     "rdesk.host.relaylink": {"rdesk.relay", "rdesk.tunnel", P, C},

@@ -146,6 +146,8 @@ class Planner:
         self.held = Held(tiles_shape, tile)
         #: Running estimate of lossless bytes per pixel, to size refresh rounds before encoding.
         self.lossless_bpp = 1.0
+        #: Tiles a live video stream carries (rdesk/host/video/): never refreshed as tiles.
+        self.video = np.zeros(tiles_shape, dtype=bool)
         #: Whether the last update was a scroll (the next round is not paced).
         self.scrolling = False
         self._scroll_misses = 0
@@ -167,6 +169,7 @@ class Planner:
         self.dirty = np.ones(tiles_shape, dtype=bool)
         self.held.reset(tiles_shape)
         self.scrolling = False
+        self.video = np.zeros(tiles_shape, dtype=bool)
 
     # --- what the viewer needs ---------------------------------------------------------------
 
@@ -194,7 +197,7 @@ class Planner:
 
     def refresh_due_in(self, now: float, last_change: np.ndarray) -> float | None:
         """Seconds until a lossy tile becomes due for its lossless refresh, if any."""
-        waiting = self.lossy & ~self.dirty
+        waiting = self.lossy & ~self.dirty & ~self.video
         if not waiting.any():
             return None
         due = float(last_change[waiting].min()) + self.lossless_delay
@@ -211,6 +214,16 @@ class Planner:
             bool((self.dirty & moving).any()) or int(self.dirty.sum()) >= LOSSY_AREA_TILES
         )
 
+    def give_to_video(self, live: np.ndarray, repaint: np.ndarray, frame: np.ndarray) -> None:
+        """Video streams cover ``live`` tiles, and this round's frames, cut from ``frame``,
+        repaint ``repaint``: no tile encodes those, and the viewer holds them lossy
+        (:meth:`sent_elsewhere`). Once a stream ends (its tiles leave ``live``) they are lossy
+        tiles like any other: refreshed losslessly once still."""
+        if live.shape != self.video.shape:
+            return
+        self.video = live.copy()
+        self.sent_elsewhere(repaint, frame)
+
     # --- an ordinary round ---------------------------------------------------------------------
 
     def take_round(self, now: float, last_change: np.ndarray, moving: np.ndarray,
@@ -218,7 +231,7 @@ class Planner:
         """Take this round's work (``None``: nothing to send). Tiles marked after this call are
         changes after the round's frame and stay dirty for the next round."""
         still = (now - last_change) >= self.lossless_delay
-        due = self.lossy & ~self.dirty & still
+        due = self.lossy & ~self.dirty & still & ~self.video
         # A tile is sent lossy only if it is moving (changed twice within MOTION_GAP) or part of
         # a large change; a small, single change (a keystroke) goes lossless at once: one update
         # instead of a JPEG now and a refresh 120 ms later, and no blur at a low level.

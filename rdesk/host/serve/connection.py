@@ -54,6 +54,7 @@ from rdesk.protocol.messages import (
 from rdesk.protocol.monitors import SelectMonitor
 from rdesk.protocol.session import Session
 from rdesk.protocol.transfer import VIEWER_SENDS as TRANSFER_MESSAGES
+from rdesk.protocol.video import Keyframe, Video
 from rdesk.recording.format import Recorder
 
 __all__ = ["OUTBOX_LIMIT", "Host", "InputSink", "ViewerConnection", "close_session"]
@@ -353,6 +354,10 @@ class ViewerConnection:
                 link.refresh()
             elif isinstance(message, Prefs):
                 link.set_prefs(message.quality, message.max_fps, message.max_bandwidth)
+            elif isinstance(message, Video):
+                link.set_video(message.codecs)
+            elif isinstance(message, Keyframe):
+                link.request_keyframe(message.stream)
             elif isinstance(message, (Pointer, Wheel, Key, Sync)):
                 await self._input(message)
             elif isinstance(message, SelectMonitor) and self.monitors is not None:

@@ -41,6 +41,7 @@ from rdesk.host.serve.control import EVERYONE, ControlBoard, Delivery, holder_la
 from rdesk.host.serve.login import Login
 from rdesk.host.serve.transport import WebsocketTransport
 from rdesk.host.settings import HostSettings
+from rdesk.host.video import encoder as video_encoder
 from rdesk.protocol import limits
 from rdesk.protocol.errors import CloseCode, ProtocolError
 from rdesk.protocol.session import Session
@@ -150,6 +151,10 @@ class HostServer:
 
     async def start(self) -> None:
         """Listen on the configured address; raises ``OSError`` if the port is unavailable."""
+        # Load PyAV and libx264 now, off the loop, before any viewer: imported on the loop at
+        # the first viewer's ``video``, test_adaptation's prefs test lost that viewer's
+        # updates in 4 of 7 runs (cause not found; 0 of 5 with the import here).
+        await asyncio.to_thread(video_encoder.available)
         sock = GatedSocket.listen_on(self.settings.bind, self.settings.port, self.gate)
         self.gate.on_released = self._collect_soon
         self.gate.on_unfinished = self._unfinished_handshake

@@ -22,16 +22,19 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from rdesk.host.encoding.encode import EncodeCache, EncodedRect
+from rdesk.host.encoding.encode import EncodeCache, EncodedRect, is_photo_like
 from rdesk.host.encoding.parallel import encode_round
 from rdesk.host.encoding.planner import Job, Planner, plan_scroll
 from rdesk.host.screen.source import ScreenSource
+from rdesk.host.video import encoder as video_encoder
+from rdesk.host.video.streams import VideoPlan, VideoStreams
 from rdesk.protocol import limits
 from rdesk.protocol.access import Access
 from rdesk.protocol.controller import MIN_WINDOW_BYTES, Caps, Controller
 from rdesk.protocol.flow import Sample
 from rdesk.protocol.messages import Rect, Screen, Update
 from rdesk.protocol.session import Session
+from rdesk.protocol.video import CODEC_H264, VideoEnd, codec_list
 
 __all__ = ["UPDATE_BUDGET", "ViewerLink"]
 
@@ -75,6 +78,10 @@ class ViewerLink:
         self.planner = Planner(source.tiles_shape, source.tile, (source.width, source.height),
                                lossless_delay)
         self._seq = 0
+        #: This viewer's video streams, once it declared an H.264 decoder (and PyAV works).
+        self.video: VideoStreams | None = None
+        #: Streams ended outside a round, whose ``video_end`` the next round sends.
+        self._ended_video: list[int] = []
         #: Updates and payload bytes sent, for statistics and tests.
         self.updates_sent = 0
         self.bytes_sent = 0
@@ -83,6 +90,25 @@ class ViewerLink:
 
     def mark(self, mask: np.ndarray) -> None:
         if self.planner.mark(mask):
+            if self.video is not None:
+                self.video.changed(time.monotonic(), mask)
+            self._wake.set()
+
+    def set_video(self, codecs: str) -> None:
+        """The viewer's ``video`` message: video regions for it if it decodes H.264 and this
+        host can encode it (PyAV with libx264); tiles only otherwise."""
+        if CODEC_H264 in codec_list(codecs) and video_encoder.available():
+            if self.video is None:
+                self.video = VideoStreams(self.planner.size, self.planner.tile,
+                                          video_encoder.H264Encoder)
+        elif self.video is not None:
+            self._ended_video += self.video.stop()
+            self.video = None
+        self._wake.set()
+
+    def request_keyframe(self, stream: int) -> None:
+        """The viewer's ``keyframe``: a key unit on ``stream`` soon (rate-limited)."""
+        if self.video is not None and self.video.request_key(stream, time.monotonic()):
             self._wake.set()
 
     def resized(self) -> None:
@@ -142,6 +168,10 @@ class ViewerLink:
                 await self._wake.wait()
                 continue
             timeout = planner.refresh_due_in(time.monotonic(), source.last_change)
+            if self.video is not None:  # a live stream is checked for its end meanwhile
+                check = self.video.next_check(time.monotonic())
+                if check is not None:
+                    timeout = check if timeout is None else min(timeout, check)
             if timeout is None or timeout > 0:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
@@ -162,6 +192,10 @@ class ViewerLink:
     async def _send_resize(self) -> None:
         size = (self.source.width, self.source.height)
         self.planner.resize(self.source.tiles_shape, size)
+        if self.video is not None:  # the streams' regions are of the old screen
+            self._ended_video += self.video.stop()
+            self.video = VideoStreams(size, self.planner.tile, video_encoder.H264Encoder)
+        await self._end_video()
         await self._send(self.session.send(Screen(*size), time.monotonic()))
 
     async def _send_pending(self, now: float) -> None:
@@ -172,17 +206,29 @@ class ViewerLink:
         if await self._send_scroll(frame, frame_id, now):
             return
         # Take the work before awaiting: tiles marked while we encode stay dirty for next time.
+        video = self._plan_video(frame, now)
+        await self._end_video()
         round_ = planner.take_round(now, source.last_change, source.moving,
                                     self.controller.refresh_budget(now))
-        if round_ is None:
+        if round_ is None and video is None:
             return
         # Where the viewer holds exactly what was sent, it needs only the pixels that differ
         # from it: a glyph, not the four tiles it touches.
-        encoded = await self._encode(frame, frame_id, round_.jobs, base=planner.held.sent,
-                                     trim=round_.trim)
-        kept, exact = planner.settle(round_, encoded, frame)
-        if kept:
-            await self._send_rects(kept, exact, now)
+        frames: list[EncodedRect] = []
+        if video is None:  # tiles only: as before video existed
+            assert round_ is not None
+            tiles = await self._encode(frame, frame_id, round_.jobs, base=planner.held.sent,
+                                       trim=round_.trim)
+        else:  # the video frames and the tiles side by side
+            tiles, frames = await asyncio.gather(
+                self._encode(frame, frame_id, round_.jobs, base=planner.held.sent,
+                             trim=round_.trim) if round_ is not None else _nothing(),
+                self._encode_video(frame, video),
+            )
+        kept, exact = planner.settle(round_, tiles, frame) if round_ is not None else ([], False)
+        # Video first: a tile in the same update over the region is painted after it.
+        if frames or kept:
+            await self._send_rects([*frames, *kept], exact and not frames, now)
         # (Nothing to send: the dirty tiles came back to what the viewer holds.)
 
     async def _send_scroll(self, frame: np.ndarray, frame_id: int, now: float) -> bool:
@@ -214,6 +260,36 @@ class ViewerLink:
         exact = planner.settle_scroll(scroll, encoded, frame)
         await self._send_rects([scroll.copy, *encoded], exact, now)
         return True
+
+    def _plan_video(self, frame: np.ndarray, now: float) -> VideoPlan | None:
+        """This round's video frames; their tiles are given to the video (not tile-encoded,
+        held lossy). ``None`` when this viewer has no video work."""
+        video, planner = self.video, self.planner
+        if video is None:
+            return None
+        cap = self.controller.caps.max_bandwidth
+        carry = self.controller.carry_rate(now) * 8
+        plan = video.plan(now, planner.dirty, level=self.controller.level, cap_bps=cap,
+                          carry_bps=carry or None,
+                          accept=lambda rect: is_photo_like(frame, rect))
+        self._ended_video += plan.ended
+        planner.give_to_video(video.detector.mask(), plan.repaint, frame)
+        return plan if plan.jobs else None
+
+    async def _end_video(self) -> None:
+        """Send ``video_end`` for the streams that ended (before any update after them)."""
+        ended, self._ended_video = self._ended_video, []
+        for stream in ended:
+            await self._send(self.session.send(VideoEnd(stream), time.monotonic()))
+
+    async def _encode_video(self, frame: np.ndarray, plan: VideoPlan | None
+                            ) -> list[EncodedRect]:
+        """Encode a round's video frames off the event loop."""
+        video = self.video
+        if plan is None or video is None:
+            return []
+        return await asyncio.get_running_loop().run_in_executor(
+            None, video.encode, frame, plan.jobs)
 
     async def _encode(self, frame: np.ndarray, frame_id: int, jobs: list[Job],
                       base: np.ndarray | None = None, trim: list[bool] | None = None
@@ -247,3 +323,7 @@ class ViewerLink:
                 self.updates_sent += 1
                 self.bytes_sent += len(frame)
                 batch, size = [], 0
+
+
+async def _nothing() -> list[EncodedRect]:
+    return []

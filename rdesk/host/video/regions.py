@@ -1,0 +1,212 @@
+"""Where the video is: the sans-I/O detection of regions that change in most frames.
+
+Modelled on Xpra's video-region detection: a tile is *hot* when it changed in most of the
+screen's change events over the last :data:`WINDOW` seconds (and at least :data:`MIN_CHANGES`
+times); a 4-connected group of hot tiles at least :data:`MIN_TILES_SIDE` tiles a side, whose
+content passes the caller's ``accept`` check (photo-like, so a scrolling terminal stays tiles
+and COPY), becomes a region. Hysteresis keeps it from flapping: a region only grows while it
+lives (to the bounding box of the hot tiles that touch it) and it ends only once none of its
+tiles changed for :data:`END_AFTER` seconds. Rectangles are tile-aligned, clipped to the
+screen and cut to even sides (4:2:0 video). Nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from rdesk.protocol.video import MAX_VIDEO_STREAMS, MIN_VIDEO_SIDE
+
+__all__ = [
+    "END_AFTER",
+    "MIN_CHANGES",
+    "MIN_TILES_SIDE",
+    "WINDOW",
+    "Region",
+    "RegionDetector",
+    "components",
+]
+
+Box = tuple[int, int, int, int]
+#: Seconds of change history a tile's heat is counted over.
+WINDOW = 1.0
+#: Changes within the window below which a tile is never hot (under 8 frames a second is
+#: not motion video is for; tiles and the lossless refresh do better).
+MIN_CHANGES = 8
+#: ... and the fraction of the screen's change events in the window it must have changed in.
+HOT_FRACTION = 0.5
+#: Smallest region, in tiles a side (128 pixels with 64-pixel tiles).
+MIN_TILES_SIDE = 2
+#: A region none of whose tiles changed for this long ends.
+END_AFTER = 0.5
+
+
+@dataclasses.dataclass
+class Region:
+    """One live video region: its stream number, pixel rectangle and tile box."""
+
+    stream: int
+    rect: Box
+    #: (row0, col0, row1, col1), inclusive, of the tiles the rectangle covers.
+    tiles: Box
+    started: float
+
+
+def components(hot: np.ndarray) -> list[Box]:
+    """The bounding boxes (row0, col0, row1, col1, inclusive) of the 4-connected groups of
+    True tiles in ``hot``."""
+    seen = np.zeros_like(hot, dtype=bool)
+    boxes = []
+    rows, cols = hot.shape
+    for r, c in zip(*np.nonzero(hot), strict=True):
+        if seen[r, c]:
+            continue
+        stack = [(int(r), int(c))]
+        seen[r, c] = True
+        r0, c0, r1, c1 = int(r), int(c), int(r), int(c)
+        while stack:
+            y, x = stack.pop()
+            r0, c0, r1, c1 = min(r0, y), min(c0, x), max(r1, y), max(c1, x)
+            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                if 0 <= ny < rows and 0 <= nx < cols and hot[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+        boxes.append((r0, c0, r1, c1))
+    return boxes
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return not (a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1])
+
+
+def _union(a: Box, b: Box) -> Box:
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+class RegionDetector:
+    """Per-viewer video regions; feed it every change (:meth:`changed`), ask it each round
+    (:meth:`update`).
+
+    :param size: the screen's (width, height) in pixels.
+    :param tile: tile side in pixels.
+    :param max_streams: streams at most at once (≤ :data:`MAX_VIDEO_STREAMS`).
+    """
+
+    def __init__(self, size: tuple[int, int], tile: int, max_streams: int = 2) -> None:
+        self.size = size
+        self.tile = tile
+        self.max_streams = min(max_streams, MAX_VIDEO_STREAMS)
+        shape = (-(-size[1] // tile), -(-size[0] // tile))
+        self._history: collections.deque[tuple[float, np.ndarray]] = collections.deque()
+        self._counts = np.zeros(shape, dtype=np.int32)
+        self._last_change = np.full(shape, -1e9)
+        #: The live regions, by stream number.
+        self.regions: dict[int, Region] = {}
+
+    def changed(self, now: float, mask: np.ndarray) -> None:
+        """Tiles ``mask`` changed at ``now`` (one screen change event)."""
+        if mask.shape != self._counts.shape:
+            return
+        self._history.append((now, mask.copy()))
+        self._counts += mask
+        self._last_change[mask] = now
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        while self._history and self._history[0][0] < now - WINDOW:
+            _, old = self._history.popleft()
+            self._counts -= old
+
+    def hot(self, now: float) -> np.ndarray:
+        """The tiles that changed in most change events of the last :data:`WINDOW` s, and
+        within the last :data:`END_AFTER` s."""
+        self._expire(now)
+        need = max(MIN_CHANGES, HOT_FRACTION * len(self._history))
+        # Still moving too: a region that just ended for stillness must not start again from
+        # the changes still in the window (it would flap).
+        hot: np.ndarray = (self._counts >= need) & (self._last_change >= now - END_AFTER)
+        return hot
+
+    def update(self, now: float, accept: Callable[[Box], bool]
+               ) -> tuple[list[Region], list[Region], list[int]]:
+        """Apply the rules at ``now``: the regions that started, that changed rectangle
+        (each needs a key unit), and the stream numbers that ended (each needs ``video_end``;
+        its tiles are the lossless refresh's again). ``accept(rect)`` says whether a new
+        region's content is worth video (e.g. photo-like)."""
+        ended = [s for s, r in self.regions.items()
+                 if not self._recent(r.tiles, now)]
+        for stream in ended:
+            del self.regions[stream]
+        started: list[Region] = []
+        grown: list[Region] = []
+        for box in components(self.hot(now)):
+            if box[2] - box[0] + 1 < MIN_TILES_SIDE or box[3] - box[1] + 1 < MIN_TILES_SIDE:
+                continue
+            touching = [r for r in self.regions.values() if _overlaps(r.tiles, box)]
+            if touching:
+                keep = touching[0]
+                merged = box
+                for region in touching:
+                    merged = _union(merged, region.tiles)
+                for region in touching[1:]:  # two regions grew into one: one stream goes
+                    del self.regions[region.stream]
+                    ended.append(region.stream)
+                    if region in grown:
+                        grown.remove(region)
+                if merged != keep.tiles:
+                    rect = self._rect(merged)
+                    if rect is not None:
+                        keep.tiles, keep.rect = merged, rect
+                        if keep not in started and keep not in grown:
+                            grown.append(keep)
+                continue
+            free = [s for s in range(self.max_streams) if s not in self.regions]
+            rect = self._rect(box)
+            if not free or rect is None or not accept(rect):
+                continue
+            region = Region(free[0], rect, box, now)
+            self.regions[region.stream] = region
+            started.append(region)
+        return started, grown, ended
+
+    def _recent(self, tiles: Box, now: float) -> bool:
+        r0, c0, r1, c1 = tiles
+        return bool((self._last_change[r0:r1 + 1, c0:c1 + 1] >= now - END_AFTER).any())
+
+    def _rect(self, tiles: Box) -> Box | None:
+        """The pixel rectangle of a tile box: clipped to the screen, even sides."""
+        r0, c0, r1, c1 = tiles
+        width, height = self.size
+        x, y = c0 * self.tile, r0 * self.tile
+        w = min((c1 + 1) * self.tile, width) - x
+        h = min((r1 + 1) * self.tile, height) - y
+        w, h = w - w % 2, h - h % 2
+        if w < MIN_VIDEO_SIDE or h < MIN_VIDEO_SIDE:
+            return None
+        return (x, y, w, h)
+
+    def mask(self) -> np.ndarray:
+        """The tiles the live regions' rectangles cover whole: video carries them, so they
+        are not tile-encoded (a partly covered edge tile stays a tile)."""
+        out = np.zeros(self._counts.shape, dtype=bool)
+        for region in self.regions.values():
+            out |= self.region_mask(region)
+        return out
+
+    def region_mask(self, region: Region) -> np.ndarray:
+        """The tiles one region's rectangle covers whole."""
+        out = np.zeros(self._counts.shape, dtype=bool)
+        x, y, w, h = region.rect
+        t = self.tile
+        c0, r0 = -(-x // t), -(-y // t)
+        full_w, full_h = self.size
+        # A tile is whole inside if its far edge (clipped to the screen) is inside the rect.
+        c1 = next((c for c in range(c0, out.shape[1])
+                   if min((c + 1) * t, full_w) > x + w), out.shape[1])
+        r1 = next((r for r in range(r0, out.shape[0])
+                   if min((r + 1) * t, full_h) > y + h), out.shape[0])
+        out[r0:r1, c0:c1] = True
+        return out

@@ -1,0 +1,209 @@
+"""One viewer's video streams: which regions are video, at what bitrate, when a key unit goes.
+
+:class:`VideoStreams` is fed the screen's change events (:meth:`VideoStreams.changed`) and asked
+once per round (:meth:`VideoStreams.plan`) what to send: the ``video_end`` of streams whose
+region stopped, and a :class:`VideoJob` per live region whose tiles changed or that needs a key
+unit. :meth:`VideoStreams.encode` then runs the jobs (blocking: call it off the event loop).
+Planning is pure and takes ``now``; encoding holds the encoders, one per stream, made by
+``make_encoder`` (PyAV's in the host, a fake in unit tests).
+
+Bitrate follows the viewer's bandwidth controller (docs/adaptation.md): the target is the
+controller's level times a ceiling of :data:`BITS_PER_PIXEL` per pixel per frame at
+:data:`~rdesk.host.video.encoder.FRAME_RATE` (capped by the viewer's bandwidth cap), and, when
+a stream starts, at most :data:`START_SHARE` of what the link was measured to carry. As the
+encoder's rate is fixed for its life, a stream is restarted (new encoder, key unit) only when
+the target falls below 1/:data:`DOWN_RATIO` of its rate, or, at most every :data:`UP_AFTER`
+seconds, rises beyond :data:`UP_RATIO` times it: a key unit costs several frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from rdesk.host.encoding.encode import EncodedRect
+from rdesk.host.video.regions import Box, Region, RegionDetector
+from rdesk.protocol.encodings import Encoding
+from rdesk.protocol.video import KEYFRAME_INTERVAL, pack_header
+
+__all__ = [
+    "BITS_PER_PIXEL",
+    "MIN_BITRATE",
+    "Encoder",
+    "VideoJob",
+    "VideoPlan",
+    "VideoStreams",
+    "target_bitrate",
+]
+
+#: Ceiling of a stream's bitrate, bits per pixel per frame (1080p at 30 fps: 7.5 Mbit/s).
+BITS_PER_PIXEL = 0.12
+#: No stream goes below this many bits per second.
+MIN_BITRATE = 200_000
+#: A starting stream takes at most this share of the link's measured carry rate.
+START_SHARE = 0.7
+#: Restart a stream lower once the target is below its rate / DOWN_RATIO ...
+DOWN_RATIO = 1.5
+#: ... or higher once it is above UP_RATIO x its rate, and UP_AFTER s since its last start.
+UP_RATIO = 2.0
+UP_AFTER = 3.0
+#: While a region lives, it is checked for its end at least this often (seconds).
+CHECK_INTERVAL = 0.1
+_FRAME_RATE = 30
+
+
+class Encoder(Protocol):
+    """What a stream needs of its encoder (:class:`~rdesk.host.video.encoder.H264Encoder`)."""
+
+    size: tuple[int, int]
+    bitrate: int
+
+    def encode(self, frame: np.ndarray, rect: tuple[int, int, int, int], key: bool
+               ) -> tuple[bytes, bool]: ...
+
+
+def target_bitrate(level: float, area: int, cap_bps: float | None,
+                   carry_bps: float | None = None) -> int:
+    """The bits per second a stream of ``area`` pixels should use at controller ``level``;
+    ``carry_bps`` (a start's measured link rate) lowers it further."""
+    ceiling = BITS_PER_PIXEL * area * _FRAME_RATE
+    if cap_bps:
+        ceiling = min(ceiling, 0.8 * cap_bps)
+    target = max(MIN_BITRATE, level * ceiling)
+    if carry_bps:
+        target = min(target, max(MIN_BITRATE, START_SHARE * carry_bps))
+    return int(target)
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoJob:
+    """Encode ``rect`` of the round's frame on ``stream``; ``bitrate`` set: a new encoder."""
+
+    stream: int
+    rect: Box
+    key: bool
+    bitrate: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoPlan:
+    """One round's video work: streams to end (``video_end`` first), frames to encode, and the
+    tiles the frames repaint (no tile encodes them)."""
+
+    ended: list[int]
+    jobs: list[VideoJob]
+    repaint: np.ndarray
+
+
+class VideoStreams:
+    """The video state of one viewer; see the module docstring.
+
+    :param size: the screen's (width, height).
+    :param tile: tile side in pixels.
+    :param make_encoder: ``make_encoder((w, h), bitrate)``.
+    """
+
+    def __init__(self, size: tuple[int, int], tile: int,
+                 make_encoder: Callable[[tuple[int, int], int], Encoder]) -> None:
+        self.detector = RegionDetector(size, tile)
+        self._make_encoder = make_encoder
+        self._encoders: dict[int, Encoder] = {}
+        #: When each stream's encoder was (re)started, and at what rate.
+        self._started: dict[int, tuple[float, int]] = {}
+        self._want_key: set[int] = set()
+        self._last_key: dict[int, float] = {}
+        #: Key units and frames encoded, for statistics and tests.
+        self.frames = 0
+        self.keys = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.detector.regions)
+
+    def changed(self, now: float, mask: np.ndarray) -> None:
+        self.detector.changed(now, mask)
+
+    def next_check(self, now: float) -> float | None:
+        """Seconds until the regions should be looked at again, if any lives."""
+        return CHECK_INTERVAL if self.detector.regions else None
+
+    def request_key(self, stream: int, now: float) -> bool:
+        """The viewer asked for a key unit on ``stream``: granted at most once per
+        :data:`KEYFRAME_INTERVAL`, and only for a live stream."""
+        if stream not in self.detector.regions:
+            return False
+        if now - self._last_key.get(stream, -1e9) < KEYFRAME_INTERVAL:
+            return False
+        self._last_key[stream] = now
+        self._want_key.add(stream)
+        return True
+
+    def stop(self) -> list[int]:
+        """End every stream (the viewer no longer takes video); the streams to end."""
+        ended = sorted(self.detector.regions)
+        self.detector.regions.clear()
+        self._encoders.clear()
+        self._started.clear()
+        return ended
+
+    def plan(self, now: float, dirty: np.ndarray, *, level: float, cap_bps: float | None,
+             carry_bps: float | None, accept: Callable[[Box], bool]) -> VideoPlan:
+        """This round's video work. ``dirty``: the tiles changed since they were last sent."""
+        started, grown, ended = self.detector.update(now, accept)
+        for stream in ended:
+            self._encoders.pop(stream, None)
+            self._started.pop(stream, None)
+            self._want_key.discard(stream)
+        fresh = {r.stream for r in started} | {r.stream for r in grown}
+        jobs = []
+        repaint = np.zeros_like(dirty, dtype=bool)
+        for stream, region in sorted(self.detector.regions.items()):
+            bitrate = self._restart_rate(stream, region, now, level, cap_bps,
+                                         carry_bps if stream in fresh else None)
+            mask = self.detector.region_mask(region)
+            key = stream in self._want_key or bitrate is not None
+            if not key and not (dirty & mask).any():
+                continue  # nothing moved in it since its last frame
+            self._want_key.discard(stream)
+            if bitrate is not None:
+                self._started[stream] = (now, bitrate)
+            jobs.append(VideoJob(stream, region.rect, key, bitrate))
+            repaint |= mask
+        return VideoPlan(ended, jobs, repaint)
+
+    def _restart_rate(self, stream: int, region: Region, now: float, level: float,
+                      cap_bps: float | None, carry_bps: float | None) -> int | None:
+        """The bitrate of a new encoder for ``stream``, or ``None`` to keep its encoder."""
+        area = region.rect[2] * region.rect[3]
+        target = target_bitrate(level, area, cap_bps, carry_bps)
+        encoder = self._encoders.get(stream)
+        if encoder is None or encoder.size != region.rect[2:]:
+            return target
+        since, rate = self._started[stream]
+        if target < rate / DOWN_RATIO:
+            return target
+        if target > rate * UP_RATIO and now - since >= UP_AFTER:
+            return target
+        return None
+
+    def encode(self, frame: np.ndarray, jobs: list[VideoJob]) -> list[EncodedRect]:
+        """Run ``jobs`` on ``frame`` (blocking; one call at a time per viewer)."""
+        out = []
+        for job in jobs:
+            x, y, w, h = job.rect
+            if job.bitrate is not None:
+                self._encoders[job.stream] = self._make_encoder((w, h), job.bitrate)
+            encoder = self._encoders[job.stream]
+            unit, key = encoder.encode(frame, job.rect, job.key)
+            if not unit:
+                continue
+            self.frames += 1
+            self.keys += key
+            payload = pack_header(job.stream, key) + unit
+            out.append(EncodedRect(x, y, w, h, Encoding.H264, payload, exact=False))
+        return out
+
+

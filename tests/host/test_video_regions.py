@@ -1,0 +1,199 @@
+"""Video-region detection (pure, fake clock): what becomes a region, when it grows, when it
+ends; and the per-viewer stream plan over a fake encoder: key units, bitrate, rate limits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rdesk.host.video.regions import END_AFTER, MIN_CHANGES, RegionDetector, components
+from rdesk.host.video.streams import (
+    DOWN_RATIO,
+    MIN_BITRATE,
+    UP_AFTER,
+    VideoStreams,
+    target_bitrate,
+)
+from rdesk.protocol.encodings import Encoding
+from rdesk.protocol.video import KEYFRAME_INTERVAL, unpack_header
+
+TILE = 64
+SIZE = (1280, 720)  # 12 x 20 tiles
+SHAPE = (12, 20)
+FPS = 30
+
+
+def box_mask(r0: int, c0: int, r1: int, c1: int) -> np.ndarray:
+    mask = np.zeros(SHAPE, dtype=bool)
+    mask[r0 : r1 + 1, c0 : c1 + 1] = True
+    return mask
+
+
+def feed(det: RegionDetector | VideoStreams, mask: np.ndarray, start: float, seconds: float,
+         fps: float = FPS) -> float:
+    """``mask`` changes ``fps`` times a second for ``seconds``; the time after."""
+    t = start
+    for i in range(int(seconds * fps)):
+        t = start + i / fps
+        det.changed(t, mask)
+    return t
+
+
+def yes(_: object) -> bool:
+    return True
+
+
+def test_components_are_4_connected() -> None:
+    hot = np.zeros((5, 5), dtype=bool)
+    hot[0, 0] = hot[0, 1] = hot[1, 1] = True  # one group
+    hot[2, 2] = True  # diagonal only: another
+    hot[4, 0:5] = True
+    assert sorted(components(hot)) == [(0, 0, 1, 1), (2, 2, 2, 2), (4, 0, 4, 4)]
+
+
+def test_continuous_motion_becomes_one_even_region() -> None:
+    det = RegionDetector((1279, 719), TILE)  # odd screen: the edge is cut to even
+    t = feed(det, box_mask(0, 10, 11, 19), 0.0, 1.0)
+    started, grown, ended = det.update(t, yes)
+    assert [r.rect for r in started] == [(640, 0, 638, 718)]
+    assert (grown, ended) == ([], [])
+    # The last row and column of tiles are only partly covered: they stay tiles.
+    mask = det.mask()
+    assert mask[:11, 10:19].all() and not mask[11].any() and not mask[:, 19].any()
+
+
+def test_not_enough_motion_stays_tiles() -> None:
+    det = RegionDetector(SIZE, TILE)
+    # Typing-like: changes a few times a second, under MIN_CHANGES in the window.
+    t = feed(det, box_mask(2, 2, 5, 8), 0.0, 2.0, fps=MIN_CHANGES - 3)
+    assert det.update(t, yes) == ([], [], [])
+    # A moving area of one tile a side is too small for video.
+    det = RegionDetector(SIZE, TILE)
+    t = feed(det, box_mask(2, 2, 2, 8), 0.0, 1.0)
+    assert det.update(t, yes)[0] == []
+    # Content the caller refuses (not photo-like: a scrolling terminal) stays tiles.
+    det = RegionDetector(SIZE, TILE)
+    t = feed(det, box_mask(0, 0, 11, 19), 0.0, 1.0)
+    assert det.update(t, lambda rect: False)[0] == []
+
+
+def test_region_grows_never_flaps_and_ends_when_still() -> None:
+    det = RegionDetector(SIZE, TILE)
+    t = feed(det, box_mask(2, 2, 5, 5), 0.0, 1.0)
+    (region,), _, _ = det.update(t, yes)
+    # The moving area shrinks for a while: the region keeps its rectangle (no new key unit).
+    t = feed(det, box_mask(3, 3, 4, 4), t, 1.0)
+    assert det.update(t, yes) == ([], [], [])
+    assert region.rect == (128, 128, 256, 256)
+    # It grows: same stream, larger rectangle (a key unit follows).
+    t = feed(det, box_mask(2, 2, 7, 9), t, 1.0)
+    started, grown, _ = det.update(t, yes)
+    assert started == [] and grown == [region] and region.rect == (128, 128, 512, 384)
+    # Still for less than END_AFTER: it lives; beyond: it ends.
+    assert det.update(t + END_AFTER * 0.9, yes) == ([], [], [])
+    assert det.update(t + END_AFTER * 1.1, yes) == ([], [], [region.stream])
+    assert det.regions == {}
+
+
+def test_two_areas_two_streams_and_a_merge() -> None:
+    det = RegionDetector(SIZE, TILE)
+    both = box_mask(0, 0, 3, 3) | box_mask(6, 10, 9, 15)
+    t = feed(det, both, 0.0, 1.0)
+    started, _, _ = det.update(t, yes)
+    assert sorted(r.stream for r in started) == [0, 1]
+    # One moving area spanning both: they merge into one stream.
+    t = feed(det, box_mask(0, 0, 9, 15), t, 1.0)
+    _, grown, ended = det.update(t, yes)
+    assert len(det.regions) == 1 and ended == [1] and grown[0].tiles == (0, 0, 9, 15)
+
+
+class FakeEncoder:
+    def __init__(self, size: tuple[int, int], bitrate: int) -> None:
+        self.size, self.bitrate = size, bitrate
+        self.calls: list[bool] = []
+
+    def encode(self, frame: np.ndarray, rect: tuple[int, int, int, int], key: bool
+               ) -> tuple[bytes, bool]:
+        key = key or not self.calls
+        self.calls.append(key)
+        return b"\0\0\0\1unit", key
+
+
+def streams() -> tuple[VideoStreams, list[FakeEncoder]]:
+    made: list[FakeEncoder] = []
+
+    def make(size: tuple[int, int], bitrate: int) -> FakeEncoder:
+        made.append(FakeEncoder(size, bitrate))
+        return made[-1]
+
+    return VideoStreams(SIZE, TILE, make), made
+
+
+def plan(vs: VideoStreams, t: float, dirty: np.ndarray, level: float = 1.0,
+         carry: float | None = None) -> list:  # type: ignore[type-arg]
+    return vs.plan(t, dirty, level=level, cap_bps=None, carry_bps=carry, accept=yes).jobs
+
+
+def test_stream_plan_key_units_and_rects() -> None:
+    vs, made = streams()
+    moving = box_mask(0, 0, 5, 9)
+    t = feed(vs, moving, 0.0, 1.0)
+    jobs = plan(vs, t, moving, carry=1e6)
+    assert [(j.stream, j.rect, j.key) for j in jobs] == [(0, (0, 0, 640, 384), True)]
+    assert jobs[0].bitrate == int(0.7 * 1e6)  # a start takes at most 70 % of the carry rate
+    rects = vs.encode(np.zeros((720, 1280, 4), np.uint8), jobs)
+    assert rects[0].encoding is Encoding.H264 and not rects[0].exact
+    header = unpack_header(rects[0].payload)
+    assert header is not None and header.key and header.stream == 0
+    # Nothing changed in it: no frame. A change: a non-key frame on the same encoder.
+    assert plan(vs, t + 0.01, np.zeros(SHAPE, dtype=bool)) == []
+    (job,) = plan(vs, t + 0.02, box_mask(1, 1, 1, 1))
+    assert not job.key and job.bitrate is None
+    vs.encode(np.zeros((720, 1280, 4), np.uint8), [job])
+    assert made[0].calls == [True, False] and len(made) == 1
+
+
+def test_keyframe_requests_are_rate_limited() -> None:
+    vs, _ = streams()
+    moving = box_mask(0, 0, 5, 9)
+    t = feed(vs, moving, 0.0, 1.0)
+    vs.encode(np.zeros((720, 1280, 4), np.uint8), plan(vs, t, moving))
+    assert not vs.request_key(3, t)  # no such stream
+    assert vs.request_key(0, t)
+    assert not vs.request_key(0, t + KEYFRAME_INTERVAL / 2)
+    (job,) = plan(vs, t, np.zeros(SHAPE, dtype=bool))  # a key unit even without change
+    assert job.key and job.bitrate is None
+    assert vs.request_key(0, t + KEYFRAME_INTERVAL)
+
+
+def test_bitrate_follows_the_level_with_hysteresis() -> None:
+    vs, made = streams()
+    moving = box_mask(0, 0, 11, 19)
+    t = feed(vs, moving, 0.0, 1.0)
+    vs.encode(np.zeros((720, 1280, 4), np.uint8), plan(vs, t, moving, level=0.5))
+    first = made[0].bitrate
+    assert first == target_bitrate(0.5, 1280 * 720, None)
+    # A small cut keeps the encoder; a deep one restarts it lower (with a key unit).
+    t = feed(vs, moving, t, 0.2)
+    (job,) = plan(vs, t, moving, level=0.5 / (DOWN_RATIO * 0.9))
+    assert job.bitrate is None
+    (job,) = plan(vs, t, moving, level=0.5 / (DOWN_RATIO * 1.2))
+    assert job.key and job.bitrate is not None and job.bitrate < first / DOWN_RATIO
+    vs.encode(np.zeros((720, 1280, 4), np.uint8), [job])
+    # Up again only after UP_AFTER seconds.
+    t = feed(vs, moving, t, 1.0)
+    assert plan(vs, t, moving, level=1.0)[0].bitrate is None
+    t = feed(vs, moving, t, UP_AFTER)
+    assert plan(vs, t, moving, level=1.0)[0].bitrate == target_bitrate(1.0, 1280 * 720, None)
+
+
+@pytest.mark.parametrize(("level", "cap", "carry", "expected"), [
+    (1.0, None, None, int(0.12 * 1920 * 1080 * 30)),
+    (0.5, None, None, int(0.06 * 1920 * 1080 * 30)),
+    (1.0, 2e6, None, int(1.6e6)),
+    (0.0, None, None, MIN_BITRATE),
+    (1.0, None, 1e6, int(0.7e6)),
+])
+def test_target_bitrate(level: float, cap: float | None, carry: float | None,
+                        expected: int) -> None:
+    assert target_bitrate(level, 1920 * 1080, cap, carry) == pytest.approx(expected, abs=1)
