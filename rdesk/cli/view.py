@@ -74,6 +74,10 @@ def add_viewer_options(parser: argparse.ArgumentParser, *, url: bool = True) -> 
         help="share RandR monitor N of the host (or all of its screen) before acting; this "
         "switches the host's monitor for every viewer, as F8 -> Monitor does",
     )
+    parser.add_argument(
+        "--no-video", action="store_true",
+        help="never take moving regions as H.264 video (tiles only)",
+    )
     add_relay_options(parser)
     add_deprecated(parser, "--cert", "--client-cert", "client_cert", type=path)
     add_deprecated(parser, "--key", "--client-key", "client_key", type=path)
@@ -172,6 +176,7 @@ async def _open_viewer(args: argparse.Namespace) -> Connection:
             timeout=args.timeout,
             ssl_context=viewer_ssl_context(args),
             relay_pin=relay_pin,
+            video=not getattr(args, "no_video", False),
         )
     except UnknownHostKey as exc:
         if not sys.stdin.isatty():
@@ -195,6 +200,7 @@ async def _open_viewer(args: argparse.Namespace) -> Connection:
             name=args.name,
             timeout=args.timeout,
             ssl_context=viewer_ssl_context(args),
+            video=not getattr(args, "no_video", False),
         )
 
 
@@ -324,5 +330,6 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         name=args.name,
         timeout=args.timeout,
         ssl_context=viewer_ssl_context(args),
+        video=not args.no_video,
     )
     return run_viewer(options)

@@ -38,6 +38,7 @@ from rdesk.client.parts import Stats, abort, cancel
 from rdesk.client.relayed import open_relayed, parse_relayed
 from rdesk.client.running import Connection
 from rdesk.client.timers import SessionTimers
+from rdesk.client.video import available as video_available
 from rdesk.protocol.errors import CloseCode, ProtocolError
 from rdesk.protocol.session import PING_INTERVAL, PING_TIMEOUT, Session
 from rdesk.protocol.states import Role
@@ -72,6 +73,7 @@ async def connect(
     ping_interval: float = PING_INTERVAL,
     ping_timeout: float = PING_TIMEOUT,
     relay_pin: str | None = None,
+    video: bool = True,
 ) -> Connection:
     """Connect to a host, verify its key, authenticate, and start following its screen.
 
@@ -99,6 +101,9 @@ async def connect(
     under its ID and ``relay_pin`` the relay; the session inside is the same. It also raises
     the relay's errors (:class:`~rdesk.client.relayed.RelayUnreachable`,
     :class:`~rdesk.client.relayed.UnknownHostID`, :class:`~rdesk.client.relayed.RelayRefused`).
+
+    ``video``: declare an H.264 decoder (when PyAV imports here), so the host may send moving
+    regions as video (:mod:`rdesk.client.video`); ``False`` keeps to tiles.
     """
     address = url if isinstance(url, HostAddress) else parse_url(url)
     ca_verified = (ssl_context is not None and ssl_context.check_hostname
@@ -139,7 +144,8 @@ async def connect(
         await cancel(timer_task)
         await abort(ws, None, CloseCode.NORMAL, "")
         raise
-    connection = Connection(ws, session, address, welcome, offered, timers, timer_task)
+    connection = Connection(ws, session, address, welcome, offered, timers, timer_task,
+                            video=video and video_available())
     connection.start()
     return connection
 

@@ -20,6 +20,7 @@ import warnings
 
 from PIL import Image
 
+from rdesk.client.video import VideoDecoders
 from rdesk.protocol.codec import copy_source
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode, RemoteProtocolError
@@ -45,9 +46,11 @@ class Framebuffer:
     """
 
     def __init__(self, width: int, height: int, *,
-                 max_pixels: int = DEFAULT_MAX_SCREEN_PIXELS) -> None:
+                 max_pixels: int = DEFAULT_MAX_SCREEN_PIXELS, video: bool = False) -> None:
         #: The largest screen accepted, in pixels (raises ``TOO_BIG`` beyond it).
         self.max_pixels = max_pixels
+        #: The video decoders, when this viewer declared video (rdesk/client/video.py).
+        self.video = VideoDecoders() if video else None
         self._check_size(width, height)
         self.image = Image.new("RGB", (width, height))
         #: True once an update flagged ``exact`` was applied and nothing lossy followed.
@@ -68,6 +71,8 @@ class Framebuffer:
         self._check_size(width, height)
         self.image = Image.new("RGB", (width, height))
         self.exact = False
+        if self.video is not None:
+            self.video.reset()
 
     def apply(self, update: Update) -> list[tuple[int, int, int, int]]:
         """Paint every rectangle of ``update``; return the painted (x, y, w, h) areas.
@@ -98,6 +103,13 @@ class Framebuffer:
                 raise RemoteProtocolError("copy rect source lies outside the framebuffer")
             region = self.image.crop((src_x, src_y, src_x + rect.w, src_y + rect.h))
             self.image.paste(region, (rect.x, rect.y))
+            return
+        if rect.encoding is Encoding.H264:
+            if self.video is None:
+                raise RemoteProtocolError("an H264 rect, but this viewer declared no video")
+            picture = self.video.decode(rect)  # None: refused, the last pixels stay
+            if picture is not None:
+                self.image.paste(picture, (rect.x, rect.y))
             return
         tile = decode_image(rect)
         self.image.paste(tile, (rect.x, rect.y))

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rdesk.client.framebuffer import Framebuffer
+from rdesk.client.video import available as video_available
 from rdesk.protocol import limits
 from rdesk.protocol.codec import decode
 from rdesk.protocol.errors import ProtocolError
@@ -45,7 +46,7 @@ def frames(path: Path | str) -> Iterator[tuple[float, Framebuffer]]:
             ):
                 raise RecordingError(f"{path}: bad screen size record")
             if fb is None:
-                fb = Framebuffer(width, height)
+                fb = Framebuffer(width, height, video=video_available())
             else:
                 fb.resize(width, height)
             yield t, fb

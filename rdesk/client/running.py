@@ -55,6 +55,7 @@ from rdesk.protocol.monitors import ALL, MonitorCurrent, MonitorInfo, SelectMoni
 from rdesk.protocol.session import Session
 from rdesk.protocol.states import State
 from rdesk.protocol.transfer import HOST_SENDS as TRANSFER_MESSAGES
+from rdesk.protocol.video import CODEC_H264, Keyframe, Video, VideoEnd
 
 __all__ = ["Connection"]
 
@@ -76,6 +77,8 @@ class Connection:
         host_fingerprint: str,
         timers: SessionTimers,
         timer_task: asyncio.Task[None],
+        *,
+        video: bool = False,
     ) -> None:
         self.ws = ws
         self.session = session
@@ -88,7 +91,7 @@ class Connection:
         #: connection then ends at once with that reason, before any pixel is allocated.
         self._refused: ProtocolError | None = None
         try:
-            self.framebuffer = Framebuffer(welcome.width, welcome.height)
+            self.framebuffer = Framebuffer(welcome.width, welcome.height, video=video)
         except ProtocolError as exc:
             self.framebuffer, self._refused = Framebuffer(1, 1), exc
         self.stats = Stats()
@@ -162,6 +165,8 @@ class Connection:
         try:
             if self._refused is not None:
                 raise self._refused
+            if self.framebuffer.video is not None:  # the host sends H.264 only once asked
+                await self.ws.send(self.session.send(Video(CODEC_H264), time.monotonic()))
             async for data in self.ws:
                 if self.session.state is State.CLOSED:
                     # We sent Close (close()): what the host sent before it saw ours is
@@ -208,7 +213,11 @@ class Connection:
         message = self.session.receive(data, time.monotonic())
         if isinstance(message, Update):
             painted = self.framebuffer.apply(message)
-            await self.ws.send(self.session.send(Ack(message.seq), time.monotonic()))
+            now = time.monotonic()
+            await self.ws.send(self.session.send(Ack(message.seq), now))
+            if self.framebuffer.video is not None:  # streams that lost their decoder
+                for stream in self.framebuffer.video.take_requests(now):
+                    await self.ws.send(self.session.send(Keyframe(stream), now))
             self.stats.updates += 1
             self.stats.rects += len(message.rects)
             self.stats.bytes += len(data)
@@ -218,6 +227,9 @@ class Connection:
         elif isinstance(message, Screen):
             self.framebuffer.resize(message.width, message.height)
             self._notify([])
+        elif isinstance(message, VideoEnd):
+            if self.framebuffer.video is not None:
+                self.framebuffer.video.end(message.stream)
         elif isinstance(message, Ping):
             await self.ws.send(self.session.send(Pong(message.id), time.monotonic()))
         elif isinstance(message, Pong):

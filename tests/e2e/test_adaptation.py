@@ -76,8 +76,10 @@ async def poll(host: RunningHost, until: Callable[[dict[str, Any]], bool],
 
 
 async def viewer_via(proxy: LinkProxy, host: RunningHost) -> Connection:
+    # Tiles only: these tests follow the JPEG quality and scale the controller picks; a video
+    # stream's rate (from the same level) is tests/e2e/test_video.py's and the benchmarks'.
     return await connect(f"wss://127.0.0.1:{proxy.port}", PASSWORD, known_hosts=None,
-                         pinned=host.fingerprint)
+                         pinned=host.fingerprint, video=False)
 
 
 async def test_link_cut_and_recovery(xvfb_factory: Callable[..., Xvfb],

@@ -50,6 +50,16 @@ def _rss() -> int:
     raise AssertionError("no VmRSS")
 
 
+async def welcome(ws: ServerConnection, width: int, height: int) -> None:
+    """Play a host's part of the handshake: hello, take any auth, welcome at that size."""
+    nonce = base64.b64encode(b"n" * 16).decode()
+    await ws.send(json.dumps({"t": "hello", "protocol": "rdesk", "version": 1,
+                              "nonce": nonce, "methods": "password", "server": "evil"}))
+    await ws.recv()
+    await ws.send(json.dumps({"t": "welcome", "role": "control", "viewer_id": 1,
+                              "width": width, "height": height, "name": "evil"}))
+
+
 async def _against(tmp_path: Path, width: int, height: int,
                    then: Callable[[ServerConnection], Awaitable[None]]) -> Any:
     """Log a real viewer in to a hostile host announcing ``width``×``height``, which then
@@ -57,12 +67,7 @@ async def _against(tmp_path: Path, width: int, height: int,
     cert, key = ensure_host_certificate(tmp_path)
 
     async def hostile(ws: ServerConnection) -> None:
-        nonce = base64.b64encode(b"n" * 16).decode()
-        await ws.send(json.dumps({"t": "hello", "protocol": "rdesk", "version": 1,
-                                  "nonce": nonce, "methods": "password", "server": "evil"}))
-        await ws.recv()
-        await ws.send(json.dumps({"t": "welcome", "role": "control", "viewer_id": 1,
-                                  "width": width, "height": height, "name": "evil"}))
+        await welcome(ws, width, height)
         await then(ws)
         await ws.wait_closed()
 

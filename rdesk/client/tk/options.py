@@ -34,3 +34,5 @@ class ViewerOptions:
     timeout: float = 15.0
     #: TLS context with a client certificate (``--cert/--key``); ``None``: the default one.
     ssl_context: ssl.SSLContext | None = None
+    #: Declare the H.264 decoder (when PyAV imports) so moving regions may come as video.
+    video: bool = True

@@ -220,6 +220,7 @@ class Worker:
             name=self.options.name,
             timeout=self.options.timeout,
             ssl_context=self.options.ssl_context,
+            video=self.options.video,
         )
 
     def _get_password(self) -> str:
