@@ -119,8 +119,9 @@ def _gaps(times: list[float], t0: float, t1: float) -> list[float]:
 
 
 async def _connect(host: Host, port: int) -> Connection:
+    # ``--video off``: the viewer declares no decoder, so the host sends tiles only.
     return await connect(f"wss://127.0.0.1:{port}", host.password, known_hosts=None,
-                         pinned=host.fingerprint)
+                         pinned=host.fingerprint, video=getattr(host, "video", True))
 
 
 def _fidelity(samples: list[tuple[float, np.ndarray]], frames: list[tuple[float, int]],
@@ -273,7 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--link", action="append",
                         help="only links whose name contains this (e.g. '2 Mbit', loopback)")
     parser.add_argument("--fps", type=float, default=30.0, help="photo pan frame rate (30)")
+    parser.add_argument("--video", choices=("on", "off", "both"), default="on",
+                        help="viewer declares H.264 (on), not (off: tiles), or both, "
+                        "interleaved run by run (before/after back to back)")
     args = parser.parse_args(argv)
+    modes = ["off", "on"] if args.video == "both" else [args.video]
     links = [link for link in LINKS if not args.link or any(n in link[0] for n in args.link)]
     cases = args.case or CASES
     rows = []
@@ -285,30 +290,35 @@ def main(argv: list[str] | None = None) -> int:
             np.save(picture[0], picture[1])
         for case in cases:
             for i, link in enumerate(links):
-                runs = []
+                runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
                 for run in range(args.runs):
-                    host = Host(xvfb.display, tmp / f"{case}{i}-{run}")
-                    try:
-                        runs.append(asyncio.run(_cell(host, case, link, xvfb.display, tmp,
-                                                      picture, args)))
-                    finally:
-                        host.stop()
-                    print(runs[-1], file=sys.stderr, flush=True)
-                row = _median_row(runs)
-                if case == "xterm":
-                    row["pixel_exact"] = f"{sum(r['pixel_exact'] for r in runs)}/{len(runs)}"
-                rows.append(row)
-    print("| case | link | updates/s | gap p95 ms | longest gap ms | PSNR dB (p5) | MB received "
-          "| host CPU s/s | host CPU ms/update | COPY rects (updates with one) "
+                    for mode in modes:
+                        host = Host(xvfb.display, tmp / f"{case}{i}-{run}-{mode}")
+                        host.video = mode == "on"  # type: ignore[attr-defined]
+                        try:
+                            runs[mode].append(asyncio.run(_cell(
+                                host, case, link, xvfb.display, tmp, picture, args)))
+                        finally:
+                            host.stop()
+                        print(mode, runs[mode][-1], file=sys.stderr, flush=True)
+                for mode in modes:
+                    row = _median_row(runs[mode])
+                    row["video"] = mode
+                    if case == "xterm":
+                        row["pixel_exact"] = (f"{sum(r['pixel_exact'] for r in runs[mode])}/"
+                                              f"{len(runs[mode])}")
+                    rows.append(row)
+    print("| case | video | link | updates/s | gap p95 ms | longest gap ms | PSNR dB (p5) "
+          "| MB received | host CPU s/s | host CPU ms/update | COPY rects (updates with one) "
           "| stop→exact ms | pixel-exact |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         case = r["case"] if r["case"] == "xterm" else f"photo {r['drawn_fps']:.0f} fps"
         fidelity = (f"{_fmt(r.get('psnr'), 1)} ({_fmt(r.get('psnr_p5'), 1)})"
                     if r["case"] == "photo" else "–")
         copies = (f"{r['copies']:.0f} ({r['copy_updates']:.0f})" if r["case"] == "xterm"
                   else "–")
-        print(f"| {case} | {r['link']} | {r['fps']:.1f} | {r['gap_p95_ms']:.0f} | "
+        print(f"| {case} | {r['video']} | {r['link']} | {r['fps']:.1f} | {r['gap_p95_ms']:.0f} | "
               f"{r['gap_max_ms']:.0f} | {fidelity} | {r['bytes'] / 1e6:.2f} | {r['cpu']:.2f} | "
               f"{_fmt(r['cpu_ms_per_update'], 1)} | {copies} | {_fmt(r.get('stop_exact_ms'))} | "
               f"{r.get('pixel_exact', '–')} |")
