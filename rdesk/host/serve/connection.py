@@ -159,7 +159,10 @@ class ViewerConnection:
         consent = getattr(self.host, "consent", None)
         if getattr(settings, "consent", "auto") != "ask" or consent is None:
             return None
-        ask = consent.ask
+        # The consent desk asks about a Request; any other Consent callable (the server's
+        # protocol: viewer id, name, role, source) is asked the same way as for a login.
+        ask: Callable[[Request], Awaitable[bool]] = getattr(consent, "ask", None) or (
+            lambda r: consent(r.viewer_id, r.name, r.role, r.source))
         timeout = float(getattr(settings, "consent_timeout", 30.0))
 
         async def asker(direction: str, file: str, size: int) -> str | None:
