@@ -136,7 +136,8 @@ async def open_tunnel(ws: WebsocketLike, expected_id: str, pin: str | None = Non
                       close_timeout: float = CLOSE_TIMEOUT) -> TunnelSocket:
     """Open the tunnel to the host ``expected_id`` over a spliced relay websocket.
 
-    ``pin`` is the host's certificate fingerprint (``SHA256:<base64>``) if the viewer has one.
+    ``pin`` is the host's key fingerprint (``SHA256:<base64>``; a certificate fingerprint, as
+    pins were before, works too) if the viewer has one.
     Raises ``ValueError`` for a malformed ID or pin (nothing sent),
     :class:`~rdesk.tunnel.errors.HostIdentityError` if the host is not the one the ID and pin
     name, :class:`~rdesk.tunnel.errors.TunnelError` for any other failure (including a
