@@ -197,3 +197,42 @@ def test_bitrate_follows_the_level_with_hysteresis() -> None:
 def test_target_bitrate(level: float, cap: float | None, carry: float | None,
                         expected: int) -> None:
     assert target_bitrate(level, 1920 * 1080, cap, carry) == pytest.approx(expected, abs=1)
+
+
+def test_the_encoder_rate_follows_the_frames_actually_sent() -> None:
+    vs, made = streams()
+    moving = box_mask(0, 0, 11, 19)
+    t = feed(vs, moving, 0.0, 1.0)
+    vs.encode(np.zeros((720, 1280, 4), np.uint8), plan(vs, t, moving, level=0.5))
+    assert made[0].bitrate == target_bitrate(0.5, 1280 * 720, None)  # nominal 30 fps
+    # Rounds come 5 times a second (a slow viewer): each frame gets a fifth of a second's
+    # bits, so the encoder (which budgets a thirtieth) is restarted at six times the rate
+    # (upwards: once UP_AFTER has passed).
+    for i in range(1, 5 * int(UP_AFTER) + 3):
+        vs.changed(t + i * 0.2, moving)
+        for job in plan(vs, t + i * 0.2, moving, level=0.5):
+            vs.encode(np.zeros((720, 1280, 4), np.uint8), [job])
+    assert vs.frame_rate(0, t + i * 0.2) == pytest.approx(5.0)
+    assert made[-1].bitrate == pytest.approx(6 * target_bitrate(0.5, 1280 * 720, None), rel=0.01)
+
+
+def test_planner_gives_tiles_to_video_and_takes_them_back() -> None:
+    from rdesk.host.encoding.planner import Planner
+
+    planner = Planner(SHAPE, TILE, SIZE, lossless_delay=0.1)
+    frame = np.zeros((720, 1280, 4), np.uint8)
+    last_change = np.zeros(SHAPE)
+    region = box_mask(0, 0, 5, 9)
+    planner.mark(np.ones(SHAPE, dtype=bool))
+    planner.give_to_video(region, region, frame)
+    # The region's tiles went as video: not dirty, held lossy, and never refreshed while live.
+    assert not planner.dirty[region].any() and planner.lossy[region].all()
+    planner.dirty[:] = False
+    assert planner.refresh_due_in(5.0, last_change) is None
+    assert planner.take_round(5.0, last_change, np.zeros(SHAPE, dtype=bool), 10**9) is None
+    assert not planner.exact
+    # The stream ended: its tiles are lossy tiles like any other, refreshed once still.
+    planner.give_to_video(np.zeros(SHAPE, dtype=bool), np.zeros(SHAPE, dtype=bool), frame)
+    assert planner.refresh_due_in(5.0, last_change) == 0.0
+    round_ = planner.take_round(5.0, last_change, np.zeros(SHAPE, dtype=bool), 10**9)
+    assert round_ is not None and all(lossless for _, lossless in round_.jobs)

@@ -104,6 +104,8 @@ class ViewerLink:
         elif self.video is not None:
             self._ended_video += self.video.stop()
             self.video = None
+            # Its tiles are ordinary lossy tiles again: the lossless refresh takes them.
+            self.planner.video = np.zeros_like(self.planner.video)
         self._wake.set()
 
     def request_keyframe(self, stream: int) -> None:
@@ -268,9 +270,11 @@ class ViewerLink:
         if video is None:
             return None
         cap = self.controller.caps.max_bandwidth
-        carry = self.controller.carry_rate(now) * 8
+        # The link rate from large updates (the first full screen gives one); not the peak
+        # throughput, which a still screen before the motion leaves near nothing.
+        link = self.controller.estimator.link_rate
         plan = video.plan(now, planner.dirty, level=self.controller.level, cap_bps=cap,
-                          carry_bps=carry or None,
+                          carry_bps=link * 8 if link else None,
                           accept=lambda rect: is_photo_like(frame, rect))
         self._ended_video += plan.ended
         planner.give_to_video(video.detector.mask(), plan.repaint, frame)

@@ -8,16 +8,20 @@ Planning is pure and takes ``now``; encoding holds the encoders, one per stream,
 ``make_encoder`` (PyAV's in the host, a fake in unit tests).
 
 Bitrate follows the viewer's bandwidth controller (docs/adaptation.md): the target is the
-controller's level times a ceiling of :data:`BITS_PER_PIXEL` per pixel per frame at
-:data:`~rdesk.host.video.encoder.FRAME_RATE` (capped by the viewer's bandwidth cap), and, when
-a stream starts, at most :data:`START_SHARE` of what the link was measured to carry. As the
-encoder's rate is fixed for its life, a stream is restarted (new encoder, key unit) only when
-the target falls below 1/:data:`DOWN_RATIO` of its rate, or, at most every :data:`UP_AFTER`
+controller's level times a ceiling of :data:`BITS_PER_PIXEL` per pixel per frame at 30 fps
+(capped by the viewer's bandwidth cap), and, when a stream starts, at most
+:data:`START_SHARE` of the link rate measured from large updates. x264's rate control (zero
+latency: a constant frame rate) budgets each frame as a thirtieth of a second, while rounds
+come as often as the link and the viewer allow; so the encoder is given the target scaled by
+30 over the stream's measured frame rate (:meth:`VideoStreams.frame_rate`). As the encoder's
+rate is fixed for its life, a stream is restarted (new encoder, key unit) only when the
+target falls below 1/:data:`DOWN_RATIO` of its rate, or, at most every :data:`UP_AFTER`
 seconds, rises beyond :data:`UP_RATIO` times it: a key unit costs several frames.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Callable
 from typing import Protocol
@@ -115,6 +119,8 @@ class VideoStreams:
         self._started: dict[int, tuple[float, int]] = {}
         self._want_key: set[int] = set()
         self._last_key: dict[int, float] = {}
+        #: When each stream's last frames were planned (the last second's).
+        self._times: dict[int, collections.deque[float]] = {}
         #: Key units and frames encoded, for statistics and tests.
         self.frames = 0
         self.keys = 0
@@ -156,6 +162,7 @@ class VideoStreams:
         for stream in ended:
             self._encoders.pop(stream, None)
             self._started.pop(stream, None)
+            self._times.pop(stream, None)
             self._want_key.discard(stream)
         fresh = {r.stream for r in started} | {r.stream for r in grown}
         jobs = []
@@ -168,6 +175,7 @@ class VideoStreams:
             if not key and not (dirty & mask).any():
                 continue  # nothing moved in it since its last frame
             self._want_key.discard(stream)
+            self._times.setdefault(stream, collections.deque()).append(now)
             if bitrate is not None:
                 self._started[stream] = (now, bitrate)
             jobs.append(VideoJob(stream, region.rect, key, bitrate))
@@ -178,7 +186,8 @@ class VideoStreams:
                       cap_bps: float | None, carry_bps: float | None) -> int | None:
         """The bitrate of a new encoder for ``stream``, or ``None`` to keep its encoder."""
         area = region.rect[2] * region.rect[3]
-        target = target_bitrate(level, area, cap_bps, carry_bps)
+        per_second = target_bitrate(level, area, cap_bps, carry_bps)
+        target = int(per_second * _FRAME_RATE / self.frame_rate(stream, now))
         encoder = self._encoders.get(stream)
         if encoder is None or encoder.size != region.rect[2:]:
             return target
@@ -188,6 +197,19 @@ class VideoStreams:
         if target > rate * UP_RATIO and now - since >= UP_AFTER:
             return target
         return None
+
+    def frame_rate(self, stream: int, now: float) -> float:
+        """Frames a second ``stream`` was sent over the last second (its first frames: the
+        nominal rate), between 2 and the nominal rate."""
+        times = self._times.get(stream)
+        if times is None:
+            return float(_FRAME_RATE)
+        while times and times[0] < now - 1.0:
+            times.popleft()
+        if len(times) < 3:
+            return float(_FRAME_RATE)
+        rate = (len(times) - 1) / max(times[-1] - times[0], 1e-3)
+        return min(float(_FRAME_RATE), max(2.0, rate))
 
     def encode(self, frame: np.ndarray, jobs: list[VideoJob]) -> list[EncodedRect]:
         """Run ``jobs`` on ``frame`` (blocking; one call at a time per viewer)."""
