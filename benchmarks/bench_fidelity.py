@@ -5,7 +5,7 @@ Starts a 1920x1080x24 Xvfb and, per run, a fresh ``rdesk host`` subprocess (its 
 its own) and a viewer on the client library, directly (loopback) or through the emulated
 links of benchmarks/bench_links.py (tests/linkproxy.py as a process). Usage::
 
-    python benchmarks/bench_fidelity.py [--seconds 8] [--runs 3] [--case photo|xterm]
+    python benchmarks/bench_fidelity.py [--seconds 8] [--runs 3] [--case photo|xterm|xterm-joined]
         [--link loopback|"10 Mbit"|"2 Mbit"] [--fps 30|60]
 
 Cases:
@@ -22,7 +22,10 @@ Cases:
 - ``xterm``: a real ``xterm`` filling the screen prints 30 log-like lines a second
   (``benchmarks/xterm_lines.py``). Counted: COPY rectangles and the updates holding one; after
   the last line, the time until the viewer holds an update flagged exact (``stop→exact``),
-  then the viewer's framebuffer is compared with the X screen itself (``pixel-exact``).
+  then the viewer's framebuffer is compared with the X screen itself (``pixel-exact``). The
+  viewer joins on a still, exact screen and the lines start then;
+- ``xterm-joined``: the same, but the viewer joins while the lines already flow, so its first
+  picture is a large change sent lossy, and it holds lossy text while the scrolling goes on.
 
 Per run: updates per second, the 95th percentile and the longest gap between updates, bytes
 received, host CPU seconds per second and milliseconds per update. With ``--runs N`` each
@@ -68,7 +71,7 @@ __all__ = ["main", "psnr"]
 W, H = 1920, 1080
 #: (name, rate bits/s, round-trip seconds); rate 0: no proxy at all.
 LINKS = [("loopback", 0.0, 0.0), ("10 Mbit/30 ms", 10e6, 0.030), ("2 Mbit/80 ms", 2e6, 0.080)]
-CASES = ["photo", "xterm"]
+CASES = ["photo", "xterm", "xterm-joined"]
 HERE = Path(__file__).resolve().parent
 #: Sampling step of the fidelity score, in pixels (both axes).
 STEP = 5
@@ -178,13 +181,15 @@ async def _photo(host: Host, port: int, display: str, picture_path: Path, pictur
         await conn.close()
 
 
-async def _xterm(host: Host, port: int, display: str, tmp: Path, seconds: float
-                 ) -> dict[str, Any]:
+async def _xterm(host: Host, port: int, display: str, tmp: Path, seconds: float,
+                 joined: bool) -> dict[str, Any]:
     control = Path(tempfile.mkdtemp(dir=tmp, prefix="xterm-"))
+    # Joining a flowing terminal takes a moment: its lines outlast the measurement.
+    flowing = seconds + 3 if joined else seconds
     # The default 6x13 "fixed" font: 318 columns by 82 lines fill 1920x1080 (less the borders).
     xterm = subprocess.Popen(
         ["xterm", "-geometry", "318x82+0+0", "-e", sys.executable, str(HERE / "xterm_lines.py"),
-         str(control), "--seconds", str(seconds)],
+         str(control), "--seconds", str(flowing)],
         env=dict(os.environ, DISPLAY=display), stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -195,12 +200,16 @@ async def _xterm(host: Host, port: int, display: str, tmp: Path, seconds: float
             await asyncio.sleep(0.01)
         else:
             raise SystemExit("xterm did not start")
+        if joined:
+            (control / "go").write_text("go\n")
+            await asyncio.sleep(0.5)
         conn = await _connect(host, port)
         try:
-            await conn.wait_exact(120)
             run = Run(conn, sample=False)
+            if not joined:
+                await conn.wait_exact(120)
+                (control / "go").write_text("go\n")
             run.recording = True
-            (control / "go").write_text("go\n")
             result = await _measure(host, conn, run, seconds)
             for _ in range(1000):
                 if (control / "stopped").exists():
@@ -256,7 +265,7 @@ async def _cell(host: Host, case: str, link: tuple[str, float, float], display: 
         if case == "photo":
             return await _photo(host, port, display, picture[0], picture[1], args.seconds,
                                 args.fps)
-        return await _xterm(host, port, display, tmp, args.seconds)
+        return await _xterm(host, port, display, tmp, args.seconds, case == "xterm-joined")
 
     if rate:
         with link_proxy(host.port, rate, rtt, args.seconds + 300) as port:
@@ -304,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                 for mode in modes:
                     row = _median_row(runs[mode])
                     row["video"] = mode
-                    if case == "xterm":
+                    if case.startswith("xterm"):
                         row["pixel_exact"] = (f"{sum(r['pixel_exact'] for r in runs[mode])}/"
                                               f"{len(runs[mode])}")
                     rows.append(row)
@@ -313,10 +322,10 @@ def main(argv: list[str] | None = None) -> int:
           "| stop→exact ms | pixel-exact |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        case = r["case"] if r["case"] == "xterm" else f"photo {r['drawn_fps']:.0f} fps"
+        case = r["case"] if r["case"] != "photo" else f"photo {r['drawn_fps']:.0f} fps"
         fidelity = (f"{_fmt(r.get('psnr'), 1)} ({_fmt(r.get('psnr_p5'), 1)})"
                     if r["case"] == "photo" else "–")
-        copies = (f"{r['copies']:.0f} ({r['copy_updates']:.0f})" if r["case"] == "xterm"
+        copies = (f"{r['copies']:.0f} ({r['copy_updates']:.0f})" if r["case"] != "photo"
                   else "–")
         print(f"| {case} | {r['video']} | {r['link']} | {r['fps']:.1f} | {r['gap_p95_ms']:.0f} | "
               f"{r['gap_max_ms']:.0f} | {fidelity} | {r['bytes'] / 1e6:.2f} | {r['cpu']:.2f} | "

@@ -89,7 +89,7 @@ class Viewer:
                 p.give_back(taken)
                 p.scroll_missed()
             else:
-                scroll = p.scroll(plan, carry)
+                scroll = p.scroll(plan, carry, budget)
                 encoded = encode_round(self.cache, frame, self.frame_id, scroll.jobs, **encode)
                 if meanwhile is not None:
                     p.mark(meanwhile)

@@ -130,17 +130,25 @@ class Held:
         self.sent, self._borrowed = frame, True
 
     def _move_flags(self, src_y: int, dst_y: int, height: int) -> None:
+        self.lossy, self.known = self.flags_after_copy(src_y, dst_y, height)
+
+    def flags_after_copy(self, src_y: int, dst_y: int, height: int
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """(lossy, known) as they would be after copying the full-width band of ``height``
+        rows at ``src_y`` to ``dst_y``; changes nothing. Raises ``ValueError`` if the source
+        is not :meth:`copyable`."""
         if not self.copyable(src_y, height):
             raise ValueError(f"COPY from rows {src_y}..{src_y + height} the viewer does not hold")
         tile = self.tile
-        lossy = self.lossy.copy()
+        lossy, known = self.lossy.copy(), self.known.copy()
         for r in range(dst_y // tile, (dst_y + height - 1) // tile + 1):
             top, bottom = max(r * tile, dst_y), min((r + 1) * tile, dst_y + height)
             source = tile_span(top - dst_y + src_y, bottom - top, tile)
             whole = top == r * tile and bottom == (r + 1) * tile
-            moved = lossy[source].any(axis=0)
+            moved = self.lossy[source].any(axis=0)
             if whole:
-                self.lossy[r] = moved
-                self.known[r] = True
+                lossy[r] = moved
+                known[r] = True
             else:  # partly overwritten: it keeps its own rows, lossy if either part is
-                self.lossy[r] = lossy[r] | moved
+                lossy[r] = self.lossy[r] | moved
+        return lossy, known

@@ -64,9 +64,11 @@ SCROLL_STRIP_SECONDS = 0.5
 SMALL_REFRESH_BUDGET = 256 * 1024
 #: Tallest rectangle encoded in one piece: bounds one payload, and lets bands encode in parallel.
 BAND_HEIGHT = 256
-#: After this many scroll checks in a row found none, checks are skipped for up to
-#: 2**n - 1 large changes (at most SCROLL_SKIP_MAX): a check reads a sixteenth of both frames
-#: (~15 ms at 1080p), and full-screen motion is a large change every round.
+#: After n >= 2 scroll checks in a row found none, the next 2**(n-1) - 1 large changes (at
+#: most SCROLL_SKIP_MAX) are not checked: a check reads a sixteenth of both frames (~15 ms at
+#: 1080p), and full-screen motion is a large change every round. A single miss skips nothing:
+#: a terminal's scroll caught mid-redraw is missed now and then, and a skipped check there
+#: sends a whole screen of text as JPEG instead of a copy.
 SCROLL_SKIP_MAX = 15
 
 Box = tuple[int, int, int, int]
@@ -120,6 +122,8 @@ class Scroll:
     plan: ScrollPlan
     jobs: list[Job]
     lossless: bool
+    #: ``jobs[refresh_from:]`` refresh, losslessly and whole, lossy tiles the copy moves.
+    refresh_from: int
 
     @property
     def copy(self) -> EncodedRect:
@@ -325,7 +329,7 @@ class Planner:
     def scroll_missed(self) -> None:
         """A scroll check found none: back off (see :data:`SCROLL_SKIP_MAX`)."""
         self._scroll_misses += 1
-        self._scroll_skip = min(2 ** min(self._scroll_misses, 8) - 1, SCROLL_SKIP_MAX)
+        self._scroll_skip = min(2 ** min(self._scroll_misses - 1, 8) - 1, SCROLL_SKIP_MAX)
 
     def take_dirty(self) -> np.ndarray:
         """Take every dirty tile (for a scroll check); :meth:`give_back` if it is none."""
@@ -335,8 +339,9 @@ class Planner:
     def give_back(self, taken: np.ndarray) -> None:
         self.dirty |= taken
 
-    def scroll(self, plan: ScrollPlan, carry_rate: float) -> Scroll:
-        """The jobs of a scroll found by :func:`plan_scroll` (from ``held.sent``).
+    def scroll(self, plan: ScrollPlan, carry_rate: float, budget: int = 0) -> Scroll:
+        """The jobs of a scroll found by :func:`plan_scroll` (from ``held.sent``): the strip,
+        then as many lossy tiles the copy moves as ``budget`` (refresh bytes) allows.
 
         The exposed strip goes lossless, so it needs no refresh later, as long as it is not too
         large for the screen or for the link: one the link cannot carry within
@@ -344,6 +349,10 @@ class Planner:
         instead, is recorded lossy, and is copied on as lossy by later scrolls until it is
         refreshed once still. (Not the congestion-cut refresh budget: the exposed rows cost
         the same bytes however they are batched.)
+
+        The moved lossy tiles are refreshed now rather than once still: on a scrolling screen
+        nothing is still, but a tile refreshed exactly stays exact as later scrolls copy it on,
+        so the refresh is not wasted as it would be on motion.
         """
         residual, exposed = plan.residual, plan.exposed
         area = sum(w * h for _, _, w, h in exposed)
@@ -354,7 +363,18 @@ class Planner:
             jobs: list[Job] = [(r, True) for r in exposed]
         else:
             jobs = [(r, False) for r in bands(merge_tiles(residual, self.tile, *self.size))]
-        return Scroll(plan, jobs, lossless)
+        refresh_from = len(jobs)
+        if budget > 0:
+            lossy, _ = self.held.flags_after_copy(plan.src_y, plan.copy.y, plan.copy.h)
+            # A strip sent lossless leaves its tiles lossy where the copy brought lossy rows:
+            # they are refreshed whole (over the strip, a few rows sent twice); a lossy strip's
+            # tiles are not (they were just sent lossy, for want of bytes).
+            due = self._within_budget(lossy if lossless else lossy & ~residual, budget)
+            rects = bands(merge_tiles(due, self.tile, *self.size))
+            if budget < SMALL_REFRESH_BUDGET:
+                rects = [p for r in rects for p in split_rect(r, 4 * self.tile, self.tile)]
+            jobs += [(r, True) for r in rects]
+        return Scroll(plan, jobs, lossless, refresh_from)
 
     def settle_scroll(self, scroll: Scroll, encoded: list[EncodedRect], frame: np.ndarray
                       ) -> bool:
@@ -366,6 +386,9 @@ class Planner:
             raise ValueError("a scroll's copy spans the screen's width")
         self.held.scrolled(scroll.plan.src_y, copy.y, copy.h,
                            [((e.x, e.y, e.w, e.h), not e.exact) for e in encoded], frame)
+        for e in encoded[scroll.refresh_from:]:  # whole tiles of the frame: exact now
+            if e.exact:
+                self.held.refreshed((e.x, e.y, e.w, e.h))
         self.scrolling = True
         self._scroll_misses = self._scroll_skip = 0
         return self.exact

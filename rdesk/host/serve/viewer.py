@@ -257,7 +257,9 @@ class ViewerLink:
             planner.scroll_missed()
             return False
         carry = max(float(MIN_WINDOW_BYTES), self.controller.carry_rate(now))
-        scroll = planner.scroll(plan, carry)
+        # A quarter of the refresh budget for lossy tiles the copy moves: the scroll updates
+        # themselves must keep flowing (a whole budget per scroll halved their rate at 2 Mbit).
+        scroll = planner.scroll(plan, carry, self.controller.refresh_budget(now) // 4)
         encoded = await self._encode(frame, frame_id, scroll.jobs)
         exact = planner.settle_scroll(scroll, encoded, frame)
         await self._send_rects([scroll.copy, *encoded], exact, now)
