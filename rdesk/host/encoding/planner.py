@@ -369,7 +369,8 @@ class Planner:
             # A strip sent lossless leaves its tiles lossy where the copy brought lossy rows:
             # they are refreshed whole (over the strip, a few rows sent twice); a lossy strip's
             # tiles are not (they were just sent lossy, for want of bytes).
-            due = self._within_budget(lossy if lossless else lossy & ~residual, budget)
+            candidates = (lossy if lossless else lossy & ~residual) & ~self.video
+            due = self._within_budget(candidates, budget)
             rects = bands(merge_tiles(due, self.tile, *self.size))
             if budget < SMALL_REFRESH_BUDGET:
                 rects = [p for r in rects for p in split_rect(r, 4 * self.tile, self.tile)]
