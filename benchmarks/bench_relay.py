@@ -38,8 +38,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.connection import Connection as WsConnection
+from websockets.asyncio.server import serve as ws_serve
 
 from benchmarks.bench_latency import StampedRecorder, _close, _pct, recorder_next_colour
 from rdesk.client.connection import Connection, connect
@@ -48,7 +49,7 @@ from rdesk.client.tls import client_ssl_context
 from rdesk.host.input.inject import PynputInjector
 from rdesk.host.relayed import RelayPresence
 from rdesk.host.relaylink import RelayLink, load_identity
-from rdesk.host.security.tls import ensure_host_certificate
+from rdesk.host.security.tls import ensure_host_certificate, server_ssl_context
 from tests.e2e.conftest import PASSWORD, HostThread, RunningHost
 from tests.xserver import Recorder, Xvfb
 
@@ -256,7 +257,7 @@ async def face_to_face(keys: int, motion_seconds: float, tmp: Path) -> dict[str,
     return results
 
 
-async def _echo(ws: ClientConnection) -> None:
+async def _echo(ws: WsConnection) -> None:
     async for message in ws:
         await ws.send(b"h" * TYPING_DOWN if isinstance(message, bytes) else b"")
 
@@ -316,6 +317,41 @@ async def sessions(levels: list[int], seconds: float, hosts: int, tmp: Path
     return rows
 
 
+async def round_trips(samples: int, tmp: Path) -> dict[str, list[float]]:
+    """Seconds for a typing-sized message (96 bytes, answered by 160) to go and come back:
+    ``direct`` to a TLS websocket echo server, ``relay`` by ID through a relay process to an
+    echoing RelayLink host — what the relay adds to every key-to-pixels round trip (two TLS
+    hops and the splice), without the capture pipeline's noise. Interleaved, one at a time."""
+    times: dict[str, list[float]] = {"direct": [], "relay": []}
+    with relay_process(tmp) as (relay, _pid):
+        key, der = load_identity(*ensure_host_certificate(tmp / "host"))
+        link = RelayLink(relay, key, der, None, None, on_rendezvous=_echo, say=lambda _l: None)
+        task = asyncio.ensure_future(link.run())
+        await asyncio.wait_for(link.registered.wait(), 60)
+        cert, cert_key = ensure_host_certificate(tmp / "direct")
+        async with ws_serve(_echo, "127.0.0.1", 0, ssl=server_ssl_context(cert, cert_key),
+                            compression=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            tls = client_ssl_context()
+            async with ws_connect(f"wss://127.0.0.1:{port}", ssl=tls, compression=None) as direct, \
+                    ws_connect(relay + "/connect", ssl=tls, compression=None) as relayed:
+                await relayed.send(json.dumps({"t": "connect", "id": link.host_id, "version": 1}))
+                assert json.loads(await relayed.recv()) == {"t": "spliced"}
+                payload = b"v" * TYPING_UP
+                for i in range(samples + 10):
+                    pair = [("direct", direct), ("relay", relayed)]
+                    for name, ws in pair if i % 2 else pair[::-1]:
+                        start = time.perf_counter()
+                        await ws.send(payload)
+                        await ws.recv()
+                        if i >= 10:  # past the warm-up
+                            times[name].append(time.perf_counter() - start)
+                    await asyncio.sleep(0.01)
+        await link.close()
+        await task
+    return times
+
+
 async def _echo_typist(port: int, stop: asyncio.Event, counts: list[int]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ssl_context())
     counts[0] += 1
@@ -368,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the latency and motion runs")
     parser.add_argument("--floor", action="store_true",
                         help="also measure a no-op TLS echo process under the same load")
+    parser.add_argument("--round-trips", type=int, default=0, metavar="N",
+                        help="also time N typing-sized round trips direct and through the relay")
     parser.add_argument("--relay-tree", type=Path,
                         help="run the relay process from this source tree (before/after)")
     args = parser.parse_args(argv)
@@ -379,6 +417,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# the relay process runs from {RELAY_TREE}")
     if not args.sessions_only:
         _face_to_face(args)
+    if args.round_trips:
+        with tempfile.TemporaryDirectory() as tmp:
+            trips = asyncio.run(round_trips(args.round_trips, Path(tmp)))
+        print("\n| round trip, 96 B out, 160 B back | median ms | p95 ms |\n|---|---|---|")
+        for mode in ("direct", "relay"):
+            print(f"| {mode} | {_ms(trips[mode])} |")
     _sessions(args)
     return 0
 
