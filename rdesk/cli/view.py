@@ -331,5 +331,6 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         ssl_context=viewer_ssl_context(args),
         video=not args.no_video,
+        monitor=args.monitor,
     )
     return run_viewer(options)

@@ -130,6 +130,36 @@ def test_the_viewer_verbs_select_a_monitor_before_acting(
         assert lines[0].startswith("rdesk: error: ") and "no monitor 9" in lines[0]
 
 
+async def test_the_window_shares_its_monitor_once_connected(
+    two_monitors: str, tmp_path: Path, hosts: list[Host], xvfb_factory: Callable[..., Xvfb]
+) -> None:
+    """``rdesk connect URL --monitor 1``: the window asks the host for monitor 1 once
+    connected; a second viewer then sees monitor 1 shared, at its size."""
+    from rdesk.client.connection import connect
+    from rdesk.protocol.monitors import ALL
+    from tests.e2e.test_window import Viewer
+
+    view_x = xvfb_factory(800, 600)
+    host = Host(two_monitors, tmp_path)  # the whole screen until the window asks
+    hosts.append(host)
+    watcher = await connect(host.url, host.banner["password"], known_hosts=None,
+                            pinned=host.banner["fingerprint"])
+    # Only the viewer holding control may switch: the watcher lets go, the window joins free.
+    await watcher.wait_for(lambda: watcher.holder == watcher.viewer_id, 10)
+    await watcher.release_control()
+    await watcher.wait_for(lambda: watcher.holder == 0, 10)
+    viewer = Viewer(view_x.display, tmp_path / "viewer", [host.url, *host.viewer,
+                                                        "--monitor", "1"])
+    try:
+        await watcher.wait_for(lambda: watcher.monitor == ALL and bool(watcher.monitors), 10)
+        await watcher.wait_for(
+            lambda: watcher.monitor == 1 and watcher.framebuffer.size == (320, 240), 60)
+        assert viewer.proc.poll() is None  # the window is still up
+    finally:
+        viewer.close()
+        await watcher.close()
+
+
 def test_click_in_monitor_1_lands_at_root_coordinates(
     two_monitors: str, tmp_path: Path, hosts: list[Host]
 ) -> None:

@@ -32,7 +32,10 @@ class ViewerOptions:
     scale: Mode = FIT
     name: str = "rdesk viewer"
     timeout: float = 15.0
-    #: TLS context with a client certificate (``--cert/--key``); ``None``: the default one.
+    #: TLS context with a client certificate (``--cert/--key``) or a CA file (``--ca-file``,
+    #: which then trusts the host instead of a pin); ``None``: the default one.
     ssl_context: ssl.SSLContext | None = None
+    #: The host's monitor to share once connected (``--monitor``; -1 the whole screen).
+    monitor: int | None = None
     #: Declare the H.264 decoder (when PyAV imports) so moving regions may come as video.
     video: bool = True

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -163,10 +164,15 @@ class Worker:
             else:
                 if conn is None:  # stopping
                     return
+                if not connected_once and self.options.monitor is not None:
+                    await conn.select_monitor(self.options.monitor)  # --monitor, once
                 connected_once = True
                 delay = RECONNECT_MIN
-                # The same key, and only it, from now on (a restarted host keeps its key).
-                self.pinned = conn.host_fingerprint
+                # The same key, and only it, from now on (a restarted host keeps its key) —
+                # unless a CA file vouches for the host: a renewal may bring a new key.
+                context = self.options.ssl_context
+                if context is None or context.verify_mode != ssl.CERT_REQUIRED:
+                    self.pinned = conn.host_fingerprint
                 self.conn = conn
                 conn.on_update(self.on_update)
                 self.post("connected", conn)
