@@ -8,19 +8,15 @@ drew; once it stops, the host's lossless refresh makes the canvas equal the X sc
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from benchmarks.photo import photo
 from tests.e2e import test_browser as pages
 from tests.e2e.conftest import RunningHost
 from tests.e2e.test_browser import (
@@ -30,63 +26,36 @@ from tests.e2e.test_browser import (
     _wait_active,
     _wait_canvas_equals,
 )
+from tests.e2e.test_video import W, panning, picture, screen
 from tests.h264units import psnr
 from tests.xserver import Xvfb
 
 pytest.importorskip("av", reason="PyAV is not installed (pip install 'rdesk[host]')")
 
+# The browser fixtures of test_browser.py; the panned photo of test_video.py (the Python
+# viewer's end-to-end test: the same screen, picture and X client).
 browser = pages.browser
 page_and_log = pages.page_and_log
 page = pages.page
+__all__ = ["panning", "picture", "screen"]
 
-pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium missing"),
-    pytest.mark.skipif(importlib.util.find_spec("rdesk.host.video") is None,
-                       reason="this host has no video encoder (rdesk.host.video)"),
-]
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium missing")
 
-ROOT = Path(__file__).resolve().parents[2]
-W, H = 640, 480
 #: The bound the Python viewer's test uses (tests/e2e/test_video.py): x264 on the grainy photo
 #: measures 30-40 dB; a stream drawn at the wrong place, stale or garbled scores under 15.
 PSNR_BOUND = 24.0
 
 
-@pytest.fixture
-def picture(tmp_path: Path) -> tuple[Path, np.ndarray]:
-    rgb = photo(2 * W, H, seed=5)
-    path = tmp_path / "photo.npy"
-    np.save(path, rgb)
-    return path, rgb
-
-
-@pytest.fixture
-def panning(xvfb: Xvfb, picture: tuple[Path, np.ndarray]) -> Iterator[subprocess.Popen[str]]:
-    """benchmarks/xload.py photo on the screen, ready: write a line to its stdin to start."""
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "benchmarks" / "xload.py"), "photo", "--seconds", "4",
-         "--fps", "30", "--picture", str(picture[0])],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env=dict(os.environ, DISPLAY=xvfb.display),
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(10)
-
-
 def test_the_page_decodes_the_hosts_video_then_is_exact(
-    xvfb: Xvfb, host_factory: Callable[..., RunningHost], panning: subprocess.Popen[str],
+    screen: Xvfb, host_factory: Callable[..., RunningHost], panning: subprocess.Popen[str],
     picture: tuple[Path, np.ndarray], page_and_log: tuple[Any, pages.PageLog],
 ) -> None:
     page, log = page_and_log
-    host = host_factory(xvfb.display)
+    host = host_factory(screen.display)
     _login(page, host)
     _wait_active(page)
     assert page.get_attribute("body", "data-video") == "h264"
-    _wait_canvas_equals(page, xvfb.display)  # the still screen first, losslessly
+    _wait_canvas_equals(page, screen.display)  # the still screen first, losslessly
     assert panning.stdin is not None and panning.stdout is not None
     panning.stdin.write("go\n")
     panning.stdin.flush()
@@ -107,6 +76,6 @@ def test_the_page_decodes_the_hosts_video_then_is_exact(
     assert len(scores) >= 4, scores
     assert float(np.median(scores)) >= PSNR_BOUND, scores
     # Motion stopped: the stream ends and the lossless refresh makes the page exact.
-    _wait_canvas_equals(page, xvfb.display)
+    _wait_canvas_equals(page, screen.display)
     assert page.get_attribute("body", "data-state") == "active"
     assert not log.errors()
