@@ -29,7 +29,8 @@ The environment sits between the two (for containers): ``RDESK_HOST_<OPTION>`` s
 ``rdesk host`` and ``RDESK_RELAY_<OPTION>`` one of ``rdesk relay`` (the long name in upper
 case, ``-`` as ``_``: ``RDESK_HOST_RELAY_TOKEN_FILE``). It wins over the file and loses to the
 command line; on/off flags take ``true``/``false`` (``1``/``0``, ``yes``/``no``), repeatable
-ones a comma-separated list, and an unknown name is an error.
+ones a comma-separated list, an empty variable counts as unset, and an unknown name is an
+error.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ HOST_KEYS = ("fingerprint", "password-file", "client-cert", "client-key", "accep
 _MAX_CONFIG = 1 << 20
 #: The environment's prefix for each verb whose flags it may set.
 ENV_PREFIXES = {"host": "RDESK_HOST_", "relay": "RDESK_RELAY_"}
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 #: Options of every verb: not settings of the file.
 _COMMON = ("help", "version", "config_dir", "config", "verbose", "config_default")
 
@@ -185,6 +186,8 @@ def environment_defaults(
         if action is None or action.dest in _COMMON:
             raise UsageError(f"environment {name}: rdesk {verb} has no option --{key}")
         text = environ[name].strip()
+        if not text:  # an empty variable is an unset one (a template's blank, `-e NAME=`)
+            continue
         value: Any = text
         if isinstance(action, argparse._StoreTrueAction):
             if text.lower() not in _TRUE + _FALSE:

@@ -41,6 +41,13 @@ def test_host_variables_set_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     assert made.password_hash_file == Path("/run/secrets/p")
 
 
+def test_an_empty_variable_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = host_settings(_parse(monkeypatch, {
+        "RDESK_HOST_RELAY": "wss://relay.example:8443", "RDESK_HOST_RELAY_FINGERPRINT": "",
+        "RDESK_HOST_PORT": " "}, "host"))
+    assert (made.relay_fingerprint, made.port) == (None, 7900)
+
+
 def test_command_line_beats_environment_beats_file(monkeypatch: pytest.MonkeyPatch,
                                                    tmp_path: Path) -> None:
     config = tmp_path / "config.toml"

@@ -22,6 +22,7 @@ import yaml
 
 from rdesk.cli import build_parser
 from rdesk.cli.config import environment_defaults
+from rdesk.cli.host import host_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
@@ -211,8 +212,9 @@ def test_desktops_keep_their_key_and_register(rendered: tuple[list[Doc], Any]) -
     dockerfile = (ROOT / "deploy" / "images" / "desktop" / "Dockerfile").read_text()
     assert f"HOME={home} " in dockerfile and f'VOLUME ["{home}"]' in dockerfile
     flags = _flags("host", _env(container, docs))
-    assert flags.relay == "wss://rdesk-relay:8443" and flags.no_listen is True
-    assert flags.virtual == (1280, 720)
+    made = host_settings(flags)  # the checks `rdesk host` makes of these flags together
+    assert made.relay_url == "wss://rdesk-relay:8443" and made.listen is False
+    assert made.virtual == (1280, 720) and made.relay_fingerprint is None  # a blank to fill
     secret_dir = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["secrets"]
     assert flags.relay_token_file == Path(secret_dir) / "relay-token"
     assert flags.password_hash_file == Path(secret_dir) / "password-hash"
