@@ -177,10 +177,10 @@ export class Pacer {
     // of bytes over microseconds (Pacer.on_credit).
     this.total += confirmed;
     this.confirmed.push([now, this.total]);
-    const window = Math.max(XFER.RATE_WINDOW, this.minRtt ?? 0);
-    while (this.confirmed.length > 2 && this.confirmed[1][0] <= now - window) this.confirmed.shift();
+    const span = Math.max(XFER.RATE_WINDOW, this.minRtt ?? 0);
+    while (this.confirmed.length > 2 && this.confirmed[1][0] <= now - span) this.confirmed.shift();
     const [since, before] = this.confirmed[0];
-    if (now - since >= window / 2 && this.total > before) {
+    if (now - since >= span / 2 && this.total > before) {
       const sample = (this.total - before) / (now - since);
       this.rate = this.rate === null ? sample : this.rate + (sample - this.rate) / 4;
     }
