@@ -9,6 +9,7 @@ import pytest
 from rdesk.host.video.regions import END_AFTER, MIN_CHANGES, RegionDetector, components
 from rdesk.host.video.streams import (
     DOWN_RATIO,
+    FLOOR_BITS_PER_PIXEL,
     MIN_BITRATE,
     UP_AFTER,
     VideoStreams,
@@ -187,12 +188,18 @@ def test_bitrate_follows_the_level_with_hysteresis() -> None:
     assert plan(vs, t, moving, level=1.0)[0].bitrate == target_bitrate(1.0, 1280 * 720, None)
 
 
+def test_small_streams_floor_at_min_bitrate() -> None:
+    assert target_bitrate(0.0, 128 * 128, None) == MIN_BITRATE
+    assert FLOOR_BITS_PER_PIXEL * 128 * 128 * 30 < MIN_BITRATE
+
+
 @pytest.mark.parametrize(("level", "cap", "carry", "expected"), [
     (1.0, None, None, int(0.12 * 1920 * 1080 * 30)),
     (0.5, None, None, int(0.06 * 1920 * 1080 * 30)),
     (1.0, 2e6, None, int(1.6e6)),
-    (0.0, None, None, MIN_BITRATE),
-    (1.0, None, 1e6, int(0.7e6)),
+    (0.0, None, None, int(0.02 * 1920 * 1080 * 30)),  # the floor, by area
+    (1.0, None, 3e6, int(2.1e6)),
+    (1.0, None, 1e6, int(0.02 * 1920 * 1080 * 30)),  # never below the floor
 ])
 def test_target_bitrate(level: float, cap: float | None, carry: float | None,
                         expected: int) -> None:

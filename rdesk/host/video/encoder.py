@@ -20,8 +20,9 @@ import numpy as np
 
 __all__ = ["VBV_SECONDS", "H264Encoder", "available"]
 
-#: Seconds of bitrate in the rate control's buffer: the largest single unit is about this.
-VBV_SECONDS = 0.3
+#: Seconds of bitrate in the rate control's buffer: the largest single unit is about this
+#: (a key unit: 0.3 s of a low rate left it too poor to recover from for seconds).
+VBV_SECONDS = 0.5
 #: Frames between forced IDRs when nobody asks: a bound on how long a lost viewer state lasts.
 KEYINT = 600
 #: The rate x264's rate control plans for; rounds come at most this often.

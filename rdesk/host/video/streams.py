@@ -45,12 +45,17 @@ __all__ = [
 
 #: Ceiling of a stream's bitrate, bits per pixel per frame (1080p at 30 fps: 7.5 Mbit/s).
 BITS_PER_PIXEL = 0.12
-#: No stream goes below this many bits per second.
+#: No stream goes below this many bits per second ...
 MIN_BITRATE = 200_000
+#: ... nor below this many bits per pixel per frame at 30 fps (1080p: 1.2 Mbit/s): JPEG's
+#: floor (quality 30 at 1/4 scale) is about 25 kB a 1080p update at 24.5 dB, and a stream
+#: restarted lower than this began with a key unit of 22 kB and stayed near 12 dB.
+FLOOR_BITS_PER_PIXEL = 0.02
 #: A starting stream takes at most this share of the link's measured carry rate.
 START_SHARE = 0.7
-#: Restart a stream lower once the target is below its rate / DOWN_RATIO ...
-DOWN_RATIO = 1.5
+#: Restart a stream lower once the target is below its rate / DOWN_RATIO (a restart's key
+#: unit costs several frames: only for a deep cut; the byte window paces the rest) ...
+DOWN_RATIO = 2.5
 #: ... or higher once it is above UP_RATIO x its rate, and UP_AFTER s since its last start.
 UP_RATIO = 2.0
 UP_AFTER = 3.0
@@ -76,9 +81,10 @@ def target_bitrate(level: float, area: int, cap_bps: float | None,
     ceiling = BITS_PER_PIXEL * area * _FRAME_RATE
     if cap_bps:
         ceiling = min(ceiling, 0.8 * cap_bps)
-    target = max(MIN_BITRATE, level * ceiling)
+    floor = max(MIN_BITRATE, FLOOR_BITS_PER_PIXEL * area * _FRAME_RATE)
+    target = max(floor, level * ceiling)
     if carry_bps:
-        target = min(target, max(MIN_BITRATE, START_SHARE * carry_bps))
+        target = min(target, max(floor, START_SHARE * carry_bps))
     return int(target)
 
 

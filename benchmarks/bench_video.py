@@ -1,0 +1,107 @@
+"""CPU per video frame on the host: one 1080p H.264 frame of a photo panning, through the
+host's own encoder (rdesk/host/video/encoder.py: a copy into the frame's buffer, one sws pass
+BGRA→4:2:0, libx264 ultrafast/zerolatency/baseline), against the JPEG tiles it replaces
+(the full-screen lossy round of rdesk/host/encoding/parallel.py at quality 30, scale 1/4 and
+quality 80, scale 1, on all cores).
+
+    python benchmarks/bench_video.py [--frames 90] [--runs 3] [--bitrate 7.5e6]
+
+The frames are the photo of benchmarks/photo.py panned by 8 pixels a frame, as
+``xload.py photo`` draws it. CPU is this process's (all threads) per frame; bytes per frame
+and PSNR of the decoded picture against the frame (PyAV's decoder, as the Python viewer
+decodes it) are printed too. Median of ``--runs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.bench_fidelity import psnr
+from benchmarks.bench_links import machine_line
+from benchmarks.photo import pan_offset, photo
+from rdesk.host.encoding.encode import EncodeCache
+from rdesk.host.encoding.parallel import encode_round
+from rdesk.host.encoding.planner import bands
+from rdesk.host.video.encoder import H264Encoder
+
+W, H = 1920, 1080
+
+
+def frames(count: int) -> list[np.ndarray]:
+    picture = photo(2 * W, H)
+    out = []
+    for i in range(count):
+        x = pan_offset(i, 8, W)
+        bgra = np.empty((H, W, 4), np.uint8)
+        bgra[..., :3] = picture[:, x : x + W, ::-1]
+        bgra[..., 3] = 255
+        out.append(bgra)
+    return out
+
+
+def video_run(shots: list[np.ndarray], bitrate: int) -> dict[str, float]:
+    import av
+
+    encoder = H264Encoder((W, H), bitrate)
+    decoder = av.CodecContext.create("h264", "r")
+    cpu = 0.0
+    sizes, scores = [], []
+    for i, frame in enumerate(shots):
+        start = time.process_time()
+        unit, _ = encoder.encode(frame, (0, 0, W, H), key=i == 0)
+        cpu += time.process_time() - start
+        sizes.append(len(unit))
+        picture = decoder.decode(av.Packet(unit))[-1].to_ndarray(format="rgb24")
+        scores.append(psnr(picture[::5, ::5], frame[::5, ::5, 2::-1]))
+    return {"cpu_ms": cpu / len(shots) * 1000, "kB": statistics.mean(sizes[1:]) / 1000,
+            "psnr": statistics.median(scores[len(scores) // 2 :])}
+
+
+def tiles_run(shots: list[np.ndarray], quality: int, scale: float) -> dict[str, float]:
+    jobs = [(box, False) for box in bands([(0, 0, W, H)])]
+    cpu = 0.0
+    sizes = []
+    for i, frame in enumerate(shots):
+        start = time.process_time()
+        rects = encode_round(EncodeCache(), frame, i, jobs, quality=quality, scale=scale)
+        cpu += time.process_time() - start
+        sizes.append(sum(len(r.payload) for r in rects))
+    return {"cpu_ms": cpu / len(shots) * 1000, "kB": statistics.mean(sizes) / 1000}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--frames", type=int, default=90)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--bitrate", type=float, default=7.5e6, help="bits/s (7.5e6)")
+    args = parser.parse_args(argv)
+    shots = frames(args.frames)
+    cells: dict[str, list[dict[str, float]]] = {}
+    for _ in range(args.runs):  # interleaved, so load changes hit every cell alike
+        for name, run in (
+            (f"H.264 {args.bitrate / 1e6:g} Mbit/s", lambda: video_run(shots, int(args.bitrate))),
+            ("JPEG q30 1/4 (lowest level)", lambda: tiles_run(shots, 30, 0.25)),
+            ("JPEG q80 1/1", lambda: tiles_run(shots, 80, 1.0)),
+        ):
+            cells.setdefault(name, []).append(run())
+    print("| 1920x1080 frame | CPU ms/frame | kB/frame | PSNR dB |")
+    print("|---|---|---|---|")
+    for name, runs in cells.items():
+        cpu = statistics.median(r["cpu_ms"] for r in runs)
+        kb = statistics.median(r["kB"] for r in runs)
+        score = f"{statistics.median(r['psnr'] for r in runs):.1f}" if "psnr" in runs[0] else "–"
+        print(f"| {name} | {cpu:.1f} | {kb:.1f} | {score} |")
+    print(machine_line(args.frames / 30, args.runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
