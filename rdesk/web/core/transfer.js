@@ -152,7 +152,7 @@ export class Pacer {
     this.inflight = 0;
     this.minRtt = null;
     this.rate = null;
-    this.confirmed = []; // [time (s), bytes confirmed so far] over the last rate window
+    this.confirmed = []; // [time (s), bytes confirmed so far] over the last rate span
     this.total = 0;
   }
 
@@ -173,7 +173,7 @@ export class Pacer {
       const rtt = Math.max(0, now - newest);
       this.minRtt = this.minRtt === null ? rtt : Math.min(this.minRtt, rtt);
     }
-    // Over a window of a round trip at least: credits read in a burst must not make a rate
+    // Over a span of a round trip at least: credits read in a burst must not make a rate
     // of bytes over microseconds (Pacer.on_credit).
     this.total += confirmed;
     this.confirmed.push([now, this.total]);
