@@ -55,6 +55,9 @@ class SpyInjector:
     def release_all(self, owner: int) -> None:
         pass  # bookkeeping, not input
 
+    def report_drops_to(self, callback: Callable[[int, int], None]) -> None:
+        pass  # the server's audit hook for rate-limit drops, not input
+
     def __getattr__(self, name: str) -> Callable[..., None]:  # newer injector methods
         if name.startswith("_"):
             raise AttributeError(name)
