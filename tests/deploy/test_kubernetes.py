@@ -62,7 +62,8 @@ def _make_secrets(secrets: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Doc], dict[str, str]]:
     kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl not found: install kubectl (its `kubectl kustomize` renders offline)"
+    assert kubectl, ("kubectl not found: apt-get install kubernetes-client (its `kubectl "
+                     "kustomize` renders offline; scripts/test installs it)")
     work = tmp_path_factory.mktemp("k8s") / "kubernetes"
     shutil.copytree(KUBE, work, ignore=shutil.ignore_patterns("*.crt", "*.key", "relay",
                                                               "desktop-*"))
