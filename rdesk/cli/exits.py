@@ -10,7 +10,8 @@
        certificate the --ca-file does not vouch for (another issuer, expired, wrong name)
  6     host unreachable: no route, connection refused, no answer in time
  7     refused by policy: the host admitted no one more (limits, consent, throttle...) or
-       refused the input (a view-only login)
+       refused the input (a view-only login), or the viewer refused the host's screen
+       (larger than --max-screen)
  8     ``rdesk expect``: the timeout passed without a match
  9     the relay knows no host of that ID (rdesk.cli.relay)
  130   interrupted (Ctrl+C)
@@ -54,7 +55,7 @@ _REFUSED_MARK = " refused the connection: "
 def exit_code(exc: BaseException) -> int:
     """The exit status for a user error ``exc`` (one of those ``rdesk`` prints as a line)."""
     from rdesk.cli.common import UsageError
-    from rdesk.client.errors import AuthenticationFailed, ConnectError
+    from rdesk.client.errors import AuthenticationFailed, ConnectError, ScreenRefused
     from rdesk.client.known_hosts import CertificateNotTrusted, HostKeyMismatch, UnknownHostKey
 
     if isinstance(exc, UsageError):
@@ -65,6 +66,8 @@ def exit_code(exc: BaseException) -> int:
         return HOST_KEY_CHANGED
     if isinstance(exc, (UnknownHostKey, CertificateNotTrusted)):
         return HOST_KEY_UNKNOWN
+    if isinstance(exc, ScreenRefused):  # the viewer's own policy: --max-screen
+        return REFUSED
     if isinstance(exc, ConnectError):
         # The client library raises its errors "from None": the cause is still the context.
         cause = exc.__context__

@@ -20,8 +20,9 @@ from typing import TypeVar
 from rdesk.cli import exits
 from rdesk.cli.common import UsageError, add_deprecated, add_verb
 from rdesk.cli.relay import add_relay_options, relay_target, remember_relay_pin
-from rdesk.cli.values import monitor, path
+from rdesk.cli.values import monitor, path, size
 from rdesk.client.connection import Connection, connect, parse_url
+from rdesk.client.framebuffer import DEFAULT_MAX_SCREEN_PIXELS, DEFAULT_MAX_SCREEN_SIDE
 from rdesk.client.known_hosts import KnownHosts, UnknownHostKey
 
 __all__ = [
@@ -78,9 +79,21 @@ def add_viewer_options(parser: argparse.ArgumentParser, *, url: bool = True) -> 
         "--no-video", action="store_true",
         help="never take moving regions as H.264 video (tiles only)",
     )
+    parser.add_argument(
+        "--max-screen", type=size, default=None, metavar="WxH",
+        help="refuse a host whose screen has more pixels than WxH (default "
+        f"{DEFAULT_MAX_SCREEN_SIDE}x{DEFAULT_MAX_SCREEN_SIDE}): what a hostile host can make "
+        "this viewer allocate",
+    )
     add_relay_options(parser)
     add_deprecated(parser, "--cert", "--client-cert", "client_cert", type=path)
     add_deprecated(parser, "--key", "--client-key", "client_key", type=path)
+
+
+def max_pixels(args: argparse.Namespace) -> int:
+    """The largest host screen ``--max-screen`` accepts, in pixels."""
+    limit = getattr(args, "max_screen", None)
+    return DEFAULT_MAX_SCREEN_PIXELS if limit is None else limit[0] * limit[1]
 
 
 def viewer_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
@@ -177,6 +190,7 @@ async def _open_viewer(args: argparse.Namespace) -> Connection:
             ssl_context=viewer_ssl_context(args),
             relay_pin=relay_pin,
             video=not getattr(args, "no_video", False),
+            max_pixels=max_pixels(args),
         )
     except UnknownHostKey as exc:
         if not sys.stdin.isatty():
@@ -201,6 +215,7 @@ async def _open_viewer(args: argparse.Namespace) -> Connection:
             timeout=args.timeout,
             ssl_context=viewer_ssl_context(args),
             video=not getattr(args, "no_video", False),
+            max_pixels=max_pixels(args),
         )
 
 
@@ -331,6 +346,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         ssl_context=viewer_ssl_context(args),
         video=not args.no_video,
+        max_pixels=max_pixels(args),
         monitor=args.monitor,
     )
     return run_viewer(options)

@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection
 
 from rdesk.client.address import DEFAULT_PORT, WS_PATH, HostAddress, parse_url
 from rdesk.client.errors import AuthenticationFailed, ConnectError, ConnectionLost
+from rdesk.client.framebuffer import DEFAULT_MAX_SCREEN_PIXELS
 from rdesk.client.handshake import (
     CONSENT_WAIT,
     PasswordSource,
@@ -74,6 +75,7 @@ async def connect(
     ping_timeout: float = PING_TIMEOUT,
     relay_pin: str | None = None,
     video: bool = True,
+    max_pixels: int = DEFAULT_MAX_SCREEN_PIXELS,
 ) -> Connection:
     """Connect to a host, verify its key, authenticate, and start following its screen.
 
@@ -104,6 +106,10 @@ async def connect(
 
     ``video``: declare an H.264 decoder (when PyAV imports here), so the host may send moving
     regions as video (:mod:`rdesk.client.video`); ``False`` keeps to tiles.
+
+    ``max_pixels``: the largest host screen accepted (the welcome's or a later resize's);
+    a larger one ends the connection (``TOO_BIG``) with a one-line reason, before its image
+    is allocated.
     """
     address = url if isinstance(url, HostAddress) else parse_url(url)
     ca_verified = (ssl_context is not None and ssl_context.check_hostname
@@ -145,7 +151,7 @@ async def connect(
         await abort(ws, None, CloseCode.NORMAL, "")
         raise
     connection = Connection(ws, session, address, welcome, offered, timers, timer_task,
-                            video=video and video_available())
+                            video=video and video_available(), max_pixels=max_pixels)
     connection.start()
     return connection
 

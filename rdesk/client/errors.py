@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AuthenticationFailed", "ConnectError", "ConnectionLost"]
+__all__ = ["AuthenticationFailed", "ConnectError", "ConnectionLost", "ScreenRefused"]
 
 
 class ConnectError(Exception):
@@ -19,3 +19,8 @@ class ConnectionLost(ConnectError):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class ScreenRefused(ConnectionLost):
+    """The viewer ended the connection: the host's screen has more pixels than it accepts
+    (``max_pixels``, the viewer's ``--max-screen``)."""

@@ -16,6 +16,7 @@ intact under TLS, so the host produced them (docs/security.md).
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 
 from PIL import Image
@@ -26,15 +27,22 @@ from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode, RemoteProtocolError
 from rdesk.protocol.messages import Rect, Update
 
-__all__ = ["DEFAULT_MAX_SCREEN_PIXELS", "UPDATE_BUDGET", "Framebuffer"]
+__all__ = ["DEFAULT_MAX_SCREEN_PIXELS", "DEFAULT_MAX_SCREEN_SIDE", "UPDATE_BUDGET",
+           "Framebuffer", "ScreenTooLarge"]
 
+#: The side of the largest square screen a viewer accepts by default.
+DEFAULT_MAX_SCREEN_SIDE = 8192
 #: The largest screen a viewer accepts, in pixels (8192×8192: 192 MiB of RGB).
-DEFAULT_MAX_SCREEN_PIXELS = 8192 * 8192
+DEFAULT_MAX_SCREEN_PIXELS = DEFAULT_MAX_SCREEN_SIDE * DEFAULT_MAX_SCREEN_SIDE
 #: Pixels one update may touch, in screens: a real one repaints the screen at most once and
 #: copies (scrolls) at most once more.
 UPDATE_BUDGET = 3
 
 _FORMATS = {Encoding.JPEG: "JPEG", Encoding.PNG: "PNG", Encoding.WEBP: "WEBP"}
+
+
+class ScreenTooLarge(RemoteProtocolError):
+    """The host's screen has more pixels than this viewer accepts (``TOO_BIG``)."""
 
 
 class Framebuffer:
@@ -58,7 +66,7 @@ class Framebuffer:
 
     def _check_size(self, width: int, height: int) -> None:
         if width * height > self.max_pixels:
-            raise RemoteProtocolError(
+            raise ScreenTooLarge(
                 f"the host's screen is {width}x{height}, over this viewer's limit of "
                 f"{self.max_pixels} pixels", CloseCode.TOO_BIG)
 
@@ -74,11 +82,11 @@ class Framebuffer:
         if self.video is not None:
             self.video.reset()
 
-    def apply(self, update: Update) -> list[tuple[int, int, int, int]]:
-        """Paint every rectangle of ``update``; return the painted (x, y, w, h) areas.
+    def screens(self, update: Update) -> float:
+        """The pixels ``update`` touches, in screens of the current size (what the viewer's
+        per-second budget is charged, rdesk/client/painter.py).
 
-        Raises ``TOO_BIG`` before painting anything if the rectangles touch more than
-        :data:`UPDATE_BUDGET` screens of pixels."""
+        Raises ``TOO_BIG`` if that is more than :data:`UPDATE_BUDGET` screens."""
         width, height = self.image.size
         touched = sum(rect.w * rect.h for rect in update.rects)
         budget = UPDATE_BUDGET * width * height
@@ -86,8 +94,21 @@ class Framebuffer:
             raise RemoteProtocolError(
                 f"an update touching {touched} pixels, over the limit of {budget} "
                 f"({UPDATE_BUDGET} screens)", CloseCode.TOO_BIG)
-        painted = []
+        return touched / (width * height)
+
+    def apply(self, update: Update,
+              stop: threading.Event | None = None) -> list[tuple[int, int, int, int]]:
+        """Paint every rectangle of ``update``; return the painted (x, y, w, h) areas.
+
+        Raises ``TOO_BIG`` before painting anything if the rectangles touch more than
+        :data:`UPDATE_BUDGET` screens of pixels. Once ``stop`` is set (the connection is
+        closing) the rest of the rectangles are left unpainted: a worker thread cannot be
+        cancelled, but it can stop between rectangles."""
+        self.screens(update)
+        painted: list[tuple[int, int, int, int]] = []
         for rect in update.rects:
+            if stop is not None and stop.is_set():
+                return painted  # not exact: part of the update is missing
             self._apply_rect(rect)
             painted.append((rect.x, rect.y, rect.w, rect.h))
         self.exact = update.exact

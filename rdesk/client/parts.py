@@ -1,6 +1,6 @@
 """Small parts of a viewer connection that its modules share: the counters a face shows
-(:class:`Stats`), and ending a websocket or a task without raising (:func:`abort`,
-:func:`cancel`)."""
+(:class:`Stats`), ending a websocket or a task without raising (:func:`abort`,
+:func:`cancel`), and saying why a websocket ended (:func:`lost_from_ws`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,14 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
+from rdesk.client.address import HostAddress
+from rdesk.client.errors import ConnectionLost
+from rdesk.protocol import limits
+from rdesk.protocol.errors import CloseCode
 from rdesk.protocol.messages import Update
 from rdesk.protocol.session import Session
 
-__all__ = ["Stats", "abort", "cancel"]
+__all__ = ["Stats", "abort", "cancel", "lost_from_ws"]
 
 
 @dataclasses.dataclass
@@ -56,3 +60,20 @@ async def cancel(task: asyncio.Future[Any] | None) -> None:
     task.cancel()
     # gather() hands the task's end back as a value, yet still raises if *we* are cancelled.
     await asyncio.gather(task, return_exceptions=True)
+
+
+def lost_from_ws(ws: ClientConnection, address: HostAddress) -> ConnectionLost:
+    """Why ``ws`` ended, from its closing frames, as the viewer tells its user."""
+    sent = ws.protocol.close_sent
+    if sent is not None and sent.code == CloseCode.TOO_BIG:
+        # The websocket layer refused a frame over the viewer's limit: say so.
+        return ConnectionLost(f"{address}: the host sent a message larger than "
+                              f"{limits.MAX_UPDATE_MESSAGE} bytes", CloseCode.TOO_BIG)
+    if sent is not None and sent.code in (1002, 1007):
+        return ConnectionLost(f"{address}: the host broke the websocket protocol "
+                              f"({sent.reason or sent.code})", sent.code)
+    rcvd = ws.protocol.close_rcvd
+    if rcvd is None:
+        return ConnectionLost(f"{address}: connection lost")
+    reason = rcvd.reason or "closed"
+    return ConnectionLost(f"{address} closed the connection: {reason}", rcvd.code)

@@ -1,7 +1,10 @@
 """The running connection: an admitted viewer following the host's screen.
 
-:class:`Connection` is what :func:`rdesk.client.connection.connect` returns. One task
-applies updates (acknowledging each once painted) and handles the host's control messages;
+:class:`Connection` is what :func:`rdesk.client.connection.connect` returns. One task reads
+and handles the host's messages; the framebuffer's changes go to a
+:class:`~rdesk.client.painter.Painter`, which paints them off the event loop, in order and
+within a per-second budget, acknowledging each update once painted (so a hostile update
+cannot stall pings, input or ``close()``);
 the session's timers (:class:`~rdesk.client.timers.SessionTimers`) run beside it, sending the
 keepalive pings and ending the connection with the session's reason when the host stops
 answering them. Either way the connection ends, :attr:`Connection.closed` says why.
@@ -19,11 +22,11 @@ from websockets.exceptions import ConnectionClosed
 
 from rdesk.client.address import HostAddress
 from rdesk.client.clipboard import ClipboardState
-from rdesk.client.errors import ConnectionLost
-from rdesk.client.framebuffer import Framebuffer
-from rdesk.client.parts import Stats, abort, cancel
+from rdesk.client.errors import ConnectionLost, ScreenRefused
+from rdesk.client.framebuffer import DEFAULT_MAX_SCREEN_PIXELS, Framebuffer, ScreenTooLarge
+from rdesk.client.painter import PaintBudget, Painter
+from rdesk.client.parts import Stats, abort, cancel, lost_from_ws
 from rdesk.client.timers import SessionTimers
-from rdesk.protocol import limits
 from rdesk.protocol.clipboard import HOST_SENDS as CLIPBOARD_MESSAGES
 from rdesk.protocol.cursor import CURSOR_TYPES, CursorAssembler, CursorShape
 from rdesk.protocol.errors import CloseCode, ProtocolError, RemoteProtocolError
@@ -79,6 +82,7 @@ class Connection:
         timer_task: asyncio.Task[None],
         *,
         video: bool = False,
+        max_pixels: int = DEFAULT_MAX_SCREEN_PIXELS,
     ) -> None:
         self.ws = ws
         self.session = session
@@ -91,9 +95,12 @@ class Connection:
         #: connection then ends at once with that reason, before any pixel is allocated.
         self._refused: ProtocolError | None = None
         try:
-            self.framebuffer = Framebuffer(welcome.width, welcome.height, video=video)
+            self.framebuffer = Framebuffer(welcome.width, welcome.height, video=video,
+                                           max_pixels=max_pixels)
         except ProtocolError as exc:
             self.framebuffer, self._refused = Framebuffer(1, 1), exc
+        #: Paints the framebuffer's changes off the loop (rdesk/client/painter.py).
+        self.painter = Painter(self.framebuffer, PaintBudget(time.monotonic()))
         self.stats = Stats()
         self._changed = asyncio.Condition()
         self._callbacks: list[Callable[[list[tuple[int, int, int, int]]], None]] = []
@@ -102,6 +109,8 @@ class Connection:
         self._timers = timers
         self._timer_task = timer_task
         self._task: asyncio.Task[None] | None = None
+        #: Why the reading or the painting task refused the host (whichever came first).
+        self._cause: ConnectionLost | None = None
         #: Other viewers connected to the host, by id.
         self.peers: dict[int, Peer] = {}
         #: Who holds control: a viewer id, ``NOBODY`` or ``LOCAL_USER``.
@@ -143,16 +152,23 @@ class Connection:
 
     async def _run(self) -> None:
         receive = asyncio.ensure_future(self._receive())
+        paint = asyncio.ensure_future(self._ended_by(self.painter.run()))
         try:
-            # The session's timers end only by failing: the host stopped answering pings.
-            await asyncio.wait({receive, self._timer_task}, return_when=asyncio.FIRST_COMPLETED)
+            # The session's timers end only by failing: the host stopped answering pings; the
+            # painter only by a refused update.
+            await asyncio.wait({receive, paint, self._timer_task},
+                               return_when=asyncio.FIRST_COMPLETED)
             if receive.done():
                 lost = receive.result()
+            elif paint.done():
+                lost = paint.result()
             else:
                 lost = await self._timers_failed()
+            lost = self._cause or lost
         finally:
             await cancel(self._timer_task)
             await cancel(receive)
+            await cancel(paint)
             for future in self._syncs.values():
                 future.cancel()
         if not self.closed.done():
@@ -162,25 +178,35 @@ class Connection:
 
     async def _receive(self) -> ConnectionLost:
         """Handle messages until the connection ends; why it ended."""
+        return await self._ended_by(self._read())
+
+    async def _read(self) -> None:
+        if self._refused is not None:
+            raise self._refused
+        if self.framebuffer.video is not None:  # the host sends H.264 only once asked
+            await self.ws.send(self.session.send(Video(CODEC_H264), time.monotonic()))
+        async for data in self.ws:
+            if self.session.state is State.CLOSED:
+                # We sent Close (close()): what the host sent before it saw ours is dropped,
+                # but read, so the host's closing frame behind it is too. Left unread, the
+                # websocket stops reading at its queue limit and the close waits out its
+                # timeout (5 s).
+                continue
+            await self._handle(data)
+
+    async def _ended_by(self, work: Awaitable[None]) -> ConnectionLost:
+        """Await ``work`` (reading, or painting) until the connection ends; why it ended."""
         try:
-            if self._refused is not None:
-                raise self._refused
-            if self.framebuffer.video is not None:  # the host sends H.264 only once asked
-                await self.ws.send(self.session.send(Video(CODEC_H264), time.monotonic()))
-            async for data in self.ws:
-                if self.session.state is State.CLOSED:
-                    # We sent Close (close()): what the host sent before it saw ours is
-                    # dropped, but read, so the host's closing frame behind it is too. Left
-                    # unread, the websocket stops reading at its queue limit and the close
-                    # waits out its timeout (5 s).
-                    continue
-                await self._handle(data)
-            return self._lost_from_ws()
+            await work
+            return lost_from_ws(self.ws, self.address)
         except ConnectionClosed:
-            return self._lost_from_ws()
+            return lost_from_ws(self.ws, self.address)
         except ProtocolError as exc:
+            # Kept first: the other task sees only the close this causes, not why.
+            kind = ScreenRefused if isinstance(exc, ScreenTooLarge) else ConnectionLost
+            self._cause = self._cause or kind(f"{self.address}: {exc.reason}", exc.code)
             await abort(self.ws, self.session, exc.code, exc.reason)
-            return ConnectionLost(f"{self.address}: {exc.reason}", exc.code)
+            return self._cause
         except _HostClosed as exc:
             return exc.lost
 
@@ -192,44 +218,27 @@ class Connection:
             return ConnectionLost(f"{self.address}: {exc.reason}", exc.code)
         except ConnectionClosed:  # a keepalive ping found the connection gone
             pass
-        return self._lost_from_ws()
-
-    def _lost_from_ws(self) -> ConnectionLost:
-        sent = self.ws.protocol.close_sent
-        if sent is not None and sent.code == CloseCode.TOO_BIG:
-            # The websocket layer refused a frame over the viewer's limit: say so.
-            return ConnectionLost(f"{self.address}: the host sent a message larger than "
-                                  f"{limits.MAX_UPDATE_MESSAGE} bytes", CloseCode.TOO_BIG)
-        if sent is not None and sent.code in (1002, 1007):
-            return ConnectionLost(f"{self.address}: the host broke the websocket protocol "
-                                  f"({sent.reason or sent.code})", sent.code)
-        rcvd = self.ws.protocol.close_rcvd
-        if rcvd is None:
-            return ConnectionLost(f"{self.address}: connection lost")
-        reason = rcvd.reason or "closed"
-        return ConnectionLost(f"{self.address} closed the connection: {reason}", rcvd.code)
+        return lost_from_ws(self.ws, self.address)
 
     async def _handle(self, data: str | bytes) -> None:
         message = self.session.receive(data, time.monotonic())
         if isinstance(message, Update):
-            painted = self.framebuffer.apply(message)
-            now = time.monotonic()
-            await self.ws.send(self.session.send(Ack(message.seq), now))
-            if self.framebuffer.video is not None:  # streams that lost their decoder
-                for stream in self.framebuffer.video.take_requests(now):
-                    await self.ws.send(self.session.send(Keyframe(stream), now))
-            self.stats.updates += 1
-            self.stats.rects += len(message.rects)
-            self.stats.bytes += len(data)
-            self.stats.last_update_host_us = message.timestamp_us
-            self.stats.last_update = message
-            self._notify(painted)
+            update, nbytes = message, len(data)
+
+            async def painted(areas: list[tuple[int, int, int, int]]) -> None:
+                await self._painted(update, nbytes, areas)
+
+            await self.painter.put_update(update, nbytes, painted)
+            return  # painted() wakes the waiters
         elif isinstance(message, Screen):
-            self.framebuffer.resize(message.width, message.height)
-            self._notify([])
+            width, height = message.width, message.height
+            await self.painter.put(lambda: self.framebuffer.resize(width, height),
+                                   self._resized)
+            return
         elif isinstance(message, VideoEnd):
-            if self.framebuffer.video is not None:
-                self.framebuffer.video.end(message.stream)
+            video, stream = self.framebuffer.video, message.stream
+            if video is not None:
+                await self.painter.put(lambda: video.end(stream), _nothing)
         elif isinstance(message, Ping):
             await self.ws.send(self.session.send(Pong(message.id), time.monotonic()))
         elif isinstance(message, Pong):
@@ -280,9 +289,31 @@ class Connection:
         async with self._changed:
             self._changed.notify_all()
 
-    def _notify(self, painted: list[tuple[int, int, int, int]]) -> None:
+    async def _painted(self, update: Update, nbytes: int,
+                       areas: list[tuple[int, int, int, int]]) -> None:
+        """``update`` is painted (by the painter): acknowledge it and tell the faces."""
+        if self.session.state is State.CLOSED:
+            return  # close() raced the painter: nothing more is sent
+        now = time.monotonic()
+        await self.ws.send(self.session.send(Ack(update.seq), now))
+        if self.framebuffer.video is not None:  # streams that lost their decoder
+            for stream in self.framebuffer.video.take_requests(now):
+                await self.ws.send(self.session.send(Keyframe(stream), now))
+        self.stats.updates += 1
+        self.stats.rects += len(update.rects)
+        self.stats.bytes += nbytes
+        self.stats.last_update_host_us = update.timestamp_us
+        self.stats.last_update = update
+        await self._notify(areas)
+
+    async def _resized(self, _: object) -> None:
+        await self._notify([])
+
+    async def _notify(self, painted: list[tuple[int, int, int, int]]) -> None:
         for callback in self._callbacks:
             callback(painted)
+        async with self._changed:
+            self._changed.notify_all()
 
     async def wait_exact(self, timeout: float) -> None:
         """Wait until the framebuffer is pixel-exact with the host's screen.
@@ -332,7 +363,7 @@ class Connection:
         try:
             await self.ws.send(frame)
         except ConnectionClosed:
-            raise self._lost_from_ws() from None
+            raise lost_from_ws(self.ws, self.address) from None
 
     async def pointer(self, x: int, y: int, buttons: int = 0) -> None:
         """Move the pointer to host pixel (x, y) with ``buttons`` (bit 0 = left) held."""
@@ -410,6 +441,7 @@ class Connection:
 
     async def close(self) -> None:
         """Close cleanly (idempotent) and wait for the receive task to end."""
+        self.painter.stopping.set()  # a hostile update being painted stops at its next rect
         await abort(self.ws, self.session, CloseCode.NORMAL, "viewer closed")
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -420,6 +452,10 @@ class Connection:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _nothing(_: object) -> None:
+    """A painter job with nothing to do once done."""
 
 
 class _HostClosed(Exception):

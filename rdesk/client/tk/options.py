@@ -12,6 +12,7 @@ import ssl
 from collections.abc import Callable
 from pathlib import Path
 
+from rdesk.client.framebuffer import DEFAULT_MAX_SCREEN_PIXELS
 from rdesk.client.tk.viewport import FIT, Mode
 
 __all__ = ["ViewerOptions"]
@@ -39,3 +40,5 @@ class ViewerOptions:
     monitor: int | None = None
     #: Declare the H.264 decoder (when PyAV imports) so moving regions may come as video.
     video: bool = True
+    #: The largest host screen accepted, in pixels (``--max-screen``).
+    max_pixels: int = DEFAULT_MAX_SCREEN_PIXELS

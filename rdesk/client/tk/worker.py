@@ -227,6 +227,7 @@ class Worker:
             timeout=self.options.timeout,
             ssl_context=self.options.ssl_context,
             video=self.options.video,
+            max_pixels=self.options.max_pixels,
         )
 
     def _get_password(self) -> str:
