@@ -183,7 +183,8 @@ class Connection:
     async def _read(self) -> None:
         if self._refused is not None:
             raise self._refused
-        if self.framebuffer.video is not None:  # the host sends H.264 only once asked
+        if self.framebuffer.video is not None and self.session.state is not State.CLOSED:
+            # The host sends H.264 only once asked (not if close() came first).
             await self.ws.send(self.session.send(Video(CODEC_H264), time.monotonic()))
         async for data in self.ws:
             if self.session.state is State.CLOSED:
@@ -205,10 +206,24 @@ class Connection:
             # Kept first: the other task sees only the close this causes, not why.
             kind = ScreenRefused if isinstance(exc, ScreenTooLarge) else ConnectionLost
             self._cause = self._cause or kind(f"{self.address}: {exc.reason}", exc.code)
-            await abort(self.ws, self.session, exc.code, exc.reason)
+            # Reading on while closing (when the reading itself failed; the reader reads on
+            # otherwise): unread frames would stop the websocket reading at its queue limit,
+            # and the host's closing frame behind them, a 5 s wait each time.
+            drain = asyncio.ensure_future(self._drain())
+            try:
+                await abort(self.ws, self.session, exc.code, exc.reason)
+            finally:
+                await cancel(drain)
             return self._cause
         except _HostClosed as exc:
             return exc.lost
+
+    async def _drain(self) -> None:
+        """Read and drop whatever still arrives until the connection closes (nothing when
+        another task is reading: the websocket refuses a second reader)."""
+        with contextlib.suppress(Exception):
+            async for _ in self.ws:
+                pass
 
     async def _timers_failed(self) -> ConnectionLost:
         try:

@@ -128,6 +128,12 @@ async def test_a_stopped_and_a_cut_viewer_are_dropped_while_the_watcher_keeps_up
     # The recorder keeps the focus in a corner; the painter paints the top left.
     with Painter(xvfb.display, seed=3) as painter, \
             Recorder(xvfb.display, geometry="64x64+560+400") as recorder:
+        events: list[tuple[str, dict[str, object]]] = []
+
+        async def listen() -> None:
+            host.server._on_event = lambda kind, fields: events.append((kind, dict(fields)))
+
+        host.call(listen())
         watcher = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
         screen = Screen(painter, watcher)
         rss_before = _rss_kib()
@@ -135,6 +141,7 @@ async def test_a_stopped_and_a_cut_viewer_are_dropped_while_the_watcher_keeps_up
         cut: subprocess.Popen[str] | None = None
         try:
             await asyncio.to_thread(recorder.wait_for, _pressed("Shift_L"), 60)
+            (stopped_id,) = set(host.server.viewers) - {watcher.viewer_id}
             os.kill(stopped.pid, signal.SIGSTOP)
             # One keyboard: the next holder's first key would release Shift anyway, so the
             # second fault starts once the host has let go of the stopped viewer's key (after
@@ -155,12 +162,18 @@ async def test_a_stopped_and_a_cut_viewer_are_dropped_while_the_watcher_keeps_up
             assert any(map(_released("Control_L"), recorder.events()))
             assert wait_until(lambda: pressed_keys(xvfb.display) == [], 10)
 
-            # Resumed, the stopped viewer learns why it was closed and exits, in one line.
+            # The host closed it with the reason...
+            reason = f"viewer acknowledged nothing for {STALL:g} s"
+            assert ("disconnect", stopped_id, reason) in [
+                (kind, f.get("viewer"), f.get("reason")) for kind, f in events], events
+            # ...and, resumed, the stopped viewer exits with one line: the host's reason when
+            # its closing frame fitted in the stopped process's socket buffer, else (the host
+            # reset the connection after its close timeout) that the connection was lost.
             os.kill(stopped.pid, signal.SIGCONT)
             _, err = await asyncio.to_thread(stopped.communicate, timeout=60)
             assert stopped.returncode != 0
             assert err.strip().splitlines() == [err.strip()], err
-            assert f"acknowledged nothing for {STALL:g} s" in err, err
+            assert reason in err or "connection lost" in err, err
             assert not watcher.closed.done()
         finally:
             for proc in (stopped, cut):
