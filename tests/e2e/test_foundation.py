@@ -374,9 +374,9 @@ async def test_vertical_scroll_travels_as_a_copy(xvfb: Xvfb, host: RunningHost) 
             seen: list[tuple[Encoding, int]] = []
             apply = conn.framebuffer.apply
 
-            def spy(update):  # type: ignore[no-untyped-def]
+            def spy(update, *rest):  # type: ignore[no-untyped-def]
                 seen.extend((r.encoding, len(r.payload)) for r in update.rects)
-                return apply(update)
+                return apply(update, *rest)
 
             conn.framebuffer.apply = spy  # type: ignore[method-assign]
             await asyncio.to_thread(painter.command, "scroll 40")

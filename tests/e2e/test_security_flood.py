@@ -10,11 +10,14 @@ import asyncio
 import contextlib
 import gc
 import json
+import socket
+import ssl
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
 
+import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
@@ -190,7 +193,13 @@ async def test_parallel_wrong_guesses_do_not_freeze_a_watcher(
     assert attacked >= quiet // 2, (quiet, attacked, guesses)
 
 
-async def test_plaintext_and_garbage_on_the_tls_port_leave_an_audit_line(
+def _tls_handshake(port: int, local: str, context: ssl.SSLContext) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=15,
+                                  source_address=(local, 0)) as raw:
+        context.wrap_socket(raw).close()
+
+
+async def test_plaintext_garbage_and_tls_alerts_on_the_tls_port_leave_their_reason(
     xvfb: Xvfb, host_factory: HostFactory
 ) -> None:
     host = host_factory(xvfb.display)
@@ -201,21 +210,38 @@ async def test_plaintext_and_garbage_on_the_tls_port_leave_an_audit_line(
 
     host.call(install())
     for local, garbage in (("127.0.0.3", b"GET /rdesk HTTP/1.1\r\nHost: x\r\n\r\n"),
-                           ("127.0.0.4", b"\x16\x03\x01\x00\x05hello")):
+                           ("127.0.0.4", b"\x16\x03\x01\x00\x05hello"),
+                           ("127.0.0.8", b"")):  # silent: connects and closes
         reader, writer = await asyncio.open_connection("127.0.0.1", host.port,
                                                        local_addr=(local, 0))
-        writer.write(garbage)
-        await writer.drain()
-        await asyncio.wait_for(reader.read(65536), 15)  # the host closes
+        if garbage:
+            writer.write(garbage)
+            await writer.drain()
+            await asyncio.wait_for(reader.read(65536), 15)  # the host closes
         writer.close()
+    # A TLS 1.2 client (the host speaks 1.3 only), and one that refuses the host's
+    # self-signed certificate with an alert (it trusts only the system's CAs).
+    old_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old_tls.check_hostname, old_tls.verify_mode = False, ssl.CERT_NONE
+    old_tls.maximum_version = ssl.TLSVersion.TLSv1_2
+    refusing = ssl.create_default_context()
+    refusing.check_hostname = False
+    for local, context in (("127.0.0.6", old_tls), ("127.0.0.7", refusing)):
+        # A blocking socket, as browsers and most clients use: OpenSSL writes its alert to
+        # the socket before the failure returns (asyncio's client drops it unsent).
+        with pytest.raises(OSError):  # the SSLError of the refusal (or the host's reset)
+            await asyncio.to_thread(_tls_handshake, host.port, local, context)
     await _viewer_gets_a_frame(host)  # a real login leaves no such line
     for _ in range(200):
-        if len([k for k, _ in seen if k == "rejected"]) >= 2:
+        if len([k for k, _ in seen if k == "rejected"]) >= 5:
             break
         await asyncio.sleep(0.05)
-    rejected = [(f["source"], f["reason"]) for kind, f in seen if kind == "rejected"]
-    assert rejected == [("127.0.0.3", "handshake not completed"),
-                        ("127.0.0.4", "handshake not completed")]
+    rejected = sorted((f["source"], f["reason"]) for kind, f in seen if kind == "rejected")
+    assert rejected == [("127.0.0.3", "TLS handshake failed: HTTP_REQUEST"),
+                        ("127.0.0.4", "TLS handshake failed: UNEXPECTED_MESSAGE"),
+                        ("127.0.0.6", "TLS handshake failed: UNSUPPORTED_PROTOCOL"),
+                        ("127.0.0.7", "TLS handshake failed: TLSV1_ALERT_UNKNOWN_CA"),
+                        ("127.0.0.8", "handshake not completed")]
 
 
 async def test_websocket_layer_refusals_are_audited_as_what_they_are(

@@ -26,7 +26,7 @@ from rdesk.host.encoding.encode import EncodeCache
 from rdesk.host.screen.cursor import CursorHub
 from rdesk.host.screen.monitors import MonitorHub
 from rdesk.host.screen.source import ScreenSource
-from rdesk.host.security.accept import AcceptGate, GatedSocket
+from rdesk.host.security.accept import AcceptGate, GatedSocket, record_tls_failures
 from rdesk.host.security.authpool import AuthPool
 from rdesk.host.security.ca import ClientCertPolicy
 from rdesk.host.security.text import shown
@@ -158,6 +158,7 @@ class HostServer:
         sock = GatedSocket.listen_on(self.settings.bind, self.settings.port, self.gate)
         self.gate.on_released = self._collect_soon
         self.gate.on_unfinished = self._unfinished_handshake
+        record_tls_failures(self.ssl_context)
         try:
             self._server = await serve(
                 self._handle,
@@ -187,12 +188,14 @@ class HostServer:
             self.event("rejected", source=source, reason="too many connections in handshake",
                        count=count)
 
-    def _unfinished_handshake(self, source: str, count: int) -> None:
-        # Plaintext, garbage, a refused TLS version or a silent socket on the TLS port: one
-        # line for the 1st, 10th, 100th... of a source.
+    def _unfinished_handshake(self, source: str, count: int, tls_error: str | None) -> None:
+        # Plaintext, garbage, a refused TLS version, an alert or a silent socket on the TLS
+        # port: one line for the 1st, 10th, 100th... of a source, with OpenSSL's reason when
+        # the TLS layer gave one (rdesk/host/security/accept.py).
         if count == 1 or str(count).strip("0") == "1":
-            self.event("rejected", source=source, reason="handshake not completed",
-                       count=count)
+            reason = (f"TLS handshake failed: {tls_error}" if tls_error is not None
+                      else "handshake not completed")
+            self.event("rejected", source=source, reason=reason, count=count)
 
     def _collect_soon(self) -> None:
         """After a burst of ended handshakes (:data:`COLLECT_AFTER`), run the cyclic collector
