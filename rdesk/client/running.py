@@ -336,15 +336,7 @@ class Connection:
         Raises :class:`ConnectionLost` if the connection ends first, ``TimeoutError`` after
         ``timeout`` seconds.
         """
-
-        async def _wait() -> None:
-            async with self._changed:
-                while not self.framebuffer.exact:
-                    if self.closed.done():
-                        raise self.closed.result()
-                    await self._changed.wait()
-
-        await asyncio.wait_for(_wait(), timeout)
+        await self.wait_for(lambda: self.framebuffer.exact, timeout)
 
     # --- sending -------------------------------------------------------------------------------
 
@@ -359,9 +351,7 @@ class Connection:
 
     async def send_transfer(self, message: object) -> None:
         """Send one ``xfer_*`` message (rdesk/client/transfer.py builds them)."""
-        if self.closed.done():
-            raise self.closed.result()
-        await self._send_frame(self.session.send(message, time.monotonic()))  # type: ignore[arg-type]
+        await self.send_clipboard(message)
 
     async def select_monitor(self, index: int) -> None:
         """Ask the host to share monitor ``index`` (``ALL``: the whole screen); the answer is
