@@ -24,6 +24,7 @@ from rdesk.client.address import HostAddress
 from rdesk.client.clipboard import ClipboardState
 from rdesk.client.errors import ConnectionLost, ScreenRefused
 from rdesk.client.framebuffer import DEFAULT_MAX_SCREEN_PIXELS, Framebuffer, ScreenTooLarge
+from rdesk.client.inputs import InputMethods, Outgoing
 from rdesk.client.painter import PaintBudget, Painter
 from rdesk.client.parts import Stats, abort, cancel, lost_from_ws
 from rdesk.client.timers import SessionTimers
@@ -38,21 +39,14 @@ from rdesk.protocol.messages import (
     Control,
     ControlRequest,
     InputAck,
-    Key,
     Notice,
     Peer,
     Ping,
-    Pointer,
     Pong,
-    Prefs,
-    Refresh,
-    ReleaseControl,
-    RequestControl,
     Screen,
     Sync,
     Update,
     Welcome,
-    Wheel,
 )
 from rdesk.protocol.monitors import ALL, MonitorCurrent, MonitorInfo, SelectMonitor
 from rdesk.protocol.session import Session
@@ -63,7 +57,7 @@ from rdesk.protocol.video import CODEC_H264, Keyframe, Video, VideoEnd
 __all__ = ["Connection"]
 
 
-class Connection:
+class Connection(InputMethods):
     """An authenticated viewer connection that keeps :attr:`framebuffer` current.
 
     A background task applies updates and acknowledges each one after painting it. Faces
@@ -340,11 +334,7 @@ class Connection:
 
     # --- sending -------------------------------------------------------------------------------
 
-    async def _send(
-        self,
-        message: Pointer | Wheel | Key | Sync | Refresh | RequestControl | ReleaseControl
-        | AnswerControl | Prefs,
-    ) -> None:
+    async def _send(self, message: Outgoing) -> None:
         if self.closed.done():
             raise self.closed.result()
         await self._send_frame(self.session.send(message, time.monotonic()))
@@ -369,26 +359,6 @@ class Connection:
             await self.ws.send(frame)
         except ConnectionClosed:
             raise lost_from_ws(self.ws, self.address) from None
-
-    async def pointer(self, x: int, y: int, buttons: int = 0) -> None:
-        """Move the pointer to host pixel (x, y) with ``buttons`` (bit 0 = left) held."""
-        await self._send(Pointer(x, y, buttons))
-
-    async def wheel(self, x: int, y: int, dx: int = 0, dy: int = 0) -> None:
-        """Scroll ``dy`` detents down (negative: up) and ``dx`` right at (x, y)."""
-        await self._send(Wheel(x, y, dx, dy))
-
-    async def key(self, keysym: int, down: bool) -> None:
-        """Press (``down``) or release an X11 keysym."""
-        await self._send(Key(keysym, down))
-
-    async def request_control(self) -> None:
-        """Ask for control; the holder or the host's user answers (watch :attr:`holder`)."""
-        await self._send(RequestControl())
-
-    async def release_control(self) -> None:
-        """Give control up."""
-        await self._send(ReleaseControl())
 
     async def answer_control(self, viewer_id: int, grant: bool) -> None:
         """As the holder, grant or refuse viewer ``viewer_id``'s request."""
@@ -422,14 +392,6 @@ class Connection:
         self._timers.poke()  # its pong deadline may come before what the timers sleep to
         await self._send_frame(frame)
         return True
-
-    async def prefs(self, quality: int = 0, max_fps: int = 0, max_bandwidth: int = 0) -> None:
-        """Cap this viewer's JPEG quality, update rate and bits/s; 0 leaves one automatic."""
-        await self._send(Prefs(quality, max_fps, max_bandwidth))
-
-    async def refresh(self) -> None:
-        """Ask the host for the whole screen again."""
-        await self._send(Refresh())
 
     async def sync(self, timeout: float = 10.0) -> InputAck:
         """Wait until the host has handled every input sent before; return its answer."""
