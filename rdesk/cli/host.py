@@ -160,6 +160,11 @@ def _add_session_options(host: argparse.ArgumentParser) -> None:
         "installed; 'none': a bare display); the host stops when it ends",
     )
     host.add_argument(
+        "--virtual-server", choices=("xvfb", "xvnc"), default="xvfb",
+        help="with --virtual: the X server (xvfb, the default; xvnc, TigerVNC's Xvnc with its "
+        "VNC port off, lets viewers resize the desktop to their window)",
+    )
+    host.add_argument(
         "--keep-running", action="store_true",
         help="with --virtual: keep hosting after the session ends",
     )
@@ -328,6 +333,7 @@ def host_settings(args: argparse.Namespace) -> HostSettings:
         consent_socket=args.consent_socket,
         invites=tuple(args.invite),
         session=args.session,
+        virtual_server=args.virtual_server,
         keep_running=args.keep_running,
         clipboard=args.clipboard,
         clipboard_primary=args.clipboard_primary,

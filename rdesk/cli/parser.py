@@ -19,6 +19,7 @@ from rdesk.cli import (
     input,
     relay,
     relayd,
+    resize,
     security,
     service,
     transfer,
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     input.add_parsers(sub)
     transfer.add_parsers(sub)
     clip.add_parsers(sub)
+    resize.add_parsers(sub)
     do.add_parsers(sub)
     security.add_parsers(sub)
     service.add_parsers(sub)

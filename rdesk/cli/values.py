@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["ALL_MONITORS", "bandwidth", "invite", "monitor", "origin", "path", "port", "ranged",
-           "size"]
+           "size", "sized"]
 
 #: What ``monitor("all")`` returns: the whole screen (the wire's ``-1``).
 ALL_MONITORS = -1
@@ -32,13 +32,26 @@ def path(text: str) -> Path:
 
 def size(text: str) -> tuple[int, int]:
     """``WIDTHxHEIGHT``, each side 32..16384 pixels."""
-    match = re.fullmatch(r"(\d{2,5})x(\d{2,5})", text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}")
-    width, height = int(match[1]), int(match[2])
-    if not (32 <= width <= 16384 and 32 <= height <= 16384):
-        raise argparse.ArgumentTypeError("each side must be between 32 and 16384 pixels")
-    return width, height
+    return sized(32, 16384)(text)
+
+
+def sized(low: int, high: int) -> Callable[[str], tuple[int, int]]:
+    """A parser of ``WIDTHxHEIGHT``, each side ``low``..``high`` pixels."""
+
+    def parse(text: str) -> tuple[int, int]:
+        match = re.fullmatch(r"(\d{1,5})x(\d{1,5})", text)
+        if not match:
+            raise argparse.ArgumentTypeError(
+                f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}"
+            )
+        width, height = int(match[1]), int(match[2])
+        if not (low <= width <= high and low <= height <= high):
+            raise argparse.ArgumentTypeError(
+                f"each side must be between {low} and {high} pixels"
+            )
+        return width, height
+
+    return parse
 
 
 def invite(text: str) -> tuple[str, float]:

@@ -8,12 +8,13 @@ ended (the host enforces roles: a view-only viewer's input is refused there, not
 from __future__ import annotations
 
 from rdesk.protocol import messages as m
+from rdesk.protocol.resize import Resize
 
 __all__ = ["InputMethods", "Outgoing"]
 
 #: What :meth:`InputMethods._send` takes.
 Outgoing = (m.Pointer | m.Wheel | m.Key | m.Sync | m.Refresh | m.RequestControl
-            | m.ReleaseControl | m.AnswerControl | m.Prefs)
+            | m.ReleaseControl | m.AnswerControl | m.Prefs | Resize)
 
 
 class InputMethods:

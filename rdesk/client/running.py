@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -49,6 +50,7 @@ from rdesk.protocol.messages import (
     Welcome,
 )
 from rdesk.protocol.monitors import ALL, MonitorCurrent, MonitorInfo, SelectMonitor
+from rdesk.protocol.resize import MAX_SIDE, MIN_SIDE, Resize, ResizeResult
 from rdesk.protocol.session import Session
 from rdesk.protocol.states import State
 from rdesk.protocol.transfer import HOST_SENDS as TRANSFER_MESSAGES
@@ -99,6 +101,7 @@ class Connection(InputMethods):
         self._changed = asyncio.Condition()
         self._callbacks: list[Callable[[list[tuple[int, int, int, int]]], None]] = []
         self._syncs: dict[int, asyncio.Future[InputAck]] = {}
+        self._resizes: dict[int, asyncio.Future[ResizeResult]] = {}
         self._sync_id = 0
         self._timers = timers
         self._timer_task = timer_task
@@ -163,7 +166,7 @@ class Connection(InputMethods):
             await cancel(self._timer_task)
             await cancel(receive)
             await cancel(paint)
-            for future in self._syncs.values():
+            for future in (*self._syncs.values(), *self._resizes.values()):
                 future.cancel()
         if not self.closed.done():
             self.closed.set_result(lost)
@@ -254,10 +257,11 @@ class Connection(InputMethods):
             # The session matched it to our outstanding ping and measured the round trip.
             self.stats.pongs += 1
             self.stats.rtt, self.stats.min_rtt = self.session.rtt, self.session.min_rtt
-        elif isinstance(message, InputAck):
-            future = self._syncs.pop(message.id, None)
+        elif isinstance(message, (InputAck, ResizeResult)):
+            table = self._syncs if isinstance(message, InputAck) else self._resizes
+            future = table.pop(message.id, None)
             if future is not None and not future.done():
-                future.set_result(message)
+                future.set_result(message)  # type: ignore[arg-type]
         elif isinstance(message, Peer):
             if message.present and message.id != self.viewer_id:
                 self.peers[message.id] = message
@@ -396,15 +400,35 @@ class Connection(InputMethods):
     async def sync(self, timeout: float = 10.0) -> InputAck:
         """Wait until the host has handled every input sent before; return its answer."""
         self._sync_id = (self._sync_id + 1) & 0xFFFFFFFF
-        future: asyncio.Future[InputAck] = asyncio.get_running_loop().create_future()
-        self._syncs[self._sync_id] = future
-        await self._send(Sync(self._sync_id))
+        return await self._ask(self._syncs, Sync(self._sync_id), timeout)
+
+    async def request_resize(self, width: int, height: int, timeout: float = 10.0) -> ResizeResult:
+        """Ask the host to make its (virtual) desktop ``width`` x ``height``; return its
+        answer (``ok``, or the reason it refused). On success a ``screen`` of the new size
+        and a full update follow (:meth:`wait_exact`). Raises ``ValueError`` for a size
+        outside the protocol's bounds, before anything is sent."""
+        if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+            raise ValueError(
+                f"{width}x{height}: each side must be {MIN_SIDE} to {MAX_SIDE} pixels"
+            )
+        self._sync_id = (self._sync_id + 1) & 0xFFFFFFFF
+        return await self._ask(self._resizes, Resize(self._sync_id, width, height), timeout)
+
+    async def _ask(
+        self, table: dict[int, asyncio.Future[Any]], message: Sync | Resize, timeout: float
+    ) -> Any:
+        """Send ``message`` and wait for the answer carrying its id (``table`` holds it)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        table[message.id] = future
+        await self._send(message)
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.CancelledError:
             if self.closed.done():
                 raise self.closed.result() from None
             raise
+        finally:
+            table.pop(message.id, None)
 
     async def close(self) -> None:
         """Close cleanly (idempotent) and wait for the receive task to end."""

@@ -29,6 +29,7 @@ from rdesk.host.screen.monitors import (
     MonitorView,
     list_monitors,
 )
+from rdesk.host.screen.resize import NOT_VIRTUAL, ResizeHub
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.security.audit import AuditLog
 from rdesk.host.security.ca import ClientCertPolicy, default_ca_dir
@@ -198,6 +199,28 @@ def _change_notifier(
     return notifier
 
 
+def _resizer(
+    desktop: VirtualDesktop | None, display: str, source: ScreenSource, server: HostServer,
+    view: MonitorView,
+) -> ResizeHub:
+    """Viewers' ``resize``: done on a resizable virtual desktop, refused with the reason
+    otherwise. After a resize the monitor list is read again and sent to every viewer."""
+    if desktop is None:
+        refusal: str | None = NOT_VIRTUAL
+    elif not desktop.server.resizable:
+        refusal = ("this virtual desktop's X server (Xvfb) cannot resize; start the host "
+                   "with --virtual-server xvnc")
+    else:
+        refusal = None
+
+    def resized(viewer_id: int, width: int, height: int) -> None:
+        server.event("resize", viewer=viewer_id, width=width, height=height)
+        assert server.monitors is not None
+        server.monitors.refresh(list_monitors(display))
+
+    return ResizeHub(display, refusal, lambda: (source.width, source.height), resized)
+
+
 async def run_host(
     settings: HostSettings,
     *,
@@ -210,7 +233,9 @@ async def run_host(
         desktop: VirtualDesktop | None = None
         if settings.virtual is not None:
             width, height = settings.virtual
-            desktop = start_virtual_desktop(width, height, settings.session, stack, out)
+            desktop = start_virtual_desktop(
+                width, height, settings.session, stack, out, settings.virtual_server
+            )
             display = desktop.display
         if not display:
             raise HostError(
@@ -259,6 +284,8 @@ async def run_host(
         stack.callback(cursor.close)
         server.cursor = cursor
         server.monitors = MonitorHub(view)
+        server.resizer = _resizer(desktop, display, source, server, view)
+        stack.callback(server.resizer.close)
         desk = ConsentDesk(out)
         console = HostConsole(server, credentials.invites, out, desk)
         if settings.consent == "ask":

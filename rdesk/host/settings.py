@@ -160,6 +160,9 @@ class HostSettings:
     #: ``--virtual``'s session command (``None``: openbox and xterm when installed; ``"none"``:
     #: a bare display); see rdesk/host/screen/session.py.
     session: str | None = None
+    #: ``--virtual``'s X server (``--virtual-server``): ``xvfb``, or ``xvnc``, which viewers
+    #: may resize (rdesk/host/screen/virtual.py).
+    virtual_server: str = "xvfb"
     #: Keep hosting after the ``--virtual`` session ends (``--keep-running``).
     keep_running: bool = False
     #: Clipboard direction (``--clipboard``). The default lets control viewers paste into the

@@ -15,6 +15,7 @@ from rdesk.protocol import clipboard as _clip
 from rdesk.protocol import cursor as _cursor
 from rdesk.protocol import limits
 from rdesk.protocol import monitors as _monitors
+from rdesk.protocol import resize as _resize
 from rdesk.protocol import transfer as _xfer
 from rdesk.protocol import video as _video
 from rdesk.protocol.access import Access
@@ -416,7 +417,7 @@ ControlMessage = Union[  # noqa: UP007 — a runtime alias; `|` of many classes 
     _clip.ClipOffer, _clip.ClipData, _clip.ClipResult, _clip.ClipGet,
     _cursor.CursorShape, _cursor.CursorData, _cursor.CursorUse,
     _monitors.MonitorInfo, _monitors.MonitorCurrent, _monitors.SelectMonitor,
-    _video.Video, _video.Keyframe, _video.VideoEnd,
+    _video.Video, _video.Keyframe, _video.VideoEnd, _resize.Resize, _resize.ResizeResult,
 ]
 #: Every message; updates and transfer chunks (``xfer_data``) are the binary ones.
 Message = Union[ControlMessage, Update, _xfer.XferData]  # noqa: UP007
@@ -429,6 +430,6 @@ CONTROL_TYPES: dict[str, type] = {
         Refresh, Close, Peer, Control, RequestControl, ReleaseControl, ControlRequest,
         AnswerControl, Notice, Prefs, *_xfer.TRANSFER_TYPES, *_clip.CLIPBOARD_TYPES,
         *_cursor.CURSOR_TYPES, *_monitors.MONITOR_TYPES,
-        *_video.VIDEO_TYPES,
+        *_video.VIDEO_TYPES, *_resize.RESIZE_TYPES,
     )
 }

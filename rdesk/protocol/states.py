@@ -38,6 +38,8 @@ from rdesk.protocol.messages import (
 )
 from rdesk.protocol.monitors import HOST_SENDS as _HOST_MONITORS
 from rdesk.protocol.monitors import VIEWER_SENDS as _VIEWER_MONITORS
+from rdesk.protocol.resize import HOST_SENDS as _HOST_RESIZE
+from rdesk.protocol.resize import VIEWER_SENDS as _VIEWER_RESIZE
 from rdesk.protocol.transfer import HOST_SENDS as _HOST_TRANSFER
 from rdesk.protocol.transfer import VIEWER_SENDS as _VIEWER_TRANSFER
 from rdesk.protocol.video import HOST_SENDS as _HOST_VIDEO
@@ -79,12 +81,12 @@ _S, _R = Direction.SEND, Direction.RECEIVE
 _HOST_ACTIVE_SEND = (
     Update, Screen, Ping, Pong, InputAck, Peer, Control, ControlRequest, Notice,
     *_HOST_TRANSFER, *_HOST_CLIPBOARD, *_HOST_CURSOR, *_HOST_MONITORS,
-    *_HOST_VIDEO,
+    *_HOST_VIDEO, *_HOST_RESIZE,
 )
 _VIEWER_ACTIVE_SEND = (
     Ack, Ping, Pong, Pointer, Key, Wheel, Sync, Refresh, RequestControl, ReleaseControl,
     AnswerControl, Prefs, *_VIEWER_TRANSFER, *_VIEWER_CLIPBOARD,
-    *_VIEWER_MONITORS, *_VIEWER_VIDEO,
+    *_VIEWER_MONITORS, *_VIEWER_VIDEO, *_VIEWER_RESIZE,
 )
 
 TRANSITIONS: dict[tuple[Role, State], dict[Direction, dict[type, State]]] = {

@@ -23,6 +23,7 @@ from rdesk.protocol import clipboard as clip
 from rdesk.protocol import codec
 from rdesk.protocol import cursor as cur
 from rdesk.protocol import monitors as mon
+from rdesk.protocol import resize as rsz
 from rdesk.protocol import session as session_module
 from rdesk.protocol import transfer as xfer
 from rdesk.protocol import video as vid
@@ -213,6 +214,9 @@ SAMPLES: dict[type, object] = {
     mon.MonitorInfo: mon.MonitorInfo(0, 2, "left", 0, 0, 320, 240, True),
     mon.MonitorCurrent: mon.MonitorCurrent(-1),
     mon.SelectMonitor: mon.SelectMonitor(1),
+    # Resizing a virtual desktop (rdesk/protocol/resize.py).
+    rsz.Resize: rsz.Resize(7, 1280, 720),
+    rsz.ResizeResult: rsz.ResizeResult(7, False, 640, 480, "not a virtual desktop"),
     # Video (rdesk/protocol/video.py).
     vid.Video: vid.Video("h264"),
     vid.Keyframe: vid.Keyframe(0),

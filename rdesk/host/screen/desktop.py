@@ -1,4 +1,4 @@
-"""``rdesk host --virtual``: a private Xvfb with a cookie, and a desktop session in it.
+"""``rdesk host --virtual``: a private X server (Xvfb or Xvnc) with a cookie, and a session in it.
 
 :func:`start_virtual_desktop` starts both and registers their teardown on an
 :class:`contextlib.ExitStack` (session first, then the server, then the cookie). The host's own
@@ -57,17 +57,19 @@ def start_virtual_desktop(
     session: str | None,
     stack: contextlib.ExitStack,
     say: Callable[[str], None],
+    server: str = "xvfb",
 ) -> VirtualDesktop:
-    """Start Xvfb with a cookie and ``session`` in it; teardown goes on ``stack``.
+    """Start the X server ``server`` (rdesk/host/screen/virtual.py) with a cookie and
+    ``session`` in it; teardown goes on ``stack``.
 
     ``session`` ``None`` is the default session (:func:`default_session`); when that is not
     installed the display stays bare and ``say`` tells what to install. ``"none"`` asks for a
     bare display. Raises :class:`~rdesk.host.screen.virtual.VirtualDisplayError` or
     :class:`~rdesk.host.screen.session.SessionError` (one line each).
     """
-    server = stack.enter_context(VirtualDisplay(width, height, authorize=True))
-    assert server.xauthority is not None  # authorize=True always writes one
-    _set_env(stack, "XAUTHORITY", str(server.xauthority))
+    display = stack.enter_context(VirtualDisplay(width, height, authorize=True, server=server))
+    assert display.xauthority is not None  # authorize=True always writes one
+    _set_env(stack, "XAUTHORITY", str(display.xauthority))
     argv: list[str] | str | None
     if session is None:
         argv = default_session()
@@ -78,11 +80,11 @@ def start_virtual_desktop(
     else:
         argv = session
     if argv is None:
-        return VirtualDesktop(server, None)
-    runner = DesktopSession(argv, server.display, str(server.xauthority))
+        return VirtualDesktop(display, None)
+    runner = DesktopSession(argv, display.display, str(display.xauthority))
     runner.start()
     stack.callback(runner.stop)
-    return VirtualDesktop(server, runner)
+    return VirtualDesktop(display, runner)
 
 
 def _set_env(stack: contextlib.ExitStack, name: str, value: str) -> None:

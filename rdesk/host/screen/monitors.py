@@ -213,6 +213,14 @@ class MonitorHub:
     def leave(self, viewer_id: int) -> None:
         self._posts.pop(viewer_id, None)
 
+    def refresh(self, monitors: list[Monitor]) -> None:
+        """The screen changed (a resize): share the whole screen of ``monitors`` and tell
+        every viewer the new list and the current one, as at a join."""
+        self.view.monitors = monitors
+        self.view.select(None)
+        for viewer_id, post in list(self._posts.items()):
+            self.join(viewer_id, post)
+
     def select(self, viewer_id: int, index: int, in_control: bool) -> str | None:
         """Share monitor ``index`` (``-1``: all) for everyone; the refusal's reason, or ``None``."""
         if not in_control:

@@ -1,8 +1,13 @@
-"""A private virtual display (Xvfb) for ``rdesk host --virtual WxH`` on a machine with no screen.
+"""A private virtual display for ``rdesk host --virtual WxH`` on a machine with no screen.
+
+Two X servers can hold it (``--virtual-server``): ``xvfb`` (Xvfb, the default) and ``xvnc``
+(TigerVNC's Xvnc, run with its VNC listener off: no port, no socket; only its X server is
+used). Only Xvnc can change its screen size at run time (RandR: new modes, a bigger
+framebuffer), which a viewer's ``resize`` needs; Xvfb's RandR maximum is its start size.
 
 With ``authorize=True`` (what ``rdesk host --virtual`` uses) the server gets an X authorization
 cookie: a fresh random MIT-MAGIC-COOKIE-1 written to a file of mode 0600 inside a private
-(0700) temporary directory, given to Xvfb with ``-auth``. Only a client that presents the
+(0700) temporary directory, given to the server with ``-auth``. Only a client that presents the
 cookie (``XAUTHORITY`` pointing at :attr:`VirtualDisplay.xauthority`) may connect; without it
 any local user could read the screen and inject input.
 """
@@ -22,12 +27,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-__all__ = ["VirtualDisplay", "VirtualDisplayError", "write_xauthority"]
+__all__ = ["SERVERS", "VirtualDisplay", "VirtualDisplayError", "write_xauthority"]
 
 #: Xauth families: a local (unix socket) connection to the named host, and any address.
 _FAMILY_LOCAL = 256
 _FAMILY_WILD = 65535
 _COOKIE_NAME = b"MIT-MAGIC-COOKIE-1"
+
+#: ``--virtual-server`` name → (binary, Debian package, whether RandR can resize it).
+SERVERS: dict[str, tuple[str, str, bool]] = {
+    "xvfb": ("Xvfb", "xvfb", False),
+    "xvnc": ("Xvnc", "tigervnc-standalone-server", True),
+}
 
 
 def write_xauthority(path: Path, cookie: bytes) -> None:
@@ -53,13 +64,14 @@ def write_xauthority(path: Path, cookie: bytes) -> None:
 
 
 class VirtualDisplayError(Exception):
-    """Xvfb is missing or would not start; ``str()`` is one line."""
+    """The X server is missing or would not start; ``str()`` is one line."""
 
 
 class VirtualDisplay:
-    """An Xvfb server on a free display number, stopped on :meth:`stop` (or context exit).
+    """An X server (``server``: a key of :data:`SERVERS`) on a free display number, stopped on
+    :meth:`stop` (or context exit).
 
-    Xvfb picks the number itself (``-displayfd``), so two hosts never collide. DAMAGE (change
+    The server picks the number itself (``-displayfd``), so two hosts never collide. DAMAGE (change
     notification) and XTEST (input injection) are enabled; TCP listening is not. With
     ``authorize`` the server demands the cookie in :attr:`xauthority` (module docstring); the
     file and its private directory are removed on :meth:`stop`.
@@ -75,8 +87,15 @@ class VirtualDisplay:
         extra_args: Sequence[str] = (),
         output: IO[bytes] | None = None,
         authorize: bool = False,
+        server: str = "xvfb",
     ) -> None:
-        """``extra_args`` go to Xvfb after ours; its output goes to ``output`` (else nowhere)."""
+        """``extra_args`` go to the server after ours; its output goes to ``output`` (else
+        nowhere)."""
+        if server not in SERVERS:
+            raise VirtualDisplayError(f"unknown virtual X server {server!r} (xvfb or xvnc)")
+        self.server = server
+        #: Whether a RandR client may change the screen size (rdesk/host/screen/resize.py).
+        self.resizable = SERVERS[server][2]
         self.width, self.height, self.depth = width, height, depth
         self.timeout = timeout
         self.extra_args = list(extra_args)
@@ -90,15 +109,17 @@ class VirtualDisplay:
 
     @property
     def proc(self) -> subprocess.Popen[bytes] | None:
-        """The running Xvfb process, if started."""
+        """The running X server process, if started."""
         return self._proc
 
     def start(self) -> VirtualDisplay:
-        """Start Xvfb and wait until it accepts clients; return self."""
-        binary = shutil.which("Xvfb")
+        """Start the server and wait until it accepts clients; return self."""
+        name, package, _ = SERVERS[self.server]
+        binary = shutil.which(name)
         if binary is None:
             raise VirtualDisplayError(
-                "--virtual needs Xvfb, which is not installed (sudo apt-get install xvfb)"
+                f"--virtual-server {self.server} needs {name}, which is not installed "
+                f"(sudo apt-get install {package})"
             )
         auth_args: list[str] = []
         if self.authorize:
@@ -107,9 +128,15 @@ class VirtualDisplay:
             write_xauthority(self.xauthority, secrets.token_bytes(16))
             auth_args = ["-auth", str(self.xauthority)]
         read_fd, write_fd = os.pipe()
+        if self.server == "xvnc":
+            # -rfbport -1: no VNC port (and no -rfbunixpath: no VNC socket), so no VNC client
+            # can ever connect and its security types never apply; X clients need the cookie.
+            size = ["-geometry", f"{self.width}x{self.height}", "-depth", str(self.depth),
+                    "-rfbport", "-1", "-SecurityTypes", "None"]  # fmt: skip
+        else:
+            size = ["-screen", "0", f"{self.width}x{self.height}x{self.depth}"]
         cmd = [
-            binary, "-displayfd", str(write_fd), "-screen", "0",
-            f"{self.width}x{self.height}x{self.depth}", "-nolisten", "tcp", "-noreset",
+            binary, "-displayfd", str(write_fd), *size, "-nolisten", "tcp", "-noreset",
             "+extension", "DAMAGE", "+extension", "XTEST", *auth_args, *self.extra_args,
         ]  # fmt: skip
         out = self.output if self.output is not None else subprocess.DEVNULL
@@ -138,23 +165,27 @@ class VirtualDisplay:
         while not data.endswith(b"\n"):
             left = deadline - time.monotonic()
             if left <= 0:
-                raise VirtualDisplayError(f"Xvfb did not start within {self.timeout:g} s")
+                raise VirtualDisplayError(
+                    f"{SERVERS[self.server][0]} did not start within {self.timeout:g} s"
+                )
             ready, _, _ = select.select([fd], [], [], min(left, 0.2))
             if not ready:
                 if self._proc is not None and self._proc.poll() is not None:
                     raise VirtualDisplayError(
-                        f"Xvfb exited with status {self._proc.returncode} "
+                        f"{SERVERS[self.server][0]} exited with status {self._proc.returncode} "
                         "(is the display size valid?)"
                     )
                 continue
             chunk = os.read(fd, 64)
             if not chunk:
-                raise VirtualDisplayError("Xvfb exited before reporting its display")
+                raise VirtualDisplayError(
+                    f"{SERVERS[self.server][0]} exited before reporting its display"
+                )
             data += chunk
         return data.decode().strip()
 
     def stop(self) -> None:
-        """Terminate Xvfb (kill it if it will not go) and remove the cookie; idempotent."""
+        """Terminate the server (kill it if it will not go) and remove the cookie; idempotent."""
         proc, self._proc = self._proc, None
         if proc is not None:
             proc.terminate()

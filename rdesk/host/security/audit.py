@@ -65,6 +65,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "session_end": frozenset(),
     "transfer": frozenset({"role", "direction", "file", "size", "sha256", "result"}),
     "clipboard": frozenset({"direction", "selection", "size"}),
+    "resize": frozenset({"width", "height"}),
 }
 
 _MAX_STR = 256

@@ -23,6 +23,7 @@ from rdesk.host.clipboard.hub import ClipboardHub
 from rdesk.host.clipboard.link import ClipboardLink
 from rdesk.host.screen.cursor import CursorHub, CursorLink
 from rdesk.host.screen.monitors import MonitorHub
+from rdesk.host.screen.resize import NOT_VIRTUAL
 from rdesk.host.security.authority import SessionGuard
 from rdesk.host.security.keypolicy import DEFAULT_BLOCKED, combination
 from rdesk.host.serve.consent import Request
@@ -52,6 +53,7 @@ from rdesk.protocol.messages import (
     Wheel,
 )
 from rdesk.protocol.monitors import SelectMonitor
+from rdesk.protocol.resize import Resize, ResizeResult
 from rdesk.protocol.session import Session
 from rdesk.protocol.transfer import VIEWER_SENDS as TRANSFER_MESSAGES
 from rdesk.protocol.video import Keyframe, Video
@@ -367,6 +369,8 @@ class ViewerConnection:
                 may = host.board.may_input(self.viewer_id)
                 if reason := self.monitors.select(self.viewer_id, message.index, may):
                     self.post(Notice(reason))
+            elif isinstance(message, Resize):
+                self._resize(message)
             elif isinstance(message, CLIPBOARD_MESSAGES):
                 await self.clipboard.handle(message)
             elif isinstance(message, TRANSFER_MESSAGES):
@@ -382,6 +386,16 @@ class ViewerConnection:
                                reason="answered a control request it may not answer")
                 else:
                     host.deliver(answer)
+
+    def _resize(self, message: Resize) -> None:
+        resizer = getattr(self.host, "resizer", None)
+        if resizer is None:  # a host without the wiring (tests' bare servers)
+            assert self.link is not None
+            source = self.link.source
+            self.post(ResizeResult(message.id, False, source.width, source.height, NOT_VIRTUAL))
+            return
+        resizer.request(self.viewer_id, message, self.host.board.may_input(self.viewer_id),
+                        self.post)
 
     async def _input(self, message: Pointer | Wheel | Key | Sync) -> None:
         board, injector = self.host.board, self.host.injector

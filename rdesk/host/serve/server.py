@@ -25,6 +25,7 @@ from rdesk.host.clipboard.hub import ClipboardHub
 from rdesk.host.encoding.encode import EncodeCache
 from rdesk.host.screen.cursor import CursorHub
 from rdesk.host.screen.monitors import MonitorHub
+from rdesk.host.screen.resize import ResizeHub
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.security.accept import AcceptGate, GatedSocket, record_tls_failures
 from rdesk.host.security.authpool import AuthPool
@@ -117,6 +118,7 @@ class HostServer:
         self.clipboard: ClipboardHub | None = None
         self.cursor: CursorHub | None = None
         self.monitors: MonitorHub | None = None
+        self.resizer: ResizeHub | None = None
         #: Who could send input after the last :meth:`deliver` (to release who loses it).
         self._input_holders: set[int] = set()
         #: The admitted viewers, by id.

@@ -90,6 +90,9 @@ const SELECTION = oneOf("clipboard", "primary");
 // cursor.py: cursors of at most 256x256, their PNG in chunks of 11 KiB.
 export const CURSOR = Object.freeze({ MAX_SIDE: 256, MAX_PNG: 300 * 1024, CHUNK_BYTES: 11 * 1024, CACHE_SIZE: 32 });
 
+// resize.py: the sides a viewer may ask its virtual desktop to take.
+export const RESIZE = Object.freeze({ MIN_SIDE: 16, MAX_SIDE: 8192 });
+
 // Field order is the order of messages.py (and of the JSON this side writes).
 export const SCHEMAS = Object.freeze({
   hello: { protocol: oneOf(PROTOCOL_NAME), version: U16, nonce: NONCE, methods: str(L.MAX_STRING), server: NAME },
@@ -142,6 +145,10 @@ export const SCHEMAS = Object.freeze({
   video: { codecs: str(64) },
   keyframe: { stream: int(0, MAX_VIDEO_STREAMS - 1) },
   video_end: { stream: int(0, MAX_VIDEO_STREAMS - 1) },
+  resize: {
+    id: U32, width: int(RESIZE.MIN_SIDE, RESIZE.MAX_SIDE), height: int(RESIZE.MIN_SIDE, RESIZE.MAX_SIDE),
+  },
+  resize_result: { id: U32, ok: bool(), width: SIDE, height: SIDE, reason: NAME },
 });
 
 // Control.holder values that are not a viewer (messages.py NOBODY, LOCAL_USER).

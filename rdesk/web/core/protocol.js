@@ -51,7 +51,7 @@ export const HOST_ACTIVE = Object.freeze(
     "update", "screen", "ping", "pong", "input_ack", "peer", "control", "control_request", "notice",
     "xfer_ready", "xfer_entry", "xfer_data", "xfer_credit", "xfer_end", "xfer_cancel", "xfer_done",
     "clip_offer", "clip_data", "clip_result", "cursor", "cursor_data", "cursor_use",
-    "monitor", "monitor_current", "video_end",
+    "monitor", "monitor_current", "video_end", "resize_result",
   ]),
 );
 export const VIEWER_ACTIVE = Object.freeze(
@@ -60,6 +60,7 @@ export const VIEWER_ACTIVE = Object.freeze(
     "request_control", "release_control", "answer_control", "prefs",
     "xfer_list", "xfer_put", "xfer_get", "xfer_data", "xfer_credit", "xfer_end", "xfer_cancel",
     "clip_offer", "clip_data", "clip_result", "clip_get", "select_monitor", "video", "keyframe",
+    "resize",
   ]),
 );
 
