@@ -169,6 +169,10 @@ class ViewerLink:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if (source.width, source.height) != planner.size:
+                # Resized while we waited (a resize, a monitor switch): the planner's tile
+                # arrays must take the new shape before it reads the source's again.
+                await self._send_resize()
             timeout = planner.refresh_due_in(time.monotonic(), source.last_change)
             if self.video is not None:  # a live stream is checked for its end meanwhile
                 check = self.video.next_check(time.monotonic())
