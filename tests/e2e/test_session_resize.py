@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -41,10 +42,10 @@ CONTROL, VIEW = "resize-control-password", "resize-view-password"
 # The session tells the test where its display is and which cookie opens it, then runs a
 # window manager and a terminal full of text (what a user's desktop holds); the test has the
 # window manager maximise it.
-_DESKTOP = """echo "$DISPLAY $XAUTHORITY" > xenv
-openbox &
-exec xterm -bg '#203040' -fg '#e0e0a0' -e sh -c 'cat /etc/services; exec sleep 600'
-"""
+# openbox starts the terminal once it manages the screen (a terminal mapped before the window
+# manager runs may stay unviewable).
+_DESKTOP = 'echo "$DISPLAY $XAUTHORITY" > xenv; exec openbox --startup "sh {}"\n'
+_TERM = "exec xterm -bg '#203040' -fg '#e0e0a0' -e sh -c 'cat /etc/services; exec sleep 600'\n"
 _BARE = 'echo "$DISPLAY $XAUTHORITY" > xenv; exec sleep 600\n'
 
 
@@ -82,6 +83,8 @@ class Host:
             if "Ctrl+C stops the host" in line:
                 break
         self.url = f"wss://127.0.0.1:{self.port}"
+        # Keep reading: a full pipe would stall the host; the lines explain a failure.
+        threading.Thread(target=self.lines.extend, args=(self.proc.stdout,), daemon=True).start()
 
     async def viewer(self, password: str = CONTROL) -> Connection:
         return await connect(self.url, password, known_hosts=None, pinned=self.fingerprint)
@@ -102,6 +105,7 @@ def hosts() -> Iterator[list[Host]]:
     yield made
     for host in made:
         host.stop()
+        sys.stderr.write("".join(host.lines))  # shown by pytest when the test failed
 
 
 def _desktop_env(tmp: Path) -> tuple[str, str]:
@@ -158,7 +162,8 @@ async def test_the_desktop_takes_the_viewers_size(
     """1024x768 → 1280x720: the X server's screen, the maximised xterm, the viewer's
     ``screen``, a pixel-exact frame, and a second viewer's screen all follow; the view-only
     viewer may not resize; a size the X server does not take is refused with its range."""
-    (tmp_path / "desktop.sh").write_text(_DESKTOP)
+    (tmp_path / "desktop.sh").write_text(_DESKTOP.format(tmp_path / "term.sh"))  # own cwd
+    (tmp_path / "term.sh").write_text(_TERM)
     host = Host(tmp_path, "--virtual", "1024x768", "--virtual-server", "xvnc",
                 "--session", "sh desktop.sh", "--audit-log", str(tmp_path / "audit.log"))
     hosts.append(host)
