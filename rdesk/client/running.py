@@ -166,8 +166,9 @@ class Connection(InputMethods):
             await cancel(self._timer_task)
             await cancel(receive)
             await cancel(paint)
-            for future in (*self._syncs.values(), *self._resizes.values()):
-                future.cancel()
+            for table in (self._syncs, self._resizes):
+                for future in table.values():
+                    future.cancel()
         if not self.closed.done():
             self.closed.set_result(lost)
         async with self._changed:
