@@ -254,21 +254,30 @@ async def test_websocket_layer_refusals_are_audited_as_what_they_are(
         host.server._on_event = lambda kind, fields: seen.append((kind, dict(fields)))
 
     host.call(install())
-    ws = await ws_connect(host.url + "/rdesk", ssl=client_ssl_context(), compression=None,
-                          local_addr=("127.0.0.5", 0))
-    await ws.recv()  # the hello
-    await ws.send("x" * (limits.MAX_CONTROL_MESSAGE + 1))  # one byte over the limit
-    with contextlib.suppress(ConnectionClosed):
-        while True:
-            await asyncio.wait_for(ws.recv(), 15)
-    assert ws.close_code == CloseCode.TOO_BIG
+    # Over the websocket's own limit (the largest message a viewer may send, an upload's
+    # chunk): refused by the websocket layer; a text message over the control limit but under
+    # that one: refused by the codec. Both close with 1009 and leave one line with the code.
+    for address, message in (("127.0.0.5", b"x" * (limits.MAX_VIEWER_MESSAGE + 1)),
+                             ("127.0.0.6", "x" * (limits.MAX_CONTROL_MESSAGE + 1))):
+        ws = await ws_connect(host.url + "/rdesk", ssl=client_ssl_context(), compression=None,
+                              local_addr=(address, 0), max_size=None)
+        await ws.recv()  # the hello
+        await ws.send(message)  # one byte over the limit
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 15)
+        assert ws.close_code == CloseCode.TOO_BIG
     for _ in range(200):
-        if any(kind == "protocol_error" for kind, _ in seen):
+        if sum(kind == "protocol_error" for kind, _ in seen) >= 2:
             break
         await asyncio.sleep(0.05)
-    errors = [f for kind, f in seen if kind == "protocol_error"]
-    assert errors == [{"source": "127.0.0.5", "code": 1009,
-                       "reason": "message over the size limit"}]
+    errors = sorted((f for kind, f in seen if kind == "protocol_error"),
+                    key=lambda f: str(f["source"]))
+    assert errors == [
+        {"source": "127.0.0.5", "code": 1009, "reason": "message over the size limit"},
+        {"source": "127.0.0.6", "code": 1009,
+         "reason": f"control message exceeds {limits.MAX_CONTROL_MESSAGE} bytes"},
+    ]
 
 
 _CYCLES_SCRIPT = textwrap.dedent("""

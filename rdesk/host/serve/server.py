@@ -290,7 +290,8 @@ class HostServer:
             if conn is not None:
                 await conn.serve()
         except ProtocolError as exc:
-            self.event("protocol_error", source=source_addr, reason=exc.reason)
+            self.event("protocol_error", source=source_addr, code=int(exc.code),
+                       reason=exc.reason)
             close_reason = exc.reason
             await close_session(transport, session, exc.code, exc.reason)
         except TransportClosed:
