@@ -148,6 +148,10 @@ def add_connect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     connect_.add_argument(
         "--scale", choices=("fit", "1"), default="fit", help="fit to window or 1:1"
     )
+    connect_.add_argument(
+        "--resize-desktop", action="store_true",
+        help="make the host's virtual desktop the window's size (F8: Resize desktop to window)",
+    )
     connect_.set_defaults(handler=_cmd_connect)
 
 
@@ -342,6 +346,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         view_only=args.view_only,
         fullscreen=args.fullscreen,
         scale=args.scale,
+        resize_desktop=args.resize_desktop,
         name=args.name,
         timeout=args.timeout,
         ssl_context=viewer_ssl_context(args),

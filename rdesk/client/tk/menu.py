@@ -28,6 +28,8 @@ def build_menu(view: ViewerWindow) -> tkinter.Menu:
                          command=view.on_scale_mode)
     menu.add_radiobutton(label="Actual size (1:1)", variable=view.scale_mode,
                          value=ONE_TO_ONE, command=view.on_scale_mode)
+    menu.add_checkbutton(label="Resize desktop to window", variable=view.fit.on,
+                         command=view.fit.toggled)
     menu.add_command(label="Statistics overlay", accelerator="F9", command=view.toggle_overlay)
     menu.add_cascade(label="Monitor", menu=monitor_menu(menu, view))
     menu.add_separator()

@@ -40,5 +40,7 @@ class ViewerOptions:
     monitor: int | None = None
     #: Declare the H.264 decoder (when PyAV imports) so moving regions may come as video.
     video: bool = True
+    #: Resize the host's virtual desktop to the window (``--resize-desktop``; F8 menu).
+    resize_desktop: bool = False
     #: The largest host screen accepted, in pixels (``--max-screen``).
     max_pixels: int = DEFAULT_MAX_SCREEN_PIXELS

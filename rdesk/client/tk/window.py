@@ -34,6 +34,7 @@ from rdesk.client.known_hosts import HostKeyMismatch
 from rdesk.client.tk import dialogs
 from rdesk.client.tk.clipboard import TkClipboard
 from rdesk.client.tk.cursor import CursorSprite
+from rdesk.client.tk.fit import DesktopFit
 from rdesk.client.tk.keyboard import Keyboard, KeyboardGrab
 from rdesk.client.tk.keys import tk_to_keysym
 from rdesk.client.tk.menu import build_menu
@@ -90,6 +91,8 @@ class ViewerWindow:
         self.canvas = self.screen.canvas
         self.sprite = CursorSprite(self.canvas)
         self.grab = KeyboardGrab(self.canvas, lambda: self.grab_keys.get() and self.sends_input)
+        self.fit = DesktopFit(self.canvas, options.resize_desktop, lambda: self.conn,
+                              lambda: self.worker.loop, self._set_status)
         self.menu = build_menu(self)
         self._bind()
         if options.fullscreen:
@@ -175,6 +178,7 @@ class ViewerWindow:
         self._update_title()
         self.screen.damage.everything()
         self.clipboard.attach(conn)
+        self.fit.toggled()  # a (re)connected host may take the window's size
 
     def _update_title(self) -> None:
         conn = self.conn
