@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -20,17 +21,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from rdesk.client.connection import Connection, connect
 from tests.xserver import (
     XHarnessError,
     Xvfb,
     assert_images_equal,
-    grab_root,
     image_diff,
     run_xdotool,
     wait_until,
-    x_connection,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -117,9 +117,14 @@ def _desktop_env(tmp: Path) -> tuple[str, str]:
 
 
 def _screen_size(display: str) -> tuple[int, int]:
-    with x_connection(display) as conn:  # a fresh connection: the server's size now
-        geom = conn.screen().root.get_geometry()
-        return int(geom.width), int(geom.height)
+    """The server's screen size now, as a separate X client (``xdpyinfo``) reads it. Not
+    python-xlib in this process: its event tables are shared between connections, and after a
+    connection to a server with other extension numbers (an Xvfb of another test) it fails."""
+    out = subprocess.run(["xdpyinfo", "-display", display], capture_output=True, text=True,
+                         timeout=20, check=True).stdout
+    match = re.search(r"dimensions:\s+(\d+)x(\d+) pixels", out)
+    assert match, out
+    return int(match[1]), int(match[2])
 
 
 def _xterm(display: str) -> int:
@@ -139,19 +144,39 @@ def _xterm_size(display: str) -> tuple[int, int]:
     return int(fields["WIDTH"]), int(fields["HEIGHT"])
 
 
+def _fresh(code: str, *args: str) -> None:
+    """Run python-xlib ``code`` (``sys.argv[1:]`` = ``args``) in a new process: python-xlib's
+    event tables are shared by a process's connections, and once one went to a server with
+    other extension numbers (another test's Xvfb) a connection to this one fails."""
+    subprocess.run([sys.executable, "-c", code, *args], check=True, timeout=30,
+                   cwd=Path(__file__).resolve().parents[2])
+
+
 def _maximise(display: str, window: int) -> None:
     """Ask the window manager to maximise ``window`` (EWMH ``_NET_WM_STATE``, as wmctrl)."""
-    from Xlib import X
-    from Xlib.protocol.event import ClientMessage
+    _fresh(_MAXIMISE, display, str(window))
 
-    with x_connection(display) as conn:
-        atoms = [conn.intern_atom(name) for name in (
-            "_NET_WM_STATE", "_NET_WM_STATE_MAXIMIZED_VERT", "_NET_WM_STATE_MAXIMIZED_HORZ")]
-        event = ClientMessage(window=conn.create_resource_object("window", window),
-                              client_type=atoms[0], data=(32, [1, atoms[1], atoms[2], 1, 0]))
-        conn.screen().root.send_event(
-            event, event_mask=X.SubstructureRedirectMask | X.SubstructureNotifyMask)
-        conn.sync()
+
+def _root_image(display: str, tmp: Path) -> Image.Image:
+    """The screen, read by tests.xserver.grab_root in a fresh process."""
+    _fresh("import sys; from tests.xserver import grab_root; "
+           "grab_root(sys.argv[1]).save(sys.argv[2])", display, str(tmp / "root.png"))
+    return Image.open(tmp / "root.png").convert("RGB")
+
+
+_MAXIMISE = """
+import sys
+from Xlib import X, display
+from Xlib.protocol.event import ClientMessage
+conn = display.Display(sys.argv[1])
+atoms = [conn.intern_atom(n) for n in (
+    "_NET_WM_STATE", "_NET_WM_STATE_MAXIMIZED_VERT", "_NET_WM_STATE_MAXIMIZED_HORZ")]
+event = ClientMessage(window=conn.create_resource_object("window", int(sys.argv[2])),
+                      client_type=atoms[0], data=(32, [1, atoms[1], atoms[2], 1, 0]))
+conn.screen().root.send_event(
+    event, event_mask=X.SubstructureRedirectMask | X.SubstructureNotifyMask)
+conn.sync()
+"""
 
 
 @pytest.mark.skipif(shutil.which("openbox") is None or shutil.which("xterm") is None
@@ -192,10 +217,10 @@ async def test_the_desktop_takes_the_viewers_size(
         # viewer is exact and the screen still (each round waits for an exact frame).
         for _ in range(20):
             await conn.wait_exact(30)
-            if image_diff(conn.framebuffer.image, grab_root(display))[0] == 0:
+            if image_diff(conn.framebuffer.image, _root_image(display, tmp_path))[0] == 0:
                 break
             await asyncio.sleep(0.2)
-        assert_images_equal(conn.framebuffer.image, grab_root(display))
+        assert_images_equal(conn.framebuffer.image, _root_image(display, tmp_path))
 
         tiny = await conn.request_resize(16, 16)  # within the protocol, below Xvnc's 32x32
         assert not tiny.ok and "outside this X server's sizes" in tiny.reason, tiny.reason

@@ -13,6 +13,7 @@ import { Display } from "./display.js";
 import { ClipboardSync } from "./clipboard.js";
 import { HostCursor } from "./cursor.js";
 import { MonitorSelector } from "./monitors.js";
+import { DesktopResize } from "./resize.js";
 import { onRelay, relayOptions, showIdLogin, socketBesidePage, typedId } from "./relay.js";
 import { captureInput } from "./input.js";
 import { wireKeyBar } from "./keybar.js";
@@ -44,6 +45,7 @@ const clipboard = new ClipboardSync(send, (reason) => connection && connection.c
   () => connection !== null && connection.role === "control");
 const cursor = new HostCursor(canvas, (reason) => connection && connection.close(CLOSE.PROTOCOL_ERROR, reason));
 const monitors = new MonitorSelector(send);
+const resize = new DesktopResize(send, () => [canvas.width, canvas.height]);
 const mayControl = () =>
   connection !== null && connection.active && connection.role === "control" && control.holdsControl();
 const input = captureInput(canvas, $("keyboard"), { mayControl, send, hostPoint: (e) => display.hostPoint(e) });
@@ -66,7 +68,7 @@ function connect() {
     if (connection === c) handler(detail);
   };
   c.on("active", mine(onActive))
-    .on("message", mine((message) => cursor.onMessage(message) || monitors.onMessage(message) || clipboard.onMessage(message) || transfers.onMessage(message) || control.onMessage(message)))
+    .on("message", mine((message) => cursor.onMessage(message) || monitors.onMessage(message) || resize.onMessage(message) || clipboard.onMessage(message) || transfers.onMessage(message) || control.onMessage(message)))
     .on("resized", mine(() => {
       setStatus("exact", false);
       display.layout();
@@ -98,6 +100,7 @@ function onActive(welcome) {
   monitors.reset();
   setState("active");
   display.layout(); // now that the desktop is shown, its size is known
+  resize.soon(); // with "Resize desktop" on, the host may take the area's size
   canvas.focus();
   connection.ping(); // a first round trip for the overlay
 }
