@@ -108,6 +108,12 @@ def hosts() -> Iterator[list[Host]]:
         sys.stderr.write("".join(host.lines))  # shown by pytest when the test failed
 
 
+def bare_host(tmp: Path) -> Host:
+    """A 640x480 Xvnc desktop whose session only tells where it is (``xenv``)."""
+    (tmp / "bare.sh").write_text(_BARE)
+    return Host(tmp, "--virtual", "640x480", "--virtual-server", "xvnc", "--session", "sh bare.sh")
+
+
 def _desktop_env(tmp: Path) -> tuple[str, str]:
     """The virtual display and its cookie, as the session wrote them."""
     xenv = tmp / "xenv"
@@ -238,9 +244,7 @@ async def test_the_desktop_takes_the_viewers_size(
 async def test_the_last_of_a_burst_wins(tmp_path: Path, hosts: list[Host]) -> None:
     """Requests faster than one per 0.5 s: each is answered once, the ones overtaken by a later
     request as replaced, and the desktop ends at the last size asked."""
-    (tmp_path / "bare.sh").write_text(_BARE)
-    host = Host(tmp_path, "--virtual", "640x480", "--virtual-server", "xvnc",
-                "--session", "sh bare.sh")
+    host = bare_host(tmp_path)
     hosts.append(host)
     display, cookie = _desktop_env(tmp_path)
     conn = await host.viewer()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_browser import _wait_js, browser, page, page_and_log  # noqa: F401 (fixtures)
-from tests.e2e.test_session_resize import _BARE, CONTROL, Host, _desktop_env, _screen_size
+from tests.e2e.test_session_resize import CONTROL, _desktop_env, _screen_size, bare_host
 from tests.xserver import wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("Xvnc") is None, reason="needs Xvnc")
@@ -24,9 +24,7 @@ _AREA = ("[document.getElementById('screen-area').clientWidth,"
 def test_the_page_resizes_the_desktop(
     tmp_path: Path, page: Any, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
-    (tmp_path / "bare.sh").write_text(_BARE)
-    host = Host(tmp_path, "--virtual", "640x480", "--virtual-server", "xvnc",
-                "--session", "sh bare.sh")
+    host = bare_host(tmp_path)
     try:
         display, cookie = _desktop_env(tmp_path)
         monkeypatch.setenv("XAUTHORITY", cookie)

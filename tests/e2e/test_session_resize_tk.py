@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_session_resize import _BARE, Host, _desktop_env, _screen_size
+from tests.e2e.test_session_resize import _desktop_env, _screen_size, bare_host
 from tests.e2e.test_window import Viewer
 from tests.xserver import Xvfb, run_xdotool, wait_until
 
@@ -33,9 +33,7 @@ def test_the_window_resizes_the_desktop(
     tmp_path: Path, xvfb_factory: Callable[..., Xvfb], viewers: list[Viewer],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    (tmp_path / "bare.sh").write_text(_BARE)
-    host = Host(tmp_path, "--virtual", "640x480", "--virtual-server", "xvnc",
-                "--session", "sh bare.sh")
+    host = bare_host(tmp_path)
     try:
         display, cookie = _desktop_env(tmp_path)
         screen = xvfb_factory(1280, 1024).display  # the viewer's own display, no WM
