@@ -18,7 +18,12 @@ Each key is timed in stages, all on this process's monotonic clock:
 
 Usage::
 
-    python benchmarks/bench_latency.py [--keys 120] [--window full|small]
+    python benchmarks/bench_latency.py [--keys 120] [--window full|small] [--traffic]
+
+``--traffic`` runs each case twice, interleaved in blocks of keys: without, then with cursor
+and clipboard traffic on the host (``benchmarks/traffic.py``: a cursor change every 50 ms,
+and a 1.8 KB clipboard text each way every 200 ms), to show those messages do not delay
+input or updates.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.traffic import SessionTraffic
 from rdesk.client.connection import connect
 from rdesk.host.input.inject import PynputInjector
 from tests.e2e.conftest import PASSWORD, HostThread
@@ -45,6 +51,8 @@ from tests.xserver import Recorder, Xvfb
 __all__ = ["main"]
 
 W, H = 1920, 1080
+#: Keys per block when quiet and traffic blocks alternate.
+BLOCK = 10
 
 
 class StampedRecorder(Recorder):
@@ -69,8 +77,9 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def run(
-    keys: int, geometry: str | None, tmp: Path, gap: float
-) -> dict[str, list[float]]:
+    keys: int, geometry: str | None, tmp: Path, gap: float, traffic: bool = False
+) -> dict[str, dict[str, list[float]]]:
+    """Stages of each timed key, by mode: ``quiet``, and ``traffic`` when ``traffic``."""
     with Xvfb(W, H) as xvfb, StampedRecorder(xvfb.display, flash=True, geometry=geometry,
                                              no_motion=True) as recorder:
         injectors: list[PynputInjector] = []
@@ -79,8 +88,12 @@ async def run(
             injectors.append(PynputInjector(display))
             return injectors[-1]
 
-        thread = HostThread(xvfb.display, tmp, injector=make_injector)
+        settings: dict[str, Any] = {"clipboard": "both"} if traffic else {}
+        thread = HostThread(xvfb.display, tmp, injector=make_injector, **settings)
         host = thread.start()
+        streams = SessionTraffic(host, park=(5, 5)) if traffic else None
+        if streams is not None:
+            streams.attach()
         source = host.server.source
         grabs: list[tuple[float, float, int]] = []  # (start, end, frame_id) of changing grabs
         original = source.capture_once
@@ -94,8 +107,10 @@ async def run(
         source.capture_once = capture_once  # type: ignore[method-assign]
         x, y, w, h = recorder.geometry
         probe = (x + w // 2, y + h // 2)
-        stages: dict[str, list[float]] = {
-            "total": [], "x": [], "capture": [], "deliver": [], "  wake": [], "  encode+net": []
+        names = ("total", "x", "capture", "deliver", "  wake", "  encode+net")
+        results: dict[str, dict[str, list[float]]] = {
+            mode: {n: [] for n in names} for mode in (("quiet", "traffic") if traffic else
+                                                      ("quiet",))
         }
         conn = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
         try:
@@ -117,7 +132,8 @@ async def run(
 
             conn.on_update(on_update)
             keysym = 0x61  # 'a'
-            for i in range(keys + 5):
+
+            async def one_key(i: int, stages: dict[str, list[float]] | None) -> None:
                 await asyncio.sleep(random.uniform(gap, gap * 1.5))  # jitter: no phase lock
                 start_events = len(recorder.events())
                 want = recorder_next_colour(i)
@@ -132,8 +148,8 @@ async def run(
                 await conn.key(keysym, False)
                 press = recorder.wait_for(lambda e: e["type"] == "key_press", start=start_events)
                 assert press.get("flash") == want, (press, want)
-                if i < 5:
-                    continue  # warm-up
+                if stages is None:
+                    return  # warm-up
                 seen = [g for g in grabs if g[0] >= press["t"] - 0.05] or grabs
                 stages["total"].append(done - sent)
                 stages["x"].append(press["t"] - sent)
@@ -142,12 +158,32 @@ async def run(
                     stages["deliver"].append(done - seen[0][1])
                     stages["  wake"].append(arrived["stamp"] - seen[0][1])
                     stages["  encode+net"].append(done - arrived["stamp"])
+
+            for i in range(5):
+                await one_key(i, None)
+            i = 5
+            # Blocks of BLOCK keys, quiet and with traffic in turn: drift in the machine's load
+            # falls on both alike.
+            while i < keys + 5:
+                for mode, stages in results.items():
+                    if streams is not None and mode == "traffic":
+                        async with streams.flowing(conn):
+                            await asyncio.sleep(0.5)  # the streams under way first
+                            for _ in range(BLOCK):
+                                await one_key(i, stages)
+                                i += 1
+                    else:
+                        for _ in range(BLOCK):
+                            await one_key(i, stages)
+                            i += 1
         finally:
             await conn.close()
             thread.stop()
             for injector in injectors:
                 injector.close()
-    return stages
+    if streams is not None:
+        print(f"# traffic the viewer saw: {streams.counts}")
+    return results
 
 
 _FLASH = ("ff0000", "00ff00", "0000ff", "ffff00", "ff00ff", "00ffff", "ffffff", "000000")
@@ -169,23 +205,29 @@ def main(argv: list[str] | None = None) -> int:
         "--gap", type=float, default=0.4,
         help="seconds between keys (x1..1.5), past the previous key's lossless refresh (0.4)",
     )
+    parser.add_argument(
+        "--traffic", action="store_true",
+        help="alternate blocks of keys without and with cursor and clipboard traffic",
+    )
     args = parser.parse_args(argv)
     windows = {"full": None, "small": "200x100+860+490"}
     chosen = list(windows) if args.window == "both" else [args.window]
     print(f"# input-to-pixels latency, {W}x{H}, loopback TLS, {args.keys} keys")
     print(f"# {platform.node()} {platform.machine()} Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs")
-    print("| window | stage | median ms | p95 ms | max ms |")
-    print("|---|---|---|---|---|")
+    print("| window | traffic | stage | median ms | p95 ms | max ms |")
+    print("|---|---|---|---|---|---|")
     for name in chosen:
         with tempfile.TemporaryDirectory() as tmp:
-            stages = asyncio.run(run(args.keys, windows[name], Path(tmp), args.gap))
-        for stage in stages:
-            values = [v * 1000 for v in stages[stage]]
-            if not values:
-                continue
-            print(f"| {name} | {stage} | {statistics.median(values):.2f} | "
-                  f"{_pct(values, 0.95):.2f} | {max(values):.2f} |")
+            results = asyncio.run(run(args.keys, windows[name], Path(tmp), args.gap,
+                                      args.traffic))
+        for mode, timed in results.items():
+            for stage in timed:
+                values = [v * 1000 for v in timed[stage]]
+                if not values:
+                    continue
+                print(f"| {name} | {mode} | {stage} | {statistics.median(values):.2f} | "
+                      f"{_pct(values, 0.95):.2f} | {max(values):.2f} |")
     return 0
 
 
