@@ -38,7 +38,11 @@ TAG = f"rf{os.getpid() % 100000}"
 HOST_SIDE, NS_ADDR, HOST_ADDR = f"{TAG}h", "10.244.7.2", "10.244.7.1"
 STALL = 6.0
 #: Most paints while waiting for the host to drop both dead viewers (each is seen first).
-MAX_PAINTS = 400
+MAX_PAINTS = 600
+#: Seconds between two paints. What the test waits for is the host's own timers (the held-input
+#: release, the stall timeout): unpaced, 400 paints took under 6 s on an idle machine and the
+#: wait ended before the host's STALL did. Paced, MAX_PAINTS paints span at least 30 s.
+PACE = 0.05
 #: How much this process (the host, its encoders, the watcher) may grow meanwhile.
 RSS_SLACK_KIB = 96 * 1024
 
@@ -115,6 +119,7 @@ class Screen:
             else:
                 raise AssertionError(f"paint {self.paints} never reached the watcher")
             self.rss_peak = max(self.rss_peak, _rss_kib())
+            await asyncio.sleep(PACE)
         raise AssertionError(f"{what}: not after {MAX_PAINTS} paints")
 
 
