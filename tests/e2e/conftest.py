@@ -63,6 +63,10 @@ class RunningHost:
         return ["--fingerprint", self.fingerprint, "--password-file", str(self.password_file)]
 
 
+#: Seconds a test host may take to stop (close its viewers, end its handlers) in teardown.
+STOP_WAIT = 90
+
+
 class HostThread:
     """Start and stop a :class:`HostServer` on a private event loop thread."""
 
@@ -144,8 +148,14 @@ class HostThread:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def stop(self) -> None:
+        stopping = asyncio.run_coroutine_threadsafe(self._stop(), self.loop)
         try:
-            asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(30)
+            stopping.result(STOP_WAIT)
+        except TimeoutError:
+            # Say what the host was still doing (a shutdown that hangs is a bug to find).
+            pending = [f"{t.get_name()}: {t.get_coro()!r}" for t in asyncio.all_tasks(self.loop)]
+            raise AssertionError(
+                f"the host did not stop within {STOP_WAIT} s; its tasks: {pending}") from None
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
