@@ -11,7 +11,9 @@ from PIL import Image, ImageChops
 from rdesk.client.framebuffer import Framebuffer
 from rdesk.protocol.codec import decode, encode
 from rdesk.protocol.encodings import Encoding
-from rdesk.protocol.messages import Key, Rect, Screen, Update, Welcome
+from rdesk.protocol.inputs import Key
+from rdesk.protocol.messages import Screen, Welcome
+from rdesk.protocol.updates import Rect, Update
 from rdesk.recording.format import Recorder
 
 

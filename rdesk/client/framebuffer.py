@@ -25,7 +25,7 @@ from rdesk.client.video import VideoDecoders
 from rdesk.protocol.codec import copy_source
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode, RemoteProtocolError
-from rdesk.protocol.messages import Rect, Update
+from rdesk.protocol.updates import Rect, Update
 
 __all__ = ["DEFAULT_MAX_SCREEN_PIXELS", "DEFAULT_MAX_SCREEN_SIDE", "UPDATE_BUDGET",
            "Framebuffer", "ScreenTooLarge"]

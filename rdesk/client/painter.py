@@ -32,7 +32,7 @@ from typing import Any
 from rdesk.client.framebuffer import UPDATE_BUDGET, Framebuffer
 from rdesk.protocol import limits
 from rdesk.protocol.errors import CloseCode, RemoteProtocolError
-from rdesk.protocol.messages import Update
+from rdesk.protocol.updates import Update
 
 __all__ = ["MAX_QUEUED_BYTES", "PAINT_BURST", "PAINT_RATE", "PaintBudget", "Painter"]
 

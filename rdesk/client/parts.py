@@ -15,8 +15,8 @@ from rdesk.client.address import HostAddress
 from rdesk.client.errors import ConnectionLost
 from rdesk.protocol import limits
 from rdesk.protocol.errors import CloseCode
-from rdesk.protocol.messages import Update
 from rdesk.protocol.session import Session
+from rdesk.protocol.updates import Update
 
 __all__ = ["Stats", "abort", "cancel", "lost_from_ws"]
 

@@ -24,7 +24,7 @@ from rdesk.client.video import available as video_available
 from rdesk.protocol import limits
 from rdesk.protocol.codec import decode
 from rdesk.protocol.errors import ProtocolError
-from rdesk.protocol.messages import Update
+from rdesk.protocol.updates import Update
 from rdesk.recording.format import Kind, RecordingError, read_recording
 
 __all__ = ["export_png", "frames", "transfer_lines"]

@@ -32,28 +32,15 @@ from rdesk.client.timers import SessionTimers
 from rdesk.protocol.clipboard import HOST_SENDS as CLIPBOARD_MESSAGES
 from rdesk.protocol.cursor import CURSOR_TYPES, CursorAssembler, CursorShape
 from rdesk.protocol.errors import CloseCode, ProtocolError, RemoteProtocolError
-from rdesk.protocol.messages import (
-    NOBODY,
-    Ack,
-    AnswerControl,
-    Close,
-    Control,
-    ControlRequest,
-    InputAck,
-    Notice,
-    Peer,
-    Ping,
-    Pong,
-    Screen,
-    Sync,
-    Update,
-    Welcome,
-)
+from rdesk.protocol.inputs import InputAck, Sync
+from rdesk.protocol.messages import Ack, Close, Notice, Ping, Pong, Screen, Welcome
 from rdesk.protocol.monitors import ALL, MonitorCurrent, MonitorInfo, SelectMonitor
+from rdesk.protocol.presence import NOBODY, AnswerControl, Control, ControlRequest, Peer
 from rdesk.protocol.resize import MAX_SIDE, MIN_SIDE, Resize, ResizeResult
 from rdesk.protocol.session import Session
 from rdesk.protocol.states import State
 from rdesk.protocol.transfer import HOST_SENDS as TRANSFER_MESSAGES
+from rdesk.protocol.updates import Update
 from rdesk.protocol.video import CODEC_H264, Keyframe, Video, VideoEnd
 
 __all__ = ["Connection"]

@@ -21,7 +21,7 @@ from PIL import Image
 
 from rdesk.protocol.errors import RemoteProtocolError
 from rdesk.protocol.h264 import H264Error, check_key_unit
-from rdesk.protocol.messages import Rect
+from rdesk.protocol.updates import Rect
 from rdesk.protocol.video import KEYFRAME_INTERVAL, VIDEO_HEADER, unpack_header
 
 __all__ = ["VideoDecoders", "available"]

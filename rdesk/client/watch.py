@@ -20,7 +20,7 @@ from PIL import Image
 
 from rdesk.client.connection import Connection
 from rdesk.protocol.encodings import Encoding
-from rdesk.protocol.messages import Update
+from rdesk.protocol.updates import Update
 
 __all__ = ["estimate_jpeg_quality", "inspect_update", "watch"]
 

@@ -27,7 +27,8 @@ from rdesk.protocol import limits
 from rdesk.protocol.chunks import CHUNK_KIND, XferData, decode_chunk, encode_chunk
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode, LocalProtocolError, RemoteProtocolError
-from rdesk.protocol.messages import CONTROL_TYPES, ControlMessage, Message, Rect, Update
+from rdesk.protocol.messages import CONTROL_TYPES, ControlMessage, Message
+from rdesk.protocol.updates import Rect, Update
 from rdesk.protocol.video import MIN_VIDEO_SIDE, unpack_header
 
 __all__ = [

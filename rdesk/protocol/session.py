@@ -28,10 +28,10 @@ from rdesk.protocol.messages import (
     Ping,
     Pong,
     Screen,
-    Update,
     Welcome,
 )
 from rdesk.protocol.states import TRANSITIONS, Direction, Role, State
+from rdesk.protocol.updates import Update
 
 __all__ = ["HANDSHAKE_TIMEOUT", "PING_INTERVAL", "PING_TIMEOUT", "Session"]
 

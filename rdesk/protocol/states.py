@@ -12,36 +12,34 @@ import enum
 from rdesk.protocol.clipboard import HOST_SENDS as _HOST_CLIPBOARD
 from rdesk.protocol.clipboard import VIEWER_SENDS as _VIEWER_CLIPBOARD
 from rdesk.protocol.cursor import HOST_SENDS as _HOST_CURSOR
+from rdesk.protocol.inputs import InputAck, Key, Pointer, Sync, Wheel
 from rdesk.protocol.messages import (
     Ack,
-    AnswerControl,
     Auth,
-    Control,
-    ControlRequest,
     Hello,
-    InputAck,
-    Key,
     Notice,
-    Peer,
     Ping,
-    Pointer,
     Pong,
     Prefs,
     Refresh,
-    ReleaseControl,
-    RequestControl,
     Screen,
-    Sync,
-    Update,
     Welcome,
-    Wheel,
 )
 from rdesk.protocol.monitors import HOST_SENDS as _HOST_MONITORS
 from rdesk.protocol.monitors import VIEWER_SENDS as _VIEWER_MONITORS
+from rdesk.protocol.presence import (
+    AnswerControl,
+    Control,
+    ControlRequest,
+    Peer,
+    ReleaseControl,
+    RequestControl,
+)
 from rdesk.protocol.resize import HOST_SENDS as _HOST_RESIZE
 from rdesk.protocol.resize import VIEWER_SENDS as _VIEWER_RESIZE
 from rdesk.protocol.transfer import HOST_SENDS as _HOST_TRANSFER
 from rdesk.protocol.transfer import VIEWER_SENDS as _VIEWER_TRANSFER
+from rdesk.protocol.updates import Update
 from rdesk.protocol.video import HOST_SENDS as _HOST_VIDEO
 from rdesk.protocol.video import VIEWER_SENDS as _VIEWER_VIDEO
 

@@ -32,14 +32,7 @@ from rdesk.host.security.tls import (
     server_ssl_context,
 )
 from rdesk.protocol.errors import CloseCode
-from rdesk.protocol.messages import (
-    PROTOCOL_NAME,
-    PROTOCOL_VERSION,
-    Auth,
-    Hello,
-    Notice,
-    Welcome,
-)
+from rdesk.protocol.messages import PROTOCOL_NAME, PROTOCOL_VERSION, Auth, Hello, Notice, Welcome
 from rdesk.protocol.session import Session
 from rdesk.protocol.states import Role
 from tests.e2e.conftest import PASSWORD, HostThread, RunningHost

@@ -30,7 +30,8 @@ from rdesk.host.security.throttle import AuthThrottle, GlobalThrottle
 from rdesk.protocol import CloseCode, limits
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import RemoteProtocolError
-from rdesk.protocol.messages import PROTOCOL_VERSION, Rect
+from rdesk.protocol.messages import PROTOCOL_VERSION
+from rdesk.protocol.updates import Rect
 from tests.e2e.conftest import PASSWORD, RunningHost
 from tests.xserver import Xvfb
 

@@ -24,7 +24,7 @@ from PIL import Image
 
 from rdesk.protocol import codec
 from rdesk.protocol.encodings import Encoding
-from rdesk.protocol.messages import Rect, Update
+from rdesk.protocol.updates import Rect, Update
 from tests.e2e import test_browser as tb
 from tests.e2e.conftest import RunningHost
 

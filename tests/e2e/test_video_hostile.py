@@ -34,7 +34,7 @@ from rdesk.protocol.codec import decode
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import RemoteProtocolError
 from rdesk.protocol.h264 import NAL_SPS, nal_units
-from rdesk.protocol.messages import Rect, Update
+from rdesk.protocol.updates import Rect, Update
 from rdesk.protocol.video import VIDEO_HEADER, pack_header
 from tests.e2e.test_security_hostile_host import _update, welcome
 from tests.protocol.test_h264 import build_sps

@@ -18,7 +18,8 @@ from rdesk.host.app import HostCredentials
 from rdesk.host.security.invites import InviteBook
 from rdesk.host.security.passwords import PasswordStore
 from rdesk.host.serve.console import HostConsole
-from rdesk.protocol.messages import LOCAL_USER, NOBODY, PROTOCOL_VERSION
+from rdesk.protocol.messages import PROTOCOL_VERSION
+from rdesk.protocol.presence import LOCAL_USER, NOBODY
 from tests.e2e.conftest import PASSWORD, RunningHost
 from tests.xserver import Painter, Recorder, Xvfb, assert_images_equal, grab_root
 

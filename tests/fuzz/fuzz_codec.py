@@ -17,7 +17,7 @@ with atheris.instrument_imports():
     from rdesk.client.framebuffer import Framebuffer
     from rdesk.protocol.codec import decode, encode
     from rdesk.protocol.errors import RemoteProtocolError
-    from rdesk.protocol.messages import Update
+    from rdesk.protocol.updates import Update
 
 
 def test_one_input(data: bytes) -> None:

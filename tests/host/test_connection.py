@@ -22,18 +22,11 @@ from rdesk.host.settings import HostSettings
 from rdesk.protocol.access import Access
 from rdesk.protocol.codec import decode
 from rdesk.protocol.errors import CloseCode
-from rdesk.protocol.messages import (
-    PROTOCOL_VERSION,
-    Ack,
-    Auth,
-    Close,
-    Hello,
-    Key,
-    Update,
-    Welcome,
-)
+from rdesk.protocol.inputs import Key
+from rdesk.protocol.messages import PROTOCOL_VERSION, Ack, Auth, Close, Hello, Welcome
 from rdesk.protocol.session import Session
 from rdesk.protocol.states import Role
+from rdesk.protocol.updates import Update
 
 
 class Capturer:

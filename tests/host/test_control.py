@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from rdesk.host.serve.control import EVERYONE, LOCAL, ControlBoard, Member
 from rdesk.protocol.access import Access
-from rdesk.protocol.messages import LOCAL_USER, NOBODY, Control, ControlRequest, Notice, Peer
+from rdesk.protocol.messages import Notice
+from rdesk.protocol.presence import LOCAL_USER, NOBODY, Control, ControlRequest, Peer
 
 
 def _to(deliveries, target):  # type: ignore[no-untyped-def]

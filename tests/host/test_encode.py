@@ -268,7 +268,7 @@ def test_cache_propagates_errors_without_caching() -> None:
 def test_solid_regions_are_one_exact_pixel() -> None:
     from rdesk.client.framebuffer import decode_image
     from rdesk.host.encoding.encode import solid_colour
-    from rdesk.protocol.messages import Rect as WireRect
+    from rdesk.protocol.updates import Rect as WireRect
 
     frame = np.zeros((100, 200, 4), np.uint8)
     frame[..., :3] = (30, 20, 10)  # BGR

@@ -20,7 +20,7 @@ from rdesk.host.encoding.parallel import encode_round
 from rdesk.host.encoding.planner import Planner, plan_scroll
 from rdesk.host.encoding.tiles import dirty_tiles
 from rdesk.protocol.encodings import Encoding
-from rdesk.protocol.messages import Rect, Update
+from rdesk.protocol.updates import Rect, Update
 
 TILE = 16
 W, H = 8 * TILE, 8 * TILE

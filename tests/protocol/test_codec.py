@@ -16,25 +16,18 @@ from rdesk.protocol.access import Access
 from rdesk.protocol.codec import HEADER, RECT_HEADER, copy_payload, copy_source, decode, encode
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode, LocalProtocolError, RemoteProtocolError
+from rdesk.protocol.fields import AccessField, Bool, Field, Int, OneOf, Str
+from rdesk.protocol.inputs import Key, Pointer
 from rdesk.protocol.messages import (
     CONTROL_TYPES,
     PROTOCOL_VERSION,
-    AccessField,
     Auth,
-    Bool,
     Close,
-    Field,
     Hello,
-    Int,
-    Key,
-    OneOf,
     Ping,
-    Pointer,
-    Rect,
-    Str,
-    Update,
     Welcome,
 )
+from rdesk.protocol.updates import Rect, Update
 from rdesk.protocol.video import MAX_VIDEO_STREAMS, MIN_VIDEO_SIDE, pack_header
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

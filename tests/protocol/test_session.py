@@ -19,6 +19,7 @@ from hypothesis.stateful import (
 )
 
 import rdesk.protocol.messages as m
+import rdesk.protocol.presence as presence
 from rdesk.protocol import clipboard as clip
 from rdesk.protocol import codec
 from rdesk.protocol import cursor as cur
@@ -30,6 +31,7 @@ from rdesk.protocol import video as vid
 from rdesk.protocol.codec import copy_payload, decode, encode
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode, LocalProtocolError, RemoteProtocolError
+from rdesk.protocol.inputs import InputAck, Key, Pointer, Sync, Wheel
 from rdesk.protocol.messages import (
     CONTROL_TYPES,
     PROTOCOL_NAME,
@@ -38,21 +40,15 @@ from rdesk.protocol.messages import (
     Auth,
     Close,
     Hello,
-    InputAck,
-    Key,
     Ping,
-    Pointer,
     Pong,
-    Rect,
     Refresh,
     Screen,
-    Sync,
-    Update,
     Welcome,
-    Wheel,
 )
 from rdesk.protocol.session import HANDSHAKE_TIMEOUT, PING_INTERVAL, PING_TIMEOUT, Session
 from rdesk.protocol.states import TRANSITIONS, Direction, Role, State
+from rdesk.protocol.updates import Rect, Update
 
 WIDTH, HEIGHT = 640, 480
 
@@ -182,12 +178,12 @@ SAMPLES: dict[type, object] = {
     InputAck: InputAck(1, True, ""),
     Refresh: Refresh(),
     Update: Update(0, 0, (jpeg(0, 0, 1, 1),)),
-    m.Peer: m.Peer(2, "other", "view", True),
-    m.Control: m.Control(2),
-    m.RequestControl: m.RequestControl(),
-    m.ReleaseControl: m.ReleaseControl(),
-    m.ControlRequest: m.ControlRequest(2, "other"),
-    m.AnswerControl: m.AnswerControl(2, True),
+    presence.Peer: presence.Peer(2, "other", "view", True),
+    presence.Control: presence.Control(2),
+    presence.RequestControl: presence.RequestControl(),
+    presence.ReleaseControl: presence.ReleaseControl(),
+    presence.ControlRequest: presence.ControlRequest(2, "other"),
+    presence.AnswerControl: presence.AnswerControl(2, True),
     m.Notice: m.Notice("waiting"),
     m.Prefs: m.Prefs(0, 30, 1_000_000),
     # File transfer (rdesk/protocol/transfer.py).

@@ -7,7 +7,7 @@ import pytest
 from rdesk.protocol.codec import decode, encode
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import LocalProtocolError, RemoteProtocolError
-from rdesk.protocol.messages import Rect, Update
+from rdesk.protocol.updates import Rect, Update
 from rdesk.protocol.video import (
     FLAG_KEY,
     MAX_VIDEO_STREAMS,

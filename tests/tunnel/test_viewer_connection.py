@@ -18,18 +18,10 @@ from rdesk.client.running import Connection
 from rdesk.client.timers import SessionTimers
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode
-from rdesk.protocol.messages import (
-    PROTOCOL_NAME,
-    PROTOCOL_VERSION,
-    Ack,
-    Auth,
-    Hello,
-    Rect,
-    Update,
-    Welcome,
-)
+from rdesk.protocol.messages import PROTOCOL_NAME, PROTOCOL_VERSION, Ack, Auth, Hello, Welcome
 from rdesk.protocol.session import Session
 from rdesk.protocol.states import Role
+from rdesk.protocol.updates import Rect, Update
 from rdesk.tunnel.host_side import TunnelTransport, accept_tunnel
 from rdesk.tunnel.viewer_side import open_tunnel
 from tests.tunnel.identities import identity

@@ -22,12 +22,11 @@ from rdesk.protocol.messages import (
     Auth,
     Close,
     Hello,
-    Rect,
-    Update,
     Welcome,
 )
 from rdesk.protocol.session import Session
 from rdesk.protocol.states import Role
+from rdesk.protocol.updates import Rect, Update
 from rdesk.tunnel import HostIdentityError, TunnelError
 from rdesk.tunnel.host_side import TunnelTransport, accept_tunnel
 from rdesk.tunnel.viewer_side import TunnelSocket, open_tunnel

@@ -30,9 +30,10 @@ from typing import Any
 
 from rdesk.protocol import codec, limits
 from rdesk.protocol.errors import RemoteProtocolError
-from rdesk.protocol.messages import PROTOCOL_VERSION, Auth, Update, Welcome
+from rdesk.protocol.messages import PROTOCOL_VERSION, Auth, Welcome
 from rdesk.protocol.session import Session
 from rdesk.protocol.states import Role
+from rdesk.protocol.updates import Update
 
 OUT = Path(__file__).with_name("protocol.json")
 NONCE = base64.b64encode(bytes(range(16))).decode()

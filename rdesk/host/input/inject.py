@@ -28,7 +28,7 @@ __all__ = ["Backend", "Injector", "PynputInjector", "TokenBucket"]
 
 log = logging.getLogger(__name__)
 
-#: Pointer buttons carried in :class:`~rdesk.protocol.messages.Pointer` (bit n-1 = button n).
+#: Pointer buttons carried in :class:`~rdesk.protocol.inputs.Pointer` (bit n-1 = button n).
 _BUTTONS = range(1, 9)
 
 

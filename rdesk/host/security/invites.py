@@ -11,7 +11,7 @@ import hashlib
 import secrets
 import threading
 
-from rdesk.protocol.messages import ROLES
+from rdesk.protocol.fields import ROLES
 
 __all__ = ["Invite", "InviteBook", "MAX_INVITES"]
 

@@ -33,26 +33,10 @@ from rdesk.host.transfer.room import TransferRoom, policy_from
 from rdesk.protocol.access import Access
 from rdesk.protocol.clipboard import VIEWER_SENDS as CLIPBOARD_MESSAGES
 from rdesk.protocol.errors import CloseCode, ProtocolError
-from rdesk.protocol.messages import (
-    LOCAL_USER,
-    Ack,
-    AnswerControl,
-    Close,
-    ControlMessage,
-    InputAck,
-    Key,
-    Notice,
-    Ping,
-    Pointer,
-    Pong,
-    Prefs,
-    Refresh,
-    ReleaseControl,
-    RequestControl,
-    Sync,
-    Wheel,
-)
+from rdesk.protocol.inputs import InputAck, Key, Pointer, Sync, Wheel
+from rdesk.protocol.messages import Ack, Close, ControlMessage, Notice, Ping, Pong, Prefs, Refresh
 from rdesk.protocol.monitors import SelectMonitor
+from rdesk.protocol.presence import LOCAL_USER, AnswerControl, ReleaseControl, RequestControl
 from rdesk.protocol.resize import Resize, ResizeResult
 from rdesk.protocol.session import Session
 from rdesk.protocol.transfer import VIEWER_SENDS as TRANSFER_MESSAGES

@@ -29,7 +29,7 @@ from typing import TextIO
 
 from rdesk.host.security.invites import InviteBook
 from rdesk.host.serve.consent import ConsentDesk, Request
-from rdesk.protocol.messages import LOCAL_USER
+from rdesk.protocol.presence import LOCAL_USER
 
 __all__ = ["HostConsole", "HELP", "status_line"]
 

@@ -21,15 +21,8 @@ from __future__ import annotations
 import dataclasses
 
 from rdesk.protocol.access import Access
-from rdesk.protocol.messages import (
-    LOCAL_USER,
-    NOBODY,
-    Control,
-    ControlMessage,
-    ControlRequest,
-    Notice,
-    Peer,
-)
+from rdesk.protocol.messages import ControlMessage, Notice
+from rdesk.protocol.presence import LOCAL_USER, NOBODY, Control, ControlRequest, Peer
 
 __all__ = ["ControlBoard", "Member", "EVERYONE", "LOCAL", "Delivery", "holder_label"]
 

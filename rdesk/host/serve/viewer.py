@@ -32,8 +32,9 @@ from rdesk.protocol import limits
 from rdesk.protocol.access import Access
 from rdesk.protocol.controller import MIN_WINDOW_BYTES, Caps, Controller
 from rdesk.protocol.flow import Sample
-from rdesk.protocol.messages import Rect, Screen, Update
+from rdesk.protocol.messages import Screen
 from rdesk.protocol.session import Session
+from rdesk.protocol.updates import Rect, Update
 from rdesk.protocol.video import CODEC_H264, VideoEnd, codec_list
 
 __all__ = ["UPDATE_BUDGET", "ViewerLink"]

@@ -151,7 +151,7 @@ export const SCHEMAS = Object.freeze({
   resize_result: { id: U32, ok: bool(), width: SIDE, height: SIDE, reason: NAME },
 });
 
-// Control.holder values that are not a viewer (messages.py NOBODY, LOCAL_USER).
+// Control.holder values that are not a viewer (presence.py NOBODY, LOCAL_USER).
 export const NOBODY = 0;
 export const LOCAL_USER = 0xffffffff;
 
