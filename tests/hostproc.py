@@ -25,7 +25,7 @@ from types import TracebackType
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery staple"
-#: The last line of the host's banner (rdesk/host/app.py ``_banner``).
+#: The last line of the host's banner (rdesk/host/banner.py ``print_banner``).
 BANNER_END = "Ctrl+C stops the host"
 
 

@@ -41,7 +41,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "rdesk.relay": {P, C, "rdesk.host.security", "rdesk.site"},
     "rdesk.host.relaylink": {"rdesk.relay", "rdesk.tunnel", P, C},
-    "rdesk.host": {  # the host's package itself and app.py: the wiring
+    "rdesk.host": {  # the package, app.py, credentials.py, banner.py, relayed.py: the wiring
         "rdesk.host.settings", "rdesk.host.screen", "rdesk.host.encoding", "rdesk.host.input",
         "rdesk.host.security", "rdesk.host.serve", "rdesk.host.relaylink", "rdesk.tunnel",
         "rdesk.host.transfer", "rdesk.host.clipboard", P, C, "rdesk.recording",

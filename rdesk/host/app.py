@@ -8,13 +8,13 @@ import errno
 import logging
 import os
 import signal
-import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from rdesk.common.runtime import consent_socket_path
+from rdesk.host.banner import print_banner, print_relay_banner
 from rdesk.host.clipboard import start_clipboard
+from rdesk.host.credentials import load_credentials
 from rdesk.host.relayed import RelayPresence
 from rdesk.host.relaylink import RelayLinkError, load_identity
 from rdesk.host.screen.backends import backend_of, open_capturer
@@ -33,12 +33,9 @@ from rdesk.host.screen.resize import NOT_VIRTUAL, ResizeHub
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.security.audit import AuditLog
 from rdesk.host.security.ca import ClientCertPolicy, default_ca_dir
-from rdesk.host.security.invites import InviteBook
-from rdesk.host.security.passwords import PasswordStore, read_secret_file
+from rdesk.host.security.passwords import read_secret_file
 from rdesk.host.security.tls import (
-    certificate_fingerprint,
     ensure_host_certificate,
-    host_key_fingerprint,
     server_ssl_context,
 )
 from rdesk.host.serve.connection import close_session
@@ -46,126 +43,16 @@ from rdesk.host.serve.consent import ConsentDesk
 from rdesk.host.serve.consentsock import ConsentSocket, ConsentSocketError
 from rdesk.host.serve.console import HostConsole
 from rdesk.host.serve.server import HostServer, InputSink
-from rdesk.host.settings import PASSWORD_FILE, VIEW_PASSWORD_FILE, CaptureBackend, HostSettings
+from rdesk.host.settings import CaptureBackend, HostSettings
 from rdesk.protocol.errors import CloseCode
-from rdesk.protocol.fingerprint import fingerprint_hex
 
-__all__ = [
-    "HostError",
-    "HostCredentials",
-    "load_credentials",
-    "run_host",
-]
+__all__ = ["HostError", "run_host"]
 
 log = logging.getLogger(__name__)
 
 
 class HostError(Exception):
     """The host cannot start; ``str()`` is one line for the user."""
-
-
-class HostCredentials:
-    """Maps a secret to the role it grants.
-
-    An unexpired invite code grants its role (once); the control password grants ``control``;
-    the view password, if set, grants ``view``. Both password checks always run, so timing does
-    not tell which one a guess was tried against; when the two hashes share a salt (as
-    :func:`load_credentials` and ``rdesk passwd`` write them) one scrypt derivation serves both.
-    """
-
-    def __init__(
-        self,
-        control: PasswordStore,
-        view: PasswordStore | None = None,
-        invites: InviteBook | None = None,
-    ) -> None:
-        self.control = control
-        self.view = view
-        self.invites = invites if invites is not None else InviteBook()
-
-    def rotate(self) -> str | None:
-        """Replace a one-time control password (after repeated failures); return the new one.
-
-        A password the user chose is never changed: ``None`` then.
-        """
-        if self.control.one_time_password is None:
-            return None
-        self.control = PasswordStore.one_time(like=self.view)
-        return self.control.one_time_password
-
-    def check(self, secret: str) -> str | None:
-        if secret.startswith("inv-"):
-            return self.invites.redeem(secret, time.monotonic())
-        if self.view is None:
-            is_control, is_view = self.control.check(secret), False
-        else:
-            is_control, is_view = self.control.check_with(self.view, secret)
-        return "control" if is_control else "view" if is_view else None
-
-
-def load_credentials(settings: HostSettings) -> tuple[HostCredentials, str]:
-    """The host's credentials and a sentence telling the user how to log in.
-
-    A password known in plain text (a plain file, a one-time password) is hashed with the
-    other password's salt and parameters, so a login costs one scrypt derivation. A hash file
-    named by the settings must exist (:class:`PasswordFileError` otherwise); the config
-    directory's own hash files are used only when they exist.
-    """
-    view: PasswordStore | None = None
-    view_how = ""
-    view_hash = _hash_file(settings.view_password_hash_file, settings, VIEW_PASSWORD_FILE)
-    if settings.view_password_file is None and view_hash is not None:
-        view = PasswordStore.from_hash_file(view_hash)
-        view_how = ("\n  view-only password: the one set with `rdesk passwd --view`"
-                    if settings.view_password_hash_file is None
-                    else f"\n  view-only password: the one hashed in {view_hash}")
-    control, how = _control_store(settings, like=view)
-    if settings.view_password_file is not None:
-        view = PasswordStore.from_plain_file(settings.view_password_file, like=control)
-        view_how = f"\n  view-only password: the one in {settings.view_password_file}"
-    return HostCredentials(control, view), how + view_how
-
-
-def _hash_file(given: Path | None, settings: HostSettings, name: str) -> Path | None:
-    """The hash file to read: the one given, else the config directory's if it exists."""
-    if given is not None:
-        return given
-    default = settings.config_dir / name
-    return default if default.exists() else None
-
-
-def _control_store(
-    settings: HostSettings, like: PasswordStore | None
-) -> tuple[PasswordStore, str]:
-    hashed = _hash_file(settings.password_hash_file, settings, PASSWORD_FILE)
-    if settings.password_file is not None:
-        store = PasswordStore.from_plain_file(settings.password_file, like=like)
-        how = f"password: the one in {settings.password_file}"
-    elif hashed is not None:
-        store = PasswordStore.from_hash_file(hashed)
-        how = ("password: the one set with `rdesk passwd`" if settings.password_hash_file is None
-               else f"password: the one hashed in {hashed}")
-    else:
-        store = PasswordStore.one_time(like=like)
-        how = (
-            f"one-time password: {store.one_time_password}   "
-            "(valid for this run; set a permanent one with `rdesk passwd`)"
-        )
-    return store, how
-
-
-def _urls(bind: str, port: int) -> list[str]:
-    if bind not in ("0.0.0.0", "::", ""):
-        host = f"[{bind}]" if ":" in bind else bind
-        return [f"wss://{host}:{port}"]
-    names = [socket.gethostname()]
-    with contextlib.suppress(OSError):
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
-            address = str(info[4][0])
-            if address not in names and not address.startswith("127."):
-                names.append(address)
-    names.append("127.0.0.1")
-    return [f"wss://{name}:{port}" for name in names]
 
 
 def _make_injector(display: str, stack: contextlib.ExitStack) -> InputSink | None:
@@ -301,9 +188,9 @@ async def run_host(
             ", changes from X DAMAGE" if notifier is not None else ", polling for changes"
         )
         shown = display if view.current is None else f"{display} monitor {view.current}"
-        _banner(out, shown, source, capture_line, server, cert, how, settings)
+        print_banner(out, shown, source, capture_line, server, cert, how, settings)
         if presence is not None:
-            _relay_banner(out, presence)
+            print_relay_banner(out, presence)
             presence.start()
         for role, minutes in settings.invites:
             out("  " + console.invite(role, minutes))
@@ -351,31 +238,6 @@ async def _open_consent_socket(settings: HostSettings, desk: ConsentDesk) -> Con
     return consent_socket
 
 
-def _banner(
-    out: Callable[[str], None],
-    display: str,
-    source: ScreenSource,
-    capture: str,
-    server: HostServer,
-    cert: Path,
-    how: str,
-    settings: HostSettings,
-) -> None:
-    out(f"rdesk host: sharing display {display} ({source.width}x{source.height})")
-    out(f"  capture:     {capture}")
-    if settings.listen:
-        for url in _urls(settings.bind, server.port):
-            out(f"  connect:     {url}    (browser: {url.replace('wss://', 'https://', 1)}/)")
-    else:
-        out("  connect:     through the relay only (--no-listen)")
-    # Viewers pin the key (its SPKI): a certificate re-issued for the same key keeps the pins.
-    out(f"  fingerprint: {host_key_fingerprint(cert)}")
-    # Browsers cannot pin a key; they show the certificate's SHA-256 as hex (docs/browser.md).
-    out(f"  browser:     SHA-256 {fingerprint_hex(certificate_fingerprint(cert))}")
-    out(f"  {how}")
-    out("  e.g.         rdesk snapshot URL -o shot.png   |   Ctrl+C stops the host")
-
-
 async def _listen(server: HostServer, settings: HostSettings) -> None:
     try:
         await server.start()
@@ -411,13 +273,6 @@ def _relay_presence(
         raise HostError(f"cannot use the host key with a relay: {exc}") from None
     except RelayLinkError as exc:
         raise HostError(str(exc)) from None
-
-
-def _relay_banner(out: Callable[[str], None], presence: RelayPresence) -> None:
-    out(f"  relay:       {presence.link.url}")
-    out(f"  ID:          {presence.host_id}    (viewers type it to reach this host)")
-    out(f"  e.g.         rdesk snapshot {presence.host_id} --relay {presence.link.url} "
-        "-o shot.png")
 
 
 async def _until_signalled(

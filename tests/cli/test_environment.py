@@ -13,7 +13,7 @@ from rdesk.cli import build_parser
 from rdesk.cli.common import UsageError
 from rdesk.cli.config import apply_config
 from rdesk.cli.host import host_settings
-from rdesk.host.app import load_credentials
+from rdesk.host.credentials import load_credentials
 from rdesk.host.security.passwords import PasswordFileError, hash_password
 from rdesk.host.settings import HostSettings
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from rdesk.host.app import HostCredentials
+from rdesk.host.credentials import HostCredentials
 from rdesk.host.screen.backends import open_capturer
 from rdesk.host.screen.damage import DamageWatcher
 from rdesk.host.screen.source import ScreenSource

@@ -222,7 +222,7 @@ async def test_fifty_wrong_passwords_from_one_source(guarded: RunningHost, good:
 async def test_one_time_password_rotates_under_attack(
     xvfb: Xvfb, host_factory: HostFactory
 ) -> None:
-    from rdesk.host.app import HostCredentials
+    from rdesk.host.credentials import HostCredentials
     from rdesk.host.security.passwords import PasswordStore
 
     credentials = HostCredentials(PasswordStore.one_time())

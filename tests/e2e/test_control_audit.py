@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rdesk.client.connection import Connection, connect
-from rdesk.host.app import HostCredentials
+from rdesk.host.credentials import HostCredentials
 from rdesk.host.security.audit import AuditLog
 from rdesk.host.security.passwords import PasswordStore
 from tests.e2e.conftest import PASSWORD, RunningHost

@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from rdesk.client.connection import connect
 from rdesk.client.tls import client_ssl_context
-from rdesk.host.app import HostCredentials
+from rdesk.host.credentials import HostCredentials
 from rdesk.host.security.audit import AuditLog
 from rdesk.host.security.passwords import PasswordStore
 from rdesk.host.security.throttle import AuthThrottle, GlobalThrottle

@@ -18,8 +18,8 @@ import pytest
 
 from rdesk.client.clipboard import ClipboardRefused, get_text, set_text
 from rdesk.client.connection import Connection, connect
-from rdesk.host.app import HostCredentials
 from rdesk.host.clipboard import ClipboardHub, start_clipboard
+from rdesk.host.credentials import HostCredentials
 from rdesk.host.security.passwords import PasswordStore
 from rdesk.protocol.clipboard import ClipOffer, chunks
 from tests.e2e.conftest import PASSWORD, RunningHost

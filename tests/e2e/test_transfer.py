@@ -20,7 +20,7 @@ import pytest
 
 from rdesk.client.connection import Connection, connect
 from rdesk.client.transfer import TransferError, Transfers
-from rdesk.host.app import HostCredentials
+from rdesk.host.credentials import HostCredentials
 from rdesk.host.security.passwords import PasswordStore
 from rdesk.host.transfer.folder import PARTIAL_PREFIX
 from rdesk.protocol.transfer import CHUNK, WINDOW, XferCredit, XferData, XferDone, XferGet, XferPut

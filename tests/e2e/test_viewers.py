@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect as ws_connect
 
 from rdesk.client.connection import AuthenticationFailed, ConnectError, Connection, connect
 from rdesk.client.tls import client_ssl_context
-from rdesk.host.app import HostCredentials
+from rdesk.host.credentials import HostCredentials
 from rdesk.host.security.invites import InviteBook
 from rdesk.host.security.passwords import PasswordStore
 from rdesk.host.serve.console import HostConsole

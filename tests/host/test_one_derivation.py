@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from rdesk.cli.host import _cmd_passwd
-from rdesk.host.app import HostCredentials
+from rdesk.host.credentials import HostCredentials
 from rdesk.host.security.passwords import PasswordStore, hash_password
 
 
@@ -42,7 +42,7 @@ def _attempts(creds: HostCredentials, counter: _Counter) -> list[tuple[str | Non
 
 
 def _settings(tmp_path: Path, **extra: Any) -> Any:
-    from rdesk.host.app import load_credentials
+    from rdesk.host.credentials import load_credentials
 
     class S:
         config_dir = tmp_path
