@@ -25,6 +25,10 @@ continuous, so the level is a rough logarithm of the bytes per frame.
 
 The in-flight window is bytes-based: about two bandwidth-delay products of what the viewer
 actually received, never below :data:`MIN_WINDOW_BYTES`; one update may always be in flight.
+Its count of updates (:meth:`Controller.window_updates`) is what keeps the frame rate over
+the round trip: a round trip's worth of rounds at the rate allowed, plus one, within the host's
+``window`` setting and :data:`MAX_WINDOW_UPDATES` (3 updates over an 80 ms link whose round
+trip is 130 ms with paint held the rounds to 23 a second, whatever their size).
 Caps from the host (``--quality``, ``--max-fps``, ``--max-bandwidth``) and the viewer
 (:class:`~rdesk.protocol.messages.Prefs`) bound everything; a bandwidth cap is enforced by
 pacing (:meth:`Controller.next_send_at`), and time spent waiting for it counts as queueing.
@@ -42,6 +46,7 @@ __all__ = [
     "DECREASE",
     "LATENCY_LIMIT",
     "MIN_QUALITY",
+    "MAX_WINDOW_UPDATES",
     "MIN_WINDOW_BYTES",
     "RAMP",
     "Caps",
@@ -59,6 +64,8 @@ RAMP = 1.6
 LATENCY_LIMIT = 1.0
 #: Smallest byte window (one small update must always fit).
 MIN_WINDOW_BYTES = 16 * 1024
+#: Most updates the count window grows to (the byte window bounds what they hold).
+MAX_WINDOW_UPDATES = 12
 #: Smallest lossless-refresh budget per round, in bytes.
 MIN_REFRESH_BYTES = 16 * 1024
 #: Lowest level that still counts as "full picture" for the frame-rate cap.
@@ -121,8 +128,11 @@ class Controller:
         self.estimator.on_sample(now, rtt, nbytes)
         self.update(now)
 
-    def on_round(self, now: float) -> None:
+    def on_round(self, now: float, fps: float | None = None) -> None:
         """An update round starts now (its pixels are taken): the frame-rate cap counts from here.
+
+        ``fps`` replaces :attr:`fps` for the next slot: a video round's bytes are set by its
+        stream's bitrate, not by the level, so it is paced at the stream's frame rate.
 
         Counting from the start, not from when the update left, keeps encode time out of the
         frame interval: at a 60 fps cap, rounds start every 1/60 s however long each takes to
@@ -130,7 +140,7 @@ class Controller:
         round that starts a little late (timer granularity) does not push every later one back;
         at most half an interval is made up, so rounds never go out in a burst.
         """
-        interval = 1.0 / self.fps
+        interval = 1.0 / min(self.caps.max_fps, fps or self.fps)
         due = self._round_due if self._round_due is not None else now
         self._round_due = max(due, now - interval / 2) + interval
 
@@ -220,6 +230,16 @@ class Controller:
         base = est.base_rtt or 0.0
         bdp = est.throughput(now) * (base + self.high)
         return max(MIN_WINDOW_BYTES, int(2 * bdp))
+
+    def window_updates(self, fps: float, least: int) -> int:
+        """Updates that may be unacknowledged at once, to keep ``fps`` rounds a second going:
+        a round trip's worth (base RTT plus the queueing delay tolerated) plus one, at least
+        ``least`` (the host's setting) and at most :data:`MAX_WINDOW_UPDATES`."""
+        est = self.estimator
+        if est.min_rtt is None:
+            return least
+        needed = int(fps * (est.min_rtt + self.high)) + 2
+        return max(least, min(MAX_WINDOW_UPDATES, needed))
 
     def next_send_at(self, now: float, *, frame_rate: bool = True) -> float:
         """Earliest time the next update may leave (frame-rate and bandwidth caps).

@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from rdesk.protocol.controller import MIN_QUALITY, Caps, Controller
+from rdesk.protocol.controller import MAX_WINDOW_UPDATES, MIN_QUALITY, Caps, Controller
 from rdesk.protocol.estimator import Estimator
 from rdesk.protocol.flow import InFlight
 
@@ -235,3 +235,59 @@ def test_frame_rate_slots_make_up_no_burst_after_a_pause() -> None:
     ctl.on_round(0.0)
     ctl.on_round(5.0)  # the screen was still for seconds
     assert ctl.next_send_at(5.0) - 5.0 >= 0.5 / 50 - 1e-9
+
+
+def test_a_video_round_is_paced_at_its_own_rate_not_the_level() -> None:
+    """At the lowest level the frame-rate cap is max/12; a video round (whose bytes its
+    stream's bitrate sets) takes the next slot at the rate it asks for, within the cap."""
+    ctl = Controller(Caps(max_fps=60), now=0.0, level=0.0)
+    assert ctl.fps == pytest.approx(5.0)
+    ctl.on_round(1.0)
+    assert ctl.next_send_at(1.0) == pytest.approx(1.2)
+    ctl = Controller(Caps(max_fps=60), now=0.0, level=0.0)
+    ctl.on_round(2.0, 30.0)
+    assert ctl.next_send_at(2.0) == pytest.approx(2.0 + 1 / 30)
+    ctl = Controller(Caps(max_fps=20), now=0.0, level=0.0)
+    ctl.on_round(2.0, 30.0)  # never above the cap
+    assert ctl.next_send_at(2.0) == pytest.approx(2.05)
+
+
+def test_window_updates_cover_a_round_trip_of_rounds() -> None:
+    ctl = Controller(now=0.0)
+    assert ctl.window_updates(30.0, 3) == 3  # nothing measured: the host's setting
+    for i in range(20):
+        ctl.on_ack(i * 0.05, 0.12, 5_000)
+    needed = int(30.0 * (0.12 + ctl.high)) + 2
+    assert needed > 3 and ctl.window_updates(30.0, 3) == needed
+    assert ctl.window_updates(2.0, 3) == 3  # a slow rate needs no more than the setting
+    assert ctl.window_updates(1000.0, 3) == MAX_WINDOW_UPDATES
+
+
+def _paced_frames(window: int | None, seconds: float = 10.0) -> int:
+    """Rounds of 6 kB (a 1.4 Mbit/s stream at 30 fps) sent through 2 Mbit/s, 40 ms each way,
+    with 30 ms of paint before each ack; the count window fixed at ``window`` or, with
+    ``None``, :meth:`Controller.window_updates` of the host's 3."""
+    link, ctl, flow = Link(2 * MBIT, 0.040), Controller(now=0.0), InFlight(3)
+    acks: list[tuple[float, int]] = []
+    now, seq, rounds, step = 0.0, 0, 0, 0.001
+    while now < seconds:
+        now += step
+        while acks and acks[0][0] <= now:
+            _, done = acks.pop(0)
+            for sample in flow.on_ack(done, now):
+                ctl.on_ack(now, sample.rtt, sample.nbytes)
+            flow.window = window or ctl.window_updates(30.0, 3)
+        if flow.can_send() and now >= ctl.next_send_at(now):
+            flow.on_sent(seq, now, 6_000)
+            ctl.on_round(now, 30.0)
+            acks.append((link.send(now, 6_000) + 0.030, seq))
+            seq, rounds = seq + 1, rounds + 1
+    return rounds
+
+
+def test_a_long_round_trip_does_not_cap_the_frame_rate() -> None:
+    """3 updates in flight over a 134 ms round trip (80 ms, 24 ms of transmit, 30 ms of
+    paint) hold rounds to 3 / 0.134 = 22 a second; a round trip's worth lets all 30 go."""
+    fixed, grown = _paced_frames(3) / 10.0, _paced_frames(None) / 10.0
+    assert fixed < 23
+    assert grown >= 29

@@ -10,7 +10,9 @@ Bandwidth adaptation (docs/adaptation.md): each link owns a
 :class:`~rdesk.protocol.controller.Controller` fed by the acknowledgements of its updates. It
 sets the JPEG quality and downscale of moving tiles, the byte window in flight, the refresh
 budget the planner fits lossless rounds into, and the earliest time the next update may leave
-(frame-rate and bandwidth caps). This module awaits, reads the clock and passes ``now`` on.
+(frame-rate and bandwidth caps), and how many updates may be in flight: enough for a round trip
+of rounds at the frame rate allowed (video rounds at their streams' rate), so a long round trip
+does not cap the rate. This module awaits, reads the clock and passes ``now`` on.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from rdesk.host.encoding.parallel import encode_round
 from rdesk.host.encoding.planner import Job, Planner, plan_scroll
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.video import encoder as video_encoder
-from rdesk.host.video.streams import VideoPlan, VideoStreams
+from rdesk.host.video.streams import FRAME_RATE, VideoPlan, VideoStreams
 from rdesk.protocol import limits
 from rdesk.protocol.access import Access
 from rdesk.protocol.controller import MIN_WINDOW_BYTES, Caps, Controller
+from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.flow import Sample
 from rdesk.protocol.messages import Screen
 from rdesk.protocol.session import Session
@@ -74,6 +77,8 @@ class ViewerLink:
         self.host_caps = Caps(quality, max_fps, max_bandwidth)
         self.controller = Controller(self.host_caps, now=time.monotonic())
         session.flow.listener = self._on_sample
+        #: The host's ``window`` setting: the fewest updates allowed in flight.
+        self._least_window = session.flow.window
         self._send = send
         self._wake = asyncio.Event()
         self.planner = Planner(source.tiles_shape, source.tile, (source.width, source.height),
@@ -147,7 +152,11 @@ class ViewerLink:
 
     def _on_sample(self, now: float, sample: Sample) -> None:
         self.controller.on_ack(now, sample.rtt, sample.nbytes)
-        self.session.flow.window_bytes = self.controller.window_bytes(now)
+        flow = self.session.flow
+        flow.window_bytes = self.controller.window_bytes(now)
+        video = self.video is not None and self.video.active
+        flow.window = self.controller.window_updates(
+            FRAME_RATE if video else self.controller.fps, self._least_window)
 
     def acked(self) -> None:
         """An acknowledgement arrived: the window may have room now."""
@@ -281,7 +290,7 @@ class ViewerLink:
         # throughput, which a still screen before the motion leaves near nothing.
         link = self.controller.estimator.link_rate
         plan = video.plan(now, planner.dirty, level=self.controller.level, cap_bps=cap,
-                          carry_bps=link * 8 if link else None,
+                          link_bps=link * 8 if link else None,
                           accept=lambda rect: is_photo_like(frame, rect))
         self._ended_video += plan.ended
         planner.give_to_video(video.detector.mask(), plan.repaint, frame)
@@ -313,8 +322,10 @@ class ViewerLink:
         )
 
     async def _send_rects(self, encoded: list[EncodedRect], exact: bool, now: float) -> None:
-        """Send ``encoded`` as one round of updates; ``now`` is when its pixels were taken."""
-        self.controller.on_round(now)
+        """Send ``encoded`` as one round of updates; ``now`` is when its pixels were taken.
+        A round with video frames is paced at the streams' frame rate, not the level's."""
+        video = any(enc.encoding is Encoding.H264 for enc in encoded)
+        self.controller.on_round(now, FRAME_RATE if video else None)
         batch: list[Rect] = []
         size = 0
         for i, enc in enumerate(encoded):

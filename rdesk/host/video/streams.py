@@ -7,21 +7,23 @@ unit. :meth:`VideoStreams.encode` then runs the jobs (blocking: call it off the 
 Planning is pure and takes ``now``; encoding holds the encoders, one per stream, made by
 ``make_encoder`` (PyAV's in the host, a fake in unit tests).
 
-Bitrate follows the viewer's bandwidth controller (docs/adaptation.md): the target is the
-controller's level times a ceiling of :data:`BITS_PER_PIXEL` per pixel per frame at 30 fps
-(capped by the viewer's bandwidth cap), and, when a stream starts, at most
-:data:`START_SHARE` of the link rate measured from large updates. x264's rate control (zero
-latency: a constant frame rate) budgets each frame as a thirtieth of a second, while rounds
-come as often as the link and the viewer allow; so the encoder is given the target scaled by
-30 over the stream's measured frame rate (:meth:`VideoStreams.frame_rate`). As the encoder's
-rate is fixed for its life, a stream is restarted (new encoder, key unit) only when the
-target falls below 1/:data:`DOWN_RATIO` of its rate, or, at most every :data:`UP_AFTER`
-seconds, rises beyond :data:`UP_RATIO` times it: a key unit costs several frames.
+Bitrate follows the link and the viewer's bandwidth controller (docs/adaptation.md): the
+target is the controller's level times a ceiling of :data:`BITS_PER_PIXEL` per pixel per frame
+at 30 fps (capped by the viewer's bandwidth cap), never below a floor, and never above
+:data:`LINK_SHARE` of the link rate measured from large updates (the rest is left for tiles and
+input; on a link slower than the floor, the link wins). x264's zero-latency rate control
+budgets each frame as a thirtieth of the rate, and video rounds are paced at 30 a second
+(:data:`FRAME_RATE`), so frames stay small and frequent; a stream whose rounds come less often
+simply uses less than its rate (scaling the rate up by 30 over the measured frame rate made
+fewer, bigger frames and key units, which slowed the rounds further: a vicious circle at low
+rates). As the encoder's rate is fixed for its life, a stream is restarted (new encoder, key
+unit) only when the target falls below 1/:data:`DOWN_RATIO` of its rate, or, at most every
+:data:`UP_AFTER` seconds, rises beyond :data:`UP_RATIO` times it: a key unit costs several
+frames.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 from collections.abc import Callable
 from typing import Protocol
@@ -35,6 +37,8 @@ from rdesk.protocol.video import KEYFRAME_INTERVAL, pack_header
 
 __all__ = [
     "BITS_PER_PIXEL",
+    "FRAME_RATE",
+    "LINK_SHARE",
     "MIN_BITRATE",
     "Encoder",
     "VideoJob",
@@ -51,8 +55,8 @@ MIN_BITRATE = 200_000
 #: floor (quality 30 at 1/4 scale) is about 25 kB a 1080p update at 24.5 dB, and a stream
 #: restarted lower than this began with a key unit of 22 kB and stayed near 12 dB.
 FLOOR_BITS_PER_PIXEL = 0.02
-#: A starting stream takes at most this share of the link's measured carry rate.
-START_SHARE = 0.7
+#: A stream takes at most this share of the link's measured rate (tiles and input the rest).
+LINK_SHARE = 0.75
 #: Restart a stream lower once the target is below its rate / DOWN_RATIO (a restart's key
 #: unit costs several frames: only for a deep cut; the byte window paces the rest) ...
 DOWN_RATIO = 2.5
@@ -61,7 +65,8 @@ UP_RATIO = 2.0
 UP_AFTER = 3.0
 #: While a region lives, it is checked for its end at least this often (seconds).
 CHECK_INTERVAL = 0.1
-_FRAME_RATE = 30
+#: Video rounds a second (the encoder's nominal rate: each frame gets 1/FRAME_RATE of the rate).
+FRAME_RATE = 30
 
 
 class Encoder(Protocol):
@@ -75,16 +80,16 @@ class Encoder(Protocol):
 
 
 def target_bitrate(level: float, area: int, cap_bps: float | None,
-                   carry_bps: float | None = None) -> int:
-    """The bits per second a stream of ``area`` pixels should use at controller ``level``;
-    ``carry_bps`` (a start's measured link rate) lowers it further."""
-    ceiling = BITS_PER_PIXEL * area * _FRAME_RATE
+                   link_bps: float | None = None) -> int:
+    """The bits per second a stream of ``area`` pixels should use at controller ``level``,
+    on a link measured at ``link_bps`` (``None``: not measured yet)."""
+    ceiling = BITS_PER_PIXEL * area * FRAME_RATE
     if cap_bps:
         ceiling = min(ceiling, 0.8 * cap_bps)
-    floor = max(MIN_BITRATE, FLOOR_BITS_PER_PIXEL * area * _FRAME_RATE)
+    floor = max(MIN_BITRATE, FLOOR_BITS_PER_PIXEL * area * FRAME_RATE)
     target = max(floor, level * ceiling)
-    if carry_bps:
-        target = min(target, max(floor, START_SHARE * carry_bps))
+    if link_bps:  # the link wins over the floor: more than it carries only builds a queue
+        target = min(target, max(MIN_BITRATE, LINK_SHARE * link_bps))
     return int(target)
 
 
@@ -125,8 +130,6 @@ class VideoStreams:
         self._started: dict[int, tuple[float, int]] = {}
         self._want_key: set[int] = set()
         self._last_key: dict[int, float] = {}
-        #: When each stream's last frames were planned (the last second's).
-        self._times: dict[int, collections.deque[float]] = {}
         #: Key units and frames encoded, for statistics and tests.
         self.frames = 0
         self.keys = 0
@@ -162,26 +165,23 @@ class VideoStreams:
         return ended
 
     def plan(self, now: float, dirty: np.ndarray, *, level: float, cap_bps: float | None,
-             carry_bps: float | None, accept: Callable[[Box], bool]) -> VideoPlan:
-        """This round's video work. ``dirty``: the tiles changed since they were last sent."""
-        started, grown, ended = self.detector.update(now, accept)
+             link_bps: float | None, accept: Callable[[Box], bool]) -> VideoPlan:
+        """This round's video work. ``dirty``: the tiles changed since they were last sent;
+        ``link_bps``: the link rate measured (bits/s), which the streams' rates stay under."""
+        _, _, ended = self.detector.update(now, accept)
         for stream in ended:
             self._encoders.pop(stream, None)
             self._started.pop(stream, None)
-            self._times.pop(stream, None)
             self._want_key.discard(stream)
-        fresh = {r.stream for r in started} | {r.stream for r in grown}
         jobs = []
         repaint = np.zeros_like(dirty, dtype=bool)
         for stream, region in sorted(self.detector.regions.items()):
-            bitrate = self._restart_rate(stream, region, now, level, cap_bps,
-                                         carry_bps if stream in fresh else None)
+            bitrate = self._restart_rate(stream, region, now, level, cap_bps, link_bps)
             mask = self.detector.region_mask(region)
             key = stream in self._want_key or bitrate is not None
             if not key and not (dirty & mask).any():
                 continue  # nothing moved in it since its last frame
             self._want_key.discard(stream)
-            self._times.setdefault(stream, collections.deque()).append(now)
             if bitrate is not None:
                 self._started[stream] = (now, bitrate)
             jobs.append(VideoJob(stream, region.rect, key, bitrate))
@@ -189,11 +189,10 @@ class VideoStreams:
         return VideoPlan(ended, jobs, repaint)
 
     def _restart_rate(self, stream: int, region: Region, now: float, level: float,
-                      cap_bps: float | None, carry_bps: float | None) -> int | None:
+                      cap_bps: float | None, link_bps: float | None) -> int | None:
         """The bitrate of a new encoder for ``stream``, or ``None`` to keep its encoder."""
         area = region.rect[2] * region.rect[3]
-        per_second = target_bitrate(level, area, cap_bps, carry_bps)
-        target = int(per_second * _FRAME_RATE / self.frame_rate(stream, now))
+        target = target_bitrate(level, area, cap_bps, link_bps)
         encoder = self._encoders.get(stream)
         if encoder is None or encoder.size != region.rect[2:]:
             return target
@@ -203,19 +202,6 @@ class VideoStreams:
         if target > rate * UP_RATIO and now - since >= UP_AFTER:
             return target
         return None
-
-    def frame_rate(self, stream: int, now: float) -> float:
-        """Frames a second ``stream`` was sent over the last second (its first frames: the
-        nominal rate), between 2 and the nominal rate."""
-        times = self._times.get(stream)
-        if times is None:
-            return float(_FRAME_RATE)
-        while times and times[0] < now - 1.0:
-            times.popleft()
-        if len(times) < 3:
-            return float(_FRAME_RATE)
-        rate = (len(times) - 1) / max(times[-1] - times[0], 1e-3)
-        return min(float(_FRAME_RATE), max(2.0, rate))
 
     def encode(self, frame: np.ndarray, jobs: list[VideoJob]) -> list[EncodedRect]:
         """Run ``jobs`` on ``frame`` (blocking; one call at a time per viewer)."""
