@@ -6,7 +6,8 @@
     rdesk relay [--bind ADDR] [--port N] [--cert PEM --key PEM] [--data-dir DIR] [--open]
                 [--audit-log FILE] [--grace SECONDS] [--max-sessions N] [--max-hosts N]
                 [--redis URL --public-url wss://THIS-INSTANCE:PORT] [--allow-origin URL ...]
-                [--id-burst N] [--id-rate PER_SECOND]
+                [--id-burst N] [--id-rate PER_SECOND] [--source-burst N]
+                [--source-rate PER_SECOND] [--rendezvous-timeout SECONDS]
     rdesk relay token create [--label TEXT] | list | revoke ID|LABEL
     rdesk relay use wss://RELAY[:PORT] [--fingerprint SHA256:...]
 
@@ -63,6 +64,19 @@ def add_parsers(
                        metavar="PER_SECOND",
                        help="then this many viewers per second per host ID "
                             f"(default {RelayConfig.id_rate[0]:g})")
+    relay.add_argument("--source-burst", type=values.ranged(1, 10**6),
+                       default=RelayConfig.connect_rate[1],
+                       help="viewers (and, separately, data connections) per source address "
+                            f"at once, on all instances sharing --redis "
+                            f"(default {RelayConfig.connect_rate[1]})")
+    relay.add_argument("--source-rate", type=_rate, default=RelayConfig.connect_rate[0],
+                       metavar="PER_SECOND",
+                       help="then this many per second per source address "
+                            f"(default {RelayConfig.connect_rate[0]:g})")
+    relay.add_argument("--rendezvous-timeout", type=_seconds,
+                       default=RelayConfig.rendezvous_timeout,
+                       help="seconds a viewer waits for its host to answer "
+                            f"(default {RelayConfig.rendezvous_timeout:g})")
     relay.add_argument("--allow-origin", action="append", default=[], type=values.origin,
                        metavar="URL",
                        help="also let browser pages from this origin (https://NAME[:PORT]) "
@@ -153,7 +167,9 @@ def run_relay_verb(args: argparse.Namespace, out: Out | None = None) -> int:
                              max_sessions=args.max_sessions, max_hosts=args.max_hosts,
                              public_url=args.public_url,
                              allowed_origins=tuple(args.allow_origin),
-                             id_rate=(args.id_rate, args.id_burst))
+                             id_rate=(args.id_rate, args.id_burst),
+                             connect_rate=(args.source_rate, args.source_burst),
+                             rendezvous_timeout=args.rendezvous_timeout)
         asyncio.run(serve_relay(config, relay_data_dir(args), say, cert=args.cert,
                                 key=args.key, audit_log=args.audit_log, grace=args.grace,
                                 redis=args.redis))

@@ -25,9 +25,11 @@ to the instance named, whose :meth:`requests` yields it (the relay forwards rend
 to the instance holding a host's control connection). Delivery is best effort: a request is
 lost if that instance is gone, and the viewer waiting on it times out.
 
-And it holds the token buckets every instance must share for a limit to be global:
-:meth:`take` takes a token from a named bucket (the relay's per-ID viewer limit), so a flood
-spread over N instances gets one burst through, not N.
+And it holds the limits every instance must share for them to be global: :meth:`take` takes
+a token from a named bucket (the per-ID and per-source buckets), so a flood spread over N
+instances gets one burst through, not N; :meth:`take_place` and :meth:`free_place` keep a
+capped set of places that expire (the viewers waiting for one ID), so a cap holds across
+instances and a place whose holder died without freeing it lapses by itself.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+from rdesk.relay.places import Places
 from rdesk.relay.ratelimit import RateLimiter
 
 __all__ = ["Directory", "DirectoryRefusal", "DirectoryUnavailable", "Entry", "MemoryDirectory"]
@@ -102,6 +105,16 @@ class Directory(Protocol):
         at ``rate`` per second, ``now`` in the directory's clock); whether there was one."""
         ...
 
+    async def take_place(self, name: str, member: str, cap: int, now: float,
+                         ttl: float) -> bool:
+        """Take a place for ``member`` in the set ``name`` until ``now + ttl``, unless the set
+        holds ``cap`` live places already; whether it was taken."""
+        ...
+
+    async def free_place(self, name: str, member: str) -> None:
+        """Give ``member``'s place in ``name`` back (nothing if it holds none)."""
+        ...
+
 
 class MemoryDirectory:
     """A :class:`Directory` in this process's memory, for one relay instance.
@@ -116,6 +129,7 @@ class MemoryDirectory:
         # Instances in this process sharing this directory (tests, or several listeners).
         self._inboxes: dict[str, asyncio.Queue[bytes]] = {}
         self._buckets: dict[tuple[float, int], RateLimiter] = {}
+        self._places = Places()
 
     def _live(self, host_id: str, now: float) -> Entry | None:
         entry = self._entries.get(host_id)
@@ -131,6 +145,7 @@ class MemoryDirectory:
             del self._entries[key]
         for limiter in self._buckets.values():
             limiter.sweep(now)
+        self._places.sweep(now)
         return len(expired)
 
     def __len__(self) -> int:
@@ -179,6 +194,13 @@ class MemoryDirectory:
         if limiter is None:
             limiter = self._buckets[(rate, burst)] = RateLimiter(rate, burst)
         return limiter.allow(bucket, now)
+
+    async def take_place(self, name: str, member: str, cap: int, now: float,
+                         ttl: float) -> bool:
+        return self._places.take(name, member, cap, now, ttl)
+
+    async def free_place(self, name: str, member: str) -> None:
+        self._places.free(name, member)
 
     async def requests(self, instance: str) -> AsyncIterator[bytes]:
         inbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=256)

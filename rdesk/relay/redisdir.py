@@ -10,7 +10,10 @@ the holding connection renews or removes it. ``now`` must be the same clock on e
 
 :meth:`forward` and :meth:`requests` are Redis pub/sub on ``<prefix>instance:<name>``;
 :meth:`take`'s token buckets are hashes ``<prefix>bucket:<name>`` (one Lua script a take),
-expiring once they would be full again.
+expiring once they would be full again. :meth:`take_place`'s sets are sorted sets
+``<prefix>places:<name>``, each member scored by its expiry: one Lua script drops the expired
+members, counts the rest against the cap and adds the new one, and the key itself expires
+with its last member, so places an instance never freed (it was killed) lapse on their own.
 
 A Redis that cannot be reached (or answers nonsense) makes :meth:`ready` false (``/readyz``
 answers 503), and the other methods raise
@@ -93,6 +96,18 @@ redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at',
            string.format('%.6f', at))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return taken
+"""
+
+# KEYS[1] the set's key; ARGV: member, cap, now, expiry, TTL (ms). Expired members go first;
+# then the cap is checked and the member added, all in one step.
+_TAKE_PLACE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+end
+return 1
 """
 
 
@@ -179,6 +194,16 @@ class RedisDirectory:
         reply = await self._call("EVAL", _TAKE, 1, f"{self.prefix}bucket:{bucket}",
                                  repr(float(rate)), burst, repr(float(now)), ttl)
         return reply == 1
+
+    async def take_place(self, name: str, member: str, cap: int, now: float,
+                         ttl: float) -> bool:
+        reply = await self._call("EVAL", _TAKE_PLACE, 1, f"{self.prefix}places:{name}",
+                                 member, cap, repr(float(now)), repr(float(now + ttl)),
+                                 _ttl_ms(ttl))
+        return reply == 1
+
+    async def free_place(self, name: str, member: str) -> None:
+        await self._call("ZREM", f"{self.prefix}places:{name}", member)
 
     async def requests(self, instance: str) -> AsyncIterator[bytes]:
         # A connection of its own (a subscribed one can do nothing else), reopened when lost;

@@ -6,10 +6,12 @@ opens ``/data`` proving it owns the key, and the relay splices the viewer's webs
 data websocket (:func:`~rdesk.relay.splice.splice`). ``/healthz`` answers while the process
 runs, ``/readyz`` while it accepts work (not when draining); anything else is 404.
 
-Limits (:class:`RelayConfig`): control messages of 4 KiB until a connection is spliced, then
-``splice_max_message``; per-source token buckets on ``/connect`` and ``/host``; a per-ID bucket
-and a cap on viewers waiting for one ID, so a flood against one host reaches it only at a
-bounded rate; ``max_sessions`` splices and waiting viewers in all; ``max_hosts`` registrations.
+Limits (:class:`RelayConfig`, :class:`~rdesk.relay.admission.Admission`): control messages of
+4 KiB until a connection is spliced, then ``splice_max_message``; per-source token buckets on
+``/connect``, ``/data`` and ``/host``, a per-ID bucket and a cap on viewers waiting for one ID
+(all shared by the instances on one directory), so a flood against one host reaches it only at
+a bounded rate; ``max_sessions`` splices and waiting viewers in all and ``max_hosts``
+registrations, per instance.
 Every refusal is one ``refused {reason}`` line, then a close, and an audit event.
 """
 
@@ -32,7 +34,7 @@ from websockets.http11 import Request, Response
 from rdesk.protocol.errors import CloseCode
 from rdesk.protocol.fingerprint import fingerprint, key_fingerprint
 from rdesk.relay import frames
-from rdesk.relay.admission import Admission
+from rdesk.relay.admission import Admission, Place
 from rdesk.relay.config import RelayConfig
 from rdesk.relay.conn import peer, recv, refuse
 from rdesk.relay.directory import Directory, DirectoryUnavailable, MemoryDirectory
@@ -266,7 +268,7 @@ class RelayServer:
     async def _host(self, ws: ServerConnection, source: str) -> None:
         if self.draining:
             raise _Refusal("relay is shutting down", CloseCode.GOING_AWAY)
-        self.admission.limit(self.admission.host, source, "registration", source)
+        await self.admission.limit("registration", source)
         await self.hosts.serve(ws, source)
 
     # --- /connect ------------------------------------------------------------------------------
@@ -274,28 +276,28 @@ class RelayServer:
     async def _connect(self, ws: ServerConnection, source: str) -> None:
         if self.draining:
             raise _Refusal("relay is shutting down", CloseCode.GOING_AWAY)
-        self.admission.limit(self.admission.connect, source, "connect", source)
+        await self.admission.limit("connect", source)
         machine = RelayViewerMachine(self.clock(), handshake_timeout=self.config.handshake_timeout,
                                      rendezvous_timeout=self.config.rendezvous_timeout)
         step = machine.receive(await recv(ws, machine, self.clock), self.clock())
         assert isinstance(step.event, Connect)
         host_id = step.event.id
         try:
-            self.admission.admit(host_id)  # takes the viewer's places, before any await
+            place = await self.admission.admit(host_id)  # the viewer's places
         except _Refusal as exc:
             self._event("connect_refused", source=source, id=host_id, reason=exc.reason)
             raise
         try:
-            session, data_ws = await self._rendezvous(ws, machine, host_id, source)
+            session, data_ws = await self._rendezvous(ws, machine, place, source)
             await self._splice(ws, data_ws, machine, host_id, session)
         finally:
             self.admission.leave()
 
     async def _rendezvous(self, ws: ServerConnection, machine: RelayViewerMachine,
-                          host_id: str, source: str) -> tuple[str, ServerConnection]:
+                          place: Place, source: str) -> tuple[str, ServerConnection]:
         """Ask the host to open ``/data`` for a new session; the session and the host's data
         websocket, once bound. Gives back the viewer's waiting place on the way out."""
-        session = secrets.token_urlsafe(16)
+        host_id, session = place.host_id, secrets.token_urlsafe(16)
         answer: asyncio.Future[ServerConnection] = asyncio.get_running_loop().create_future()
         viewer_gone = asyncio.ensure_future(ws.wait_closed())
         try:
@@ -323,7 +325,7 @@ class RelayServer:
             viewer_gone.cancel()
             answer.cancel()  # no-op once it has a result
             self.waiting.pop(session, None)
-            self.admission.stop_waiting(host_id)
+            await self.admission.stop_waiting(place)
 
     async def _splice(self, ws: ServerConnection, data_ws: ServerConnection,
                       machine: RelayViewerMachine, host_id: str, session: str) -> None:
@@ -355,7 +357,7 @@ class RelayServer:
     async def _data(self, ws: ServerConnection, source: str) -> None:
         if self.draining:
             raise _Refusal("relay is shutting down", CloseCode.GOING_AWAY)
-        self.admission.limit(self.admission.data, source, "data", source)
+        await self.admission.limit("data", source)
         machine = RelayDataMachine(self.clock(), relay_fingerprint=self.fingerprint,
                                    handshake_timeout=self.config.handshake_timeout)
         step = machine.receive(await recv(ws, machine, self.clock), self.clock())

@@ -1,4 +1,4 @@
-"""Fixtures for the relay tests: a private Redis server when ``redis-server`` is installed."""
+"""Fixtures for the relay tests: private Redis servers when ``redis-server`` is installed."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.relay.instances import REDIS, Redis
 
 
 @pytest.fixture
@@ -34,3 +36,15 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[Redis]:
+    """A redis-server the test starts (``await redis.start()``), stops and starts again."""
+    if REDIS is None:
+        pytest.skip("redis-server not installed")
+    server = Redis(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()

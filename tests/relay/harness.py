@@ -161,6 +161,15 @@ async def viewer(relay: Relay, host_id: str) -> tuple[ClientConnection, dict[str
     return ws, answer
 
 
+async def echo_through(relay: Relay, host_id: str, payload: bytes) -> None:
+    """A viewer spliced to ``host_id`` (an :func:`echo` host) gets its message echoed."""
+    ws, answer = await viewer(relay, host_id)
+    assert answer == {"t": "spliced"}, answer
+    await ws.send(payload)
+    assert await ws.recv() == b"host:" + payload
+    await ws.close()
+
+
 async def quiet(relay: Relay, *, hosts: int = 0, timeout: float = 10.0) -> None:
     """Wait until the relay holds nothing but ``hosts`` control connections: no waiting
     viewer, no splice, no session, no other open websocket."""

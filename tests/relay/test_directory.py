@@ -82,6 +82,35 @@ async def test_two_redis_clients_share_one_bucket(redis_url: str) -> None:
         await two.close()
 
 
+async def test_places_are_capped_freed_and_expire(directory: Directory) -> None:
+    taken = [await directory.take_place("waiting:A", f"v{i}", 3, 100.0, 10.0) for i in range(4)]
+    assert taken == [True, True, True, False]
+    assert await directory.take_place("waiting:B", "v0", 3, 100.0, 10.0)  # another set
+    await directory.free_place("waiting:A", "v1")
+    await directory.free_place("waiting:A", "nobody")  # freeing what is not held: nothing
+    assert await directory.take_place("waiting:A", "v4", 3, 101.0, 10.0)
+    assert not await directory.take_place("waiting:A", "v5", 3, 109.9, 10.0)
+    # v0 and v2 (taken at 100) lapse at 110, never freed: as a killed instance's would
+    assert await directory.take_place("waiting:A", "v5", 3, 110.0, 10.0)
+    assert await directory.take_place("waiting:A", "v6", 3, 110.0, 10.0)
+    assert not await directory.take_place("waiting:A", "v7", 3, 110.0, 10.0)  # v4, v5, v6
+
+
+async def test_two_redis_clients_share_one_set_of_places(redis_url: str) -> None:
+    one, two = RedisDirectory(redis_url), RedisDirectory(redis_url)
+    try:
+        taken = [await (one if i % 2 else two).take_place("waiting:A", f"v{i}", 4, 7.0, 0.5)
+                 for i in range(6)]
+        assert taken == [True] * 4 + [False] * 2
+        ttl = await one.redis.call("PTTL", "rdesk-relay:places:waiting:A")
+        assert isinstance(ttl, int) and 0 < ttl <= 500  # the key lapses with its members
+        await two.free_place("waiting:A", "v1")  # freed by another client than took it
+        assert await one.take_place("waiting:A", "v6", 4, 7.1, 0.5)
+    finally:
+        await one.close()
+        await two.close()
+
+
 async def test_max_hosts_bounds_the_directory() -> None:
     directory = MemoryDirectory(max_hosts=2)
     await directory.register("A", b"a", "i", "1", 0.0, 10.0)

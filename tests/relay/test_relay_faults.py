@@ -19,13 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +29,7 @@ from rdesk.relay.messages import Refused
 from rdesk.relay.redisdir import RedisDirectory
 from tests.relay.harness import (
     Relay,
+    echo_through,
     host_identity,
     linked,
     make_link,
@@ -41,80 +37,17 @@ from tests.relay.harness import (
     try_register,
     viewer,
 )
+from tests.relay.instances import (
+    REDIS,
+    Redis,
+    RelayProcess,
+    forwarding_live,
+    relay_process,
+    stop_processes,
+    until,
+)
 
-REDIS = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server not installed")
-
-
-class Redis:
-    """A redis-server on a unix socket that the test stops and starts again (no persistence)."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.sock = tmp / "redis.sock"
-        self.dir = tmp
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"unix://{self.sock}"
-
-    async def start(self) -> None:
-        assert REDIS is not None and self.proc is None
-        self.proc = subprocess.Popen(
-            [REDIS, "--port", "0", "--unixsocket", str(self.sock), "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        probe = RedisDirectory(self.url)
-        try:
-            for _ in range(400):
-                if await probe.ready():
-                    return
-                assert self.proc.poll() is None, "redis-server exited"
-                await asyncio.sleep(0.05)
-            raise AssertionError("redis-server did not start")
-        finally:
-            await probe.close()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
-            self.proc = None
-            with contextlib.suppress(FileNotFoundError):
-                self.sock.unlink()
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[Redis]:
-    server = Redis(tmp_path)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-async def until(predicate: object, what: str, steps: int = 600) -> None:
-    """Poll ``predicate()`` (every 50 ms, a bounded number of times)."""
-    for _ in range(steps):
-        if predicate():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never: {what}")
-
-
-async def echo_through(relay: Relay, host_id: str, payload: bytes) -> None:
-    ws, answer = await viewer(relay, host_id)
-    assert answer == {"t": "spliced"}, answer
-    await ws.send(payload)
-    assert await ws.recv() == b"host:" + payload
-    await ws.close()
-
-
-async def forwarding_live(directory: RedisDirectory, instance: str) -> None:
-    """Wait until ``instance`` listens for forwarded rendezvous (its subscription is live)."""
-    for _ in range(400):
-        with contextlib.suppress(Exception):
-            if await directory.forward(instance, b"{}"):
-                return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"instance {instance} never subscribed")
 
 
 async def test_redis_stopped_and_started_again(tmp_path: Path, redis: Redis) -> None:
@@ -168,12 +101,6 @@ async def test_redis_stopped_and_started_again(tmp_path: Path, redis: Redis) -> 
 # --- an instance killed ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Balancer:
     """A TCP balancer on 127.0.0.1: each new connection goes to the next live backend in turn
     (a refused one is skipped), bytes copied both ways. Logs which backend took each one."""
@@ -219,35 +146,18 @@ class Balancer:
                 await asyncio.wait_for(server.wait_closed(), 5)
 
 
-async def _relay_process(tmp: Path, redis_url: str, port: int) -> tuple[
-        asyncio.subprocess.Process, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rdesk", "relay", "--bind", "127.0.0.1", "--port", str(port),
-        "--data-dir", str(tmp / "relay"), "--open", "--redis", redis_url,
-        "--public-url", f"wss://127.0.0.1:{port}",
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert proc.stdout is not None
-    while b"fingerprint" not in (line := await asyncio.wait_for(proc.stdout.readline(), 30)):
-        assert line, "relay exited"
-    return proc, line.decode().split()[-1]
-
-
 @pytest.mark.timeout(180)
 async def test_killing_the_instance_holding_a_host_moves_it(tmp_path: Path,
                                                             redis: Redis) -> None:
     await redis.start()
-    ports = [_free_port() for _ in range(3)]
-    procs: list[asyncio.subprocess.Process] = []
+    procs: list[RelayProcess] = []
     probe = RedisDirectory(redis.url)
     try:
-        fingerprint = ""
-        for port in ports:
-            proc, fingerprint = await _relay_process(tmp_path, redis.url, port)
-            procs.append(proc)
-        balancer = Balancer(ports)
+        for _ in range(3):
+            procs.append(await relay_process(tmp_path, redis.url))
+        balancer = Balancer([each.relay.port for each in procs])
         async with balancer.running():
-            front = Relay.remote(balancer.port, fingerprint)
+            front = Relay.remote(balancer.port, procs[0].relay.fingerprint)
             said: list[str] = []
             link = make_link(front, host_identity(tmp_path / "host"), token=None,
                              say=said.append, backoff=(0.2, 1.0))
@@ -256,8 +166,8 @@ async def test_killing_the_instance_holding_a_host_moves_it(tmp_path: Path,
                 assert len(balancer.log) == 1
                 await reach(front, link.host_id, b"before the kill")
 
-                procs[holder].send_signal(signal.SIGKILL)
-                await procs[holder].wait()
+                procs[holder].proc.send_signal(signal.SIGKILL)
+                await procs[holder].proc.wait()
                 before = len(balancer.log)
                 await until(lambda: not link.registered.is_set(), "the host saw the loss")
                 await asyncio.wait_for(link.registered.wait(), 60)
@@ -273,14 +183,7 @@ async def test_killing_the_instance_holding_a_host_moves_it(tmp_path: Path,
                 assert entry is not None
     finally:
         await probe.close()
-        for proc in procs:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 30)
-                except asyncio.TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+        await stop_processes(procs)
 
 
 async def reach(front: Relay, host_id: str, payload: bytes) -> int:

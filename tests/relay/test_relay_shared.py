@@ -9,21 +9,15 @@ data connection at the viewer's instance), and told so in one line when they do 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from rdesk.relay.directory import Directory, MemoryDirectory
 from rdesk.relay.messages import Refused
 from rdesk.relay.redisdir import RedisDirectory
 from tests.relay.harness import (
-    Relay,
+    echo_through,
     host_identity,
     linked,
     make_link,
@@ -33,6 +27,7 @@ from tests.relay.harness import (
     try_register,
     viewer,
 )
+from tests.relay.instances import RelayProcess, instance_pair, relay_process, stop_processes
 
 
 async def test_the_newest_registration_wins_across_instances(tmp_path: Path,
@@ -54,11 +49,7 @@ async def test_the_newest_registration_wins_across_instances(tmp_path: Path,
                 while on_a.registered.is_set():
                     await asyncio.sleep(0.05)
                 assert on_a.last_error == "the registration was replaced or expired"
-                ws, answer = await viewer(b, on_b.host_id)
-                assert answer == {"t": "spliced"}
-                await ws.send(b"via b")
-                assert await ws.recv() == b"host:via b"
-                await ws.close()
+                await echo_through(b, on_b.host_id, b"via b")
                 await quiet(a)
                 await quiet(b, hosts=1)
             await quiet(b)
@@ -96,35 +87,15 @@ async def test_a_relay_whose_redis_is_down_is_not_ready_and_refuses_in_one_line(
 async def test_a_viewer_on_another_instance_is_spliced_through_a_forwarded_rendezvous(
     tmp_path: Path, request: pytest.FixtureRequest, kind: str,
 ) -> None:
-    directories: list[Directory]
-    if kind == "memory":
-        shared = MemoryDirectory()
-        directories = [shared, shared]
-    else:
-        url = request.getfixturevalue("redis_url")
-        directories = [RedisDirectory(url), RedisDirectory(url)]
-    async with running_relay(tmp_path / "relay", directory=directories[0], instance="a") as a, \
-            running_relay(tmp_path / "relay", directory=directories[1], instance="b") as b:
-        for relay in (a, b):
-            relay.server.config.public_url = relay.url
+    async with instance_pair(tmp_path, request, kind) as (a, b, _):
         link = make_link(a, host_identity(tmp_path / "host"))
         async with linked(link):
-            if kind == "redis":  # b's subscription is live once a forward reaches a listener
-                while not await directories[0].forward("b", b"{}"):
-                    await asyncio.sleep(0.05)
-            ws, answer = await viewer(b, link.host_id)
-            assert answer == {"t": "spliced"}
-            await ws.send(b"across instances")
-            assert await ws.recv() == b"host:across instances"
-            await ws.close()
+            await echo_through(b, link.host_id, b"across instances")
             await quiet(b)
             await quiet(a, hosts=1)
         assert b.last("rendezvous") == {"source": "127.0.0.1", "id": link.host_id,
                                         "session": b.last("splice_end")["session"], "via": "a"}
         assert "splice_end" not in a.kinds()  # the splice ran on the viewer's instance
-    for directory in directories:
-        if isinstance(directory, RedisDirectory):
-            await directory.close()
     assert not other_tasks()
 
 
@@ -132,25 +103,10 @@ async def test_a_viewer_on_another_instance_is_spliced_through_a_forwarded_rende
 async def test_the_per_id_limit_is_shared_by_the_instances(
     tmp_path: Path, request: pytest.FixtureRequest, kind: str,
 ) -> None:
-    directories: list[Directory]
-    if kind == "memory":
-        shared = MemoryDirectory()
-        directories = [shared, shared]
-    else:
-        url = request.getfixturevalue("redis_url")
-        directories = [RedisDirectory(url), RedisDirectory(url)]
     limits = {"id_rate": (0.0001, 3), "connect_rate": (1000.0, 1000)}  # no refill: the burst
-    async with running_relay(tmp_path / "relay", directory=directories[0], instance="a",
-                             **limits) as a, \
-            running_relay(tmp_path / "relay", directory=directories[1], instance="b",
-                          **limits) as b:
-        for relay in (a, b):
-            relay.server.config.public_url = relay.url
+    async with instance_pair(tmp_path, request, kind, **limits) as (a, b, _):
         link = make_link(a, host_identity(tmp_path / "host"))
         async with linked(link):
-            if kind == "redis":  # b's subscription is live once a forward reaches a listener
-                while not await directories[0].forward("b", b"{}"):
-                    await asyncio.sleep(0.05)
             answers = [await viewer(relay, link.host_id) for relay in (a, b, a, b, a, b)]
             assert [answer for _, answer in answers] == [{"t": "spliced"}] * 3 + [
                 {"t": "refused", "reason": "rate-limited: too many viewers for this ID"}] * 3
@@ -160,40 +116,16 @@ async def test_the_per_id_limit_is_shared_by_the_instances(
             await quiet(b)
         assert [e["endpoint"] for k, e in a.events + b.events if k == "rate_limited"] == [
             "connect to ID"] * 3
-    for directory in directories:
-        if isinstance(directory, RedisDirectory):
-            await directory.close()
     assert not other_tasks()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_two_relay_processes_with_redis(tmp_path: Path, redis_url: str) -> None:
-    procs: list[asyncio.subprocess.Process] = []
+    procs: list[RelayProcess] = []
     try:
-        relays = []
-        for name in ("a", "b"):
-            port = _free_port()
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "rdesk", "relay", "--bind", "127.0.0.1", "--port", str(port),
-                "--data-dir", str(tmp_path / "relay"), "--open", "--redis", redis_url,
-                "--public-url", f"wss://127.0.0.1:{port}", "--id-burst", "12",
-                "--id-rate", "0.0001",
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-            procs.append(proc)
-            assert proc.stdout is not None
-            while b"fingerprint" not in (line := await asyncio.wait_for(proc.stdout.readline(),
-                                                                        30)):
-                assert line, f"relay {name} exited"
-            fingerprint = line.decode().split()[-1]
-            assert b"directory" in await asyncio.wait_for(proc.stdout.readline(), 30)
-            relays.append(Relay.remote(port, fingerprint))
-        a, b = relays
+        for _ in range(2):
+            procs.append(await relay_process(tmp_path, redis_url, "--id-burst", "12",
+                                             "--id-rate", "0.0001"))
+        a, b = (each.relay for each in procs)
         assert a.fingerprint == b.fingerprint  # one data directory: one certificate
         link = make_link(a, host_identity(tmp_path / "host"), token=None)
         async with linked(link):
@@ -220,12 +152,7 @@ async def test_two_relay_processes_with_redis(tmp_path: Path, redis_url: str) ->
             ] * (16 - len(spliced))
             for ws, _ in answers:
                 await ws.close()
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(proc.wait(), 30) == 0
+        assert await stop_processes(procs) == [0, 0]
     finally:
-        for proc in procs:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        await stop_processes(procs)
     assert not other_tasks()
