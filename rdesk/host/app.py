@@ -32,7 +32,8 @@ from rdesk.host.screen.monitors import (
 from rdesk.host.screen.resize import NOT_VIRTUAL, ResizeHub
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.security.audit import AuditLog
-from rdesk.host.security.ca import ClientCertPolicy, default_ca_dir
+from rdesk.host.security.ca import default_ca_dir
+from rdesk.host.security.clientcerts import ClientCertPolicy
 from rdesk.host.security.passwords import read_secret_file
 from rdesk.host.security.tls import (
     ensure_host_certificate,

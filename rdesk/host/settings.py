@@ -140,7 +140,8 @@ class HostSettings:
     #: Also record viewers' pointer and key input (``--record-input``); off by default.
     record_input: bool = False
     #: Admit only viewers presenting a certificate of the CA in ``ca_dir``
-    #: (``--require-client-cert``); the role comes from the certificate (rdesk/host/security/ca.py).
+    #: (``--require-client-cert``); the role comes from the certificate
+    #: (rdesk/host/security/clientcerts.py).
     require_client_cert: bool = False
     #: The viewer CA's directory (default ``config_dir / "ca"``).
     ca_dir: Path | None = None

@@ -23,7 +23,7 @@ from rdesk.host.credentials import HostCredentials
 from rdesk.host.screen.backends import open_capturer
 from rdesk.host.screen.damage import DamageWatcher
 from rdesk.host.screen.source import ScreenSource
-from rdesk.host.security.ca import ClientCertPolicy
+from rdesk.host.security.clientcerts import ClientCertPolicy
 from rdesk.host.security.passwords import PasswordStore
 from rdesk.host.security.tls import (
     ensure_host_certificate,

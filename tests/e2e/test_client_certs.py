@@ -11,7 +11,8 @@ import pytest
 
 from rdesk.client.connection import AuthenticationFailed, ConnectError, connect
 from rdesk.client.tls import client_ssl_context
-from rdesk.host.security.ca import ClientCertPolicy, init_ca, issue, revoke
+from rdesk.host.security.ca import init_ca, issue, revoke
+from rdesk.host.security.clientcerts import ClientCertPolicy
 from tests.e2e.conftest import RunningHost
 from tests.xserver import Xvfb
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from rdesk.client.connection import Connection, connect
 from rdesk.client.running import ConnectionLost
 from rdesk.client.tls import client_ssl_context
-from rdesk.host.security.ca import ClientCertPolicy, init_ca, issue, revoke
+from rdesk.host.security.ca import init_ca, issue, revoke
+from rdesk.host.security.clientcerts import ClientCertPolicy
 from rdesk.protocol import CloseCode
 from tests.e2e.conftest import PASSWORD, RunningHost
 from tests.xserver import Xvfb, pointer_buttons, pressed_keys

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 
 from rdesk.client.tls import client_ssl_context
 from rdesk.host.security import ca
+from rdesk.host.security.clientcerts import ClientCertPolicy
 from rdesk.host.security.tls import ensure_host_certificate, server_ssl_context
 
 
@@ -37,7 +38,7 @@ def test_layout_modes_and_roles(authority: Path, tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     assert (authority / "issued" / "alice.crt").exists()
     vcrt, _ = ca.issue(authority, "bob", "view", tmp_path / "out")
-    policy = ca.ClientCertPolicy(authority)
+    policy = ClientCertPolicy(authority)
     assert policy.role_for(_der(crt)) == "control"
     assert policy.role_for(_der(vcrt)) == "view"
     assert policy.role_for(None) is None and policy.role_for(b"garbage") is None
@@ -51,7 +52,7 @@ def test_layout_modes_and_roles(authority: Path, tmp_path: Path) -> None:
 
 def test_revocation_applies_without_restart(authority: Path, tmp_path: Path) -> None:
     crt, _ = ca.issue(authority, "carol", "control", tmp_path / "out")
-    policy = ca.ClientCertPolicy(authority)
+    policy = ClientCertPolicy(authority)
     assert policy.role_for(_der(crt)) == "control"
     serial = ca.revoke(authority, "carol")
     assert ca.revoke(authority, "carol") == serial  # idempotent
@@ -65,7 +66,7 @@ def test_other_ca_and_host_certificate_grant_nothing(authority: Path, tmp_path: 
     ca.init_ca(other)
     crt, _ = ca.issue(other, "mallory", "control", tmp_path / "m")
     host_crt, _ = ensure_host_certificate(tmp_path / "host")
-    policy = ca.ClientCertPolicy(authority)
+    policy = ClientCertPolicy(authority)
     assert policy.role_for(_der(crt)) is None
     assert policy.role_for(_der(host_crt)) is None
 
@@ -101,7 +102,7 @@ def test_tls_handshake_requires_a_valid_certificate(authority: Path, tmp_path: P
     other = tmp_path / "other-ca"
     ca.init_ca(other)
     bad_crt, bad_key = ca.issue(other, "eve", "control", tmp_path / "bad")
-    policy = ca.ClientCertPolicy(authority)
+    policy = ClientCertPolicy(authority)
 
     def server() -> ssl.SSLContext:
         ctx = server_ssl_context(host_crt, host_key)

@@ -3,7 +3,7 @@
 ``rdesk certs init`` creates it; ``rdesk certs issue NAME --role control|view`` signs a viewer
 certificate; ``rdesk certs revoke NAME`` revokes one; ``rdesk host --require-client-cert``
 admits only viewers presenting a valid, unrevoked certificate of this CA, with the role the
-certificate names.
+certificate names (:class:`~rdesk.host.security.clientcerts.ClientCertPolicy`).
 
 Layout of the CA directory (default ``<config-dir>/ca/``, mode 0700)::
 
@@ -28,11 +28,9 @@ import dataclasses
 import datetime
 import os
 import re
-import ssl
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -48,13 +46,16 @@ __all__ = [
     "ROLES",
     "ROLE_PREFIX",
     "CAError",
-    "ClientCertPolicy",
     "IssuedCert",
     "default_ca_dir",
+    "now_utc",
     "init_ca",
     "issue",
     "list_issued",
+    "load_ca",
     "revoke",
+    "revoked_serials",
+    "role_of",
 ]
 
 CA_CERT = "ca.crt"
@@ -78,7 +79,7 @@ def default_ca_dir(config_dir: Path) -> Path:
     return Path(config_dir) / "ca"
 
 
-def _now() -> datetime.datetime:
+def now_utc() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
@@ -138,7 +139,7 @@ def init_ca(ca_dir: Path, common_name: str = "rdesk viewer CA") -> Path:
     _mkdir(ca_dir / ISSUED_DIR)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
-    now = _now()
+    now = now_utc()
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -159,9 +160,10 @@ def init_ca(ca_dir: Path, common_name: str = "rdesk viewer CA") -> Path:
     return ca_dir / CA_CERT
 
 
-def _load_ca(
+def load_ca(
     ca_dir: Path, *, need_key: bool
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey | None]:
+    """The CA's certificate and, if ``need_key``, its private key (else ``None``)."""
     cert_path, key_path = Path(ca_dir) / CA_CERT, Path(ca_dir) / CA_KEY
     if not cert_path.exists():
         raise CAError(f"no CA in {ca_dir}: run `rdesk certs init` first")
@@ -193,12 +195,12 @@ def issue(
     if role not in ROLES:
         raise CAError(f"invalid role {role!r}: use one of {', '.join(ROLES)}")
     ca_dir = Path(ca_dir)
-    ca_cert, ca_key = _load_ca(ca_dir, need_key=True)
+    ca_cert, ca_key = load_ca(ca_dir, need_key=True)
     assert ca_key is not None
     record = ca_dir / ISSUED_DIR / f"{name}.crt"
     if record.exists():
         old = x509.load_pem_x509_certificate(record.read_bytes())
-        if old.serial_number not in _revoked_serials(ca_dir):
+        if old.serial_number not in revoked_serials(ca_dir):
             raise CAError(f"a certificate named {name!r} exists; revoke it first")
     out_dir = Path(out_dir)
     cert_path, key_path = out_dir / f"{name}.crt", out_dir / f"{name}.key"
@@ -208,7 +210,7 @@ def issue(
     _mkdir(out_dir)
     _mkdir(ca_dir / ISSUED_DIR)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
+    now = now_utc()
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, name),
@@ -249,7 +251,8 @@ def _revoked_lines(ca_dir: Path) -> list[str]:
     return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def _revoked_serials(ca_dir: Path) -> set[int]:
+def revoked_serials(ca_dir: Path) -> set[int]:
+    """The serials ``revoked.txt`` lists."""
     serials = set()
     for line in _revoked_lines(ca_dir):
         try:
@@ -262,7 +265,7 @@ def _revoked_serials(ca_dir: Path) -> set[int]:
 def _write_crl(
     ca_dir: Path, ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, serials: list[int]
 ) -> None:
-    now = _now()
+    now = now_utc()
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca_cert.subject)
@@ -281,7 +284,7 @@ def revoke(ca_dir: Path, name: str) -> int:
     """Revoke the certificate issued as *name*; return its serial. Idempotent."""
     check_name(name)
     ca_dir = Path(ca_dir)
-    ca_cert, ca_key = _load_ca(ca_dir, need_key=True)
+    ca_cert, ca_key = load_ca(ca_dir, need_key=True)
     assert ca_key is not None
     record = ca_dir / ISSUED_DIR / f"{name}.crt"
     try:
@@ -290,10 +293,10 @@ def revoke(ca_dir: Path, name: str) -> int:
         raise CAError(f"no certificate named {name!r} was issued by {ca_dir}") from None
     except (OSError, ValueError) as exc:
         raise CAError(f"cannot load {record}: {exc}") from None
-    serials = _revoked_serials(ca_dir)
+    serials = revoked_serials(ca_dir)
     if cert.serial_number not in serials:
         lines = _revoked_lines(ca_dir)
-        lines.append(f"{cert.serial_number:x} {name} {_now().date().isoformat()}")
+        lines.append(f"{cert.serial_number:x} {name} {now_utc().date().isoformat()}")
         _write(ca_dir / REVOKED_FILE, ("\n".join(lines) + "\n").encode(), 0o644)
         serials.add(cert.serial_number)
     _write_crl(ca_dir, ca_cert, ca_key, sorted(serials))
@@ -312,14 +315,14 @@ class IssuedCert:
     def status(self) -> str:
         if self.revoked:
             return "revoked"
-        return "expired" if self.not_after < _now() else "valid"
+        return "expired" if self.not_after < now_utc() else "valid"
 
 
 def list_issued(ca_dir: Path) -> list[IssuedCert]:
     """Every certificate in ``issued/``, sorted by name."""
     ca_dir = Path(ca_dir)
-    _load_ca(ca_dir, need_key=False)
-    revoked = _revoked_serials(ca_dir)
+    load_ca(ca_dir, need_key=False)
+    revoked = revoked_serials(ca_dir)
     result = []
     for path in sorted((ca_dir / ISSUED_DIR).glob("*.crt")):
         try:
@@ -328,14 +331,16 @@ def list_issued(ca_dir: Path) -> list[IssuedCert]:
             continue
         result.append(
             IssuedCert(
-                path.stem, _role_of(cert), cert.serial_number, cert.not_valid_after_utc,
+                path.stem, role_of(cert), cert.serial_number, cert.not_valid_after_utc,
                 cert.serial_number in revoked,
             )
         )
     return result
 
 
-def _role_of(cert: x509.Certificate) -> str | None:
+def role_of(cert: x509.Certificate) -> str | None:
+    """The role a certificate names in its one ``OU=rdesk-role:<role>``; ``None`` if not exactly
+    one valid role."""
     units = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
     roles = [
         str(a.value)[len(ROLE_PREFIX):] for a in units if str(a.value).startswith(ROLE_PREFIX)
@@ -343,85 +348,3 @@ def _role_of(cert: x509.Certificate) -> str | None:
     if len(roles) != 1 or roles[0] not in ROLES:
         return None
     return roles[0]
-
-
-class ClientCertPolicy:
-    """The host's side: require viewer certificates of the CA in *ca_dir* and read their role.
-
-    * :meth:`ssl_context_hook` makes a server context demand a certificate chaining to the CA
-      and check the CA's CRL (so a revoked certificate fails the TLS handshake itself).
-    * :meth:`role_for` re-checks the peer certificate after the handshake — issuer signature,
-      validity, ``clientAuth``, not revoked (``revoked.txt`` is re-read when it changes, so a
-      revocation applies to new connections without restarting the host) — and returns its
-      role, or ``None``.
-    """
-
-    def __init__(self, ca_dir: Path) -> None:
-        self.ca_dir = Path(ca_dir)
-        self.ca_cert, _ = _load_ca(self.ca_dir, need_key=False)
-        self._revoked: set[int] = set()
-        self._revoked_stamp: tuple[int, int] | None = None
-        self._load_revoked()
-
-    def _load_revoked(self) -> set[int]:
-        path = self.ca_dir / REVOKED_FILE
-        try:
-            st = path.stat()
-            stamp = (st.st_mtime_ns, st.st_size)
-        except FileNotFoundError:
-            stamp = (0, 0)
-        if stamp != self._revoked_stamp:
-            self._revoked = _revoked_serials(self.ca_dir)
-            self._revoked_stamp = stamp
-        return self._revoked
-
-    def ssl_context_hook(self, ctx: ssl.SSLContext) -> None:
-        """Make *ctx* (a server context) require a client certificate from this CA."""
-        try:
-            ctx.load_verify_locations(cafile=os.fspath(self.ca_dir / CA_CERT))
-            crl = self.ca_dir / CRL_FILE
-            if crl.exists():
-                ctx.load_verify_locations(cafile=os.fspath(crl))
-                ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-        except (OSError, ssl.SSLError) as exc:
-            raise CAError(f"cannot load the CA of {self.ca_dir}: {exc}") from None
-        ctx.verify_mode = ssl.CERT_REQUIRED
-
-    def subject(self, peer_cert_der: bytes) -> tuple[str, int] | None:
-        """``(common name, serial)`` of a peer certificate, for the audit log."""
-        try:
-            cert = x509.load_der_x509_certificate(peer_cert_der)
-        except (ValueError, x509.InvalidVersion):  # InvalidVersion is no ValueError
-            return None
-        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        return (str(names[0].value) if names else "", int(cert.serial_number))
-
-    def role_for(self, peer_cert_der: bytes | None) -> str | None:
-        """The role the certificate grants, or ``None`` if it grants nothing."""
-        if not peer_cert_der:
-            return None
-        try:
-            cert = x509.load_der_x509_certificate(peer_cert_der)
-            if cert.issuer != self.ca_cert.subject:
-                return None
-            public = self.ca_cert.public_key()
-            assert isinstance(public, ec.EllipticCurvePublicKey)
-            hash_alg = cert.signature_hash_algorithm
-            if hash_alg is None:
-                return None
-            public.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(hash_alg))
-            now = _now()
-            if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-                return None
-            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-            if ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
-                return None
-            basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-            if basic.ca:
-                return None
-            if cert.serial_number in self._load_revoked():
-                return None
-        except (ValueError, InvalidSignature, x509.ExtensionNotFound, x509.InvalidVersion,
-                AssertionError, CAError):
-            return None
-        return _role_of(cert)

@@ -29,7 +29,7 @@ from rdesk.host.screen.resize import ResizeHub
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.security.accept import AcceptGate, GatedSocket, record_tls_failures
 from rdesk.host.security.authpool import AuthPool
-from rdesk.host.security.ca import ClientCertPolicy
+from rdesk.host.security.clientcerts import ClientCertPolicy
 from rdesk.host.security.text import shown
 from rdesk.host.security.throttle import AuthThrottle, UnauthenticatedLimiter
 from rdesk.host.serve.admission import (
