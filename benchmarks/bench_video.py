@@ -1,8 +1,9 @@
 """CPU per video frame on the host: one 1080p H.264 frame of a photo panning, through the
-host's own encoder (rdesk/host/video/encoder.py: a copy into the frame's buffer, one sws pass
-BGRA→4:2:0, libx264 ultrafast/zerolatency/baseline), against the JPEG tiles it replaces
-(the full-screen lossy round of rdesk/host/encoding/parallel.py at quality 30, scale 1/4 and
-quality 80, scale 1, on all cores).
+host's own encoder (rdesk/host/video/encoder.py: BGRA→4:2:0 from the capture in place, libx264
+ultrafast/zerolatency/baseline), against the JPEG tiles it replaces (the full-screen lossy
+round of rdesk/host/encoding/parallel.py at quality 30, scale 1/4 and quality 80, scale 1, on
+all cores); and the colour conversion alone, on both of the encoder's paths (libyuv, and
+swscale where libyuv is missing), when this tree's encoder has them.
 
     python benchmarks/bench_video.py [--frames 90] [--runs 3] [--bitrate 7.5e6]
 
@@ -18,6 +19,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,7 @@ from benchmarks.photo import pan_offset, photo
 from rdesk.host.encoding.encode import EncodeCache
 from rdesk.host.encoding.parallel import encode_round
 from rdesk.host.encoding.planner import bands
+from rdesk.host.video import encoder
 from rdesk.host.video.encoder import H264Encoder
 
 W, H = 1920, 1080
@@ -65,6 +68,16 @@ def video_run(shots: list[np.ndarray], bitrate: int) -> dict[str, float]:
             "psnr": statistics.median(scores[len(scores) // 2 :])}
 
 
+def convert_run(shots: list[np.ndarray], use_libyuv: bool) -> dict[str, float]:
+    from rdesk.host.video.encoder import Converter
+
+    converter = Converter((W, H), use_libyuv=use_libyuv)
+    start = time.process_time()
+    for frame in shots:
+        converter.convert(frame)
+    return {"cpu_ms": (time.process_time() - start) / len(shots) * 1000, "kB": 0.0}
+
+
 def tiles_run(shots: list[np.ndarray], quality: int, scale: float) -> dict[str, float]:
     jobs = [(box, False) for box in bands([(0, 0, W, H)])]
     cpu = 0.0
@@ -85,20 +98,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     shots = frames(args.frames)
     cells: dict[str, list[dict[str, float]]] = {}
+    runs: list[tuple[str, Callable[[], dict[str, float]]]] = [
+        (f"H.264 {args.bitrate / 1e6:g} Mbit/s", lambda: video_run(shots, int(args.bitrate))),
+        ("JPEG q30 1/4 (lowest level)", lambda: tiles_run(shots, 30, 0.25)),
+        ("JPEG q80 1/1", lambda: tiles_run(shots, 80, 1.0)),
+    ]
+    if hasattr(encoder, "Converter"):  # the colour conversion alone (not in older trees)
+        if encoder.libyuv() is not None:
+            runs.append(("colour conversion alone: libyuv", lambda: convert_run(shots, True)))
+        runs.append(("colour conversion alone: swscale", lambda: convert_run(shots, False)))
     for _ in range(args.runs):  # interleaved, so load changes hit every cell alike
-        for name, run in (
-            (f"H.264 {args.bitrate / 1e6:g} Mbit/s", lambda: video_run(shots, int(args.bitrate))),
-            ("JPEG q30 1/4 (lowest level)", lambda: tiles_run(shots, 30, 0.25)),
-            ("JPEG q80 1/1", lambda: tiles_run(shots, 80, 1.0)),
-        ):
+        for name, run in runs:
             cells.setdefault(name, []).append(run())
     print("| 1920x1080 frame | CPU ms/frame | kB/frame | PSNR dB |")
     print("|---|---|---|---|")
-    for name, runs in cells.items():
-        cpu = statistics.median(r["cpu_ms"] for r in runs)
-        kb = statistics.median(r["kB"] for r in runs)
-        score = f"{statistics.median(r['psnr'] for r in runs):.1f}" if "psnr" in runs[0] else "–"
-        print(f"| {name} | {cpu:.1f} | {kb:.1f} | {score} |")
+    for name, results in cells.items():
+        cpu = statistics.median(r["cpu_ms"] for r in results)
+        kb = statistics.median(r["kB"] for r in results)
+        size = f"{kb:.1f}" if kb else "–"
+        score = (f"{statistics.median(r['psnr'] for r in results):.1f}"
+                 if "psnr" in results[0] else "–")
+        print(f"| {name} | {cpu:.1f} | {size} | {score} |")
     print(machine_line(args.frames / 30, args.runs))
     return 0
 

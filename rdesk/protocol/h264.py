@@ -4,8 +4,9 @@ Pure and bounded: :func:`nal_units` splits a byte stream at its start codes, and
 :func:`parse_sps` reads a sequence parameter set (ITU-T H.264 §7.3.2.1.1) far enough to know
 the profile, the chroma format, the bit depths and the cropped picture size — so a unit that
 declares 50000×50000 pixels is refused before a decoder allocates anything for it
-(docs/protocol.md, "Video"). Every read is checked: a truncated or malformed SPS raises
-:class:`H264Error`, never anything else.
+(docs/protocol.md, "Video"); :func:`sps_colour` reads the colour description of its VUI
+(Annex E), which the host's encoder writes (BT.601, limited range). Every read is checked: a
+truncated or malformed SPS raises :class:`H264Error`, never anything else.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ __all__ = [
     "NAL_SPS",
     "PROFILES",
     "MAX_SPS_BYTES",
+    "Colour",
     "H264Error",
     "Sps",
     "check_key_unit",
     "nal_types",
     "nal_units",
     "parse_sps",
+    "sps_colour",
 ]
 
 NAL_SLICE = 1
@@ -44,6 +47,17 @@ _MAX_LEADING_ZEROS = 31
 
 class H264Error(ValueError):
     """The bytes are not the H.264 the wire allows (or not H.264 at all)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Colour:
+    """An SPS's colour description (VUI, ITU-T H.264 Annex E): the code points of Table E-3,
+    E-4 and E-5 (1 BT.709, 2 unspecified, 5/6 BT.601 625/525-line) and the range flag."""
+
+    primaries: int
+    transfer: int
+    matrix: int
+    full_range: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +148,18 @@ def _skip_scaling_list(bits: _Bits, size: int) -> None:
 
 def parse_sps(unit: bytes) -> Sps:
     """Parse one SPS NAL unit (its header byte included, no start code)."""
+    return _read_sps(unit)[0]
+
+
+def sps_colour(unit: bytes) -> Colour | None:
+    """The colour description in one SPS NAL unit's VUI, ``None`` if it has none (a VUI cut
+    short there counts as none, as in h264.js spsColour); :class:`H264Error` as
+    :func:`parse_sps` for the SPS before it."""
+    return _colour(_read_sps(unit)[1])
+
+
+def _read_sps(unit: bytes) -> tuple[Sps, _Bits]:
+    """The SPS, and the reader left at its ``vui_parameters_present_flag``."""
     if not unit or unit[0] & 0x1F != NAL_SPS or unit[0] & 0x80:
         raise H264Error("not an SPS NAL unit")
     if len(unit) > MAX_SPS_BYTES:
@@ -193,7 +219,27 @@ def parse_sps(unit: bytes) -> Sps:
         if width <= 0 or height <= 0:
             raise H264Error("frame cropping leaves no picture")
     return Sps(profile, constraints, level, chroma, depth_luma, depth_chroma, frame_mbs_only,
-               width, height)
+               width, height), bits
+
+
+def _colour(bits: _Bits) -> Colour | None:
+    """The colour description at the start of the VUI, if there is one."""
+    try:
+        if not bits.u(1):  # vui_parameters_present_flag
+            return None
+        if bits.u(1) and bits.u(8) == 255:  # aspect_ratio_info_present_flag, Extended_SAR
+            bits.u(32)
+        if bits.u(1):  # overscan_info_present_flag
+            bits.u(1)
+        if not bits.u(1):  # video_signal_type_present_flag
+            return None
+        bits.u(3)  # video_format
+        full_range = bool(bits.u(1))
+        if not bits.u(1):  # colour_description_present_flag
+            return None
+        return Colour(bits.u(8), bits.u(8), bits.u(8), full_range)
+    except H264Error:
+        return None
 
 
 def check_key_unit(data: bytes, size: tuple[int, int]) -> Sps:

@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 
 from rdesk.protocol.h264 import (
     MAX_SPS_BYTES,
+    Colour,
     H264Error,
     check_key_unit,
     nal_types,
     nal_units,
     parse_sps,
+    sps_colour,
 )
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -56,7 +58,9 @@ class BitWriter:
 
 def build_sps(*, profile: int = 66, width_mbs: int = 120, height_units: int = 68,
               frame_mbs_only: bool = True, crop: tuple[int, int, int, int] | None = (0, 0, 0, 4),
-              chroma: int = 1, poc_type: int = 0, scaling: bool = False, depth: int = 8) -> bytes:
+              chroma: int = 1, poc_type: int = 0, scaling: bool = False, depth: int = 8,
+              vui: bool = False, sar: int | None = None, overscan: bool = False,
+              colour: tuple[int, int, int, bool] | None = None) -> bytes:
     w = BitWriter()
     w.u(8, profile)
     w.u(8, 0xC0)
@@ -98,7 +102,25 @@ def build_sps(*, profile: int = 66, width_mbs: int = 120, height_units: int = 68
     if crop is not None:
         for value in crop:
             w.ue(value)
-    w.u(1, 0)  # vui_parameters_present_flag
+    w.u(1, int(vui))  # vui_parameters_present_flag
+    if vui:
+        w.u(1, sar is not None)
+        if sar is not None:
+            w.u(8, sar)
+            if sar == 255:
+                w.u(32, 0x00040003)
+        w.u(1, int(overscan))
+        if overscan:
+            w.u(1, 1)
+        w.u(1, colour is not None)  # video_signal_type_present_flag
+        if colour is not None:
+            w.u(3, 5)  # video_format: unspecified
+            w.u(1, int(colour[3]))
+            w.u(1, 1)  # colour_description_present_flag
+            for code in colour[:3]:
+                w.u(8, code)
+        w.u(1, 0)  # chroma_loc_info_present_flag, and no more VUI fields
+        w.u(4, 0)
     return w.nal()
 
 
@@ -213,3 +235,40 @@ def test_what_libx264_writes(size: tuple[int, int]) -> None:
     unit = b"".join(bytes(p) for p in ctx.encode(frame.reformat(format="yuv420p")))
     sps = check_key_unit(unit, size)
     assert (sps.width, sps.height, sps.profile_idc) == (width, height, 66)
+
+
+@pytest.mark.parametrize("sar", [None, 1, 255])
+@pytest.mark.parametrize("overscan", [False, True])
+def test_colour_description_is_read(sar: int | None, overscan: bool) -> None:
+    unit = build_sps(vui=True, sar=sar, overscan=overscan, colour=(6, 6, 6, False))
+    assert sps_colour(unit) == Colour(6, 6, 6, False)
+    assert parse_sps(unit).width == 1920  # the VUI changes nothing before it
+    assert sps_colour(build_sps(vui=True, sar=sar, colour=(1, 1, 1, True))) == Colour(
+        1, 1, 1, True)
+
+
+def test_no_colour_description() -> None:
+    assert sps_colour(build_sps()) is None  # no VUI
+    assert sps_colour(build_sps(vui=True, sar=1)) is None  # a VUI without video_signal_type
+    # A VUI cut short inside the description is no description, never another error.
+    tagged = build_sps(vui=True, sar=255, colour=(6, 6, 6, False))
+    assert sps_colour(tagged) is not None
+    for cut in range(2, 6):  # the last byte holds only the VUI's end
+        assert sps_colour(tagged[:-cut]) is None
+    with pytest.raises(H264Error):
+        sps_colour(b"\x68\x00")
+
+
+def test_the_hosts_encoder_describes_bt601_limited_range() -> None:
+    pytest.importorskip("av")
+    import numpy as np
+
+    from rdesk.host.video.encoder import H264Encoder
+
+    encoder = H264Encoder((64, 48), 500_000)
+    unit, key = encoder.encode(np.zeros((48, 64, 4), np.uint8), (0, 0, 64, 48), key=True)
+    assert key
+    sps = next(u for u in nal_units(unit) if u[0] & 0x1F == 7)
+    # SMPTE 170M (BT.601 525-line) primaries, transfer and matrix; video_full_range_flag 0.
+    assert sps_colour(sps) == Colour(6, 6, 6, False)
+    assert check_key_unit(unit, (64, 48)).width == 64
