@@ -116,8 +116,8 @@ def test_motion_is_coalesced_to_one_message_per_tick(
     view, sent = window
     view.viewport = Viewport(640, 480, 320, 240)  # scaled by 1/2
     for x in range(10, 60, 5):
-        view._on_motion(types.SimpleNamespace(x=x, y=7))  # type: ignore[arg-type]
-    view._flush_motion()
+        view.input.on_motion(types.SimpleNamespace(x=x, y=7))  # type: ignore[arg-type]
+    view.pointer.flush()
     assert [m for m in sent if m[0] == "pointer"] == [
         ("pointer", 111, 15, 0)  # the centre of window pixel 55 lies on host pixel 111
     ]

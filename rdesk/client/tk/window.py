@@ -8,9 +8,10 @@ reconnects after a drop. The two meet in three places only:
   :class:`~rdesk.client.tk.paint.Damage` (under a lock); a Tk timer (:data:`TICK_MS`) takes
   them and paints only those regions of the framebuffer into one ``PhotoImage`` (scaled with
   box resampling when the view is scaled);
-- input: the window puts events on the worker's queue with ``call_soon_threadsafe``; one
-  sender task sends them in order. Pointer motion is coalesced to at most one message per
-  tick; keys go through the :class:`~rdesk.client.tk.keyboard.Keyboard` (X11 autorepeat);
+- input: the canvas's events (:mod:`rdesk.client.tk.bindings`) go on the worker's queue
+  with ``call_soon_threadsafe``; one sender task sends them in order. Pointer motion is
+  coalesced to at most one message per tick; keys go through the
+  :class:`~rdesk.client.tk.keyboard.Keyboard` (X11 autorepeat);
 - questions (password, unknown host key) and state changes: the worker posts them on a
   ``queue.Queue`` the same Tk timer drains; a question carries a ``concurrent.futures``
   future the window answers (:mod:`rdesk.client.tk.dialogs`).
@@ -32,15 +33,15 @@ from typing import Any
 from rdesk.client.connection import Connection
 from rdesk.client.known_hosts import HostKeyMismatch
 from rdesk.client.tk import dialogs
+from rdesk.client.tk.bindings import CanvasInput
 from rdesk.client.tk.clipboard import TkClipboard
 from rdesk.client.tk.cursor import CursorSprite
 from rdesk.client.tk.fit import DesktopFit
 from rdesk.client.tk.keyboard import Keyboard, KeyboardGrab
-from rdesk.client.tk.keys import tk_to_keysym
 from rdesk.client.tk.menu import build_menu
 from rdesk.client.tk.options import ViewerOptions
 from rdesk.client.tk.overlay import OverlayRates
-from rdesk.client.tk.pointer import WHEEL_BUTTONS, Pointer, wheel_steps
+from rdesk.client.tk.pointer import Pointer
 from rdesk.client.tk.screen import Screen
 from rdesk.client.tk.viewport import FIT, ONE_TO_ONE, Viewport
 from rdesk.client.tk.worker import Worker
@@ -94,7 +95,13 @@ class ViewerWindow:
         self.fit = DesktopFit(self.canvas, options.resize_desktop, lambda: self.conn,
                               lambda: self.worker.loop, self._set_status)
         self.menu = build_menu(self)
-        self._bind()
+        self.input = CanvasInput(
+            self.canvas, self.keyboard, self.pointer, self.grab, self.sprite, self.clipboard,
+            viewport=lambda: self.viewport, sends_input=lambda: self.sends_input,
+            release_all=self.release_all, x11=self._x11,
+            hotkeys={"F8": self.popup_menu, "F9": self.toggle_overlay,
+                     "F11": self.toggle_fullscreen},
+        )
         if options.fullscreen:
             self.toggle_fullscreen()
 
@@ -136,7 +143,7 @@ class ViewerWindow:
                     return
             self._paint()
             self.sprite.show(self.conn.cursor if self.conn is not None else None)
-            self._flush_motion()
+            self.pointer.flush()  # motion: at most one message per tick
         finally:
             if not self._closing:
                 self.root.after(TICK_MS, self._tick)
@@ -301,29 +308,6 @@ class ViewerWindow:
         conn = self.conn
         return conn is not None and conn.role == "control" and not self.view_only.get()
 
-    def _bind(self) -> None:
-        c = self.canvas
-        c.bind("<KeyPress>", self._on_key_press)
-        c.bind("<KeyRelease>", self._on_key_release)
-        c.bind("<FocusOut>", lambda _e: self.release_all())
-        c.bind("<FocusOut>", lambda _e: self.grab.release(), add="+")
-        c.bind("<FocusIn>", lambda _e: self.clipboard.focus_in())
-        # Grab at a real focus change only: ungrabbing (the F8 menu's) sends a FocusIn too.
-        take = c.register(lambda mode: self.grab.take() if mode == "NotifyNormal" else None)
-        c.tk.call("bind", str(c), "<FocusIn>", f"+{take} %m")
-        c.bind("<Motion>", self._on_motion)
-        for number in (1, 2, 3):
-            c.bind(f"<ButtonPress-{number}>", self._on_button)
-            c.bind(f"<ButtonRelease-{number}>", self._on_button)
-        for number in (4, 5):  # X11 wheel buttons
-            c.bind(f"<ButtonPress-{number}>", self._on_wheel_button)
-        # Tk 8.6 cannot name buttons 6 and 7 (horizontal wheel): catch them generically.
-        c.bind("<ButtonPress>", self._on_wheel_button)
-        c.bind("<MouseWheel>", self._on_mouse_wheel)
-        c.bind("<Shift-MouseWheel>", self._on_mouse_wheel)
-        c.bind("<Enter>", lambda _e: c.focus_set())
-        c.bind("<Leave>", lambda _e: self.sprite.left())
-
     def send_keys(self, *keysyms: int) -> None:
         """Press ``keysyms`` in order, then release them in reverse."""
         if not self.sends_input:
@@ -340,50 +324,6 @@ class ViewerWindow:
         """Release every key and button this window pressed on the host."""
         self.keyboard.release_all()
         self.pointer.release_all()
-
-    def _on_key_press(self, event: tkinter.Event[Any]) -> str:
-        if self.keyboard.on_press(int(event.keycode), int(event.time)):
-            return "break"  # X11 autorepeat: the keyboard sent the repeat
-        hotkey = {"F8": self.popup_menu, "F9": self.toggle_overlay,
-                  "F11": self.toggle_fullscreen}.get(event.keysym)
-        if hotkey is not None:  # the window's own keys never reach the host
-            hotkey()
-            return "break"
-        keysym = tk_to_keysym(event.keysym, int(event.keysym_num), event.char or "", x11=self._x11)
-        if keysym is None or not self.sends_input:
-            return "break"
-        self._flush_motion()
-        self.keyboard.press(int(event.keycode), keysym)
-        return "break"
-
-    def _on_key_release(self, event: tkinter.Event[Any]) -> str:
-        self.keyboard.on_release(int(event.keycode), int(event.time))
-        return "break"
-
-    def _host_xy(self, event: tkinter.Event[Any]) -> tuple[int, int]:
-        return self.viewport.window_to_host(int(event.x), int(event.y))
-
-    def _on_motion(self, event: tkinter.Event[Any]) -> None:
-        self.pointer.moved(self._host_xy(event))  # sent by the next tick: one per frame
-        self.sprite.moved(int(event.x), int(event.y))
-
-    def _flush_motion(self) -> None:
-        self.pointer.flush()
-
-    def _on_button(self, event: tkinter.Event[Any]) -> None:
-        self.grab.take(click=True)  # a click takes the keyboard back after the F8 menu
-        self.keyboard.flush_release()
-        down = str(event.type) in ("ButtonPress", "4")
-        self.pointer.button(self._host_xy(event), int(event.num), down)
-
-    def _on_wheel_button(self, event: tkinter.Event[Any]) -> None:
-        steps = WHEEL_BUTTONS.get(int(event.num))
-        if steps is not None:
-            self.pointer.wheel(self._host_xy(event), *steps)
-
-    def _on_mouse_wheel(self, event: tkinter.Event[Any]) -> None:
-        dx, dy = wheel_steps(int(event.delta), shift=bool(int(event.state) & 0x1))
-        self.pointer.wheel(self._host_xy(event), dx, dy)
 
 
 def run_viewer(options: ViewerOptions) -> int:
