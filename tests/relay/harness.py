@@ -152,9 +152,11 @@ async def open_ws(relay: Relay, path: str, **kwargs: Any) -> ClientConnection:
     return ws
 
 
-async def viewer(relay: Relay, host_id: str) -> tuple[ClientConnection, dict[str, Any]]:
-    """Connect a viewer to ``host_id``; returns the websocket and the relay's answer."""
-    ws = await open_ws(relay, "/connect")
+async def viewer(relay: Relay, host_id: str,
+                 **kwargs: Any) -> tuple[ClientConnection, dict[str, Any]]:
+    """Connect a viewer to ``host_id`` (``kwargs`` for :func:`open_ws`, e.g. ``local_addr``
+    for another source address); returns the websocket and the relay's answer."""
+    ws = await open_ws(relay, "/connect", **kwargs)
     with contextlib.suppress(ConnectionClosed):  # a rate-limited viewer is refused at once
         await ws.send(encode(Connect(host_id, 1)))
     answer = json.loads(await asyncio.wait_for(ws.recv(), 15))
