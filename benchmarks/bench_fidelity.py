@@ -25,7 +25,8 @@ Cases:
   then the viewer's framebuffer is compared with the X screen itself (``pixel-exact``). The
   viewer joins on a still, exact screen and the lines start then;
 - ``xterm-joined``: the same, but the viewer joins while the lines already flow, so its first
-  picture is a large change sent lossy, and it holds lossy text while the scrolling goes on.
+  picture is a large change (planned lossy; a bitmap font's text is flat, and is sent exactly
+  instead), and the scrolling goes on while it arrives.
 
 Per run: updates per second, the 95th percentile and the longest gap between updates, bytes
 received, host CPU seconds per second and milliseconds per update. With ``--runs N`` each

@@ -16,6 +16,7 @@ from rdesk.host.encoding.encode import (
     EncodeCache,
     EncodedRect,
     encode_rect,
+    is_flat,
     is_photo_like,
     split_rect,
 )
@@ -113,6 +114,35 @@ def test_codec_choice() -> None:
         ui_frame(), (0, 0, 320, 240), lossless=True, quality=80, allow_lossy_fallback=True
     )
     assert text.exact
+
+
+def test_flat_content_asked_lossy_is_sent_exactly_when_allowed() -> None:
+    ui, photo = ui_frame(), photo_frame()
+    whole = (0, 0, 320, 240)
+    assert is_flat(ui, whole) and not is_flat(photo, whole)
+    assert not is_flat(ui, (0, 0, 63, 63))  # too small to bother
+    for scale in (1.0, 0.5):
+        jpeg = encode_rect(ui, whole, lossless=False, quality=80, scale=scale)
+        flat = encode_rect(ui, whole, lossless=False, quality=80, scale=scale,
+                           exact_if_flat=True)
+        assert jpeg.encoding is Encoding.JPEG and not jpeg.exact
+        # Lossless, full scale, exact, and smaller than the JPEG it replaces.
+        assert flat.encoding is Encoding.WEBP and flat.exact
+        assert np.array_equal(decode(flat), expected_rgb(ui, whole))
+        assert len(flat.payload) < len(jpeg.payload)
+    # A photo stays JPEG, and so does a small rect.
+    assert encode_rect(photo, whole, lossless=False, quality=80,
+                       exact_if_flat=True).encoding is Encoding.JPEG
+    assert encode_rect(ui, (0, 0, 40, 40), lossless=False, quality=80,
+                       exact_if_flat=True).encoding is Encoding.JPEG
+
+
+def test_cache_tells_exact_if_flat_apart() -> None:
+    cache = EncodeCache()
+    ui = ui_frame()
+    lossy = cache.get(1, ui, (0, 0, 320, 240), lossless=False, quality=80)
+    flat = cache.get(1, ui, (0, 0, 320, 240), lossless=False, quality=80, exact_if_flat=True)
+    assert not lossy.exact and flat.exact and cache.encodes == 2
 
 
 def test_png_beyond_webp_limit() -> None:

@@ -36,6 +36,12 @@ def frame_of(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (H, W, 4), dtype=np.uint8)
 
 
+def text_of(seed: int) -> np.ndarray:
+    """Two colours, like a terminal's text: flat content (``encode.is_flat``)."""
+    ink = np.random.default_rng(seed).random((H, W)) < 0.15
+    return np.where(ink[..., None], np.uint8(20), np.uint8(235)).repeat(4, axis=2)
+
+
 def tiles(*cells: tuple[int, int]) -> np.ndarray:
     mask = np.zeros(SHAPE, dtype=bool)
     for r, c in cells:
@@ -44,9 +50,9 @@ def tiles(*cells: tuple[int, int]) -> np.ndarray:
 
 
 def encode(p: Planner, frame: np.ndarray, jobs: list, base: np.ndarray | None = None,
-           trim: list[bool] | None = None) -> list:
+           trim: list[bool] | None = None, exact_if_flat: bool = False) -> list:
     return encode_round(EncodeCache(), frame, 1, jobs, quality=80, scale=1.0, base=base,
-                        trim=trim)
+                        trim=trim, exact_if_flat=exact_if_flat)
 
 
 NOTHING = np.zeros(SHAPE, dtype=bool)
@@ -98,6 +104,19 @@ def test_a_large_change_goes_lossy_first_even_when_not_moving() -> None:
     assert round_ is not None and not any(lossless for _, lossless in round_.jobs)
 
 
+def test_a_large_change_of_text_encoded_exactly_goes_whole_whatever_the_budget() -> None:
+    p = planner()
+    p.mark(np.ones(SHAPE, dtype=bool))
+    frame = text_of(1)
+    round_ = p.take_round(1.0, np.full(SHAPE, 1.0), NOTHING, budget=1000)
+    assert round_ is not None and round_.lossy == len(round_.jobs)
+    encoded = encode(p, frame, round_.jobs, exact_if_flat=True)
+    assert all(e.exact for e in encoded) and sum(len(e.payload) for e in encoded) > 1000
+    # Lossy jobs always go, even encoded exactly: the budget is for refreshes.
+    kept, exact = p.settle(round_, encoded, frame)
+    assert kept == encoded and exact and p.exact and p.held.known.all()
+
+
 def test_a_refresh_too_big_for_the_budget_is_spread_over_rounds() -> None:
     p = planner()
     frame = frame_of(3)
@@ -135,10 +154,10 @@ def test_rects_cut_by_the_budget_are_put_back_where_they_came_from() -> None:
     assert not p.dirty[3, 3] or not p.lossy[3, 3]
 
 
-def _scrolled(base: np.ndarray, dy: int) -> np.ndarray:
+def _scrolled(base: np.ndarray, dy: int, strip: np.ndarray | None = None) -> np.ndarray:
     frame = np.empty_like(base)
     frame[dy:] = base[:-dy]
-    frame[:dy] = frame_of(99)[:dy]  # the exposed strip
+    frame[:dy] = (frame_of(99) if strip is None else strip)[:dy]  # the exposed strip
     return frame
 
 
@@ -248,6 +267,25 @@ def test_a_strip_the_link_cannot_carry_goes_lossy() -> None:
     assert not scroll.lossless
     exact = p.settle_scroll(scroll, encode(p, frame, scroll.jobs), frame)
     assert not exact and p.lossy.any() and p.scrolling  # the next scroll is a copy again
+
+
+def test_a_lossy_strip_of_text_encoded_exactly_is_exact_where_it_lands() -> None:
+    p = planner()
+    base = text_of(2)
+    frame = _scrolled(base, 40, strip=text_of(3))
+    _sent(p, base, lossy=True)
+    region = p.scroll_region(frame)
+    assert region is not None
+    p.take_dirty()
+    plan = plan_scroll(base, frame, region, TILE)
+    assert plan is not None
+    scroll = p.scroll(plan, carry_rate=1.0)  # a strip the link cannot carry: lossy jobs
+    assert not scroll.lossless
+    encoded = encode(p, frame, scroll.jobs, exact_if_flat=True)
+    assert encoded and all(e.exact for e in encoded)
+    p.settle_scroll(scroll, encoded, frame)
+    # The strip's whole tiles are exact now; the copied rows stay lossy, as they were.
+    assert not p.lossy[plan.residual].any() and p.lossy[~plan.residual].all()
 
 
 def test_no_scroll_gives_the_work_back() -> None:

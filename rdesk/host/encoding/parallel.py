@@ -44,13 +44,16 @@ def encode_round(
     scale: float,
     base: np.ndarray | None = None,
     trim: list[bool] | None = None,
+    exact_if_flat: bool = False,
 ) -> list[EncodedRect]:
     """Encode ``jobs`` (rect, lossless); the results in the jobs' order. Blocks: call it in an
     executor thread (one per round, so the event loop is woken once per round).
 
     With ``base``, pixels the viewer is known to hold exactly in the lossless jobs ``trim``
     flags (all of them if ``trim`` is None), each of those rects is first trimmed to where
-    ``frame`` differs from ``base``, and left out if it does nowhere.
+    ``frame`` differs from ``base``, and left out if it does nowhere. Lossy jobs are never
+    left out, so they come first in the result if they come first in ``jobs``; with
+    ``exact_if_flat`` those of flat content come out exact (``encode_rect``).
     """
 
     def encode(indices: list[int]) -> list[tuple[int, EncodedRect]]:
@@ -62,7 +65,8 @@ def encode_round(
                 rect = changed_box(base, frame, jobs[i][0])
             if rect is not None:
                 out.append((i, cache.get(frame_id, frame, rect, lossless=lossless,
-                                         quality=quality, scale=1.0 if lossless else scale)))
+                                         quality=quality, scale=1.0 if lossless else scale,
+                                         exact_if_flat=exact_if_flat)))
         return out
 
     groups = share_out(jobs, ENCODE_WORKERS)

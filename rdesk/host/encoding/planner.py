@@ -101,6 +101,9 @@ class Round:
     budget: int
     #: Tiles refreshed because they were lossy and had become still (stay lossy if cut).
     was_due: np.ndarray
+    #: ``jobs[:lossy]`` are the lossy jobs (never trimmed, so also the first results): they
+    #: always go, even those encoded exactly (flat content, ``encode_rect``'s exact_if_flat).
+    lossy: int = 0
 
 
 class ScrollPlan(NamedTuple):
@@ -253,31 +256,34 @@ class Planner:
         tile, (w, h) = self.tile, self.size
         jobs: list[Job] = [(r, False) for r in bands(merge_tiles(lossy_now, tile, w, h))]
         trim = [False] * len(jobs)
+        lossy_jobs = len(jobs)
         for part, trimmable in ((lossless & held_exact, True), (lossless & ~held_exact, False)):
             refresh = bands(merge_tiles(part, tile, w, h))
             if budget < SMALL_REFRESH_BUDGET:
                 refresh = [p for r in refresh for p in split_rect(r, 4 * tile, tile)]
             jobs += [(r, True) for r in refresh]
             trim += [trimmable] * len(refresh)
-        return Round(jobs, trim, budget, lossless & due)
+        return Round(jobs, trim, budget, lossless & due, lossy=lossy_jobs)
 
     def settle(self, round_: Round, encoded: list[EncodedRect], frame: np.ndarray
                ) -> tuple[list[EncodedRect], bool]:
         """What to send of a round's ``encoded`` rects, and whether the last update is exact.
 
         Lossless rects over the budget are left for later rounds, their tiles put back where
-        they came from (dirty if they were a change, still lossy if a refresh). What is kept is
-        recorded as held: the viewer will hold ``frame``'s pixels there, exactly or lossy.
+        they came from (dirty if they were a change, still lossy if a refresh); the lossy jobs'
+        rects always go, exact or not. What is kept is recorded as held: the viewer will hold
+        ``frame``'s pixels there, exactly or lossy.
         """
         self.learn_lossless_size(encoded)
-        kept, left = fit_budget(encoded, round_.budget)
+        kept, left = fit_budget(encoded[round_.lossy:], round_.budget)
+        kept = encoded[: round_.lossy] + kept
         for enc in left:
             rows, cols = self.held.tiles_of((enc.x, enc.y, enc.w, enc.h))
             self.dirty[rows, cols] |= ~round_.was_due[rows, cols]
         boxes = [((enc.x, enc.y, enc.w, enc.h), not enc.exact) for enc in kept]
         self.held.record_all(boxes, frame)
         for box, lossy in boxes:
-            if not lossy:  # whole tiles, or trimmed within tiles already held exactly
+            if not lossy:  # whole tiles (a lossy job's too), or trimmed within exact tiles
                 self.held.refreshed(box)
         self.scrolling = False
         return kept, self.exact
@@ -387,7 +393,9 @@ class Planner:
             raise ValueError("a scroll's copy spans the screen's width")
         self.held.scrolled(scroll.plan.src_y, copy.y, copy.h,
                            [((e.x, e.y, e.w, e.h), not e.exact) for e in encoded], frame)
-        for e in encoded[scroll.refresh_from:]:  # whole tiles of the frame: exact now
+        # Whole tiles of the frame, exact now: the refresh, and a strip sent as lossy jobs that
+        # came out exact (flat content); a lossless strip is trimmed, not whole tiles.
+        for e in encoded[scroll.refresh_from if scroll.lossless else 0 :]:
             if e.exact:
                 self.held.refreshed((e.x, e.y, e.w, e.h))
         self.scrolling = True

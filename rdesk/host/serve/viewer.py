@@ -314,11 +314,13 @@ class ViewerLink:
     async def _encode(self, frame: np.ndarray, frame_id: int, jobs: list[Job],
                       base: np.ndarray | None = None, trim: list[bool] | None = None
                       ) -> list[EncodedRect]:
-        """Encode ``jobs`` at the controller's quality and scale, off the event loop."""
+        """Encode ``jobs`` at the controller's quality and scale, off the event loop. Lossy
+        jobs of flat content (text) are encoded exactly instead: smaller than their JPEG, and
+        owing no refresh (``encode_rect``'s ``exact_if_flat``)."""
         return await asyncio.get_running_loop().run_in_executor(
             None,
             lambda: encode_round(self.cache, frame, frame_id, jobs, quality=self.quality,
-                                 scale=self.scale, base=base, trim=trim),
+                                 scale=self.scale, base=base, trim=trim, exact_if_flat=True),
         )
 
     async def _send_rects(self, encoded: list[EncodedRect], exact: bool, now: float) -> None:
