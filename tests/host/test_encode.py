@@ -21,6 +21,7 @@ from rdesk.host.encoding.encode import (
     split_rect,
 )
 from rdesk.protocol.encodings import Encoding
+from tests.xclients.painter import make_pattern
 
 
 def ui_frame(h: int = 240, w: int = 320) -> np.ndarray:
@@ -130,6 +131,11 @@ def test_flat_content_asked_lossy_is_sent_exactly_when_allowed() -> None:
         assert flat.encoding is Encoding.WEBP and flat.exact
         assert np.array_equal(decode(flat), expected_rgb(ui, whole))
         assert len(flat.payload) < len(jpeg.payload)
+    # The e2e tests' motion pattern (a colour per tile, gradients, noise) is not flat, tile by
+    # tile or in bands: its motion stays JPEG.
+    pattern = to_bgra(make_pattern(640, 256, 1))
+    assert not any(is_flat(pattern, (x, 0, 64, 64)) for x in range(0, 640, 64))
+    assert not is_flat(pattern, (0, 0, 640, 256))
     # A photo stays JPEG, and so does a small rect.
     assert encode_rect(photo, whole, lossless=False, quality=80,
                        exact_if_flat=True).encoding is Encoding.JPEG
