@@ -20,16 +20,23 @@ Usage::
 
     python benchmarks/bench_latency.py [--keys 120] [--window full|small] [--traffic]
 
-``--traffic`` runs each case twice, interleaved in blocks of keys: without, then with cursor
-and clipboard traffic on the host (``benchmarks/traffic.py``: a cursor change every 50 ms,
-and a 1.8 KB clipboard text each way every 200 ms), to show those messages do not delay
-input or updates.
+``--traffic`` runs each case three ways, interleaved in blocks of keys: ``quiet`` (no traffic),
+``unattached`` (cursor and clipboard traffic on the host's X display, ``benchmarks/traffic.py``:
+a cursor change every 50 ms and a 1.8 KB clipboard text every 200 ms, but the host's cursor
+and clipboard hubs stopped, so the host does none of that work and the viewer gets none) and
+``attached`` (the same, with the hubs running as ``rdesk/host/app.py`` runs them, and the
+viewer also putting 1.8 KB into the host's clipboard every 200 ms). Attached minus
+unattached is the delay the product adds; unattached minus quiet is the traffic's own cost
+(xclip processes, the X server's cursor work) on the machine's cores. The ``cpu/key`` row
+is this process's CPU time (host, viewer, their X threads; not Xvfb or xclip) per key of
+the block, waits between keys included.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import random
@@ -79,7 +86,8 @@ def _pct(values: list[float], q: float) -> float:
 async def run(
     keys: int, geometry: str | None, tmp: Path, gap: float, traffic: bool = False
 ) -> dict[str, dict[str, list[float]]]:
-    """Stages of each timed key, by mode: ``quiet``, and ``traffic`` when ``traffic``."""
+    """Stages of each timed key, by mode: ``quiet``, and ``unattached`` and ``attached`` when
+    ``traffic``; ``cpu/key`` is this process's CPU seconds per key of each kind of block."""
     with Xvfb(W, H) as xvfb, StampedRecorder(xvfb.display, flash=True, geometry=geometry,
                                              no_motion=True) as recorder:
         injectors: list[PynputInjector] = []
@@ -107,10 +115,10 @@ async def run(
         source.capture_once = capture_once  # type: ignore[method-assign]
         x, y, w, h = recorder.geometry
         probe = (x + w // 2, y + h // 2)
-        names = ("total", "x", "capture", "deliver", "  wake", "  encode+net")
+        names = ("total", "x", "capture", "deliver", "  wake", "  encode+net", "cpu/key")
+        modes = ("quiet", "unattached", "attached") if traffic else ("quiet",)
         results: dict[str, dict[str, list[float]]] = {
-            mode: {n: [] for n in names} for mode in (("quiet", "traffic") if traffic else
-                                                      ("quiet",))
+            mode: {n: [] for n in names} for mode in modes
         }
         conn = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
         try:
@@ -162,27 +170,30 @@ async def run(
             for i in range(5):
                 await one_key(i, None)
             i = 5
-            # Blocks of BLOCK keys, quiet and with traffic in turn: drift in the machine's load
-            # falls on both alike.
+            # Blocks of BLOCK keys of each mode in turn: drift in the machine's load falls on
+            # all alike.
             while i < keys + 5:
                 for mode, stages in results.items():
-                    if streams is not None and mode == "traffic":
-                        async with streams.flowing(conn):
+                    async with contextlib.AsyncExitStack() as stack:
+                        if streams is not None and mode != "quiet":
+                            await stack.enter_async_context(
+                                streams.flowing(conn, attached=mode == "attached"))
                             await asyncio.sleep(0.5)  # the streams under way first
-                            for _ in range(BLOCK):
-                                await one_key(i, stages)
-                                i += 1
-                    else:
+                        cpu = time.process_time()
                         for _ in range(BLOCK):
                             await one_key(i, stages)
                             i += 1
+                        stages["cpu/key"].append((time.process_time() - cpu) / BLOCK)
         finally:
             await conn.close()
+            if streams is not None:
+                streams.close()
             thread.stop()
             for injector in injectors:
                 injector.close()
     if streams is not None:
-        print(f"# traffic the viewer saw: {streams.counts}")
+        for mode, counts in streams.counts.items():
+            print(f"# {mode} blocks, the viewer saw: {counts}")
     return results
 
 
@@ -207,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--traffic", action="store_true",
-        help="alternate blocks of keys without and with cursor and clipboard traffic",
+        help="alternate blocks of keys: quiet, traffic with the hubs stopped, traffic with them",
     )
     args = parser.parse_args(argv)
     windows = {"full": None, "small": "200x100+860+490"}

@@ -1,18 +1,24 @@
 """Cursor and clipboard traffic on a host while another benchmark measures it (issue 15:
 "cursor and clipboard messages never delay screen updates or input").
 
-:class:`SessionTraffic` attaches the product's cursor and clipboard hubs to a test host (as
-``rdesk/host/app.py`` does), then keeps three streams going until stopped:
+:class:`SessionTraffic` keeps the product's cursor and clipboard hubs on a test host (as
+``rdesk/host/app.py`` does) and, for each block of a measurement, runs these streams:
 
 - **cursor**: an X client on the host's display cycles the root window through the X cursor
   font's glyphs every ``cursor_every`` seconds with the pointer parked on the root window, so
-  each change is an XFIXES cursor notify the host forwards (new shapes, then cached ones);
+  each change is an XFIXES cursor notify (the host forwards it when attached);
 - **host clipboard**: ``xclip`` takes the CLIPBOARD selection with fresh text every
-  ``clip_every`` seconds; the host reads it and sends it to the viewer (``--clipboard both``);
-- **viewer clipboard**: the viewer puts fresh text into the host's CLIPBOARD as often.
+  ``clip_every`` seconds (when attached, the host reads it and sends it to the viewer,
+  ``--clipboard both``);
+- **viewer clipboard** (attached blocks only): the viewer puts fresh text into the host's
+  CLIPBOARD as often.
 
-:attr:`counts` says how much of each the viewer actually received or had taken, so a run can
-show the traffic flowed.
+A block is ``attached`` (the hubs' X sides run: the host watches, reads and forwards) or not
+(the same X-side streams run, but the hubs' X sides are stopped: the host does no cursor or
+clipboard work and the viewer gets none), so attached minus unattached is the delay the
+product adds, apart from the traffic's own CPU (xclip, the X server's cursor work).
+:attr:`counts` says, per kind of block, how much of each the viewer actually received or had
+taken, so a run shows the traffic flowed.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Any
 
 from rdesk.client.clipboard import ClipboardRefused, set_text
 from rdesk.client.running import Connection
-from rdesk.host.clipboard import start_clipboard
+from rdesk.host.clipboard import bind_selections, start_clipboard
 from rdesk.host.screen.cursor import CursorHub
 
 __all__ = ["SessionTraffic"]
@@ -38,7 +44,7 @@ _TEXT = "The quick brown fox jumps over the lazy dog. " * 40
 class SessionTraffic:
     """Cursor and clipboard streams on ``host`` (a tests.e2e.conftest.RunningHost started with
     ``clipboard="both"``): :meth:`attach` before the viewer connects, then ``async with
-    traffic.flowing(conn)`` around the measurement."""
+    traffic.flowing(conn, attached=...)`` around each block, and :meth:`close` at the end."""
 
     def __init__(self, host: Any, *, park: tuple[int, int], cursor_every: float = 0.05,
                  clip_every: float = 0.2) -> None:
@@ -47,42 +53,80 @@ class SessionTraffic:
         self.park = park
         self.cursor_every = cursor_every
         self.clip_every = clip_every
-        self.counts = {"cursor shapes seen": 0, "host texts received": 0,
-                       "viewer texts taken": 0}
+        #: Per kind of block ("attached", "unattached"): what the viewer received or had taken.
+        self.counts: dict[str, dict[str, int]] = {}
+        self._mode = "attached"
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._task: asyncio.Task[None] | None = None
-        self._hubs: list[Any] = []
+        self._clipboard: Any = None
+        self._cursor: CursorHub | None = None
+        self._x_sides = False
+        self._listening: Connection | None = None
 
     def attach(self) -> None:
         """Attach the hubs to the host before the viewer connects (each viewer finds them)."""
         display = self.host.display
 
         async def attach() -> None:
-            self._hubs.append(start_clipboard(self.host.server.settings, display,
-                                              lambda *_a, **_k: None))
-            self._hubs.append(CursorHub().start(display))
-            self.host.server.clipboard, self.host.server.cursor = self._hubs
+            self._clipboard = start_clipboard(self.host.server.settings, display,
+                                              lambda *_a, **_k: None)
+            self._cursor = CursorHub().start(display)
+            self.host.server.clipboard, self.host.server.cursor = self._clipboard, self._cursor
 
         self.host.call(attach())
+        self._x_sides = True
 
-    def flowing(self, conn: Connection) -> SessionTraffic:
-        """The streams, to and from viewer ``conn``, while the ``async with`` lasts."""
+    def _set_x_sides(self, on: bool) -> None:
+        """Start or stop the hubs' X sides (their watcher threads and X connections)."""
+        if on == self._x_sides:
+            return
+        display = self.host.display
+
+        async def switch() -> None:
+            assert self._cursor is not None
+            if on:
+                bind_selections(self._clipboard, display)
+                self._cursor.start(display)
+            else:
+                self._clipboard.close()
+                self._cursor.close()
+
+        self.host.call(switch())
+        self._x_sides = on
+
+    def close(self) -> None:
+        """Stop the hubs' X sides for good."""
+        self._set_x_sides(False)
+
+    def flowing(self, conn: Connection, *, attached: bool = True) -> SessionTraffic:
+        """The streams, with the hubs ``attached`` or not, while the ``async with`` lasts."""
         self.conn = conn
+        self._mode = "attached" if attached else "unattached"
         return self
+
+    def _block_counts(self) -> dict[str, int]:
+        return self.counts.setdefault(self._mode, {
+            "cursor shapes seen": 0, "host texts received": 0, "viewer texts taken": 0})
+
+    def _count(self, what: str) -> None:
+        self._block_counts()[what] += 1
 
     async def __aenter__(self) -> SessionTraffic:
         assert self.conn is not None, "use: async with traffic.flowing(conn)"
-
-        def on_text(_selection: str, _text: str) -> None:
-            self.counts["host texts received"] += 1
-
-        self.conn.clipboard.on_text.append(on_text)
-        for target in (self._cursors, self._host_clipboard):
-            thread = threading.Thread(target=target, daemon=True)
+        attached = self._mode == "attached"
+        self._block_counts()  # reported even when nothing arrives
+        if self._listening is not self.conn:
+            self._listening = self.conn
+            self.conn.clipboard.on_text.append(lambda _s, _t: self._count("host texts received"))
+        self._set_x_sides(attached)
+        self._stop.clear()
+        self._threads = [threading.Thread(target=target, daemon=True)
+                         for target in (self._cursors, self._host_clipboard)]
+        for thread in self._threads:
             thread.start()
-            self._threads.append(thread)
-        self._task = asyncio.create_task(self._viewer_clipboard())
+        if attached:
+            self._task = asyncio.create_task(self._viewer_clipboard())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -90,15 +134,9 @@ class SessionTraffic:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
         for thread in self._threads:
             thread.join(10)
-
-        async def detach() -> None:
-            for hub in self._hubs:
-                hub.close()
-
-        self.host.call(detach())
-
     def _cursors(self) -> None:
         from Xlib import X, display  # the host extra's python-xlib
 
@@ -110,7 +148,7 @@ class SessionTraffic:
             glyphs = [font.create_glyph_cursor(font, g, g + 1, (0, 0, 0),
                                                (65535, 65535, 65535)) for g in range(0, 154, 2)]
             i = 0
-            last = None
+            last = self.conn.cursor if self.conn is not None else None  # a block's own only
             while not self._stop.wait(self.cursor_every):
                 root.change_attributes(cursor=glyphs[i % len(glyphs)])
                 d.flush()
@@ -118,7 +156,7 @@ class SessionTraffic:
                 shape = self.conn.cursor if self.conn is not None else None
                 if shape is not None and shape is not last:
                     last = shape
-                    self.counts["cursor shapes seen"] += 1
+                    self._count("cursor shapes seen")
             root.change_attributes(cursor=X.NONE)
             d.flush()
         finally:
@@ -154,4 +192,4 @@ class SessionTraffic:
             i += 1
             with contextlib.suppress(ClipboardRefused, TimeoutError):
                 await set_text(self.conn, f"viewer {i} {_TEXT}", timeout=5)
-                self.counts["viewer texts taken"] += 1
+                self._count("viewer texts taken")

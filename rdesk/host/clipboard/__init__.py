@@ -13,7 +13,7 @@ from collections.abc import Callable
 from rdesk.host.clipboard.hub import ClipboardHub
 from rdesk.host.settings import HostSettings
 
-__all__ = ["ClipboardHub", "start_clipboard"]
+__all__ = ["ClipboardHub", "bind_selections", "start_clipboard"]
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +29,25 @@ def start_clipboard(
     """
     selections = ("clipboard", "primary") if settings.clipboard_primary else ("clipboard",)
     hub = ClipboardHub(settings.clipboard, settings.clipboard_max, selections, event)
-    if settings.clipboard == "off":
-        return hub
+    if settings.clipboard != "off":
+        bind_selections(hub, display)
+    return hub
+
+
+def bind_selections(hub: ClipboardHub, display: str) -> bool:
+    """Give ``hub`` its X side: own and watch ``display``'s selections (on the running loop).
+
+    ``False`` (said in the log) when the display has no usable X clipboard: the hub then
+    answers every viewer with the reason.
+    """
     from rdesk.host.clipboard.xselection import XSelections, XSelectionsUnavailable
 
     try:
         sink = XSelections(
-            display, selections, settings.clipboard_max,
-            hub.host_text_threadsafe, hub.host_refused_threadsafe,
+            display, hub.selections, hub.cap, hub.host_text_threadsafe, hub.host_refused_threadsafe,
         )  # fmt: skip
     except XSelectionsUnavailable as exc:
         log.warning("%s; clipboard disabled", exc)
-        return hub
+        return False
     hub.bind(sink, asyncio.get_running_loop())
-    return hub
+    return True
