@@ -1,6 +1,6 @@
 """The host's real cursor reaches the viewer: an X client defines a distinctive cursor on Xvfb;
 the viewer's image, hot spot and serial equal what XFIXES reports, and a cursor shown again
-comes from the viewer's cache (``cursor_use``).
+comes from the viewer's cache (``cursor_use``) and is not read from the X server again.
 """
 
 from __future__ import annotations
@@ -149,6 +149,10 @@ async def test_viewer_draws_exactly_the_host_cursor(display: str, host: RunningH
         assert any(isinstance(m, CursorUse) and m.serial == root_serial for m in seen), (
             "the root cursor was sent first: shown again, it comes from the viewer's cache"
         )
+        # The host read (GetCursorImage, PNG) each of the three cursors once: the root's,
+        # shown again, came from the watcher's cache by the notify's serial.
+        hub = host.server.cursor
+        assert hub is not None and hub.watcher is not None and hub.watcher.reads == 3
     finally:
         await conn.close()
         await asyncio.to_thread(client.close)

@@ -2,8 +2,10 @@
 
 :class:`CursorWatcher` runs one python-xlib connection in a daemon thread. It asks XFIXES to
 tell it whenever the displayed cursor changes, reads the new image (ARGB, premultiplied),
-checks it (at most 256 pixels a side, hot spot inside), turns it into an RGBA PNG once per
-serial and hands ``(CursorShape, png)`` to ``on_cursor``, from its thread.
+checks it (at most 256 pixels a side, hot spot inside), turns it into an RGBA PNG and hands
+``(CursorShape, png)`` to ``on_cursor``, from its thread. A cursor is read and encoded once per
+serial: the notify carries the serial, and one seen lately is handed on again from the
+watcher's own cache without asking the X server (cursors repeat: arrow, text beam, hand).
 
 :class:`CursorHub` keeps the current cursor and the viewers' :class:`CursorLink`\\ s; each link
 sends a viewer the full shape only the first time, and ``cursor_use`` after that
@@ -18,11 +20,13 @@ import contextlib
 import io
 import logging
 import select
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rdesk.common.xthread import ConnectionThread
 from rdesk.protocol.cursor import (
+    CACHE_SIZE,
     MAX_CURSOR_PNG,
     MAX_CURSOR_SIDE,
     CursorShape,
@@ -59,10 +63,15 @@ def _png(rgba: bytes, width: int, height: int) -> bytes:
 
 class CursorWatcher(ConnectionThread):
     """Report ``display``'s cursor to ``on_cursor(shape, png)`` whenever it changes (and once
-    at start). Raises ``RuntimeError`` (one line) without XFIXES. :meth:`close` stops it."""
+    at start). Raises ``RuntimeError`` (one line) without XFIXES. :meth:`close` stops it.
+
+    A cursor that cannot be read (an X error: it went away between the notify and the read)
+    is skipped, and the watcher goes on.
+    """
 
     def __init__(self, display: str, on_cursor: Callable[[CursorShape, bytes], None]) -> None:
         from Xlib import display as xdisplay
+        from Xlib.error import XError
         from Xlib.ext import xfixes
 
         self._conn = xdisplay.Display(display)
@@ -75,37 +84,63 @@ class CursorWatcher(ConnectionThread):
             self._conn.screen().root, xfixes.XFixesDisplayCursorNotifyMask
         )
         self._on_cursor = on_cursor
+        self._x_error = XError
+        #: What each serial read lately gave (``None``: not a cursor to send), newest last.
+        self._seen: OrderedDict[int, tuple[CursorShape, bytes] | None] = OrderedDict()
+        #: GetCursorImage requests made (each serial's first sight; at start).
+        self.reads = 0
         self._start_thread("x-cursor")
 
     def _run(self) -> None:
         fd = self._conn.fileno()
         try:
-            self._read_cursor()
+            self._show(None)
             while not self._stopping:
+                serial: int | None = None
                 changed = False
                 while self._conn.pending_events():
                     event = self._conn.next_event()
-                    changed |= (event.type & 0x7F) == self._notify
+                    if (event.type & 0x7F) == self._notify:
+                        changed, serial = True, getattr(event, "cursor_serial", None)
                 if changed:
-                    self._read_cursor()
+                    self._show(serial)
                 select.select([fd, self.wake_r], [], [], 1.0)
         except Exception as exc:  # the server went away: the host is stopping
             if not self._stopping:
                 log.warning("cursor watcher stopped: %s", exc)
 
-    def _read_cursor(self) -> None:
+    def _show(self, serial: int | None) -> None:
+        """Hand on the cursor with ``serial`` (the displayed one; ``None``: not known)."""
+        if serial is not None and serial in self._seen:
+            self._seen.move_to_end(serial)
+            seen = self._seen[serial]
+        else:
+            try:
+                serial, seen = self._read_cursor()
+            except self._x_error as exc:
+                log.info("cursor not read: %s", exc)
+                return
+            self._seen[serial] = seen
+            if len(self._seen) > CACHE_SIZE:
+                self._seen.popitem(last=False)
+        if seen is not None:
+            self._on_cursor(*seen)
+
+    def _read_cursor(self) -> tuple[int, tuple[CursorShape, bytes] | None]:
+        """The displayed cursor's serial, and its shape and PNG if it is one to send."""
+        self.reads += 1
         image: Any = self._conn.xfixes_get_cursor_image(self._conn.screen().root)
-        width, height = image.width, image.height
+        width, height, serial = image.width, image.height, image.cursor_serial
         if not (0 < width <= MAX_CURSOR_SIDE and 0 < height <= MAX_CURSOR_SIDE):
-            log.info("cursor %d is %dx%d: too big to send", image.cursor_serial, width, height)
-            return
+            log.info("cursor %d is %dx%d: too big to send", serial, width, height)
+            return serial, None
         if not (image.xhot < width and image.yhot < height):
-            return  # a hot spot outside the image: not a cursor a viewer could draw
+            return serial, None  # a hot spot outside the image: not one a viewer could draw
         png = _png(argb_to_rgba(list(image.cursor_image), width, height), width, height)
         if len(png) > MAX_CURSOR_PNG:
-            return
-        shape = CursorShape(image.cursor_serial, width, height, image.xhot, image.yhot, len(png))
-        self._on_cursor(shape, png)
+            return serial, None
+        shape = CursorShape(serial, width, height, image.xhot, image.yhot, len(png))
+        return serial, (shape, png)
 
 
 class CursorHub:
