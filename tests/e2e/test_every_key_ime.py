@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e import test_every_key as every_key
 from tests.e2e.conftest import RunningHost
-from tests.e2e.test_browser import PageLog
+from tests.e2e.test_browser import PageLog, _client_point
 from tests.e2e.test_every_key import _presses, _start
 from tests.xserver import Recorder, Xvfb
 
@@ -85,6 +85,51 @@ def test_composed_text_reaches_the_host_once(
     assert not recorder.held_keys()
     # The field never keeps text (a later composition must not see the last one's).
     assert page.evaluate("document.getElementById('keyboard').value") == ""
+    assert not log.errors()
+
+
+def _preedit(page: Any) -> dict[str, Any]:
+    return page.evaluate("""() => {
+        const e = document.getElementById('preedit'), r = e.getBoundingClientRect();
+        return {hidden: e.hidden, text: e.textContent, left: r.left, top: r.top,
+                shown: !e.hidden && r.width > 0 && getComputedStyle(e).display !== 'none'};
+    }""")
+
+
+def test_composing_text_shows_over_the_desktop_until_committed(
+    typing: tuple[Any, Recorder, Any], page_and_log: tuple[Any, PageLog]
+) -> None:
+    page, recorder, cdp = typing
+    log = page_and_log[1]
+    x0, y0, w, h = recorder.geometry
+    click = _client_point(page, x0 + w // 2, y0 + h // 2)  # where _start clicked
+    assert _preedit(page)["hidden"]
+    start = len(recorder.events())
+    _keys(cdp, {"type": "rawKeyDown", "key": "Process", "code": "KeyN",
+                "windowsVirtualKeyCode": 229})
+    cdp.send("Input.imeSetComposition", {"text": "n", "selectionStart": 1, "selectionEnd": 1})
+    assert _preedit(page)["text"] == "n"
+    cdp.send("Input.imeSetComposition", {"text": "nihao", "selectionStart": 5,
+                                         "selectionEnd": 5})
+    shown = _preedit(page)
+    assert shown["shown"] and shown["text"] == "nihao", shown
+    # Just below the pointer's last place (the click), not at the page's corner.
+    assert abs(shown["left"] - click[0]) <= 2 and 0 < shown["top"] - click[1] <= 30, (shown, click)
+    recorder.wait_idle()
+    assert _presses(recorder, start) == [], "nothing is sent before the commit"
+    cdp.send("Input.insertText", {"text": "你好"})  # commits the composition
+    assert recorder.wait_for_text("你好").endswith("你好")
+    assert _preedit(page) | {"left": 0, "top": 0} == {
+        "hidden": True, "text": "", "left": 0, "top": 0, "shown": False}
+    # A composition cancelled (emptied) goes without a trace, on the page and on the host.
+    cdp.send("Input.imeSetComposition", {"text": "abc", "selectionStart": 3, "selectionEnd": 3})
+    assert _preedit(page)["text"] == "abc"
+    cdp.send("Input.imeSetComposition", {"text": "", "selectionStart": 0, "selectionEnd": 0})
+    assert _preedit(page)["hidden"]
+    page.keyboard.type("z")
+    recorder.wait_for_text("z")
+    recorder.wait_idle()
+    assert _presses(recorder, start) == [UNICODE + ord(c) for c in "你好"] + [0x7A]
     assert not log.errors()
 
 

@@ -5,6 +5,7 @@
 // host enforces the same. Leaving the canvas or the window releases what is held.
 
 import { KeyTranslator } from "../core/keyinput.js";
+import { Preedit } from "./preedit.js";
 
 // DOM MouseEvent.buttons bits → X button mask (bit n-1 = button n): left 1, middle 2, right 3,
 // back 8. (Buttons 4-7 are the wheel, sent as wheel messages.)
@@ -18,14 +19,17 @@ function xButtons(domButtons) {
 }
 
 /**
- * Capture the mouse on `canvas` and the keyboard on `field` (a hidden textarea).
+ * Capture the mouse on `canvas` and the keyboard on `field` (a hidden textarea); an input
+ * method's text being composed shows in `preeditElement` until it is committed or cancelled.
  * @param {HTMLCanvasElement} canvas
  * @param {HTMLTextAreaElement} field
+ * @param {HTMLElement} preeditElement
  * @param {{mayControl: () => boolean, send: (m: object) => boolean,
  *          hostPoint: (e: MouseEvent) => number[]}} io
  * @returns {{releaseAll: (sendReleases?: boolean) => void}}
  */
-export function captureInput(canvas, field, { mayControl, send, hostPoint }) {
+export function captureInput(canvas, field, preeditElement, { mayControl, send, hostPoint }) {
+  const preedit = new Preedit(preeditElement);
   let lastPointer = null;
   let wheelX = 0;
   let wheelY = 0;
@@ -35,6 +39,7 @@ export function captureInput(canvas, field, { mayControl, send, hostPoint }) {
   };
 
   const sendPointer = (event) => {
+    preedit.point(event.clientX, event.clientY);
     if (!mayControl()) return;
     sendAll(keys.flush()); // a held-back Ctrl goes first: Ctrl+click keeps its Ctrl
     const [x, y] = hostPoint(event);
@@ -104,7 +109,13 @@ export function captureInput(canvas, field, { mayControl, send, hostPoint }) {
   });
   // Text committed by an input method (compositionend) or inserted without keys (insertText:
   // on-screen keyboards, dictation). Keys inside a composition sent nothing (core/keyinput.js).
+  // While composing, the text so far shows over the desktop (nothing is sent: a view-only
+  // viewer, whose commit would not be sent either, sees none).
+  field.addEventListener("compositionupdate", (event) => {
+    if (mayControl()) preedit.show(event.data);
+  });
   field.addEventListener("compositionend", (event) => {
+    preedit.hide(); // committed, or cancelled (empty data)
     if (mayControl()) sendAll(keys.text(event.data));
     field.value = "";
   });
@@ -126,6 +137,7 @@ export function captureInput(canvas, field, { mayControl, send, hostPoint }) {
     lastPointer = null;
   };
   field.addEventListener("blur", (event) => {
+    preedit.hide(); // the input method drops its composition with the focus
     if (event.relatedTarget !== canvas) releaseAll(); // canvas.focus() comes straight back
   });
   window.addEventListener("blur", () => releaseAll());

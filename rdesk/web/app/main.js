@@ -48,7 +48,7 @@ const monitors = new MonitorSelector(send);
 const resize = new DesktopResize(send, () => [canvas.width, canvas.height]);
 const mayControl = () =>
   connection !== null && connection.active && connection.role === "control" && control.holdsControl();
-const input = captureInput(canvas, $("keyboard"), { mayControl, send, hostPoint: (e) => display.hostPoint(e) });
+const input = captureInput(canvas, $("keyboard"), $("preedit"), { mayControl, send, hostPoint: (e) => display.hostPoint(e) });
 wireKeyBar($("keybar"), canvas, { mayControl, send });
 
 function connect() {
