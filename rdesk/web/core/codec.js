@@ -1,5 +1,5 @@
 // The rdesk protocol's codec, version 1, for the browser: limits, close codes, message schemas,
-// strict JSON, and the binary update format (docs/protocol.md). A mirror of rdesk/protocol/
+// control messages (parsed by strictjson.js), and the binary update format (docs/protocol.md). A mirror of rdesk/protocol/
 // (codec.py, messages.py, limits.py, errors.py); tests/vectors/protocol.json is checked
 // against both, so a change on one side that the other does not follow fails a test.
 //
@@ -7,6 +7,7 @@
 // it is used; a fault of the host throws ProtocolError with the close code to use.
 
 import { MAX_VIDEO_STREAMS, videoRectFault } from "./h264.js";
+import { JSONError, parseStrictJSON } from "./strictjson.js";
 
 export const PROTOCOL_NAME = "rdesk";
 export const PROTOCOL_VERSION = 1;
@@ -155,13 +156,6 @@ export const SCHEMAS = Object.freeze({
 export const NOBODY = 0;
 export const LOCAL_USER = 0xffffffff;
 
-// A JSON number written with a fraction or an exponent: never an integer (docs/protocol.md §2).
-class JSONFloat {
-  constructor(value) {
-    this.value = value;
-  }
-}
-
 function checkField(spec, value) {
   switch (spec.kind) {
     case "int":
@@ -201,131 +195,6 @@ function checkField(spec, value) {
   }
 }
 
-// --- strict JSON (RFC 8259, plus: duplicate keys refused, floats marked) ----------------------
-
-const MAX_DEPTH = 32;
-const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
-
-function parseStrictJSON(text) {
-  let i = 0;
-  const fail = () => {
-    throw new ProtocolError("message is not valid JSON");
-  };
-  const ws = () => {
-    while (i < text.length && WS.has(text.charCodeAt(i))) i++;
-  };
-  const value = (depth) => {
-    if (depth > MAX_DEPTH) fail();
-    ws();
-    const c = text[i];
-    if (c === "{") return object(depth);
-    if (c === "[") return array(depth);
-    if (c === '"') return string();
-    if (c === "-" || (c >= "0" && c <= "9")) return number();
-    for (const [word, v] of [["true", true], ["false", false], ["null", null]]) {
-      if (text.startsWith(word, i)) {
-        i += word.length;
-        return v;
-      }
-    }
-    return fail();
-  };
-  const object = (depth) => {
-    i++; // {
-    const obj = new Map();
-    ws();
-    if (text[i] === "}") {
-      i++;
-      return obj;
-    }
-    for (;;) {
-      ws();
-      if (text[i] !== '"') fail();
-      const key = string();
-      ws();
-      if (text[i] !== ":") fail();
-      i++;
-      const v = value(depth + 1);
-      if (obj.has(key)) throw new ProtocolError("duplicate key in message");
-      obj.set(key, v);
-      ws();
-      if (text[i] === ",") {
-        i++;
-        continue;
-      }
-      if (text[i] === "}") {
-        i++;
-        return obj;
-      }
-      fail();
-    }
-  };
-  const array = (depth) => {
-    i++; // [
-    const arr = [];
-    ws();
-    if (text[i] === "]") {
-      i++;
-      return arr;
-    }
-    for (;;) {
-      arr.push(value(depth + 1));
-      ws();
-      if (text[i] === ",") {
-        i++;
-        continue;
-      }
-      if (text[i] === "]") {
-        i++;
-        return arr;
-      }
-      fail();
-    }
-  };
-  const string = () => {
-    i++; // "
-    let out = "";
-    for (;;) {
-      if (i >= text.length) fail();
-      const ch = text.charCodeAt(i);
-      if (ch === 0x22) {
-        i++;
-        return out;
-      }
-      if (ch < 0x20) fail(); // raw control characters are not JSON
-      if (ch === 0x5c) {
-        const e = text[i + 1];
-        const simple = { '"': '"', "\\": "\\", "/": "/", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t" };
-        if (e in simple) {
-          out += simple[e];
-          i += 2;
-        } else if (e === "u") {
-          const hex = text.slice(i + 2, i + 6);
-          if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail();
-          out += String.fromCharCode(parseInt(hex, 16)); // may be a lone surrogate: checked later
-          i += 6;
-        } else {
-          fail();
-        }
-      } else {
-        out += text[i];
-        i++;
-      }
-    }
-  };
-  const number = () => {
-    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 400));
-    if (!m) fail();
-    i += m[0].length;
-    const n = Number(m[0]);
-    return m[2] !== undefined || m[3] !== undefined ? new JSONFloat(n) : n;
-  };
-  const result = value(0);
-  ws();
-  if (i !== text.length) fail();
-  return result;
-}
-
 const utf8 = new TextEncoder();
 
 function utf8Length(text) {
@@ -338,7 +207,13 @@ export function decodeControl(text) {
   if (text.length > L.MAX_CONTROL_MESSAGE || utf8Length(text) > L.MAX_CONTROL_MESSAGE) {
     throw new ProtocolError(`control message exceeds ${L.MAX_CONTROL_MESSAGE} bytes`, CLOSE.TOO_BIG);
   }
-  const obj = parseStrictJSON(text);
+  let obj;
+  try {
+    obj = parseStrictJSON(text);
+  } catch (err) {
+    if (err instanceof JSONError) throw new ProtocolError(err.message);
+    throw err;
+  }
   if (!(obj instanceof Map)) throw new ProtocolError("message is not a JSON object");
   const t = obj.get("t");
   if (typeof t !== "string" || !Object.prototype.hasOwnProperty.call(SCHEMAS, t)) {
