@@ -14,7 +14,7 @@
 // what it serves is not stopped by anything the page checks (docs/relay.md, "The browser").
 
 import { relaySocket } from "../core/relaysocket.js";
-import { parseHostId } from "../core/tunnel.js";
+import { parseHostId } from "../core/hostid.js";
 import { $ } from "./status.js";
 
 const PIN_PREFIX = "rdesk.pin.";

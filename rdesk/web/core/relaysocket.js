@@ -13,7 +13,8 @@
 // relay's close code and reason. No DOM, no storage: the page decides what to pin
 // (options.onVerified).
 
-import { HostIdentityError, MAX_WIRE_MESSAGE, TunnelInitiator } from "./tunnel.js";
+import { MAX_WIRE_MESSAGE, TunnelInitiator } from "./tunnel.js";
+import { HostIdentityError } from "./tunnelerrors.js";
 
 const CONNECTING = 0;
 const OPEN = 1;
