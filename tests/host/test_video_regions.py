@@ -114,11 +114,16 @@ class FakeEncoder:
         self.size, self.bitrate = size, bitrate
         self.calls: list[bool] = []
 
-    def encode(self, frame: np.ndarray, rect: tuple[int, int, int, int], key: bool
-               ) -> tuple[bytes, bool]:
+        self.closed = False
+
+    def units(self, frame: np.ndarray, rect: tuple[int, int, int, int], key: bool
+              ) -> list[tuple[bytes, bool]]:
         key = key or not self.calls
         self.calls.append(key)
-        return b"\0\0\0\1unit", key
+        return [(b"\0\0\0\1unit", key)]
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def streams() -> tuple[VideoStreams, list[FakeEncoder]]:
@@ -182,11 +187,13 @@ def test_bitrate_follows_the_level_with_hysteresis() -> None:
     (job,) = plan(vs, t, moving, level=0.5 / (DOWN_RATIO * 1.2))
     assert job.key and job.bitrate is not None and job.bitrate < first / DOWN_RATIO
     vs.encode(np.zeros((720, 1280, 4), np.uint8), [job])
+    assert made[0].closed and not made[1].closed  # the old encoder left (its shared group)
     # Up again only after UP_AFTER seconds.
     t = feed(vs, moving, t, 1.0)
     assert plan(vs, t, moving, level=1.0)[0].bitrate is None
     t = feed(vs, moving, t, UP_AFTER)
     assert plan(vs, t, moving, level=1.0)[0].bitrate == target_bitrate(1.0, 1280 * 720, None)
+    assert vs.stop() == [0] and made[1].closed
 
 
 def test_small_streams_floor_at_min_bitrate() -> None:

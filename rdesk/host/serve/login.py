@@ -250,6 +250,7 @@ class Login:
             lossless_delay=settings.lossless_delay,
             max_fps=settings.max_fps,
             max_bandwidth=settings.max_bandwidth,
+            video_encoders=server.video_encoders,
         ))
         host_name = settings.name or "rdesk host"
         source = server.source

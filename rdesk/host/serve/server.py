@@ -43,6 +43,7 @@ from rdesk.host.serve.login import Login
 from rdesk.host.serve.transport import WebsocketTransport
 from rdesk.host.settings import HostSettings
 from rdesk.host.video import encoder as video_encoder
+from rdesk.host.video.shared import SharedEncoders
 from rdesk.protocol import limits
 from rdesk.protocol.errors import CloseCode, ProtocolError
 from rdesk.protocol.session import Session
@@ -98,6 +99,8 @@ class HostServer:
         if report_drops_to is not None:
             report_drops_to(self.input_rate_dropped)
         self.cache = EncodeCache()
+        #: The video encoders of this screen, shared by viewers at similar rates.
+        self.video_encoders = SharedEncoders(video_encoder.H264Encoder)
         self.site = StaticSite()
         self.throttle = AuthThrottle()
         #: Checks credentials (scrypt) in its own threads, never the encoders'.

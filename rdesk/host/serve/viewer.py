@@ -29,6 +29,7 @@ from rdesk.host.encoding.parallel import encode_round
 from rdesk.host.encoding.planner import Job, Planner, plan_scroll
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.video import encoder as video_encoder
+from rdesk.host.video.shared import SharedEncoders
 from rdesk.host.video.streams import FRAME_RATE, VideoPlan, VideoStreams
 from rdesk.protocol import limits
 from rdesk.protocol.access import Access
@@ -66,6 +67,7 @@ class ViewerLink:
         lossless_delay: float,
         max_fps: float = 60.0,
         max_bandwidth: float | None = None,
+        video_encoders: SharedEncoders | None = None,
     ) -> None:
         self.viewer_id = viewer_id
         self.name = name
@@ -84,8 +86,10 @@ class ViewerLink:
         self.planner = Planner(source.tiles_shape, source.tile, (source.width, source.height),
                                lossless_delay)
         self._seq = 0
-        #: This viewer's video streams, once it declared an H.264 decoder (and PyAV works).
+        #: This viewer's video streams, once it declared an H.264 decoder (and PyAV works),
+        #: their encoders from the screen's shared ones (this viewer's own without them).
         self.video: VideoStreams | None = None
+        self._video_encoders = video_encoders or SharedEncoders(video_encoder.H264Encoder)
         #: Streams ended outside a round, whose ``video_end`` the next round sends.
         self._ended_video: list[int] = []
         #: Updates and payload bytes sent, for statistics and tests.
@@ -106,7 +110,7 @@ class ViewerLink:
         if CODEC_H264 in codec_list(codecs) and video_encoder.available():
             if self.video is None:
                 self.video = VideoStreams(self.planner.size, self.planner.tile,
-                                          video_encoder.H264Encoder)
+                                          self._video_encoders.member)
         elif self.video is not None:
             self._ended_video += self.video.stop()
             self.video = None
@@ -171,6 +175,13 @@ class ViewerLink:
 
     async def run(self) -> None:
         """Send updates until cancelled or the connection fails (the exception propagates)."""
+        try:
+            await self._run()
+        finally:  # its streams leave the screen's shared encoders
+            if self.video is not None:
+                self.video.stop()
+
+    async def _run(self) -> None:
         planner, source = self.planner, self.source
         while True:
             if not self.session.flow.can_send():
@@ -210,7 +221,7 @@ class ViewerLink:
         self.planner.resize(self.source.tiles_shape, size)
         if self.video is not None:  # the streams' regions are of the old screen
             self._ended_video += self.video.stop()
-            self.video = VideoStreams(size, self.planner.tile, video_encoder.H264Encoder)
+            self.video = VideoStreams(size, self.planner.tile, self._video_encoders.member)
         await self._end_video()
         await self._send(self.session.send(Screen(*size), time.monotonic()))
 

@@ -5,7 +5,8 @@ once per round (:meth:`VideoStreams.plan`) what to send: the ``video_end`` of st
 region stopped, and a :class:`VideoJob` per live region whose tiles changed or that needs a key
 unit. :meth:`VideoStreams.encode` then runs the jobs (blocking: call it off the event loop).
 Planning is pure and takes ``now``; encoding holds the encoders, one per stream, made by
-``make_encoder`` (PyAV's in the host, a fake in unit tests).
+``make_encoder`` (in the host a member of a group of :mod:`rdesk.host.video.shared`, which
+viewers watching the same region at similar rates share; a fake in unit tests).
 
 Bitrate follows the link and the viewer's bandwidth controller (docs/adaptation.md): the
 target is the controller's level times a ceiling of :data:`BITS_PER_PIXEL` per pixel per frame
@@ -70,13 +71,19 @@ FRAME_RATE = 30
 
 
 class Encoder(Protocol):
-    """What a stream needs of its encoder (:class:`~rdesk.host.video.encoder.H264Encoder`)."""
+    """What a stream needs of its encoder (:class:`~rdesk.host.video.shared.Member`)."""
 
     size: tuple[int, int]
     bitrate: int
 
-    def encode(self, frame: np.ndarray, rect: tuple[int, int, int, int], key: bool
-               ) -> tuple[bytes, bool]: ...
+    def units(self, frame: np.ndarray, rect: tuple[int, int, int, int], key: bool
+              ) -> list[tuple[bytes, bool]]:
+        """This round's access units, oldest first, each with whether it is a key unit."""
+        ...
+
+    def close(self) -> None:
+        """The stream ended or restarted."""
+        ...
 
 
 def target_bitrate(level: float, area: int, cap_bps: float | None,
@@ -160,7 +167,7 @@ class VideoStreams:
         """End every stream (the viewer no longer takes video); the streams to end."""
         ended = sorted(self.detector.regions)
         self.detector.regions.clear()
-        self._encoders.clear()
+        self._close(*self._encoders)
         self._started.clear()
         return ended
 
@@ -169,8 +176,8 @@ class VideoStreams:
         """This round's video work. ``dirty``: the tiles changed since they were last sent;
         ``link_bps``: the link rate measured (bits/s), which the streams' rates stay under."""
         _, _, ended = self.detector.update(now, accept)
+        self._close(*ended)
         for stream in ended:
-            self._encoders.pop(stream, None)
             self._started.pop(stream, None)
             self._want_key.discard(stream)
         jobs = []
@@ -209,15 +216,22 @@ class VideoStreams:
         for job in jobs:
             x, y, w, h = job.rect
             if job.bitrate is not None:
+                self._close(job.stream)
                 self._encoders[job.stream] = self._make_encoder((w, h), job.bitrate)
-            encoder = self._encoders[job.stream]
-            unit, key = encoder.encode(frame, job.rect, job.key)
-            if not unit:
-                continue
-            self.frames += 1
-            self.keys += key
-            payload = pack_header(job.stream, key) + unit
-            out.append(EncodedRect(x, y, w, h, Encoding.H264, payload, exact=False))
+            encoder = self._encoders.get(job.stream)
+            if encoder is None:
+                continue  # the stream was stopped meanwhile
+            for unit, key in encoder.units(frame, job.rect, job.key):
+                self.frames += 1
+                self.keys += key
+                payload = pack_header(job.stream, key) + unit
+                out.append(EncodedRect(x, y, w, h, Encoding.H264, payload, exact=False))
         return out
+
+    def _close(self, *streams: int) -> None:
+        for stream in list(streams):
+            encoder = self._encoders.pop(stream, None)
+            if encoder is not None:
+                encoder.close()
 
 

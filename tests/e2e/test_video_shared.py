@@ -1,0 +1,92 @@
+"""Two viewers of one moving region share one encoder (issue 16: "viewers at similar rates
+share an encoder"): a real host on Xvfb, a photo-like picture panned by a real X client
+(benchmarks/xload.py photo), two Python viewers over real TLS on loopback (similar rates).
+
+Both get the region as H264 rectangles and decode it within the PSNR bound of the frames the X
+client drew, both end pixel-exact, and the host encodes far fewer frames than the two received
+together: one encode a frame once they share (the first viewer's group takes the second at its
+next allowed key unit, within JOIN_INTERVAL), where without sharing it encoded each viewer's
+frames separately (the check fails then: encodes = frames received).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rdesk.client.connection import Connection, connect
+from tests.e2e.conftest import PASSWORD, RunningHost
+from tests.e2e.test_video import (
+    PSNR_BOUND,
+    Recorder,
+    W,
+    panning,
+    picture,
+    psnr,
+    screen,
+)
+from tests.xserver import Xvfb, assert_images_equal, grab_root
+
+pytest.importorskip("av", reason="PyAV is not installed (pip install 'rdesk[host]')")
+
+__all__ = ["panning", "picture", "screen"]  # fixtures, used by name
+
+
+def scores(seen: Recorder, frames: list[tuple[float, int]], rgb: np.ndarray) -> list[float]:
+    """Each sampled picture against the best of the frames drawn in the 200 ms before it."""
+    times = np.array([t for t, _ in frames])
+    out = []
+    for stamp, shown in seen.samples:
+        lo, hi = np.searchsorted(times, [stamp - 0.2, stamp], side="right")
+        out.append(max(psnr(shown, rgb[::4, off : off + W : 4])
+                       for _, off in frames[max(0, lo - 1) : max(1, hi)]))
+    return out
+
+
+async def _counts(host: RunningHost) -> tuple[int, list[int]]:
+    """The host's encodes, and the units each viewer's streams were given."""
+    links = [v.link for v in host.server.viewers.values() if v.link is not None]
+    return host.server.video_encoders.encodes, [
+        link.video.frames if link.video is not None else 0 for link in links]
+
+
+async def test_two_viewers_one_encode_per_frame(screen: Xvfb, host_factory: object,
+                                                panning: subprocess.Popen[str],
+                                                picture: tuple[Path, np.ndarray]) -> None:
+    host: RunningHost = host_factory(screen.display)  # type: ignore[operator]
+    conns: list[Connection] = []
+    try:
+        for _ in range(2):
+            conns.append(await connect(host.url, PASSWORD, known_hosts=None,
+                                       pinned=host.fingerprint, video=True))
+        for conn in conns:
+            await conn.wait_exact(60)
+        seen = [Recorder(conn) for conn in conns]
+        assert panning.stdin is not None and panning.stdout is not None
+        panning.stdin.write("go\n")
+        panning.stdin.flush()
+        out = await asyncio.to_thread(panning.stdout.read)
+        await asyncio.to_thread(panning.wait, 30)
+        frames = next(json.loads(line[7:]) for line in out.splitlines()
+                      if line.startswith("frames "))
+        encodes, given = host.call(_counts(host))
+        for conn, got in zip(conns, seen, strict=True):
+            assert got.video_rects >= 20, (got.video_rects, got.tile_rects)
+            picture_scores = scores(got, frames, picture[1])
+            assert len(picture_scores) >= 20
+            assert float(np.median(picture_scores)) >= PSNR_BOUND, sorted(picture_scores)
+            assert conn.framebuffer.video is not None and not conn.framebuffer.video.refused
+        # Shared: the host encoded once per frame, not once per viewer and frame.
+        assert len(given) == 2 and min(given) >= 20, given
+        assert encodes <= 0.75 * sum(given), (encodes, given)
+        for conn in conns:  # motion stopped: the lossless refresh makes both exact
+            await conn.wait_exact(30)
+            assert_images_equal(conn.framebuffer.image, grab_root(screen.display))
+    finally:
+        for conn in conns:
+            await conn.close()

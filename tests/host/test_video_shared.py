@@ -1,0 +1,198 @@
+"""Shared video encoders (rdesk/host/video/shared.py): which streams share a group, one encode
+per frame, every member gets every unit in order, joins cost one key unit a JOIN_INTERVAL,
+a slow or re-rated member leaves. The pure :class:`Groups` with a fake clock, and
+:class:`SharedEncoders` over counting fake encoders (real x264 in tests/e2e/test_video.py)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from rdesk.host.video.shared import (
+    JOIN_INTERVAL,
+    MAX_BEHIND,
+    REJOIN_AFTER,
+    SHARE_RATIO,
+    Groups,
+    SharedEncoders,
+)
+
+RECT = (0, 0, 64, 32)
+FRAME = np.zeros((32, 64, 4), np.uint8)
+
+
+class CountingEncoder:
+    """Numbers its units: unit ``n`` of encoder ``e`` is b"e:n"; key when asked or first."""
+
+    made = 0
+
+    def __init__(self, size: tuple[int, int], bitrate: int) -> None:
+        self.size, self.bitrate = size, bitrate
+        self.name = CountingEncoder.made
+        CountingEncoder.made += 1
+        self.count = 0
+
+    def encode(self, frame: np.ndarray, rect: tuple[int, int, int, int], key: bool
+               ) -> tuple[bytes, bool]:
+        key = key or self.count == 0
+        unit = f"{self.name}:{self.count}".encode()
+        self.count += 1
+        return unit, key
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def hub() -> tuple[SharedEncoders, Clock]:
+    clock = Clock()
+    return SharedEncoders(CountingEncoder, clock=clock), clock
+
+
+def test_two_viewers_share_one_encode_per_frame() -> None:
+    shared, clock = hub()
+    a = shared.member((64, 32), 2_000_000)
+    b = shared.member((64, 32), 2_500_000)  # within SHARE_RATIO
+    first = a.units(FRAME, RECT, key=True)
+    assert [k for _, k in first] == [True]
+    clock.now += JOIN_INTERVAL  # a join may force a key unit now
+    got_b = b.units(FRAME, RECT, key=True)
+    assert shared.groups == 1
+    assert got_b[0][1]  # the joiner starts with a key unit
+    encodes = shared.encodes
+    # Alternating rounds: each gets every unit once, in order (a one behind: it takes the
+    # unit b's round made), and the group encodes once per frame.
+    seen_a, seen_b = [], [u for u, _ in got_b]
+    for _ in range(10):
+        clock.now += 0.033
+        seen_a += [u for u, _ in a.units(FRAME, RECT, key=False)]
+        seen_b += [u for u, _ in b.units(FRAME, RECT, key=False)]
+    assert seen_a == seen_b[:-1]
+    assert len(set(seen_b)) == len(seen_b) == 11
+    assert shared.encodes - encodes == 10  # not 20
+
+
+def test_a_joiner_waits_alone_until_a_key_may_be_forced() -> None:
+    shared, clock = hub()
+    a = shared.member((64, 32), 2_000_000)
+    b = shared.member((64, 32), 2_000_000)
+    a.units(FRAME, RECT, key=True)
+    clock.now += JOIN_INTERVAL / 4
+    (_, key), = b.units(FRAME, RECT, key=True)
+    assert key and shared.groups == 2  # its own group, its own key unit
+    clock.now += JOIN_INTERVAL / 4
+    assert shared.groups == 2 and a.units(FRAME, RECT, key=False)  # a is older: stays
+    b.units(FRAME, RECT, key=False)
+    assert shared.groups == 2  # too soon for another key unit in a's group
+    clock.now += JOIN_INTERVAL
+    units = b.units(FRAME, RECT, key=False)
+    assert shared.groups == 1 and units[-1][1]  # moved into a's group at a key unit
+    assert a.units(FRAME, RECT, key=False)[0][1]  # a gets that key unit too
+
+
+def test_rates_apart_do_not_share() -> None:
+    shared, clock = hub()
+    a = shared.member((64, 32), 2_000_000)
+    b = shared.member((64, 32), int(2_000_000 * SHARE_RATIO) + 1000)
+    c = shared.member((64, 32), 2_000_000)
+    a.units(FRAME, RECT, key=True)
+    clock.now += JOIN_INTERVAL
+    b.units(FRAME, RECT, key=True)
+    c.units(FRAME, (64, 0, 64, 32), key=True)  # same size, another place
+    assert shared.groups == 3
+
+
+def test_a_slow_member_leaves_and_waits_to_rejoin() -> None:
+    groups = Groups()
+    now = 0.0
+    groups.settle(1, RECT, 1_000_000, True, now)
+    for step in range(2):
+        now += JOIN_INTERVAL
+        group = groups.settle(step + 2, RECT, 1_000_000, True, now)
+    assert len(groups.groups) == 1 and len(group.members) == 3
+    for _ in range(MAX_BEHIND + 1):  # member 1 keeps asking; member 3 never does
+        groups.settle(1, RECT, 1_000_000, False, now)
+        step_ = groups.due(1)
+        assert step_.encode
+        groups.record(step_.group, b"u", step_.key, now)
+        groups.take(1)
+    alone = groups.settle(3, RECT, 1_000_000, False, now)
+    assert alone is not group and list(alone.members) == [3]
+    assert groups.due(3).key  # a new group: a key unit
+    now += REJOIN_AFTER / 2 + JOIN_INTERVAL
+    assert groups.settle(3, RECT, 1_000_000, False, now) is alone  # held apart
+    now += REJOIN_AFTER
+    assert groups.settle(3, RECT, 1_000_000, False, now) is group
+
+
+def test_keyframe_request_gives_every_member_a_key() -> None:
+    groups = Groups()
+    groups.settle(1, RECT, 1_000_000, True, 0.0)
+    groups.record(groups.due(1).group, b"k", True, 0.0)
+    groups.take(1)
+    groups.settle(2, RECT, 1_000_000, False, JOIN_INTERVAL)
+    step = groups.due(2)
+    assert step.encode and step.key  # the joiner's key unit
+    groups.record(step.group, b"k2", True, JOIN_INTERVAL)
+    assert groups.take(2) == [(b"k2", True)] and groups.take(1) == [(b"k2", True)]
+    groups.settle(1, RECT, 1_000_000, True, JOIN_INTERVAL + 0.1)  # a viewer's keyframe
+    step = groups.due(1)
+    assert step.encode and step.key
+    groups.record(step.group, b"k3", True, JOIN_INTERVAL + 0.1)
+    assert groups.take(1) == groups.take(2) == [(b"k3", True)]  # both get the key unit
+    groups.settle(2, RECT, 1_000_000, False, JOIN_INTERVAL + 0.2)
+    assert groups.due(2).encode and not groups.due(2).key
+
+
+def test_closing_frees_the_group_and_its_encoder() -> None:
+    shared, clock = hub()
+    a = shared.member((64, 32), 2_000_000)
+    b = shared.member((64, 32), 2_000_000)
+    a.units(FRAME, RECT, key=True)
+    clock.now += JOIN_INTERVAL
+    b.units(FRAME, RECT, key=True)
+    a.close()
+    assert shared.groups == 1
+    assert b.units(FRAME, RECT, key=False)  # b goes on alone on the same encoder
+    b.close()
+    assert shared.groups == 0
+    assert b.units(FRAME, RECT, key=False) == []  # a closed member gets nothing
+
+
+def test_restarted_at_another_rate_leaves() -> None:
+    groups = Groups()
+    groups.settle(1, RECT, 1_000_000, True, 0.0)
+    first = groups.settle(2, RECT, 1_000_000, False, JOIN_INTERVAL)
+    assert len(first.members) == 2
+    other = groups.settle(2, RECT, 3_000_000, True, JOIN_INTERVAL + 0.1)
+    assert other is not first and list(first.members) == [1]
+
+
+def test_threads_encode_once_per_frame() -> None:
+    """Viewers' encoding threads at once: every member still gets every unit, in order."""
+    shared, clock = hub()
+    members = [shared.member((64, 32), 2_000_000) for _ in range(4)]
+    members[0].units(FRAME, RECT, key=True)
+    for m in members[1:]:  # one join (one forced key unit) per JOIN_INTERVAL
+        clock.now += JOIN_INTERVAL
+        m.units(FRAME, RECT, key=False)
+    assert shared.groups == 1
+    seen: list[list[bytes]] = [[] for _ in members]
+
+    def viewer(i: int) -> None:
+        for _ in range(50):
+            seen[i] += [u for u, _ in members[i].units(FRAME, RECT, key=False)]
+
+    threads = [threading.Thread(target=viewer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got in seen:  # in order, none twice (a member that fell behind gets its own group)
+        assert len(got) == len(set(got))
+    assert shared.encodes < 4 * 50 + 4
