@@ -9,15 +9,20 @@ viewer's paint time) and its size. From these the :class:`Estimator` keeps:
   A sample's round trip includes pushing that update's own bytes through the bottleneck, so
   when every update is large (full-screen motion from the first frame) the raw minimum
   overstates the base; each sample is therefore also corrected by ``nbytes / peak
-  throughput``, and the base is the corrected minimum, but never below
-  :data:`BASE_FLOOR` × the raw minimum (the correction overshoots on an idle link, where the
-  throughput seen understates the link's rate);
+  throughput`` (the peak counting the sample's own bytes, so no sample is corrected by more
+  than the rate window, and only once the peak holds :data:`RATE_SAMPLE_BYTES`: the first
+  large update after a few small ones, corrected by their few hundred bytes a second, read as
+  a round trip of 0 and held the base at its floor for the 10 s of the base window), and the
+  base is the corrected minimum, but never below :data:`BASE_FLOOR` × the raw minimum (the
+  correction overshoots on an idle link, where the throughput seen understates the link's
+  rate);
 - **current RTT** — a fast EWMA of recent samples;
 - **delivered throughput** — bytes acknowledged per second over a sliding window;
 - **queueing delay** — current minus base: how much longer than necessary updates take. TCP
   hides loss, so this rising delay is the congestion signal (Vegas, TigerVNC);
 - **link rate** — bytes per second of the time large updates spent beyond the smallest
-  earlier round trip (``nbytes / (rtt - min rtt)``), smoothed. Unlike the windowed throughput
+  earlier round trip (``nbytes / (rtt - min rtt)``, that minimum re-read as later, quicker
+  updates lower it), smoothed. Unlike the windowed throughput
   it needs no steady stream: one large update that took seconds on a slow link tells it.
 
 Sans-I/O: time is always passed in, nothing here reads a clock.
@@ -27,13 +32,15 @@ from __future__ import annotations
 
 import collections
 
-__all__ = ["BASE_FLOOR", "RATE_SAMPLE_BYTES", "Estimator"]
+__all__ = ["BASE_FLOOR", "LARGE_SAMPLES", "RATE_SAMPLE_BYTES", "Estimator"]
 
 #: The base RTT is never taken below this fraction of the raw windowed minimum.
 BASE_FLOOR = 0.7
 #: Smallest update that counts towards the link rate: smaller ones are dominated by the round
 #: trip, so their transmit time is lost in its noise.
 RATE_SAMPLE_BYTES = 16 * 1024
+#: Large updates the link rate is read from (the latest).
+LARGE_SAMPLES = 16
 
 
 class Estimator:
@@ -67,8 +74,9 @@ class Estimator:
         self.samples = 0
         #: Time of the last sample.
         self.last_sample_at: float | None = None
-        #: Link rate (bytes/s) from large updates, ``None`` before one.
-        self.link_rate: float | None = None
+        #: The last large updates: (bytes, round trip, smallest earlier round trip or 0).
+        self._large: collections.deque[tuple[int, float, float]] = collections.deque(
+            maxlen=LARGE_SAMPLES)
 
     def on_sample(self, now: float, rtt: float, nbytes: int) -> None:
         """Record one acknowledged update of ``nbytes`` whose round trip was ``rtt``."""
@@ -78,21 +86,7 @@ class Estimator:
         self.last_sample_at = now
         self.rtt = rtt if self.rtt is None else self.rtt + self.gain * (rtt - self.rtt)
         if nbytes >= RATE_SAMPLE_BYTES:
-            # The time beyond the smallest *earlier* round trip is (at most) this update's
-            # transmit time plus whatever was queued ahead of it: a rate that errs on the slow
-            # side. With no smaller earlier sample (the first update is often the large initial
-            # picture) the whole round trip counts, which errs the same way.
-            floor = self._mins[0][1] if self._mins else 0.0
-            sending = max(rtt - (floor if floor < rtt else 0.0), 1e-3)
-            rate = nbytes / sending
-            last = self.link_rate
-            self.link_rate = rate if last is None else last + 0.25 * (rate - last)
-        peak = self.peak_throughput(now)
-        corrected = max(0.0, rtt - nbytes / peak) if peak > 0 else rtt
-        for mins, value in ((self._mins, rtt), (self._cmins, corrected)):
-            while mins and mins[-1][1] >= value:
-                mins.pop()
-            mins.append((now, value))
+            self._large.append((nbytes, rtt, self._mins[0][1] if self._mins else 0.0))
         self._acks.append((now, nbytes))
         self._acked_in_window += nbytes
         self._expire(now)
@@ -100,6 +94,17 @@ class Estimator:
         while self._peaks and self._peaks[-1][1] <= rate:
             self._peaks.pop()
         self._peaks.append((now, rate))
+        # The peak now counts this sample's own bytes: a correction of at most the rate window.
+        # A peak of a few small acks says nothing of the link (corrected by their 862 bytes a
+        # second, a 375 kB picture read as a round trip of 0); the first sample is taken raw.
+        peak = self._peaks[0][1]
+        corrected = rtt
+        if self.samples > 1 and peak * self.rate_window >= RATE_SAMPLE_BYTES:
+            corrected = max(0.0, rtt - nbytes / peak)
+        for mins, value in ((self._mins, rtt), (self._cmins, corrected)):
+            while mins and mins[-1][1] >= value:
+                mins.pop()
+            mins.append((now, value))
 
     def _expire(self, now: float) -> None:
         # Keep at least one entry so the base never vanishes on a quiet link.
@@ -117,6 +122,28 @@ class Estimator:
         if not self._mins:
             return None
         return max(self._cmins[0][1], BASE_FLOOR * self._mins[0][1])
+
+    @property
+    def link_rate(self) -> float | None:
+        """Link rate (bytes/s) from the last :data:`LARGE_SAMPLES` large updates, smoothed
+        (gain 1/4), ``None`` before one.
+
+        The time a large update took beyond the smallest *earlier* round trip is (at most) its
+        transmit time plus whatever was queued ahead of it: a rate that errs on the slow side.
+        That smallest round trip is re-read now, as a quicker update since may have lowered it:
+        the first picture, after two small updates slowed by the session's start (520 ms on an
+        80 ms link), read 2.4 Mbit/s over a 2 Mbit/s link, and video started above the link.
+        With no earlier sample (the first update is often the large initial picture) the whole
+        round trip counts, which errs the same way.
+        """
+        least = self._mins[0][1] if self._mins else None
+        rate: float | None = None
+        for nbytes, rtt, floor in self._large:
+            if floor and least is not None:
+                floor = min(floor, least)
+            sample = nbytes / max(rtt - (floor if floor < rtt else 0.0), 1e-3)
+            rate = sample if rate is None else rate + 0.25 * (sample - rate)
+        return rate
 
     @property
     def min_rtt(self) -> float | None:

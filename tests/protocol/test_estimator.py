@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rdesk.protocol.controller import Caps, Controller
 from rdesk.protocol.estimator import Estimator
 
@@ -41,3 +43,33 @@ def test_refresh_budget_follows_the_link_rate_not_an_inflated_peak() -> None:
     ctl.on_ack(10.0, 8.7, 540_000)
     assert ctl.refresh_budget(10.0) <= 66_000 * 0.25 + 1
 
+
+
+def test_a_large_update_after_small_ones_does_not_zero_the_base() -> None:
+    """Two small updates, then the 375 kB first picture over 2 Mbit/s (1.76 s), then small
+    video frames whose round trip is 103 ms: the base is theirs, not 70 % of it (the picture,
+    corrected by the 862 bytes a second of the first two acks, once read as a round trip of
+    0 and held the base at its floor for the 10 s of the window)."""
+    est = Estimator()
+    est.on_sample(0.50, 0.52, 431)
+    est.on_sample(0.51, 0.52, 431)
+    est.on_sample(2.30, 1.76, 374_500)
+    for i in range(20):
+        est.on_sample(2.4 + i * 0.04, 0.103 + 0.002 * (i % 3), 3_000)
+    assert est.min_rtt == 0.103
+    assert est.base_rtt is not None and est.base_rtt > 0.09
+
+
+def test_link_rate_is_re_read_as_the_smallest_round_trip_falls() -> None:
+    """The first picture (375 kB, 1.76 s over 2 Mbit/s) after two small updates slowed by the
+    session's start (520 ms): against them it reads 303 kB/s, above the link's 250 kB/s; once
+    video frames show the 103 ms round trip, 227 kB/s."""
+    est = Estimator()
+    est.on_sample(0.50, 0.52, 431)
+    est.on_sample(0.51, 0.52, 431)
+    est.on_sample(2.30, 1.76, 374_500)
+    assert est.link_rate == pytest.approx(374_500 / (1.76 - 0.52))
+    for i in range(20):
+        est.on_sample(2.4 + i * 0.04, 0.103, 3_000)
+    assert est.link_rate == pytest.approx(374_500 / (1.76 - 0.103))
+    assert est.link_rate < 250_000
