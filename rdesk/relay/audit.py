@@ -28,6 +28,8 @@ RELAY_FIELDS: dict[str, frozenset[str]] = {
     "data_refused": frozenset({"session"}),
     "splice_end": frozenset({"session", "viewer_bytes", "host_bytes", "duration"}),
     "rate_limited": frozenset({"endpoint"}),
+    "limits_local": frozenset(),  # the directory cannot answer: this instance's own limits
+    "limits_shared": frozenset(),  # it answers again
 }
 
 
