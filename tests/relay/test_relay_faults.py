@@ -18,9 +18,7 @@ Events are counted (attempts, heartbeats, audit events); no wall-clock time is a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +37,7 @@ from tests.relay.harness import (
 )
 from tests.relay.instances import (
     REDIS,
+    Balancer,
     Redis,
     RelayProcess,
     forwarding_live,
@@ -99,51 +98,6 @@ async def test_redis_stopped_and_started_again(tmp_path: Path, redis: Redis) -> 
 
 
 # --- an instance killed ------------------------------------------------------------------------
-
-
-class Balancer:
-    """A TCP balancer on 127.0.0.1: each new connection goes to the next live backend in turn
-    (a refused one is skipped), bytes copied both ways. Logs which backend took each one."""
-
-    def __init__(self, backends: list[int]) -> None:
-        self.backends = backends
-        self.turn = 0
-        self.log: list[int] = []  # backend index of every accepted connection, in order
-        self.port = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, asyncio.CancelledError):
-            while chunk := await reader.read(65536):
-                writer.write(chunk)
-                await writer.drain()
-        with contextlib.suppress(OSError):
-            writer.close()
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        for step in range(len(self.backends)):
-            index = (self.turn + step) % len(self.backends)
-            try:
-                up_reader, up_writer = await asyncio.open_connection("127.0.0.1",
-                                                                     self.backends[index])
-            except OSError:
-                continue
-            self.turn = (index + 1) % len(self.backends)
-            self.log.append(index)
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-            return
-        writer.close()
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[Balancer]:
-        server = await asyncio.start_server(self._client, "127.0.0.1", 0)
-        self.port = server.sockets[0].getsockname()[1]
-        try:
-            yield self
-        finally:
-            server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 5)
 
 
 @pytest.mark.timeout(180)

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.relaysite import stop
-from tests.relay.test_relay_faults import Balancer, _free_port, _relay_process
+from tests.relay.instances import Balancer, RelayProcess, relay_process, stop_processes
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -87,15 +87,13 @@ async def _reach(host_id: str, relay_url: str, fingerprint: str, tmp: Path) -> i
 
 async def test_rolling_update_and_pod_restart(tmp_path: Path, redis_url: str) -> None:
     (tmp_path / "password").write_text("rollout password\n")
-    ports = [_free_port() for _ in range(2)]
-    relays: list[asyncio.subprocess.Process] = []
+    relays: list[RelayProcess] = []
     host: HostProcess | None = None
     try:
-        fingerprint = ""
-        for port in ports:
-            proc, fingerprint = await _relay_process(tmp_path, redis_url, port)
-            relays.append(proc)
-        balancer = Balancer(ports)
+        for _ in range(2):
+            relays.append(await relay_process(tmp_path, redis_url))
+        fingerprint = relays[0].relay.fingerprint
+        balancer = Balancer([each.relay.port for each in relays])
         async with balancer.running():
             url = f"wss://127.0.0.1:{balancer.port}"
             volume = tmp_path / "desktop-volume"
@@ -107,8 +105,8 @@ async def test_rolling_update_and_pod_restart(tmp_path: Path, redis_url: str) ->
 
             # A rolling update replaces the holder: SIGTERM, drain, the host moves.
             before = len(balancer.log)
-            relays[holder].send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(relays[holder].wait(), 60) == 0
+            relays[holder].proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(relays[holder].proc.wait(), 60) == 0
             await host.line(rf"registered as {host_id}")
             # (The host's "lost the relay" line, when its watcher saw the gap, names the move.)
             lost = [line for line in host.lines if "lost the relay" in line]
@@ -129,5 +127,4 @@ async def test_rolling_update_and_pod_restart(tmp_path: Path, redis_url: str) ->
     finally:
         if host is not None:
             await host.stop()
-        for proc in relays:
-            await stop(proc)
+        await stop_processes(relays)
