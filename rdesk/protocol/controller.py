@@ -138,11 +138,14 @@ class Controller:
         frame interval: at a 60 fps cap, rounds start every 1/60 s however long each takes to
         encode, as long as one round fits in that time. The slots are kept on a schedule, so a
         round that starts a little late (timer granularity) does not push every later one back;
-        at most half an interval is made up, so rounds never go out in a burst.
+        at most half an interval is made up, so rounds never go out in a burst. A round that
+        starts before its slot (one exempt from the cap: a keystroke, a scroll) takes the slot
+        from now, never a later one: 30 scroll rounds a second at a 5 fps cap pushed the next
+        slot 7 s into the future, and the first paced round after them waited that long.
         """
         interval = 1.0 / min(self.caps.max_fps, fps or self.fps)
         due = self._round_due if self._round_due is not None else now
-        self._round_due = max(due, now - interval / 2) + interval
+        self._round_due = min(max(due, now - interval / 2), now) + interval
 
     def on_sent(self, now: float, nbytes: int) -> None:
         """An update of ``nbytes`` left now: count it against the bandwidth cap."""

@@ -237,6 +237,18 @@ def test_frame_rate_slots_make_up_no_burst_after_a_pause() -> None:
     assert ctl.next_send_at(5.0) - 5.0 >= 0.5 / 50 - 1e-9
 
 
+def test_rounds_exempt_from_the_cap_never_push_the_next_slot_beyond_one_interval() -> None:
+    """Scroll rounds go unpaced, 30 a second, at the lowest level's 5 fps cap: the first paced
+    round after them waits one interval at most, not the sum of theirs."""
+    ctl = Controller(Caps(max_fps=60), now=0.0, level=0.0)
+    assert ctl.fps == pytest.approx(5.0)
+    now = 1.0
+    for _ in range(60):
+        ctl.on_round(now)  # not waiting for next_send_at
+        now += 1 / 30
+    assert ctl.next_send_at(now) <= now - 1 / 30 + 0.2 + 1e-9
+
+
 def test_a_video_round_is_paced_at_its_own_rate_not_the_level() -> None:
     """At the lowest level the frame-rate cap is max/12; a video round (whose bytes its
     stream's bitrate sets) takes the next slot at the rate it asks for, within the cap."""
