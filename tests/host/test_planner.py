@@ -288,6 +288,33 @@ def test_a_lossy_strip_of_text_encoded_exactly_is_exact_where_it_lands() -> None
     assert not p.lossy[plan.residual].any() and p.lossy[~plan.residual].all()
 
 
+def test_only_a_large_change_ends_a_run_of_scrolls() -> None:
+    p = planner()
+    base = frame_of(21)
+    frame = _scrolled(base, 40)
+    _sent(p, base)
+    region = p.scroll_region(frame)
+    assert region is not None
+    p.take_dirty()
+    plan = plan_scroll(base, frame, region, TILE)
+    assert plan is not None
+    scroll = p.scroll(plan, carry_rate=1e9)
+    p.settle_scroll(scroll, encode(p, frame, scroll.jobs), frame)
+    everything = np.ones(SHAPE, dtype=bool)
+    assert p.scrolling and not p.paced(everything)  # the next scroll goes at once
+    p.mark(tiles((0, 0)))  # a small change between two scrolls: lossless, unpaced
+    small = p.take_round(1.0, np.zeros(SHAPE), NOTHING, 1 << 20)
+    assert small is not None and small.lossy == 0
+    p.settle(small, encode(p, frame, small.jobs), frame)
+    p.mark(everything)
+    assert p.scrolling and not p.paced(everything)
+    large = p.take_round(2.0, np.zeros(SHAPE), NOTHING, 1 << 20)  # no scroll: a large change
+    assert large is not None and large.lossy
+    p.settle(large, encode(p, frame, large.jobs), frame)
+    p.mark(everything)
+    assert not p.scrolling and p.paced(everything)
+
+
 def test_no_scroll_gives_the_work_back() -> None:
     p = planner()
     base = frame_of(7)

@@ -285,7 +285,10 @@ class Planner:
         for box, lossy in boxes:
             if not lossy:  # whole tiles (a lossy job's too), or trimmed within exact tiles
                 self.held.refreshed(box)
-        self.scrolling = False
+        # A large change or motion ends a run of scrolls; a small lossless round between two
+        # (a line typed, a refresh) does not: the next scroll would wait for the cap's slot.
+        if round_.lossy:
+            self.scrolling = False
         return kept, self.exact
 
     def _within_budget(self, lossless: np.ndarray, budget: int) -> np.ndarray:
