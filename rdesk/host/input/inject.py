@@ -1,6 +1,6 @@
 """Input injection into the host's X display.
 
-:class:`PynputInjector` implements :class:`rdesk.host.serve.connection.InputSink`. It is split
+:class:`PynputInjector` implements :class:`rdesk.host.serve.viewerinput.InputSink`. It is split
 in two:
 
 - :class:`Injector` holds the policy, independent of X: which keys and buttons each viewer

@@ -25,51 +25,34 @@ from rdesk.host.screen.cursor import CursorHub, CursorLink
 from rdesk.host.screen.monitors import MonitorHub
 from rdesk.host.screen.resize import NOT_VIRTUAL
 from rdesk.host.security.authority import SessionGuard
-from rdesk.host.security.keypolicy import DEFAULT_BLOCKED, combination
+from rdesk.host.security.keypolicy import DEFAULT_BLOCKED
 from rdesk.host.serve.consent import Request
-from rdesk.host.serve.control import ControlBoard, Delivery
+from rdesk.host.serve.control import Delivery
 from rdesk.host.serve.viewer import ViewerLink
+from rdesk.host.serve.viewerinput import InputHost, ViewerInput
 from rdesk.host.transfer.room import TransferRoom, policy_from
 from rdesk.protocol.access import Access
 from rdesk.protocol.clipboard import VIEWER_SENDS as CLIPBOARD_MESSAGES
 from rdesk.protocol.errors import CloseCode, ProtocolError
-from rdesk.protocol.inputs import InputAck, Key, Pointer, Sync, Wheel
+from rdesk.protocol.inputs import Key, Pointer, Sync, Wheel
 from rdesk.protocol.messages import Ack, Close, ControlMessage, Notice, Ping, Pong, Prefs, Refresh
 from rdesk.protocol.monitors import SelectMonitor
-from rdesk.protocol.presence import LOCAL_USER, AnswerControl, ReleaseControl, RequestControl
+from rdesk.protocol.presence import AnswerControl, ReleaseControl, RequestControl
 from rdesk.protocol.resize import Resize, ResizeResult
 from rdesk.protocol.session import Session
 from rdesk.protocol.transfer import VIEWER_SENDS as TRANSFER_MESSAGES
 from rdesk.protocol.video import Keyframe, Video
 from rdesk.recording.format import Recorder
 
-__all__ = ["OUTBOX_LIMIT", "Host", "InputSink", "ViewerConnection", "close_session"]
+__all__ = ["OUTBOX_LIMIT", "Host", "ViewerConnection", "close_session"]
 
 #: Control messages that may wait for one viewer before it counts as not reading.
 OUTBOX_LIMIT = 256
-#: Input events injected between two turns given to the rest of the host's loop.
-INPUT_SLICE = 4
-#: Input dropped for lack of control is logged at most this often per viewer (seconds).
-DROPPED_LOG_INTERVAL = 1.0
 
 
-class InputSink(Protocol):
-    """Injects one viewer's input into the host's display (see :mod:`rdesk.host.input`)."""
-
-    def pointer(self, owner: int, x: int, y: int, buttons: int) -> None: ...
-
-    def wheel(self, owner: int, x: int, y: int, dx: int, dy: int) -> None: ...
-
-    def key(self, owner: int, keysym: int, down: bool) -> None: ...
-
-    def release_all(self, owner: int) -> None: ...
-
-
-class Host(Protocol):
+class Host(InputHost, Protocol):
     """What a viewer's connection needs of the server it belongs to."""
 
-    board: ControlBoard
-    injector: InputSink | None
     clipboard: ClipboardHub | None
     cursor: CursorHub | None
     monitors: MonitorHub | None
@@ -107,7 +90,6 @@ class ViewerConnection:
         self.outbox: asyncio.Queue[str | bytes] = asyncio.Queue(OUTBOX_LIMIT)
         #: The update sender, set by :meth:`attach` (it needs :meth:`send` to exist first).
         self.link: ViewerLink | None = None
-        self._dropped_logged = -1e9
         self._closing: set[asyncio.Future[None]] = set()
         #: This viewer's clipboard (rdesk/host/clipboard/), on the host's hub if it has one.
         self.clipboard = ClipboardLink(
@@ -130,13 +112,9 @@ class ViewerConnection:
             max_session=getattr(settings, "max_session", 0.0),
             release_after=getattr(settings, "held_input_timeout", 3.0),
         )
-        #: What this viewer holds down on the host (keysyms, and a button mask).
-        self._held_keys: set[int] = set()
-        self._held_buttons = 0
-        #: Dangerous combinations refused (``--block-keys``), and the keys swallowed for it.
-        self._blocked: frozenset[str] = getattr(settings, "block_keys", DEFAULT_BLOCKED)
-        self._swallowed: set[int] = set()
-        self._injected = 0
+        #: This viewer's input into the host's display: control, held keys, blocked combos.
+        self.inputs = ViewerInput(host, viewer_id, access,
+                                  getattr(settings, "block_keys", DEFAULT_BLOCKED))
 
     def _transfer_asker(self) -> Callable[[str, str, int], Awaitable[str | None]] | None:
         """With ``--consent ask``, what asks the host's user about each put and get (through
@@ -286,14 +264,14 @@ class ViewerConnection:
 
     async def _guard(self, now: float) -> None:
         """Act on what :class:`SessionGuard` says is due; raises to close the session."""
-        holds = bool(self._held_keys or self._held_buttons)
-        due = self.guard.check(now, holds=holds, oldest_unacked=self.session.flow.oldest_age(now))
+        due = self.guard.check(now, holds=self.inputs.holds,
+                               oldest_unacked=self.session.flow.oldest_age(now))
         if due.probe:
             frame = self.session.ping(now)  # None while one is already out
             if frame is not None:
                 await self.send(frame)
         if due.release:
-            self._release_held("viewer stopped answering")
+            self.inputs.release_held("viewer stopped answering")
         if due.recheck and not self._still_authorised():
             self.host.event("revoked", viewer=self.viewer_id, name=self.name,
                             reason="certificate no longer valid")
@@ -302,15 +280,6 @@ class ViewerConnection:
             self.host.event("session_end", viewer=self.viewer_id, name=self.name,
                             reason=due.close)
             raise ProtocolError(due.close, CloseCode.POLICY)
-
-    def _release_held(self, reason: str) -> None:
-        injector = self.host.injector
-        if injector is not None:
-            injector.release_all(self.viewer_id)
-        self.host.event("input_released", viewer=self.viewer_id, reason=reason,
-                        keys=len(self._held_keys), buttons=bin(self._held_buttons).count("1"))
-        self._held_keys.clear()
-        self._held_buttons = 0
 
     def _still_authorised(self) -> bool:
         """With client certificates: whether the viewer's still grants (not revoked, not
@@ -382,73 +351,9 @@ class ViewerConnection:
                         self.post)
 
     async def _input(self, message: Pointer | Wheel | Key | Sync) -> None:
-        board, injector = self.host.board, self.host.injector
-        may = board.may_input(self.viewer_id)
-        allowed = may and injector is not None
-        if isinstance(message, Sync):
-            reason = "" if allowed else (
-                self._no_control_reason() if not may else "input is disabled on this host"
-            )
-            ack = InputAck(message.id, allowed, reason)
+        ack = await self.inputs.handle(message)
+        if ack is not None:
             await self.send(self.session.send(ack, time.monotonic()))
-            return
-        if not allowed:
-            self._note_dropped(time.monotonic())
-            return
-        assert injector is not None
-        # Injection is synchronous X work on the host's loop: a flood is served in bounded
-        # slices, giving every other viewer a turn between two slices.
-        self._injected += 1
-        if self._injected % INPUT_SLICE == 0:
-            await asyncio.sleep(0)
-        if isinstance(message, Pointer):
-            self._held_buttons = message.buttons
-            injector.pointer(self.viewer_id, message.x, message.y, message.buttons)
-        elif isinstance(message, Wheel):
-            injector.wheel(self.viewer_id, message.x, message.y, message.dx, message.dy)
-        elif self._key_allowed(message.keysym, message.down):
-            injector.key(self.viewer_id, message.keysym, message.down)
-
-    def _key_allowed(self, keysym: int, down: bool) -> bool:
-        """Track held keys; audit every dangerous combination, refuse the blocked ones (and
-        their autorepeats and releases)."""
-        if not down:
-            self._held_keys.discard(keysym)
-            if keysym in self._swallowed:
-                self._swallowed.discard(keysym)
-                return False
-            return True
-        if keysym in self._swallowed:
-            return False  # autorepeat of a blocked key
-        if keysym not in self._held_keys:  # a new press, not an autorepeat
-            combo = combination(self._held_keys, keysym)
-            if combo is not None:
-                blocked = combo in self._blocked
-                self.host.event("key_combo", viewer=self.viewer_id, combination=combo,
-                                action="blocked" if blocked else "allowed")
-                if blocked:
-                    self._swallowed.add(keysym)
-                    return False
-        self._held_keys.add(keysym)
-        return True
-
-    def _note_dropped(self, now: float) -> None:
-        """Log input dropped for lack of control, at most once a second."""
-        if now - self._dropped_logged >= DROPPED_LOG_INTERVAL:
-            self._dropped_logged = now
-            self.host.event("input_dropped", viewer=self.viewer_id, reason="no control")
-
-    def _no_control_reason(self) -> str:
-        board = self.host.board
-        if board.holder == LOCAL_USER:
-            return "no control: the host's local user holds control"
-        if self.access is not Access.CONTROL and board.holder != self.viewer_id:
-            return "view-only: this viewer does not hold control"
-        holder = board.members.get(board.holder)
-        if holder is not None:
-            return f"no control: viewer #{holder.id} {holder.name[:40]} holds control"
-        return "no control: request control first"
-
 
 async def close_session(transport: Transport, session: Session, code: int, reason: str) -> None:
     """Send the protocol Close (if the session is open) and close the transport, best effort."""

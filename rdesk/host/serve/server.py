@@ -37,10 +37,11 @@ from rdesk.host.serve.admission import (
     Refuse,
     decide,
 )
-from rdesk.host.serve.connection import InputSink, ViewerConnection, close_session
+from rdesk.host.serve.connection import ViewerConnection, close_session
 from rdesk.host.serve.control import EVERYONE, ControlBoard, Delivery, holder_label
 from rdesk.host.serve.login import Login
 from rdesk.host.serve.transport import WebsocketTransport
+from rdesk.host.serve.viewerinput import InputSink
 from rdesk.host.settings import HostSettings
 from rdesk.host.video import encoder as video_encoder
 from rdesk.host.video.shared import SharedEncoders
