@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -28,15 +27,16 @@ from rdesk.client.framebuffer import DEFAULT_MAX_SCREEN_PIXELS, Framebuffer, Scr
 from rdesk.client.inputs import InputMethods, Outgoing
 from rdesk.client.painter import PaintBudget, Painter
 from rdesk.client.parts import Stats, abort, cancel, lost_from_ws
+from rdesk.client.requests import Requests
 from rdesk.client.timers import SessionTimers
 from rdesk.protocol.clipboard import HOST_SENDS as CLIPBOARD_MESSAGES
 from rdesk.protocol.cursor import CURSOR_TYPES, CursorAssembler, CursorShape
 from rdesk.protocol.errors import CloseCode, ProtocolError, RemoteProtocolError
-from rdesk.protocol.inputs import InputAck, Sync
+from rdesk.protocol.inputs import InputAck
 from rdesk.protocol.messages import Ack, Close, Notice, Ping, Pong, Screen, Welcome
-from rdesk.protocol.monitors import ALL, MonitorCurrent, MonitorInfo, SelectMonitor
+from rdesk.protocol.monitors import ALL, MonitorCurrent, MonitorInfo
 from rdesk.protocol.presence import NOBODY, AnswerControl, Control, ControlRequest, Peer
-from rdesk.protocol.resize import MAX_SIDE, MIN_SIDE, Resize, ResizeResult
+from rdesk.protocol.resize import ResizeResult
 from rdesk.protocol.session import Session
 from rdesk.protocol.states import State
 from rdesk.protocol.transfer import HOST_SENDS as TRANSFER_MESSAGES
@@ -46,7 +46,7 @@ from rdesk.protocol.video import CODEC_H264, Keyframe, Video, VideoEnd
 __all__ = ["Connection"]
 
 
-class Connection(InputMethods):
+class Connection(InputMethods, Requests):
     """An authenticated viewer connection that keeps :attr:`framebuffer` current.
 
     A background task applies updates and acknowledges each one after painting it. Faces
@@ -67,6 +67,7 @@ class Connection(InputMethods):
         video: bool = False,
         max_pixels: int = DEFAULT_MAX_SCREEN_PIXELS,
     ) -> None:
+        super().__init__()  # Requests: the outstanding sync and resize requests
         self.ws = ws
         self.session = session
         self.address = address
@@ -87,9 +88,6 @@ class Connection(InputMethods):
         self.stats = Stats()
         self._changed = asyncio.Condition()
         self._callbacks: list[Callable[[list[tuple[int, int, int, int]]], None]] = []
-        self._syncs: dict[int, asyncio.Future[InputAck]] = {}
-        self._resizes: dict[int, asyncio.Future[ResizeResult]] = {}
-        self._sync_id = 0
         self._timers = timers
         self._timer_task = timer_task
         self._task: asyncio.Task[None] | None = None
@@ -153,9 +151,7 @@ class Connection(InputMethods):
             await cancel(self._timer_task)
             await cancel(receive)
             await cancel(paint)
-            for table in (self._syncs, self._resizes):
-                for future in table.values():
-                    future.cancel()
+            self._cancel_requests()
         if not self.closed.done():
             self.closed.set_result(lost)
         async with self._changed:
@@ -246,10 +242,7 @@ class Connection(InputMethods):
             self.stats.pongs += 1
             self.stats.rtt, self.stats.min_rtt = self.session.rtt, self.session.min_rtt
         elif isinstance(message, (InputAck, ResizeResult)):
-            table = self._syncs if isinstance(message, InputAck) else self._resizes
-            future = table.pop(message.id, None)
-            if future is not None and not future.done():
-                future.set_result(message)  # type: ignore[arg-type]
+            self._answered(message)
         elif isinstance(message, Peer):
             if message.present and message.id != self.viewer_id:
                 self.peers[message.id] = message
@@ -331,21 +324,6 @@ class Connection(InputMethods):
             raise self.closed.result()
         await self._send_frame(self.session.send(message, time.monotonic()))
 
-    async def send_transfer(self, message: object) -> None:
-        """Send one ``xfer_*`` message (rdesk/client/transfer.py builds them)."""
-        await self.send_clipboard(message)
-
-    async def select_monitor(self, index: int) -> None:
-        """Ask the host to share monitor ``index`` (``ALL``: the whole screen); the answer is
-        ``self.monitor`` changing (and a ``screen`` of its size), or a notice."""
-        await self.send_clipboard(SelectMonitor(index))
-
-    async def send_clipboard(self, message: object) -> None:
-        """Send one ``clip_*`` message (rdesk/client/clipboard.py builds them)."""
-        if self.closed.done():
-            raise self.closed.result()
-        await self._send_frame(self.session.send(message, time.monotonic()))  # type: ignore[arg-type]
-
     async def _send_frame(self, frame: str | bytes) -> None:
         try:
             await self.ws.send(frame)
@@ -384,39 +362,6 @@ class Connection(InputMethods):
         self._timers.poke()  # its pong deadline may come before what the timers sleep to
         await self._send_frame(frame)
         return True
-
-    async def sync(self, timeout: float = 10.0) -> InputAck:
-        """Wait until the host has handled every input sent before; return its answer."""
-        self._sync_id = (self._sync_id + 1) & 0xFFFFFFFF
-        return await self._ask(self._syncs, Sync(self._sync_id), timeout)
-
-    async def request_resize(self, width: int, height: int, timeout: float = 10.0) -> ResizeResult:
-        """Ask the host to make its (virtual) desktop ``width`` x ``height``; return its
-        answer (``ok``, or the reason it refused). On success a ``screen`` of the new size
-        and a full update follow (:meth:`wait_exact`). Raises ``ValueError`` for a size
-        outside the protocol's bounds, before anything is sent."""
-        if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
-            raise ValueError(
-                f"{width}x{height}: each side must be {MIN_SIDE} to {MAX_SIDE} pixels"
-            )
-        self._sync_id = (self._sync_id + 1) & 0xFFFFFFFF
-        return await self._ask(self._resizes, Resize(self._sync_id, width, height), timeout)
-
-    async def _ask(
-        self, table: dict[int, asyncio.Future[Any]], message: Sync | Resize, timeout: float
-    ) -> Any:
-        """Send ``message`` and wait for the answer carrying its id (``table`` holds it)."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        table[message.id] = future
-        await self._send(message)
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.CancelledError:
-            if self.closed.done():
-                raise self.closed.result() from None
-            raise
-        finally:
-            table.pop(message.id, None)
 
     async def close(self) -> None:
         """Close cleanly (idempotent) and wait for the receive task to end."""
