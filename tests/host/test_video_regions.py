@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rdesk.host.video.regions import END_AFTER, MIN_CHANGES, RegionDetector, components
 from rdesk.host.video.streams import (
@@ -51,6 +53,36 @@ def test_components_are_4_connected() -> None:
     hot[2, 2] = True  # diagonal only: another
     hot[4, 0:5] = True
     assert sorted(components(hot)) == [(0, 0, 1, 1), (2, 2, 2, 2), (4, 0, 4, 4)]
+
+
+def _flood_components(hot: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """The reference: a flood fill from every tile, in row-major order of first tiles."""
+    seen = np.zeros_like(hot)
+    boxes = []
+    for r, c in zip(*np.nonzero(hot), strict=True):
+        if seen[r, c]:
+            continue
+        stack, group = [(r, c)], []
+        seen[r, c] = True
+        while stack:
+            y, x = stack.pop()
+            group.append((y, x))
+            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                if (0 <= ny < hot.shape[0] and 0 <= nx < hot.shape[1] and hot[ny, nx]
+                        and not seen[ny, nx]):
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+        ys, xs = zip(*group, strict=True)
+        boxes.append((int(min(ys)), int(min(xs)), int(max(ys)), int(max(xs))))
+    return boxes
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 12), st.data())
+def test_components_match_a_flood_fill(rows: int, cols: int, data: st.DataObject) -> None:
+    cells = data.draw(st.lists(st.booleans(), min_size=rows * cols, max_size=rows * cols))
+    hot = np.array(cells, dtype=bool).reshape(rows, cols)
+    assert components(hot) == _flood_components(hot)
 
 
 def test_continuous_motion_becomes_one_even_region() -> None:
