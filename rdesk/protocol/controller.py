@@ -14,7 +14,12 @@ level       scale   JPEG quality            frame-rate cap
 =========== ======= ======================= ==================
 
 Each byte-size step (full scale at low quality vs half scale at high quality) is roughly
-continuous, so the level is a rough logarithm of the bytes per frame.
+continuous, so the level is a rough logarithm of the bytes per frame. Until the link has carried
+anything large (:attr:`~rdesk.protocol.estimator.Estimator.carried`), the picture is drawn at
+most at :data:`UNMEASURED_LEVEL` (:attr:`Controller.picture_level`): with no evidence of the
+link's rate, the first full-screen change at full quality was 374 kB of JPEG at 1080p, 1.5 s
+of nothing else over 2 Mbit/s; at half scale and the lowest quality it is a tenth of that, and
+its acknowledgement measures the link.
 
 - queueing delay above :attr:`Controller.high` → the level is multiplied by
   :data:`DECREASE`, or by ``high / delay`` (not below 0.35) when the queue is far above the
@@ -49,6 +54,7 @@ __all__ = [
     "MAX_WINDOW_UPDATES",
     "MIN_WINDOW_BYTES",
     "RAMP",
+    "UNMEASURED_LEVEL",
     "Caps",
     "Controller",
 ]
@@ -68,6 +74,9 @@ MIN_WINDOW_BYTES = 16 * 1024
 MAX_WINDOW_UPDATES = 12
 #: Smallest lossless-refresh budget per round, in bytes.
 MIN_REFRESH_BYTES = 16 * 1024
+#: Most the picture's level may be before the link carried anything large (half scale, lowest
+#: quality: the first large lossy round is small wherever the link turns out to be).
+UNMEASURED_LEVEL = 0.2
 #: Lowest level that still counts as "full picture" for the frame-rate cap.
 _FPS_KNEE = 0.2
 _SCALE_STEPS = ((0.5, 1.0), (0.2, 0.5), (0.0, 0.25))
@@ -200,12 +209,19 @@ class Controller:
 
     # --- outputs -------------------------------------------------------------------------------
 
+    @property
+    def picture_level(self) -> float:
+        """The level the picture is drawn at: :attr:`level`, but at most
+        :data:`UNMEASURED_LEVEL` until the link has carried anything large."""
+        return self.level if self.estimator.carried else min(self.level, UNMEASURED_LEVEL)
+
     def _step(self) -> tuple[float, float]:
         """(scale, position 0..1 within the scale's level range)."""
         top = 1.0
+        level = self.picture_level
         for floor, scale in _SCALE_STEPS:
-            if self.level >= floor or floor == 0.0:
-                return scale, (self.level - floor) / (top - floor)
+            if level >= floor or floor == 0.0:
+                return scale, (level - floor) / (top - floor)
             top = floor
         raise AssertionError("unreachable")
 

@@ -74,6 +74,9 @@ class Estimator:
         self.samples = 0
         #: Time of the last sample.
         self.last_sample_at: float | None = None
+        #: Whether the link has carried anything large yet: an update of
+        #: :data:`RATE_SAMPLE_BYTES`, or as many bytes acknowledged in one rate window.
+        self.carried = False
         #: The last large updates: (bytes, round trip, smallest earlier round trip or 0).
         self._large: collections.deque[tuple[int, float, float]] = collections.deque(
             maxlen=LARGE_SAMPLES)
@@ -94,6 +97,8 @@ class Estimator:
         while self._peaks and self._peaks[-1][1] <= rate:
             self._peaks.pop()
         self._peaks.append((now, rate))
+        if self._acked_in_window >= RATE_SAMPLE_BYTES:
+            self.carried = True
         # The peak now counts this sample's own bytes: a correction of at most the rate window.
         # A peak of a few small acks says nothing of the link (corrected by their 862 bytes a
         # second, a 375 kB picture read as a round trip of 0); the first sample is taken raw.

@@ -303,3 +303,19 @@ def test_a_long_round_trip_does_not_cap_the_frame_rate() -> None:
     fixed, grown = _paced_frames(3) / 10.0, _paced_frames(None) / 10.0
     assert fixed < 23
     assert grown >= 29
+
+
+def test_the_picture_starts_small_until_the_link_carried_something_large() -> None:
+    """Before any evidence of the link's rate, a full-screen change at full quality could be
+    seconds of nothing else on a slow link: half scale, lowest quality, until it carried
+    16 kB (one large update, or that much in a second of small ones)."""
+    ctl = Controller(now=0.0)
+    assert ctl.level == 1.0 and ctl.fps == 60.0
+    ctl.on_ack(0.5, 0.08, 431)
+    assert (ctl.scale, ctl.quality) == (0.5, MIN_QUALITY)
+    ctl.on_ack(0.6, 0.09, 40_000)
+    assert (ctl.scale, ctl.quality) == (1.0, 80)
+    small = Controller(now=0.0)
+    for i in range(20):
+        small.on_ack(i * 0.04, 0.01, 1_000)
+    assert small.estimator.carried and small.quality == 80

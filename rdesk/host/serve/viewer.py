@@ -300,7 +300,7 @@ class ViewerLink:
         # The link rate from large updates (the first full screen gives one); not the peak
         # throughput, which a still screen before the motion leaves near nothing.
         link = self.controller.estimator.link_rate
-        plan = video.plan(now, planner.dirty, level=self.controller.level, cap_bps=cap,
+        plan = video.plan(now, planner.dirty, level=self.controller.picture_level, cap_bps=cap,
                           link_bps=link * 8 if link else None,
                           accept=lambda rect: is_photo_like(frame, rect))
         self._ended_video += plan.ended
