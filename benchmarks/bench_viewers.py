@@ -7,7 +7,14 @@ client, ``benchmarks/xload.py``:
 
 - typing: one 10x16 glyph rectangle at a new position 30 times a second;
 - motion: precomputed, different full-screen gradient+noise frames put as fast as the X server
-  takes them, at most 60 a second.
+  takes them, at most 60 a second;
+- photo: a photo-like picture (benchmarks/photo.py) panned across the whole screen, 8 pixels a
+  frame at 30 fps: video for viewers that decode it (the client library does when PyAV
+  imports), so N viewers show what sharing the encoder saves (rdesk/host/video/shared.py).
+
+The host runs from the current directory's tree when it has ``rdesk/`` (``python -m rdesk``
+puts it first), so ``cd /work/before && PYTHONPATH=$PWD python /path/to/bench_viewers.py``
+measures another tree's host with this script's viewers.
 
 The viewers are client-library connections in this process (they decode every update, so their
 CPU is this process's, not the host's). A viewer's "frames" are its distinct update rounds
@@ -38,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
+from benchmarks.photo import photo
 from benchmarks.xload import motion_frames
 from rdesk.client.connection import Connection, connect
 from rdesk.client.watch import inspect_update
@@ -164,9 +172,12 @@ async def run_config(display: str, tmp: Path, workload: str, fast: int, slow: st
 
     ``fps``: the load client's drawing rate and the host's ``--max-fps`` (default: their own).
     """
+    if workload == "photo" and not (tmp / "photo.npy").exists():
+        np.save(tmp / "photo.npy", photo(2 * 1920, 1080))
     xload = subprocess.Popen(
         [sys.executable, str(XLOAD), workload, "--seconds", str(seconds + 1.5),
-         *(["--fps", f"{fps:g}"] if fps else [])],
+         *(["--fps", f"{fps:g}"] if fps else []),
+         *(["--picture", str(tmp / "photo.npy")] if workload == "photo" else [])],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         env=dict(os.environ, DISPLAY=display),
     )
@@ -221,8 +232,9 @@ async def run_config(display: str, tmp: Path, workload: str, fast: int, slow: st
         if child is not None:
             frames.append((await child_frames(child) - child_frames0) / elapsed)
             qualities.append(0)
-        out = (await asyncio.to_thread(xload.stdout.read)).split()
-        drawn = int(out[1]) / float(out[3]) if len(out) >= 4 and out[0] == "drawn" else 0.0
+        out = next((line.split() for line in (await asyncio.to_thread(xload.stdout.read))
+                    .splitlines() if line.startswith("drawn ")), [])
+        drawn = int(out[1]) / float(out[3]) if len(out) >= 4 else 0.0
         return Result(
             host_cpu=100 * cpu[0],
             host_ms_per_frame=1000 * cpu[0] / frames[0] if frames[0] else float("nan"),
