@@ -30,8 +30,8 @@ from benchmarks.bench_fidelity import psnr
 from benchmarks.bench_links import machine_line
 from benchmarks.photo import pan_offset, photo
 from rdesk.host.encoding.encode import EncodeCache
+from rdesk.host.encoding.jobs import bands
 from rdesk.host.encoding.parallel import encode_round
-from rdesk.host.encoding.planner import bands
 from rdesk.host.video import encoder
 from rdesk.host.video.encoder import H264Encoder
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from rdesk.client.framebuffer import Framebuffer
 from rdesk.host.encoding.encode import EncodeCache, EncodedRect
 from rdesk.host.encoding.parallel import encode_round
-from rdesk.host.encoding.planner import Planner, plan_scroll
+from rdesk.host.encoding.planner import Planner
+from rdesk.host.encoding.scrolls import plan_scroll
 from rdesk.host.encoding.tiles import dirty_tiles
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.updates import Rect, Update

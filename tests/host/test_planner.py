@@ -1,4 +1,5 @@
-"""The update planner (rdesk/host/encoding/planner.py), driven with a fake clock.
+"""The update planner (rdesk/host/encoding/planner.py, scrolls.py, jobs.py), driven with a
+fake clock.
 
 The planner decides; the encoder is the real one (EncodeCache over numpy frames), so the
 bytes-per-pixel it learns and the budget it fits are real sizes.
@@ -12,13 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rdesk.host.encoding.encode import EncodeCache
+from rdesk.host.encoding.jobs import LOSSY_AREA_TILES
 from rdesk.host.encoding.parallel import encode_round
-from rdesk.host.encoding.planner import (
-    LOSSY_AREA_TILES,
-    SCROLL_MIN_TILES,
-    Planner,
-    plan_scroll,
-)
+from rdesk.host.encoding.planner import Planner
+from rdesk.host.encoding.scrolls import SCROLL_MIN_TILES, ScrollPlan, plan_scroll
 from rdesk.host.encoding.tiles import TILE
 from rdesk.protocol.codec import copy_source
 from rdesk.protocol.encodings import Encoding
@@ -167,6 +165,21 @@ def _sent(p: Planner, base: np.ndarray, lossy: bool = False) -> None:
     p.dirty[:, :] = True
 
 
+def _found(base: np.ndarray, lossy: bool = False, strip: np.ndarray | None = None
+           ) -> tuple[Planner, np.ndarray, ScrollPlan]:
+    """A planner that sent all of ``base`` (lossy or not), the frame after a scroll of 40
+    rows, and the scroll found as ViewerLink finds it (the planner's work taken)."""
+    p = planner()
+    frame = _scrolled(base, 40, strip)
+    _sent(p, base, lossy=lossy)
+    region = p.scroll_region(frame)
+    assert region is not None
+    p.take_dirty()
+    plan = plan_scroll(p.held.sent, frame, region, TILE)
+    assert plan is not None
+    return p, frame, plan
+
+
 def test_a_scroll_is_a_copy_of_what_was_sent() -> None:
     p = planner()
     base = frame_of(5)
@@ -188,15 +201,8 @@ def test_a_scroll_is_a_copy_of_what_was_sent() -> None:
 
 
 def test_a_scroll_of_a_lossy_picture_is_a_copy_and_stays_lossy() -> None:
-    p = planner()
-    base = frame_of(11)
-    frame = _scrolled(base, 40)
-    _sent(p, base, lossy=True)
-    region = p.scroll_region(frame)
-    assert region is not None
-    p.take_dirty()
-    plan = plan_scroll(p.held.sent, frame, region, TILE)
-    assert plan is not None and plan.src_y == 0 and plan.copy.y == 40
+    p, frame, plan = _found(frame_of(11), lossy=True)
+    assert plan.src_y == 0 and plan.copy.y == 40
     scroll = p.scroll(plan, carry_rate=1e9)
     assert scroll.lossless  # the exposed strip
     exact = p.settle_scroll(scroll, encode(p, frame, scroll.jobs), frame)
@@ -254,15 +260,7 @@ def test_scroll_checks_back_off_after_misses() -> None:
 
 
 def test_a_strip_the_link_cannot_carry_goes_lossy() -> None:
-    p = planner()
-    base = frame_of(6)
-    frame = _scrolled(base, 40)
-    _sent(p, base)
-    region = p.scroll_region(frame)
-    assert region is not None
-    p.take_dirty()
-    plan = plan_scroll(base, frame, region, TILE)
-    assert plan is not None
+    p, frame, plan = _found(frame_of(6))
     scroll = p.scroll(plan, carry_rate=1.0)  # one byte a second
     assert not scroll.lossless
     exact = p.settle_scroll(scroll, encode(p, frame, scroll.jobs), frame)
@@ -270,15 +268,7 @@ def test_a_strip_the_link_cannot_carry_goes_lossy() -> None:
 
 
 def test_a_lossy_strip_of_text_encoded_exactly_is_exact_where_it_lands() -> None:
-    p = planner()
-    base = text_of(2)
-    frame = _scrolled(base, 40, strip=text_of(3))
-    _sent(p, base, lossy=True)
-    region = p.scroll_region(frame)
-    assert region is not None
-    p.take_dirty()
-    plan = plan_scroll(base, frame, region, TILE)
-    assert plan is not None
+    p, frame, plan = _found(text_of(2), lossy=True, strip=text_of(3))
     scroll = p.scroll(plan, carry_rate=1.0)  # a strip the link cannot carry: lossy jobs
     assert not scroll.lossless
     encoded = encode(p, frame, scroll.jobs, exact_if_flat=True)
@@ -289,15 +279,7 @@ def test_a_lossy_strip_of_text_encoded_exactly_is_exact_where_it_lands() -> None
 
 
 def test_only_a_large_change_ends_a_run_of_scrolls() -> None:
-    p = planner()
-    base = frame_of(21)
-    frame = _scrolled(base, 40)
-    _sent(p, base)
-    region = p.scroll_region(frame)
-    assert region is not None
-    p.take_dirty()
-    plan = plan_scroll(base, frame, region, TILE)
-    assert plan is not None
+    p, frame, plan = _found(frame_of(21))
     scroll = p.scroll(plan, carry_rate=1e9)
     p.settle_scroll(scroll, encode(p, frame, scroll.jobs), frame)
     everything = np.ones(SHAPE, dtype=bool)
@@ -394,15 +376,7 @@ def test_a_round_over_the_whole_screen_takes_its_frame_as_the_record() -> None:
 
 
 def test_lossy_tiles_a_scroll_moves_are_refreshed_with_it_within_the_budget() -> None:
-    p = planner()
-    base = frame_of(20)
-    frame = _scrolled(base, 40)
-    _sent(p, base, lossy=True)
-    region = p.scroll_region(frame)
-    assert region is not None
-    p.take_dirty()
-    plan = plan_scroll(p.held.sent, frame, region, TILE)
-    assert plan is not None
+    p, frame, plan = _found(frame_of(20), lossy=True)
     p.lossless_bpp = 4.0  # noise: incompressible
     small = p.scroll(plan, carry_rate=1e9, budget=10 * TILE * TILE * 4)
     refresh = small.jobs[small.refresh_from:]

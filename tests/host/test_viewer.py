@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rdesk.host.encoding.jobs import LOSSY_AREA_TILES
 from rdesk.host.encoding.parallel import share_out as _share_out
-from rdesk.host.encoding.planner import LOSSY_AREA_TILES, scroll_residual_lossless
+from rdesk.host.encoding.scrolls import scroll_residual_lossless
 
 
 def test_scroll_residual_on_a_1080p_screen_stays_lossless_beyond_a_lossy_change() -> None:
@@ -40,7 +41,7 @@ def test_share_out_deals_every_job_once_with_balanced_area(
 
 def test_fit_budget_sends_lossy_always_and_lossless_while_it_fits() -> None:
     from rdesk.host.encoding.encode import EncodedRect
-    from rdesk.host.encoding.planner import fit_budget
+    from rdesk.host.encoding.jobs import fit_budget
     from rdesk.protocol.encodings import Encoding
 
     def rect(x: int, size: int, exact: bool, enc: Encoding = Encoding.WEBP) -> EncodedRect:

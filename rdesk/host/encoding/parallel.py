@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from rdesk.host.encoding.encode import EncodeCache, EncodedRect
-from rdesk.host.encoding.planner import Job
+from rdesk.host.encoding.jobs import Job
 from rdesk.host.encoding.tiles import changed_box
 
 __all__ = ["ENCODE_WORKERS", "encode_round", "share_out"]

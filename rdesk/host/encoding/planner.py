@@ -20,72 +20,30 @@ with the pixels (``Held.scrolled``), so lossy pixels may be copied but are never
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
 
 import numpy as np
 
-from rdesk.host.encoding.encode import EncodedRect, split_rect
+from rdesk.host.encoding.encode import EncodedRect
 from rdesk.host.encoding.held import Held
-from rdesk.host.encoding.tiles import (
-    changed_box,
-    detect_vertical_scroll,
-    dirty_tiles,
-    merge_tiles,
+from rdesk.host.encoding.jobs import (
+    LOSSY_AREA_TILES,
+    Box,
+    Job,
+    bands,
+    fit_budget,
+    refresh_pieces,
 )
-from rdesk.protocol.codec import copy_payload
-from rdesk.protocol.encodings import Encoding
+from rdesk.host.encoding.scrolls import (
+    SCROLL_MIN_TILES,
+    SCROLL_STRIP_SECONDS,
+    Scroll,
+    ScrollChecks,
+    ScrollPlan,
+    scroll_residual_lossless,
+)
+from rdesk.host.encoding.tiles import merge_tiles
 
-__all__ = [
-    "BAND_HEIGHT",
-    "LOSSY_AREA_TILES",
-    "SCROLL_MIN_TILES",
-    "Job",
-    "Planner",
-    "Round",
-    "Scroll",
-    "ScrollPlan",
-    "fit_budget",
-    "plan_scroll",
-    "scroll_residual_lossless",
-]
-
-#: Tiles at least this large in total are worth a lossy first pass even when not moving.
-LOSSY_AREA_TILES = 48
-#: Changes at least this large are checked for a vertical scroll (sent as a copy).
-SCROLL_MIN_TILES = 24
-#: A scroll's residual (the newly exposed strip) goes lossless up to this fraction of the
-#: screen: text exposed lossless needs no refresh later (a lossy strip is copied on as lossy
-#: and refreshed once still).
-SCROLL_LOSSLESS_FRACTION = 0.25
-#: ... and only if the link carries it within this many seconds at its best measured rate.
-SCROLL_STRIP_SECONDS = 0.5
-#: Below this refresh budget (bytes per round) lossless rects are cut into pieces of at most
-#: 4 x 1 tiles, so a round can stop at the budget instead of sending a whole band.
-SMALL_REFRESH_BUDGET = 256 * 1024
-#: Tallest rectangle encoded in one piece: bounds one payload, and lets bands encode in parallel.
-BAND_HEIGHT = 256
-#: After n >= 2 scroll checks in a row found none, the next 2**(n-1) - 1 large changes (at
-#: most SCROLL_SKIP_MAX) are not checked: a check reads a sixteenth of both frames (~15 ms at
-#: 1080p), and full-screen motion is a large change every round. A single miss skips nothing:
-#: a terminal's scroll caught mid-redraw is missed now and then, and a skipped check there
-#: sends a whole screen of text as JPEG instead of a copy.
-SCROLL_SKIP_MAX = 15
-
-Box = tuple[int, int, int, int]
-#: One rectangle to encode, and whether losslessly.
-Job = tuple[Box, bool]
-
-
-def scroll_residual_lossless(tiles: int, screen_tiles: int) -> bool:
-    """Whether a scroll's residual of ``tiles`` goes lossless (needing no refresh later):
-    up to :data:`SCROLL_LOSSLESS_FRACTION` of the screen, and never less than a change that
-    would go lossless anyway (:data:`LOSSY_AREA_TILES`)."""
-    return tiles < max(LOSSY_AREA_TILES, SCROLL_LOSSLESS_FRACTION * screen_tiles)
-
-
-def bands(rects: list[Box]) -> list[Box]:
-    """Split rectangles into horizontal bands at most :data:`BAND_HEIGHT` tall."""
-    return [band for r in rects for band in split_rect(r, r[2], BAND_HEIGHT)]
+__all__ = ["Planner", "Round"]
 
 
 @dataclasses.dataclass
@@ -104,33 +62,6 @@ class Round:
     #: ``jobs[:lossy]`` are the lossy jobs (never trimmed, so also the first results): they
     #: always go, even those encoded exactly (flat content, ``encode_rect``'s exact_if_flat).
     lossy: int = 0
-
-
-class ScrollPlan(NamedTuple):
-    """A scroll found by :func:`plan_scroll`: the copy and what it leaves to send."""
-
-    copy: EncodedRect
-    #: The first row the copy reads (its source's y; it spans the screen's width).
-    src_y: int
-    #: Tiles where the copied picture still differs from the frame.
-    residual: np.ndarray
-    #: Within those, the bands of pixels that differ.
-    exposed: list[Box]
-
-
-@dataclasses.dataclass
-class Scroll:
-    """A vertical scroll: the copy, then ``jobs`` for what the copy does not explain."""
-
-    plan: ScrollPlan
-    jobs: list[Job]
-    lossless: bool
-    #: ``jobs[refresh_from:]`` refresh, losslessly and whole, lossy tiles the copy moves.
-    refresh_from: int
-
-    @property
-    def copy(self) -> EncodedRect:
-        return self.plan.copy
 
 
 class Planner:
@@ -157,8 +88,7 @@ class Planner:
         self.video = np.zeros(tiles_shape, dtype=bool)
         #: Whether the last update was a scroll (the next round is not paced).
         self.scrolling = False
-        self._scroll_misses = 0
-        self._scroll_skip = 0
+        self._checks = ScrollChecks()
 
     @property
     def lossy(self) -> np.ndarray:
@@ -258,9 +188,7 @@ class Planner:
         trim = [False] * len(jobs)
         lossy_jobs = len(jobs)
         for part, trimmable in ((lossless & held_exact, True), (lossless & ~held_exact, False)):
-            refresh = bands(merge_tiles(part, tile, w, h))
-            if budget < SMALL_REFRESH_BUDGET:
-                refresh = [p for r in refresh for p in split_rect(r, 4 * tile, tile)]
+            refresh = refresh_pieces(merge_tiles(part, tile, w, h), budget, tile)
             jobs += [(r, True) for r in refresh]
             trim += [trimmable] * len(refresh)
         return Round(jobs, trim, budget, lossless & due, lossy=lossy_jobs)
@@ -321,13 +249,12 @@ class Planner:
     def scroll_region(self, frame: np.ndarray) -> Box | None:
         """The band a scroll would be looked for in (against ``held.sent``), or ``None``: the
         change is too small to be worth checking, checks are backing off after misses
-        (:data:`SCROLL_SKIP_MAX`), or the band holds a tile never sent (a copy may only read
+        (``scrolls.SCROLL_SKIP_MAX``), or the band holds a tile never sent (a copy may only read
         what the viewer is known to hold)."""
         sent = self.held.sent
         if sent is None or sent.shape != frame.shape or int(self.dirty.sum()) < SCROLL_MIN_TILES:
             return None
-        if self._scroll_skip:
-            self._scroll_skip -= 1
+        if self._checks.skipping():
             return None
         rows = np.nonzero(self.dirty.any(axis=1))[0]
         y0, y1 = int(rows[0]) * self.tile, min(int(rows[-1] + 1) * self.tile, frame.shape[0])
@@ -336,9 +263,8 @@ class Planner:
         return (0, y0, frame.shape[1], y1 - y0)
 
     def scroll_missed(self) -> None:
-        """A scroll check found none: back off (see :data:`SCROLL_SKIP_MAX`)."""
-        self._scroll_misses += 1
-        self._scroll_skip = min(2 ** min(self._scroll_misses - 1, 8) - 1, SCROLL_SKIP_MAX)
+        """A scroll check found none: back off (see ``scrolls.SCROLL_SKIP_MAX``)."""
+        self._checks.missed()
 
     def take_dirty(self) -> np.ndarray:
         """Take every dirty tile (for a scroll check); :meth:`give_back` if it is none."""
@@ -349,7 +275,8 @@ class Planner:
         self.dirty |= taken
 
     def scroll(self, plan: ScrollPlan, carry_rate: float, budget: int = 0) -> Scroll:
-        """The jobs of a scroll found by :func:`plan_scroll` (from ``held.sent``): the strip,
+        """The jobs of a scroll found by :func:`~rdesk.host.encoding.scrolls.plan_scroll`
+        (from ``held.sent``): the strip,
         then as many lossy tiles the copy moves as ``budget`` (refresh bytes) allows.
 
         The exposed strip goes lossless, so it needs no refresh later, as long as it is not too
@@ -380,9 +307,7 @@ class Planner:
             # tiles are not (they were just sent lossy, for want of bytes).
             candidates = (lossy if lossless else lossy & ~residual) & ~self.video
             due = self._within_budget(candidates, budget)
-            rects = bands(merge_tiles(due, self.tile, *self.size))
-            if budget < SMALL_REFRESH_BUDGET:
-                rects = [p for r in rects for p in split_rect(r, 4 * self.tile, self.tile)]
+            rects = refresh_pieces(merge_tiles(due, self.tile, *self.size), budget, self.tile)
             jobs += [(r, True) for r in rects]
         return Scroll(plan, jobs, lossless, refresh_from)
 
@@ -402,49 +327,7 @@ class Planner:
             if e.exact:
                 self.held.refreshed((e.x, e.y, e.w, e.h))
         self.scrolling = True
-        self._scroll_misses = self._scroll_skip = 0
+        self._checks.found()
         return self.exact
 
 
-def fit_budget(encoded: list[EncodedRect], budget: int
-               ) -> tuple[list[EncodedRect], list[EncodedRect]]:
-    """Split a round into what is sent now and the lossless rects left for later rounds.
-
-    Lossy rects (and copies) always go. Lossless ones go in order while their bytes fit
-    ``budget``; the first always goes, so every round makes progress. The round was sized from
-    a running bytes-per-pixel figure, which content unlike the last (noise or a photo after
-    text: 30x more bytes a pixel) can badly underestimate; this is the check after encoding.
-    """
-    kept: list[EncodedRect] = []
-    left: list[EncodedRect] = []
-    used = 0
-    for enc in encoded:
-        if enc.exact and enc.encoding is not Encoding.COPY:
-            if used and used + len(enc.payload) > budget:
-                left.append(enc)
-                continue
-            used += len(enc.payload)
-        kept.append(enc)
-    return kept, left
-
-
-def plan_scroll(base: np.ndarray, frame: np.ndarray, region: Box, tile: int) -> ScrollPlan | None:
-    """The copy that turns ``base`` (the pixels sent) into most of ``frame`` within
-    ``region``, and what it leaves to send; ``None`` if the change is not a vertical scroll.
-    (CPU-heavy: run it off the event loop.)"""
-    x, y, w, h = region
-    size = (frame.shape[1], frame.shape[0])
-    dy = detect_vertical_scroll(base, frame, region)
-    if not dy or abs(dy) >= h:
-        return None
-    if dy > 0:  # content moved down
-        src_y, dst_y = y, y + dy
-    else:
-        src_y, dst_y = y - dy, y
-    height = h - abs(dy)
-    predicted = base.copy()
-    predicted[dst_y : dst_y + height, x : x + w] = base[src_y : src_y + height, x : x + w]
-    residual = dirty_tiles(predicted, frame, tile)
-    copy = EncodedRect(x, dst_y, w, height, Encoding.COPY, copy_payload(x, src_y), exact=True)
-    exposed = [changed_box(predicted, frame, r) for r in bands(merge_tiles(residual, tile, *size))]
-    return ScrollPlan(copy, src_y, residual, [r for r in exposed if r is not None])

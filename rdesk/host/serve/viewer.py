@@ -25,8 +25,10 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 
 from rdesk.host.encoding.encode import EncodeCache, EncodedRect, is_photo_like
+from rdesk.host.encoding.jobs import Job
 from rdesk.host.encoding.parallel import encode_round
-from rdesk.host.encoding.planner import Job, Planner, plan_scroll
+from rdesk.host.encoding.planner import Planner
+from rdesk.host.encoding.scrolls import plan_scroll
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.video import encoder as video_encoder
 from rdesk.host.video.shared import SharedEncoders
