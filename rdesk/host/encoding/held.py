@@ -119,7 +119,7 @@ class Held:
         ``src_y`` to ``dst_y``, which moves the flags with the pixels (a tile receiving any
         row of a lossy tile becomes lossy); then ``rects`` (box, lossy) encoded from
         ``frame``, which together make what was sent equal ``frame`` everywhere (what
-        :func:`~rdesk.host.encoding.planner.plan_scroll` guarantees: outside the rects the
+        :func:`~rdesk.host.encoding.scrolls.plan_scroll` guarantees: outside the rects the
         copied record already equals ``frame``). ``frame`` is then the record itself, not a
         copy of it: a terminal scrolling on costs no pixel copies (it is copied before any later
         :meth:`record` writes to it). Raises ``ValueError`` if the source is not
