@@ -306,19 +306,15 @@ class Receiving:
     The receiver starts by granting :meth:`initial_credit`; after it has *stored* each chunk
     (not merely received it) it calls :meth:`stored`, which returns the credit to send back
     in batches of half a window, or 0.
-
-    :param hashed: whether it hashes the bytes itself; ``False`` when the caller hashes them
-        (the host does, in a worker thread beside its writes) and gives the digest to
-        :meth:`on_end`.
     """
 
-    def __init__(self, transfer_id: int, size: int, *, hashed: bool = True) -> None:
+    def __init__(self, transfer_id: int, size: int) -> None:
         self.id = transfer_id
         self.size = size
         self.received = 0
         self._granted = 0  # chunks the sender may still send
         self._unreturned = 0  # chunks stored whose credit was not yet given back
-        self._hash = hashlib.sha256() if hashed else None
+        self._hash = hashlib.sha256()
 
     def initial_credit(self) -> XferCredit | None:
         """The first grant, or ``None`` for an empty file (nothing to send but the end)."""
@@ -341,8 +337,7 @@ class Receiving:
             raise RemoteProtocolError(f"transfer {self.id} sent more than its {self.size} bytes")
         self._granted -= 1
         self.received += len(data)
-        if self._hash is not None:
-            self._hash.update(data)
+        self._hash.update(data)
         return data
 
     def stored(self) -> XferCredit | None:
@@ -359,25 +354,19 @@ class Receiving:
             return XferCredit(self.id, due)
         return None
 
-    def on_end(self, message: XferEnd, sha256: str | None = None) -> str | None:
+    def on_end(self, message: XferEnd) -> str | None:
         """``None`` if the bytes received are those announced and hashed as the peer says,
-        else what went wrong (for the user, not a protocol error: a corrupt file is refused).
-
-        ``sha256``: the digest of the bytes received, when the caller hashed them
-        (``hashed=False``); otherwise this end's own."""
+        else what went wrong (for the user, not a protocol error: a corrupt file is refused)."""
         if not _is_sha256(message.sha256):
             raise RemoteProtocolError(f"xfer_end for {self.id} carries no SHA-256")
         if self.received != self.size:
             return f"received {self.received} of {self.size} bytes"
-        if (sha256 if sha256 is not None else self.sha256) != message.sha256:
+        if self._hash.hexdigest() != message.sha256:
             return "the SHA-256 of the bytes received differs from the sender's"
         return None
 
     @property
     def sha256(self) -> str:
-        """The digest of the bytes received so far (only when this end hashes them)."""
-        if self._hash is None:
-            raise LocalProtocolError("this receiver does not hash: its caller does")
         return self._hash.hexdigest()
 
 

@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from rdesk.host.settings import HostSettings
-from rdesk.host.transfer.digest import BackgroundDigest
 from rdesk.host.transfer.folder import SHARED_FOLDERS, FolderError, Incoming, TransferFolder
 from rdesk.protocol.access import Access
 from rdesk.protocol.errors import RemoteProtocolError
@@ -99,14 +98,6 @@ class TransferPolicy:
 class _Upload:
     def __init__(self, flow: Receiving, file: Incoming) -> None:
         self.flow, self.file = flow, file
-        #: The SHA-256, hashed in a worker thread while the next chunks are written.
-        self.digest = BackgroundDigest()
-        self.sha256 = ""
-
-    def abort(self) -> None:
-        """Remove the partial file, close its descriptor, drop the queued hashing."""
-        self.file.abort()
-        self.digest.cancel()
 
 
 class _Download:
@@ -177,7 +168,7 @@ class TransferRoom:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for upload_id, upload in list(self._uploads.items()):
-            upload.abort()
+            upload.file.abort()
             self._audit("upload", upload.file.wanted, upload.flow.received, "",
                         "aborted: viewer left")
             del self._uploads[upload_id]
@@ -245,7 +236,7 @@ class TransferRoom:
         if incoming is None:
             await self._refuse(message.id, "upload", name, message.size, reason or "refused")
             return
-        flow = Receiving(message.id, message.size, hashed=False)
+        flow = Receiving(message.id, message.size)
         self._uploads[message.id] = _Upload(flow, incoming)
         self.session_bytes += message.size
         await self._send(XferReady(message.id, name, message.size))
@@ -264,11 +255,6 @@ class TransferRoom:
         except FolderError as exc:
             await self._fail_upload(message.id, str(exc))
             return
-        # Hashed in the worker while the loop decodes and writes the next chunk; this waits
-        # only when DEPTH chunks are already queued (bounded memory).
-        await upload.digest.update(data)
-        if self._uploads.get(message.id) is not upload:
-            return  # ended meanwhile (the viewer left, or cancelled): no credit for it
         credit = upload.flow.stored()
         if credit is not None:
             await self._send(credit)
@@ -278,10 +264,7 @@ class TransferRoom:
         if upload is None:
             self._unknown(message.id, "xfer_end")
             return
-        upload.sha256 = await upload.digest.hexdigest()
-        if self._uploads.get(message.id) is not upload:
-            return  # ended meanwhile
-        problem = upload.flow.on_end(message, upload.sha256)
+        problem = upload.flow.on_end(message)
         if problem is not None:
             await self._fail_upload(message.id, problem)
             return
@@ -291,13 +274,13 @@ class TransferRoom:
             await self._fail_upload(message.id, str(exc))
             return
         self._forget(message.id)
-        size, sha = upload.flow.received, upload.sha256
+        size, sha = upload.flow.received, upload.flow.sha256
         self._audit("upload", final, size, sha, "ok")
         await self._send(XferDone(message.id, True, final, size, sha, ""))
 
     async def _fail_upload(self, upload_id: int, reason: str) -> None:
         upload = self._uploads[upload_id]
-        upload.abort()
+        upload.file.abort()
         self._forget(upload_id)
         self._audit("upload", upload.file.wanted, upload.flow.received, "", f"failed: {reason}")
         await self._send(XferDone(upload_id, False, upload.file.wanted, upload.flow.received,
@@ -396,7 +379,7 @@ class TransferRoom:
             self._finished.append(message.id)
         elif message.id in self._uploads:
             upload = self._uploads[message.id]
-            upload.abort()
+            upload.file.abort()
             self._forget(message.id)
             self._audit("upload", upload.file.wanted, upload.flow.received, "", reason)
         elif message.id in self._downloads:
