@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 from rdesk.client.parts import abort
 from rdesk.client.running import Connection
 from rdesk.protocol.errors import RemoteProtocolError
+from rdesk.protocol.pacer import Pacer
 from rdesk.protocol.transfer import (
-    Pacer,
     Receiving,
     Sending,
     XferCancel,

@@ -11,7 +11,7 @@ integers unsigned big-endian::
 (``offset`` equal to the bytes it has), so a duplicated, lost or reordered chunk is caught
 before its bytes are used. ``length`` is 1 … :data:`MAX_CHUNK` and MUST equal the bytes after
 the header. Which chunk size a sender picks within that is its own (:class:`~rdesk.protocol.
-transfer.Pacer` picks small chunks on slow links, large ones on fast links).
+pacer.Pacer` picks small chunks on slow links, large ones on fast links).
 
 :func:`decode_chunk` raises :class:`RemoteProtocolError` and nothing else on a bad frame;
 :func:`encode_chunk` raises :class:`LocalProtocolError` on a bad message. Whether a chunk is

@@ -9,7 +9,8 @@ sender after one window, so neither end can be made to buffer a file.
 
 Sans-I/O: :class:`Sending` and :class:`Receiving` are fed messages and bytes, hold the running
 SHA-256, and raise :class:`RemoteProtocolError` when the peer breaks the rules (data without
-credit, more bytes than announced, credit beyond the window). No clock, no file.
+credit, more bytes than announced, credit beyond the window). No clock, no file. How much a
+sender should have unconfirmed within its credit is :mod:`rdesk.protocol.pacer`'s business.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import unicodedata
-from collections import deque
 from typing import ClassVar
 
 from rdesk.protocol import limits
@@ -27,13 +27,9 @@ from rdesk.protocol.fields import Bool, Field, Int, Str
 
 __all__ = [
     "CHUNK",
-    "CHUNK_TIME",
-    "MIN_CHUNK",
     "MAX_FILE_SIZE",
     "MAX_NAME_BYTES",
-    "QUEUE_TARGET",
     "CREDIT_BATCH",
-    "Pacer",
     "TRANSFER_TYPES",
     "WINDOW",
     "Receiving",
@@ -53,27 +49,12 @@ __all__ = [
 
 #: Most bytes in one ``xfer_data`` (256 KiB).
 CHUNK = MAX_CHUNK
-#: The smallest chunk a :class:`Pacer` picks (slow links), and its first ones, before it
-#: measured the link: small, so the first round trip it measures has (almost) no queue in it.
-MIN_CHUNK = 4 * 1024
-#: Seconds of the link one chunk may take, at least: the pacer's chunks are this long on
-#: the wire, or longer when the round trip needs them to be (see :meth:`Pacer.chunk_size`).
-CHUNK_TIME = 0.002
-#: Seconds over which a :class:`Pacer` measures the delivery rate, at least (or its round
-#: trip, if longer).
-RATE_WINDOW = 0.05
-#: A budget is cut into this many chunks (at least): fewer than the window of 16, so credit
-#: never holds a paced sender back, and enough that a chunk is a small part of the queue.
-_CHUNKS_PER_BUDGET = 12
 #: Chunks a receiver lets be in flight per transfer, at most: 16 × the chunk size (4 MiB
 #: of 256 KiB chunks on a fast link, 64 KiB of 4 KiB ones on a slow one).
 WINDOW = 16
 #: A receiver gives credit back every this many chunks stored: often enough for the sender's
-#: :class:`Pacer` to see the link, rarely enough to cost little.
+#: :class:`~rdesk.protocol.pacer.Pacer` to see the link, rarely enough to cost little.
 CREDIT_BATCH = 2
-#: Seconds of queue a transfer may build ahead of input and screen updates: half a 60 Hz
-#: frame, so that with one chunk being serialised on top a key press waits less than a frame.
-QUEUE_TARGET = 1 / 120
 #: Largest file either end announces or accepts (1 TiB); hosts set lower caps.
 MAX_FILE_SIZE = 1 << 40
 #: A file name's UTF-8 length limit: what every common file system allows.
@@ -368,93 +349,3 @@ class Receiving:
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()
-
-
-class Pacer:
-    """Keeps a sender's unconfirmed bytes to what the link carries in a round trip, plus
-    :data:`QUEUE_TARGET` seconds: so a transfer queues at most about one frame ahead of the
-    input and screen updates that share its link (delay-based, in the manner of LEDBAT).
-
-    The receiver's credit is the confirmation: it comes back once chunks are stored, every
-    :data:`CREDIT_BATCH` chunks. From it come the round trip (the smallest seen, from the
-    newest chunk a credit covers) and the delivery rate (bytes confirmed per second, averaged).
-    Until both are known the sender may have four first chunks in flight (a slow start: a
-    burst of a whole window would queue ahead of input on a slow link). It never holds the
-    sender below two chunks in flight, so credit always comes back. It also picks the chunk
-    size (:meth:`chunk_size`): small on a slow link, where a chunk on the wire delays a key
-    press behind it, large on a fast one, where each message costs the hosts' CPU. Pure: every
-    call takes ``now``.
-    """
-
-    def __init__(self, target: float = QUEUE_TARGET) -> None:
-        self.target = target
-        self._sent: deque[tuple[float, int]] = deque()
-        #: Bytes sent whose credit has not come back.
-        self.inflight = 0
-        self.min_rtt: float | None = None
-        #: Bytes per second confirmed (an average over credits).
-        self.rate: float | None = None
-        #: (time, bytes confirmed so far) at the credits of the last rate window.
-        self._confirmed: deque[tuple[float, int]] = deque()
-        self._total = 0
-
-    def on_sent(self, nbytes: int, now: float) -> None:
-        self._sent.append((now, nbytes))
-        self.inflight += nbytes
-
-    def on_credit(self, chunks: int, now: float) -> None:
-        if not self._sent:
-            return  # the first grant: it confirms nothing
-        confirmed, newest = 0, None
-        for _ in range(min(chunks, len(self._sent))):
-            newest, nbytes = self._sent.popleft()
-            confirmed += nbytes
-        self.inflight -= confirmed
-        if newest is not None:
-            rtt = max(0.0, now - newest)
-            self.min_rtt = rtt if self.min_rtt is None else min(self.min_rtt, rtt)
-        # The rate over a window of a round trip at least (RATE_WINDOW): credits read in a
-        # burst (the sender's loop was busy; ack compression) would make a rate of bytes over
-        # microseconds, and a budget far beyond what the receiver stores.
-        self._total += confirmed
-        self._confirmed.append((now, self._total))
-        window = max(RATE_WINDOW, self.min_rtt or 0.0)
-        while len(self._confirmed) > 2 and self._confirmed[1][0] <= now - window:
-            self._confirmed.popleft()
-        since, before = self._confirmed[0]
-        if now - since >= window / 2 and self._total > before:
-            sample = (self._total - before) / (now - since)
-            self.rate = sample if self.rate is None else self.rate + (sample - self.rate) / 4
-
-    def chunk_size(self) -> int:
-        """The bytes to put in the next chunk (the last one of a file may be shorter).
-
-        :data:`CHUNK_TIME` of the link at least, and a twelfth of what the round trip and the
-        target hold (so that fewer chunks than the credit window cover them), within
-        :data:`MIN_CHUNK` … :data:`CHUNK`.
-        """
-        if self.rate is None or self.min_rtt is None:
-            return MIN_CHUNK
-        want = max(self.rate * CHUNK_TIME,
-                   self.rate * (self.min_rtt + self.target) / _CHUNKS_PER_BUDGET)
-        return int(min(CHUNK, max(MIN_CHUNK, want)))
-
-    @property
-    def budget(self) -> float:
-        """Bytes that may be unconfirmed now (four first chunks until the link is measured)."""
-        if self.rate is None or self.min_rtt is None:
-            return 4.0 * MIN_CHUNK
-        # The receiver holds the credit of up to CREDIT_BATCH - 1 stored chunks back: bytes
-        # no longer on the link, yet unconfirmed; without them a slow link's budget would
-        # fall short of its round trip.
-        chunk = self.chunk_size()
-        return max(2.0 * chunk,
-                   self.rate * (self.min_rtt + self.target) + (CREDIT_BATCH - 1) * chunk)
-
-    def allows(self, nbytes: int) -> bool:
-        """Whether ``nbytes`` more may be sent now (credit permitting): while the budget is
-        not used up, even if this chunk overshoots it. Holding a chunk back until it fits
-        would keep a budget's worth of chunk sizes unused on average, below the round trip's
-        bytes on a long link: the measured rate, and the budget made of it, would then shrink
-        round after round."""
-        return self.inflight < self.budget

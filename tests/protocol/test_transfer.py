@@ -1,11 +1,9 @@
 """rdesk/protocol/transfer.py and chunks.py: the name rule, the binary chunk frame and the
-codec limits of xfer_* messages, credit, the pacer."""
+codec limits of xfer_* messages, credit (the pacer: test_pacer.py)."""
 
 from __future__ import annotations
 
 import hashlib
-import heapq
-import itertools
 import struct
 
 import pytest
@@ -17,10 +15,7 @@ from rdesk.protocol.limits import MAX_VIEWER_MESSAGE
 from rdesk.protocol.transfer import (
     CHUNK,
     CREDIT_BATCH,
-    MIN_CHUNK,
-    QUEUE_TARGET,
     WINDOW,
-    Pacer,
     Receiving,
     Sending,
     XferCredit,
@@ -191,117 +186,6 @@ def test_credit_comes_back_in_batches() -> None:
     _, log = _transfer(WINDOW * CHUNK * 4)
     credits = [entry for entry in log if entry.startswith("credit")]
     assert credits and all(entry == f"credit {CREDIT_BATCH}" for entry in credits)
-
-
-# --- the pacer: a transfer queues about one frame ahead of input, whatever the link ---------------
-
-
-def _simulate(rate: float, one_way: float) -> tuple[float, float, float, int]:
-    """A sender with credit and a Pacer (which picks the chunk sizes) over a link of ``rate``
-    bytes/s and ``one_way`` delay; the receiver stores at once. Returns (throughput, worst
-    queueing delay after the first quarter, the budget at the end, the largest chunk sent
-    after the first quarter)."""
-    seconds = min(20.0, 20_000 * CHUNK / rate)  # about 20000 chunks at most
-    pacer = Pacer()
-    sender, receiver = Sending(1, 1 << 40), Receiving(1, 1 << 40)
-    events: list[tuple[float, int, str, object]] = []
-    order = itertools.count()
-    now, link_free, worst, delivered, largest = 0.0, 0.0, 0.0, 0, 0
-    grant = receiver.initial_credit()
-    assert grant is not None
-    sender.on_credit(grant)
-    while now < seconds:
-        while sender.credit and pacer.allows(step := pacer.chunk_size()):
-            message = sender.chunk(b"x" * step)
-            pacer.on_sent(step, now)
-            start = max(now, link_free)  # the bottleneck's queue
-            if now > seconds / 4:
-                worst = max(worst, start - now)
-                largest = max(largest, step)
-            link_free = start + step / rate
-            heapq.heappush(events, (link_free + one_way, next(order), "data", message))
-        now, _, kind, arrived = heapq.heappop(events)
-        if kind == "data":
-            assert isinstance(arrived, XferData)
-            delivered += len(receiver.on_data(arrived))
-            back = receiver.stored()
-            if back is not None:
-                heapq.heappush(events, (now + one_way, next(order), "credit", back))
-        else:
-            assert isinstance(arrived, XferCredit)
-            sender.on_credit(arrived)
-            pacer.on_credit(arrived.chunks, now)
-    return delivered / now, worst, pacer.budget, largest
-
-
-@pytest.mark.parametrize(("rate", "one_way"), [(10e6 / 8, 0.010), (2e6 / 8, 0.040),
-                                               (100e6 / 8, 0.002), (1e9 / 8, 0.0002),
-                                               (100e6 / 8, 0.025)])
-def test_the_pacer_keeps_the_queue_under_one_frame_and_the_link_busy(rate: float,
-                                                                     one_way: float) -> None:
-    throughput, worst, budget, largest = _simulate(rate, one_way)
-    window_limit = WINDOW * largest / (2 * one_way + largest / rate)  # credit's own ceiling
-    assert throughput >= 0.9 * min(rate, window_limit)
-    # Queueing ahead of a key: the target, plus two chunks' serialization (batching, and the
-    # floor of two chunks in flight): under one 60 Hz frame from 10 Mbit/s up (below, one
-    # smallest chunk alone takes 16 ms at 2 Mbit/s).
-    assert worst <= QUEUE_TARGET + 2 * largest / rate + 1e-9, worst
-    if rate >= 10e6 / 8:
-        assert worst < 1 / 60, worst
-    assert budget >= 2 * MIN_CHUNK
-
-
-@pytest.mark.parametrize(("rate", "one_way", "low", "high"), [
-    (2e6 / 8, 0.040, MIN_CHUNK, MIN_CHUNK),   # a slow link: the smallest chunks
-    (10e6 / 8, 0.010, MIN_CHUNK, 8 * 1024),
-    (1e9 / 8, 0.0002, 64 * 1024, CHUNK),     # loopback-like: large chunks, few messages
-])
-def test_the_pacer_picks_small_chunks_on_slow_links_and_large_ones_on_fast(
-        rate: float, one_way: float, low: int, high: int) -> None:
-    _, _, _, largest = _simulate(rate, one_way)
-    assert low <= largest <= high, largest
-
-
-def test_without_the_pacer_a_window_queues_far_longer_on_a_slow_link() -> None:
-    # What the pacer is for: credit alone lets a whole window queue (16 chunks of 16 KiB: 256 KiB,
-    # 210 ms at 10 Mbit/s).
-    assert WINDOW * 16 * 1024 / (10e6 / 8) > 8 * QUEUE_TARGET
-
-
-def test_the_pacer_starts_slowly_until_it_has_measured() -> None:
-    pacer = Pacer()
-    pacer.on_credit(WINDOW, 0.0)  # the first grant confirms nothing
-    assert pacer.chunk_size() == MIN_CHUNK and pacer.budget == 4 * MIN_CHUNK
-    for _ in range(4):
-        assert pacer.allows(MIN_CHUNK)
-        pacer.on_sent(MIN_CHUNK, 1.0)
-    assert not pacer.allows(MIN_CHUNK)
-    pacer.on_credit(2, 1.1)
-    assert pacer.min_rtt == pytest.approx(0.1) and pacer.rate is None  # one sample: no rate
-    pacer.on_credit(2, 1.2)
-    rate = 2 * MIN_CHUNK / 0.1
-    assert pacer.rate == pytest.approx(rate)
-    # The round trip's bytes, the target's, and the credit a receiver holds back (one chunk).
-    held_back = (CREDIT_BATCH - 1) * MIN_CHUNK
-    assert pacer.budget == pytest.approx(rate * (0.1 + QUEUE_TARGET) + held_back)
-    assert pacer.chunk_size() == MIN_CHUNK  # a slow link: the smallest chunks
-
-
-def test_credits_read_in_a_burst_do_not_inflate_the_rate() -> None:
-    # The sender's loop was busy: 1 MB/s of credit, read 2 credits at a time 10 µs apart
-    # every 32 ms. Rated credit by credit that is 1.6 GB/s, and a budget (chunks in flight
-    # ahead of a key) 1600 times too large; over a window (RATE_WINDOW, or a round trip) it
-    # stays the rate it is.
-    pacer = Pacer()
-    now = 0.0
-    for _ in range(400):
-        for _ in range(4):
-            pacer.on_sent(8192, now)
-        for _ in range(2):
-            pacer.on_credit(2, now)
-            now += 1e-5
-        now += 4 * 8192 / 1e6 - 2e-5
-    assert pacer.rate is not None and 0.8e6 < pacer.rate < 1.25e6, pacer.rate
 
 
 def test_data_without_credit_is_a_protocol_error() -> None:

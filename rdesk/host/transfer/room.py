@@ -29,8 +29,8 @@ from rdesk.host.settings import HostSettings
 from rdesk.host.transfer.folder import SHARED_FOLDERS, FolderError, Incoming, TransferFolder
 from rdesk.protocol.access import Access
 from rdesk.protocol.errors import RemoteProtocolError
+from rdesk.protocol.pacer import Pacer
 from rdesk.protocol.transfer import (
-    Pacer,
     Receiving,
     Sending,
     XferCancel,
