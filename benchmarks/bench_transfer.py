@@ -42,7 +42,8 @@ from benchmarks.bench_latency import StampedRecorder, _close, _pct, recorder_nex
 from rdesk.client.connection import connect
 from rdesk.client.transfer import Transfers
 from rdesk.host.input.inject import PynputInjector
-from rdesk.host.transfer.room import TransferPolicy, TransferRoom
+from rdesk.host.transfer.policy import TransferPolicy
+from rdesk.host.transfer.room import TransferRoom
 from rdesk.protocol import codec
 from rdesk.protocol.access import Access
 from rdesk.protocol.transfer import CHUNK, Sending, XferCredit, XferPut

@@ -18,7 +18,8 @@ import pytest
 
 from rdesk.host.settings import HostSettings
 from rdesk.host.transfer.folder import PARTIAL_PREFIX, FolderError, TransferFolder
-from rdesk.host.transfer.room import TransferPolicy, TransferRoom, policy_from
+from rdesk.host.transfer.policy import TransferPolicy, policy_from
+from rdesk.host.transfer.room import TransferRoom
 from rdesk.protocol.access import Access
 from rdesk.protocol.errors import RemoteProtocolError
 from rdesk.protocol.transfer import (

@@ -30,7 +30,8 @@ from rdesk.host.serve.consent import Request
 from rdesk.host.serve.control import Delivery
 from rdesk.host.serve.viewer import ViewerLink
 from rdesk.host.serve.viewerinput import InputHost, ViewerInput
-from rdesk.host.transfer.room import TransferRoom, policy_from
+from rdesk.host.transfer.policy import policy_from
+from rdesk.host.transfer.room import TransferRoom
 from rdesk.protocol.access import Access
 from rdesk.protocol.clipboard import VIEWER_SENDS as CLIPBOARD_MESSAGES
 from rdesk.protocol.errors import CloseCode, ProtocolError

@@ -10,23 +10,22 @@ Flow control (rdesk/protocol/transfer.py): an upload's credit is given back only
 chunks are written; a download sends a chunk only against the viewer's credit, reading the
 file one chunk at a time, so a viewer that stops reading leaves one window (16 chunks) in
 flight and the host holds nothing more. A download is also paced (:class:`Pacer`: a round
-trip plus one frame in flight) and yields to the event loop after each chunk, so screen
-updates and input interleave with it.
+trip plus half a frame in flight) and yields to the event loop after each chunk, so screen
+updates and input interleave with it. What is allowed at all is the policy's
+(rdesk/host/transfer/policy.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
-from rdesk.host.settings import HostSettings
 from rdesk.host.transfer.folder import SHARED_FOLDERS, FolderError, Incoming, TransferFolder
+from rdesk.host.transfer.policy import TransferPolicy
 from rdesk.protocol.access import Access
 from rdesk.protocol.errors import RemoteProtocolError
 from rdesk.protocol.pacer import Pacer
@@ -45,17 +44,12 @@ from rdesk.protocol.transfer import (
     XferReady,
 )
 
-__all__ = [
-    "MAX_ACTIVE", "MAX_LISTING", "TRANSFER_MODES", "TransferPolicy", "TransferRoom", "policy_from",
-]
+__all__ = ["MAX_ACTIVE", "MAX_LISTING", "TransferRoom"]
 
-TRANSFER_MODES = ("both", "upload", "download", "off")
 #: Transfers one viewer may run at once.
 MAX_ACTIVE = 4
 #: Files a listing shows at most.
 MAX_LISTING = 1000
-#: Bytes kept free on the folder's disk: an upload that would eat into them is refused.
-DISK_RESERVE = 64 << 20
 #: Finished ids remembered, so chunks already in flight when the host ended a transfer are
 #: dropped quietly rather than taken for a protocol error.
 _FINISHED_MEMORY = 64
@@ -66,33 +60,6 @@ Event = Callable[..., None]
 #: else the reason for the viewer (refused, not answered in time).
 Ask = Callable[[str, str, int], Awaitable[str | None]]
 XferMessage = XferList | XferPut | XferGet | XferData | XferCredit | XferEnd | XferCancel
-
-
-@dataclasses.dataclass(frozen=True)
-class TransferPolicy:
-    """What the host allows (``--transfer*`` flags, rdesk/host/settings.py)."""
-
-    mode: str = "both"
-    folder: Path = dataclasses.field(default_factory=lambda: Path.home() / "rdesk-transfer")
-    max_file: int = 4 << 30
-    max_session: int = 16 << 30
-    view_only: bool = False
-    overwrite: str = "rename"
-    #: Bytes left free on the folder's disk: an upload that would eat into them is refused.
-    disk_reserve: int = DISK_RESERVE
-
-    def refusal(self, access: Access, direction: str) -> str | None:
-        """Why a viewer with ``access`` may not transfer in ``direction`` ("upload",
-        "download" or "list"), or ``None``."""
-        if self.mode == "off":
-            return "file transfer is off on this host"
-        if access is not Access.CONTROL and not self.view_only:
-            return "view-only viewers may not transfer files"
-        if direction == "upload" and self.mode == "download":
-            return "this host allows downloads only"
-        if direction == "download" and self.mode == "upload":
-            return "this host allows uploads only"
-        return None
 
 
 class _Upload:
@@ -438,16 +405,3 @@ class TransferRoom:
 
 def _printable(name: str) -> bool:
     return name.isprintable() and len(name.encode("utf-8", "surrogatepass")) <= 255
-
-
-def policy_from(settings: HostSettings | None) -> TransferPolicy:
-    """The policy ``rdesk host``'s settings ask for (the defaults without settings)."""
-    if settings is None:
-        return TransferPolicy()
-    return TransferPolicy(
-        mode=settings.transfer,
-        folder=settings.transfer_dir or Path.home() / "rdesk-transfer",
-        max_file=settings.transfer_max_file,
-        max_session=settings.transfer_max_session,
-        view_only=settings.transfer_view_only,
-    )

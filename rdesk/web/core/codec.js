@@ -72,13 +72,15 @@ const NONCE_LEN = 4 * Math.ceil(L.NONCE_BYTES / 3);
 const NONCE = str(NONCE_LEN, NONCE_LEN);
 const WHEEL = int(-L.MAX_WHEEL_STEPS, L.MAX_WHEEL_STEPS);
 
-// transfer.py: CHUNK most bytes per xfer_data (a binary chunk, chunks.js), MIN_CHUNK the
-// smallest a paced sender picks, CHUNK_TIME seconds of the link a chunk takes at least,
-// CHUNKS_PER_BUDGET, RATE_WINDOW seconds a rate is measured over at least, WINDOW chunks of credit given back every CREDIT_BATCH, QUEUE_TARGET
-// seconds of queue a paced sender allows, names of 255 bytes.
+// transfer.py and pacer.py: CHUNK most bytes per xfer_data (a binary chunk, chunks.js),
+// MIN_CHUNK the smallest a paced sender picks, CHUNK_TIME seconds of the link a chunk takes at
+// least, CHUNKS_PER_BUDGET, RATE_WINDOW seconds a rate sample spans at least, BW_ROUNDS rate
+// windows the largest sample is kept, WINDOW chunks of credit given back every CREDIT_BATCH,
+// QUEUE_TARGET seconds of queue a paced sender allows, names of 255 bytes.
 export const XFER = Object.freeze({
-  CHUNK: 256 * 1024, MIN_CHUNK: 4 * 1024, CHUNK_TIME: 0.002, CHUNKS_PER_BUDGET: 12, RATE_WINDOW: 0.05, WINDOW: 16,
-  CREDIT_BATCH: 2, QUEUE_TARGET: 1 / 120, MAX_FILE_SIZE: 2 ** 40, MAX_NAME_BYTES: 255,
+  CHUNK: 256 * 1024, MIN_CHUNK: 4 * 1024, CHUNK_TIME: 0.002, CHUNKS_PER_BUDGET: 12, RATE_WINDOW: 0.05,
+  BW_ROUNDS: 10, WINDOW: 16, CREDIT_BATCH: 2, QUEUE_TARGET: 1 / 120, MAX_FILE_SIZE: 2 ** 40,
+  MAX_NAME_BYTES: 255,
 });
 const XNAME = str(XFER.MAX_NAME_BYTES);
 const XSIZE = int(0, XFER.MAX_FILE_SIZE);

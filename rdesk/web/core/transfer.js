@@ -3,9 +3,10 @@
 // uploads, downloads and listings over a send(message) function. No DOM: files are anything
 // with name, size and slice(a, b).arrayBuffer() (a File or Blob); downloads come back as
 // Uint8Array parts for the page to make a Blob of. A mirror of rdesk/protocol/transfer.py and
-// rdesk/client/transfer.py.
+// rdesk/client/transfer.py; its uploads are paced by pacer.js (rdesk/protocol/pacer.py).
 
 import { ProtocolError, XFER } from "./codec.js";
+import { Pacer } from "./pacer.js";
 
 // --- names: a name, never a path ---------------------------------------------------------------
 
@@ -140,69 +141,6 @@ export class Meter {
   /** Seconds left at that rate, or null while unknown. */
   get left() {
     return this.rate > 0 ? (this.total - this.done) / this.rate : null;
-  }
-}
-
-// --- pacing: about one frame of queue ahead of input (transfer.py Pacer) ------------------------
-
-export class Pacer {
-  constructor(target = XFER.QUEUE_TARGET) {
-    this.target = target;
-    this.sent = []; // [time (s), bytes] not yet confirmed by credit
-    this.inflight = 0;
-    this.minRtt = null;
-    this.rate = null;
-    this.confirmed = []; // [time (s), bytes confirmed so far] over the last rate span
-    this.total = 0;
-  }
-
-  onSent(bytes, now) {
-    this.sent.push([now, bytes]);
-    this.inflight += bytes;
-  }
-
-  onCredit(chunks, now) {
-    if (this.sent.length === 0) return; // the first grant confirms nothing
-    let confirmed = 0, newest = null;
-    for (const [t, bytes] of this.sent.splice(0, chunks)) {
-      newest = t;
-      confirmed += bytes;
-    }
-    this.inflight -= confirmed;
-    if (newest !== null) {
-      const rtt = Math.max(0, now - newest);
-      this.minRtt = this.minRtt === null ? rtt : Math.min(this.minRtt, rtt);
-    }
-    // Over a span of a round trip at least: credits read in a burst must not make a rate
-    // of bytes over microseconds (Pacer.on_credit).
-    this.total += confirmed;
-    this.confirmed.push([now, this.total]);
-    const span = Math.max(XFER.RATE_WINDOW, this.minRtt ?? 0);
-    while (this.confirmed.length > 2 && this.confirmed[1][0] <= now - span) this.confirmed.shift();
-    const [since, before] = this.confirmed[0];
-    if (now - since >= span / 2 && this.total > before) {
-      const sample = (this.total - before) / (now - since);
-      this.rate = this.rate === null ? sample : this.rate + (sample - this.rate) / 4;
-    }
-  }
-
-  /** Bytes for the next chunk: small on a slow link, large on a fast one (Pacer.chunk_size). */
-  chunkSize() {
-    if (this.rate === null || this.minRtt === null) return XFER.MIN_CHUNK;
-    const want = Math.max(this.rate * XFER.CHUNK_TIME, (this.rate * (this.minRtt + this.target)) / XFER.CHUNKS_PER_BUDGET);
-    return Math.floor(Math.min(XFER.CHUNK, Math.max(XFER.MIN_CHUNK, want)));
-  }
-
-  get budget() {
-    if (this.rate === null || this.minRtt === null) return 4 * XFER.MIN_CHUNK;
-    // Plus the credit a receiver holds back (CREDIT_BATCH - 1 stored chunks).
-    const chunk = this.chunkSize();
-    return Math.max(2 * chunk, this.rate * (this.minRtt + this.target) + (XFER.CREDIT_BATCH - 1) * chunk);
-  }
-
-  /** While the budget is not used up, even if this chunk overshoots it (Pacer.allows). */
-  allows(_bytes) {
-    return this.inflight < this.budget;
   }
 }
 
