@@ -56,4 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_connect_parser(sub)
     relayd.add_parsers(sub)
     relay.wrap_viewer_handlers(sub)
+    _common_options_everywhere(parser)
     return parser
+
+
+def _common_options_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Give every nested verb (``clip set``, ``service install``, ``relay token create``…) the
+    options of every verb too, so ``--config-dir`` works after the last verb as after the first
+    (a verb module that adds its own sub-verbs need not remember to)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                if "--config-dir" not in child._option_string_actions:
+                    add_common_options(child, top=False)
+                _common_options_everywhere(child)

@@ -4,10 +4,12 @@ before the verb and after it; a bad command line is still argparse's one-line er
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,14 @@ VERBS = {
     "expect": ["expect", "example.test:7900", "ref.png", "--at", "1,2"],
     "config": ["config", "show"],
     "completion": ["completion", "bash"],
+    # Verbs with verbs of their own.
+    "clip get": ["clip", "get", "example.test:7900"],
+    "clip set": ["clip", "set", "example.test:7900", "some text"],
+    "relay token list": ["relay", "token", "list"],
+    "relay use": ["relay", "use", "wss://relay.test"],
+    "service install": ["service", "install", "--print"],
+    "put": ["put", "example.test:7900", "a.txt"],
+    "ls": ["ls", "example.test:7900"],
 }
 
 
@@ -59,6 +69,23 @@ def test_config_dir_and_verbose_either_side_of_the_verb(verb: str, where: str) -
 def test_defaults_when_not_given(verb: str) -> None:
     args = build_parser().parse_args(VERBS[verb])
     assert args.config_dir is None and args.verbose is False
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield name, child
+                yield from ((f"{name} {sub}", p) for sub, p in _parsers(child))
+
+
+def test_every_verb_at_every_depth_takes_the_common_options() -> None:
+    """Each verb's parser, nested ones too (``clip set``: ``--config-dir`` after it was
+    "unrecognized arguments"), declares the options of every verb."""
+    found = dict(_parsers(build_parser()))
+    assert {"clip set", "relay token create", "service install", "certs issue"} <= set(found)
+    lacking = [name for name, p in found.items() if "--config-dir" not in p._option_string_actions]
+    assert lacking == []
 
 
 def test_long_verbose_after_the_verb() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,17 @@ def test_not_a_recording(tmp_path: Path) -> None:
         read_recording(bad)
     assert main(["--config-dir", str(tmp_path), "play", str(bad), "--export-png",
                  str(tmp_path / "o")]) == 1
+
+
+def test_play_without_a_display_is_one_line(tmp_path: Path) -> None:
+    """``rdesk play`` with no display to open its window on says so in one line (it was a
+    Tk traceback), and names the way without one."""
+    path, _ = record_session(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run([sys.executable, "-m", "rdesk", "play", str(path)], env=env,
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "rdesk: error: cannot open a window: no display name and no $DISPLAY environment "
+        "variable (--export-png DIR needs none)"], result.stderr

@@ -73,7 +73,14 @@ class Player:
 
 
 def play_window(path: Path | str, *, speed: float = 1.0) -> None:  # pragma: no cover - GUI
-    """Show the recording in a Tk window at *speed* × real time; returns when it is closed."""
-    root = tkinter.Tk()
+    """Show the recording in a Tk window at *speed* × real time; returns when it is closed.
+
+    No display to open the window on is a one-line :class:`RecordingError` (as ``rdesk
+    connect`` says it), not a traceback: ``--export-png`` is the way without one."""
+    try:
+        root = tkinter.Tk()
+    except tkinter.TclError as exc:
+        raise RecordingError(f"cannot open a window: {exc} (--export-png DIR needs none)"
+                             ) from None
     Player(root, path, speed=speed)
     root.mainloop()
