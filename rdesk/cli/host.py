@@ -240,6 +240,11 @@ def _add_security_options(host: argparse.ArgumentParser) -> None:
         "--record-input", action="store_true",
         help="also record viewers' pointer and key input (off by default: keystrokes)",
     )
+    host.add_argument(
+        "--record-clipboard", action="store_true",
+        help="also record the clipboard texts exchanged (off by default: a clipboard may "
+        "hold a password)",
+    )
     _add_limit_options(host)
 
 
@@ -320,6 +325,7 @@ def host_settings(args: argparse.Namespace) -> HostSettings:
         audit_log=args.audit_log,
         record_dir=args.record,
         record_input=args.record_input,
+        record_clipboard=args.record_clipboard,
         max_handshakes_per_source=args.max_handshakes_per_source,
         max_handshakes=args.max_handshakes,
         handshake_timeout=float(args.handshake_timeout),

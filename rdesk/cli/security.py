@@ -101,10 +101,12 @@ def _cmd_play(args: argparse.Namespace) -> int:
         raise RecordingError("--speed must be positive")
     if args.every is not None and args.every <= 0:
         raise RecordingError("--every must be positive")
-    from rdesk.client.player import transfer_lines
+    from rdesk.client.player import clipboard_lines, transfer_lines
 
     for line in transfer_lines(args.file):  # what files moved in the session, first
         print(f"rdesk: transfer at {line}")
+    for line in clipboard_lines(args.file):  # only with --record-clipboard
+        print(f"rdesk: clipboard at {line}")
     if args.export_png is not None:
         from rdesk.client.player import export_png
 

@@ -9,6 +9,8 @@ would refuse stops the replay with :class:`~rdesk.recording.format.RecordingErro
   0, S, 2S, … seconds.
 * :func:`transfer_lines` lists the file transfers the recording notes (names, sizes,
   SHA-256, outcomes; never the bytes).
+* :func:`clipboard_lines` lists the clipboard texts a recording made with
+  ``--record-clipboard`` holds (none without it).
 
 The Tk window that plays a recording is :mod:`rdesk.client.tk.player`; this module imports
 no toolkit.
@@ -16,6 +18,8 @@ no toolkit.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +31,10 @@ from rdesk.protocol.errors import ProtocolError
 from rdesk.protocol.updates import Update
 from rdesk.recording.format import Kind, RecordingError, read_recording
 
-__all__ = ["export_png", "frames", "transfer_lines"]
+__all__ = ["clipboard_lines", "export_png", "frames", "transfer_lines"]
+
+#: The most of one clipboard text :func:`clipboard_lines` shows (characters).
+CLIPBOARD_SHOWN = 200
 
 
 def frames(path: Path | str) -> Iterator[tuple[float, Framebuffer]]:
@@ -76,6 +83,44 @@ def transfer_lines(path: Path | str) -> list[str]:
         text = (f"{note.get('direction')} {note.get('result')}: {note.get('file')} "
                 f"({note.get('size')} bytes{digest})")
         lines.append(f"{int(seconds // 60)}:{seconds % 60:04.1f} {ascii(text)[1:-1]}")
+    return lines
+
+
+def clipboard_lines(path: Path | str) -> list[str]:
+    """One line per clipboard text the recording holds, when its last chunk came (``0:03.1
+    viewer to host, clipboard, 11 bytes: hello``): who sent it, the selection, the size, and
+    its first :data:`CLIPBOARD_SHOWN` characters, escaped for the terminal. A text whose
+    chunks do not decode is shown as such; a recording without ``--record-clipboard`` has
+    none."""
+    lines = []
+    open_offers: dict[tuple[object, object], tuple[str, int, bytearray]] = {}
+    for record in read_recording(path).records():
+        if record.kind is not Kind.CLIPBOARD:
+            continue
+        note = record.json()
+        sender, message = note.get("from"), note.get("message")
+        if not isinstance(message, dict):
+            continue
+        key = (sender, message.get("id"))
+        if message.get("t") == "clip_offer" and isinstance(message.get("size"), int):
+            open_offers[key] = (str(message.get("selection")), message["size"], bytearray())
+        elif message.get("t") == "clip_data" and key in open_offers:
+            selection, size, got = open_offers[key]
+            try:
+                got += base64.b64decode(str(message.get("data")), validate=True)
+            except binascii.Error:
+                got.clear()
+                size = -1
+            if len(got) < size:
+                continue
+            del open_offers[key]
+            text = got.decode("utf-8", "replace") if size >= 0 else "(chunks not base64)"
+            seconds = record.t_us / 1_000_000
+            towards = "viewer to host" if sender == "viewer" else "host to viewer"
+            shown = ascii(text[:CLIPBOARD_SHOWN])[1:-1] + ("…" if len(text) > CLIPBOARD_SHOWN
+                                                           else "")
+            lines.append(f"{int(seconds // 60)}:{seconds % 60:04.1f} {towards}, "
+                         f"{ascii(selection)[1:-1]}, {len(got)} bytes: {shown}")
     return lines
 
 

@@ -139,6 +139,8 @@ class HostSettings:
     record_dir: Path | None = None
     #: Also record viewers' pointer and key input (``--record-input``); off by default.
     record_input: bool = False
+    #: Also record the clipboard messages exchanged (``--record-clipboard``); off by default.
+    record_clipboard: bool = False
     #: Admit only viewers presenting a certificate of the CA in ``ca_dir``
     #: (``--require-client-cert``); the role comes from the certificate
     #: (rdesk/host/security/clientcerts.py).

@@ -6,7 +6,8 @@ The container (``.rdrec``, docs/security.md, "Recordings") is::
     record*  kind u8 | t_us u64 | length u32 | payload          (big-endian)
 
 The JSON header holds ``session`` (the session id), ``started`` (ISO-8601 UTC), ``host`` (its
-display name) and ``record_input``. ``t_us`` counts microseconds since the recording started.
+display name), ``record_input`` and ``record_clipboard``. ``t_us`` counts microseconds since
+the recording started.
 Record kinds (:class:`Kind`):
 
 * ``SCREEN`` (1): JSON ``{"width": W, "height": H}`` — from the Welcome and every Screen
@@ -19,6 +20,10 @@ Record kinds (:class:`Kind`):
 * ``TRANSFER`` (5): JSON ``{"direction", "file", "size", "sha256", "result"}`` — one file
   transfer's outcome (:meth:`Recorder.transfer`). The file's bytes are never recorded: binary
   transfer chunks (kind 2) are not updates and are left out.
+* ``CLIPBOARD`` (6): JSON ``{"from": "host"|"viewer", "message": {...}}`` — one ``clip_*``
+  message as exchanged (offers, their base64 chunks, results, gets) — written only when the
+  host runs with ``--record-clipboard``: a clipboard may hold what the screen never showed (a
+  password copied from a manager), so by default a recording keeps none of it.
 
 Every record is handed to the OS as soon as it is written (a crash of the host process loses
 nothing); ``fsync`` runs at most once per second and one second after the first unsynced
@@ -69,6 +74,7 @@ _RECORD = struct.Struct("!BQI")
 _MAX_HEADER = 64 * 1024
 _MAX_RECORD = limits.MAX_UPDATE_MESSAGE + 1024
 _INPUT_TYPES = frozenset({"pointer", "wheel", "key"})
+_CLIPBOARD_TYPES = frozenset({"clip_offer", "clip_data", "clip_result", "clip_get"})
 #: What a TRANSFER record holds: the audit event's fields, never the bytes.
 TRANSFER_FIELDS = ("direction", "file", "size", "sha256", "result")
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
@@ -84,6 +90,7 @@ class Kind(enum.IntEnum):
     INPUT = 3
     END = 4
     TRANSFER = 5
+    CLIPBOARD = 6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,11 +139,13 @@ class Recorder:
         session_id: str,
         *,
         record_input: bool = False,
+        record_clipboard: bool = False,
         host_name: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directory = Path(directory)
         self.record_input = record_input
+        self.record_clipboard = record_clipboard
         self._clock = clock
         self._start = clock()
         safe = _SAFE_ID.sub("_", session_id)[:96] or "session"
@@ -146,6 +155,7 @@ class Recorder:
                 "started": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                 "host": host_name,
                 "record_input": record_input,
+                "record_clipboard": record_clipboard,
             }
         ).encode()
         self.path = self.directory / f"{safe}{SUFFIX}"
@@ -173,18 +183,31 @@ class Recorder:
                 self.update(bytes(data))
             return
         obj = _json_object(data)
-        if obj is not None and obj.get("t") in ("welcome", "screen"):
+        if obj is None:
+            return
+        if obj.get("t") in ("welcome", "screen"):
             width, height = obj.get("width"), obj.get("height")
             if isinstance(width, int) and isinstance(height, int):
                 self.screen(width, height)
+        elif obj.get("t") in _CLIPBOARD_TYPES:
+            self._clipboard("host", obj)
 
     def received(self, data: str | bytes) -> None:
-        """A message the viewer sent: input is kept only with ``record_input``."""
-        if not self.record_input or not isinstance(data, str):
+        """A message the viewer sent: input is kept only with ``record_input``, clipboard
+        messages only with ``record_clipboard``."""
+        if not (self.record_input or self.record_clipboard) or not isinstance(data, str):
             return
         obj = _json_object(data)
-        if obj is not None and obj.get("t") in _INPUT_TYPES:
+        if obj is None:
+            return
+        if obj.get("t") in _INPUT_TYPES:
             self.record(Kind.INPUT, data.encode())
+        elif obj.get("t") in _CLIPBOARD_TYPES:
+            self._clipboard("viewer", obj)
+
+    def _clipboard(self, sender: str, message: dict[str, object]) -> None:
+        if self.record_clipboard:
+            self.record(Kind.CLIPBOARD, json.dumps({"from": sender, "message": message}).encode())
 
     def transfer(self, audit: Mapping[str, object]) -> None:
         """Note one transfer's outcome, from its audit event's fields (``file`` escaped as
@@ -199,7 +222,8 @@ class Recorder:
         self.record(Kind.UPDATE, frame)
 
     def record(self, kind: Kind, payload: bytes) -> None:
-        if kind is Kind.INPUT and not self.record_input:
+        if (kind is Kind.INPUT and not self.record_input) or (
+                kind is Kind.CLIPBOARD and not self.record_clipboard):
             return
         t_us = max(0, int((self._clock() - self._start) * 1_000_000))
         self._write(_RECORD.pack(int(kind), t_us, len(payload)) + payload)

@@ -37,11 +37,13 @@ def test_flags_reach_their_fields() -> None:
     made = _settings("--virtual", "320x240", "--capture", "mss", "--port", "0", "--tls12",
                      "--max-fps", "30", "--max-bandwidth", "10M", "--invite", "view:5",
                      "--allow-origin", "https://a.example:8443/", "--record", "/rec",
-                     "--record-input", "--require-client-cert", "--consent", "ask")
+                     "--record-input", "--record-clipboard", "--require-client-cert", "--consent",
+                     "ask")
     assert (made.virtual, made.capture, made.port, made.allow_tls12) == ((320, 240), "mss", 0,
                                                                          True)
     assert (made.max_fps, made.max_bandwidth, made.invites) == (30.0, 10_000_000,
                                                                 (("view", 5.0),))
     assert made.allowed_origins == ("https://a.example:8443",)
-    assert (made.record_dir, made.record_input) == (Path("/rec"), True)
+    assert (made.record_dir, made.record_input, made.record_clipboard) == (Path("/rec"), True,
+                                                                           True)
     assert (made.require_client_cert, made.consent) == (True, "ask")

@@ -13,8 +13,10 @@ import pytest
 from PIL import Image
 
 from rdesk.cli import main
-from rdesk.client.player import export_png, frames
-from rdesk.recording.format import Kind, RecordingError, read_recording
+from rdesk.client.player import clipboard_lines, export_png, frames
+from rdesk.protocol.clipboard import ClipResult, chunks
+from rdesk.protocol.codec import encode
+from rdesk.recording.format import Kind, Recorder, RecordingError, read_recording
 from tests.recordings import record_session, same_pixels
 
 
@@ -93,3 +95,38 @@ def test_play_without_a_display_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         "rdesk: error: cannot open a window: no display name and no $DISPLAY environment "
         "variable (--export-png DIR needs none)"], result.stderr
+
+
+def _clipboard_exchange(rec: Recorder) -> None:
+    """A viewer's text to the host, and the host's text to the viewer, as the messages go."""
+    viewer, host = "a secret pasted in ✓", "copied on the host"
+    for offer_id, text, feed, answer in ((1, viewer, rec.received, rec.sent),
+                                         (1 << 31, host, rec.sent, rec.received)):
+        for message in chunks(offer_id, text):  # the offer, then its chunks
+            feed(str(encode(message)))
+        answer(str(encode(ClipResult(offer_id, True, ""))))
+
+
+def test_clipboard_texts_only_when_asked(tmp_path: Path) -> None:
+    """By default a recording keeps no clipboard message (a clipboard may hold a password);
+    with ``record_clipboard`` it keeps them all, and ``clipboard_lines`` shows both texts."""
+    plain = Recorder(tmp_path / "plain", "s", record_input=True)
+    _clipboard_exchange(plain)
+    plain.close()
+    assert Kind.CLIPBOARD not in {r.kind for r in read_recording(plain.path).records()}
+    raw = plain.path.read_bytes()
+    assert b"clip_" not in raw and b"c2VjcmV0" not in raw  # base64 of "secret"
+    assert clipboard_lines(plain.path) == []
+
+    asked = Recorder(tmp_path / "asked", "s", record_clipboard=True)
+    _clipboard_exchange(asked)
+    asked.close()
+    recording = read_recording(asked.path)
+    assert recording.header["record_clipboard"] is True
+    notes = [r.json() for r in recording.records() if r.kind is Kind.CLIPBOARD]
+    assert [(n["from"], n["message"]["t"]) for n in notes] == [  # type: ignore[index]
+        ("viewer", "clip_offer"), ("viewer", "clip_data"), ("host", "clip_result"),
+        ("host", "clip_offer"), ("host", "clip_data"), ("viewer", "clip_result")]
+    assert [line.split(" ", 1)[1] for line in clipboard_lines(asked.path)] == [
+        "viewer to host, clipboard, 22 bytes: a secret pasted in \\u2713",
+        "host to viewer, clipboard, 18 bytes: copied on the host"]

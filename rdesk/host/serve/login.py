@@ -278,6 +278,7 @@ class Login:
                 settings.record_dir,
                 f"{stamp}-viewer{viewer_id}",
                 record_input=settings.record_input,
+                record_clipboard=settings.record_clipboard,
                 host_name=settings.name,
             )
         except RecordingError as exc:
