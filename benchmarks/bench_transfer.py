@@ -36,13 +36,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# ``--tree DIR`` measures another checkout's rdesk (e.g. /work/before) with this script, so
+# before and after run the same measurement; read before anything of rdesk is imported.
+sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1] if "--tree" in sys.argv[:-1]
+                else str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_latency import StampedRecorder, _close, _pct, recorder_next_colour
 from rdesk.client.connection import connect
 from rdesk.client.transfer import Transfers
 from rdesk.host.input.inject import PynputInjector
-from rdesk.host.transfer.policy import TransferPolicy
 from rdesk.host.transfer.room import TransferRoom
 from rdesk.protocol import codec
 from rdesk.protocol.access import Access
@@ -50,7 +52,14 @@ from rdesk.protocol.transfer import CHUNK, Sending, XferCredit, XferPut
 from tests.e2e.conftest import PASSWORD, HostThread
 from tests.xserver import Xvfb
 
+try:
+    from rdesk.host.transfer.policy import TransferPolicy
+except ImportError:  # a tree from before c898f23 (--tree): the policy lived in room.py
+    from rdesk.host.transfer.room import TransferPolicy
+
 __all__ = ["main"]
+
+_TREE = sys.path[0]  # the checkout measured
 
 
 def _source(path: Path, size: int) -> Path:
@@ -236,9 +245,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the typing rows over the emulated link")
     parser.add_argument("--host-only", action="store_true",
                         help="only the host-side store row")
+    parser.add_argument("--tree", type=Path, default=None,
+                        help="measure the rdesk of this checkout (default: this script's)")
     args = parser.parse_args(argv)
     size = args.size_mb << 20
-    print(f"# file transfer, {args.size_mb} MiB, loopback TLS")
+    print(f"# file transfer, {args.size_mb} MiB, loopback TLS, rdesk from {_TREE}")
     print(f"# {platform.node()} {platform.machine()} Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
