@@ -43,8 +43,8 @@ QUEUE_TARGET = 1 / 120
 class Pacer:
     """Keeps a sender's unconfirmed bytes to ``rate × (min_rtt + target)``: what the link
     carries in its shortest round trip, plus :data:`QUEUE_TARGET` seconds of queue at its
-    bottleneck, so a transfer queues about half a frame ahead of the input and screen
-    updates that share its link.
+    bottleneck (plus the stored chunk whose credit the receiver holds back), so a transfer
+    queues about half a frame ahead of the input and screen updates that share its link.
 
     The receiver's credit is the confirmation: it comes back once chunks are stored, every
     :data:`~rdesk.protocol.transfer.CREDIT_BATCH` chunks. From it come
