@@ -13,12 +13,14 @@ import os
 import subprocess
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
+from rdesk.common.tasks import awaiting
 from rdesk.host.credentials import HostCredentials
 from rdesk.host.screen.backends import open_capturer
 from rdesk.host.screen.damage import DamageWatcher
@@ -152,10 +154,14 @@ class HostThread:
         try:
             stopping.result(STOP_WAIT)
         except TimeoutError:
-            # Say what the host was still doing (a shutdown that hangs is a bug to find).
-            pending = [f"{t.get_name()}: {t.get_coro()!r}" for t in asyncio.all_tasks(self.loop)]
+            # Say what the host was still doing (a shutdown that hangs is a bug to find): what
+            # each task awaits, and where the loop's thread is (blocked in a call, if it is).
+            pending = [awaiting(t) for t in asyncio.all_tasks(self.loop)]
+            frame = sys._current_frames().get(self.thread.ident or -1)
+            where = "".join(traceback.format_stack(frame)[-8:]) if frame is not None else "?"
             raise AssertionError(
-                f"the host did not stop within {STOP_WAIT} s; its tasks: {pending}") from None
+                f"the host did not stop within {STOP_WAIT} s; its tasks: {pending}; "
+                f"its loop's thread:\n{where}") from None
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)

@@ -40,7 +40,7 @@ from rdesk.host.serve.admission import (
 from rdesk.host.serve.connection import ViewerConnection, close_session
 from rdesk.host.serve.control import EVERYONE, ControlBoard, Delivery, holder_label
 from rdesk.host.serve.login import Login
-from rdesk.host.serve.transport import WebsocketTransport
+from rdesk.host.serve.transport import WebsocketTransport, wait_handlers, websocket_refusal
 from rdesk.host.serve.viewerinput import InputSink
 from rdesk.host.settings import HostSettings
 from rdesk.host.video import encoder as video_encoder
@@ -235,14 +235,19 @@ class HostServer:
         return port
 
     async def stop(self) -> None:
-        """Close every viewer with ``SHUTDOWN`` and stop listening."""
+        """Close every viewer with ``SHUTDOWN`` and stop listening. Returns whatever the
+        viewers do: each close is bounded, and so is the wait for the connections' handlers
+        (:func:`~rdesk.host.serve.transport.wait_handlers`: cut, then abandoned and logged)."""
         if self._server is None:
             return
         self._server.close(close_connections=False)
-        for conn in list(self.viewers.values()):
-            await close_session(conn.transport, conn.session, CloseCode.SHUTDOWN,
-                                "host is shutting down")
-        await self._server.wait_closed()
+        # All at once: a viewer that does not take its close delays the others by nothing.
+        await asyncio.gather(*(
+            close_session(conn.transport, conn.session, CloseCode.SHUTDOWN,
+                          "host is shutting down")
+            for conn in list(self.viewers.values())
+        ), return_exceptions=True)
+        await wait_handlers(self._server)
         self.auth_pool.close()
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -299,7 +304,7 @@ class HostServer:
             close_reason = exc.reason
             await close_session(transport, session, exc.code, exc.reason)
         except TransportClosed:
-            refused = _websocket_refusal(transport)
+            refused = websocket_refusal(transport)
             if refused is not None:  # the websocket layer refused a frame: not "viewer left"
                 code, close_reason = refused
                 self.event("protocol_error", source=source_addr, code=code, reason=close_reason)
@@ -377,19 +382,3 @@ class HostServer:
 
     def _holders(self) -> set[int]:
         return {v for v in self.viewers if self.board.may_input(v)}
-
-
-#: Close codes the websocket layer itself sends when a peer breaks its rules.
-_WEBSOCKET_REFUSALS = {1002: "websocket protocol error", 1007: "invalid UTF-8 in a text frame",
-                       1009: "message over the size limit"}
-
-
-def _websocket_refusal(transport: Transport) -> tuple[int, str] | None:
-    """The code and reason when the websocket layer (not rdesk) closed ``transport`` because
-    the peer broke its rules (an oversize frame, bad UTF-8, a protocol error); else ``None``."""
-    ws = getattr(transport, "ws", None)
-    sent = getattr(getattr(ws, "protocol", None), "close_sent", None)
-    code = getattr(sent, "code", None)
-    if code in _WEBSOCKET_REFUSALS:
-        return int(code), _WEBSOCKET_REFUSALS[code]
-    return None
