@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import os
+from collections.abc import AsyncIterator
 
 import pytest
 from websockets.exceptions import ConnectionClosedError
@@ -41,6 +43,22 @@ PAYLOAD = os.urandom(2 * 1024 * 1024)
 def relay(tamper: Tamper = honest, route: object = None) -> Splice:
     ident = identity("relay-tls")
     return Splice(ident.cert_path, ident.key_path, tamper, route)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def tunnelled(
+    tamper: Tamper = honest, *, pinned: bool = False
+) -> AsyncIterator[tuple[TunnelSocket, TunnelTransport]]:
+    """A tunnel open from a viewer to host "a" through a relay that applies ``tamper`` to what
+    it splices (with ``pinned``, the viewer pins the host's key): both of its ends."""
+    host_ident = identity("a")
+    async with relay(tamper) as splice, splice.host("a") as host_ws:
+        accepted = asyncio.create_task(
+            accept_tunnel(host_ws, host_ident.key, host_ident.cert_der, "relay"))
+        async with splice.viewer() as viewer_ws:
+            pin = key_fingerprint(host_ident.cert_der) if pinned else None
+            sock = await open_tunnel(viewer_ws, host_ident.host_id, pin)
+            yield sock, await accepted
 
 
 async def serve_host(transport: TunnelTransport) -> list[object]:
@@ -110,23 +128,17 @@ async def test_rdesk_session_through_the_tunnel_and_a_relay() -> None:
 
 
 async def test_clean_close_from_the_viewer_is_ok_on_both_sides() -> None:
-    host_ident = identity("a")
-    async with relay() as splice, splice.host("a") as host_ws:
-        accepted = asyncio.create_task(
-            accept_tunnel(host_ws, host_ident.key, host_ident.cert_der, "relay"))
-        async with splice.viewer() as viewer_ws:
-            sock = await open_tunnel(viewer_ws, host_ident.host_id)
-            transport = await accepted
-            await sock.send("hi")
-            assert await transport.recv() == "hi"
-            host_reads = asyncio.create_task(transport.recv())
-            await sock.close(1000, "done")
-            with pytest.raises(TransportClosed, match="viewer closed the tunnel: done"):
-                await host_reads
-            assert [m async for m in sock] == []  # ends quietly: ConnectionClosedOK
-            assert sock.close_code == 1000 and sock.close_reason == "done"
-            await sock.close()  # idempotent
-            await transport.close(1000, "")  # idempotent, never raises
+    async with tunnelled() as (sock, transport):
+        await sock.send("hi")
+        assert await transport.recv() == "hi"
+        host_reads = asyncio.create_task(transport.recv())
+        await sock.close(1000, "done")
+        with pytest.raises(TransportClosed, match="viewer closed the tunnel: done"):
+            await host_reads
+        assert [m async for m in sock] == []  # ends quietly: ConnectionClosedOK
+        assert sock.close_code == 1000 and sock.close_reason == "done"
+        await sock.close()  # idempotent
+        await transport.close(1000, "")  # idempotent, never raises
 
 
 async def test_relay_splicing_to_another_host_that_answers_is_refused_before_any_record() -> None:
@@ -184,49 +196,35 @@ def _on_third_upstream_record(change: str) -> Tamper:
 
 @pytest.mark.parametrize("change", ["flip", "replay", "drop", "cut"])
 async def test_tampered_records_break_the_tunnel_on_both_sides(change: str) -> None:
-    host_ident = identity("a")
-    async with relay(_on_third_upstream_record(change)) as splice, \
-            splice.host("a") as host_ws:
-        accepted = asyncio.create_task(
-            accept_tunnel(host_ws, host_ident.key, host_ident.cert_der, "relay"))
-        async with splice.viewer() as viewer_ws:
-            sock = await open_tunnel(viewer_ws, host_ident.host_id)
-            transport = await accepted
-            for message in ("one", "two", "three"):
-                await sock.send(message)
-            assert await transport.recv() == "one"
-            if change == "replay":  # the genuine second arrives; its replay is refused
-                assert await transport.recv() == "two"
-            with pytest.raises(TransportClosed, match="tunnel broken: record failed"):
-                await transport.recv()
-            assert transport.channel.error is not None
-            # The viewer learns the tunnel was cut: no authenticated close, code 1006.
-            with pytest.raises(ConnectionClosedError) as info:
-                await sock.recv()
-            assert info.value.rcvd is None
-            assert sock.close_code == 1006
+    async with tunnelled(_on_third_upstream_record(change)) as (sock, transport):
+        for message in ("one", "two", "three"):
+            await sock.send(message)
+        assert await transport.recv() == "one"
+        if change == "replay":  # the genuine second arrives; its replay is refused
+            assert await transport.recv() == "two"
+        with pytest.raises(TransportClosed, match="tunnel broken: record failed"):
+            await transport.recv()
+        assert transport.channel.error is not None
+        # The viewer learns the tunnel was cut: no authenticated close, code 1006.
+        with pytest.raises(ConnectionClosedError) as info:
+            await sock.recv()
+        assert info.value.rcvd is None
+        assert sock.close_code == 1006
 
 
 async def test_text_injected_by_the_relay_breaks_the_tunnel() -> None:
-    host_ident = identity("a")
-
     def inject(direction: str, index: int, data: str | bytes) -> list[str | bytes]:
         return [data, '{"t":"auth"}'] if (direction, index) == ("down", 1) else [data]
 
-    async with relay(inject) as splice, splice.host("a") as host_ws:
-        accepted = asyncio.create_task(
-            accept_tunnel(host_ws, host_ident.key, host_ident.cert_der, "relay"))
-        async with splice.viewer() as viewer_ws:
-            sock = await open_tunnel(viewer_ws, host_ident.host_id)
-            transport = await accepted
-            await transport.send("genuine")
-            assert await sock.recv() == "genuine"
-            with pytest.raises(ConnectionClosedError) as info:
-                await sock.recv()
-            assert isinstance(info.value.__cause__, TunnelError)
-            assert sock.error is not None and "binary; got text" in sock.error.reason
-            with pytest.raises(ConnectionClosedError):
-                await sock.send("after the break")
+    async with tunnelled(inject) as (sock, transport):
+        await transport.send("genuine")
+        assert await sock.recv() == "genuine"
+        with pytest.raises(ConnectionClosedError) as info:
+            await sock.recv()
+        assert isinstance(info.value.__cause__, TunnelError)
+        assert sock.error is not None and "binary; got text" in sock.error.reason
+        with pytest.raises(ConnectionClosedError):
+            await sock.send("after the break")
 
 
 async def test_a_relay_that_swallows_the_hello_times_the_handshake_out() -> None:
@@ -247,30 +245,23 @@ async def test_a_relay_that_swallows_the_hello_times_the_handshake_out() -> None
 
 
 async def test_text_and_binary_both_ways_and_the_websockets_surface() -> None:
-    host_ident = identity("a")
-    async with relay() as splice, splice.host("a") as host_ws:
-        accepted = asyncio.create_task(
-            accept_tunnel(host_ws, host_ident.key, host_ident.cert_der, "relay"))
-        async with splice.viewer() as viewer_ws:
-            pin = key_fingerprint(host_ident.cert_der)
-            sock = await open_tunnel(viewer_ws, host_ident.host_id, pin)
-            transport = await accepted
-            for message in ("text", b"\x00binary", "", b""):
-                await sock.send(message)
-                assert await transport.recv() == message
-                await transport.send(message)
-                got = await sock.recv()
-                assert got == message and type(got) is type(message)
-            assert sock.protocol.close_rcvd is None and sock.close_reason is None
-            reading = asyncio.create_task(sock.recv())  # the viewer always has a reader
-            await transport.close(4004, "policy")
-            with pytest.raises(ConnectionClosedError) as info:
-                await reading
-            assert info.value.rcvd is not None and info.value.rcvd.code == 4004
-            assert sock.protocol.close_rcvd is not None
-            assert sock.protocol.close_rcvd.reason == "policy"
-            with pytest.raises(TransportClosed):
-                await transport.send("after close")
+    async with tunnelled(pinned=True) as (sock, transport):
+        for message in ("text", b"\x00binary", "", b""):
+            await sock.send(message)
+            assert await transport.recv() == message
+            await transport.send(message)
+            got = await sock.recv()
+            assert got == message and type(got) is type(message)
+        assert sock.protocol.close_rcvd is None and sock.close_reason is None
+        reading = asyncio.create_task(sock.recv())  # the viewer always has a reader
+        await transport.close(4004, "policy")
+        with pytest.raises(ConnectionClosedError) as info:
+            await reading
+        assert info.value.rcvd is not None and info.value.rcvd.code == 4004
+        assert sock.protocol.close_rcvd is not None
+        assert sock.protocol.close_rcvd.reason == "policy"
+        with pytest.raises(TransportClosed):
+            await transport.send("after close")
 
 
 async def test_the_relay_sees_no_close_reason_of_the_session() -> None:
@@ -294,16 +285,10 @@ async def test_the_relay_sees_no_close_reason_of_the_session() -> None:
 async def test_a_used_up_key_closes_both_sides(monkeypatch: pytest.MonkeyPatch) -> None:
     from rdesk.tunnel import keys
 
-    host_ident = identity("a")
-    async with relay() as splice, splice.host("a") as host_ws:
-        accepted = asyncio.create_task(
-            accept_tunnel(host_ws, host_ident.key, host_ident.cert_der, "relay"))
-        async with splice.viewer() as viewer_ws:
-            sock = await open_tunnel(viewer_ws, host_ident.host_id)
-            transport = await accepted
-            monkeypatch.setattr(keys, "MAX_SEALED_BYTES", 1000)
-            with pytest.raises(ConnectionClosedError):
-                await sock.send(b"z" * 2000)
-            assert sock.error is not None and sock.error.code == CloseCode.GOING_AWAY
-            with pytest.raises(TransportClosed):
-                await transport.recv()
+    async with tunnelled() as (sock, transport):
+        monkeypatch.setattr(keys, "MAX_SEALED_BYTES", 1000)
+        with pytest.raises(ConnectionClosedError):
+            await sock.send(b"z" * 2000)
+        assert sock.error is not None and sock.error.code == CloseCode.GOING_AWAY
+        with pytest.raises(TransportClosed):
+            await transport.recv()
