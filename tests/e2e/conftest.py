@@ -60,6 +60,17 @@ class RunningHost:
         """Run ``coro`` on the host's loop (to touch host state safely) and return its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def record_events(self) -> list[tuple[str, dict[str, object]]]:
+        """Every event the host emits from now on (its audit hook), as ``(kind, fields)``, in
+        a list that grows as they come."""
+        seen: list[tuple[str, dict[str, object]]] = []
+
+        async def install() -> None:
+            self.server._on_event = lambda kind, fields: seen.append((kind, dict(fields)))
+
+        self.call(install())
+        return seen
+
     def viewer_args(self) -> list[str]:
         """CLI options that let a viewer in: pinned key and the password file."""
         return ["--fingerprint", self.fingerprint, "--password-file", str(self.password_file)]

@@ -28,14 +28,12 @@ from rdesk.protocol import CloseCode
 from rdesk.protocol.codec import HEADER, RECT_HEADER, UPDATE_KIND
 from rdesk.protocol.encodings import Encoding
 from tests.e2e.conftest import PASSWORD, RunningHost
+from tests.e2e.scriptedhost import update_bytes
 from tests.xserver import Recorder, Xvfb, pressed_keys
 
 
-def _update(*rects: tuple[int, int, int, int, int, bytes], seq: int = 0) -> bytes:
-    parts = [HEADER.pack(UPDATE_KIND, 0, len(rects), seq, 0)]
-    for x, y, w, h, enc, payload in rects:
-        parts.append(RECT_HEADER.pack(x, y, w, h, enc, 0, len(payload)) + payload)
-    return b"".join(parts)
+def _update(*rects: tuple[int, int, int, int, int, bytes]) -> bytes:
+    return update_bytes(0, list(rects))
 
 
 def _png_header(width: int, height: int) -> bytes:

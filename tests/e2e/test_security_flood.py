@@ -21,12 +21,13 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from rdesk.client.connection import Connection, connect
+from rdesk.client.connection import connect
 from rdesk.client.tls import client_ssl_context
 from rdesk.host.security.throttle import AuthThrottle, GlobalThrottle
 from rdesk.protocol import CloseCode, limits
 from rdesk.protocol.messages import PROTOCOL_VERSION
 from tests.e2e.conftest import PASSWORD, RunningHost
+from tests.e2e.pacedpaint import paint_and_count
 from tests.xserver import Painter, Xvfb
 
 HostFactory = Callable[..., RunningHost]
@@ -121,20 +122,8 @@ async def test_slow_header_flood_is_capped_at_accept_and_memory_returns(
 
 # --- wrong guesses must not freeze other viewers ---------------------------------------------
 
-#: Screen changes painted in each phase, and the parallel guessers of the second.
-CHANGES = 60
+#: The parallel guessers of the second phase.
 GUESSERS = 16
-
-
-async def _paint_and_count(painter: Painter, watcher: Connection) -> int:
-    """Paint :data:`CHANGES` small changes at a steady pace; the watcher's updates meanwhile."""
-    start = watcher.stats.updates
-    for i in range(CHANGES):
-        await asyncio.to_thread(painter.rect, (i * 37) % 600, (i * 23) % 440, 40, 40,
-                                (i * 40 % 256, 255 - i * 3 % 256, 90))
-        await asyncio.sleep(0.03)  # pacing only: what is asserted is a count
-    await watcher.wait_exact(30)
-    return watcher.stats.updates - start
 
 
 async def _guess_until(host: RunningHost, local: str, stop: asyncio.Event) -> int:
@@ -176,13 +165,13 @@ async def test_parallel_wrong_guesses_do_not_freeze_a_watcher(
         watcher = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
         try:
             await watcher.wait_exact(30)
-            quiet = await _paint_and_count(painter, watcher)
+            quiet = await paint_and_count(painter, watcher)
             stop = asyncio.Event()
             guessers = [asyncio.create_task(_guess_until(host, f"127.0.0.{2 + i}", stop))
                         for i in range(GUESSERS)]
             try:
                 await watcher.wait_for(lambda: host.server.auth_attempts >= GUESSERS, 60)
-                attacked = await _paint_and_count(painter, watcher)
+                attacked = await paint_and_count(painter, watcher)
             finally:
                 stop.set()
                 guesses = sum(await asyncio.gather(*guessers))
@@ -203,12 +192,7 @@ async def test_plaintext_garbage_and_tls_alerts_on_the_tls_port_leave_their_reas
     xvfb: Xvfb, host_factory: HostFactory
 ) -> None:
     host = host_factory(xvfb.display)
-    seen: list[tuple[str, dict[str, object]]] = []
-
-    async def install() -> None:
-        host.server._on_event = lambda kind, fields: seen.append((kind, dict(fields)))
-
-    host.call(install())
+    seen = host.record_events()
     for local, garbage in (("127.0.0.3", b"GET /rdesk HTTP/1.1\r\nHost: x\r\n\r\n"),
                            ("127.0.0.4", b"\x16\x03\x01\x00\x05hello"),
                            ("127.0.0.8", b"")):  # silent: connects and closes
@@ -248,12 +232,7 @@ async def test_websocket_layer_refusals_are_audited_as_what_they_are(
     xvfb: Xvfb, host_factory: HostFactory
 ) -> None:
     host = host_factory(xvfb.display)
-    seen: list[tuple[str, dict[str, object]]] = []
-
-    async def install() -> None:
-        host.server._on_event = lambda kind, fields: seen.append((kind, dict(fields)))
-
-    host.call(install())
+    seen = host.record_events()
     # Over the websocket's own limit (the largest message a viewer may send, an upload's
     # chunk): refused by the websocket layer; a text message over the control limit but under
     # that one: refused by the codec. Both close with 1009 and leave one line with the code.

@@ -32,16 +32,10 @@ from rdesk.host.security.tls import (
     server_ssl_context,
 )
 from rdesk.protocol import CloseCode, limits
-from rdesk.protocol.codec import HEADER, RECT_HEADER, UPDATE_KIND, decode
+from rdesk.protocol.codec import decode
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import ProtocolError
-
-
-def _update(*rects: tuple[int, int, int, int, int, bytes], seq: int = 0) -> bytes:
-    parts = [HEADER.pack(UPDATE_KIND, 0, len(rects), seq, 0)]
-    for x, y, w, h, enc, payload in rects:
-        parts.append(RECT_HEADER.pack(x, y, w, h, enc, 0, len(payload)) + payload)
-    return b"".join(parts)
+from tests.e2e.scriptedhost import update_bytes
 
 
 def _rss() -> int:
@@ -106,7 +100,7 @@ async def test_an_update_touching_too_many_pixels_is_refused_before_any_copy(
 
     async def flood(ws: ServerConnection) -> None:
         # 1.4 KB asking for 64 full-screen copies: a billion pixels of work for the viewer.
-        await ws.send(_update(*[(0, 0, side, side, Encoding.COPY, copy)] * 64))
+        await ws.send(update_bytes(0, [(0, 0, side, side, Encoding.COPY, copy)] * 64))
 
     lost = await _against(tmp_path, side, side, flood)
     assert isinstance(lost, ConnectionLost) and lost.code == CloseCode.TOO_BIG
@@ -117,7 +111,7 @@ def test_the_pixel_budget_allows_a_real_update() -> None:
     fb = Framebuffer(64, 64)
     whole = (0, 0, 64, 64, Encoding.COPY, struct.pack("!HH", 0, 0))
     # A scroll (a screen-sized copy) plus the whole screen repainted: twice the screen.
-    update = decode(_update(whole, whole))
+    update = decode(update_bytes(0, [whole, whole]))
     assert fb.apply(update)  # type: ignore[arg-type]
 
 
@@ -175,7 +169,7 @@ SIDE = 2048
 def _costliest(seq: int, side: int = SIDE) -> bytes:
     """An update touching the most pixels one may: UPDATE_BUDGET full-screen copies."""
     whole = (0, 0, side, side, Encoding.COPY, struct.pack("!HH", 0, 0))
-    return _update(*[whole] * UPDATE_BUDGET, seq=seq)
+    return update_bytes(seq, [whole] * UPDATE_BUDGET)
 
 
 async def test_a_conforming_but_costly_host_is_slowed_while_pings_go_on(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from rdesk.host.security.keypolicy import DEFAULT_BLOCKED, combination, parse_bl
 from rdesk.host.settings import HostSettings
 from rdesk.protocol.keysyms import KEYSYMS
 from tests.e2e.conftest import PASSWORD, RunningHost
+from tests.e2e.pacedpaint import paint_and_count
 from tests.xserver import Painter, Recorder, Xvfb, pressed_keys
 
 HostFactory = Callable[..., RunningHost]
@@ -44,21 +45,11 @@ async def _chord(conn: Connection, *keysyms: int) -> None:
         await conn.key(keysym, False)
 
 
-def _events(host: RunningHost) -> list[tuple[str, dict[str, object]]]:
-    seen: list[tuple[str, dict[str, object]]] = []
-
-    async def install() -> None:
-        host.server._on_event = lambda kind, fields: seen.append((kind, dict(fields)))
-
-    host.call(install())
-    return seen
-
-
 async def test_dangerous_combinations_are_blocked_by_policy_and_all_audited(
     xvfb: Xvfb, host_factory: HostFactory, injectors: Callable[[str], object]
 ) -> None:
     host = host_factory(xvfb.display, injector=injectors)
-    events = _events(host)
+    events = host.record_events()
     with Recorder(xvfb.display) as rec:
         conn = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
         try:
@@ -85,7 +76,7 @@ async def test_block_keys_none_lets_a_vt_switch_through(
     xvfb: Xvfb, host_factory: HostFactory, injectors: Callable[[str], object]
 ) -> None:
     host = host_factory(xvfb.display, injector=injectors, block_keys=frozenset({"cad"}))
-    events = _events(host)
+    events = host.record_events()
     with Recorder(xvfb.display) as rec:
         conn = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
         try:
@@ -114,7 +105,7 @@ async def test_dropped_input_is_counted_exactly(
         return injector[0]
 
     host = host_factory(xvfb.display, injector=make)
-    events = _events(host)
+    events = host.record_events()
     caplog.set_level(logging.WARNING, logger="rdesk.host.input.inject")
     conn = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
     try:
@@ -142,19 +133,6 @@ async def test_dropped_input_is_counted_exactly(
     assert {f["viewer"] for f in audited} == {conn.viewer_id}
 
 
-#: Screen changes painted in each phase of the flood test.
-CHANGES = 60
-
-
-async def _paint_and_count(painter: Painter, watcher: Connection) -> int:
-    """Paint :data:`CHANGES` small changes at a steady pace; the watcher's updates meanwhile."""
-    start = watcher.stats.updates
-    for i in range(CHANGES):
-        await asyncio.to_thread(painter.rect, (i * 37) % 600, (i * 23) % 440, 40, 40,
-                                (i * 40 % 256, 255 - i * 3 % 256, 90))
-        await asyncio.sleep(0.03)  # pacing only: what is asserted is a count
-    await watcher.wait_exact(30)
-    return watcher.stats.updates - start
 
 
 async def _flood(conn: Connection, stop: asyncio.Event) -> int:
@@ -179,11 +157,11 @@ async def test_a_key_flood_does_not_stall_the_other_viewer(
         try:
             await flooder.wait_for(lambda: flooder.holder == flooder.viewer_id, 10)
             await watcher.wait_exact(30)
-            quiet = await _paint_and_count(painter, watcher)
+            quiet = await paint_and_count(painter, watcher)
             stop = asyncio.Event()
             flood = asyncio.create_task(_flood(flooder, stop))
             try:
-                attacked = await _paint_and_count(painter, watcher)
+                attacked = await paint_and_count(painter, watcher)
             finally:
                 stop.set()
                 sent = await flood

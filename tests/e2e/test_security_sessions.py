@@ -47,16 +47,6 @@ _HOLDER = textwrap.dedent("""
 """)
 
 
-def _events(host: RunningHost) -> list[tuple[str, dict[str, object]]]:
-    seen: list[tuple[str, dict[str, object]]] = []
-
-    async def install() -> None:
-        host.server._on_event = lambda kind, fields: seen.append((kind, dict(fields)))
-
-    host.call(install())
-    return seen
-
-
 async def _until(predicate: Callable[[], bool], limit: float = 40.0) -> bool:
     for _ in range(int(limit / 0.05)):
         if predicate():
@@ -69,7 +59,7 @@ async def test_a_frozen_controlling_viewer_lets_go_long_before_it_is_dropped(
     xvfb: Xvfb, host_factory: HostFactory, injectors: Callable[[str], object]
 ) -> None:
     host = host_factory(xvfb.display, injector=injectors)
-    events = _events(host)
+    events = host.record_events()
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLDER, host.url, PASSWORD, host.fingerprint],
         stdout=subprocess.PIPE, text=True,
@@ -129,7 +119,7 @@ async def test_a_certificate_revoked_during_its_session_ends_it(
     ca = tmp_path / "ca"
     init_ca(ca)
     host = host_factory(xvfb.display, cert_policy=ClientCertPolicy(ca), require_client_cert=True)
-    events = _events(host)
+    events = host.record_events()
     bob = issue(ca, "bob", "control", tmp_path / "out")
     ctx = client_ssl_context(cert=bob[0], key=bob[1])
     conn = await connect(host.url, "", known_hosts=None, pinned=host.fingerprint,
