@@ -8,10 +8,11 @@ functions and ``TYPE_CHECKING`` blocks count too: a lazy import is still a depen
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
+
+from tests.imports import imported_names
 
 ROOT = Path(__file__).resolve().parents[1] / "rdesk"
 
@@ -66,24 +67,8 @@ def room_of(module: str) -> str:
 
 def imports_of(source: str, module: str, is_package: bool) -> list[str]:
     """Absolute names of the rdesk modules ``source`` imports."""
-    names: list[str] = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names.extend(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = module.split(".")
-                drop = node.level - 1 if is_package else node.level
-                base = base[: len(base) - drop] if drop else base
-                prefix = ".".join(base)
-                if node.module:
-                    names.append(f"{prefix}.{node.module}")
-                else:
-                    names.extend(f"{prefix}.{alias.name}" for alias in node.names)
-            elif node.module:
-                # ``from rdesk.host import app`` depends on rdesk.host.app, not just rdesk.host.
-                names.extend(f"{node.module}.{alias.name}" for alias in node.names)
-    return [n for n in names if n == "rdesk" or n.startswith("rdesk.")]
+    return [n for n in imported_names(source, module, is_package)
+            if n == "rdesk" or n.startswith("rdesk.")]
 
 
 def violations(source: str, module: str, is_package: bool = False) -> list[str]:

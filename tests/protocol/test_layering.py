@@ -6,11 +6,12 @@ docs/architecture.md, "Rooms": no asyncio, websockets, mss, PIL, numpy or pynput
 
 from __future__ import annotations
 
-import ast
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.imports import imported_names
 
 PACKAGE = "rdesk.protocol"
 PROTOCOL_DIR = Path(__file__).resolve().parents[2] / "rdesk" / "protocol"
@@ -18,33 +19,12 @@ PROTOCOL_DIR = Path(__file__).resolve().parents[2] / "rdesk" / "protocol"
 FORBIDDEN_STDLIB = {"asyncio", "socket", "ssl", "selectors", "threading", "time"}
 
 
-def imported_modules(source: str, module: str, is_package: bool) -> list[str]:
-    """Absolute names of every module imported by ``source`` (the module ``module``)."""
-    names = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names.extend(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = module.split(".")
-                # ``from . import x`` in a module refers to its package; in __init__, to itself.
-                drop = node.level - 1 if is_package else node.level
-                base = base[: len(base) - drop] if drop else base
-                if node.module:
-                    names.append(".".join([*base, node.module]))
-                else:  # ``from .. import host``: each name may be a submodule
-                    names.extend(".".join([*base, alias.name]) for alias in node.names)
-            else:
-                assert node.module is not None
-                names.append(node.module)
-    return names
-
 
 def check(source: str, module: str = "rdesk.protocol.example", is_package: bool = False
           ) -> list[str]:
     """The offending imports of ``source``."""
     bad = []
-    for name in imported_modules(source, module, is_package):
+    for name in imported_names(source, module, is_package):
         top = name.split(".")[0]
         if name == PACKAGE or name.startswith(PACKAGE + "."):
             continue
