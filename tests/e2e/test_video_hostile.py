@@ -36,7 +36,8 @@ from rdesk.protocol.errors import RemoteProtocolError
 from rdesk.protocol.h264 import NAL_SPS, nal_units
 from rdesk.protocol.updates import Rect, Update
 from rdesk.protocol.video import VIDEO_HEADER, pack_header
-from tests.e2e.test_security_hostile_host import _update, welcome
+from tests.e2e.scriptedhost import update_bytes
+from tests.e2e.test_security_hostile_host import welcome
 from tests.protocol.test_h264 import build_sps
 
 pytest.importorskip("av", reason="PyAV is not installed (pip install 'rdesk[host]')")
@@ -143,7 +144,7 @@ async def test_hostile_units_close_nothing_and_ask_for_key_units(tmp_path: Path)
                    (4, True, key), (4, False, nxt)]
         for seq, (stream, is_key, unit) in enumerate(hostile):
             payload = pack_header(stream, is_key) + unit
-            await ws.send(_update((0, 0, W, H, Encoding.H264, payload), seq=seq))
+            await ws.send(update_bytes(seq, [(0, 0, W, H, Encoding.H264, payload)]))
             await _until_ack(ws, seq, heard)
 
     conn, ended = await _against(tmp_path, then)
@@ -161,10 +162,10 @@ async def test_a_malformed_video_header_closes_with_1002(tmp_path: Path, header:
     key, _, _ = _units()
     assert len(header) == VIDEO_HEADER.size
     with pytest.raises(RemoteProtocolError):
-        decode(_update((0, 0, W, H, Encoding.H264, header + key)))
+        decode(update_bytes(0, [(0, 0, W, H, Encoding.H264, header + key)]))
 
     async def then(ws: ServerConnection, _: list[dict[str, Any]]) -> None:
-        await ws.send(_update((0, 0, W, H, Encoding.H264, header + key)))
+        await ws.send(update_bytes(0, [(0, 0, W, H, Encoding.H264, header + key)]))
         await ws.wait_closed()
 
     _, ended = await _against(tmp_path, then)
