@@ -83,7 +83,8 @@ class HostSettings:
     quality: int = 80
     #: Most bits per second sent to each viewer (``None``: only the link limits it).
     max_bandwidth: float | None = None
-    #: Updates a viewer may have unacknowledged.
+    #: Updates a viewer may always have unacknowledged; the bandwidth controller allows more,
+    #: up to a round trip's worth of rounds (at most 12), within its byte window.
     window: int = 3
     #: Seconds a region must stay still before it is refreshed losslessly.
     lossless_delay: float = 0.12
