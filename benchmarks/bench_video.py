@@ -6,6 +6,7 @@ all cores); and the colour conversion alone, on both of the encoder's paths (lib
 swscale where libyuv is missing), when this tree's encoder has them.
 
     python benchmarks/bench_video.py [--frames 90] [--runs 3] [--bitrate 7.5e6]
+                                     [--x264-threads N ...]
 
 The frames are the photo of benchmarks/photo.py panned by 8 pixels a frame, as
 ``xload.py photo`` draws it. CPU is this process's (all threads) per frame; bytes per frame
@@ -16,6 +17,7 @@ decodes it) are printed too. Median of ``--runs``.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -50,10 +52,12 @@ def frames(count: int) -> list[np.ndarray]:
     return out
 
 
-def video_run(shots: list[np.ndarray], bitrate: int) -> dict[str, float]:
+def video_run(shots: list[np.ndarray], bitrate: int, threads: int | None = None
+              ) -> dict[str, float]:
     import av
 
-    encoder = H264Encoder((W, H), bitrate)
+    # (Trees before the threads parameter take none: their encoder's own count.)
+    encoder = H264Encoder((W, H), bitrate, threads) if threads else H264Encoder((W, H), bitrate)
     decoder = av.CodecContext.create("h264", "r")
     cpu = 0.0
     sizes, scores = [], []
@@ -95,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=90)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--bitrate", type=float, default=7.5e6, help="bits/s (7.5e6)")
+    parser.add_argument("--x264-threads", type=int, action="append", default=[],
+                        help="another H.264 cell with this many x264 threads (repeatable)")
     args = parser.parse_args(argv)
     shots = frames(args.frames)
     cells: dict[str, list[dict[str, float]]] = {}
@@ -103,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         ("JPEG q30 1/4 (lowest level)", lambda: tiles_run(shots, 30, 0.25)),
         ("JPEG q80 1/1", lambda: tiles_run(shots, 80, 1.0)),
     ]
+    for threads in args.x264_threads:
+        runs.append((f"H.264 {args.bitrate / 1e6:g} Mbit/s, {threads} x264 thread(s)",
+                     functools.partial(video_run, shots, int(args.bitrate), threads)))
     if hasattr(encoder, "Converter"):  # the colour conversion alone (not in older trees)
         if encoder.libyuv() is not None:
             runs.append(("colour conversion alone: libyuv", lambda: convert_run(shots, True)))

@@ -126,9 +126,10 @@ class H264Encoder:
 
     :param size: (w, h), both even.
     :param bitrate: bits per second the rate control aims for.
+    :param threads: x264's threads (sliced: no added delay); 1, see the module docstring.
     """
 
-    def __init__(self, size: tuple[int, int], bitrate: int) -> None:
+    def __init__(self, size: tuple[int, int], bitrate: int, threads: int = 1) -> None:
         import av
 
         width, height = size
@@ -141,7 +142,7 @@ class H264Encoder:
         ctx.time_base = fractions.Fraction(1, FRAME_RATE)
         ctx.framerate = fractions.Fraction(FRAME_RATE)
         ctx.bit_rate = bitrate
-        ctx.thread_count = 1  # see the module docstring: sliced threads cost more CPU
+        ctx.thread_count = threads
         ctx.options = {
             "preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
             "forced-idr": "1", "g": str(KEYINT), "bf": "0",
