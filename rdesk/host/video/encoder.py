@@ -12,10 +12,10 @@ Colour conversion (:class:`Converter`): the captured BGRA pixels go to 4:2:0 BT.
 range in one pass, with libyuv's ``ARGBToI420`` (SIMD; Debian's ``libyuv0``) writing straight
 into the planes of a picture reused for every frame, read from the capture in place (no copy).
 Without libyuv, swscale does it from the capture in place (a cached context, one thread).
-Measured on a 1080p photo pan (benchmarks/bench_video.py): about 1.5 ms of CPU for libyuv
-against 6–9 ms for swscale. x264 runs on one thread: its two sliced threads cost a third more
-CPU for the same picture (the latency it buys is not this module's budget: the tiles of the
-same round are encoded beside it).
+Measured on a 1080p photo pan (benchmarks/bench_video.py): 1.0–1.3 ms of CPU for libyuv
+against 5–7 ms for swscale. x264 runs on one thread: two sliced threads took no less CPU per
+frame (``--x264-threads 2``: within the same spread on a loaded machine), and the round's
+tiles are encoded beside it on the other core.
 
 The bitrate is fixed for the encoder's life: PyAV cannot reach libx264's rate reconfiguration
 (measured: a changed ``bit_rate`` is ignored), so :mod:`rdesk.host.video.streams` makes a new
