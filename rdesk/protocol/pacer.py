@@ -35,16 +35,19 @@ BW_ROUNDS = 10
 #: A budget is cut into this many chunks (at least): fewer than the window of 16, so credit
 #: never holds a paced sender back, and enough that a chunk is a small part of the queue.
 _CHUNKS_PER_BUDGET = 12
-#: Seconds of queue a transfer may build ahead of input and screen updates: half a 60 Hz
-#: frame, so that with one chunk being serialised on top a key press waits less than a frame.
-QUEUE_TARGET = 1 / 120
+#: Seconds of queue a transfer may build ahead of input and screen updates: 6.25 ms, so that
+#: with the chunks being serialised on top (a batch of two, and the one whose credit is held
+#: back: 16 ms standing queue at 10 Mbit/s with half a frame here) a key press waits well
+#: under a frame. A larger target fills a link whose round trips a busy CPU stretches better
+#: (simulated, credits 0-15 ms late: 98 % at 1/120 s, 90 % here) at that price in queue.
+QUEUE_TARGET = 1 / 160
 
 
 class Pacer:
     """Keeps a sender's unconfirmed bytes to ``rate × (min_rtt + target)``: what the link
     carries in its shortest round trip, plus :data:`QUEUE_TARGET` seconds of queue at its
     bottleneck (plus the stored chunk whose credit the receiver holds back), so a transfer
-    queues about half a frame ahead of the input and screen updates that share its link.
+    queues well under a frame ahead of the input and screen updates that share its link.
 
     The receiver's credit is the confirmation: it comes back once chunks are stored, every
     :data:`~rdesk.protocol.transfer.CREDIT_BATCH` chunks. From it come

@@ -10,7 +10,7 @@ Flow control (rdesk/protocol/transfer.py): an upload's credit is given back only
 chunks are written; a download sends a chunk only against the viewer's credit, reading the
 file one chunk at a time, so a viewer that stops reading leaves one window (16 chunks) in
 flight and the host holds nothing more. A download is also paced (:class:`Pacer`: a round
-trip plus half a frame in flight) and yields to the event loop after each chunk, so screen
+trip plus 6.25 ms in flight) and yields to the event loop after each chunk, so screen
 updates and input interleave with it. What is allowed at all is the policy's
 (rdesk/host/transfer/policy.py).
 """
