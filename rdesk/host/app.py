@@ -27,6 +27,7 @@ from rdesk.host.screen.monitors import (
     MonitorHub,
     MonitorInput,
     MonitorView,
+    MonitorWatcher,
     list_monitors,
 )
 from rdesk.host.screen.resize import NOT_VIRTUAL, ResizeHub
@@ -171,7 +172,12 @@ async def run_host(
         cursor = CursorHub().start(display)
         stack.callback(cursor.close)
         server.cursor = cursor
-        server.monitors = MonitorHub(view)
+        monitors = server.monitors = MonitorHub(view)
+        loop = asyncio.get_running_loop()
+        # A monitor plugged in or made while the host runs reaches the viewers (and --monitor).
+        watcher = MonitorWatcher(display, view.monitors,
+                                 lambda found: loop.call_soon_threadsafe(monitors.changed, found))
+        stack.callback(watcher.close)
         server.resizer = _resizer(desktop, display, source, server, view)
         stack.callback(server.resizer.close)
         desk = ConsentDesk(out)

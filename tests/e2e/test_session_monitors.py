@@ -130,6 +130,47 @@ def test_the_viewer_verbs_select_a_monitor_before_acting(
         assert lines[0].startswith("rdesk: error: ") and "no monitor 9" in lines[0]
 
 
+async def test_monitors_made_while_the_host_runs_reach_the_viewers(
+    xvfb_factory: Callable[..., Xvfb], tmp_path: Path, hosts: list[Host]
+) -> None:
+    """Monitors made (or unplugged) after the host started are seen: a viewer connected
+    before is told the new list and can share the new monitor 1 (the host read them once, at
+    its start: ``--monitor 1`` stayed "no monitor 1" until it restarted)."""
+    import asyncio
+
+    from rdesk.client.connection import connect
+
+    display = xvfb_factory(640, 240).display
+    env = dict(os.environ, DISPLAY=display)
+    with Painter(display, seed=9):
+        host = Host(display, tmp_path)
+        hosts.append(host)
+        conn = await connect(host.url, host.banner["password"], known_hosts=None,
+                             pinned=host.banner["fingerprint"])
+        try:
+            await conn.wait_for(lambda: len(conn.monitors) == 1, 10)  # the screen alone
+            for name, geometry in (("left", "320/80x240/60+0+0"),
+                                   ("right", "320/80x240/60+320+0")):
+                subprocess.run(["xrandr", "--setmonitor", name, geometry, "none"], env=env,
+                               check=True)
+            await conn.wait_for(lambda: len(conn.monitors) == 3, 20)
+            assert [(m.name, m.x, m.width) for m in conn.monitors.values()][:2] == [
+                ("left", 0, 320), ("right", 320, 320)]
+            await conn.select_monitor(1)
+            await conn.wait_for(
+                lambda: conn.monitor == 1 and conn.framebuffer.size == (320, 240), 15)
+            await conn.wait_exact(15)
+            want = await asyncio.to_thread(grab_root, display, (320, 0, 320, 240))
+            assert_images_equal(conn.framebuffer.image, want)
+            # The shared monitor unplugged: the whole screen is shared again, for everyone.
+            subprocess.run(["xrandr", "--delmonitor", "right"], env=env, check=True)
+            await conn.wait_for(lambda: conn.monitors[0].count == 2 and conn.monitor == -1
+                                and conn.framebuffer.size == (640, 240), 20)
+            assert conn.monitors[1].name == "screen"
+        finally:
+            await conn.close()
+
+
 async def test_the_window_shares_its_monitor_once_connected(
     two_monitors: str, tmp_path: Path, hosts: list[Host], xvfb_factory: Callable[..., Xvfb]
 ) -> None:

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import select
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from rdesk.common.xthread import ConnectionThread
 from rdesk.host.screen.capture import CaptureError, Capturer
 from rdesk.protocol.monitors import ALL, MAX_MONITORS, MonitorCurrent, MonitorInfo
 
@@ -33,8 +35,13 @@ __all__ = [
     "MonitorHub",
     "MonitorInput",
     "MonitorView",
+    "MonitorWatcher",
     "list_monitors",
+    "read_monitors",
 ]
+
+#: How often :class:`MonitorWatcher` reads the display's monitors (seconds).
+WATCH_SECONDS = 2.0
 
 
 log = logging.getLogger(__name__)
@@ -68,26 +75,33 @@ def list_monitors(display: str) -> list[Monitor]:
 
     conn = xdisplay.Display(display)
     try:
-        screen = conn.screen()
-        whole = [Monitor(0, "screen", 0, 0, screen.width_in_pixels, screen.height_in_pixels)]
-        if not conn.has_extension("RANDR"):
-            return whole
-        try:
-            version = conn.xrandr_query_version()
-            if (version.major_version, version.minor_version) < (1, 5):
-                return whole
-            reply: Any = screen.root.xrandr_get_monitors()
-        except Exception as exc:  # an X error: share the screen as one monitor
-            log.info("no RandR monitors (%s): the whole screen is one", exc)
-            return whole
-        found = [
-            Monitor(i, conn.get_atom_name(m.name) or f"monitor-{i}", m.x, m.y,
-                    m.width_in_pixels, m.height_in_pixels, bool(m.primary))
-            for i, m in enumerate(reply.monitors)
-        ]  # fmt: skip
-        return found or whole
+        return read_monitors(conn)
     finally:
         conn.close()
+
+
+def read_monitors(conn: Any) -> list[Monitor]:
+    """:func:`list_monitors` on an open python-xlib connection ``conn``."""
+    screen = conn.screen()
+    # The root's size as the server has it now (the connection's setup data is from its start).
+    geometry = screen.root.get_geometry()
+    whole = [Monitor(0, "screen", 0, 0, geometry.width, geometry.height)]
+    if not conn.has_extension("RANDR"):
+        return whole
+    try:
+        version = conn.xrandr_query_version()
+        if (version.major_version, version.minor_version) < (1, 5):
+            return whole
+        reply: Any = screen.root.xrandr_get_monitors()
+    except Exception as exc:  # an X error: share the screen as one monitor
+        log.info("no RandR monitors (%s): the whole screen is one", exc)
+        return whole
+    found = [
+        Monitor(i, conn.get_atom_name(m.name) or f"monitor-{i}", m.x, m.y,
+                m.width_in_pixels, m.height_in_pixels, bool(m.primary))
+        for i, m in enumerate(reply.monitors)
+    ]  # fmt: skip
+    return found or whole
 
 
 class MonitorView:
@@ -213,6 +227,21 @@ class MonitorHub:
     def leave(self, viewer_id: int) -> None:
         self._posts.pop(viewer_id, None)
 
+    def changed(self, monitors: list[Monitor]) -> None:
+        """The display's monitors are now ``monitors`` (one plugged in, unplugged, or made
+        with ``xrandr --setmonitor`` while the host runs): every viewer is told the new list.
+        The shared monitor stays shared while a monitor of its name is there (at its new
+        number and rectangle, if they changed); if it is gone, the whole screen is shared."""
+        if monitors == self.view.monitors:
+            return
+        current = self.view.current
+        same = [m.index for m in monitors if current is not None and m.name == current.name]
+        self.view.monitors = monitors
+        self.view.select(same[0] if same else None)
+        log.info("the display's monitors changed: %s", ", ".join(map(str, monitors)))
+        for viewer_id, post in list(self._posts.items()):
+            self.join(viewer_id, post)
+
     def refresh(self, monitors: list[Monitor]) -> None:
         """The screen changed (a resize): share the whole screen of ``monitors`` and tell
         every viewer the new list and the current one, as at a join."""
@@ -233,3 +262,36 @@ class MonitorHub:
         for post in list(self._posts.values()):
             post(self._current())
         return None
+
+
+class MonitorWatcher(ConnectionThread):
+    """Read ``display``'s monitors every :data:`WATCH_SECONDS` on a connection of its own and
+    hand a changed list to ``on_change`` (from this thread: the caller moves it to its loop).
+
+    A poll, not RandR events: ``xrandr --setmonitor``/``--delmonitor`` send no event at all
+    (checked on Xvfb with every RandR notify mask selected), and one GetMonitors request on an
+    open connection costs well under a millisecond. :meth:`close` stops it.
+    """
+
+    def __init__(self, display: str, known: list[Monitor],
+                 on_change: Callable[[list[Monitor]], object]) -> None:
+        from Xlib import display as xdisplay
+
+        self._conn = xdisplay.Display(display)
+        self._known = known
+        self._on_change = on_change
+        self._start_thread("x-monitors")
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping:
+                select.select([self.wake_r], [], [], WATCH_SECONDS)
+                if self._stopping:
+                    return
+                monitors = read_monitors(self._conn)
+                if monitors != self._known:
+                    self._known = monitors
+                    self._on_change(monitors)
+        except Exception as exc:  # the server went away: the host is stopping
+            if not self._stopping:
+                log.warning("monitor watcher stopped: %s", exc)
