@@ -184,3 +184,17 @@ def test_changed_box_is_the_tight_bounding_box(data: st.DataObject) -> None:
         return
     ys, xs = [p[0] for p in inside], [p[1] for p in inside]
     assert box == (min(xs), min(ys), max(xs) - min(xs) + 1, max(ys) - min(ys) + 1)
+
+
+@pytest.mark.parametrize("width", [64, 63])
+def test_rows_equal_as_words_or_bytes_agree(width: int) -> None:
+    from rdesk.host.encoding.tiles import _rows_equal
+
+    rng = np.random.default_rng(width)
+    a = rng.integers(0, 256, (40, width, 4), dtype=np.uint8)
+    b = a.copy()
+    b[[3, 17, 39], [0, width - 1, width // 2], [0, 3, 1]] ^= 1  # one byte off in three rows
+    want = [i not in (3, 17, 39) for i in range(40)]
+    assert _rows_equal(a, b).tolist() == want  # contiguous: compared as words
+    # A strided view (row 3's difference is in the column left out): byte by byte.
+    assert _rows_equal(a[:, 1:], b[:, 1:]).tolist() == [i not in (17, 39) for i in range(40)]
