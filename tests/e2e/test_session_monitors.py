@@ -298,6 +298,16 @@ def test_browser_monitor_selector(two_monitors: str, tmp_path: Path, hosts: list
                     return Array.from(image.data);
                 }"""
             )
+            # The shared monitor unplugged while connected: the list sent again replaces the
+            # old one (no stale third entry) and the whole screen is shared.
+            subprocess.run(["xrandr", "--delmonitor", "right"],
+                           env=dict(os.environ, DISPLAY=two_monitors), check=True)
+            poll(page, "document.body.dataset.monitor === '-1'")
+            poll(page, "document.querySelectorAll('#monitor-select option').length < 4")
+            labels = page.eval_on_selector_all(
+                "#monitor-select option", "os => os.map(o => o.textContent)"
+            )
+            assert labels == ["All monitors", "0: left 320×240", "1: screen 640×240"]
         finally:
             browser.close()
         rgba = bytes(pixels)

@@ -28,6 +28,10 @@ export class MonitorSelector {
   /** true if it was a monitor message. */
   onMessage(message) {
     if (message.t === "monitor") {
+      // A list sent again (the host's monitors changed) replaces the old: drop what is past it.
+      for (const index of [...this.monitors.keys()]) {
+        if (index >= message.count) this.monitors.delete(index);
+      }
       this.monitors.set(message.index, message);
       return true;
     }
