@@ -5,7 +5,8 @@ tell it whenever the displayed cursor changes, reads the new image (ARGB, premul
 checks it (at most 256 pixels a side, hot spot inside), turns it into an RGBA PNG and hands
 ``(CursorShape, png)`` to ``on_cursor``, from its thread. A cursor is read and encoded once per
 serial: the notify carries the serial, and one seen lately is handed on again from the
-watcher's own cache without asking the X server (cursors repeat: arrow, text beam, hand).
+watcher's own memory (:data:`SEEN_CURSORS`, :data:`SEEN_BYTES`) without asking the X server
+(cursors repeat: arrow, text beam, hand).
 
 :class:`CursorHub` keeps the current cursor and the viewers' :class:`CursorLink`\\ s; each link
 sends a viewer the full shape only the first time, and ``cursor_use`` after that
@@ -26,7 +27,6 @@ from typing import Any
 
 from rdesk.common.xthread import ConnectionThread
 from rdesk.protocol.cursor import (
-    CACHE_SIZE,
     MAX_CURSOR_PNG,
     MAX_CURSOR_SIDE,
     CursorShape,
@@ -38,6 +38,12 @@ from rdesk.protocol.cursor import (
 __all__ = ["CursorHub", "CursorLink", "CursorWatcher", "argb_to_rgba"]
 
 log = logging.getLogger(__name__)
+
+#: The watcher's memory of cursors read, by serial: at most this many, and this many PNG bytes
+#: (more than the 32 a viewer keeps, ``protocol.cursor.CACHE_SIZE``: a read costs a GetCursorImage
+#: and a PNG).
+SEEN_CURSORS = 256
+SEEN_BYTES = 2 << 20
 
 
 def argb_to_rgba(pixels: list[int], width: int, height: int) -> bytes:
@@ -87,6 +93,7 @@ class CursorWatcher(ConnectionThread):
         self._x_error = XError
         #: What each serial read lately gave (``None``: not a cursor to send), newest last.
         self._seen: OrderedDict[int, tuple[CursorShape, bytes] | None] = OrderedDict()
+        self._seen_bytes = 0
         #: GetCursorImage requests made (each serial's first sight; at start).
         self.reads = 0
         self._start_thread("x-cursor")
@@ -121,8 +128,10 @@ class CursorWatcher(ConnectionThread):
                 log.info("cursor not read: %s", exc)
                 return
             self._seen[serial] = seen
-            if len(self._seen) > CACHE_SIZE:
-                self._seen.popitem(last=False)
+            self._seen_bytes += len(seen[1]) if seen is not None else 0
+            while len(self._seen) > SEEN_CURSORS or self._seen_bytes > SEEN_BYTES:
+                _, dropped = self._seen.popitem(last=False)
+                self._seen_bytes -= len(dropped[1]) if dropped is not None else 0
         if seen is not None:
             self._on_cursor(*seen)
 
