@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -56,6 +57,12 @@ class CursorClient:
         cursor = source.create_cursor(mask, fg, bg, hot[0], hot[1])
         self.window.change_attributes(cursor=cursor)
         self.window.warp_pointer(40, 40)
+        self.conn.sync()
+
+    def paint(self, pixel: int) -> None:
+        """Fill the window with ``pixel`` (a change on the screen)."""
+        self.window.change_attributes(background_pixel=pixel)
+        self.window.clear_area(0, 0, 0, 0)
         self.conn.sync()
 
     def xfixes(self) -> tuple[int, int, int, int, int, bytes]:
@@ -255,3 +262,69 @@ def test_tk_window_draws_the_host_cursor_at_the_pointer(
         proc.terminate()
         proc.wait(15)
         client.close()
+
+
+async def test_a_cursor_change_waits_for_the_update_round_under_way(
+        display: str, host: RunningHost) -> None:
+    """Issue 15, "cursor messages never delay screen updates": a cursor that changes while an
+    update round is being encoded reaches the viewer after that round's update, not before."""
+    client = await asyncio.to_thread(CursorClient, display)
+    conn = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
+    order: list[str] = []  # the host's messages, as the viewer reads them
+    receive = conn.session.receive
+
+    def spy(data: str | bytes, now: float) -> Any:
+        message = receive(data, now)
+        order.append(type(message).__name__)
+        return message
+
+    conn.session.receive = spy  # type: ignore[method-assign]
+    entered, release = threading.Event(), threading.Event()
+    try:
+        await conn.wait_exact(20)
+        root_serial = (await asyncio.to_thread(client.xfixes))[0]
+        await _shows(conn, root_serial)
+
+        async def hold_encoding() -> None:
+            link = host.server.viewers[conn.viewer_id].link
+            assert link is not None
+            encode = link._encode
+
+            async def held(*args: Any, **kwargs: Any) -> Any:
+                entered.set()
+                await asyncio.to_thread(release.wait, 20)
+                return await encode(*args, **kwargs)
+
+            link._encode = held  # type: ignore[method-assign]
+
+        host.call(hold_encoding())
+        # A change on the screen: its round stops in the encoder until released.
+        await asyncio.to_thread(client.paint, 0xFF8000)
+        assert await asyncio.to_thread(entered.wait, 20)
+        # Meanwhile the cursor changes, and the host has it.
+        await asyncio.to_thread(client.define, lambda x, y: (x + y) % 3 == 0, (1, 1),
+                                (65535, 0, 65535), (0, 0, 0))
+        serial = (await asyncio.to_thread(client.xfixes))[0]
+
+        async def has_it() -> bool:
+            hub = host.server.cursor
+            return hub is not None and hub.current is not None and hub.current[0].serial == serial
+
+        mark = len(order)
+        for _ in range(200):
+            if host.call(has_it()):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the host never saw the new cursor")
+        await asyncio.sleep(0.3)  # time for a cursor message that did not wait to arrive
+        release.set()
+        await _shows(conn, serial)
+        await conn.wait_exact(20)  # the held round's update has arrived too
+        after = order[mark:]
+        first = [t for t in after if t in ("Update", "CursorShape")][:1]
+        assert first == ["Update"], f"the cursor went before the round under way: {after}"
+    finally:
+        release.set()
+        await conn.close()
+        await asyncio.to_thread(client.close)

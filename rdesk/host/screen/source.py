@@ -10,13 +10,13 @@ of old frames.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Protocol
 
 import numpy as np
 
+from rdesk.common.waiting import wait_at_most
 from rdesk.host.encoding.tiles import TILE, dirty_tiles
 from rdesk.host.screen.capture import Capturer
 
@@ -146,8 +146,7 @@ class ScreenSource:
             if remaining <= 0:
                 return
             self._room.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._room.wait(), remaining)
+            await wait_at_most(self._room.wait(), remaining)
 
     def capture_once(self, now: float) -> bool:
         """Grab, diff and notify subscribers; return True if anything changed."""
@@ -217,7 +216,6 @@ async def _readable(fd: int, timeout: float) -> None:
 
     loop.add_reader(fd, wake)
     try:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(ready, timeout)
+        await wait_at_most(ready, timeout)
     finally:
         loop.remove_reader(fd)

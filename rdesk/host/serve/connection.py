@@ -94,10 +94,10 @@ class ViewerConnection:
         self._closing: set[asyncio.Future[None]] = set()
         #: This viewer's clipboard (rdesk/host/clipboard/), on the host's hub if it has one.
         self.clipboard = ClipboardLink(
-            host.clipboard, viewer_id, access, self._send_message
+            host.clipboard, viewer_id, access, self._send_after_updates
         )
         #: The host's cursor shapes for this viewer (rdesk/host/screen/cursor.py).
-        self.cursor = CursorLink(host.cursor, self._send_message)
+        self.cursor = CursorLink(host.cursor, self._send_after_updates)
         #: Switching monitors (rdesk/host/screen/monitors.py), if the host offers it.
         self.monitors = host.monitors
         #: This viewer's file transfers (rdesk/host/transfer/), policy from the host settings.
@@ -169,6 +169,14 @@ class ViewerConnection:
 
     async def _send_message(self, message: object) -> None:
         await self.send(self.session.send(message, time.monotonic()))  # type: ignore[arg-type]
+
+    async def _send_after_updates(self, message: object) -> None:
+        """Send a cursor or clipboard message once no update round is being encoded or sent:
+        the screen and input acknowledgements go first. Such a message waits for the round
+        under way at most (a refresh spanning several updates: until its last one is sent)."""
+        if self.link is not None:
+            await self.link.idle.wait()
+        await self._send_message(message)
 
     # --- control messages, from outside this viewer's tasks --------------------------------------
 

@@ -18,12 +18,12 @@ does not cap the rate. This module awaits, reads the clock and passes ``now`` on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
 import numpy as np
 
+from rdesk.common.waiting import wait_at_most
 from rdesk.host.encoding.encode import EncodeCache, EncodedRect, is_photo_like
 from rdesk.host.encoding.jobs import Job
 from rdesk.host.encoding.parallel import encode_round
@@ -85,6 +85,11 @@ class ViewerLink:
         self._least_window = session.flow.window
         self._send = send
         self._wake = asyncio.Event()
+        #: Clear while a round is being encoded and sent: the viewer's cursor and clipboard
+        #: messages wait for it (rdesk/host/serve/connection.py), so an update never queues
+        #: behind them.
+        self.idle = asyncio.Event()
+        self.idle.set()
         self.planner = Planner(source.tiles_shape, source.tile, (source.width, source.height),
                                lossless_delay)
         self._seq = 0
@@ -202,8 +207,7 @@ class ViewerLink:
                 if check is not None:
                     timeout = check if timeout is None else min(timeout, check)
             if timeout is None or timeout > 0:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                await wait_at_most(self._wake.wait(), timeout)
             self._wake.clear()
             if not self.session.flow.can_send():
                 continue  # the next ack wakes us
@@ -216,7 +220,11 @@ class ViewerLink:
             if wait > 0:  # frame-rate or bandwidth cap: changes keep accumulating meanwhile
                 await asyncio.sleep(wait)
                 now = time.monotonic()
-            await self._send_pending(now)
+            self.idle.clear()
+            try:
+                await self._send_pending(now)
+            finally:
+                self.idle.set()
 
     async def _send_resize(self) -> None:
         size = (self.source.width, self.source.height)

@@ -1,0 +1,32 @@
+"""rdesk.common.waiting.wait_at_most: the timed wait the host's capture loop and update senders
+use, which must never lose a cancellation (3.10/3.11's asyncio.wait_for does when the awaited
+thing completes in the same turn as the cancel: a host that then never stops)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from rdesk.common.waiting import wait_at_most
+
+
+async def test_a_cancel_as_the_wait_ends_is_not_lost() -> None:
+    ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    waiting = asyncio.create_task(wait_at_most(ready, 10))
+    await asyncio.sleep(0)  # the task waits
+    ready.set_result(None)
+    waiting.cancel()  # in the same turn of the loop
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
+async def test_finished_or_timed_out() -> None:
+    event = asyncio.Event()
+    asyncio.get_running_loop().call_soon(event.set)
+    assert await wait_at_most(event.wait(), 10) is True
+    never = asyncio.Event()
+    inner = asyncio.ensure_future(never.wait())
+    assert await wait_at_most(inner, 0.01) is False
+    await asyncio.sleep(0)
+    assert inner.cancelled()  # nothing left waiting behind the caller
