@@ -140,8 +140,10 @@ class Controller:
     def on_round(self, now: float, fps: float | None = None) -> None:
         """An update round starts now (its pixels are taken): the frame-rate cap counts from here.
 
-        ``fps`` replaces :attr:`fps` for the next slot: a video round's bytes are set by its
-        stream's bitrate, not by the level, so it is paced at the stream's frame rate.
+        ``fps`` is the least rate the next slot allows, above :attr:`fps` when that is lower: a
+        video round's bytes are set by its stream's bitrate, not by the level, so at a low level
+        it is paced at the stream's frame rate; above it, at the level's cap as any round (a cap
+        of exactly the source's 30 a second would merge two jittered frames into one round).
 
         Counting from the start, not from when the update left, keeps encode time out of the
         frame interval: at a 60 fps cap, rounds start every 1/60 s however long each takes to
@@ -152,7 +154,7 @@ class Controller:
         from now, never a later one: 30 scroll rounds a second at a 5 fps cap pushed the next
         slot 7 s into the future, and the first paced round after them waited that long.
         """
-        interval = 1.0 / min(self.caps.max_fps, fps or self.fps)
+        interval = 1.0 / min(self.caps.max_fps, max(fps or 0.0, self.fps))
         due = self._round_due if self._round_due is not None else now
         self._round_due = min(max(due, now - interval / 2), now) + interval
 

@@ -251,7 +251,8 @@ def test_rounds_exempt_from_the_cap_never_push_the_next_slot_beyond_one_interval
 
 def test_a_video_round_is_paced_at_its_own_rate_not_the_level() -> None:
     """At the lowest level the frame-rate cap is max/12; a video round (whose bytes its
-    stream's bitrate sets) takes the next slot at the rate it asks for, within the cap."""
+    stream's bitrate sets) takes the next slot at least at the rate it asks for, within the
+    cap."""
     ctl = Controller(Caps(max_fps=60), now=0.0, level=0.0)
     assert ctl.fps == pytest.approx(5.0)
     ctl.on_round(1.0)
@@ -262,6 +263,9 @@ def test_a_video_round_is_paced_at_its_own_rate_not_the_level() -> None:
     ctl = Controller(Caps(max_fps=20), now=0.0, level=0.0)
     ctl.on_round(2.0, 30.0)  # never above the cap
     assert ctl.next_send_at(2.0) == pytest.approx(2.05)
+    ctl = Controller(Caps(max_fps=60), now=0.0, level=1.0)
+    ctl.on_round(2.0, 30.0)  # nor below the level's: a 30 fps source's jitter needs the room
+    assert ctl.next_send_at(2.0) == pytest.approx(2.0 + 1 / 60)
 
 
 def test_window_updates_cover_a_round_trip_of_rounds() -> None:

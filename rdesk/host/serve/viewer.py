@@ -167,7 +167,8 @@ class ViewerLink:
         flow.window_bytes = self.controller.window_bytes(now)
         video = self.video is not None and self.video.active
         flow.window = self.controller.window_updates(
-            FRAME_RATE if video else self.controller.fps, self._least_window)
+            max(FRAME_RATE, self.controller.fps) if video else self.controller.fps,
+            self._least_window)
 
     def acked(self) -> None:
         """An acknowledgement arrived: the window may have room now."""
@@ -346,7 +347,8 @@ class ViewerLink:
 
     async def _send_rects(self, encoded: list[EncodedRect], exact: bool, now: float) -> None:
         """Send ``encoded`` as one round of updates; ``now`` is when its pixels were taken.
-        A round with video frames is paced at the streams' frame rate, not the level's."""
+        A round with video frames is paced at least at the streams' frame rate, whatever the
+        level."""
         video = any(enc.encoding is Encoding.H264 for enc in encoded)
         self.controller.on_round(now, FRAME_RATE if video else None)
         batch: list[Rect] = []
