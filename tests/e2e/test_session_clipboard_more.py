@@ -126,3 +126,55 @@ async def test_recordings_keep_clipboard_text_only_when_asked(
         "host to viewer, clipboard, 21 bytes: copied out: sw0rdfish",
         "host to viewer, clipboard, 21 bytes: copied out: sw0rdfish",
     ], shown
+
+
+def test_the_page_shows_the_fallback_panel_when_it_may_not_write(
+        display: str, hosts: Any) -> None:
+    """The page's clipboard fallback: a real Chromium page whose ``writeText`` is refused
+    shows the host's text in its panel to copy by hand; Close hides it. (The panel was
+    referenced by app/clipboard.js but missing from the page: nothing was shown.)"""
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian's chromium (/usr/bin/chromium) is not installed")
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    host = hosts(display, clipboard="both")
+
+    def poll(page: Any, expression: str) -> Any:
+        deadline = time.monotonic() + 30
+        while not (value := page.evaluate(expression)):
+            assert time.monotonic() < deadline, expression
+            page.wait_for_timeout(100)
+        return value
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                    args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            context = browser.new_context(ignore_https_errors=True)
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"https://127.0.0.1:{host.port}/")
+            page.fill("#password", PASSWORD)
+            page.click("#connect")
+            page.wait_for_selector("body[data-state=active]", state="attached")
+            assert page.is_hidden("#clipboard-panel")
+            # A browser that refuses the write, as one does for a page that is not focused or
+            # whose site setting blocks the clipboard. Headless Chromium lets a focused page
+            # write whatever its permission says (CDP's Browser.setPermission "denied" and a tab
+            # in front were both tried: writeText still succeeded), so its refusal is made here,
+            # the one thing not real in this test.
+            page.evaluate("""() => { navigator.clipboard.writeText = () => Promise.reject(
+                new DOMException("Write permission denied.", "NotAllowedError")); }""")
+            _xclip(display, "clipboard", "copied on the host ✓")
+            poll(page, "!document.getElementById('clipboard-panel').hidden")
+            assert page.evaluate("document.querySelector('#clipboard-panel textarea').value"
+                                 ) == "copied on the host ✓"
+            assert page.evaluate("document.body.dataset.clipboardReceived") is None
+            page.click("#clipboard-panel-close")
+            assert page.is_hidden("#clipboard-panel")
+            assert errors == []
+        finally:
+            browser.close()

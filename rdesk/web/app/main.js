@@ -50,6 +50,8 @@ const mayControl = () =>
   connection !== null && connection.active && connection.role === "control" && control.holdsControl();
 const input = captureInput(canvas, $("keyboard"), $("preedit"), { mayControl, send, hostPoint: (e) => display.hostPoint(e) });
 wireKeyBar($("keybar"), canvas, { mayControl, send });
+// The clipboard's fallback panel (app/clipboard.js shows it) until closed or a write succeeds.
+$("clipboard-panel-close").addEventListener("click", () => { $("clipboard-panel").hidden = true; });
 
 function connect() {
   clearTimeout(reconnectTimer);
