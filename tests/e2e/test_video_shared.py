@@ -4,9 +4,10 @@ share an encoder"): a real host on Xvfb, a photo-like picture panned by a real X
 
 Both get the region as H264 rectangles and decode it within the PSNR bound of the frames the X
 client drew, both end pixel-exact, and the host encodes far fewer frames than the two received
-together: one encode a frame once they share (the first viewer's group takes the second at its
-next allowed key unit, within JOIN_INTERVAL), where without sharing it encoded each viewer's
-frames separately (the check fails then: encodes = frames received).
+together: one encode a frame once they share (the second viewer's stream joins the first's
+group at its kept key unit, or at the next key unit a join may force), where without sharing
+it encoded each viewer's frames separately (the check fails then: encodes = frames received).
+A viewer that disconnects mid-stream leaves its group.
 """
 
 from __future__ import annotations
@@ -87,6 +88,56 @@ async def test_two_viewers_one_encode_per_frame(screen: Xvfb, host_factory: obje
         for conn in conns:  # motion stopped: the lossless refresh makes both exact
             await conn.wait_exact(30)
             assert_images_equal(conn.framebuffer.image, grab_root(screen.display))
+    finally:
+        for conn in conns:
+            await conn.close()
+    # The viewers gone, their streams left the shared encoders: no group (or encoder) stays.
+    for _ in range(200):
+        if host.call(_left(host)):
+            break
+        await asyncio.sleep(0.05)
+    assert host.call(_left(host)), host.server.video_encoders.groups
+
+
+async def _left(host: RunningHost) -> bool:
+    return not host.server.viewers and host.server.video_encoders.groups == 0
+
+
+async def _members(host: RunningHost) -> tuple[int, int]:
+    return len(host.server.viewers), host.server.video_encoders.members
+
+
+async def test_a_viewer_leaving_mid_stream_leaves_its_group(
+        screen: Xvfb, host_factory: object, panning: subprocess.Popen[str]) -> None:
+    """A viewer that disconnects while its stream runs takes its member out of the group (the
+    other viewer's stream goes on); nothing of it stays in the screen's shared encoders."""
+    host: RunningHost = host_factory(screen.display)  # type: ignore[operator]
+    conns = [await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint,
+                           video=True) for _ in range(2)]
+    try:
+        for conn in conns:
+            await conn.wait_exact(60)
+        seen = [Recorder(conn) for conn in conns]
+        assert panning.stdin is not None and panning.stdout is not None
+        panning.stdin.write("go\n")
+        panning.stdin.flush()
+        for _ in range(300):  # until both take video (a stream each, in a group)
+            if min(s.video_rects for s in seen) >= 5 and host.call(_members(host)) == (2, 2):
+                break
+            await asyncio.sleep(0.01)
+        assert host.call(_members(host)) == (2, 2), [s.video_rects for s in seen]
+        await conns[0].close()
+        for _ in range(300):
+            if host.call(_members(host))[0] == 1:
+                break
+            await asyncio.sleep(0.01)
+        viewers, members = host.call(_members(host))
+        still = panning.poll() is None  # the pan (and the other stream) still running
+        assert viewers == 1 and (members == 1 or not still), (viewers, members, still)
+        before = seen[1].video_rects
+        await asyncio.to_thread(panning.wait, 30)
+        assert seen[1].video_rects > before or not still
+        await conns[1].wait_exact(30)
     finally:
         for conn in conns:
             await conn.close()

@@ -2,7 +2,8 @@
 
 Run: ``python tests/fuzz/fuzz_h264.py -max_total_time=60`` (pip install -e .[fuzz]).
 Every input must pass :func:`check_key_unit` or raise :class:`H264Error`; a parsed SPS's size
-is positive.
+is positive; :func:`sps_colour` gives a description (8-bit code points) or ``None``, or raises
+:class:`H264Error` where :func:`parse_sps` does.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from rdesk.protocol.h264 import H264Error, check_key_unit, parse_sps
+    from rdesk.protocol.h264 import H264Error, check_key_unit, parse_sps, sps_colour
 
 
 def test_one_input(data: bytes) -> None:
@@ -26,6 +27,11 @@ def test_one_input(data: bytes) -> None:
         except H264Error:
             continue
         assert sps.width > 0 and sps.height > 0
+    try:
+        colour = sps_colour(b"\x67" + body)
+    except H264Error:
+        return
+    assert colour is None or max(colour.primaries, colour.transfer, colour.matrix) <= 255
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """Shared video encoders (rdesk/host/video/shared.py): which streams share a group, one encode
-per frame, every member gets every unit in order, joins cost one key unit a JOIN_INTERVAL,
-a slow or re-rated member leaves. The pure :class:`Groups` with a fake clock, and
-:class:`SharedEncoders` over counting fake encoders (real x264 in tests/e2e/test_video.py)."""
+per frame, every member gets every unit in order, a joiner takes the group's kept key unit or
+forces one at most every JOIN_INTERVAL, a slow or re-rated member leaves. The pure
+:class:`Groups` with a fake clock, and :class:`SharedEncoders` over counting fake encoders (real
+x264 in tests/e2e/test_video_shared.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import threading
 import numpy as np
 
 from rdesk.host.video.shared import (
+    JOIN_BACKLOG,
     JOIN_INTERVAL,
     MAX_BEHIND,
     REJOIN_AFTER,
@@ -59,20 +61,19 @@ def test_two_viewers_share_one_encode_per_frame() -> None:
     a = shared.member((64, 32), 2_000_000)
     b = shared.member((64, 32), 2_500_000)  # within SHARE_RATIO
     first = a.units(FRAME, RECT, key=True)
-    assert [k for _, k in first] == [True]
-    clock.now += JOIN_INTERVAL  # a join may force a key unit now
-    got_b = b.units(FRAME, RECT, key=True)
-    assert shared.groups == 1
-    assert got_b[0][1]  # the joiner starts with a key unit
+    assert first == [(b"0:0", True)]
+    clock.now += 0.01
+    got_b = b.units(FRAME, RECT, key=True)  # joins at once: the group's key unit is kept
+    assert shared.groups == 1 and got_b == first and shared.encodes == 1
     encodes = shared.encodes
-    # Alternating rounds: each gets every unit once, in order (a one behind: it takes the
-    # unit b's round made), and the group encodes once per frame.
+    # Alternating rounds: each gets every unit once, in order (a's rounds encode, b's take
+    # what a's made), and the group encodes once per frame.
     seen_a, seen_b = [], [u for u, _ in got_b]
     for _ in range(10):
         clock.now += 0.033
         seen_a += [u for u, _ in a.units(FRAME, RECT, key=False)]
         seen_b += [u for u, _ in b.units(FRAME, RECT, key=False)]
-    assert seen_a == seen_b[:-1]
+    assert seen_a == seen_b[1:]  # (b's first is the key unit both began with)
     assert len(set(seen_b)) == len(seen_b) == 11
     assert shared.encodes - encodes == 10  # not 20
 
@@ -81,7 +82,8 @@ def test_a_joiner_waits_alone_until_a_key_may_be_forced() -> None:
     shared, clock = hub()
     a = shared.member((64, 32), 2_000_000)
     b = shared.member((64, 32), 2_000_000)
-    a.units(FRAME, RECT, key=True)
+    for _ in range(JOIN_BACKLOG + 1):  # its key unit no longer kept
+        a.units(FRAME, RECT, key=False)
     clock.now += JOIN_INTERVAL / 4
     (_, key), = b.units(FRAME, RECT, key=True)
     assert key and shared.groups == 2  # its own group, its own key unit
@@ -135,11 +137,9 @@ def test_keyframe_request_gives_every_member_a_key() -> None:
     groups.settle(1, RECT, 1_000_000, True, 0.0)
     groups.record(groups.due(1).group, b"k", True, 0.0)
     groups.take(1)
-    groups.settle(2, RECT, 1_000_000, False, JOIN_INTERVAL)
-    step = groups.due(2)
-    assert step.encode and step.key  # the joiner's key unit
-    groups.record(step.group, b"k2", True, JOIN_INTERVAL)
-    assert groups.take(2) == [(b"k2", True)] and groups.take(1) == [(b"k2", True)]
+    groups.settle(2, RECT, 1_000_000, False, 0.1)
+    assert not groups.due(2).encode  # the joiner takes the kept key unit
+    assert groups.take(2) == [(b"k", True)] and groups.take(1) == []
     groups.settle(1, RECT, 1_000_000, True, JOIN_INTERVAL + 0.1)  # a viewer's keyframe
     step = groups.due(1)
     assert step.encode and step.key
@@ -162,6 +162,20 @@ def test_closing_frees_the_group_and_its_encoder() -> None:
     b.close()
     assert shared.groups == 0
     assert b.units(FRAME, RECT, key=False) == []  # a closed member gets nothing
+
+
+def test_streams_restarted_together_share_again_at_once() -> None:
+    groups = Groups()
+    groups.settle(1, RECT, 1_000_000, True, 0.0)
+    old = groups.settle(2, RECT, 1_000_000, False, 0.01)
+    for member in (1, 2):  # both restart higher, one round apart
+        group = groups.settle(member, RECT, 3_000_000, True, 5.0 + member / 30)
+        step = groups.due(member)
+        if step.encode:
+            groups.record(step.group, b"key", step.key, 5.0 + member / 30)
+        assert groups.take(member) == [(b"key", True)]
+    assert group is not old and sorted(group.members) == [1, 2]  # one new key unit, shared
+    assert 2 not in old.members
 
 
 def test_restarted_at_another_rate_leaves() -> None:

@@ -14,11 +14,14 @@ viewers' streams in one group get the same access units from one encoder:
   it lacks, oldest first, each as an ``H264`` rectangle. A member lacking more than
   :data:`MAX_BEHIND` units (too slow for the group) leaves it for a group of its own (a key
   unit) and does not rejoin for :data:`REJOIN_AFTER` seconds.
-- **Joining needs a key unit.** A stream may join a group only when the group may encode a key
-  unit for it: at most one forced by joins per :data:`JOIN_INTERVAL` seconds, so viewers
-  arriving together cost a key unit a second, not one each. Until then the stream is a group
-  of its own (its own key unit), and at each of its rounds it looks again; a group of one
-  moves into an older or larger compatible group (never the other way, so two never swap).
+- **Joining needs a key unit.** A stream joins a group for free while the group's last key
+  unit is among its last :data:`JOIN_BACKLOG` units (it is sent that key unit and the units
+  after it: streams that start or restart together share at once), or before the group's first
+  unit; otherwise only when the group may encode a key unit for it: at most one forced by joins
+  per :data:`JOIN_INTERVAL` seconds, so viewers arriving one by one cost a key unit a second,
+  not one each. Until then the stream is a group of its own (its own key unit), and at each of
+  its rounds it looks again; a group of one moves into an older or larger compatible group
+  (never the other way, so two never swap).
 - A viewer's ``keyframe`` gives every member a key unit (such requests are rate-limited per
   stream already). A member whose rate moved (its stream restarted at another rate, past the
   ratio) or whose rectangle changed leaves for a group that fits.
@@ -43,6 +46,7 @@ import numpy as np
 from rdesk.host.video.regions import Box
 
 __all__ = [
+    "JOIN_BACKLOG",
     "JOIN_INTERVAL",
     "MAX_BEHIND",
     "SHARE_RATIO",
@@ -56,6 +60,8 @@ __all__ = [
 SHARE_RATIO = 1.5
 #: A member may lack at most this many of the group's units (more: it leaves the group).
 MAX_BEHIND = 3
+#: Units a group keeps: a joiner takes the last key unit and those after it, if all are kept.
+JOIN_BACKLOG = 6
 #: Seconds between the key units joins may force on one group.
 JOIN_INTERVAL = 1.0
 #: Seconds a member that fell behind keeps a group of its own before it may join again.
@@ -78,17 +84,22 @@ class Group:
     bitrate: int
     #: member -> index of the next unit it needs.
     members: dict[int, int] = dataclasses.field(default_factory=dict)
-    #: The last :data:`MAX_BEHIND` units: (index, access unit, key).
+    #: The last :data:`JOIN_BACKLOG` units: (index, access unit, key).
     units: collections.deque[tuple[int, bytes, bool]] = dataclasses.field(
-        default_factory=lambda: collections.deque(maxlen=MAX_BEHIND))
-    #: Index the next unit encoded gets.
+        default_factory=lambda: collections.deque(maxlen=JOIN_BACKLOG))
+    #: Index the next unit encoded gets, and the last key unit's (-1: none yet).
     next_index: int = 0
+    key_index: int = -1
     last_key: float = -1e9
     want_key: bool = True
 
     def fits(self, rect: Box, bitrate: int) -> bool:
         return rect == self.rect and max(bitrate, self.bitrate) <= SHARE_RATIO * min(
             bitrate, self.bitrate)
+
+    def key_kept(self) -> bool:
+        """Whether the last key unit and every unit after it are still kept."""
+        return self.key_index >= 0 and self.next_index - self.key_index <= JOIN_BACKLOG
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,9 +152,9 @@ class Groups:
     def record(self, group: Group, unit: bytes, key: bool, now: float) -> None:
         """``group`` encoded ``unit`` (a key unit when ``key``)."""
         group.units.append((group.next_index, unit, key))
-        group.next_index += 1
         if key:
-            group.last_key, group.want_key = now, False
+            group.key_index, group.last_key, group.want_key = group.next_index, now, False
+        group.next_index += 1
 
     def take(self, member: int) -> list[tuple[bytes, bool]]:
         """The units ``member`` lacks, oldest first; it has them all afterwards."""
@@ -188,7 +199,7 @@ class Groups:
             if better_than is not None and (len(group.members), -group.gid) <= (
                     len(better_than.members), -better_than.gid):
                 continue
-            if not group.want_key and now - group.last_key < JOIN_INTERVAL:
+            if not (group.want_key or group.key_kept()) and now - group.last_key < JOIN_INTERVAL:
                 continue  # it may not be given another key unit yet
             if best is None or (len(group.members), -group.gid) > (len(best.members), -best.gid):
                 best = group
@@ -201,10 +212,12 @@ class Groups:
             self.leave(member)
             if hold is not None:
                 self._hold[member] = hold
-            group.members[member] = group.next_index
             self._of[member] = group
-            if group.next_index:  # a running group: the joiner needs a key unit
-                group.want_key = True
+            if group.key_kept():  # from its last key unit on
+                group.members[member] = group.key_index
+            else:  # before its first unit, or a key unit for the joiner
+                group.members[member] = group.next_index
+                group.want_key = group.want_key or group.next_index > 0
         return group
 
 
@@ -238,6 +251,12 @@ class SharedEncoders:
     def groups(self) -> int:
         with self._lock:
             return len(self._groups.groups)
+
+    @property
+    def members(self) -> int:
+        """Streams in a group now (all viewers)."""
+        with self._lock:
+            return sum(len(g.members) for g in self._groups.groups.values())
 
     def units(self, member: Member, frame: np.ndarray, rect: Box, key: bool
               ) -> list[tuple[bytes, bool]]:
