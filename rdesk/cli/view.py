@@ -248,8 +248,9 @@ async def choose_monitor(conn: Connection, index: int, timeout: float) -> None:
     except TimeoutError:
         raise UsageError(f"{conn.address} did not list its monitors", exits.REFUSED) from None
     if index != -1 and index not in conn.monitors:
-        raise UsageError(f"{conn.address} has no monitor {index} (it has "
-                         f"{', '.join(map(str, sorted(conn.monitors)))})", exits.REFUSED)
+        known = ", ".join(map(str, sorted(conn.monitors)))
+        raise UsageError(f"{conn.address} has no monitor {index} (its monitors: {known}; "
+                         "'all' for the whole screen)", exits.REFUSED)
     if conn.monitor == index:
         return
     before, was = conn.notices, conn.framebuffer.size  # a new notice is a new list

@@ -258,6 +258,8 @@ class Connection(InputMethods, Requests):
         elif isinstance(message, Notice):
             self.notices = [*self.notices[-19:], message.text]
         elif isinstance(message, MonitorInfo):
+            # The host sends the whole list again when monitors come or go: drop what is gone.
+            self.monitors = {i: m for i, m in self.monitors.items() if i < message.count}
             self.monitors[message.index] = message
         elif isinstance(message, MonitorCurrent):
             self.monitor = message.index

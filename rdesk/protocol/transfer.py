@@ -194,7 +194,7 @@ HOST_SENDS: tuple[type, ...] = (
 
 #: Names Windows reserves in every folder, with any extension (``NUL.txt`` is ``NUL``).
 _RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
-    f"{stem}{n}" for stem in ("COM", "LPT") for n in (*"123456789", "¹", "²", "³")
+    f"{stem}{n}" for stem in ("COM", "LPT") for n in (*"0123456789", "¹", "²", "³")
 }
 #: Characters a name never holds: separators of every platform, a drive's colon, wildcards
 #: and quoting Windows refuses.

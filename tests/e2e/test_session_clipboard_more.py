@@ -86,6 +86,9 @@ async def test_primary_both_ways_only_with_the_option(display: str, hosts: Any) 
                              pinned=plain.fingerprint) as conn:
         with pytest.raises(ClipboardRefused, match="--clipboard-primary"):
             await set_text(conn, "not wanted", "primary")
+        # Reading it is refused for the same reason, not "holds no text".
+        with pytest.raises(ClipboardRefused, match="--clipboard-primary"):
+            await get_text(conn, "primary")
     assert await asyncio.to_thread(_xclip, display, "primary") == "the owner's selection"
 
 

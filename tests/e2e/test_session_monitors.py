@@ -167,6 +167,7 @@ async def test_monitors_made_while_the_host_runs_reach_the_viewers(
             await conn.wait_for(lambda: conn.monitors[0].count == 2 and conn.monitor == -1
                                 and conn.framebuffer.size == (640, 240), 20)
             assert conn.monitors[1].name == "screen"
+            assert sorted(conn.monitors) == [0, 1]  # the unplugged one is not listed still
         finally:
             await conn.close()
 

@@ -41,6 +41,8 @@ HOSTILE = {
     "CON": "reserved device name",
     "con.txt": "reserved device name",
     "LPT1.log": "reserved device name",
+    "COM0": "reserved device name",
+    "lpt0.txt": "reserved device name",
     "a\x00b": "control character U+0000",
     "a\nb": "control character U+000A",
     "a\x1bb": "control character U+001B",

@@ -131,7 +131,8 @@ class ClipboardLink:
 
     async def _get(self, message: ClipGet) -> None:
         hub = self.hub
-        reason = _UNAVAILABLE if hub is None else may_read_host(hub.policy, self.access)
+        reason = self._selection_refusal(message.selection) or (
+            None if hub is None else may_read_host(hub.policy, self.access))
         if reason is None and hub is not None:
             text = hub.current.get(message.selection)
             if text is None:
@@ -146,11 +147,18 @@ class ClipboardLink:
         self._audit("to-viewer", message.selection, 0, reason)
         await self._send(ClipResult(message.id, False, reason))
 
-    def _write_refusal(self, selection: str) -> str | None:
+    def _selection_refusal(self, selection: str) -> str | None:
+        """Why ``selection`` cannot be read or written here at all, or None."""
         if self.hub is None:
             return _UNAVAILABLE
         if selection not in self.hub.selections:
             return f"this host does not sync the {selection} selection (--clipboard-primary)"
+        return None
+
+    def _write_refusal(self, selection: str) -> str | None:
+        reason = self._selection_refusal(selection)
+        if reason is not None or self.hub is None:
+            return reason
         return may_write_host(self.hub.policy, self.access)
 
     def _audit(self, direction: str, selection: str, size: int, result: str) -> None:

@@ -11,7 +11,7 @@ import { Pacer } from "./pacer.js";
 // --- names: a name, never a path ---------------------------------------------------------------
 
 const RESERVED = new Set(["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]);
-for (const stem of ["COM", "LPT"]) for (const n of "123456789¹²³") RESERVED.add(stem + n);
+for (const stem of ["COM", "LPT"]) for (const n of "0123456789¹²³") RESERVED.add(stem + n);
 const FORBIDDEN = /[/\\:*?"<>|]/u;
 const INVISIBLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}]/u;
 
