@@ -81,9 +81,15 @@ def picture(tmp_path: Path) -> tuple[Path, np.ndarray]:
 @pytest.fixture
 def panning(screen: Xvfb, picture: tuple[Path, np.ndarray]) -> Iterator[subprocess.Popen[str]]:
     """benchmarks/xload.py photo on the screen, ready: write a line to its stdin to start."""
+    yield from pan(screen, picture, 4.0)
+
+
+def pan(screen: Xvfb, picture: tuple[Path, np.ndarray], seconds: float
+        ) -> Iterator[subprocess.Popen[str]]:
+    """The ``panning`` fixture's body, for a pan of ``seconds``."""
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "benchmarks" / "xload.py"), "photo", "--seconds", "4",
-         "--fps", "30", "--picture", str(picture[0])],
+        [sys.executable, str(ROOT / "benchmarks" / "xload.py"), "photo", "--seconds",
+         f"{seconds:g}", "--fps", "30", "--picture", str(picture[0])],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         env=dict(os.environ, DISPLAY=screen.display),
     )

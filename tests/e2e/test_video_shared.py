@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from tests.e2e.test_video import (
     PSNR_BOUND,
     Recorder,
     W,
+    pan,
     panning,
     picture,
     psnr,
@@ -34,6 +36,13 @@ from tests.e2e.test_video import (
 from tests.xserver import Xvfb, assert_images_equal, grab_root
 
 pytest.importorskip("av", reason="PyAV is not installed (pip install 'rdesk[host]')")
+
+
+@pytest.fixture
+def long_panning(screen: Xvfb, picture: tuple[Path, np.ndarray]
+                 ) -> Iterator[subprocess.Popen[str]]:
+    """A pan of 10 s: long enough to leave in the middle of it on a slow machine."""
+    yield from pan(screen, picture, 10.0)
 
 __all__ = ["panning", "picture", "screen"]  # fixtures, used by name
 
@@ -108,7 +117,7 @@ async def _members(host: RunningHost) -> tuple[int, int]:
 
 
 async def test_a_viewer_leaving_mid_stream_leaves_its_group(
-        screen: Xvfb, host_factory: object, panning: subprocess.Popen[str]) -> None:
+        screen: Xvfb, host_factory: object, long_panning: subprocess.Popen[str]) -> None:
     """A viewer that disconnects while its stream runs takes its member out of the group (the
     other viewer's stream goes on); nothing of it stays in the screen's shared encoders."""
     host: RunningHost = host_factory(screen.display)  # type: ignore[operator]
@@ -118,10 +127,10 @@ async def test_a_viewer_leaving_mid_stream_leaves_its_group(
         for conn in conns:
             await conn.wait_exact(60)
         seen = [Recorder(conn) for conn in conns]
-        assert panning.stdin is not None and panning.stdout is not None
-        panning.stdin.write("go\n")
-        panning.stdin.flush()
-        for _ in range(300):  # until both take video (a stream each, in a group)
+        assert long_panning.stdin is not None and long_panning.stdout is not None
+        long_panning.stdin.write("go\n")
+        long_panning.stdin.flush()
+        while long_panning.poll() is None:  # until both take video (a stream each, a group)
             if min(s.video_rects for s in seen) >= 5 and host.call(_members(host)) == (2, 2):
                 break
             await asyncio.sleep(0.01)
@@ -132,10 +141,10 @@ async def test_a_viewer_leaving_mid_stream_leaves_its_group(
                 break
             await asyncio.sleep(0.01)
         viewers, members = host.call(_members(host))
-        still = panning.poll() is None  # the pan (and the other stream) still running
+        still = long_panning.poll() is None  # the pan (and the other stream) still running
         assert viewers == 1 and (members == 1 or not still), (viewers, members, still)
         before = seen[1].video_rects
-        await asyncio.to_thread(panning.wait, 30)
+        await asyncio.to_thread(long_panning.wait, 30)
         assert seen[1].video_rects > before or not still
         await conns[1].wait_exact(30)
     finally:
