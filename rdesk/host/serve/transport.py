@@ -6,16 +6,15 @@ the relay's tunnel implements it too.)
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
 
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from rdesk.common.tasks import awaiting
 from rdesk.common.transport import Transport, TransportClosed
+from rdesk.common.waiting import wait_at_most
 
 __all__ = [
     "CLOSE_WAIT",
@@ -69,9 +68,7 @@ class WebsocketTransport:
         # A websocket close reason is at most 123 bytes of UTF-8: cut by bytes, not characters.
         cut = reason.encode()[:120].decode(errors="ignore")
         with contextlib.suppress(Exception):  # best effort: the connection ends either way
-            try:
-                await asyncio.wait_for(self.ws.close(code, cut), CLOSE_WAIT)
-            except TimeoutError:
+            if not await wait_at_most(self.ws.close(code, cut), CLOSE_WAIT):
                 log.warning("viewer %s did not take the close within %s s: connection cut",
                             self.remote, CLOSE_WAIT)
                 self.ws.transport.abort()
@@ -85,26 +82,17 @@ async def wait_handlers(server: Server) -> None:
     a close frame no one reads, then ends); after :data:`STOP_WAIT` more, the handlers still
     running are abandoned, and a warning names each one and what it awaits.
     """
-    if await _within(server.wait_closed(), STOP_WAIT):
+    if await wait_at_most(server.wait_closed(), STOP_WAIT):
         return
     still_open = list(server.all_connections)
     log.warning("stopping: %d connection(s) still open after %s s: cut", len(still_open),
                 STOP_WAIT)
     for connection in still_open:
         connection.transport.abort()
-    if await _within(server.wait_closed(), STOP_WAIT):
+    if await wait_at_most(server.wait_closed(), STOP_WAIT):
         return
     log.warning("stopping: abandoned %d connection handler(s) still running: %s",
                 len(server.handler_tasks), "; ".join(awaiting(t) for t in server.handler_tasks))
-
-
-async def _within(step: Awaitable[None], seconds: float) -> bool:
-    """Whether ``step`` finished within ``seconds`` (it is cancelled otherwise)."""
-    try:
-        await asyncio.wait_for(step, seconds)
-    except TimeoutError:
-        return False
-    return True
 
 
 #: Close codes the websocket layer itself sends when a peer breaks its rules.
