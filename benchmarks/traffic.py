@@ -187,7 +187,9 @@ class SessionTraffic:
     async def _viewer_clipboard(self) -> None:
         assert self.conn is not None
         i = 0
-        while True:
+        # The stop flag too, not only the cancel: CPython 3.11's wait_for (in set_text) loses
+        # a cancel that comes as its wait ends (gh-86296), and this loop then ran forever.
+        while not self._stop.is_set():
             await asyncio.sleep(self.clip_every)
             i += 1
             with contextlib.suppress(ClipboardRefused, TimeoutError):
