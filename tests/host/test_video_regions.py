@@ -231,6 +231,8 @@ def test_bitrate_follows_the_level_with_hysteresis() -> None:
 def test_small_streams_floor_at_min_bitrate() -> None:
     assert target_bitrate(0.0, 128 * 128, None) == MIN_BITRATE
     assert FLOOR_BITS_PER_PIXEL * 128 * 128 * 30 < MIN_BITRATE
+    # A fast link's share does not lift a small stream above its own ceiling.
+    assert target_bitrate(0.0, 128 * 128, None, 100e6) == MIN_BITRATE
 
 
 @pytest.mark.parametrize(("level", "cap", "link", "expected"), [
@@ -240,6 +242,7 @@ def test_small_streams_floor_at_min_bitrate() -> None:
     (0.0, None, None, int(0.02 * 1920 * 1080 * 30)),  # the floor, by area
     (1.0, None, 3e6, int(2.25e6)),  # 75 % of the link
     (0.0, None, 2e6, int(0.02 * 1920 * 1080 * 30)),  # the floor where the link carries it
+    (0.0, None, 10e6, int(0.4 * 0.75 * 10e6)),  # whatever the level, 40 % of the link's share
     (1.0, None, 1e6, int(0.75e6)),  # the link wins over the floor
     (1.0, None, 1e5, MIN_BITRATE),
 ])

@@ -73,3 +73,14 @@ def test_link_rate_is_re_read_as_the_smallest_round_trip_falls() -> None:
         est.on_sample(2.4 + i * 0.04, 0.103, 3_000)
     assert est.link_rate == pytest.approx(374_500 / (1.76 - 0.103))
     assert est.link_rate < 250_000
+
+
+def test_one_outlier_does_not_move_the_link_rate() -> None:
+    """Large updates over 2 Mbit/s (250 kB/s), one of whose round trips came within a
+    millisecond of the minimum (it read 20 MB/s): the rate stays the others'."""
+    est = Estimator()
+    est.on_sample(0.1, 0.100, 500)
+    for i in range(4):
+        est.on_sample(1.0 + i, 0.100 + 20_000 / 250_000, 20_000)
+    est.on_sample(6.0, 0.101, 20_000)
+    assert est.link_rate == pytest.approx(250_000)

@@ -12,7 +12,8 @@ Bitrate follows the link and the viewer's bandwidth controller (docs/adaptation.
 target is the controller's level times a ceiling of :data:`BITS_PER_PIXEL` per pixel per frame
 at 30 fps (capped by the viewer's bandwidth cap), never below a floor, and never above
 :data:`LINK_SHARE` of the link rate measured from large updates (the rest is left for tiles and
-input; on a link slower than the floor, the link wins). x264's zero-latency rate control
+input; on a link slower than the floor, the link wins) nor below :data:`LEVEL_SPAN` of that
+share (the level's delay signal also reads a slow viewer as queue). x264's zero-latency rate control
 budgets each frame as a thirtieth of the rate, and video rounds are paced at 30 a second
 (:data:`FRAME_RATE`), so frames stay small and frequent; a stream whose rounds come less often
 simply uses less than its rate (scaling the rate up by 30 over the measured frame rate made
@@ -58,6 +59,8 @@ MIN_BITRATE = 200_000
 FLOOR_BITS_PER_PIXEL = 0.02
 #: A stream takes at most this share of the link's measured rate (tiles and input the rest).
 LINK_SHARE = 0.75
+#: ... and at least this fraction of that share, whatever the level (within the ceiling).
+LEVEL_SPAN = 0.4
 #: Restart a stream lower once the target is below its rate / DOWN_RATIO (a restart's key
 #: unit costs several frames: only for a deep cut; the byte window paces the rest) ...
 DOWN_RATIO = 2.5
@@ -95,8 +98,15 @@ def target_bitrate(level: float, area: int, cap_bps: float | None,
         ceiling = min(ceiling, 0.8 * cap_bps)
     floor = max(MIN_BITRATE, FLOOR_BITS_PER_PIXEL * area * FRAME_RATE)
     target = max(floor, level * ceiling)
-    if link_bps:  # the link wins over the floor: more than it carries only builds a queue
-        target = min(target, max(MIN_BITRATE, LINK_SHARE * link_bps))
+    if link_bps:
+        share = LINK_SHARE * link_bps
+        # The level moves the rate within the upper part of the link's share only: its delay
+        # signal also reads a slow viewer (decode and paint are in every round trip) as queue,
+        # and fewer bits a frame do not make a viewer decode faster (the acks already give it
+        # fewer frames); at level 0 a 10 Mbit/s link gave 1.2 Mbit/s of video and 29.7 dB.
+        target = max(target, min(ceiling, LEVEL_SPAN * share))
+        # The link wins over the floor: more than it carries only builds a queue.
+        target = min(target, max(MIN_BITRATE, share))
     return int(target)
 
 
