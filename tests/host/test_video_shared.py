@@ -178,6 +178,18 @@ def test_streams_restarted_together_share_again_at_once() -> None:
     assert 2 not in old.members
 
 
+def test_a_joiner_at_a_kept_key_forces_no_other() -> None:
+    """A new stream asks for a key unit; joining at the group's kept key unit, it has one."""
+    groups = Groups()
+    groups.settle(1, RECT, 1_000_000, True, 0.0)
+    groups.record(groups.due(1).group, b"k", True, 0.0)
+    groups.take(1)
+    group = groups.settle(2, RECT, 1_000_000, True, 0.02)
+    assert not group.want_key and groups.take(2) == [(b"k", True)]
+    groups.settle(1, RECT, 1_000_000, False, 0.03)
+    assert groups.due(1).encode and not groups.due(1).key  # no second key unit for anyone
+
+
 def test_restarted_at_another_rate_leaves() -> None:
     groups = Groups()
     groups.settle(1, RECT, 1_000_000, True, 0.0)

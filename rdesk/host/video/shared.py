@@ -138,9 +138,16 @@ class Groups:
             other = self._joinable(rect, bitrate, now, member, better_than=group)
             if other is not None:
                 group = self._move(member, other, now)
-        if key:
-            group.want_key = True
+        if key and not self._starts_at_key(member, group):
+            group.want_key = True  # (a member about to take a key unit needs no other)
         return group
+
+    @staticmethod
+    def _starts_at_key(member: int, group: Group) -> bool:
+        """Whether the first unit ``member`` will take is a key unit (or the group's first)."""
+        start = group.members[member]
+        return start == group.key_index or (start == 0 and group.next_index == 0) or (
+            start == group.next_index and group.want_key)
 
     def due(self, member: int) -> Step:
         """Whether ``member``'s group must encode before it takes its units: only when it
