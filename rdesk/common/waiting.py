@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
-__all__ = ["wait_at_most"]
+__all__ = ["raise_if_cancelled", "wait_at_most"]
 
 
 async def wait_at_most(awaitable: Awaitable[object], timeout: float | None) -> bool:
@@ -25,3 +25,12 @@ async def wait_at_most(awaitable: Awaitable[object], timeout: float | None) -> b
         if not inner.done():
             inner.cancel()
     return bool(done)
+
+
+def raise_if_cancelled() -> None:
+    """Raise :class:`asyncio.CancelledError` if the running task was asked to cancel: for a
+    loop around ``asyncio.wait_for`` whose value it needs (a ``recv``), where the cancel may
+    have been swallowed by the bug above."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

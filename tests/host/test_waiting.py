@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from rdesk.common.waiting import wait_at_most
+from rdesk.common.waiting import raise_if_cancelled, wait_at_most
 
 
 async def test_a_cancel_as_the_wait_ends_is_not_lost() -> None:
@@ -30,3 +30,25 @@ async def test_finished_or_timed_out() -> None:
     assert await wait_at_most(inner, 0.01) is False
     await asyncio.sleep(0)
     assert inner.cancelled()  # nothing left waiting behind the caller
+
+
+async def test_a_loop_around_wait_for_sees_the_swallowed_cancel() -> None:
+    """A loop that needs wait_for's value (a recv) checks after it: the cancel that 3.11's
+    wait_for swallows as the value arrives ends the loop at once, not at the next wake-up."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    seen: list[int] = []
+
+    async def loop() -> None:
+        while True:
+            seen.append(await asyncio.wait_for(queue.get(), 10))
+            raise_if_cancelled()
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0)
+    queue.put_nowait(1)
+    task.cancel()  # in the same turn as the value
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    queue.put_nowait(2)
+    await asyncio.sleep(0.01)
+    assert 2 not in seen

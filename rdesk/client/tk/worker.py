@@ -36,6 +36,7 @@ from rdesk.client.connection import (
 )
 from rdesk.client.known_hosts import HostKeyMismatch, KnownHosts, UnknownHostKey
 from rdesk.client.tk.options import ViewerOptions
+from rdesk.common.waiting import wait_at_most
 
 __all__ = ["PING_EVERY", "RECONNECT_MAX", "RECONNECT_MIN", "Cancelled", "Worker"]
 
@@ -196,8 +197,7 @@ class Worker:
             if left <= 0:
                 break
             self.post("lost", f"connection lost — reconnecting in {left:.0f} s", reason)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(left, 1.0))
+            await wait_at_most(self._wake.wait(), min(left, 1.0))
         self._wake.clear()
 
     async def _until_stopped(self, awaitable: Any) -> Any:

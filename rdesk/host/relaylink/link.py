@@ -34,6 +34,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from rdesk.common.tls import pinning_client_context
+from rdesk.common.waiting import raise_if_cancelled
 from rdesk.host.relaylink.backoff import backoff_delay
 from rdesk.protocol import limits
 from rdesk.protocol.fingerprint import fingerprint, key_fingerprint, pin_matches
@@ -222,6 +223,7 @@ class RelayLink:
             timeout = None if deadline is None else max(0.0, deadline - self.clock())
             try:
                 data = await asyncio.wait_for(ws.recv(), timeout)
+                raise_if_cancelled()  # wait_for may have swallowed a stop (rdesk.common.waiting)
             except asyncio.TimeoutError:
                 for message in machine.check_timer(self.clock()).send:
                     await ws.send(encode(message))
