@@ -22,6 +22,7 @@ import warnings
 from PIL import Image
 
 from rdesk.client.video import VideoDecoders
+from rdesk.protocol import limits
 from rdesk.protocol.codec import copy_source
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode, RemoteProtocolError
@@ -35,8 +36,9 @@ DEFAULT_MAX_SCREEN_SIDE = 8192
 #: The largest screen a viewer accepts, in pixels (8192×8192: 192 MiB of RGB).
 DEFAULT_MAX_SCREEN_PIXELS = DEFAULT_MAX_SCREEN_SIDE * DEFAULT_MAX_SCREEN_SIDE
 #: Pixels one update may touch, in screens: a real one repaints the screen at most once and
-#: copies (scrolls) at most once more.
-UPDATE_BUDGET = 3
+#: copies (scrolls) at most once more (the host splits rounds that would touch more, e.g.
+#: several units of one video stream).
+UPDATE_BUDGET = limits.MAX_UPDATE_SCREENS
 
 _FORMATS = {Encoding.JPEG: "JPEG", Encoding.PNG: "PNG", Encoding.WEBP: "WEBP"}
 

@@ -13,6 +13,7 @@ __all__ = [
     "MAX_KEYSYM",
     "MAX_MESSAGE",
     "MAX_RECTS_PER_UPDATE",
+    "MAX_UPDATE_SCREENS",
     "MAX_RECT_PAYLOAD",
     "MAX_SCREEN_SIDE",
     "MAX_SECRET",
@@ -38,6 +39,9 @@ MAX_MESSAGE = MAX_UPDATE_MESSAGE
 MAX_VIEWER_MESSAGE = max(MAX_CONTROL_MESSAGE, MAX_CHUNK_MESSAGE)
 #: Rectangles in one update.
 MAX_RECTS_PER_UPDATE = 4096
+#: Pixels one update's rectangles touch, in screens (overlaps count twice): a viewer refuses
+#: more (``TOO_BIG``) before painting, and a host splits a round to stay within it.
+MAX_UPDATE_SCREENS = 3
 #: Encoded bytes of one rectangle.
 MAX_RECT_PAYLOAD = MAX_UPDATE_MESSAGE - 64
 #: Largest screen width or height either peer accepts.

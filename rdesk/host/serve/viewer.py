@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import numpy as np
 
@@ -43,7 +43,7 @@ from rdesk.protocol.session import Session
 from rdesk.protocol.updates import Rect, Update
 from rdesk.protocol.video import CODEC_H264, VideoEnd, codec_list
 
-__all__ = ["UPDATE_BUDGET", "ViewerLink"]
+__all__ = ["UPDATE_BUDGET", "ViewerLink", "batches"]
 
 #: Bytes of payload per update before the rest goes into another update.
 UPDATE_BUDGET = limits.MAX_UPDATE_MESSAGE // 2
@@ -351,25 +351,40 @@ class ViewerLink:
         level."""
         video = any(enc.encoding is Encoding.H264 for enc in encoded)
         self.controller.on_round(now, FRAME_RATE if video else None)
-        batch: list[Rect] = []
-        size = 0
-        for i, enc in enumerate(encoded):
-            batch.append(Rect(enc.x, enc.y, enc.w, enc.h, enc.encoding, enc.payload))
-            size += len(enc.payload)
-            last = i == len(encoded) - 1
-            if last or size >= UPDATE_BUDGET or len(batch) >= limits.MAX_RECTS_PER_UPDATE:
-                while not self.session.flow.can_send():  # a big refresh spans several updates
-                    self._wake.clear()
-                    await self._wake.wait()
-                update = Update(self._seq, int(now * 1e6), tuple(batch), exact=exact and last)
-                self._seq += 1
-                sent_at = time.monotonic()
-                frame = self.session.send(update, sent_at)
-                self.controller.on_sent(sent_at, len(frame))
-                await self._send(frame)
-                self.updates_sent += 1
-                self.bytes_sent += len(frame)
-                batch, size = [], 0
+        for rects, last in batches(encoded, self.planner.size):
+            batch = tuple(Rect(e.x, e.y, e.w, e.h, e.encoding, e.payload) for e in rects)
+            while not self.session.flow.can_send():  # a big refresh spans several updates
+                self._wake.clear()
+                await self._wake.wait()
+            update = Update(self._seq, int(now * 1e6), batch, exact=exact and last)
+            self._seq += 1
+            sent_at = time.monotonic()
+            frame = self.session.send(update, sent_at)
+            self.controller.on_sent(sent_at, len(frame))
+            await self._send(frame)
+            self.updates_sent += 1
+            self.bytes_sent += len(frame)
+
+
+def batches(encoded: list[EncodedRect], screen: tuple[int, int]
+            ) -> Iterator[tuple[list[EncodedRect], bool]]:
+    """``encoded`` cut into updates, in order, each with whether it is the last: at most
+    :data:`UPDATE_BUDGET` bytes of payload (one rect may be larger), at most
+    ``MAX_RECTS_PER_UPDATE`` rects, and rects touching at most ``MAX_UPDATE_SCREENS`` screens of
+    ``screen`` (w, h) — a viewer refuses more, and several units of one full-screen video
+    stream would touch more."""
+    max_area = limits.MAX_UPDATE_SCREENS * screen[0] * screen[1]
+    batch: list[EncodedRect] = []
+    size = area = 0
+    for i, enc in enumerate(encoded):
+        batch.append(enc)
+        size += len(enc.payload)
+        area += enc.w * enc.h
+        last = i == len(encoded) - 1
+        if (last or size >= UPDATE_BUDGET or len(batch) >= limits.MAX_RECTS_PER_UPDATE
+                or area + encoded[i + 1].w * encoded[i + 1].h > max_area):
+            yield batch, last
+            batch, size, area = [], 0, 0
 
 
 async def _nothing() -> list[EncodedRect]:
