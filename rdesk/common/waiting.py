@@ -16,14 +16,17 @@ __all__ = ["raise_if_cancelled", "wait_at_most"]
 
 async def wait_at_most(awaitable: Awaitable[object], timeout: float | None) -> bool:
     """Await ``awaitable`` for at most ``timeout`` seconds (``None``: no limit); whether it
-    finished. A cancellation of the caller always propagates; the awaitable left unfinished
-    is cancelled."""
+    finished. An exception it finished with is raised here (never left unretrieved). A
+    cancellation of the caller always propagates; the awaitable left unfinished is
+    cancelled."""
     inner = asyncio.ensure_future(awaitable)
     try:
         done, _ = await asyncio.wait({inner}, timeout=timeout)
     finally:
         if not inner.done():
             inner.cancel()
+    if done:
+        inner.result()
     return bool(done)
 
 

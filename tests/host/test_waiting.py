@@ -52,3 +52,11 @@ async def test_a_loop_around_wait_for_sees_the_swallowed_cancel() -> None:
     queue.put_nowait(2)
     await asyncio.sleep(0.01)
     assert 2 not in seen
+
+
+async def test_what_the_awaitable_raised_is_raised() -> None:
+    async def fails() -> None:
+        raise OSError("the peer went away")
+
+    with pytest.raises(OSError, match="went away"):
+        await wait_at_most(fails(), 10)
