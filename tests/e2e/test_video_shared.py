@@ -58,6 +58,17 @@ def scores(seen: Recorder, frames: list[tuple[float, int]], rgb: np.ndarray) -> 
     return out
 
 
+async def start(conns: list[Connection], proc: subprocess.Popen[str]) -> list[Recorder]:
+    """Once every viewer is exact on the still screen: start the pan, recording each."""
+    for conn in conns:
+        await conn.wait_exact(60)
+    seen = [Recorder(conn) for conn in conns]
+    assert proc.stdin is not None
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    return seen
+
+
 async def _counts(host: RunningHost) -> tuple[int, list[int]]:
     """The host's encodes, and the units each viewer's streams were given."""
     links = [v.link for v in host.server.viewers.values() if v.link is not None]
@@ -74,12 +85,8 @@ async def test_two_viewers_one_encode_per_frame(screen: Xvfb, host_factory: obje
         for _ in range(2):
             conns.append(await connect(host.url, PASSWORD, known_hosts=None,
                                        pinned=host.fingerprint, video=True))
-        for conn in conns:
-            await conn.wait_exact(60)
-        seen = [Recorder(conn) for conn in conns]
-        assert panning.stdin is not None and panning.stdout is not None
-        panning.stdin.write("go\n")
-        panning.stdin.flush()
+        seen = await start(conns, panning)
+        assert panning.stdout is not None
         out = await asyncio.to_thread(panning.stdout.read)
         await asyncio.to_thread(panning.wait, 30)
         frames = next(json.loads(line[7:]) for line in out.splitlines()
@@ -124,12 +131,7 @@ async def test_a_viewer_leaving_mid_stream_leaves_its_group(
     conns = [await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint,
                            video=True) for _ in range(2)]
     try:
-        for conn in conns:
-            await conn.wait_exact(60)
-        seen = [Recorder(conn) for conn in conns]
-        assert long_panning.stdin is not None and long_panning.stdout is not None
-        long_panning.stdin.write("go\n")
-        long_panning.stdin.flush()
+        seen = await start(conns, long_panning)
         while long_panning.poll() is None:  # until both take video (a stream each, a group)
             if min(s.video_rects for s in seen) >= 5 and host.call(_members(host)) == (2, 2):
                 break
