@@ -3,6 +3,8 @@ ends; and the per-viewer stream plan over a fake encoder: key units, bitrate, ra
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,12 +14,15 @@ from rdesk.host.video.regions import END_AFTER, MIN_CHANGES, RegionDetector, com
 from rdesk.host.video.streams import (
     DOWN_RATIO,
     FLOOR_BITS_PER_PIXEL,
+    FRAME_RATE,
     LINK_SHARE,
     MIN_BITRATE,
+    ROUND_RATE,
     UP_AFTER,
     VideoStreams,
     target_bitrate,
 )
+from rdesk.protocol.controller import Caps, Controller
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.video import KEYFRAME_INTERVAL, unpack_header
 
@@ -287,3 +292,30 @@ def test_planner_gives_tiles_to_video_and_takes_them_back() -> None:
     assert planner.refresh_due_in(5.0, last_change) == 0.0
     round_ = planner.take_round(5.0, last_change, np.zeros(SHAPE, dtype=bool), 10**9)
     assert round_ is not None and all(lossless for _, lossless in round_.jobs)
+
+
+def _video_rounds(rate: float, seed: int) -> int:
+    """Rounds a low-level controller lets 600 frames of a 30.1 fps source have, when each
+    frame is grabbed 0-8 ms late and each round takes 10-30 ms, its slots at ``rate`` (the
+    sender's loop: a round starts once the last one is done, a new frame is there and its slot
+    has come, and takes the newest frame)."""
+    rnd = random.Random(seed)
+    ctl = Controller(Caps(80, 60.0, None), now=0.0, level=0.0)
+    frames = [k / 30.1 + rnd.uniform(0.0, 0.008) for k in range(600)]
+    busy_until, taken, rounds = 0.0, -1, 0
+    while taken + 1 < len(frames):
+        start = ctl.next_send_at(max(busy_until, frames[taken + 1]))
+        while taken + 1 < len(frames) and frames[taken + 1] <= start:
+            taken += 1
+        ctl.on_round(start, rate)
+        rounds += 1
+        busy_until = start + rnd.uniform(0.010, 0.030)
+    return rounds
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_video_slots_leave_room_for_a_late_round(seed: int) -> None:
+    # Slots at exactly the frame rate merge a frame into the next round now and then; the
+    # round rate's tenth of headroom gives every frame its own round.
+    assert _video_rounds(FRAME_RATE, seed) < 600
+    assert _video_rounds(ROUND_RATE, seed) == 600

@@ -32,7 +32,7 @@ from rdesk.host.encoding.scrolls import plan_scroll
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.video import encoder as video_encoder
 from rdesk.host.video.shared import SharedEncoders
-from rdesk.host.video.streams import FRAME_RATE, VideoPlan, VideoStreams
+from rdesk.host.video.streams import ROUND_RATE, VideoPlan, VideoStreams
 from rdesk.protocol import limits
 from rdesk.protocol.access import Access
 from rdesk.protocol.controller import MIN_WINDOW_BYTES, Caps, Controller
@@ -167,7 +167,7 @@ class ViewerLink:
         flow.window_bytes = self.controller.window_bytes(now)
         video = self.video is not None and self.video.active
         flow.window = self.controller.window_updates(
-            max(FRAME_RATE, self.controller.fps) if video else self.controller.fps,
+            max(ROUND_RATE, self.controller.fps) if video else self.controller.fps,
             self._least_window)
 
     def acked(self) -> None:
@@ -347,10 +347,10 @@ class ViewerLink:
 
     async def _send_rects(self, encoded: list[EncodedRect], exact: bool, now: float) -> None:
         """Send ``encoded`` as one round of updates; ``now`` is when its pixels were taken.
-        A round with video frames is paced at least at the streams' frame rate, whatever the
-        level."""
+        A round with video frames takes its next slot at least at :data:`ROUND_RATE` (a little
+        above the streams' frame rate), whatever the level."""
         video = any(enc.encoding is Encoding.H264 for enc in encoded)
-        self.controller.on_round(now, FRAME_RATE if video else None)
+        self.controller.on_round(now, ROUND_RATE if video else None)
         for rects, last in batches(encoded, self.planner.size):
             batch = tuple(Rect(e.x, e.y, e.w, e.h, e.encoding, e.payload) for e in rects)
             while not self.session.flow.can_send():  # a big refresh spans several updates

@@ -40,6 +40,7 @@ from rdesk.protocol.video import KEYFRAME_INTERVAL, pack_header
 __all__ = [
     "BITS_PER_PIXEL",
     "FRAME_RATE",
+    "ROUND_RATE",
     "LINK_SHARE",
     "MIN_BITRATE",
     "Encoder",
@@ -71,6 +72,15 @@ UP_AFTER = 3.0
 CHECK_INTERVAL = 0.1
 #: Video rounds a second (the encoder's nominal rate: each frame gets 1/FRAME_RATE of the rate).
 FRAME_RATE = 30
+#: The least rate of the slots a video round may take (rounds a second, whatever the level):
+#: a tenth above :data:`FRAME_RATE`. Rounds still come only with new frames, so a 30 fps
+#: source gets about 30; but slots at exactly 30 a second give a round that started late (the
+#: encode of the last one overran, the grab was delayed by the viewer's or the generator's CPU)
+#: no room to catch up within the frame interval, and the next frame waits for the slot after:
+#: a 30.1 fps source with 0-8 ms of capture jitter and 10-30 ms rounds lost 0.3 % of its
+#: frames at 30, none at 33 (tests/host/test_video_regions.py). A source above 30 fps at a low
+#: level gets up to 10 % more frames than x264 budgets (each frame is a 30th of the rate).
+ROUND_RATE = FRAME_RATE * 1.1
 
 
 class Encoder(Protocol):
