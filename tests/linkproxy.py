@@ -13,7 +13,8 @@ of its own (benchmarks do, so that the viewer's CPU work cannot delay the link):
 
     python -m tests.linkproxy TARGET_PORT --rate 2e6 --delay 0.04 --lifetime 120
 
-which prints the port it listens on and serves until its lifetime ends or stdin closes. Or::
+which prints the port it listens on and serves until its lifetime ends or stdin closes; then
+it prints the bytes it delivered down (to the viewer) and up (to the host). Or::
 
     with ThreadedLinkProxy(target_port, rate=2e6, delay=0.04) as proxy:
         url = f"wss://127.0.0.1:{proxy.port}"
@@ -128,9 +129,11 @@ class LinkProxy:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: list[asyncio.StreamWriter] = []
         self._expiry: asyncio.TimerHandle | None = None
-        #: Bytes delivered host→viewer ("down") and viewer→host ("up").
+        #: Bytes delivered host→viewer ("down") and viewer→host ("up") by connections that
+        #: ended (:meth:`totals` adds the live ones).
         self.down_bytes = 0
         self.up_bytes = 0
+        self._live: list[tuple[_Direction, _Direction]] = []
 
     def set(self, *, rate: float | None = None, delay: float | None = None,
             jitter: float | None = None) -> None:
@@ -141,6 +144,12 @@ class LinkProxy:
             self.delay = delay
         if jitter is not None:
             self.jitter = jitter
+
+    def totals(self) -> tuple[int, int]:
+        """Bytes delivered (down, up) so far, by every connection, live or ended: the link's
+        own bytes (TLS records, websocket frames and what they carry), not TCP/IP headers."""
+        return (self.down_bytes + sum(down.bytes for down, _ in self._live),
+                self.up_bytes + sum(up.bytes for _, up in self._live))
 
     async def start(self) -> LinkProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -162,9 +171,11 @@ class LinkProxy:
         stages += [d.deliver() for d in (down, up)]
         tasks = [asyncio.create_task(c) for c in stages]
         self._tasks.update(tasks)
+        self._live.append((down, up))
         try:
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            self._live.remove((down, up))
             self.down_bytes += down.bytes
             self.up_bytes += up.bytes
             for w in (writer, up_writer):
@@ -235,6 +246,8 @@ async def _serve(args: Any) -> None:
         expired = asyncio.ensure_future(asyncio.sleep(args.lifetime))
         await asyncio.wait([stdin_closed, expired], return_when=asyncio.FIRST_COMPLETED)
         expired.cancel()
+        down, up = proxy.totals()
+        print(down, up, flush=True)  # what crossed the link, for the parent to read
 
 
 def main(argv: list[str] | None = None) -> int:
