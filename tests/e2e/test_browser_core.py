@@ -171,8 +171,20 @@ def _until(page: Any, condition: Callable[[], bool]) -> None:
 
 def _pause_clock(page: Any) -> None:
     """Stop the page's fake clock where it is: its time then moves only by fast_forward."""
-    # Playwright's Python API takes a float as seconds since the epoch.
-    page.clock.pause_at((page.evaluate("Date.now()") + 1) / 1000)
+    # Playwright's Python API takes a float as seconds since the epoch. The page's time moves
+    # on between reading it and pausing; a pause in its past is refused ("Cannot fast-forward
+    # to the past": 1 ms ahead failed once in CI on a busy machine), so aim 200 ms ahead —
+    # far below every timer these tests drive — and read again if even that was overtaken.
+    from playwright.sync_api import Error as PlaywrightError
+
+    for _ in range(5):
+        try:
+            page.clock.pause_at((page.evaluate("Date.now()") + 200) / 1000)
+            return
+        except PlaywrightError as exc:
+            if "past" not in str(exc):
+                raise
+    raise AssertionError("the page's clock could not be paused: it ran past every aim")
 
 
 def _host_stops_reading(host: RunningHost) -> int:
