@@ -9,6 +9,7 @@ over real TLS websockets are in tests/e2e/.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from pathlib import Path
 
@@ -246,3 +247,26 @@ async def test_a_viewer_that_loses_control_lets_go_of_its_keys(server: HostServe
     assert injector.released == [welcome.viewer_id]
     await transport.to_host.put(None)
     await asyncio.wait_for(serving, 10)
+
+
+@pytest.mark.parametrize("has_libyuv", [True, False])
+async def test_the_host_says_at_start_when_video_conversion_lacks_libyuv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    has_libyuv: bool,
+) -> None:
+    """Without libyuv0 video works, at five times the conversion CPU: the host says so once,
+    at start, instead of being silently slow."""
+    from rdesk.host.video import encoder
+
+    if not encoder.available():
+        pytest.skip("PyAV with libx264 is not installed")
+    monkeypatch.setattr(encoder, "libyuv", lambda: object() if has_libyuv else None)
+    settings = HostSettings(config_dir=tmp_path, record_dir=tmp_path / "rec",
+                            bind="127.0.0.1", port=0)
+    server = HostServer(settings, ScreenSource(Capturer()),  # type: ignore[arg-type]
+                        Passwords(), ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    with caplog.at_level(logging.WARNING, "rdesk.host.serve.server"):
+        await server.start()
+        await server.stop()
+    said = [r.getMessage() for r in caplog.records if "libyuv" in r.getMessage()]
+    assert len(said) == (0 if has_libyuv else 1), said

@@ -160,7 +160,11 @@ class HostServer:
         # Load PyAV and libx264 now, off the loop, before any viewer: imported on the loop at
         # the first viewer's ``video``, test_adaptation's prefs test lost that viewer's
         # updates in 4 of 7 runs (cause not found; 0 of 5 with the import here).
-        await asyncio.to_thread(video_encoder.available)
+        if await asyncio.to_thread(video_encoder.available) and not await asyncio.to_thread(
+                video_encoder.libyuv):
+            # Said once, at start: video still works, at about five times the conversion CPU.
+            log.warning("video: libyuv (Debian's libyuv0) is not installed; frames are "
+                        "converted with swscale, at about 5x the CPU")
         sock = GatedSocket.listen_on(self.settings.bind, self.settings.port, self.gate)
         self.gate.on_released = self._collect_soon
         self.gate.on_unfinished = self._unfinished_handshake
