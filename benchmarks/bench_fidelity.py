@@ -55,7 +55,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_links import (
     Host,
-    _cpu_seconds,
     _fmt,
     _median_row,
     _p95,
@@ -63,6 +62,7 @@ from benchmarks.bench_links import (
     machine_line,
 )
 from benchmarks.photo import photo
+from benchmarks.procs import cpu_seconds
 from rdesk.client.connection import Connection, connect
 from rdesk.protocol.encodings import Encoding
 from tests.xserver import Xvfb, grab_root
@@ -238,11 +238,11 @@ async def _xterm(host: Host, port: int, display: str, tmp: Path, seconds: float,
 async def _measure(host: Host, conn: Connection, run: Run, seconds: float) -> dict[str, Any]:
     """Count updates, gaps, bytes and host CPU for ``seconds``."""
     bytes0 = conn.stats.bytes
-    cpu0, t0 = _cpu_seconds(host.proc.pid), time.monotonic()
+    cpu0, t0 = cpu_seconds(host.proc.pid), time.monotonic()
     await asyncio.sleep(seconds)
     t1 = time.monotonic()
     run.recording = False
-    cpu = _cpu_seconds(host.proc.pid) - cpu0
+    cpu = cpu_seconds(host.proc.pid) - cpu0
     gaps = _gaps(run.times, t0, t1)
     updates = len(run.times)
     return {

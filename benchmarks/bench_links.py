@@ -30,7 +30,6 @@ import contextlib
 import os
 import platform
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.procs import cpu_seconds, free_port
 from rdesk.client.connection import connect
 from rdesk.host.security.tls import certificate_fingerprint, ensure_host_certificate
 from tests.xserver import Painter, Xvfb
@@ -61,17 +61,6 @@ XLOAD = Path(__file__).resolve().parent / "xload.py"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class Host:
     """``rdesk host`` on a display, as a subprocess."""
 
@@ -83,7 +72,7 @@ class Host:
         self.password = secrets.token_urlsafe(12)
         pw = tmp / "password"
         pw.write_text(self.password + "\n")
-        self.port = _free_port()
+        self.port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rdesk", "--config-dir", str(config), "host", "--display",
              display, "--bind", "127.0.0.1", "--port", str(self.port), "--password-file",
@@ -184,7 +173,7 @@ async def _cell(host: Host, painter: Painter, workload: str, link: tuple[str, fl
                 xload.stdin.write("go\n")
                 xload.stdin.flush()
             bytes0 = conn.stats.bytes
-            cpu0, t0 = _cpu_seconds(host.proc.pid), time.monotonic()
+            cpu0, t0 = cpu_seconds(host.proc.pid), time.monotonic()
             stop = threading.Event()
             driver = threading.Thread(target=_driver, args=(painter, workload, stop, probes),
                                       daemon=True)
@@ -193,7 +182,7 @@ async def _cell(host: Host, painter: Painter, workload: str, link: tuple[str, fl
             stop.set()
             await asyncio.to_thread(driver.join, 30)
             elapsed = time.monotonic() - t0
-            cpu = _cpu_seconds(host.proc.pid) - cpu0
+            cpu = cpu_seconds(host.proc.pid) - cpu0
             received = conn.stats.bytes - bytes0
             gaps = [b - a for a, b in zip([t0, *times], [*times, t0 + elapsed], strict=True)]
             row = {

@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from benchmarks.photo import photo
+from benchmarks.procs import cpu_seconds, free_port, load
 from benchmarks.xload import motion_frames
 from rdesk.client.connection import Connection, connect
 from rdesk.client.watch import inspect_update
@@ -54,23 +54,6 @@ from tests.xserver import Xvfb
 
 PASSWORD = "benchmark password"
 XLOAD = Path(__file__).resolve().parent / "xload.py"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def load() -> float:
-    return os.getloadavg()[0]
 
 
 @dataclass
