@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rdesk.host.video.regions import END_AFTER, MIN_CHANGES, RegionDetector, components
+from rdesk.host.video.regions import (
+    END_AFTER,
+    FAST_GAP,
+    FAST_STREAK,
+    MIN_CHANGES,
+    RegionDetector,
+    components,
+)
 from rdesk.host.video.streams import (
     DOWN_RATIO,
     FLOOR_BITS_PER_PIXEL,
@@ -114,6 +121,39 @@ def test_not_enough_motion_stays_tiles() -> None:
     det = RegionDetector(SIZE, TILE)
     t = feed(det, box_mask(0, 0, 11, 19), 0.0, 1.0)
     assert det.update(t, lambda rect: False)[0] == []
+
+
+def test_a_quick_streak_starts_video_within_its_first_frames() -> None:
+    assert FAST_STREAK + 1 < MIN_CHANGES  # (the count rule stays out of the cases below)
+    moving = box_mask(0, 0, 11, 19)
+
+    def frames(det: RegionDetector, count: int, start: float, gap: float = 1 / FPS) -> float:
+        for i in range(count):
+            det.changed(start + i * gap, moving)
+        return start + (count - 1) * gap
+
+    # A pan at 30 fps: hot once FAST_STREAK frames ran, long before MIN_CHANGES of them.
+    det = RegionDetector(SIZE, TILE)
+    t = frames(det, FAST_STREAK - 1, 0.0)  # one frame short
+    assert det.update(t, yes) == ([], [], [])
+    t = frames(det, 1, t + 1 / FPS)
+    (region,), _, _ = det.update(t, yes)
+    assert region.rect == (0, 0, 1280, 720)
+    # The same frames at a slow rate (gaps over FAST_GAP) are no streak.
+    det = RegionDetector(SIZE, TILE)
+    t = frames(det, FAST_STREAK, 0.0, gap=FAST_GAP * 1.2)
+    assert det.update(t, yes) == ([], [], [])
+    # A streak that stopped counts no more (a burst of frames, then a still screen).
+    det = RegionDetector(SIZE, TILE)
+    t = frames(det, FAST_STREAK, 0.0)
+    assert det.update(t + FAST_GAP * 1.1, yes) == ([], [], [])
+    # A pause breaks the streak: the frames after it count from one again.
+    det = RegionDetector(SIZE, TILE)
+    t = frames(det, 1, 0.0)
+    t = frames(det, FAST_STREAK - 1, t + FAST_GAP * 1.5)
+    assert det.update(t, yes) == ([], [], [])
+    t = frames(det, 1, t + 1 / FPS)
+    assert len(det.update(t, yes)[0]) == 1
 
 
 def test_region_grows_never_flaps_and_ends_when_still() -> None:

@@ -2,12 +2,14 @@
 
 Modelled on Xpra's video-region detection: a tile is *hot* when it changed in most of the
 screen's change events over the last :data:`WINDOW` seconds (and at least :data:`MIN_CHANGES`
-times); a 4-connected group of hot tiles at least :data:`MIN_TILES_SIDE` tiles a side, whose
-content passes the caller's ``accept`` check (photo-like, so a scrolling terminal stays tiles
-and COPY), becomes a region. Hysteresis keeps it from flapping: a region only grows while it
-lives (to the bounding box of the hot tiles that touch it) and it ends only once none of its
-tiles changed for :data:`END_AFTER` seconds. Rectangles are tile-aligned, clipped to the
-screen and cut to even sides (4:2:0 video). Nothing here reads the clock.
+times), or when its last :data:`FAST_STREAK` changes came each within :data:`FAST_GAP` of
+the one before (motion at video rates, from its first frames); a 4-connected group of hot
+tiles at least :data:`MIN_TILES_SIDE` tiles a side, whose content passes the caller's
+``accept`` check (photo-like, so a scrolling terminal stays tiles and COPY), becomes a
+region. Hysteresis keeps it from flapping: a region only grows while it lives (to the
+bounding box of the hot tiles that touch it) and it ends only once none of its tiles changed
+for :data:`END_AFTER` seconds. Rectangles are tile-aligned, clipped to the screen and cut to
+even sides (4:2:0 video). Nothing here reads the clock.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from rdesk.protocol.video import MAX_VIDEO_STREAMS, MIN_VIDEO_SIDE
 
 __all__ = [
     "END_AFTER",
+    "FAST_GAP",
+    "FAST_STREAK",
     "MIN_CHANGES",
     "MIN_TILES_SIDE",
     "WINDOW",
@@ -38,6 +42,19 @@ WINDOW = 1.0
 MIN_CHANGES = 8
 #: ... and the fraction of the screen's change events in the window it must have changed in.
 HOT_FRACTION = 0.5
+#: Or: a tile is hot at once when its last FAST_STREAK changes each followed the one before
+#: within FAST_GAP seconds (at least about 7 frames a second, 6 frames running: 0.17 s of a
+#: 30 fps pan). At the start of full-screen photo motion over 10 Mbit/30 ms, MIN_CHANGES alone
+#: was reached at the second round after the first or only at the third: two JPEGs of 190 kB
+#: (150 ms on the wire each, the frames between them lost) before the key unit, 14 updates in
+#: that second against 30 in each one after it. Not fewer than 6: the round after the first
+#: picture comes 0.1-0.14 s in (3-5 frames), and that round's full-scale JPEG is what measures
+#: the link the stream's bitrate is chosen from; a stream started before it (a streak of 3)
+#: began at a third of the link and stayed there for seconds. A false start costs little: a
+#: key unit is smaller than the full-scale JPEG it replaces, and a region still for END_AFTER
+#: ends.
+FAST_STREAK = 6
+FAST_GAP = 0.15
 #: Smallest region, in tiles a side (128 pixels with 64-pixel tiles).
 MIN_TILES_SIDE = 2
 #: A region none of whose tiles changed for this long ends.
@@ -126,6 +143,8 @@ class RegionDetector:
         self._history: collections.deque[tuple[float, np.ndarray]] = collections.deque()
         self._counts = np.zeros(shape, dtype=np.int32)
         self._last_change = np.full(shape, -1e9)
+        #: Per tile: its changes running, each within FAST_GAP of the one before.
+        self._streak = np.zeros(shape, dtype=np.int32)
         #: The live regions, by stream number.
         self.regions: dict[int, Region] = {}
 
@@ -135,6 +154,8 @@ class RegionDetector:
             return
         self._history.append((now, mask.copy()))
         self._counts += mask
+        quick = now - self._last_change[mask] <= FAST_GAP
+        self._streak[mask] = np.where(quick, self._streak[mask] + 1, 1)
         self._last_change[mask] = now
         self._expire(now)
 
@@ -144,13 +165,17 @@ class RegionDetector:
             self._counts -= old
 
     def hot(self, now: float) -> np.ndarray:
-        """The tiles that changed in most change events of the last :data:`WINDOW` s, and
-        within the last :data:`END_AFTER` s."""
+        """The tiles that changed in most change events of the last :data:`WINDOW` s or in
+        a quick streak (:data:`FAST_STREAK`), and within the last :data:`END_AFTER` s."""
         self._expire(now)
         need = max(MIN_CHANGES, HOT_FRACTION * len(self._history))
+        # A streak counts only while it runs: a tile that stopped longer than FAST_GAP ago
+        # is judged by its count in the window alone.
+        streak = (self._streak >= FAST_STREAK) & (self._last_change >= now - FAST_GAP)
         # Still moving too: a region that just ended for stillness must not start again from
         # the changes still in the window (it would flap).
-        hot: np.ndarray = (self._counts >= need) & (self._last_change >= now - END_AFTER)
+        hot: np.ndarray = (((self._counts >= need) | streak)
+                           & (self._last_change >= now - END_AFTER))
         return hot
 
     def update(self, now: float, accept: Callable[[Box], bool]
