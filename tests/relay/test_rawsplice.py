@@ -1,0 +1,269 @@
+"""The raw splicers with real TCP sockets on 127.0.0.1: both kinds, the same contract.
+
+Each pair is two real loopback connections: the test's "viewer" and "host" sockets on one
+end, the relay's two accepted sockets (``a`` and ``b``) joined by the splicer on the other.
+The kernel cases are skipped only when :func:`open_splicer` says the kernel splicer is not
+available here, with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+
+from rdesk.relay.rawsplice import Keepalive, Splicer, UserspaceSplicer, open_splicer
+
+MB = 1024 * 1024
+
+
+@pytest.fixture(params=["userspace"])  # the kernel one joins when its bound holds
+async def splicer(request: pytest.FixtureRequest) -> AsyncIterator[Splicer]:
+    if request.param == "kernel":
+        made, reason = open_splicer(kernel=True, max_pairs=1024, close_timeout=5.0)
+        if reason is not None:
+            made.close()
+            pytest.skip(f"kernel splicer unavailable: {reason}")
+        assert made.kind == "kernel"
+    else:
+        made = UserspaceSplicer(max_pairs=1024, close_timeout=5.0)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+class Pair:
+    """The test's two ends (``viewer`` to relay side ``a``, ``host`` to ``b``)."""
+
+    def __init__(self, listener: socket.socket) -> None:
+        self.viewer = socket.create_connection(listener.getsockname())
+        self.a, _ = listener.accept()
+        self.host = socket.create_connection(listener.getsockname())
+        self.b, _ = listener.accept()
+        for sock in (self.viewer, self.host):
+            sock.setblocking(False)
+
+    def close(self) -> None:
+        for sock in (self.viewer, self.host, self.a, self.b):
+            sock.close()
+
+
+@pytest.fixture
+def listener() -> AsyncIterator[socket.socket]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    yield sock  # type: ignore[misc]
+    sock.close()
+
+
+async def recv_all(sock: socket.socket, until_eof: bool = True, limit: int = 0) -> bytes:
+    """What ``sock`` receives until EOF (or until ``limit`` bytes)."""
+    loop = asyncio.get_running_loop()
+    out = bytearray()
+    while not limit or len(out) < limit:
+        chunk = await loop.sock_recv(sock, 256 * 1024)
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
+def fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_both_ways_at_once_in_order(splicer: Splicer, listener: socket.socket) -> None:
+    pair = Pair(listener)
+    loop = asyncio.get_running_loop()
+    rng = random.Random(14)
+    up, down = rng.randbytes(3 * MB), rng.randbytes(2 * MB + 17)
+    join = asyncio.create_task(splicer.join(pair.a, pair.b, first_to_a=b"G"))
+    assert await loop.sock_recv(pair.viewer, 1) == b"G"  # the go byte comes first
+
+    async def send(sock: socket.socket, data: bytes) -> None:
+        i = 0
+        while i < len(data):
+            step = 1 + rng.randrange(70000)
+            await loop.sock_sendall(sock, data[i:i + step])
+            i += step
+        sock.shutdown(socket.SHUT_WR)
+
+    got_host, got_viewer, _, _ = await asyncio.gather(
+        recv_all(pair.host), recv_all(pair.viewer), send(pair.viewer, up),
+        send(pair.host, down))
+    assert got_host == up and got_viewer == down
+    result = await join
+    assert (result.a_to_b, result.b_to_a, result.reason[2:]) == (len(up), len(down), "closed")
+    assert result.reason in ("a closed", "b closed")
+    pair.close()
+
+
+@pytest.mark.parametrize("closer", ["viewer", "host"])
+async def test_no_loss_when_one_side_closes_at_once(splicer: Splicer, listener: socket.socket,
+                                                    closer: str) -> None:
+    """One side sends 1 MB and closes at once: the other receives all of it, then EOF."""
+    pair = Pair(listener)
+    loop = asyncio.get_running_loop()
+    join = asyncio.create_task(splicer.join(pair.a, pair.b))
+    data = random.Random(1).randbytes(MB)
+    sender, receiver = (pair.viewer, pair.host) if closer == "viewer" else (pair.host,
+                                                                           pair.viewer)
+    await asyncio.sleep(0)
+    await loop.sock_sendall(sender, data)
+    sender.close()
+    assert await recv_all(receiver) == data
+    receiver.close()
+    result = await join
+    assert result.reason == ("a closed" if closer == "viewer" else "b closed")
+    assert (result.a_to_b if closer == "viewer" else result.b_to_a) == MB
+
+
+def sockstat_tcp_pages() -> int:
+    """The kernel's TCP memory in pages (/proc/net/sockstat)."""
+    with open("/proc/net/sockstat") as f:
+        for line in f:
+            if line.startswith("TCP:"):
+                fields = line.split()
+                return int(fields[fields.index("mem") + 1])
+    raise AssertionError("no TCP line in /proc/net/sockstat")
+
+
+async def test_a_receiver_that_stops_reading_stalls_its_sender(splicer: Splicer,
+                                                               listener: socket.socket) -> None:
+    """The host never reads: the viewer's sends stop being taken after a bounded amount (the
+    userspace splicer stalls; the kernel one ends the pair past its bound)."""
+    pair = Pair(listener)
+    loop = asyncio.get_running_loop()
+    join = asyncio.create_task(splicer.join(pair.a, pair.b))
+    await asyncio.sleep(0)
+    chunk, pushed = b"x" * 65536, 0
+    stalled = ended = False
+    while pushed < 400 * MB:
+        try:
+            await asyncio.wait_for(loop.sock_sendall(pair.viewer, chunk), 2.0)
+        except TimeoutError:
+            stalled = True
+            break
+        except OSError:
+            ended = True
+            break
+        pushed += len(chunk)
+    if splicer.kind == "userspace":
+        assert stalled and pushed < 32 * MB, pushed
+        assert not join.done()
+    else:
+        result = await asyncio.wait_for(join, 10)
+        assert result.reason.startswith("b not reading"), result
+        assert ended or stalled, pushed  # before 400 MB
+    pair.viewer.close()
+    pair.host.close()
+    await asyncio.wait_for(join, 10)
+
+
+async def test_cancel_closes_both(splicer: Splicer, listener: socket.socket) -> None:
+    pair = Pair(listener)
+    before = fds()
+    join = asyncio.create_task(splicer.join(pair.a, pair.b))
+    await asyncio.sleep(0.05)
+    join.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await join
+    assert await recv_all(pair.viewer) == b"" and await recv_all(pair.host) == b""
+    assert fds() == before - 2  # a and b closed
+    for sock in (pair.viewer, pair.host):
+        sock.close()
+
+
+async def test_a_reset_ends_the_pair(splicer: Splicer, listener: socket.socket) -> None:
+    pair = Pair(listener)
+    loop = asyncio.get_running_loop()
+    join = asyncio.create_task(splicer.join(pair.a, pair.b))
+    await loop.sock_sendall(pair.viewer, b"hello")
+    assert await recv_all(pair.host, limit=5) == b"hello"
+    pair.viewer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    pair.viewer.close()
+    result = await asyncio.wait_for(join, 10)
+    assert result.reason == "a reset" and result.a_to_b == 5
+    with contextlib.suppress(ConnectionResetError):
+        assert await recv_all(pair.host) == b""
+    pair.host.close()
+
+
+async def test_keepalive_is_set_on_both(splicer: Splicer, listener: socket.socket) -> None:
+    pair = Pair(listener)
+    join = asyncio.create_task(splicer.join(pair.a, pair.b))
+    await asyncio.sleep(0.05)
+    expected = Keepalive()
+    for sock in (pair.a, pair.b):
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert (sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT)) == (
+                    expected.idle, expected.interval, expected.count)
+    pair.viewer.close()
+    pair.host.close()
+    await asyncio.wait_for(join, 10)
+
+
+async def test_500_pairs_at_once_and_no_descriptor_left(splicer: Splicer,
+                                                        listener: socket.socket) -> None:
+    loop = asyncio.get_running_loop()
+    before = fds()
+    pairs = [Pair(listener) for _ in range(500)]
+    joins = [asyncio.create_task(splicer.join(p.a, p.b, first_to_a=b"G")) for p in pairs]
+
+    async def talk(i: int, p: Pair) -> None:
+        assert await loop.sock_recv(p.viewer, 1) == b"G"
+        ask, answer = b"%05d" % i * 19, b"%05d" % i * 32  # 95 and 160 bytes
+        await loop.sock_sendall(p.viewer, ask)
+        assert await recv_all(p.host, limit=len(ask)) == ask
+        await loop.sock_sendall(p.host, answer)
+        assert await recv_all(p.viewer, limit=len(answer)) == answer
+        p.viewer.close()
+        assert await recv_all(p.host) == b""
+        p.host.close()
+
+    await asyncio.gather(*(talk(i, p) for i, p in enumerate(pairs)))
+    results = await asyncio.wait_for(asyncio.gather(*joins), 30)
+    assert all(r.reason == "a closed" and (r.a_to_b, r.b_to_a) == (95, 160) for r in results)
+    assert fds() == before
+
+
+async def test_full_splicer_refuses_and_closes(listener: socket.socket) -> None:
+    splicer = UserspaceSplicer(max_pairs=1)
+    first, second = Pair(listener), Pair(listener)
+    join = asyncio.create_task(splicer.join(first.a, first.b))
+    await asyncio.sleep(0)
+    result = await splicer.join(second.a, second.b)
+    assert result.reason == "splicer full"
+    assert second.a.fileno() == -1 and second.b.fileno() == -1
+    splicer.close()
+    assert (await join).reason == "splicer closed"
+    first.close()
+    second.close()
+
+
+def test_without_privilege_the_userspace_one_and_the_reason() -> None:
+    """In a user namespace (root there, no CAP_BPF in the real one) BPF is refused: the
+    userspace splicer comes back with a one-line reason."""
+    code = ("from rdesk.relay.rawsplice import open_splicer\n"
+            "s, reason = open_splicer(kernel=True)\nprint(s.kind)\nprint(reason)\n")
+    try:
+        out = subprocess.run(["unshare", "--user", "--map-root-user", sys.executable, "-c",
+                              code], capture_output=True, text=True, timeout=60, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"no user namespace here: {exc}")
+    kind, reason = out.stdout.splitlines()
+    assert kind == "userspace"
+    assert reason == ("bpf map create: Operation not permitted "
+                      "(needs CAP_BPF and CAP_NET_ADMIN)")
