@@ -28,10 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import os
 import select
 import socket
 import struct
+import termios
 
 from rdesk.relay.bpf import BpfError, SockHash, socket_cookie
 from rdesk.relay.rawsplice import CLOSE_TIMEOUT, Keepalive, RawSpliceResult, prepare
@@ -57,6 +59,12 @@ def _counters(sock: socket.socket) -> tuple[int, int]:
     raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LEN)
     acked, received = struct.unpack_from("<QQ", raw, _BYTES_ACKED)
     return acked, received
+
+
+def _pending(sock: socket.socket) -> int:
+    """Bytes waiting in ``sock``'s receive queue."""
+    raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    return int(struct.unpack("i", raw)[0])
 
 
 class _Pair:
@@ -215,6 +223,10 @@ class KernelSplicer:
             a.close()
             b.close()
             return RawSpliceResult(0, 0, f"socket refused: {exc.strerror or exc}")
+        for name, sock in (("a", a), ("b", b)):
+            if _pending(sock):  # it would sit there unseen: nothing new wakes the program
+                pair.finish(f"{name} sent data before the splice")
+                return RawSpliceResult(0, 0, pair.done.result())
         try:
             # b under a's cookie first: a's input is redirected only once a is in the map.
             self.map.put(pair.keys[0], b)
