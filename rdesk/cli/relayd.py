@@ -89,6 +89,16 @@ def add_parsers(
     relay.add_argument("--max-hosts", type=values.ranged(1, 10**7),
                        default=RelayConfig.max_hosts,
                        help=f"registered hosts at once (default {RelayConfig.max_hosts})")
+    relay.add_argument("--splice-port", type=values.port, default=None,
+                       help="the raw lane's plain TCP port (default: --port + 1, 8444; "
+                            "0: any free port)")
+    relay.add_argument("--splice-address", metavar="HOST:PORT", type=_splice_address,
+                       help="the splice address told to viewers and hosts (a balancer's), "
+                            "instead of this instance's own")
+    relay.add_argument("--no-splice", action="store_true",
+                       help="no raw lane: every session goes through the websocket tunnel")
+    relay.add_argument("--no-kernel-splice", action="store_true",
+                       help="copy raw lane bytes in userspace even where the kernel could")
     relay.set_defaults(handler=run_relay_verb, relay_command=None)
     verbs = relay.add_subparsers(dest="relay_command", metavar="token|use")
     use = verbs.add_parser("use", help="save the relay viewers reach hosts by ID through "
@@ -118,6 +128,16 @@ def _seconds(text: str) -> float:
     if not 0 <= value <= 3600:
         raise argparse.ArgumentTypeError(f"must be 0..3600 seconds, got {text}")
     return value
+
+
+def _splice_address(text: str) -> str:
+    from rdesk.relay.rawrelay import split_address
+
+    try:
+        split_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(_one_line(exc)) from None
+    return text.strip()
 
 
 def _rate(text: str) -> float:
@@ -169,7 +189,10 @@ def run_relay_verb(args: argparse.Namespace, out: Out | None = None) -> int:
                              allowed_origins=tuple(args.allow_origin),
                              id_rate=(args.id_rate, args.id_burst),
                              connect_rate=(args.source_rate, args.source_burst),
-                             rendezvous_timeout=args.rendezvous_timeout)
+                             rendezvous_timeout=args.rendezvous_timeout,
+                             splice=not args.no_splice, splice_port=args.splice_port,
+                             splice_address=args.splice_address,
+                             kernel_splice=not args.no_kernel_splice)
         asyncio.run(serve_relay(config, relay_data_dir(args), say, cert=args.cert,
                                 key=args.key, audit_log=args.audit_log, grace=args.grace,
                                 redis=args.redis))

@@ -1,9 +1,11 @@
 """The host reachable by ID: its :class:`RelayLink` to a relay, and a tunnel per viewer.
 
 :class:`RelayPresence` keeps the host registered on one relay (the link reconnects with
-backoff by itself) and serves every viewer the relay splices to it: the end-to-end tunnel
-(:func:`~rdesk.tunnel.host_side.accept_tunnel`) with the host's own key, then the ordinary
-session (:meth:`HostServer.serve_transport`), exactly as a direct viewer is served.
+backoff by itself) and serves every viewer the relay brings: on the raw lane, the host's own
+TLS and websocket over the socket the relay copies
+(:func:`~rdesk.host.serve.accepted.serve_accepted`); on the websocket lane, the end-to-end
+tunnel (:func:`~rdesk.tunnel.host_side.accept_tunnel`) with the host's own key. Then the
+ordinary session (:meth:`HostServer.serve_transport`), exactly as a direct viewer is served.
 
 Every relayed viewer reaches the host from the relay's address, so the address says nothing
 about who it is. Each one is given a source of its own, ``relay:<session>`` (the relay's
@@ -19,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from websockets.asyncio.client import ClientConnection
 
 from rdesk.host.relaylink import RelayLink, rendezvous_session
+from rdesk.host.serve.accepted import serve_accepted
 from rdesk.host.serve.server import HostServer
 from rdesk.tunnel.errors import TunnelError
 from rdesk.tunnel.host_side import accept_tunnel
@@ -47,6 +51,8 @@ class RelayPresence:
         the ID it asked for).
     :param say: where the lines for the host's user go (ID registered, relay lost).
     :param listening: whether the host also serves direct viewers (said when the relay is lost).
+    :param raw_lane: take the relay's raw lane when a viewer comes on it (the host's own TLS
+        over a socket the relay copies) besides the tunnel over ``/data``.
     """
 
     def __init__(
@@ -61,14 +67,16 @@ class RelayPresence:
         *,
         listening: bool = True,
         backoff: tuple[float, float] = (1.0, 60.0),
+        raw_lane: bool = True,
     ) -> None:
         self.server = server
         self.listening = listening
         self.key = key
         self.cert_der = cert_der
         self.say = say
-        self.link = RelayLink(relay_url, key, cert_der, token, pin,
-                              on_rendezvous=self._serve, say=say, backoff=backoff)
+        self.link = RelayLink(relay_url, key, cert_der, token, pin, on_rendezvous=self._serve,
+                              on_raw=self._serve_raw if raw_lane else None, say=say,
+                              backoff=backoff)
         self.viewers_served = 0
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -103,6 +111,11 @@ class RelayPresence:
             self.server.event("rejected", source=remote, reason=f"tunnel: {exc.reason}")
             return
         await self.server.serve_transport(transport)
+
+    async def _serve_raw(self, sock: socket.socket) -> None:
+        """One raw lane rendezvous: the host's own TLS and websocket, as on its port."""
+        self.viewers_served += 1
+        await serve_accepted(self.server, sock, f"{RELAYED_SOURCE}{rendezvous_session.get()}")
 
     async def _watch(self) -> None:
         """Say in one line when the registration is lost (the link reconnects by itself)."""

@@ -70,7 +70,7 @@ class Admission:
         self.sources: dict[str, tuple[tuple[float, int], RateLimiter]] = {
             endpoint: (rate, RateLimiter(*rate)) for endpoint, rate in (
                 ("connect", config.connect_rate), ("registration", config.host_rate),
-                ("data", config.connect_rate))}
+                ("data", config.connect_rate), ("splice", config.connect_rate))}
         self._id_fallback = RateLimiter(*config.id_rate)
         #: Viewers waiting for each ID's host whose places are this instance's own.
         self.waiting: Counter[str] = Counter()
@@ -103,8 +103,8 @@ class Admission:
         return answer
 
     async def limit(self, endpoint: str, source: str) -> None:
-        """Refuse ``source`` over its bucket for ``endpoint`` (``connect``, ``registration``
-        or ``data``), shared through the directory."""
+        """Refuse ``source`` over its bucket for ``endpoint`` (``connect``, ``registration``,
+        ``data`` or ``splice``: the raw lane's port), shared through the directory."""
         (rate, burst), fallback = self.sources[endpoint]
         allowed = await self._shared(lambda: self.directory.take(
             f"source:{endpoint}:{source}", rate, burst, self.wall_clock()))

@@ -17,17 +17,22 @@ _COMMON = frozenset({"source", "id", "reason", "code"})
 
 #: Fields each relay event may record, besides ``source``, ``id``, ``reason`` and ``code``.
 RELAY_FIELDS: dict[str, frozenset[str]] = {
-    "relay_start": frozenset({"bind", "port", "fingerprint", "open", "instance", "version"}),
-    "relay_drain": frozenset({"hosts", "splices", "grace"}),
+    "relay_start": frozenset({"bind", "port", "splice_port", "splicer", "fingerprint",
+                              "open", "instance", "version"}),
+    "relay_drain": frozenset({"hosts", "splices", "raw", "grace"}),
     "relay_stop": frozenset(),
     "register": frozenset({"token", "replaced"}),
     "register_refused": frozenset(),
     "unregister": frozenset({"duration"}),
-    "rendezvous": frozenset({"session", "via"}),
+    "rendezvous": frozenset({"session", "via", "lane"}),
     "connect_refused": frozenset(),
     "data_refused": frozenset({"session"}),
     "splice_end": frozenset({"session", "viewer_bytes", "host_bytes", "duration"}),
     "rate_limited": frozenset({"endpoint"}),
+    # The raw lane (rdesk/relay/rawrelay.py): the joins, their ends, the refusals.
+    "raw_join": frozenset({"session", "splicer"}),
+    "raw_end": frozenset({"session", "viewer_bytes", "host_bytes", "duration"}),
+    "raw_refused": frozenset({"session", "count"}),
     "limits_local": frozenset(),  # the directory cannot answer: this instance's own limits
     "limits_shared": frozenset(),  # it answers again
 }

@@ -55,3 +55,24 @@ class RelayConfig:
     allowed_origins: tuple[str, ...] = ()
     #: Where ``move`` sends hosts when draining (``None``: back to the same address).
     move_url: str | None = None
+    #: The raw lane (docs/relay.md): viewers and hosts that ask for it meet on a plain TCP
+    #: splice port and the relay copies their end-to-end TLS (``--no-splice``: off).
+    splice: bool = True
+    #: The splice port (``--splice-port``); ``None``: the relay's port + 1 (8444 by default),
+    #: or any free port when the relay's port is 0; 0: any free port.
+    splice_port: int | None = None
+    #: ``HOST:PORT`` told to viewers and hosts instead of this instance's own (a balancer's).
+    splice_address: str | None = None
+    #: Copy in the kernel (BPF sockmap) when this machine allows it.
+    kernel_splice: bool = True
+    #: Sockets on the splice port that have not presented their ticket yet, at most.
+    max_raw_pending: int = 256
+    #: Seconds a splice-port socket has to send its preamble; a ticket's lifetime.
+    preamble_timeout: float = 5.0
+    ticket_lifetime: float = 10.0
+
+    def splice_bind_port(self) -> int:
+        """The port the splice port binds (see :attr:`splice_port`)."""
+        if self.splice_port is not None:
+            return self.splice_port
+        return self.port + 1 if self.port else 0

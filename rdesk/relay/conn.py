@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -14,13 +15,25 @@ from websockets.exceptions import ConnectionClosed
 from rdesk.relay.messages import MAX_REASON, Refused, encode
 from rdesk.relay.protocol import Machine
 
-__all__ = ["peer", "recv", "refuse"]
+__all__ = ["lanes", "peer", "recv", "refuse"]
 
 
 def peer(ws: ServerConnection) -> str:
     """The source address of ``ws``, for rate limits and the audit log."""
     addr = ws.remote_address
     return str(addr[0]) if addr else "?"
+
+
+def lanes(ws: ServerConnection) -> frozenset[str]:
+    """The lanes the peer says it can take, from its request's query: ``?lanes=raw,ws``.
+
+    A query, not a message field: a relay that predates the raw lane ignores it (its message
+    codec refuses unknown fields) and serves the websocket lane, as before.
+    """
+    path = ws.request.path if ws.request is not None else ""
+    query = urllib.parse.parse_qs(path.partition("?")[2][:256])
+    named = ",".join(query.get("lanes", []))
+    return frozenset(lane for lane in named.split(",")[:8] if lane in ("raw", "ws"))
 
 
 async def refuse(ws: ServerConnection, reason: str, code: int) -> None:

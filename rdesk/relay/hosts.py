@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 
 from rdesk.protocol.errors import CloseCode
 from rdesk.relay.config import RelayConfig
-from rdesk.relay.conn import peer, recv, refuse
+from rdesk.relay.conn import lanes, peer, recv, refuse
 from rdesk.relay.directory import Directory, DirectoryRefusal, DirectoryUnavailable
 from rdesk.relay.messages import Heartbeat, Register, RelayProtocolError, encode
 from rdesk.relay.protocol import HostPhase, RelayHostMachine
@@ -50,6 +50,8 @@ class Control:
     spki: bytes = b""
     #: A heartbeat could not reach the directory since the entry was last written.
     stale: bool = False
+    #: The host asked for the raw lane (``/host?lanes=raw``): it understands ``rendezvous_raw``.
+    raw: bool = False
 
     @property
     def registered(self) -> bool:
@@ -106,7 +108,7 @@ class HostControls:
             enrol=self.enrol, heartbeat=self.config.heartbeat, expiry=self.config.expiry,
             handshake_timeout=self.config.handshake_timeout,
         )
-        control = Control(ws, machine, secrets.token_urlsafe(12))
+        control = Control(ws, machine, secrets.token_urlsafe(12), raw="raw" in lanes(ws))
         reason = "host left"
         try:
             while True:

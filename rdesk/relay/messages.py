@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from rdesk.protocol.errors import CloseCode, ProtocolError
 from rdesk.protocol.hostid import parse_host_id
+from rdesk.protocol.rawlane import TICKET_BYTES
 
 __all__ = [
     "MAX_REASON",
@@ -42,6 +43,8 @@ __all__ = [
     "Message",
     "Move",
     "Prove",
+    "Raw",
+    "RawRendezvous",
     "Refused",
     "Register",
     "Registered",
@@ -236,6 +239,43 @@ class Rendezvous(Message):
     url: str | None = None
 
 
+#: Longest host name a raw lane address may carry.
+MAX_HOSTNAME = 253
+
+
+@dataclasses.dataclass(frozen=True)
+class RawRendezvous(Message):
+    """Relay → host (one that asked for ``/host?lanes=raw``): a viewer waits on the raw lane.
+    Open plain TCP to ``address`` (``None``: the host name of the relay URL the host reached)
+    and ``port``, send the preamble with ``ticket``, then serve TLS on that socket; if the
+    TCP connection cannot be made, answer on ``/data`` instead, at ``url`` as a
+    :class:`Rendezvous` would."""
+
+    T = "rendezvous_raw"
+    FIELDS = {"session": _session, "url": _optional(_text(MAX_URL, empty=False)),
+              "address": _optional(_text(MAX_HOSTNAME, empty=False)),
+              "port": _int(1, 65535), "ticket": _b64(TICKET_BYTES, TICKET_BYTES)}
+    session: str
+    url: str | None
+    address: str | None
+    port: int
+    ticket: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class Raw(Message):
+    """Relay → viewer (one that asked for ``/connect?lanes=raw``): the host waits on the raw
+    lane; open plain TCP to ``address`` (``None``: the relay's host name) and ``port`` and send
+    the preamble with ``ticket``. Sent in place of ``spliced``."""
+
+    T = "raw"
+    FIELDS = {"address": _optional(_text(MAX_HOSTNAME, empty=False)), "port": _int(1, 65535),
+              "ticket": _b64(TICKET_BYTES, TICKET_BYTES)}
+    address: str | None
+    port: int
+    ticket: bytes
+
+
 @dataclasses.dataclass(frozen=True)
 class Move(Message):
     """Relay → host: go to another relay instance (``url``, or the same address when ``None``)."""
@@ -277,7 +317,7 @@ class Spliced(Message):
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.T: cls
     for cls in (Register, Challenge, Prove, Registered, Refused, Heartbeat, HeartbeatAck,
-                Rendezvous, Move, Data, Connect, Spliced)
+                Rendezvous, RawRendezvous, Move, Data, Connect, Spliced, Raw)
 }
 
 

@@ -16,11 +16,13 @@ import functools
 import json
 from collections.abc import Iterable
 
+from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from rdesk.relay.directory import Directory
 from rdesk.site.static import StaticSite, forbidden, origin_allowed
 
-__all__ = ["RELAY_INFO_PATH", "PageDecision", "judge"]
+__all__ = ["RELAY_INFO_PATH", "PageDecision", "judge", "probe"]
 
 #: What the page asks to learn that it is on a relay (and which tunnel version it speaks).
 RELAY_INFO_PATH = "/relay.json"
@@ -51,3 +53,26 @@ def judge(request: Request, allowed_origins: Iterable[str] = ()) -> PageDecision
             return forbidden()
         return None
     return _site().respond(request)
+
+
+def _text_response(ws: ServerConnection, status: int, text: str) -> Response:
+    response = ws.respond(status, text + "\n")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def probe(ws: ServerConnection, request: Request, draining: bool,
+                directory: Directory) -> Response | None:
+    """The answer to a balancer's probe: ``/healthz`` while the process runs, ``/readyz``
+    while it accepts work (not draining, its directory answering); ``None`` for any other
+    path."""
+    path = request.path.split("?", 1)[0]
+    if path == "/healthz":
+        return _text_response(ws, 200, "ok")
+    if path != "/readyz":
+        return None
+    if draining:
+        return _text_response(ws, 503, "draining")
+    if not await directory.ready():
+        return _text_response(ws, 503, "directory unavailable")
+    return _text_response(ws, 200, "ready")

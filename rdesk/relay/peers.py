@@ -51,7 +51,8 @@ class HostLinkMachine(Machine[LinkPhase]):
     """The host's side of its control connection; ``sign`` signs bytes with the host key.
 
     Events returned: :class:`Registered`, :class:`Rendezvous` (open ``/data``, see
-    :meth:`data_message`), :class:`Move` (the machine is then closed). A ``refused`` raises
+    :meth:`data_message`), :class:`RawRendezvous` (the raw lane; ``/data`` is its fallback),
+    :class:`Move` (the machine is then closed). A ``refused`` raises
     :class:`RelayRefused`. :meth:`check_timer` returns the heartbeats to send.
     """
 
@@ -61,6 +62,7 @@ class HostLinkMachine(Machine[LinkPhase]):
         (LinkPhase.AWAIT_REGISTERED, "registered"): LinkPhase.REGISTERED,
         (LinkPhase.REGISTERED, "heartbeat_ack"): LinkPhase.REGISTERED,
         (LinkPhase.REGISTERED, "rendezvous"): LinkPhase.REGISTERED,
+        (LinkPhase.REGISTERED, "rendezvous_raw"): LinkPhase.REGISTERED,
         (LinkPhase.REGISTERED, "move"): LinkPhase.CLOSED,
         (LinkPhase.AWAIT_CHALLENGE, "refused"): LinkPhase.CLOSED,
         (LinkPhase.AWAIT_REGISTERED, "refused"): LinkPhase.CLOSED,
@@ -112,7 +114,7 @@ class HostLinkMachine(Machine[LinkPhase]):
                 raise self.fail("heartbeat_ack without a heartbeat")
             self.ack_due = None
             return Step()
-        return Step(event=message)  # rendezvous, move
+        return Step(event=message)  # rendezvous, rendezvous_raw, move
 
     def data_message(self, session: str) -> Data:
         """The first message of the ``/data`` connection answering ``session``."""
@@ -151,6 +153,7 @@ class ViewerLinkMachine(Machine[ViewerPhase]):
     TRANSITIONS = {
         (ViewerPhase.START, "send connect"): ViewerPhase.AWAIT_SPLICED,
         (ViewerPhase.AWAIT_SPLICED, "spliced"): ViewerPhase.SPLICED,
+        (ViewerPhase.AWAIT_SPLICED, "raw"): ViewerPhase.SPLICED,
         (ViewerPhase.AWAIT_SPLICED, "refused"): ViewerPhase.CLOSED,
     }
 

@@ -44,6 +44,8 @@ from rdesk.relay.messages import (
     Message,
     Move,
     Prove,
+    Raw,
+    RawRendezvous,
     Refused,
     Register,
     Registered,
@@ -173,6 +175,7 @@ class RelayHostMachine(Machine[HostPhase]):
         (HostPhase.PROVEN, "send registered"): HostPhase.REGISTERED,
         (HostPhase.REGISTERED, "heartbeat"): HostPhase.REGISTERED,
         (HostPhase.REGISTERED, "send rendezvous"): HostPhase.REGISTERED,
+        (HostPhase.REGISTERED, "send rendezvous raw"): HostPhase.REGISTERED,
         (HostPhase.REGISTERED, "send move"): HostPhase.CLOSED,
     }
 
@@ -237,6 +240,12 @@ class RelayHostMachine(Machine[HostPhase]):
     def rendezvous(self, session: str, now: float, url: str | None = None) -> Rendezvous:
         self._advance("send rendezvous", now)
         return Rendezvous(session, url)
+
+    def rendezvous_raw(self, session: str, now: float, url: str | None, address: str | None,
+                       port: int, ticket: bytes) -> RawRendezvous:
+        """The raw lane's rendezvous (only for a host that asked for it)."""
+        self._advance("send rendezvous raw", now)
+        return RawRendezvous(session, url, address, port, ticket)
 
     def move(self, reason: str, now: float, url: str | None = None) -> Move:
         self._advance("send move", now)
@@ -334,6 +343,7 @@ class RelayViewerMachine(Machine[ViewerPhase]):
     TRANSITIONS = {
         (ViewerPhase.AWAIT_CONNECT, "connect"): ViewerPhase.AWAIT_HOST,
         (ViewerPhase.AWAIT_HOST, "send spliced"): ViewerPhase.SPLICED,
+        (ViewerPhase.AWAIT_HOST, "send raw"): ViewerPhase.SPLICED,
     }
 
     def __init__(
@@ -359,6 +369,11 @@ class RelayViewerMachine(Machine[ViewerPhase]):
     def spliced(self, now: float) -> Spliced:
         self._advance("send spliced", now)
         return Spliced()
+
+    def raw(self, now: float, address: str | None, port: int, ticket: bytes) -> Raw:
+        """The host is on the raw lane: where the viewer goes, with its ticket."""
+        self._advance("send raw", now)
+        return Raw(address, port, ticket)
 
     def deadline(self) -> float | None:
         if self.phase is ViewerPhase.AWAIT_CONNECT:

@@ -10,6 +10,7 @@ viewer waits, and the splice runs here.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -23,7 +24,15 @@ from rdesk.protocol.hostid import parse_host_id
 from rdesk.relay.config import RelayConfig
 from rdesk.relay.directory import Directory, DirectoryUnavailable, Entry
 from rdesk.relay.hosts import Control, HostControls
-from rdesk.relay.messages import RelayProtocolError, Rendezvous, decode, encode
+from rdesk.relay.messages import (
+    Message,
+    RawRendezvous,
+    RelayProtocolError,
+    Rendezvous,
+    decode,
+    encode,
+)
+from rdesk.relay.rawrelay import RawOffer
 
 __all__ = ["Router"]
 
@@ -70,21 +79,34 @@ class Router:
         return control, entry
 
     async def ask(self, control: Control | None, entry: Entry, session: str,
-                  source: str) -> None:
-        """Send the rendezvous to the host: directly, or through the instance holding it."""
+                  source: str, raw: RawOffer | None = None) -> None:
+        """Send the rendezvous to the host: directly, or through the instance holding it.
+        With ``raw``, a host that can take the raw lane gets ``rendezvous_raw``; any other
+        the ordinary rendezvous (the viewer's instance waits for either answer)."""
+        lane = "ws"
         if control is not None:
             try:
-                await control.ws.send(encode(control.machine.rendezvous(session, self.clock())))
+                if raw is not None and control.raw:
+                    message: Message = control.machine.rendezvous_raw(
+                        session, self.clock(), None, raw.address, raw.port, raw.ticket)
+                    lane = "raw"
+                else:
+                    message = control.machine.rendezvous(session, self.clock())
+                await control.ws.send(encode(message))
             except (RelayProtocolError, ConnectionClosed):
                 raise RelayProtocolError("unknown or offline ID", CloseCode.POLICY) from None
-            self._event("rendezvous", source=source, id=entry.host_id, session=session)
+            self._event("rendezvous", source=source, id=entry.host_id, session=session,
+                        lane=lane)
             return
-        request = json.dumps({"id": entry.host_id, "session": session,
-                              "url": self.config.public_url}).encode()
-        if not await self.directory.forward(entry.instance, request):
+        fields: dict[str, object] = {"id": entry.host_id, "session": session,
+                                     "url": self.config.public_url}
+        if raw is not None and raw.forward_address is not None:
+            fields["raw"] = {"address": raw.forward_address, "port": raw.port,
+                             "ticket": base64.b64encode(raw.ticket).decode()}
+        if not await self.directory.forward(entry.instance, json.dumps(fields).encode()):
             raise RelayProtocolError("unknown or offline ID", CloseCode.POLICY)
         self._event("rendezvous", source=source, id=entry.host_id, session=session,
-                    via=entry.instance)
+                    via=entry.instance, lane="raw" if "raw" in fields else "ws")
 
     async def serve_forwarded(self) -> None:
         """Pass rendezvous other instances forward to hosts registered here."""
@@ -100,7 +122,11 @@ class Router:
             try:
                 obj = json.loads(request[:2048])
                 host_id, session, url = parse_host_id(obj["id"]), obj["session"], obj["url"]
-                decode(encode(Rendezvous(session, url)))  # the fields' bounds, as on the wire
+                raw = obj.get("raw")
+                # The fields' bounds, as on the wire:
+                plain = decode(encode(Rendezvous(session, url)))
+                offer = None if raw is None else decode(encode(RawRendezvous(
+                    session, url, raw["address"], raw["port"], base64.b64decode(raw["ticket"]))))
                 entry = await self.directory.lookup(host_id, self.wall_clock())
             except (ValueError, KeyError, TypeError, RelayProtocolError,
                     DirectoryUnavailable) as exc:
@@ -109,6 +135,13 @@ class Router:
             control = self.hosts.get(entry.connection) if entry is not None else None
             if control is None or not control.registered:
                 continue  # the viewer's instance times out and says so
+            message: Message
             with contextlib.suppress(RelayProtocolError, ConnectionClosed):
-                await control.ws.send(encode(control.machine.rendezvous(session, self.clock(),
-                                                                        url)))
+                if isinstance(offer, RawRendezvous) and control.raw:
+                    message = control.machine.rendezvous_raw(
+                        session, self.clock(), offer.url, offer.address, offer.port,
+                        offer.ticket)
+                else:
+                    assert isinstance(plain, Rendezvous)
+                    message = control.machine.rendezvous(session, self.clock(), plain.url)
+                await control.ws.send(encode(message))

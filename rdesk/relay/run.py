@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from rdesk.host.security.tls import TLSSetupError, ensure_host_certificate, server_ssl_context
 from rdesk.relay.audit import RelayAuditLog
 from rdesk.relay.redisdir import RedisDirectory
-from rdesk.relay.server import RelayConfig, RelayServer
+from rdesk.relay.server import RelayConfig, RelayServer, SplicePortError
 from rdesk.relay.tokens import TokenStore
 
 __all__ = ["serve_relay"]
@@ -76,7 +76,11 @@ async def serve_relay(
         except OSError as exc:
             # asyncio's own message repeats the address; the errno's text says it plainly
             reason = os.strerror(exc.errno) if exc.errno else _one_line(exc)
-            raise OSError(f"cannot listen on {config.bind}:{config.port}: {reason}") from None
+            port = config.port
+            if isinstance(exc, SplicePortError):
+                port, reason = config.splice_bind_port(), f"{reason} (the raw lane's splice " \
+                    "port: choose another with --splice-port, or --no-splice)"
+            raise OSError(f"cannot listen on {config.bind}:{port}: {reason}") from None
         hurry = asyncio.Event()
 
         def on_signal() -> None:
@@ -85,6 +89,9 @@ async def serve_relay(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
         out(f"rdesk relay: listening on wss://{config.bind}:{server.port}")
+        if server.raw is not None and server.raw.splicer is not None:
+            out(f"rdesk relay: raw lane on tcp://{config.bind}:{server.raw.port.port} "
+                f"(copied in the {server.raw.splicer.kind})")
         out(f"rdesk relay: fingerprint {server.pin}")
         if redis is not None:
             out(f"rdesk relay: instance {config.instance} ({config.public_url}), "

@@ -3,16 +3,17 @@
 A host keeps a control connection on ``/host`` (:class:`~rdesk.relay.protocol.RelayHostMachine`);
 a viewer asks ``/connect`` for an ID; the relay sends the host ``rendezvous {session}``, the host
 opens ``/data`` proving it owns the key, and the relay splices the viewer's websocket to that
-data websocket (:func:`~rdesk.relay.splice.splice`). ``/healthz`` answers while the process
-runs, ``/readyz`` while it accepts work (not when draining); anything else is 404.
+data websocket (:class:`~rdesk.relay.splice.Splice`) — or, on the raw lane
+(:mod:`~rdesk.relay.rawrelay`), both come to the splice port and their sockets are joined.
+``/healthz`` and ``/readyz`` (not when draining) answer a balancer; anything else is 404.
 
 Limits (:class:`RelayConfig`, :class:`~rdesk.relay.admission.Admission`): control messages of
 4 KiB until a connection is spliced, then ``splice_max_message``; per-source token buckets on
 ``/connect``, ``/data`` and ``/host``, a per-ID bucket and a cap on viewers waiting for one ID
 (all shared by the instances on one directory), so a flood against one host reaches it only at
 a bounded rate; ``max_sessions`` splices and waiting viewers in all and ``max_hosts``
-registrations, per instance.
-Every refusal is one ``refused {reason}`` line, then a close, and an audit event.
+registrations, per instance. Every refusal is one ``refused {reason}`` line, then a close,
+and an audit event.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import secrets
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -36,7 +38,7 @@ from rdesk.protocol.fingerprint import fingerprint, key_fingerprint
 from rdesk.relay import frames
 from rdesk.relay.admission import Admission, Place
 from rdesk.relay.config import RelayConfig
-from rdesk.relay.conn import peer, recv, refuse
+from rdesk.relay.conn import lanes, peer, recv, refuse
 from rdesk.relay.directory import Directory, DirectoryUnavailable, MemoryDirectory
 from rdesk.relay.hosts import HostControls
 from rdesk.relay.messages import (
@@ -46,16 +48,21 @@ from rdesk.relay.messages import (
     encode,
 )
 from rdesk.relay.messages import RelayProtocolError as _Refusal
-from rdesk.relay.page import judge
+from rdesk.relay.page import judge, probe
 from rdesk.relay.protocol import RelayDataMachine, RelayViewerMachine
+from rdesk.relay.rawrelay import RawLane
 from rdesk.relay.routing import Router
 from rdesk.relay.splice import Splice, SpliceResult, take_over
-from rdesk.relay.tokens import TokenError, TokenStore
+from rdesk.relay.tokens import Enrolment, TokenStore
 
-__all__ = ["RelayConfig", "RelayServer"]
+__all__ = ["RelayConfig", "RelayServer", "SplicePortError"]
 
 log = logging.getLogger(__name__)
 Event = Callable[[str, dict[str, object]], None]
+
+
+class SplicePortError(OSError):
+    """The raw lane's splice port cannot be listened on (``errno`` says why)."""
 
 
 @dataclasses.dataclass
@@ -64,13 +71,8 @@ class _Waiting:
 
     host_id: str
     spki: bytes
-    answer: asyncio.Future[ServerConnection]
-
-
-def _text_response(ws: ServerConnection, status: int, text: str) -> Response:
-    response = ws.respond(status, text + "\n")
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    #: The host's ``/data`` websocket, or its raw lane socket.
+    answer: asyncio.Future[ServerConnection | socket.socket]
 
 
 class RelayServer:
@@ -109,13 +111,18 @@ class RelayServer:
         self._on_event = on_event
         self.clock = clock
         self.wall_clock = wall_clock
-        self.hosts = HostControls(config, self.directory, self.fingerprint, self._enrol,
-                                  self._token_id, self._event, clock, wall_clock)
+        enrolment = Enrolment(tokens, config.open_enrolment)
+        self.hosts = HostControls(config, self.directory, self.fingerprint, enrolment.refusal,
+                                  enrolment.token_id, self._event, clock, wall_clock)
         self.router = Router(config, self.directory, self.hosts, self._event, clock, wall_clock)
         self.waiting: dict[str, _Waiting] = {}
         self.splices: dict[asyncio.Future[SpliceResult], Splice] = {}
         self.draining = False
         self.admission = Admission(config, self.directory, self._event, clock, wall_clock)
+        #: The raw lane (``None`` with ``--no-splice``).
+        self.raw: RawLane | None = (
+            RawLane(config, lambda source: self.admission.limit("splice", source),
+                    self._raw_host, self._event, clock) if config.splice else None)
         self._server: Server | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._forwarded: asyncio.Task[None] | None = None
@@ -148,9 +155,22 @@ class RelayServer:
             ping_timeout=self.config.ping_interval,
             server_header=None,
         )
+        if self.raw is not None:
+            try:
+                await self.raw.start()
+            except OSError as exc:
+                self._server.close()
+                await self._server.wait_closed()
+                raise SplicePortError(exc.errno, exc.strerror) from None
+            except BaseException:
+                self._server.close()
+                await self._server.wait_closed()
+                raise
         self._housekeeping = asyncio.ensure_future(self._sweep_forever())
         self._forwarded = asyncio.ensure_future(self.router.serve_forwarded())
         self._event("relay_start", bind=self.config.bind, port=self.port,
+                    splice_port=self.raw.port.port if self.raw is not None else None,
+                    splicer=self.raw.splicer.kind if self.raw and self.raw.splicer else None,
                     fingerprint=self.pin, open=self.config.open_enrolment,
                     instance=self.config.instance)
 
@@ -170,14 +190,18 @@ class RelayServer:
             return
         self.draining = True
         self._server.close(close_connections=False)  # no new TCP connections
+        joined = set(self.raw.joined) if self.raw is not None else set()
         self._event("relay_drain", hosts=len(self.hosts), splices=len(self.splices),
-                    grace=grace)
+                    raw=len(joined), grace=grace)
+        if self.raw is not None:
+            await self.raw.port.stop()  # no new raw sockets; the joined pairs run on
         await self.hosts.move_all("relay is shutting down")
         for waiting in list(self.waiting.values()):
             if not waiting.answer.done():
                 waiting.answer.cancel()
-        if self.splices:
-            await asyncio.wait(set(self.splices), timeout=grace)
+        running: set[asyncio.Future[Any]] = {*self.splices, *joined}
+        if running:
+            await asyncio.wait(running, timeout=grace)
         await self.stop()
 
     async def stop(self) -> None:
@@ -195,32 +219,28 @@ class RelayServer:
             joined.end(CloseCode.GOING_AWAY, "relay is shutting down")
         if self.splices:
             await asyncio.wait(set(self.splices))
+        if self.raw is not None:
+            await self.raw.stop()
         await asyncio.gather(*(ws.close(CloseCode.GOING_AWAY, "relay is shutting down")
                                for ws in list(self._server.connections)))
         await self._server.wait_closed()
         self._event("relay_stop")
 
     async def _sweep_forever(self, period: float = 60.0) -> None:
-        # Bounded memory between bursts: forget refilled buckets and expired entries.
+        # Bounded memory between bursts: forget refilled buckets, expired entries and tickets.
         while True:
             await asyncio.sleep(period)
             self.admission.sweep()
+            if self.raw is not None:
+                self.raw.tickets.sweep(self.clock())
             if isinstance(self.directory, MemoryDirectory):
                 self.directory.sweep(self.wall_clock())
 
     async def _process_request(self, ws: ServerConnection,
                                request: Request) -> Response | None:
-        path = request.path.split("?", 1)[0]
-        if path == "/healthz":
-            return _text_response(ws, 200, "ok")
-        if path == "/readyz":
-            if self.draining:
-                return _text_response(ws, 503, "draining")
-            if not await self.directory.ready():
-                return _text_response(ws, 503, "directory unavailable")
-            return _text_response(ws, 200, "ready")
-        # The browser page (GET), or the Origin rule for the websocket endpoints.
-        return judge(request, self.config.allowed_origins)
+        # /healthz and /readyz, the browser page (GET), or the Origin rule for the websockets.
+        answer = await probe(ws, request, self.draining, self.directory)
+        return answer if answer is not None else judge(request, self.config.allowed_origins)
 
     # --- connections ---------------------------------------------------------------------------
 
@@ -240,28 +260,6 @@ class RelayServer:
         except Exception:  # one connection's bug must not take the relay down
             log.exception("internal error on %s from %s", path, source)
             await ws.close(CloseCode.INTERNAL_ERROR, "internal error")
-
-    def _enrol(self, token: str | None) -> str | None:
-        if self.config.open_enrolment:
-            return None
-        assert self.tokens is not None
-        if not token:
-            return "an enrolment token is required"
-        try:
-            found = self.tokens.check(token)
-        except TokenError as exc:
-            log.error("%s", exc)
-            return "the relay cannot check enrolment tokens"
-        return None if found is not None else "enrolment token refused"
-
-    def _token_id(self, token: str | None) -> str | None:
-        """The id of an accepted token, for the audit log (``None`` in open mode)."""
-        if self.config.open_enrolment or self.tokens is None:
-            return None
-        with contextlib.suppress(TokenError):
-            found = self.tokens.check(token)
-            return found.id if found is not None else None
-        return None
 
     # --- /host ---------------------------------------------------------------------------------
 
@@ -287,24 +285,33 @@ class RelayServer:
         except _Refusal as exc:
             self._event("connect_refused", source=source, id=host_id, reason=exc.reason)
             raise
+        raw = self.raw if "raw" in lanes(ws) else None
         try:
-            session, data_ws = await self._rendezvous(ws, machine, place, source)
-            await self._splice(ws, data_ws, machine, host_id, session)
+            session, answer = await self._rendezvous(ws, machine, place, source, raw)
+            if isinstance(answer, socket.socket):
+                assert raw is not None
+                await raw.serve(ws, machine, answer, host_id, session)
+            else:
+                await self._splice(ws, answer, machine, host_id, session)
         finally:
             self.admission.leave()
 
     async def _rendezvous(self, ws: ServerConnection, machine: RelayViewerMachine,
-                          place: Place, source: str) -> tuple[str, ServerConnection]:
-        """Ask the host to open ``/data`` for a new session; the session and the host's data
-        websocket, once bound. Gives back the viewer's waiting place on the way out."""
+                          place: Place, source: str, raw: RawLane | None,
+                          ) -> tuple[str, ServerConnection | socket.socket]:
+        """Ask the host to open ``/data`` (or, with ``raw``, its raw socket) for a new session;
+        the session and the host's answer, once bound. Gives back the viewer's waiting place
+        on the way out."""
         host_id, session = place.host_id, secrets.token_urlsafe(16)
-        answer: asyncio.Future[ServerConnection] = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[ServerConnection | socket.socket] = (
+            asyncio.get_running_loop().create_future())
         viewer_gone = asyncio.ensure_future(ws.wait_closed())
         try:
             await self.admission.take_id_token(host_id, source)
             control, entry = await self.router.find(host_id)
             self.waiting[session] = _Waiting(host_id, entry.spki, answer)
-            await self.router.ask(control, entry, session, source)
+            offer = raw.offer(session) if raw is not None else None
+            await self.router.ask(control, entry, session, source, offer)
             deadline = machine.deadline()
             timeout = None if deadline is None else max(0.0, deadline - self.clock())
             waiters: set[asyncio.Future[Any]] = {answer, viewer_gone}
@@ -319,12 +326,18 @@ class RelayServer:
         except _Refusal as exc:
             self._event("connect_refused", source=source, id=host_id, reason=exc.reason)
             if answer.done() and not answer.cancelled():
-                await answer.result().close(CloseCode.GOING_AWAY, "viewer left")
+                late = answer.result()
+                if isinstance(late, socket.socket):
+                    late.close()
+                else:
+                    await late.close(CloseCode.GOING_AWAY, "viewer left")
             raise
         finally:
             viewer_gone.cancel()
             answer.cancel()  # no-op once it has a result
             self.waiting.pop(session, None)
+            if raw is not None:
+                raw.tickets.forget(session)
             await self.admission.stop_waiting(place)
 
     async def _splice(self, ws: ServerConnection, data_ws: ServerConnection,
@@ -351,6 +364,14 @@ class RelayServer:
         self._event("splice_end", id=host_id, session=session, reason=result.reason,
                     code=result.code, viewer_bytes=result.a_to_b, host_bytes=result.b_to_a,
                     duration=round(self.clock() - started, 3))
+
+    def _raw_host(self, session: str, sock: socket.socket) -> bool:
+        """The host's raw socket for ``session`` came: whether its viewer still waits."""
+        waiting = self.waiting.get(session)
+        if waiting is None or waiting.answer.done():
+            return False
+        waiting.answer.set_result(sock)
+        return True
 
     # --- /data ---------------------------------------------------------------------------------
 

@@ -14,17 +14,23 @@ Every error a user can cause raises :class:`TokenError` with a one-line ``str()`
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import datetime
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 from pathlib import Path
 
 from rdesk.common.files import atomic_write
 
-__all__ = ["TOKENS_FILENAME", "TOKEN_PREFIX", "TokenError", "TokenInfo", "TokenStore"]
+__all__ = [
+    "TOKENS_FILENAME", "TOKEN_PREFIX", "Enrolment", "TokenError", "TokenInfo", "TokenStore",
+]
+
+log = logging.getLogger(__name__)
 
 TOKENS_FILENAME = "enrolment-tokens.json"
 TOKEN_PREFIX = "rdt_"
@@ -133,3 +139,33 @@ class TokenStore:
                 found = info
         return found
 
+
+
+class Enrolment:
+    """Whether a host's ``register`` may enrol: its token checked against ``tokens``, or any
+    host when ``open_enrolment``."""
+
+    def __init__(self, tokens: TokenStore | None, open_enrolment: bool) -> None:
+        self.tokens = None if open_enrolment else tokens
+
+    def refusal(self, token: str | None) -> str | None:
+        """The reason to refuse ``token``, or ``None`` if it enrols."""
+        if self.tokens is None:
+            return None
+        if not token:
+            return "an enrolment token is required"
+        try:
+            found = self.tokens.check(token)
+        except TokenError as exc:
+            log.error("%s", exc)
+            return "the relay cannot check enrolment tokens"
+        return None if found is not None else "enrolment token refused"
+
+    def token_id(self, token: str | None) -> str | None:
+        """The id of an accepted token, for the audit log (``None`` in open mode)."""
+        if self.tokens is None:
+            return None
+        with contextlib.suppress(TokenError):
+            found = self.tokens.check(token)
+            return found.id if found is not None else None
+        return None

@@ -45,7 +45,7 @@ async def test_drain_moves_hosts_and_lets_running_splices_finish(tmp_path: Path)
                 await viewer(relay, link.host_id)
             await ws.close()
             await asyncio.wait_for(drain, 10)  # the last splice ended: done before the grace
-        assert relay.last("relay_drain") == {"hosts": 1, "splices": 1, "grace": 30}
+        assert relay.last("relay_drain") == {"hosts": 1, "splices": 1, "raw": 0, "grace": 30}
         assert relay.kinds()[-1] == "relay_stop"
         await quiet(relay)
     assert not other_tasks()

@@ -94,7 +94,8 @@ async def test_a_viewer_on_another_instance_is_spliced_through_a_forwarded_rende
             await quiet(b)
             await quiet(a, hosts=1)
         assert b.last("rendezvous") == {"source": "127.0.0.1", "id": link.host_id,
-                                        "session": b.last("splice_end")["session"], "via": "a"}
+                                        "session": b.last("splice_end")["session"], "via": "a",
+                                        "lane": "ws"}
         assert "splice_end" not in a.kinds()  # the splice ran on the viewer's instance
     assert not other_tasks()
 

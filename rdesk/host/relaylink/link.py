@@ -22,8 +22,10 @@ import contextlib
 import contextvars
 import logging
 import random
+import socket
 import ssl
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -39,10 +41,12 @@ from rdesk.host.relaylink.backoff import backoff_delay
 from rdesk.protocol import limits
 from rdesk.protocol.fingerprint import fingerprint, key_fingerprint, pin_matches
 from rdesk.protocol.hostid import host_id
+from rdesk.protocol.rawlane import RawLaneError
 from rdesk.relay import proof
 from rdesk.relay.messages import (
     MAX_RELAY_MESSAGE,
     Move,
+    RawRendezvous,
     Registered,
     RelayProtocolError,
     Rendezvous,
@@ -50,14 +54,18 @@ from rdesk.relay.messages import (
 )
 from rdesk.relay.peers import HostLinkMachine
 from rdesk.relay.protocol import RelayRefused
+from rdesk.tunnel.rawdial import dial_splice_port
 
 __all__ = ["RelayLink", "RelayLinkError", "load_identity", "rendezvous_session"]
 
 log = logging.getLogger(__name__)
 OnRendezvous = Callable[[ClientConnection], Awaitable[None]]
+OnRaw = Callable[[socket.socket], Awaitable[None]]
 #: The relay's session id (22 base64url characters) of the rendezvous ``on_rendezvous`` is
 #: serving: set in the task that calls it, so each handler reads its own.
 rendezvous_session: contextvars.ContextVar[str] = contextvars.ContextVar("rendezvous_session")
+#: Seconds to reach the splice port and be answered, before falling back to ``/data``.
+RAW_TIMEOUT = 5.0
 #: Largest message the host accepts on a data connection (the tunnel's largest record + room).
 DATA_MAX_MESSAGE = limits.MAX_UPDATE_MESSAGE + 64 * 1024
 
@@ -93,6 +101,9 @@ class RelayLink:
         :data:`rendezvous_session` holds the relay's session id); the websocket is closed
         when it returns.
     :param say: where the link's lines for the user go (the TOFU fingerprint, registration).
+    :param on_raw: with it the link asks for the raw lane (``/host?lanes=raw``): called, like
+        ``on_rendezvous``, with each raw lane socket once the relay said ``GO`` (the host is
+        then the TLS server on it); the socket is closed when it returns.
     """
 
     def __init__(
@@ -104,6 +115,7 @@ class RelayLink:
         pin: str | None = None,
         *,
         on_rendezvous: OnRendezvous,
+        on_raw: OnRaw | None = None,
         say: Callable[[str], None] | None = None,
         backoff: tuple[float, float] = (1.0, 60.0),
         rand: Callable[[], float] = random.random,
@@ -119,6 +131,7 @@ class RelayLink:
         self.token = token
         self.pin = pin
         self.on_rendezvous = on_rendezvous
+        self.on_raw = on_raw
         self.say = say or (lambda line: log.info("%s", line))
         self.backoff = backoff
         self.rand = rand
@@ -203,7 +216,8 @@ class RelayLink:
     async def _control(self) -> bool:
         """One control connection, until it ends; ``True`` if the relay sent ``move``."""
         async with connect(
-            self.url + "/host", ssl=self.ssl_context, max_size=MAX_RELAY_MESSAGE,
+            self.url + ("/host?lanes=raw" if self.on_raw is not None else "/host"),
+            ssl=self.ssl_context, max_size=MAX_RELAY_MESSAGE,
             compression=None, open_timeout=10, close_timeout=5, ping_interval=20,
             ping_timeout=20, user_agent_header=None,
         ) as ws:
@@ -246,6 +260,13 @@ class RelayLink:
                     log.info("rendezvous %s: %s", event.session[:6], exc)
                     continue
                 self._spawn(self._answer(target, machine, event.session))
+            elif isinstance(event, RawRendezvous):
+                try:
+                    target = base if event.url is None else _base_url(event.url)
+                except RelayLinkError as exc:
+                    log.info("rendezvous %s: %s", event.session[:6], exc)
+                    continue
+                self._spawn(self._answer_raw(target, machine, event))
             elif isinstance(event, Move):
                 self.moves += 1
                 self.last_error = f"moved: {event.reason}"
@@ -283,3 +304,28 @@ class RelayLink:
             log.info("rendezvous %s on %s: %s", session[:6], base, " ".join(str(exc).split()))
         except Exception:  # the caller's handler failing must not end the control connection
             log.exception("rendezvous handler failed")
+
+    async def _answer_raw(self, base: str, machine: HostLinkMachine,
+                          event: RawRendezvous) -> None:
+        """Open the raw lane for ``event`` and hand its socket to ``on_raw``; when the relay's
+        splice port cannot be used (a balancer that forwards only the websocket port, a
+        refusal), answer on ``/data`` instead, with one log line."""
+        assert self.on_raw is not None
+        name = event.address or urllib.parse.urlsplit(base).hostname or ""
+        try:
+            sock = await asyncio.wait_for(dial_splice_port(name, event.port, event.ticket),
+                                          RAW_TIMEOUT)
+        except (OSError, asyncio.TimeoutError, RawLaneError) as exc:
+            why = " ".join(str(exc).split()) or type(exc).__name__
+            log.warning("rendezvous %s: the raw lane to %s:%d failed (%s); answering on the "
+                        "websocket lane", event.session[:6], name, event.port, why)
+            await self._answer(base, machine, event.session)
+            return
+        rendezvous_session.set(event.session)
+        try:
+            await self.on_raw(sock)
+        except Exception:  # the caller's handler failing must not end the control connection
+            log.exception("raw lane handler failed")
+        finally:
+            sock.close()
+

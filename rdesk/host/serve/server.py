@@ -174,7 +174,7 @@ class HostServer:
                 self._handle,
                 sock=sock,
                 ssl=self.ssl_context,
-                process_request=self._process_request,
+                process_request=self.process_request,
                 # Explicit limits (docs/protocol.md, "Limits"): viewers send control messages
                 # and transfer chunks; the codec holds each kind to its own limit.
                 max_size=limits.MAX_VIEWER_MESSAGE,
@@ -254,7 +254,8 @@ class HostServer:
         await wait_handlers(self._server)
         self.auth_pool.close()
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """The HTTP step of every websocket handshake: the page, or the Origin rule."""
         sock = connection.transport.get_extra_info("socket")
         if sock is not None:
             self.gate.spoke(sock.fileno())  # TLS done, an HTTP request came: not a failure
