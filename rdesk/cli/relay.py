@@ -56,6 +56,11 @@ def add_relay_options(parser: argparse.ArgumentParser) -> None:
         help="pin the relay's key, as `rdesk relay` prints it (default: its known_hosts entry, "
         "trusted on first use)",
     )
+    parser.add_argument(
+        "--relay-lane", choices=("auto", "raw", "ws"), default="auto",
+        help="raw: the host's own TLS through the relay's splice port; ws: the end-to-end "
+        "tunnel over the relay's websocket; auto (default): raw when the relay offers it",
+    )
 
 
 def _looks_like_id(text: str) -> bool:
@@ -104,7 +109,7 @@ def relay_target(args: argparse.Namespace) -> tuple[str, str | None]:
             f"{target} is a host ID: give the relay with --relay wss://RELAY[:PORT], set "
             "RDESK_RELAY, or save one with `rdesk relay use URL`"
         )
-    return relayed_url(relay, target), pin
+    return relayed_url(relay, target, getattr(args, "relay_lane", "auto")), pin
 
 
 def with_relay_exits(handler: Handler) -> Handler:

@@ -19,6 +19,7 @@ Every failure is a :class:`~rdesk.client.errors.ConnectError` with a one-line me
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -55,12 +56,15 @@ MAX_LOGIN_DELAY_WAIT = 60.0
 PasswordSource = Callable[[], str]
 
 async def open_websocket(
-    address: HostAddress, timeout: float, ssl_context: ssl.SSLContext | None = None
+    address: HostAddress, timeout: float, ssl_context: ssl.SSLContext | None = None,
+    *, sock: socket.socket | None = None,
 ) -> ClientConnection:
-    """The TLS websocket to ``address``; :class:`ConnectError` if it cannot be opened."""
+    """The TLS websocket to ``address`` (over ``sock`` when given, a connected TCP socket:
+    the relay's raw lane); :class:`ConnectError` if it cannot be opened."""
     try:
         return await ws_connect(
             address.uri,
+            sock=sock,
             ssl=ssl_context if ssl_context is not None else client_ssl_context(),
             server_hostname=address.host,
             open_timeout=timeout,

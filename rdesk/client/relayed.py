@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import ssl
 import urllib.parse
 
@@ -42,6 +43,7 @@ from rdesk.client.known_hosts import (
     normalize_fingerprint,
     verify_certificate,
 )
+from rdesk.client.rawlane import RawLaneUnavailable, RawOffer, open_raw, parse_raw
 from rdesk.client.tls import client_ssl_context
 from rdesk.protocol.hostid import parse_host_id
 from rdesk.tunnel.errors import HostIdentityError, TunnelError
@@ -62,6 +64,8 @@ __all__ = [
     "relayed_url",
 ]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_RELAY_PORT = 8443
 #: The path prefix that makes a relay URL name a host: ``/id/ID``.
 ID_PATH = "/id/"
@@ -71,6 +75,8 @@ ID_PORT = None
 _MAX_CONTROL = 4096
 #: What the relay answers for an ID it does not hold (rdesk/relay/server.py).
 _UNKNOWN_ID = "unknown or offline ID"
+#: The lanes a relayed address may ask for (``""``: ``auto``).
+LANES = ("", "auto", "raw", "ws")
 #: Seconds the relay may take to find the host, on top of the viewer's own timeout: it waits
 #: up to 10 s for the host's answer to the rendezvous.
 _RENDEZVOUS_WAIT = 12.0
@@ -107,6 +113,9 @@ class RelayedAddress(HostAddress):
     """A host by ID through a relay: ``host``/``port`` are the relay's, ``host_id`` the ID."""
 
     host_id: str = ""
+    #: Which relay lane to take: ``auto`` (raw when the relay offers it, else the tunnel over
+    #: the relay's websocket), ``raw`` or ``ws`` only.
+    lane: str = "auto"
 
     @property
     def relay(self) -> str:
@@ -116,8 +125,9 @@ class RelayedAddress(HostAddress):
         return f"{self.host_id} (via relay {self.relay})"
 
 
-def relayed_url(relay: str, host_id: str) -> str:
-    """``wss://RELAY:PORT/id/ID`` for ``relay`` (``wss://HOST[:PORT]``, default port 8443).
+def relayed_url(relay: str, host_id: str, lane: str = "auto") -> str:
+    """``wss://RELAY:PORT/id/ID`` for ``relay`` (``wss://HOST[:PORT]``, default port 8443),
+    with ``/raw`` or ``/ws`` after the ID for a lane other than ``auto``.
 
     Raises :class:`ConnectError` for a relay that is not ``wss://HOST[:PORT]`` and
     ``ValueError`` for a malformed ID.
@@ -134,7 +144,8 @@ def relayed_url(relay: str, host_id: str) -> str:
     if parts.scheme != "wss" or not parts.hostname or parts.path not in ("", "/"):
         raise ConnectError(f"a relay address is wss://HOST[:PORT], not {relay[:80]!r}")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"wss://{host}:{port}{ID_PATH}{canonical}"
+    suffix = "" if lane == "auto" else f"/{lane}"
+    return f"wss://{host}:{port}{ID_PATH}{canonical}{suffix}"
 
 
 def parse_relayed(address: HostAddress) -> RelayedAddress | None:
@@ -146,11 +157,15 @@ def parse_relayed(address: HostAddress) -> RelayedAddress | None:
         return address
     if not address.path.startswith(ID_PATH):
         return None
+    named, _, lane = address.path[len(ID_PATH):].partition("/")
+    if lane not in LANES:
+        raise ConnectError(f"unknown relay lane {lane[:16]!r} in {address.uri}: "
+                           "it is raw, ws or auto")
     try:
-        host_id = parse_host_id(address.path[len(ID_PATH):])
+        host_id = parse_host_id(named)
     except ValueError as exc:
         raise ConnectError(f"invalid host ID in {address.uri}: {exc}") from None
-    return RelayedAddress(address.host, address.port, "/connect", host_id)
+    return RelayedAddress(address.host, address.port, "/connect", host_id, lane or "auto")
 
 
 def _check_relay(ws: ClientConnection, address: RelayedAddress, known: KnownHosts | None,
@@ -168,9 +183,11 @@ def _check_relay(ws: ClientConnection, address: RelayedAddress, known: KnownHost
 
 async def _open_relay(address: RelayedAddress, timeout: float,
                       ssl_context: ssl.SSLContext | None) -> ClientConnection:
+    # The lanes this viewer takes, in the query: a relay without the raw lane ignores it.
+    lanes = "" if address.lane == "ws" else "?lanes=raw,ws"
     try:
         return await ws_connect(
-            f"wss://{address.relay}/connect",
+            f"wss://{address.relay}/connect{lanes}",
             ssl=ssl_context if ssl_context is not None else client_ssl_context(),
             server_hostname=address.host,
             open_timeout=timeout,
@@ -198,8 +215,10 @@ async def _open_relay(address: RelayedAddress, timeout: float,
         raise RelayUnreachable(f"cannot reach the relay {address.relay}: {reason}") from None
 
 
-async def _splice(ws: ClientConnection, address: RelayedAddress, timeout: float) -> None:
-    """Ask for the host; return once ``spliced``, raise the relay's refusal otherwise."""
+async def _splice(ws: ClientConnection, address: RelayedAddress,
+                  timeout: float) -> RawOffer | None:
+    """Ask for the host; return once ``spliced`` (``None``) or ``raw`` (its offer: only to
+    a viewer that asked for the raw lane), raise the relay's refusal otherwise."""
     request = json.dumps({"t": "connect", "id": address.host_id, "version": 1})
     try:
         await ws.send(request)
@@ -216,13 +235,16 @@ async def _splice(ws: ClientConnection, address: RelayedAddress, timeout: float)
             message = decoded if isinstance(decoded, dict) else {}
     kind = message.get("t")
     if kind == "spliced" and len(message) == 1:
-        return
+        return None
+    if kind == "raw" and address.lane != "ws":
+        return parse_raw(message)
     text = message.get("reason")
     if kind == "refused" and isinstance(text, str):
         reason = " ".join(text.split())[:120] or "refused"
         cls = UnknownHostID if reason == _UNKNOWN_ID else RelayRefused
         raise cls(f"relay {address.relay} refused {address.host_id}: {reason}")
-    raise ConnectError(f"relay {address.relay} sent something other than spliced or refused")
+    raise ConnectError(f"relay {address.relay} sent something other than spliced, raw or "
+                       "refused")
 
 
 async def open_relayed(
@@ -233,8 +255,11 @@ async def open_relayed(
     relay_pin: str | None = None,
     timeout: float = 10.0,
     ssl_context: ssl.SSLContext | None = None,
-) -> tuple[TunnelSocket, str]:
-    """The verified tunnel to ``address.host_id`` and the host's key fingerprint.
+) -> tuple[TunnelSocket | ClientConnection, str]:
+    """The verified connection to ``address.host_id`` and the host's key fingerprint: the
+    host's own websocket on the raw lane (when the relay offers it and ``address.lane``
+    allows), else the end-to-end tunnel over the relay's websocket. On ``auto``, a splice
+    port that cannot be reached falls back to the websocket lane with one log line.
 
     ``pinned`` is the host's fingerprint if given explicitly (else its ``known_hosts`` entry
     under the ID is used, and written on first contact); ``relay_pin`` the relay's. Raises
@@ -249,20 +274,38 @@ async def open_relayed(
     if pin is not None:
         pin = normalize_fingerprint(pin)
     ws = await _open_relay(address, timeout, ssl_context)
+    session: TunnelSocket | ClientConnection
     try:
         _check_relay(ws, address, known_hosts, relay_pin)
-        await _splice(ws, address, timeout)
+        offer = await _splice(ws, address, timeout)
+        if offer is None and address.lane == "raw":
+            raise RelayRefused(f"relay {address.relay} offered no raw lane to "
+                               f"{address.host_id} (asked for the raw lane only)")
         try:
-            tunnel = await open_tunnel(ws, address.host_id, pin)
+            if offer is None:
+                session = await open_tunnel(ws, address.host_id, pin)
+                offered = session.fingerprint
+            else:
+                session, offered = await open_raw(address, address.host_id, offer, pin,
+                                                  timeout)
+                await ws.close()  # the relay's part is done
         except HostIdentityError as exc:
             raise IDKeyMismatch(address.host_id, pin or address.host_id, exc.reason,
                                 pinned=pinned is not None) from None
         except TunnelError as exc:
             raise ConnectError(f"{address}: the tunnel failed: {exc.reason}") from None
+    except RawLaneUnavailable as exc:
+        await ws.close()
+        if address.lane == "raw":
+            raise
+        log.warning("%s; taking the relay's websocket lane", exc)
+        return await open_relayed(dataclasses.replace(address, lane="ws"),
+                                  known_hosts=known_hosts, pinned=pinned,
+                                  relay_pin=relay_pin, timeout=timeout, ssl_context=ssl_context)
     except BaseException:
         await ws.close()
         raise
-    if known_hosts is not None and pinned is None and pin != tunnel.fingerprint:
+    if known_hosts is not None and pinned is None and pin != offered:
         # First contact, or a certificate pin that matched: remember the key's fingerprint.
-        known_hosts.replace(address.host_id, ID_PORT, tunnel.fingerprint)
-    return tunnel, tunnel.fingerprint
+        known_hosts.replace(address.host_id, ID_PORT, offered)
+    return session, offered

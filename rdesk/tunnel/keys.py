@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from rdesk.protocol.errors import CloseCode
+from rdesk.protocol.fingerprint import key_fingerprint, pin_matches
 from rdesk.protocol.hostid import host_id
 from rdesk.tunnel.errors import HostIdentityError, TunnelError
 from rdesk.tunnel.wire import POINT_SIZE, SIGNATURE_SIZE, TAG_SIZE, Kind
@@ -83,6 +84,25 @@ def certificate_key(cert_der: bytes) -> ec.EllipticCurvePublicKey:
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != _CURVE.name:
         raise HostIdentityError("the host certificate's key is not ECDSA P-256")
     return key
+
+
+def check_host(cert_der: bytes, expected_id: str,
+               pin: str | None) -> tuple[ec.EllipticCurvePublicKey, str]:
+    """The key of a host certificate and its fingerprint, once the key hashes to
+    ``expected_id`` and matches ``pin`` (if any: a key's or, from before key pins, the
+    certificate's); :class:`HostIdentityError` with one line otherwise. The end-to-end
+    tunnel and the raw lane check the host with this, before any credential is sent."""
+    key = certificate_key(cert_der)
+    offered = host_id(spki(key))
+    if offered != expected_id:
+        raise HostIdentityError(f"the host's key has ID {offered}, not {expected_id}: refusing it")
+    try:
+        offered_fp = key_fingerprint(cert_der)
+    except ValueError as exc:
+        raise HostIdentityError(str(exc)) from None
+    if pin is not None and pin_matches(pin, cert_der) is None:
+        raise HostIdentityError(f"the host's key {offered_fp} is not the pinned {pin}")
+    return key, offered_fp
 
 
 def certificate_host_id(cert_der: bytes) -> str:

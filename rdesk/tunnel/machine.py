@@ -23,7 +23,7 @@ import os
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from rdesk.protocol.errors import CloseCode, LocalProtocolError
-from rdesk.protocol.fingerprint import fingerprint_hex, key_fingerprint, pin_matches
+from rdesk.protocol.fingerprint import fingerprint_hex, key_fingerprint
 from rdesk.protocol.hostid import host_id, parse_host_id
 from rdesk.tunnel import keys as k
 from rdesk.tunnel.errors import HostIdentityError, TunnelError
@@ -248,18 +248,7 @@ class TunnelInitiator(_End):
 
     def _on_server_hello(self, data: bytes) -> Event:
         hello = parse_server_hello(data)
-        key = k.certificate_key(hello.certificate)
-        offered = host_id(k.spki(key))
-        if offered != self.expected_id:
-            raise HostIdentityError(
-                f"the host's key has ID {offered}, not {self.expected_id}: refusing it"
-            )
-        try:
-            offered_fp = key_fingerprint(hello.certificate)
-        except ValueError as exc:
-            raise HostIdentityError(str(exc)) from None
-        if self.pin is not None and pin_matches(self.pin, hello.certificate) is None:
-            raise HostIdentityError(f"the host's key {offered_fp} is not the pinned {self.pin}")
+        key, offered_fp = k.check_host(hello.certificate, self.expected_id, self.pin)
         signed = k.transcript_hash(self._hello, hello.signed_part())
         if not k.verify_transcript(key, signed, hello.signature):
             raise HostIdentityError("the host's signature over this handshake does not verify")
@@ -269,7 +258,7 @@ class TunnelInitiator(_End):
         self._advance(Direction.SEND, Kind.FINISHED)
         assert self._sealer is not None
         self._outgoing.append(self._sealer.seal(Kind.FINISHED, self._transcript))
-        return Established(offered, hello.certificate, offered_fp)
+        return Established(self.expected_id, hello.certificate, offered_fp)
 
 
 class TunnelResponder(_End):

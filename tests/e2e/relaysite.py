@@ -64,11 +64,11 @@ class Site:
         self.password_file = tmp / "password"
         self.password_file.write_text(PASSWORD + "\n")
 
-    async def start_relay(self, port: int = 0) -> None:
+    async def start_relay(self, port: int = 0, extra: tuple[str, ...] = ()) -> None:
         self.relay = await spawn("-m", "rdesk", "relay", "--bind", "127.0.0.1", "--port",
                                   str(port), "--open", "--grace", "0",
                                   "--data-dir", str(self.tmp / "relay"),
-                                  "--audit-log", str(self.tmp / "relay-audit.jsonl"))
+                                  "--audit-log", str(self.tmp / "relay-audit.jsonl"), *extra)
         assert self.relay.stdout is not None
         line = await read_line(self.relay.stdout, "listening on")
         self.port = int(line.rsplit(":", 1)[1])
@@ -111,10 +111,11 @@ class Site:
 
 @contextlib.asynccontextmanager
 async def site(tmp: Path, display: str, *, listen: bool = False,
-               extra: tuple[str, ...] = ()) -> AsyncIterator[Site]:
+               extra: tuple[str, ...] = (), relay: tuple[str, ...] = ()) -> AsyncIterator[Site]:
+    """A relay (``relay``: its extra flags) and a host registered on it (``extra``: its)."""
     s = Site(tmp)
     try:
-        await s.start_relay()
+        await s.start_relay(extra=relay)
         await s.start_host(display, listen=listen, extra=extra)
         yield s
     finally:
