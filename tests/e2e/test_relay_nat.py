@@ -172,3 +172,6 @@ def test_a_host_behind_nat_is_seen_and_controlled_by_id(nat: None, xvfb: Xvfb,
     assert register["id"] == host_id and register["source"] == "10.240.1.2"  # masqueraded
     sources = {event["source"] for event in events if event["kind"] == "rendezvous"}
     assert sources == {"10.240.2.2"}  # the viewer, masqueraded by its own router
+    # Both crossed their NAT to the splice port too: the raw lane, the host's TLS end to end.
+    assert {event["lane"] for event in events if event["kind"] == "rendezvous"} == {"raw"}
+    assert [e["kind"] for e in events].count("raw_join") == 2
