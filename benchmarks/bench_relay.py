@@ -20,7 +20,12 @@ Usage::
 
     python benchmarks/bench_relay.py [--keys 60] [--alternations 4] [--latency-only]
                                      [--motion-seconds 8] [--sessions 100,250,500]
-                                     [--seconds 10]
+                                     [--seconds 10] [--lane ws|raw]
+                                     [--splicer kernel|userspace] [--workers 2]
+
+``--lane raw`` takes the raw lane (the host's own TLS over TCP the relay copies,
+docs/relay.md) for the latency and the sessions; the sessions' load comes from ``--workers``
+processes (benchmarks/rawload.py) so that it can offer 10 Mbit/s at 500 sessions.
 """
 
 from __future__ import annotations
@@ -42,9 +47,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-from benchmarks import relayload
+from benchmarks import rawload, relayload
 from benchmarks.bench_latency import StampedRecorder, _close, _pct, recorder_next_colour
-from benchmarks.relayload import cpu_seconds, relay_process, round_trips, sessions, tls_floor
+from benchmarks.relayload import cpu_seconds, relay_process, round_trips, tls_floor
 from rdesk.client.connection import Connection, connect
 from rdesk.client.relayed import relayed_url
 from rdesk.host.input.inject import PynputInjector
@@ -58,9 +63,9 @@ __all__ = ["main"]
 
 W, H = 1280, 720
 @contextlib.asynccontextmanager
-async def host_on(host: RunningHost, relay: str | None, cert_dir: Path
+async def host_on(host: RunningHost, relay: str | None, cert_dir: Path, lane: str = "ws"
                   ) -> AsyncIterator[str]:
-    """The address to reach ``host`` at: its own, or by ID through ``relay``."""
+    """The address to reach ``host`` at: its own, or by ID through ``relay`` on ``lane``."""
     if relay is None:
         yield host.url
         return
@@ -74,7 +79,7 @@ async def host_on(host: RunningHost, relay: str | None, cert_dir: Path
 
     presence = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(start(), host.loop))
     try:
-        yield relayed_url(relay, presence.host_id)
+        yield relayed_url(relay, presence.host_id, lane)
     finally:
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(presence.stop(), host.loop))
 
@@ -152,13 +157,13 @@ def block_order(alternations: int) -> list[str]:
 
 
 async def face_to_face(keys: int, alternations: int, motion_seconds: float | None,
-                       tmp: Path) -> dict[str, Any]:
+                       tmp: Path, lane: str = "ws", splicer: str = "kernel") -> dict[str, Any]:
     """Key-to-pixels in ``2 * alternations`` blocks (``latency direct`` / ``latency relay``:
     one list of seconds per block, in :func:`block_order`), then, unless ``motion_seconds``
     is ``None``, four motion runs alternating relay and direct."""
     results: dict[str, Any] = {"latency direct": [], "latency relay": []}
     per_block = max(1, -(-keys // alternations))  # keys per mode, spread over its blocks
-    with Xvfb(W, H) as xvfb, relay_process(tmp) as (relay, pid):
+    with Xvfb(W, H) as xvfb, relay_process(tmp, splicer=splicer) as (relay, pid):
         injectors: list[PynputInjector] = []
 
         def make_injector(display: str) -> PynputInjector:
@@ -170,7 +175,7 @@ async def face_to_face(keys: int, alternations: int, motion_seconds: float | Non
         vias = {"direct": None, "relay": relay}
         try:
             for mode in block_order(alternations):
-                async with host_on(host, vias[mode], tmp / "host-config") as url:
+                async with host_on(host, vias[mode], tmp / "host-config", lane) as url:
                     with StampedRecorder(xvfb.display, flash=True, geometry="200x100+540+310",
                                          no_motion=True) as recorder:
                         conn = await viewer(url, host)
@@ -183,7 +188,7 @@ async def face_to_face(keys: int, alternations: int, motion_seconds: float | Non
             # (the host's encode cache, the page cache of the load's frames).
             runs = 2 * (("relay", relay), ("direct", None)) if motion_seconds else ()
             for run_no, (mode, via) in enumerate(runs):
-                async with host_on(host, via, tmp / "host-config") as url:
+                async with host_on(host, via, tmp / "host-config", lane) as url:
                     conn = await viewer(url, host)
                     try:
                         assert motion_seconds is not None
@@ -221,10 +226,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="also measure a no-op TLS echo process under the same load")
     parser.add_argument("--round-trips", type=int, default=0, metavar="N",
                         help="also time N typing-sized round trips direct and through the relay")
+    parser.add_argument("--lane", choices=("ws", "raw"), default="ws",
+                        help="the relay lane: ws (websocket splice, end-to-end tunnel) or raw "
+                        "(the host's TLS over TCP the relay copies)")
+    parser.add_argument("--splicer", choices=("kernel", "userspace"), default="kernel",
+                        help="the raw lane's copier in the relay (kernel where it can be)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="load processes offering the sessions (only the relay's CPU counts)")
     parser.add_argument("--relay-tree", type=Path,
                         help="run the relay process from this source tree (before/after)")
     args = parser.parse_args(argv)
     relayload.RELAY_TREE = args.relay_tree
+    print(f"# relay lane {args.lane}" + (f", {args.splicer} splicer" if args.lane == "raw"
+                                           else ""))
     print(f"# relay on loopback, {W}x{H}; {platform.node()} {platform.machine()} "
           f"Python {platform.python_version()}, {os.cpu_count()} CPUs (shared machine)")
     if args.relay_tree is not None:
@@ -247,7 +261,7 @@ def _face_to_face(args: argparse.Namespace) -> None:
     motion_seconds = None if args.latency_only else args.motion_seconds
     with tempfile.TemporaryDirectory() as tmp:
         results = asyncio.run(face_to_face(args.keys, args.alternations, motion_seconds,
-                                           Path(tmp)))
+                                           Path(tmp), args.lane, args.splicer))
     direct, relayed = results["latency direct"], results["latency relay"]
     print(f"| key-to-pixels, {len(direct)} blocks of each, interleaved ABBA | median ms | "
           "p95 ms |\n|---|---|---|")
@@ -280,7 +294,11 @@ def _face_to_face(args: argparse.Namespace) -> None:
 def _sessions(args: argparse.Namespace) -> None:
     levels = [int(n) for n in args.sessions.split(",") if n]
     with tempfile.TemporaryDirectory() as tmp:
-        rows = asyncio.run(sessions(levels, args.seconds, args.hosts, Path(tmp)))
+        rows = rawload.sessions(levels, args.seconds, args.hosts, Path(tmp), args.lane,
+                                args.workers, args.splicer)
+    print(f"\n{args.workers} load processes; lane {args.lane}"
+          + (f" ({args.splicer} splicer)" if args.lane == "raw" else "")
+          + f"; load average {os.getloadavg()[0]:.1f}")
     print("\n| sessions asked | spliced | relay CPU % of a core | Mbit/s spliced | "
           "CPU % per 10 Mbit/s |\n|---|---|---|---|---|")
     for level, spliced, cpu, mbit in rows:

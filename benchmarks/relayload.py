@@ -2,9 +2,9 @@
 
 Used by :mod:`benchmarks.bench_relay`. :func:`relay_process` runs a relay (per-source limits
 raised: every peer here is 127.0.0.1) from this tree or :data:`RELAY_TREE` (an older commit's,
-for a before/after in one session); :func:`sessions` splices N viewers to echoing
-:class:`RelayLink` hosts, each sending 96 bytes every 100 ms answered by 160, and reads the
-relay's CPU from /proc; :func:`round_trips` times one such message direct and through the
+for a before/after in one session); the typists and echoing hosts of the sessions benchmark
+(:mod:`benchmarks.rawload` runs them in several processes, for either lane);
+:func:`round_trips` times one such message direct and through the
 relay; :func:`tls_floor` runs a no-op TLS echo process under the same typists.
 """
 
@@ -28,8 +28,7 @@ from rdesk.client.tls import client_ssl_context
 from rdesk.host.relaylink import RelayLink, load_identity
 from rdesk.host.security.tls import ensure_host_certificate, server_ssl_context
 
-__all__ = ["RELAY_TREE", "cpu_seconds", "relay_process", "round_trips", "sessions",
-           "tls_floor"]
+__all__ = ["RELAY_TREE", "cpu_seconds", "relay_process", "round_trips", "tls_floor"]
 
 TYPING_UP, TYPING_DOWN, TYPING_PERIOD = 96, 160, 0.1
 _RELAY_SCRIPT = """
@@ -47,9 +46,12 @@ async def main():
     der = x509.load_pem_x509_certificate(cert.read_bytes()).public_bytes(
         serialization.Encoding.DER)
     lots = (1e6, 1_000_000)
+    # The raw lane's copier (an older tree has no raw lane: nothing to choose there).
+    extra = ({"kernel_splice": sys.argv[3] != "userspace"}
+             if "kernel_splice" in RelayConfig.__dataclass_fields__ else {})
     config = RelayConfig(bind="127.0.0.1", port=0, open_enrolment=True, max_sessions=5000,
                          connect_rate=lots, host_rate=lots, id_rate=lots,
-                         max_waiting_per_id=1000)
+                         max_waiting_per_id=1000, **extra)
     server = RelayServer(config, server_ssl_context(cert, key), der, tokens=TokenStore(data))
     await server.start()
     print(server.port, server.fingerprint, flush=True)
@@ -88,10 +90,13 @@ RELAY_TREE: Path | None = None
 
 
 @contextlib.contextmanager
-def relay_process(tmp: Path, script: str = _RELAY_SCRIPT) -> Iterator[tuple[str, int]]:
-    """A relay process (limits raised), or ``script``'s; yields ``(url, pid)``."""
+def relay_process(tmp: Path, script: str = _RELAY_SCRIPT,
+                  splicer: str = "kernel") -> Iterator[tuple[str, int]]:
+    """A relay process (limits raised; ``splicer``: the raw lane's copier, ``kernel`` where
+    the machine allows it, or ``userspace``), or ``script``'s; yields ``(url, pid)``."""
     tree = RELAY_TREE or Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp / "relay"), str(TYPING_DOWN)],
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp / "relay"), str(TYPING_DOWN),
+                             splicer],
                             stdout=subprocess.PIPE, text=True, cwd=tree,
                             env={**os.environ, "PYTHONPATH": str(tree)})
     try:
@@ -127,46 +132,6 @@ async def _typist(url: str, host_id: str, stop: asyncio.Event, counts: list[int]
             await ws.recv()
             counts[1] += TYPING_UP + TYPING_DOWN
             await asyncio.sleep(TYPING_PERIOD)
-
-
-async def sessions(levels: list[int], seconds: float, hosts: int, tmp: Path
-                   ) -> list[tuple[int, int, float, float]]:
-    """(asked, spliced, relay CPU % of a core, Mbit/s spliced) for each level."""
-    rows = []
-    with relay_process(tmp) as (relay, pid):
-        links: list[RelayLink] = []
-        tasks: list[asyncio.Task[None]] = []
-        for i in range(hosts):
-            key, der = load_identity(*ensure_host_certificate(tmp / f"h{i}"))
-            link = RelayLink(relay, key, der, None, None, on_rendezvous=_echo,
-                             say=lambda _l: None)
-            links.append(link)
-            tasks.append(asyncio.ensure_future(link.run()))
-        await asyncio.gather(*(asyncio.wait_for(link.registered.wait(), 60) for link in links))
-        for level in levels:
-            stop, counts = asyncio.Event(), [0, 0]
-            typists: list[asyncio.Future[None]] = []
-            while len(typists) < level:  # in batches: a loaded machine times handshakes out
-                batch = min(level - len(typists), 25)
-                typists += [asyncio.ensure_future(_typist(
-                    relay, links[(len(typists) + i) % hosts].host_id, stop, counts))
-                    for i in range(batch)]
-                for _ in range(300):  # this batch spliced and typing (or 30 s)
-                    if counts[0] >= len(typists) or all(t.done() for t in typists[-batch:]):
-                        break
-                    await asyncio.sleep(0.1)
-            await asyncio.sleep(1.0)
-            spliced, before_bytes = counts[0], counts[1]
-            cpu0, t0 = cpu_seconds(pid), time.monotonic()
-            await asyncio.sleep(seconds)
-            cpu1, t1 = cpu_seconds(pid), time.monotonic()
-            mbit = (counts[1] - before_bytes) * 8 / (t1 - t0) / 1e6
-            rows.append((level, spliced, 100 * (cpu1 - cpu0) / (t1 - t0), mbit))
-            stop.set()
-            await asyncio.gather(*typists, return_exceptions=True)
-        for link in links:
-            await link.close()
-    return rows
 
 
 async def round_trips(samples: int, tmp: Path) -> dict[str, list[float]]:
