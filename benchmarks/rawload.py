@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.relayload import (
     TYPING_DOWN,
-    TYPING_PERIOD,
     TYPING_UP,
     _echo,
     _typist,
     cpu_seconds,
     relay_process,
+    type_over,
 )
 from rdesk.client.tls import client_ssl_context
 from rdesk.host.relaylink import RelayLink, load_identity
@@ -88,16 +88,7 @@ async def _raw_typist(url: str, host_id: str, stop: asyncio.Event, counts: list[
                                       base64.b64decode(answer["ticket"]))
     reader, writer = await asyncio.open_connection(sock=sock, ssl=client_ssl_context(),
                                                    server_hostname="rdesk")
-    counts[0] += 1
-    payload = b"v" * TYPING_UP
-    try:
-        while not stop.is_set():
-            writer.write(payload)
-            await reader.readexactly(TYPING_DOWN)
-            counts[1] += TYPING_UP + TYPING_DOWN
-            await asyncio.sleep(TYPING_PERIOD)
-    finally:
-        writer.close()
+    await type_over(reader, writer, stop, counts)
 
 
 async def _worker(url: str, lane: str, first: int, count: int, hosts: int, tmp: Path) -> None:

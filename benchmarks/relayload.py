@@ -171,6 +171,13 @@ async def round_trips(samples: int, tmp: Path) -> dict[str, list[float]]:
 
 async def _echo_typist(port: int, stop: asyncio.Event, counts: list[int]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ssl_context())
+    await type_over(reader, writer, stop, counts)
+
+
+async def type_over(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    stop: asyncio.Event, counts: list[int]) -> None:
+    """One typist on an open stream until ``stop``: 96 bytes out, 160 back, every 100 ms
+    (``counts``: connected, bytes carried); closes the stream."""
     counts[0] += 1
     payload = b"v" * TYPING_UP
     try:

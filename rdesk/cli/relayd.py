@@ -97,8 +97,9 @@ def add_parsers(
                             "instead of this instance's own")
     relay.add_argument("--no-splice", action="store_true",
                        help="no raw lane: every session goes through the websocket tunnel")
-    relay.add_argument("--no-kernel-splice", action="store_true",
-                       help="copy raw lane bytes in userspace even where the kernel could")
+    relay.add_argument("--kernel-splice", action="store_true",
+                       help="copy raw lane bytes in the kernel (BPF sockhash; needs root or "
+                            "CAP_BPF and CAP_NET_ADMIN, else userspace with one log line)")
     relay.set_defaults(handler=run_relay_verb, relay_command=None)
     verbs = relay.add_subparsers(dest="relay_command", metavar="token|use")
     use = verbs.add_parser("use", help="save the relay viewers reach hosts by ID through "
@@ -192,7 +193,7 @@ def run_relay_verb(args: argparse.Namespace, out: Out | None = None) -> int:
                              rendezvous_timeout=args.rendezvous_timeout,
                              splice=not args.no_splice, splice_port=args.splice_port,
                              splice_address=args.splice_address,
-                             kernel_splice=not args.no_kernel_splice)
+                             kernel_splice=args.kernel_splice)
         asyncio.run(serve_relay(config, relay_data_dir(args), say, cert=args.cert,
                                 key=args.key, audit_log=args.audit_log, grace=args.grace,
                                 redis=args.redis))

@@ -63,8 +63,9 @@ class RelayConfig:
     splice_port: int | None = None
     #: ``HOST:PORT`` told to viewers and hosts instead of this instance's own (a balancer's).
     splice_address: str | None = None
-    #: Copy in the kernel (BPF sockmap) when this machine allows it.
-    kernel_splice: bool = True
+    #: Copy in the kernel (BPF sockhash, ``--kernel-splice``) when this machine allows it; off
+    #: by default until the kernel splicer's backlog bound is settled (rdesk/relay/rawsplice.py).
+    kernel_splice: bool = False
     #: Sockets on the splice port that have not presented their ticket yet, at most.
     max_raw_pending: int = 256
     #: Seconds a splice-port socket has to send its preamble; a ticket's lifetime.

@@ -17,7 +17,10 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from PIL import Image
+
 from tests.e2e.conftest import PASSWORD
+from tests.xserver import Painter, Recorder, assert_images_equal
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,6 +95,22 @@ class Site:
         if name == "host":
             self.host, self.host_id = host, line.split()[3]
         return host
+
+    async def snapshot_and_type(self, relay_port: int, display: str, seed: int,
+                                typed: str) -> None:
+        """By ID through ``relay_port``: ``rdesk snapshot`` equals what a real X client drew,
+        and ``rdesk type`` reaches a real X client."""
+        with Painter(display, seed=seed) as painter:
+            shot = self.tmp / f"shot-{seed}.png"
+            code, _, err = await self.cli(relay_port, "snapshot", self.host_id, "-o", str(shot))
+            assert code == 0, err
+            assert_images_equal(Image.open(shot).convert("RGB"), painter.expected())
+        with Recorder(display) as recorder:
+            recorder.wait_idle()
+            recorder.clear()
+            code, _, err = await self.cli(relay_port, "type", self.host_id, typed)
+            assert code == 0, err
+            assert recorder.wait_for_text(typed) == typed
 
     def relay_events(self, kind: str) -> list[dict[str, object]]:
         """The relay's audit events of ``kind`` so far."""

@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -39,7 +38,7 @@ from rdesk.tunnel.host_side import accept_tunnel
 from rdesk.tunnel.wire import MAX_WIRE_MESSAGE
 from tests.e2e.conftest import PASSWORD
 from tests.e2e.relaysite import read_line, site, spawn, stop
-from tests.xserver import Painter, Recorder, Xvfb, assert_images_equal
+from tests.xserver import Xvfb
 
 REPO = Path(__file__).resolve().parents[2]
 TYPED = "relays see nothing"
@@ -140,17 +139,7 @@ async def test_an_honest_relay_carries_only_ciphertext(xvfb: Xvfb, tmp_path: Pat
     async with site(tmp_path, xvfb.display) as s:
         splicer = Splicer(tmp_path, s.port, "honest")
         async with splicer.running():
-            with Painter(xvfb.display, seed=5) as painter:
-                shot = tmp_path / "shot.png"
-                code, _, err = await s.cli(splicer.port, "snapshot", s.host_id, "-o", str(shot))
-                assert code == 0, err
-                assert_images_equal(Image.open(shot).convert("RGB"), painter.expected())
-            with Recorder(xvfb.display) as recorder:
-                recorder.wait_idle()
-                recorder.clear()
-                code, _, err = await s.cli(splicer.port, "type", s.host_id, TYPED)
-                assert code == 0, err
-                assert recorder.wait_for_text(TYPED) == TYPED
+            await s.snapshot_and_type(splicer.port, xvfb.display, 5, TYPED)
     seen = splicer.all_bytes()
     assert len(splicer.from_host) > 4 and len(seen) > 10_000  # the screen did cross it
     for secret in (PASSWORD.encode(), TYPED.encode(), b"\x89PNG", b"\xff\xd8\xff",

@@ -32,7 +32,7 @@ from rdesk.protocol.rawlane import GO, PREAMBLE_BYTES
 from tests.e2e.conftest import PASSWORD
 from tests.e2e.relaysite import Site, site, stop
 from tests.e2e.test_relay_hostile import _other_id
-from tests.xserver import Painter, Recorder, Xvfb, assert_images_equal
+from tests.xserver import Painter, Xvfb, assert_images_equal
 
 TYPED = "raw lane typing"
 
@@ -46,17 +46,8 @@ def _host_events(s: Site, kind: str, name: str = "host") -> list[dict[str, objec
 @pytest.mark.timeout(240)
 async def test_snapshot_and_type_by_id_on_the_raw_lane(xvfb: Xvfb, tmp_path: Path) -> None:
     async with site(tmp_path, xvfb.display) as s:
-        with Painter(xvfb.display, seed=21) as painter:
-            shot = tmp_path / "shot.png"
-            code, _, err = await s.cli(s.port, "snapshot", s.host_id, "-o", str(shot))
-            assert code == 0, err
-            assert_images_equal(Image.open(shot).convert("RGB"), painter.expected())
-        with Recorder(xvfb.display) as recorder:
-            recorder.wait_idle()
-            recorder.clear()
-            code, _, err = await s.cli(s.port, "type", s.host_id, TYPED)
-            assert code == 0, err
-            assert recorder.wait_for_text(TYPED) == TYPED
+        await s.snapshot_and_type(s.port, xvfb.display, 21, TYPED)
+        shot = tmp_path / "shot.png"
         code, _, err = await s.cli(s.port, "snapshot", s.host_id, "-o", str(shot),
                                    "--relay-lane", "ws")
         assert code == 0, err
@@ -168,17 +159,7 @@ async def test_an_honest_relay_copies_only_ciphertext_on_the_raw_lane(
     async with site(tmp_path, xvfb.display) as s:
         front = FrontRelay(tmp_path, s.port, "honest")
         async with front.running():
-            with Painter(xvfb.display, seed=23) as painter:
-                shot = tmp_path / "shot.png"
-                code, _, err = await s.cli(front.port, "snapshot", s.host_id, "-o", str(shot))
-                assert code == 0, err
-                assert_images_equal(Image.open(shot).convert("RGB"), painter.expected())
-            with Recorder(xvfb.display) as recorder:
-                recorder.wait_idle()
-                recorder.clear()
-                code, _, err = await s.cli(front.port, "type", s.host_id, TYPED)
-                assert code == 0, err
-                assert recorder.wait_for_text(TYPED) == TYPED
+            await s.snapshot_and_type(front.port, xvfb.display, 23, TYPED)
         assert [e["lane"] for e in s.relay_events("rendezvous")] == ["raw", "raw"]
     seen = bytes(front.copied)
     assert len(seen) > 10_000  # the screen did cross it

@@ -144,7 +144,9 @@ async def relay_process(tmp: Path, redis_url: str, *flags: str) -> RelayProcess:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "rdesk", "relay", "--bind", "127.0.0.1", "--port", str(port),
         "--data-dir", str(tmp / "relay"), "--open", "--redis", redis_url,
-        "--public-url", f"wss://127.0.0.1:{port}", *flags,
+        "--public-url", f"wss://127.0.0.1:{port}",
+        "--splice-port", "0",  # not port + 1: another test's relay may hold that one
+        *flags,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.stdout is not None and proc.stderr is not None

@@ -251,7 +251,7 @@ class RelayLink:
                 self._was_registered = True
                 self.registered.set()
                 self.say(f"rdesk: registered as {self.host_id} on relay {self.url}")
-            elif isinstance(event, Rendezvous):
+            elif isinstance(event, (Rendezvous, RawRendezvous)):
                 # Another instance of the relay may hold the viewer; it must present the same
                 # certificate (checked in _answer), so a url cannot lead the host anywhere else.
                 try:
@@ -259,14 +259,9 @@ class RelayLink:
                 except RelayLinkError as exc:
                     log.info("rendezvous %s: %s", event.session[:6], exc)
                     continue
-                self._spawn(self._answer(target, machine, event.session))
-            elif isinstance(event, RawRendezvous):
-                try:
-                    target = base if event.url is None else _base_url(event.url)
-                except RelayLinkError as exc:
-                    log.info("rendezvous %s: %s", event.session[:6], exc)
-                    continue
-                self._spawn(self._answer_raw(target, machine, event))
+                self._spawn(self._answer(target, machine, event.session)
+                            if isinstance(event, Rendezvous)
+                            else self._answer_raw(target, machine, event))
             elif isinstance(event, Move):
                 self.moves += 1
                 self.last_error = f"moved: {event.reason}"
