@@ -278,3 +278,21 @@ def test_without_privilege_the_userspace_one_and_the_reason() -> None:
     assert kind == "userspace"
     assert reason == ("bpf map create: Operation not permitted "
                       "(needs CAP_BPF and CAP_NET_ADMIN)")
+
+
+async def test_kernel_splicer_close_frees_everything(listener: socket.socket) -> None:
+    """Closing the kernel splicer ends its pairs and closes the map, the program and its
+    epoll set: no descriptor is left (twice, so a leak would show)."""
+    before = fds()
+    for _ in range(2):
+        made, reason = open_splicer(kernel=True)
+        if reason is not None:
+            pytest.skip(f"kernel splicer unavailable: {reason}")
+        pair = Pair(listener)
+        join = asyncio.create_task(made.join(pair.a, pair.b, first_to_a=b"G"))
+        assert await asyncio.get_running_loop().sock_recv(pair.viewer, 1) == b"G"
+        made.close()
+        made.close()  # idempotent
+        assert (await join).reason == "splicer closed"
+        pair.close()
+    assert fds() == before
