@@ -17,9 +17,11 @@ import asyncio
 import base64
 import contextlib
 import json
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -79,6 +81,14 @@ async def test_a_relay_without_the_raw_lane(xvfb: Xvfb, tmp_path: Path) -> None:
         assert [e["lane"] for e in s.relay_events("rendezvous")] == ["ws", "ws"]
 
 
+async def _pump(src: Any, dst: Any) -> None:
+    with contextlib.suppress(Exception):
+        async for message in src:
+            await dst.send(message)
+    with contextlib.suppress(Exception):
+        await dst.close()
+
+
 class FrontRelay:
     """A relay of the test's own in front of the real one, on ``/connect`` only.
 
@@ -108,15 +118,24 @@ class FrontRelay:
             return
         if self.mode == "swap":
             request["id"] = self.other_id
-        async with connect(f"wss://127.0.0.1:{self.upstream}/connect?lanes=raw,ws",
-                           ssl=client_ssl_context(), compression=None) as real:
+        path = viewer.request.path if viewer.request is not None else "/connect"
+        async with connect(f"wss://127.0.0.1:{self.upstream}{path}", ssl=client_ssl_context(),
+                           compression=None) as real:
             await real.send(json.dumps(request))
             answer = json.loads(await real.recv())
             if answer.get("t") == "raw" and self.mode == "honest":
                 self.target, answer["port"] = answer["port"], self.splice_port
+            if answer.get("t") == "raw" and self.mode == "unreachable":
+                answer["port"] = self.dead_port  # a balancer that forwards only wss
             await viewer.send(json.dumps(answer))
-            with contextlib.suppress(Exception):
-                await real.wait_closed()
+            if answer.get("t") == "spliced":  # the websocket lane: splice frames as they are
+                await asyncio.gather(_pump(viewer, real), _pump(real, viewer))
+            else:  # the raw lane: the websocket's part ends when either side closes it
+                ends = {asyncio.ensure_future(viewer.wait_closed()),
+                        asyncio.ensure_future(real.wait_closed())}
+                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+                for end in ends:
+                    end.cancel()
 
     async def splice(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -142,6 +161,14 @@ class FrontRelay:
             pass
         finally:
             writer.close()
+
+    @property
+    def dead_port(self) -> int:
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port: int = closed.getsockname()[1]
+        closed.close()  # nothing listens there
+        return port
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[FrontRelay]:
@@ -191,3 +218,18 @@ async def test_a_hostile_relay_on_the_raw_lane_is_refused_before_any_credential(
     # websocket's opening request), and nothing of a login reached any host.
     assert bytes(front.plaintext) == b""
     assert logins == []
+
+
+@pytest.mark.timeout(240)
+async def test_a_viewer_that_cannot_reach_the_splice_port_takes_the_websocket_lane(
+        xvfb: Xvfb, tmp_path: Path) -> None:
+    async with site(tmp_path, xvfb.display) as s:
+        front = FrontRelay(tmp_path, s.port, "unreachable")
+        async with front.running():
+            await s.snapshot_and_type(front.port, xvfb.display, 24, TYPED)
+        lanes = [e["lane"] for e in s.relay_events("rendezvous")]
+        refused = [e["reason"] for e in s.relay_events("raw_refused")]
+    # Each verb was offered the raw lane, could not reach it, and asked again on the
+    # websocket lane (the tunnel), which worked; the host's raw sockets were let go.
+    assert lanes == ["raw", "ws", "raw", "ws"]
+    assert refused == ["viewer left", "viewer left"]
