@@ -110,7 +110,7 @@ class _Direction:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self.pair.fail(f"{self.src_name} {_failed(exc)}")
+            self.pair.fail(f"{self.src_name} {failed_word(exc)}")
             return
         if n == 0:
             self.pair.loop.remove_reader(self.src_fd)
@@ -122,7 +122,7 @@ class _Direction:
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as exc:
-            self.pair.fail(f"{self.dst_name} {_failed(exc)}")
+            self.pair.fail(f"{self.dst_name} {failed_word(exc)}")
             return
         if sent < n:
             self.pending = bytes(view[sent:n])
@@ -135,7 +135,7 @@ class _Direction:
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as exc:
-            self.pair.fail(f"{self.dst_name} {_failed(exc)}")
+            self.pair.fail(f"{self.dst_name} {failed_word(exc)}")
             return
         self.pending = self.pending[sent:]
         loop = self.pair.loop
@@ -149,7 +149,7 @@ class _Direction:
         try:
             self.dst.shutdown(socket.SHUT_WR)
         except OSError as exc:
-            self.pair.fail(f"{self.dst_name} {_failed(exc)}")
+            self.pair.fail(f"{self.dst_name} {failed_word(exc)}")
             return
         self.ended = True
         self.pair.ended(self.src_name)
@@ -159,7 +159,7 @@ class _Direction:
         self.pair.loop.remove_writer(self.dst_fd)
 
 
-def _failed(exc: OSError) -> str:
+def failed_word(exc: OSError) -> str:
     """One word or two for how a socket failed."""
     if isinstance(exc, ConnectionResetError):
         return "reset"

@@ -14,13 +14,20 @@ peer's ``tcpi_bytes_acked`` caught up with the closed side's ``tcpi_bytes_receiv
 counted from the join), then shuts the peer's sending half; the pair ends when both sides
 did, or ``close_timeout`` after the first.
 
-**The bound**: the kernel queues what it redirects to a socket whose send buffer is full
-without a limit of its own, and the sender's window stays open (measured: 300 MB accepted
-from a sender whose receiver never read). So every ``check_interval`` seconds each pair's
-backlog (bytes received on one side and not yet acknowledged by the other's peer) is read
-from ``TCP_INFO``; a pair past ``max_queued`` is ended ("b not reading"). Memory is bounded
-by ``max_queued`` plus what a sender pushes in one ``check_interval``; a slow reader is
-disconnected, not slowed (docs/relay.md).
+**The bound, and backpressure**: the kernel queues what it redirects to a socket whose
+send buffer is full without a limit of its own, and the sender's window stays open
+(measured: 300 MB accepted from a sender whose receiver never read). So each socket has a
+*credit* in the program's maps: the program counts what it redirects from it and, once the
+next segment would pass ``limit``, passes it (and everything after, for good) to the
+socket's own receive queue, where it is charged to that socket and closes the sender's
+window. Every ``check_interval`` seconds the relay raises each limit to what the peer's
+peer acknowledged plus ``max_queued`` (two ``TCP_INFO`` reads a pair, a map write only
+when half the credit is used), and a side found past its limit is handed to a
+:class:`_Copier` (userspace, like rawsplice's) as soon as the kernel's queue for the peer
+drained — sending earlier would overtake it. So the kernel holds at most ``max_queued``
+per direction, a slow reader slows its sender, and a direction that outruns its credit
+within one check (bulk, > ``max_queued`` a second) stalls until the next check (at most
+``check_interval``) and is copied in userspace from then on.
 """
 
 from __future__ import annotations
@@ -36,7 +43,14 @@ import struct
 import termios
 
 from rdesk.relay.bpf import BpfError, SockHash, socket_cookie
-from rdesk.relay.rawsplice import CLOSE_TIMEOUT, Keepalive, RawSpliceResult, prepare
+from rdesk.relay.rawsplice import (
+    CLOSE_TIMEOUT,
+    READ_CHUNK,
+    Keepalive,
+    RawSpliceResult,
+    failed_word,
+    prepare,
+)
 
 __all__ = ["KernelSpliceUnavailable", "KernelSplicer"]
 
@@ -45,8 +59,10 @@ _TCP_INFO_LEN = 136
 _BYTES_ACKED, _BYTES_RECEIVED = 120, 128
 #: Seconds between two checks of a closing pair's drain (it ends within close_timeout).
 _DRAIN_POLL = 0.01
-#: Bytes one direction of a pair may have queued in the kernel before the pair is ended.
-MAX_QUEUED = 16 * 1024 * 1024
+#: Bytes one direction of a pair may have redirected and not yet acknowledged by the peer's
+#: peer: past it, that direction is handed to the userspace copier (the credit's size).
+MAX_QUEUED = 4 * 1024 * 1024
+#: Seconds between two rounds of credit (and hand-over) checks over every pair.
 CHECK_INTERVAL = 1.0
 
 
@@ -86,6 +102,9 @@ class _Pair:
         self.started_end = 0.0
         self.carried = (0, 0)
         self.stored = 0  # map entries made
+        self.limits = [splicer.max_queued, splicer.max_queued]  # credit of side i's bytes
+        self.redirected: list[int | None] = [None, None]  # final once side i is passed back
+        self.copiers: list[_Copier | None] = [None, None]
 
     def moved(self, i: int) -> tuple[int, int]:
         """(payload bytes received on side i, bytes of it acknowledged by the other side's
@@ -135,12 +154,48 @@ class _Pair:
             self.loop.call_at(self.started_end + self.splicer.close_timeout + 0.001,
                                       self.drain)
 
+    def credit(self, i: int) -> None:
+        """Keep side i's credit ahead of what its peer took, or notice the program passed
+        side i back to its own socket (it ran out) and hand that direction over."""
+        received, acked = self.moved(i)
+        if self.redirected[i] is not None:
+            return
+        if received > self.limits[i]:  # more arrived than could be redirected: passing
+            redirected, passing = self.splicer.map.usage(self.keys[i])
+            if passing:
+                self.redirected[i] = redirected
+                self.hand_over(i)
+        elif self.limits[i] - received < self.splicer.max_queued // 2:
+            limit = acked + self.splicer.max_queued
+            if limit > self.limits[i]:
+                self.splicer.map.raise_limit(self.keys[i], limit)
+                self.limits[i] = limit
+
+    def hand_over(self, i: int) -> None:
+        """Copy side i's bytes in userspace once the kernel's queue for the peer drained
+        (what was redirected is acknowledged): sending earlier would overtake it."""
+        if self.done.done():
+            return
+        redirected = self.redirected[i]
+        assert redirected is not None
+        try:
+            acked = self.moved(i)[1]
+        except OSError:
+            return  # the pair is ending; its own events say how
+        if acked < redirected:
+            self.loop.call_later(_DRAIN_POLL, self.hand_over, i)
+            return
+        self.copiers[i] = _Copier(self, i)
+
     def finish(self, reason: str) -> None:
         """Unlink both sockets, close them, and report ``reason`` (once)."""
         if self.done.done():
             return
         with contextlib.suppress(OSError):
             self.carried = (self.moved(0)[0], self.moved(1)[0])
+        for copier in self.copiers:
+            if copier is not None:
+                copier.stop()
         splicer = self.splicer
         for fd in self.fds:
             with contextlib.suppress(OSError, ValueError):
@@ -152,6 +207,56 @@ class _Pair:
         for sock in self.socks:
             sock.close()
         self.done.set_result(reason)
+
+
+class _Copier:
+    """Side i's bytes, passed back to its own socket by the program, copied to the other
+    side: one ``recv_into`` and one ``send`` per read; what the other side does not take is
+    held (one read at most) and side i is not read until it went out, so a peer that does not
+    read stalls the sender's window. Ends are left to the pair (its FIN and drain)."""
+
+    def __init__(self, pair: _Pair, i: int) -> None:
+        self.pair, self.loop = pair, pair.loop
+        self.src, self.dst = pair.socks[i], pair.socks[1 - i]
+        self.names = ("ab"[i], "ab"[1 - i])
+        self.src_fd, self.dst_fd = pair.fds[i], pair.fds[1 - i]
+        self.pending = b""
+        self.loop.add_reader(self.src_fd, self._read)
+
+    def _read(self) -> None:
+        view = self.pair.splicer.view
+        try:
+            n = self.src.recv_into(view)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.pair.finish(self.pair.reason or f"{self.names[0]} {failed_word(exc)}")
+            return
+        if n == 0:  # its FIN: the pair's drain passes it on
+            self.loop.remove_reader(self.src_fd)
+            return
+        self.pending = bytes(view[:n])
+        self._write()
+
+    def _write(self) -> None:
+        try:
+            sent = self.dst.send(self.pending)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self.pair.finish(self.pair.reason or f"{self.names[1]} {failed_word(exc)}")
+            return
+        self.pending = self.pending[sent:]
+        if self.pending:
+            self.loop.remove_reader(self.src_fd)
+            self.loop.add_writer(self.dst_fd, self._write)
+        else:
+            self.loop.remove_writer(self.dst_fd)
+            self.loop.add_reader(self.src_fd, self._read)
+
+    def stop(self) -> None:
+        self.loop.remove_reader(self.src_fd)
+        self.loop.remove_writer(self.dst_fd)
 
 
 class KernelSplicer:
@@ -174,6 +279,7 @@ class KernelSplicer:
         self.close_timeout, self.max_queued = close_timeout, max_queued
         self.check_interval = check_interval
         self.epoll = select.epoll()
+        self.view = memoryview(bytearray(READ_CHUNK))  # the copiers' read buffer
         self.by_fd: dict[int, tuple[_Pair, int]] = {}
         self.pairs: set[_Pair] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -192,15 +298,12 @@ class KernelSplicer:
                 found[0].event(found[1], mask)
 
     def _check(self) -> None:
-        """End pairs whose backlog in the kernel passed ``max_queued`` (a peer not reading)."""
+        """Every pair's credit (:meth:`_Pair.credit`), each side."""
         self.timer = None
         for pair in list(self.pairs):
             try:
-                for i in (0, 1):
-                    received, acked = pair.moved(i)
-                    if received - acked > self.max_queued:
-                        pair.finish(f"{'ba'[i]} not reading ({received - acked} bytes queued)")
-                        break
+                pair.credit(0)
+                pair.credit(1)
             except OSError:
                 pass  # the pair is ending; its own events say how
         if self.pairs and self.loop is not None:
@@ -229,9 +332,9 @@ class KernelSplicer:
                 return RawSpliceResult(0, 0, pair.done.result())
         try:
             # b under a's cookie first: a's input is redirected only once a is in the map.
-            self.map.put(pair.keys[0], b)
+            self.map.put(pair.keys[0], b, self.max_queued)
             pair.stored = 1
-            self.map.put(pair.keys[1], a)
+            self.map.put(pair.keys[1], a, self.max_queued)
             pair.stored = 2
             for i, fd in enumerate(pair.fds):
                 self.epoll.register(fd, select.EPOLLRDHUP)
