@@ -15,7 +15,8 @@ Three measurements, each on real parts:
 Usage::
 
     python benchmarks/bench_transfer.py [--size-mb 200] [--keys 60] [--dir DIR]
-                                        [--host-only | --link-only]
+                                        [--host-only | --link-only] [--links 10,2]
+                                        [--directions upload,download] [--tree DIR]
 
 ``--dir`` puts the transfer folder (and the source files) on a given disk; default: a
 temporary directory.
@@ -143,23 +144,25 @@ class _Link:
         )
         assert self.proc.stdout is not None
         self.port = int(self.proc.stdout.readline())
-        #: Bytes the link carried viewer→host (TLS records, websocket frames and what they
-        #: carry; not TCP/IP headers), once closed.
-        self.up_bytes = 0
+        #: Bytes the link carried host→viewer and viewer→host (TLS records, websocket frames
+        #: and what they carry; not TCP/IP headers), once closed.
+        self.down_bytes = self.up_bytes = 0
 
     def close(self) -> None:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.close()
-        _down, up = self.proc.stdout.readline().split()
-        self.up_bytes = int(up)
+        down, up = self.proc.stdout.readline().split()
+        self.down_bytes, self.up_bytes = int(down), int(up)
         self.proc.wait(10)
 
 
-async def typing(keys: int, work: Path, size: int, during: bool,
+async def typing(keys: int, work: Path, size: int, during: str,
                  link: tuple[float, float] | None = None) -> tuple[list[float], float, float]:
-    """Key-to-pixels latencies (s), with an upload running on the same connection or not;
-    the upload's payload MB/s meanwhile (0 when idle); and the link's bytes viewer→host per
-    payload byte sent (0 without a link or an upload: its framing, TLS, keys, handshake).
+    """Key-to-pixels latencies (s), with a transfer running on the same connection or not;
+    the transfer's payload MB/s meanwhile (0 when idle); and the link's bytes in the
+    transfer's direction per payload byte sent (0 without a link or a transfer: its framing,
+    TLS, and what else shares that direction: keys up, screen updates down).
+    ``during``: ``""`` (idle), ``"upload"`` or ``"download"`` (looped, ``size`` bytes each).
     ``link``: (bits/s, one-way delay) of an emulated link between the viewer and the host."""
     with Xvfb(1280, 720) as xvfb, StampedRecorder(xvfb.display, flash=True,
                                                    geometry="200x100+500+300",
@@ -170,10 +173,11 @@ async def typing(keys: int, work: Path, size: int, during: bool,
             injectors.append(PynputInjector(display))
             return injectors[-1]
 
-        tag = f"{during}-{link}"
+        tag = f"{during or 'idle'}-{link}"
         tmp = work / f"host-typing-{tag}"
         tmp.mkdir()
         inbox = work / f"inbox-typing-{tag}"
+        inbox.mkdir(mode=0o700)
         thread = HostThread(xvfb.display, tmp, injector=make_injector, transfer_dir=inbox,
                             transfer_max_session=1 << 40)
         host = thread.start()
@@ -181,7 +185,11 @@ async def typing(keys: int, work: Path, size: int, during: bool,
         url = f"wss://127.0.0.1:{proxy.port}" if proxy is not None else host.url
         x, y, w, h = recorder.geometry
         probe = (x + w // 2, y + h // 2)
-        source = _source(work / "typing.bin", size) if during else work / "typing.bin"
+        source = work / "typing.bin"
+        if during == "upload":
+            _source(source, size)
+        elif during == "download":
+            source = _source(inbox / "d.bin", size)
         latencies: list[float] = []
         moved = [0, 0.0]
         wire = 0
@@ -202,8 +210,8 @@ async def typing(keys: int, work: Path, size: int, during: bool,
 
             conn.on_update(on_update)
 
-            async def uploads() -> None:
-                transfers = Transfers(conn)
+            async def transfers() -> None:
+                files = Transfers(conn)
                 start = time.perf_counter()
                 n = 0
 
@@ -211,11 +219,15 @@ async def typing(keys: int, work: Path, size: int, during: bool,
                     moved[0], moved[1] = n * size + done, time.perf_counter() - start
 
                 while True:
-                    await transfers.put(source, f"t{n}.bin", progress)
-                    (inbox / f"t{n}.bin").unlink()
+                    if during == "upload":
+                        await files.put(source, f"t{n}.bin", progress)
+                        (inbox / f"t{n}.bin").unlink()
+                    else:
+                        await files.get("d.bin", work / f"got{n}.bin", progress)
+                        (work / f"got{n}.bin").unlink()
                     n += 1
 
-            pump = asyncio.create_task(uploads()) if during else None
+            pump = asyncio.create_task(transfers()) if during else None
             await asyncio.sleep(0.5)
             for i in range(keys + 5):
                 await asyncio.sleep(random.uniform(0.2, 0.3))
@@ -236,15 +248,21 @@ async def typing(keys: int, work: Path, size: int, during: bool,
             thread.stop()
             if proxy is not None:
                 proxy.close()
-                wire = proxy.up_bytes
+                wire = proxy.down_bytes if during == "download" else proxy.up_bytes
             for injector in injectors:
                 injector.close()
             source.unlink(missing_ok=True)
+            for part in work.glob(".got*"):  # a get cancelled mid-file
+                part.unlink()
     rate = moved[0] / moved[1] / 1e6 if moved[1] else 0.0
     # Sent, not all delivered: the bytes in flight at the end (a budget, ~50 KB of ~12 MB)
     # make this a little low.
     overhead = wire / moved[0] if moved[0] and wire else 0.0
     return latencies, rate, overhead
+
+
+#: The emulated links: (bits/s, one-way delay), each way.
+_LINKS = {"10 Mbit/s, 10 ms": (10e6, 0.01), "2 Mbit/s, 40 ms": (2e6, 0.04)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the typing rows over the emulated link")
     parser.add_argument("--host-only", action="store_true",
                         help="only the host-side store row")
+    parser.add_argument("--links", default="10,2",
+                        help="emulated links to run, of 10 (Mbit/s, 10 ms) and 2 (Mbit/s, 40 ms)")
+    parser.add_argument("--directions", default="upload,download",
+                        help="transfers to type during, of upload and download")
     parser.add_argument("--tree", type=Path, default=None,
                         help="measure the rdesk of this checkout (default: this script's)")
     args = parser.parse_args(argv)
@@ -275,27 +297,29 @@ def main(argv: list[str] | None = None) -> int:
                 up, down = loopback(size, work, xvfb.display)
             print(f"| loopback upload, until the host confirmed the SHA-256 | {up:.0f} MB/s |")
             print(f"| loopback download, verified and linked | {down:.0f} MB/s |")
-        print("| typing, link | median ms | p95 ms | max ms | upload MB/s meanwhile "
+        print("| typing, link | median ms | p95 ms | max ms | transfer MB/s meanwhile "
               "| payload share of link rate | wire share |")
         print("|---|---|---|---|---|---|---|")
-        # On the emulated link one upload of the issue's 100 MiB runs through the keys (at
+        # On an emulated link one file of the issue's 100 MiB runs through the keys (at
         # 1.25 MB/s it does not end): the rate is the pacer's, not that of files starting.
         links: list[tuple[str, tuple[float, float] | None, int]] = [
-            ("loopback", None, min(size, 64 << 20)),
-            ("10 Mbit/s, 10 ms", (10e6, 0.01), 100 << 20)]
-        for name, link, upload in links:
+            ("loopback", None, min(size, 64 << 20))]
+        links += [(name, link, 100 << 20) for name, link in _LINKS.items()
+                  if name.split(" ")[0] in args.links.split(",")]
+        for name, link, file_size in links:
             if args.link_only and link is None:
                 continue
-            for during in (False, True):
+            for during in ("", *args.directions.split(",")):
                 values, rate, overhead = asyncio.run(
-                    typing(args.keys, work, upload, during, link))
+                    typing(args.keys, work, file_size, during, link))
                 ms = [v * 1000 for v in values]
-                label = f"{name}, {'during an upload' if during else 'idle'}"
-                # The link's rate is the emulated one (bits/s) each way; the upload shares
-                # its direction with the keys only (screen updates and credits go the other).
-                # Payload: the file's bytes. Wire: the payload share times the link's bytes
-                # viewer→host per payload byte (chunk headers, websocket frames, TLS records,
-                # the keys and the handshake; the proxy does not count TCP/IP headers).
+                label = f"{name}, {f'during a {during}' if during else 'idle'}"
+                # The link's rate is the emulated one (bits/s) each way. An upload shares its
+                # direction with the keys only; a download with the screen updates (the
+                # typing's repaints: small). Payload: the file's bytes. Wire: the payload
+                # share times the link's bytes that way per payload byte (chunk headers,
+                # websocket frames, TLS records, what else went that way and the handshake;
+                # the proxy does not count TCP/IP headers).
                 share = wire_share = "-"
                 if link is not None and during:
                     share = f"{rate * 8e6 / link[0]:.1%}"
