@@ -233,7 +233,8 @@ def test_relay_image_answers_healthz(buildah: Buildah, tmp_path: Path) -> None:
     port = _free_port()
     marker = time.time()
     relay = Running(buildah, ctr, ["--bind", "127.0.0.1", "--open"], {state: "/var/lib/rdesk"},
-                    env={"RDESK_RELAY_PORT": str(port)})
+                    # The splice port on any free one: port + 1 may be another process's.
+                    env={"RDESK_RELAY_PORT": str(port), "RDESK_RELAY_SPLICE_PORT": "0"})
     try:
         relay.wait_for(rf"listening on wss://127\.0\.0\.1:{port}")
         assert _healthz(port)[0] == 200

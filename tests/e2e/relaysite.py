@@ -71,7 +71,9 @@ class Site:
         self.relay = await spawn("-m", "rdesk", "relay", "--bind", "127.0.0.1", "--port",
                                   str(port), "--open", "--grace", "0",
                                   "--data-dir", str(self.tmp / "relay"),
-                                  "--audit-log", str(self.tmp / "relay-audit.jsonl"), *extra)
+                                  "--audit-log", str(self.tmp / "relay-audit.jsonl"),
+                                  "--splice-port", "0",  # a restart on a fixed port: not +1
+                                  *extra)
         assert self.relay.stdout is not None
         line = await read_line(self.relay.stdout, "listening on")
         self.port = int(line.rsplit(":", 1)[1])
