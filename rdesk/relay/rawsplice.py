@@ -18,7 +18,8 @@ The contract both keep (:class:`Splicer`):
   passes. Then both sockets are closed.
 - A reset (or any socket error) on one side closes both at once.
 - **Bounded memory**: what a non-reading peer is not taking stays in the sender's TCP window
-  (the userspace splicer stops reading; the kernel one's bound is in docs/relay.md).
+  (the userspace splicer stops reading; the kernel one's credit passes a direction back to
+  a userspace copier: docs/relay.md).
 - **Dead peers**: TCP keepalive (:class:`Keepalive`) on both sockets ends a pair whose peer
   vanished (a NAT that forgot it) within ``idle + interval * count`` seconds.
 - Cancelling ``join`` closes both sockets and re-raises.
@@ -260,8 +261,7 @@ def open_splicer(*, kernel: bool = False, max_pairs: int = 4096,
     """The kernel splicer if it can be set up here (and ``kernel``), else the userspace one
     and the one-line reason the kernel one could not be (``None`` when it was not asked
     for), e.g. ``"bpf map create: Operation not permitted (needs CAP_BPF and CAP_NET_ADMIN)"``.
-    ``kernel`` is off by default until the kernel splicer's backlog bound is settled
-    (docs/relay.md)."""
+    ``kernel`` is off unless asked for (the relay's ``--kernel-splice``; docs/relay.md)."""
     reason: str | None = None
     if kernel:
         from rdesk.relay import sockmap  # only when asked: it loads ctypes and libc
