@@ -313,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
                 values, rate, overhead = asyncio.run(
                     typing(args.keys, work, file_size, during, link))
                 ms = [v * 1000 for v in values]
-                label = f"{name}, {f'during a {during}' if during else 'idle'}"
+                article = "an" if during == "upload" else "a"
+                label = f"{name}, {f'during {article} {during}' if during else 'idle'}"
                 # The link's rate is the emulated one (bits/s) each way. An upload shares its
                 # direction with the keys only; a download with the screen updates (the
                 # typing's repaints: small). Payload: the file's bytes. Wire: the payload
