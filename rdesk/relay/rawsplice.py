@@ -31,9 +31,11 @@ import asyncio
 import dataclasses
 import socket
 import typing
+from collections.abc import Callable
 
 __all__ = [
-    "Keepalive", "RawSpliceResult", "Splicer", "UserspaceSplicer", "open_splicer", "prepare",
+    "Copier", "Keepalive", "RawSpliceResult", "Splicer", "UserspaceSplicer", "open_splicer",
+    "prepare",
 ]
 
 #: Bytes one read takes (shared by every pair: callbacks never interleave).
@@ -84,38 +86,44 @@ def prepare(sock: socket.socket, keepalive: Keepalive) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-class _Direction:
-    """Bytes from ``src`` to ``dst``: read, send at once; what ``dst`` did not take is held
-    (at most one read) and ``src`` is not read again until it went out."""
+class Copier:
+    """Bytes from ``src`` to ``dst`` on ``loop``: one ``recv_into`` of ``view`` and one ``send``
+    per read; what ``dst`` did not take is held (one read at most) and ``src`` is not read again
+    until it went out, so a peer that does not read stalls the sender's TCP window.
 
-    def __init__(self, pair: _Pair, src: socket.socket, dst: socket.socket,
-                 names: tuple[str, str]) -> None:
-        self.pair, self.src, self.dst = pair, src, dst
-        self.src_name, self.dst_name = names
+    ``on_eof()`` is called once ``src`` sent its FIN (it is no longer read); ``on_error(line)``
+    when either socket fails, with a one-line reason naming the side (``names``: src, dst).
+    Shared by the userspace splicer and the kernel splicer's hand-over (:mod:`.sockmap`)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, src: socket.socket, dst: socket.socket,
+                 names: tuple[str, str], view: memoryview, on_eof: Callable[[], None],
+                 on_error: Callable[[str], None]) -> None:
+        self.loop, self.src, self.dst, self.names, self.view = loop, src, dst, names, view
+        self.on_eof, self.on_error = on_eof, on_error
         self.src_fd, self.dst_fd = src.fileno(), dst.fileno()
         self.pending = b""
         self.carried = 0
-        self.ended = False  # src's end passed on to dst
 
-    def start(self, first: bytes) -> None:
+    def start(self, first: bytes = b"") -> None:
+        """Send ``first`` to ``dst``, then copy."""
         self.pending = first
         if first:
             self._write()
         else:
-            self.pair.loop.add_reader(self.src_fd, self._read)
+            self.loop.add_reader(self.src_fd, self._read)
 
     def _read(self) -> None:
-        view = self.pair.splicer.view
+        view = self.view
         try:
             n = self.src.recv_into(view)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self.pair.fail(f"{self.src_name} {failed_word(exc)}")
+            self.on_error(f"{self.names[0]} {failed_word(exc)}")
             return
         if n == 0:
-            self.pair.loop.remove_reader(self.src_fd)
-            self._end()
+            self.loop.remove_reader(self.src_fd)
+            self.on_eof()
             return
         self.carried += n
         try:
@@ -123,12 +131,12 @@ class _Direction:
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as exc:
-            self.pair.fail(f"{self.dst_name} {failed_word(exc)}")
+            self.on_error(f"{self.names[1]} {failed_word(exc)}")
             return
         if sent < n:
             self.pending = bytes(view[sent:n])
-            self.pair.loop.remove_reader(self.src_fd)
-            self.pair.loop.add_writer(self.dst_fd, self._write)
+            self.loop.remove_reader(self.src_fd)
+            self.loop.add_writer(self.dst_fd, self._write)
 
     def _write(self) -> None:
         try:
@@ -136,28 +144,38 @@ class _Direction:
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as exc:
-            self.pair.fail(f"{self.dst_name} {failed_word(exc)}")
+            self.on_error(f"{self.names[1]} {failed_word(exc)}")
             return
         self.pending = self.pending[sent:]
-        loop = self.pair.loop
         if self.pending:
-            loop.add_writer(self.dst_fd, self._write)
+            self.loop.remove_reader(self.src_fd)
+            self.loop.add_writer(self.dst_fd, self._write)
         else:
-            loop.remove_writer(self.dst_fd)
-            loop.add_reader(self.src_fd, self._read)
+            self.loop.remove_writer(self.dst_fd)
+            self.loop.add_reader(self.src_fd, self._read)
+
+    def stop(self) -> None:
+        self.loop.remove_reader(self.src_fd)
+        self.loop.remove_writer(self.dst_fd)
+
+
+class _Direction(Copier):
+    """One direction of a userspace pair: at ``src``'s FIN, ``dst`` is shut for writing."""
+
+    def __init__(self, pair: _Pair, src: socket.socket, dst: socket.socket,
+                 names: tuple[str, str]) -> None:
+        super().__init__(pair.loop, src, dst, names, pair.splicer.view, self._end, pair.fail)
+        self.pair = pair
+        self.ended = False  # src's end passed on to dst
 
     def _end(self) -> None:
         try:
             self.dst.shutdown(socket.SHUT_WR)
         except OSError as exc:
-            self.pair.fail(f"{self.dst_name} {failed_word(exc)}")
+            self.pair.fail(f"{self.names[1]} {failed_word(exc)}")
             return
         self.ended = True
-        self.pair.ended(self.src_name)
-
-    def stop(self) -> None:
-        self.pair.loop.remove_reader(self.src_fd)
-        self.pair.loop.remove_writer(self.dst_fd)
+        self.pair.ended(self.names[0])
 
 
 def failed_word(exc: OSError) -> str:

@@ -22,9 +22,9 @@ next segment would pass ``limit``, passes it (and everything after, for good) to
 socket's own receive queue, where it is charged to that socket and closes the sender's
 window. Every ``check_interval`` seconds the relay raises each limit to what the peer's
 peer acknowledged plus ``max_queued`` (two ``TCP_INFO`` reads a pair, a map write only
-when half the credit is used), and a side found past its limit is handed to a
-:class:`_Copier` (userspace, like rawsplice's) as soon as the kernel's queue for the peer
-drained — sending earlier would overtake it. So the kernel holds at most ``max_queued``
+when half the credit is used), and a side found past its limit is handed to
+rawsplice's userspace :class:`~rdesk.relay.rawsplice.Copier` as soon as the kernel's queue for
+the peer drained — sending earlier would overtake it. So the kernel holds at most ``max_queued``
 per direction, a slow reader slows its sender, and a direction that outruns its credit
 within one check (bulk, > ``max_queued`` a second) stalls until the next check (at most
 ``check_interval``) and is copied in userspace from then on.
@@ -46,9 +46,9 @@ from rdesk.relay.bpf import BpfError, SockHash, socket_cookie
 from rdesk.relay.rawsplice import (
     CLOSE_TIMEOUT,
     READ_CHUNK,
+    Copier,
     Keepalive,
     RawSpliceResult,
-    failed_word,
     prepare,
 )
 
@@ -83,6 +83,10 @@ def _pending(sock: socket.socket) -> int:
     return int(struct.unpack("i", raw)[0])
 
 
+def _nothing() -> None:
+    """A copier's end when the pair itself watches for the FIN."""
+
+
 class _Pair:
     """One joined pair of the kernel splicer."""
 
@@ -104,7 +108,7 @@ class _Pair:
         self.stored = 0  # map entries made
         self.limits = [splicer.max_queued, splicer.max_queued]  # credit of side i's bytes
         self.redirected: list[int | None] = [None, None]  # final once side i is passed back
-        self.copiers: list[_Copier | None] = [None, None]
+        self.copiers: list[Copier | None] = [None, None]
 
     def moved(self, i: int) -> tuple[int, int]:
         """(payload bytes received on side i, bytes of it acknowledged by the other side's
@@ -185,7 +189,11 @@ class _Pair:
         if acked < redirected:
             self.loop.call_later(_DRAIN_POLL, self.hand_over, i)
             return
-        self.copiers[i] = _Copier(self, i)
+        copier = Copier(self.loop, self.socks[i], self.socks[1 - i], ("ab"[i], "ab"[1 - i]),
+                        self.splicer.view, on_eof=_nothing,  # the pair's drain passes the FIN on
+                        on_error=lambda line: self.finish(self.reason or line))
+        self.copiers[i] = copier
+        copier.start()
 
     def finish(self, reason: str) -> None:
         """Unlink both sockets, close them, and report ``reason`` (once)."""
@@ -207,56 +215,6 @@ class _Pair:
         for sock in self.socks:
             sock.close()
         self.done.set_result(reason)
-
-
-class _Copier:
-    """Side i's bytes, passed back to its own socket by the program, copied to the other
-    side: one ``recv_into`` and one ``send`` per read; what the other side does not take is
-    held (one read at most) and side i is not read until it went out, so a peer that does not
-    read stalls the sender's window. Ends are left to the pair (its FIN and drain)."""
-
-    def __init__(self, pair: _Pair, i: int) -> None:
-        self.pair, self.loop = pair, pair.loop
-        self.src, self.dst = pair.socks[i], pair.socks[1 - i]
-        self.names = ("ab"[i], "ab"[1 - i])
-        self.src_fd, self.dst_fd = pair.fds[i], pair.fds[1 - i]
-        self.pending = b""
-        self.loop.add_reader(self.src_fd, self._read)
-
-    def _read(self) -> None:
-        view = self.pair.splicer.view
-        try:
-            n = self.src.recv_into(view)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self.pair.finish(self.pair.reason or f"{self.names[0]} {failed_word(exc)}")
-            return
-        if n == 0:  # its FIN: the pair's drain passes it on
-            self.loop.remove_reader(self.src_fd)
-            return
-        self.pending = bytes(view[:n])
-        self._write()
-
-    def _write(self) -> None:
-        try:
-            sent = self.dst.send(self.pending)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError as exc:
-            self.pair.finish(self.pair.reason or f"{self.names[1]} {failed_word(exc)}")
-            return
-        self.pending = self.pending[sent:]
-        if self.pending:
-            self.loop.remove_reader(self.src_fd)
-            self.loop.add_writer(self.dst_fd, self._write)
-        else:
-            self.loop.remove_writer(self.dst_fd)
-            self.loop.add_reader(self.src_fd, self._read)
-
-    def stop(self) -> None:
-        self.loop.remove_reader(self.src_fd)
-        self.loop.remove_writer(self.dst_fd)
 
 
 class KernelSplicer:
