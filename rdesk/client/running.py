@@ -29,6 +29,7 @@ from rdesk.client.painter import PaintBudget, Painter
 from rdesk.client.parts import Stats, abort, cancel, lost_from_ws
 from rdesk.client.requests import Requests
 from rdesk.client.timers import SessionTimers
+from rdesk.protocol import limits
 from rdesk.protocol.clipboard import HOST_SENDS as CLIPBOARD_MESSAGES
 from rdesk.protocol.cursor import CURSOR_TYPES, CursorAssembler, CursorShape
 from rdesk.protocol.errors import CloseCode, ProtocolError, RemoteProtocolError
@@ -41,7 +42,7 @@ from rdesk.protocol.session import Session
 from rdesk.protocol.states import State
 from rdesk.protocol.transfer import HOST_SENDS as TRANSFER_MESSAGES
 from rdesk.protocol.updates import Update
-from rdesk.protocol.video import CODEC_H264, Keyframe, Video, VideoEnd
+from rdesk.protocol.video import CODEC_H264, FEATURE_HOLD, Keyframe, Video, VideoEnd
 
 __all__ = ["Connection"]
 
@@ -164,9 +165,12 @@ class Connection(InputMethods, Requests):
     async def _read(self) -> None:
         if self._refused is not None:
             raise self._refused
-        if self.framebuffer.video is not None and self.session.state is not State.CLOSED:
-            # The host sends H.264 only once asked (not if close() came first).
-            await self.ws.send(self.session.send(Video(CODEC_H264), time.monotonic()))
+        if self.session.state is not State.CLOSED:
+            # The host sends H.264 only once asked (not if close() came first). Hold times in
+            # acks are offered either way: a host that uses them answers with ack_hold.
+            codecs = [CODEC_H264] if self.framebuffer.video is not None else []
+            await self.ws.send(self.session.send(Video(",".join([*codecs, FEATURE_HOLD])),
+                                                 time.monotonic()))
         async for data in self.ws:
             if self.session.state is State.CLOSED:
                 # We sent Close (close()): what the host sent before it saw ours is dropped,
@@ -217,12 +221,13 @@ class Connection(InputMethods, Requests):
         return lost_from_ws(self.ws, self.address)
 
     async def _handle(self, data: str | bytes) -> None:
-        message = self.session.receive(data, time.monotonic())
+        received = time.monotonic()  # the whole message is here: its last byte came
+        message = self.session.receive(data, received)
         if isinstance(message, Update):
             update, nbytes = message, len(data)
 
             async def painted(areas: list[tuple[int, int, int, int]]) -> None:
-                await self._painted(update, nbytes, areas)
+                await self._painted(update, nbytes, areas, received)
 
             await self.painter.put_update(update, nbytes, painted)
             return  # painted() wakes the waiters
@@ -286,12 +291,16 @@ class Connection(InputMethods, Requests):
             self._changed.notify_all()
 
     async def _painted(self, update: Update, nbytes: int,
-                       areas: list[tuple[int, int, int, int]]) -> None:
-        """``update`` is painted (by the painter): acknowledge it and tell the faces."""
+                       areas: list[tuple[int, int, int, int]], received: float) -> None:
+        """``update`` (whose last byte came at ``received``) is painted (by the painter):
+        acknowledge it, with how long it was held if the host asked, and tell the faces."""
         if self.session.state is State.CLOSED:
             return  # close() raced the painter: nothing more is sent
         now = time.monotonic()
-        await self.ws.send(self.session.send(Ack(update.seq), now))
+        hold = None
+        if self.session.hold_acks:  # the host sent ack_hold: it knows the field
+            hold = min(limits.MAX_ACK_HOLD_US, max(0, round((now - received) * 1e6)))
+        await self.ws.send(self.session.send(Ack(update.seq, hold), now))
         if self.framebuffer.video is not None:  # streams that lost their decoder
             for stream in self.framebuffer.video.take_requests(now):
                 await self.ws.send(self.session.send(Keyframe(stream), now))

@@ -27,6 +27,7 @@ from rdesk.protocol import limits
 from rdesk.protocol.chunks import CHUNK_KIND, XferData, decode_chunk, encode_chunk
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode, LocalProtocolError, RemoteProtocolError
+from rdesk.protocol.fields import MayOmit
 from rdesk.protocol.messages import CONTROL_TYPES, ControlMessage, Message
 from rdesk.protocol.updates import Rect, Update
 from rdesk.protocol.video import MIN_VIDEO_SIDE, unpack_header
@@ -68,6 +69,8 @@ def encode(message: Message) -> str | bytes:
     obj: dict[str, object] = {"t": cls.T}
     for name, spec in cls.FIELDS.items():
         value = getattr(message, name)
+        if value is None and isinstance(spec, MayOmit):
+            continue  # left out: the peer may not know the field
         wanted = spec.check(value)
         if wanted is not None:
             raise LocalProtocolError(f"{cls.T}.{name} must be {wanted}")
@@ -129,6 +132,9 @@ def _decode_control(text: str) -> ControlMessage:
         raise RemoteProtocolError(f"{kind}: unexpected field {sorted(extra)[0][:32]!r}")
     for name, spec in fields.items():
         if name not in obj:
+            if isinstance(spec, MayOmit):
+                obj[name] = None
+                continue
             raise RemoteProtocolError(f"{kind}: missing field {name!r}")
         wanted = spec.check(obj[name])
         if wanted is not None:

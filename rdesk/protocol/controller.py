@@ -132,9 +132,10 @@ class Controller:
         """Replace the caps (host settings combined with the viewer's preferences)."""
         self.caps = caps
 
-    def on_ack(self, now: float, rtt: float, nbytes: int) -> None:
-        """One update of ``nbytes`` was acknowledged after ``rtt`` seconds."""
-        self.estimator.on_sample(now, rtt, nbytes)
+    def on_ack(self, now: float, rtt: float, nbytes: int, hold: float = 0.0) -> None:
+        """One update of ``nbytes`` was acknowledged after ``rtt`` seconds, of which the
+        viewer says it held it ``hold`` (decode and paint; 0: not said)."""
+        self.estimator.on_sample(now, rtt, nbytes, hold)
         self.update(now)
 
     def on_round(self, now: float, fps: float | None = None) -> None:
@@ -193,14 +194,18 @@ class Controller:
         dt = max(0.0, min(now - self._last_update, 0.5))
         self._last_update = now
         est = self.estimator
-        if est.rtt is None:
+        if est.round_trip is None:
             return
         delay = self.delay
-        if delay > self.high or est.rtt > LATENCY_LIMIT:
+        # The whole round trip, the viewer's hold included: a viewer that takes a second to
+        # paint is helped by smaller pictures too, and the samples after a cut come a whole
+        # round trip later.
+        trip = est.round_trip
+        if delay > self.high or trip > LATENCY_LIMIT:
             # Once per round trip: the samples after a cut still carry the old queue.
-            if now - self._last_decrease >= max(est.rtt, 0.05):
+            if now - self._last_decrease >= max(trip, 0.05):
                 # A queue far above the threshold is cut harder (it took many RTTs to build).
-                ratio = min(self.high / max(delay, 1e-9), LATENCY_LIMIT / est.rtt)
+                ratio = min(self.high / max(delay, 1e-9), LATENCY_LIMIT / trip)
                 self.level *= max(0.35, min(DECREASE, ratio))
                 self._last_decrease = now
                 self.decreases += 1
@@ -248,7 +253,9 @@ class Controller:
     def window_bytes(self, now: float) -> int:
         """Bytes that may be unacknowledged at once (one update may always be in flight)."""
         est = self.estimator
-        base = est.base_rtt or 0.0
+        # The base round trip with the viewer's hold put back: bytes it holds while painting
+        # are in flight too (the base RTT itself is net of the hold).
+        base = (est.base_rtt or 0.0) + est.hold
         bdp = est.throughput(now) * (base + self.high)
         return max(MIN_WINDOW_BYTES, int(2 * bdp))
 

@@ -25,6 +25,17 @@ viewer's paint time) and its size. From these the :class:`Estimator` keeps:
   updates lower it), the median of the last five. Unlike the windowed throughput
   it needs no steady stream: one large update that took seconds on a slow link tells it.
 
+**Hold time.** A viewer may say how long it held each update before acking it (``ack.hold_us``:
+its decode and paint, docs/protocol.md §7). The base RTT, the current RTT (so the queueing
+delay) and the link rate are then read from the round trip *net* of that hold, so a viewer's
+paint is no longer taken for the link's time (on 10 Mbit/s the link read about 5 Mbit/s with
+it). The hold is the viewer's word, so it is bounded: it never takes a sample's net round trip
+below the base's floor (:data:`BASE_FLOOR` × the smallest whole round trip), and a large
+update's link rate never reads more than :data:`HOLD_GAIN` times what its whole round trip
+reads. The windowed minimum of the *whole* round trips (:attr:`Estimator.min_rtt`, the in-flight
+window's) and :attr:`Estimator.round_trip` keep the viewer's time: an update occupies the
+window until its ack, however long the viewer held it.
+
 Sans-I/O: time is always passed in, nothing here reads a clock.
 """
 
@@ -33,7 +44,7 @@ from __future__ import annotations
 import collections
 import statistics
 
-__all__ = ["BASE_FLOOR", "LARGE_SAMPLES", "RATE_SAMPLE_BYTES", "Estimator"]
+__all__ = ["BASE_FLOOR", "HOLD_GAIN", "LARGE_SAMPLES", "RATE_SAMPLE_BYTES", "Estimator"]
 
 #: The base RTT is never taken below this fraction of the raw windowed minimum.
 BASE_FLOOR = 0.7
@@ -44,6 +55,11 @@ RATE_SAMPLE_BYTES = 16 * 1024
 #: — a large update whose round trip came within a millisecond of the minimum read as 54
 #: Mbit/s on a 2 Mbit/s link — do not move it).
 LARGE_SAMPLES = 5
+#: Most a viewer's hold time may raise a large update's link rate: this many times what the
+#: update's whole round trip reads. A truthful hold raised it about twofold on 10 Mbit/s (the
+#: paint of a 1080p frame beside its 25-150 ms on the wire); a hold that claims the whole
+#: round trip (a lie, or a viewer that counts from the first byte) would read any rate at all.
+HOLD_GAIN = 3.0
 
 
 class Estimator:
@@ -60,17 +76,23 @@ class Estimator:
         self.base_window = base_window
         self.rate_window = rate_window
         self.gain = gain
-        #: (time, rtt) with increasing rtt: the front is the windowed minimum.
+        #: (time, rtt) with increasing rtt: the front is the windowed minimum (whole trips).
         self._mins: collections.deque[tuple[float, float]] = collections.deque()
-        #: The same for samples corrected by their own transmission time.
+        #: The same for the trips net of the viewer's hold ...
+        self._nmins: collections.deque[tuple[float, float]] = collections.deque()
+        #: ... and for those net trips corrected by their own transmission time.
         self._cmins: collections.deque[tuple[float, float]] = collections.deque()
         #: (time, throughput) with decreasing throughput: the front is the windowed maximum.
         self._peaks: collections.deque[tuple[float, float]] = collections.deque()
         #: (ack time, bytes) of recent acknowledgements.
         self._acks: collections.deque[tuple[float, int]] = collections.deque()
         self._acked_in_window = 0
-        #: Current RTT (seconds), ``None`` before the first sample.
+        #: Current RTT net of the viewer's hold (seconds), ``None`` before the first sample.
         self.rtt: float | None = None
+        #: Current whole round trip, the viewer's hold included (seconds).
+        self.round_trip: float | None = None
+        #: Current hold time, as bounded (seconds; 0 from a viewer that does not report it).
+        self.hold = 0.0
         #: Last raw RTT sample.
         self.last_rtt: float | None = None
         #: Number of samples seen.
@@ -80,19 +102,34 @@ class Estimator:
         #: Whether the link has carried anything large yet: an update of
         #: :data:`RATE_SAMPLE_BYTES`, or as many bytes acknowledged in one rate window.
         self.carried = False
-        #: The last large updates: (bytes, round trip, smallest earlier round trip or 0).
-        self._large: collections.deque[tuple[int, float, float]] = collections.deque(
-            maxlen=LARGE_SAMPLES)
+        #: The last large updates: (bytes, whole round trip, smallest earlier whole round trip
+        #: or 0, net round trip, smallest earlier net round trip or 0).
+        self._large: collections.deque[tuple[int, float, float, float, float]] = (
+            collections.deque(maxlen=LARGE_SAMPLES))
 
-    def on_sample(self, now: float, rtt: float, nbytes: int) -> None:
-        """Record one acknowledged update of ``nbytes`` whose round trip was ``rtt``."""
+    def bounded_hold(self, rtt: float, hold: float) -> float:
+        """``hold`` as this estimator takes it for a sample whose whole round trip is ``rtt``:
+        within 0 and ``rtt`` minus the base's floor (:data:`BASE_FLOOR` × the smallest whole
+        round trip, this one included), so no net round trip reads below that floor."""
+        least = min(rtt, self._mins[0][1]) if self._mins else rtt
+        return min(max(0.0, hold), max(0.0, rtt - BASE_FLOOR * least))
+
+    def on_sample(self, now: float, rtt: float, nbytes: int, hold: float = 0.0) -> None:
+        """Record one acknowledged update of ``nbytes`` whose round trip was ``rtt``, of which
+        the viewer says it held the update ``hold`` seconds (0: it did not say)."""
         rtt = max(0.0, rtt)
+        hold = self.bounded_hold(rtt, hold)
+        net = rtt - hold
         self.samples += 1
         self.last_rtt = rtt
         self.last_sample_at = now
-        self.rtt = rtt if self.rtt is None else self.rtt + self.gain * (rtt - self.rtt)
+        self.hold = hold if self.round_trip is None else self.hold + self.gain * (hold - self.hold)
+        self.rtt = net if self.rtt is None else self.rtt + self.gain * (net - self.rtt)
+        self.round_trip = (rtt if self.round_trip is None
+                           else self.round_trip + self.gain * (rtt - self.round_trip))
         if nbytes >= RATE_SAMPLE_BYTES:
-            self._large.append((nbytes, rtt, self._mins[0][1] if self._mins else 0.0))
+            self._large.append((nbytes, rtt, self._mins[0][1] if self._mins else 0.0,
+                                net, self._nmins[0][1] if self._nmins else 0.0))
         self._acks.append((now, nbytes))
         self._acked_in_window += nbytes
         self._expire(now)
@@ -106,17 +143,17 @@ class Estimator:
         # A peak of a few small acks says nothing of the link (corrected by their 862 bytes a
         # second, a 375 kB picture read as a round trip of 0); the first sample is taken raw.
         peak = self._peaks[0][1]
-        corrected = rtt
+        corrected = net
         if self.samples > 1 and peak * self.rate_window >= RATE_SAMPLE_BYTES:
-            corrected = max(0.0, rtt - nbytes / peak)
-        for mins, value in ((self._mins, rtt), (self._cmins, corrected)):
+            corrected = max(0.0, net - nbytes / peak)
+        for mins, value in ((self._mins, rtt), (self._nmins, net), (self._cmins, corrected)):
             while mins and mins[-1][1] >= value:
                 mins.pop()
             mins.append((now, value))
 
     def _expire(self, now: float) -> None:
         # Keep at least one entry so the base never vanishes on a quiet link.
-        for mins in (self._mins, self._cmins):
+        for mins in (self._mins, self._nmins, self._cmins):
             while len(mins) > 1 and mins[0][0] < now - self.base_window:
                 mins.popleft()
         while self._peaks and self._peaks[0][0] < now - self.base_window:
@@ -143,20 +180,24 @@ class Estimator:
         80 ms link), read 2.4 Mbit/s over a 2 Mbit/s link, and video started above the link.
         With no earlier sample (the first update is often the large initial picture) the whole
         round trip counts, which errs the same way.
+
+        Read from the round trips net of the viewer's hold (both the update's and the earlier
+        minimum), but never above :data:`HOLD_GAIN` times what the whole round trips read.
         """
         if not self._large:
             return None
         least = self._mins[0][1] if self._mins else None
+        net_least = self._nmins[0][1] if self._nmins else None
         rates = []
-        for nbytes, rtt, floor in self._large:
-            if floor and least is not None:
-                floor = min(floor, least)
-            rates.append(nbytes / max(rtt - (floor if floor < rtt else 0.0), 1e-3))
+        for nbytes, rtt, floor, net, net_floor in self._large:
+            whole = _beyond(rtt, floor, least)
+            rates.append(nbytes / max(_beyond(net, net_floor, net_least), whole / HOLD_GAIN, 1e-3))
         return statistics.median(rates)
 
     @property
     def min_rtt(self) -> float | None:
-        """Smallest raw RTT within the base window (seconds)."""
+        """Smallest whole (raw) RTT within the base window (seconds), the viewer's hold
+        included: what the in-flight window must cover."""
         return self._mins[0][1] if self._mins else None
 
     @property
@@ -184,4 +225,14 @@ class Estimator:
             "rtt": self.rtt,
             "queue_delay": self.queue_delay,
             "throughput": self.throughput(now),
+            "hold": self.hold,
+            "link_rate": self.link_rate,
         }
+
+
+def _beyond(rtt: float, floor: float, least: float | None) -> float:
+    """The time a round trip ``rtt`` took beyond the smallest earlier one (``floor``, 0 when
+    there was none), re-read as ``least`` when a later, quicker one lowered it."""
+    if floor and least is not None:
+        floor = min(floor, least)
+    return rtt - (floor if floor < rtt else 0.0)

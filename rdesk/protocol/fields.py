@@ -11,7 +11,7 @@ import re
 
 from rdesk.protocol.access import Access
 
-__all__ = ["ROLES", "AccessField", "Bool", "Field", "Int", "OneOf", "Str"]
+__all__ = ["ROLES", "AccessField", "Bool", "Field", "Int", "MayOmit", "OneOf", "Str"]
 
 #: What a credential allows, as sent on the wire: ``control`` may send input, ``view`` may
 #: only watch (:class:`~rdesk.protocol.access.Access`).
@@ -112,3 +112,22 @@ class OneOf(Field):
 
     def check(self, value: object) -> str | None:
         return None if type(value) is str and value in self.values else f"one of {self.values}"
+
+
+@dataclasses.dataclass(frozen=True)
+class MayOmit(Field):
+    """A field a sender may leave out: the message's value is then ``None``, and ``None`` is
+    sent as no member at all. A member that is present must be valid as ``field`` (JSON
+    ``null`` is not a value of any field). For what a later feature adds to an existing
+    message, sent only to a peer that said it understands it (docs/protocol.md §2)."""
+
+    field: Field
+
+    def check(self, value: object) -> str | None:
+        return self.field.check(value)
+
+    def parse(self, value: object) -> object:
+        return self.field.parse(value)
+
+    def dump(self, value: object) -> object:
+        return self.field.dump(value)

@@ -29,6 +29,11 @@ class Sample:
     nbytes: int
     #: Bytes still unacknowledged when this update was sent (the queue it joined).
     queued_before: int
+    #: Seconds the viewer says it held the acknowledged update before acking (decode and
+    #: paint; 0 when it did not say), as reported: the estimator bounds it by the round trip.
+    #: For an earlier update the same cumulative ack covers, it is a lower bound of that
+    #: update's own hold (received earlier, acknowledged at the same time).
+    hold: float = 0.0
 
 
 class InFlight:
@@ -84,8 +89,11 @@ class InFlight:
         self._sent[seq] = (now, nbytes, self.bytes)
         self._last_sent = seq
 
-    def on_ack(self, seq: int, now: float) -> list[Sample]:
+    def on_ack(self, seq: int, now: float, hold: float = 0.0) -> list[Sample]:
         """Record a cumulative acknowledgement; return a sample per update it covers.
+
+        ``hold``: the seconds the viewer held update ``seq`` before acking it (``ack.hold_us``),
+        given to every sample, the round trip itself left whole (the window counts it all).
 
         Raises :class:`RemoteProtocolError` for an ack of an update never sent or already
         acknowledged: a well-behaved viewer acknowledges each update once, in order.
@@ -100,7 +108,7 @@ class InFlight:
                 break
             sent_at, nbytes, queued = self._sent.pop(first)
             rtt = max(0.0, now - sent_at)
-            samples.append(Sample(first, rtt, nbytes, queued))
+            samples.append(Sample(first, rtt, nbytes, queued, max(0.0, hold)))
             self.acked_bytes += nbytes
             self._observe(rtt)
             if self.listener is not None:

@@ -5,6 +5,7 @@ can attack a viewer as well as the other way round.
 """
 
 __all__ = [
+    "MAX_ACK_HOLD_US",
     "MAX_BUTTON_MASK",
     "MAX_CHUNK",
     "MAX_CHUNK_MESSAGE",
@@ -60,6 +61,8 @@ MAX_BUTTON_MASK = 0xFF
 MAX_WHEEL_STEPS = 100
 #: Largest in-flight window (unacknowledged updates) a host may use.
 MAX_IN_FLIGHT = 64
+#: Largest hold time an ``ack`` may report, microseconds (docs/protocol.md §7).
+MAX_ACK_HOLD_US = 10_000_000
 #: Longest failed-login delay a host may announce (``notice``'s ``delay``), seconds.
 MAX_LOGIN_DELAY = 3600
 #: Bytes of the server's authentication nonce.

@@ -23,7 +23,7 @@ from rdesk.protocol import resize as _resize
 from rdesk.protocol import transfer as _xfer
 from rdesk.protocol import video as _video
 from rdesk.protocol.access import Access
-from rdesk.protocol.fields import AccessField, Field, Int, OneOf, Str
+from rdesk.protocol.fields import AccessField, Field, Int, MayOmit, OneOf, Str
 from rdesk.protocol.updates import Update
 
 __all__ = [
@@ -140,11 +140,18 @@ class Screen:
 
 @dataclasses.dataclass(frozen=True)
 class Ack:
-    """Viewer → host: update ``seq`` has been applied (flow control, RTT)."""
+    """Viewer → host: update ``seq`` has been applied (flow control, RTT).
+
+    ``hold_us``: microseconds from receiving the update's last byte to sending this ack (its
+    decode and paint), at most :data:`~rdesk.protocol.limits.MAX_ACK_HOLD_US`; ``None``
+    (left out on the wire) unless the host asked for it with ``ack_hold``.
+    """
 
     T: ClassVar[str] = "ack"
-    FIELDS: ClassVar[dict[str, Field]] = {"seq": _U32}
+    FIELDS: ClassVar[dict[str, Field]] = {
+        "seq": _U32, "hold_us": MayOmit(Int(0, limits.MAX_ACK_HOLD_US))}
     seq: int
+    hold_us: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,7 +237,8 @@ ControlMessage = Union[  # noqa: UP007 — a runtime alias; `|` of many classes 
     _clip.ClipOffer, _clip.ClipData, _clip.ClipResult, _clip.ClipGet,
     _cursor.CursorShape, _cursor.CursorData, _cursor.CursorUse,
     _monitors.MonitorInfo, _monitors.MonitorCurrent, _monitors.SelectMonitor,
-    _video.Video, _video.Keyframe, _video.VideoEnd, _resize.Resize, _resize.ResizeResult,
+    _video.Video, _video.Keyframe, _video.VideoEnd, _video.AckHold, _resize.Resize,
+    _resize.ResizeResult,
 ]
 #: Every message; updates and transfer chunks (``xfer_data``) are the binary ones.
 Message = Union[ControlMessage, Update, _xfer.XferData]  # noqa: UP007

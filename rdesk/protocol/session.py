@@ -32,6 +32,7 @@ from rdesk.protocol.messages import (
 )
 from rdesk.protocol.states import TRANSITIONS, Direction, Role, State
 from rdesk.protocol.updates import Update
+from rdesk.protocol.video import AckHold
 
 __all__ = ["HANDSHAKE_TIMEOUT", "PING_INTERVAL", "PING_TIMEOUT", "Session"]
 
@@ -85,6 +86,8 @@ class Session:
         self.rtt: float | None = None
         #: Smallest ping round trip seen: the link's base delay.
         self.min_rtt: float | None = None
+        #: Whether acks may carry ``hold_us``: the host sent ``ack_hold`` (docs/protocol.md §7).
+        self.hold_acks = False
 
     # --- receiving -----------------------------------------------------------------------------
 
@@ -136,7 +139,11 @@ class Session:
         elif isinstance(message, Update):
             self._check_update(message)
         elif isinstance(message, Ack):
-            self.flow.on_ack(message.seq, now)
+            if message.hold_us is not None and not self.hold_acks:
+                raise RemoteProtocolError("ack.hold_us before the host's ack_hold")
+            self.flow.on_ack(message.seq, now, (message.hold_us or 0) / 1e6)
+        elif isinstance(message, AckHold):
+            self.hold_acks = True
         elif (
             isinstance(message, Pong)
             and self._pending_ping is not None
@@ -192,6 +199,10 @@ class Session:
             self.flow.on_sent(message.seq, now, len(frame))
         elif isinstance(message, Hello):
             self.nonce = message.nonce
+        elif isinstance(message, Ack) and message.hold_us is not None and not self.hold_acks:
+            raise LocalProtocolError("ack.hold_us before the host's ack_hold")
+        elif isinstance(message, AckHold):
+            self.hold_acks = True
         elif isinstance(message, (Welcome, Screen)):
             if isinstance(message, Welcome):
                 self.access = message.role

@@ -1,5 +1,5 @@
 """Video streams on the wire (docs/protocol.md, "Video"): negotiation, the video header, the
-``video`` / ``keyframe`` / ``video_end`` messages.
+``video`` / ``keyframe`` / ``video_end`` messages, and ``ack_hold``.
 
 A viewer that can decode H.264 says so with ``video``; the host may then send a region that
 changes in most frames as an :attr:`~rdesk.protocol.encodings.Encoding.H264` rectangle whose
@@ -7,6 +7,12 @@ payload is a 4-byte :data:`VIDEO_HEADER` (stream, flags, reserved) and one Annex
 The codec (:mod:`rdesk.protocol.codec`) checks the header and the rectangle's shape; what the
 access unit holds is checked by the viewer (:mod:`rdesk.protocol.h264` reads the SPS before
 any decoder sees it).
+
+The ``video`` message's list is also where a viewer names what else it can do (unknown names
+are ignored, so an older host ignores them): :data:`FEATURE_HOLD` says it can report, in each
+``ack``, how long it held the update before acknowledging it (decode and paint). A host that
+uses it answers with :class:`AckHold`, once; only then does the viewer add ``hold_us`` to its
+acks, which an older host would refuse.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from rdesk.protocol.fields import Field, Int, Str
 
 __all__ = [
     "CODEC_H264",
+    "FEATURE_HOLD",
     "FLAG_KEY",
     "HOST_SENDS",
     "KEYFRAME_INTERVAL",
@@ -27,6 +34,7 @@ __all__ = [
     "VIDEO_HEADER",
     "VIDEO_TYPES",
     "VIEWER_SENDS",
+    "AckHold",
     "Keyframe",
     "Video",
     "VideoEnd",
@@ -44,6 +52,8 @@ MIN_VIDEO_SIDE = 16
 KEYFRAME_INTERVAL = 0.5
 #: The one decoder name version 1 knows.
 CODEC_H264 = "h264"
+#: Not a decoder: in ``video``'s list, "this viewer can send ``ack.hold_us``".
+FEATURE_HOLD = "hold"
 #: Video header flag: this access unit is an IDR with SPS and PPS in front.
 FLAG_KEY = 0x01
 #: stream:u8 flags:u8 reserved:u16, in front of every H264 rectangle's access unit.
@@ -107,11 +117,20 @@ class VideoEnd:
     stream: int
 
 
+@dataclasses.dataclass(frozen=True)
+class AckHold:
+    """Host → viewer, once, after a ``video`` that listed :data:`FEATURE_HOLD`: from now on
+    every ``ack`` may carry ``hold_us`` (docs/protocol.md §7)."""
+
+    T: ClassVar[str] = "ack_hold"
+    FIELDS: ClassVar[dict[str, Field]] = {}
+
+
 def codec_list(codecs: str) -> list[str]:
     """The names in a ``video.codecs`` field, in order, blanks dropped."""
     return [name.strip() for name in codecs.split(",") if name.strip()]
 
 
-VIDEO_TYPES = (Video, Keyframe, VideoEnd)
-HOST_SENDS: tuple[type, ...] = (VideoEnd,)
+VIDEO_TYPES = (Video, Keyframe, VideoEnd, AckHold)
+HOST_SENDS: tuple[type, ...] = (VideoEnd, AckHold)
 VIEWER_SENDS: tuple[type, ...] = (Video, Keyframe)

@@ -446,10 +446,12 @@ def test_shared_codec_vectors_pass_in_the_browser(host: RunningHost, page: Any) 
 
 def _schema_table() -> dict[str, dict[str, dict[str, Any]]]:
     """messages.py's schemas in the shape of protocol.js's SCHEMAS table."""
-    from rdesk.protocol.fields import ROLES, AccessField, Bool, Int, OneOf, Str
+    from rdesk.protocol.fields import ROLES, AccessField, Bool, Int, MayOmit, OneOf, Str
     from rdesk.protocol.messages import CONTROL_TYPES
 
     def spec(field: object) -> dict[str, Any]:
+        if isinstance(field, MayOmit):
+            return {"kind": "mayOmit", "field": spec(field.field)}
         if isinstance(field, AccessField):  # an Access level: one of its wire strings
             return {"kind": "oneOf", "values": list(ROLES)}
         if isinstance(field, Int):

@@ -16,11 +16,12 @@ from rdesk.protocol.access import Access
 from rdesk.protocol.codec import HEADER, RECT_HEADER, copy_payload, copy_source, decode, encode
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode, LocalProtocolError, RemoteProtocolError
-from rdesk.protocol.fields import AccessField, Bool, Field, Int, OneOf, Str
+from rdesk.protocol.fields import AccessField, Bool, Field, Int, MayOmit, OneOf, Str
 from rdesk.protocol.inputs import Key, Pointer
 from rdesk.protocol.messages import (
     CONTROL_TYPES,
     PROTOCOL_VERSION,
+    Ack,
     Auth,
     Close,
     Hello,
@@ -58,6 +59,8 @@ def field_values(spec: Field) -> st.SearchStrategy[object]:
         return st.sampled_from(spec.values)
     if isinstance(spec, AccessField):
         return st.sampled_from(list(Access))
+    if isinstance(spec, MayOmit):  # None: left out of the message
+        return st.none() | field_values(spec.field)
     raise AssertionError(f"no strategy for {spec!r}")
 
 
@@ -281,11 +284,34 @@ def test_extra_field_refused(data: st.DataObject) -> None:
 @FAST
 @given(st.data())
 def test_missing_field_refused(data: st.DataObject) -> None:
-    cls = data.draw(st.sampled_from([c for c in CONTROL_TYPES.values() if c.FIELDS]))
+    def required(cls: type) -> list[str]:
+        return sorted(n for n, f in cls.FIELDS.items() if not isinstance(f, MayOmit))
+
+    cls = data.draw(st.sampled_from([c for c in CONTROL_TYPES.values() if required(c)]))
     obj = json.loads(encode(data.draw(control_messages_of(cls))))
-    del obj[data.draw(st.sampled_from(sorted(cls.FIELDS)))]
+    del obj[data.draw(st.sampled_from(required(cls)))]
     with pytest.raises(RemoteProtocolError):
         decode(json.dumps(obj))
+
+
+@FAST
+@given(st.integers(0, 0xFFFFFFFF), st.integers(-(2**40), 2**40))
+def test_ack_hold_bounds(seq: int, hold: int) -> None:
+    """``ack.hold_us`` may be left out (an older viewer's ack) and is otherwise an integer
+    in [0, MAX_ACK_HOLD_US], both ways: the encoder refuses what the decoder would."""
+    assert decode(f'{{"t":"ack","seq":{seq}}}') == Ack(seq)
+    assert json.loads(encode(Ack(seq))) == {"t": "ack", "seq": seq}  # no member at all
+    text = f'{{"t":"ack","seq":{seq},"hold_us":{hold}}}'
+    if 0 <= hold <= limits.MAX_ACK_HOLD_US:
+        assert decode(text) == Ack(seq, hold)
+        assert encode(Ack(seq, hold)) == text
+    else:
+        with pytest.raises(RemoteProtocolError, match="hold_us"):
+            decode(text)
+        with pytest.raises(LocalProtocolError, match="hold_us"):
+            encode(Ack(seq, hold))
+    with pytest.raises(RemoteProtocolError, match="hold_us"):  # null is no integer
+        decode(f'{{"t":"ack","seq":{seq},"hold_us":null}}')
 
 
 @FAST

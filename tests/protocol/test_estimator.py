@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rdesk.protocol.controller import Caps, Controller
-from rdesk.protocol.estimator import Estimator
+from rdesk.protocol.estimator import BASE_FLOOR, HOLD_GAIN, Estimator
 
 
 def test_link_rate_comes_from_one_large_slow_update() -> None:
@@ -84,3 +86,102 @@ def test_one_outlier_does_not_move_the_link_rate() -> None:
         est.on_sample(1.0 + i, 0.100 + 20_000 / 250_000, 20_000)
     est.on_sample(6.0, 0.101, 20_000)
     assert est.link_rate == pytest.approx(250_000)
+
+
+# --- the viewer's hold time (ack.hold_us) --------------------------------------------------------
+
+#: 10 Mbit/s with a 30 ms round trip, in bytes a second.
+LINK = 10e6 / 8
+TRIP = 0.030
+
+
+def _frames(est: Estimator | Controller, paint: float, report: bool, *, start: float = 1.0,
+            frames: int = 12, nbytes: int = 125_000) -> float:
+    """A small update, then ``frames`` large ones 0.1 s apart over the clear link, each painted
+    in ``paint`` s (a small one in 1 ms) and acknowledged after; the hold is reported when
+    ``report``. Returns the time of the last ack."""
+    def sample(now: float, size: int, painted: float) -> None:
+        rtt = TRIP + size / LINK + painted
+        hold = painted if report else 0.0
+        if isinstance(est, Controller):
+            est.on_ack(now, rtt, size, hold)
+        else:
+            est.on_sample(now, rtt, size, hold)
+
+    sample(start, 300, 0.001)
+    now = start
+    for i in range(frames):
+        now = start + 0.1 * (i + 1)
+        sample(now, nbytes, paint)
+    return now
+
+
+def test_a_sample_with_its_hold_reads_the_link_as_one_without_decode() -> None:
+    """Frames painted in 40 ms each, reported, read the same link rate and base as frames
+    painted at once; unreported, the paint reads as the link's time (about 70 % of it)."""
+    instant, held, unreported = Estimator(), Estimator(), Estimator()
+    _frames(instant, 0.0, True)
+    _frames(held, 0.040, True)
+    _frames(unreported, 0.040, False)
+    assert instant.link_rate == pytest.approx(LINK, rel=0.02)
+    assert held.link_rate == pytest.approx(instant.link_rate, rel=0.01)
+    assert unreported.link_rate is not None and unreported.link_rate < 0.75 * LINK
+    assert held.base_rtt == pytest.approx(instant.base_rtt, abs=0.002)
+    assert held.hold == pytest.approx(0.040, abs=0.005)
+    # The in-flight window's round trip keeps the viewer's time: the update is held by it.
+    assert held.min_rtt == unreported.min_rtt
+    assert held.round_trip is not None and held.round_trip > TRIP + 0.1 + 0.035
+
+
+def test_a_reported_paint_is_not_taken_for_a_queue() -> None:
+    """A viewer that paints each large frame in 60 ms on a clear link: unreported, the paint
+    reads as queueing delay and the level falls; reported, the level stays at the top."""
+    held, unreported = Controller(Caps(), now=0.0), Controller(Caps(), now=0.0)
+    _frames(held, 0.060, True, frames=30, nbytes=20_000)
+    _frames(unreported, 0.060, False, frames=30, nbytes=20_000)
+    assert held.level == 1.0 and held.decreases == 0
+    assert unreported.decreases > 0 and unreported.level < 0.5
+    # Its bytes in flight still cover the whole round trip, paint included.
+    assert held.window_bytes(4.0) >= unreported.window_bytes(4.0) * 0.9
+
+
+def test_a_hold_claiming_the_whole_round_trip_is_bounded() -> None:
+    """A viewer that says it held every update as long as its whole round trip (a lie: then
+    the link took no time) gets no net round trip below the base's floor, and a link rate of
+    at most HOLD_GAIN times what the whole round trips read."""
+    liar, honest = Estimator(), Estimator()
+    liar.on_sample(1.0, 0.050, 300, 0.050)
+    honest.on_sample(1.0, 0.050, 300)
+    for i in range(10):
+        now = 1.1 + 0.2 * i
+        liar.on_sample(now, 0.150, 125_000, 10.0)
+        honest.on_sample(now, 0.150, 125_000)
+        assert liar.rtt is not None and liar.rtt >= BASE_FLOOR * liar.min_rtt - 1e-9  # type: ignore[operator]
+    assert liar.link_rate is not None and honest.link_rate is not None
+    assert liar.link_rate <= HOLD_GAIN * honest.link_rate * (1 + 1e-9)
+    assert liar.base_rtt is not None and liar.base_rtt >= BASE_FLOOR * 0.050 - 1e-9
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.0, 5.0), st.integers(0, 2_000_000),
+                          st.floats(0.0, 1e3) | st.just(float("inf"))),
+                min_size=1, max_size=30))
+def test_any_hold_keeps_the_estimates_bounded(samples: list[tuple[float, int, float]]) -> None:
+    """Whatever holds a viewer claims (none, true, huge, infinite), each bounded hold lies in
+    [0, rtt - BASE_FLOOR x the smallest whole round trip], the net round trips never read below
+    that floor, and the link rate never exceeds HOLD_GAIN times what the same round trips read
+    without any hold."""
+    held, bare = Estimator(), Estimator()
+    for i, (rtt, nbytes, hold) in enumerate(samples):
+        now = 0.05 * i
+        bounded = held.bounded_hold(rtt, hold)
+        least = min([rtt] + ([held.min_rtt] if held.min_rtt is not None else []))
+        assert 0.0 <= bounded <= max(0.0, rtt - BASE_FLOOR * least) + 1e-12
+        held.on_sample(now, rtt, nbytes, hold)
+        bare.on_sample(now, rtt, nbytes)
+        assert held.min_rtt == bare.min_rtt  # the whole round trips are the viewer's as ever
+        assert held.base_rtt is not None and held.min_rtt is not None
+        assert held.base_rtt >= BASE_FLOOR * held.min_rtt - 1e-12
+        if bare.link_rate is not None:
+            assert held.link_rate is not None
+            assert held.link_rate <= HOLD_GAIN * bare.link_rate * (1 + 1e-9) + 1e-6

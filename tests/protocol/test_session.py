@@ -31,6 +31,7 @@ from rdesk.protocol import video as vid
 from rdesk.protocol.codec import copy_payload, decode, encode
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.errors import CloseCode, LocalProtocolError, RemoteProtocolError
+from rdesk.protocol.flow import Sample
 from rdesk.protocol.inputs import InputAck, Key, Pointer, Sync, Wheel
 from rdesk.protocol.messages import (
     CONTROL_TYPES,
@@ -217,6 +218,7 @@ SAMPLES: dict[type, object] = {
     vid.Video: vid.Video("h264"),
     vid.Keyframe: vid.Keyframe(0),
     vid.VideoEnd: vid.VideoEnd(7),
+    vid.AckHold: vid.AckHold(),
 }
 assert set(SAMPLES) == set(CONTROL_TYPES.values()) - {Close} | {Update, xfer.XferData}
 
@@ -411,6 +413,33 @@ def test_host_update_seq_must_increase_and_respect_window() -> None:
         pair.host.send(Update(3, 0, ()), 0.0)  # window of 2 is full
     pair.v2h(Ack(2))
     pair.h2v(Update(3, 0, ()))
+
+
+def test_ack_hold_only_after_ack_hold() -> None:
+    """``ack.hold_us`` is negotiated: a viewer may send it, and a host accept it, only once the
+    host sent ``ack_hold``; before, both ends refuse it and the sample has no hold."""
+    pair = Pair().handshake()
+    pair.h2v(Update(0, 0, ()), 0.0)
+    with pytest.raises(LocalProtocolError, match="ack_hold"):
+        pair.viewer.send(Ack(0, 5_000), 0.1)
+    with pytest.raises(RemoteProtocolError, match="ack_hold"):  # an older host's view of it
+        pair.host.receive(encode(Ack(0, 5_000)), 0.1)
+    assert pair.host.flow.count == 1  # the refused ack changed nothing
+    samples: list[Sample] = []
+    pair.host.flow.listener = lambda now, sample: samples.append(sample)
+    pair.v2h(Ack(0), 0.1)
+    assert samples[-1].hold == 0.0
+    assert not pair.viewer.hold_acks
+    pair.h2v(vid.AckHold(), 0.2)
+    assert pair.viewer.hold_acks and pair.host.hold_acks
+    pair.h2v(Update(1, 0, ()), 0.2)
+    pair.h2v(Update(2, 0, ()), 0.25)
+    pair.v2h(Ack(2, 20_000), 0.4)  # cumulative: 1 and 2, 20 ms held
+    assert [(s.seq, s.hold) for s in samples[-2:]] == [(1, 0.02), (2, 0.02)]
+    assert samples[-1].rtt == pytest.approx(0.15)  # the round trip stays whole
+    pair.h2v(Update(3, 0, ()), 0.5)
+    pair.v2h(Ack(3), 0.6)  # a hold stays optional
+    assert samples[-1].hold == 0.0
 
 
 def test_ack_checks() -> None:

@@ -58,7 +58,9 @@ def decoded_form(message: object) -> dict[str, Any]:
                 for r in message.rects
             ],
         }
-    return {"t": type(message).T, **dataclasses.asdict(message)}  # type: ignore[attr-defined, call-overload]
+    # A field left out (fields.MayOmit) is no member, as the browser's decoder leaves it.
+    fields = dataclasses.asdict(message)  # type: ignore[call-overload]
+    return {"t": type(message).T, **{k: v for k, v in fields.items() if v is not None}}  # type: ignore[attr-defined]
 
 
 # --- control vectors ---------------------------------------------------------------------------
@@ -81,6 +83,15 @@ CONTROL: list[tuple[str, str]] = [
     ("input_ack", '{"t":"input_ack","id":3,"ok":false,"reason":"view-only"}'),
     ("close", '{"t":"close","code":4001,"reason":"wrong password"}'),
     ("ack", '{"t":"ack","seq":12}'),
+    ("ack with hold", '{"t":"ack","seq":12,"hold_us":20500}'),
+    ("ack hold 0", '{"t":"ack","seq":12,"hold_us":0}'),
+    ("ack hold at the limit", '{"t":"ack","seq":12,"hold_us":10000000}'),
+    ("ack hold over the limit", '{"t":"ack","seq":12,"hold_us":10000001}'),
+    ("ack hold negative", '{"t":"ack","seq":12,"hold_us":-1}'),
+    ("ack hold null", '{"t":"ack","seq":12,"hold_us":null}'),
+    ("ack hold float", '{"t":"ack","seq":12,"hold_us":1.5}'),
+    ("ack_hold", '{"t":"ack_hold"}'),
+    ("ack_hold with a field", '{"t":"ack_hold","hold_us":1}'),
     ("pointer", '{"t":"pointer","x":16383,"y":0,"buttons":255}'),
     ("wheel", '{"t":"wheel","x":1,"y":2,"dx":-100,"dy":100}'),
     ("key", '{"t":"key","keysym":536870911,"down":true}'),

@@ -42,7 +42,7 @@ from rdesk.protocol.presence import AnswerControl, ReleaseControl, RequestContro
 from rdesk.protocol.resize import Resize, ResizeResult
 from rdesk.protocol.session import Session
 from rdesk.protocol.transfer import VIEWER_SENDS as TRANSFER_MESSAGES
-from rdesk.protocol.video import Keyframe, Video
+from rdesk.protocol.video import FEATURE_HOLD, AckHold, Keyframe, Video, codec_list
 from rdesk.recording.format import Recorder
 
 __all__ = ["OUTBOX_LIMIT", "Host", "ViewerConnection", "close_session"]
@@ -323,6 +323,9 @@ class ViewerConnection:
                 link.set_prefs(message.quality, message.max_fps, message.max_bandwidth)
             elif isinstance(message, Video):
                 link.set_video(message.codecs)
+                if FEATURE_HOLD in codec_list(message.codecs) and not session.hold_acks:
+                    # It can say how long it paints: ask for it (its acks carry hold_us).
+                    await self.send(session.send(AckHold(), time.monotonic()))
             elif isinstance(message, Keyframe):
                 link.request_keyframe(message.stream)
             elif isinstance(message, (Pointer, Wheel, Key, Sync)):

@@ -162,7 +162,7 @@ class ViewerLink:
         self._wake.set()
 
     def _on_sample(self, now: float, sample: Sample) -> None:
-        self.controller.on_ack(now, sample.rtt, sample.nbytes)
+        self.controller.on_ack(now, sample.rtt, sample.nbytes, sample.hold)
         flow = self.session.flow
         flow.window_bytes = self.controller.window_bytes(now)
         video = self.video is not None and self.video.active

@@ -25,6 +25,7 @@ export const LIMITS = Object.freeze({
   MAX_BUTTON_MASK: 0xff,
   MAX_WHEEL_STEPS: 100,
   MAX_LOGIN_DELAY: 3600,
+  MAX_ACK_HOLD_US: 10_000_000,
   NONCE_BYTES: 16,
 });
 
@@ -62,6 +63,8 @@ const int = (lo, hi) => ({ kind: "int", lo, hi });
 const str = (max, min = 0) => ({ kind: "str", min, max });
 const bool = () => ({ kind: "bool" });
 const oneOf = (...values) => ({ kind: "oneOf", values });
+// fields.py MayOmit: a member a sender may leave out (undefined here, absent on the wire).
+const mayOmit = (field) => ({ kind: "mayOmit", field });
 
 const U16 = int(0, 0xffff);
 const U32 = int(0, 0xffffffff);
@@ -102,7 +105,7 @@ export const SCHEMAS = Object.freeze({
   auth: { version: U16, nonce: NONCE, method: oneOf("password", "certificate"), secret: str(L.MAX_SECRET), name: NAME },
   welcome: { role: oneOf("control", "view"), viewer_id: U32, width: SIDE, height: SIDE, name: NAME },
   screen: { width: SIDE, height: SIDE },
-  ack: { seq: U32 },
+  ack: { seq: U32, hold_us: mayOmit(int(0, L.MAX_ACK_HOLD_US)) },
   ping: { id: U32 },
   pong: { id: U32 },
   pointer: { x: COORD, y: COORD, buttons: int(0, L.MAX_BUTTON_MASK) },
@@ -148,6 +151,7 @@ export const SCHEMAS = Object.freeze({
   video: { codecs: str(64) },
   keyframe: { stream: int(0, MAX_VIDEO_STREAMS - 1) },
   video_end: { stream: int(0, MAX_VIDEO_STREAMS - 1) },
+  ack_hold: {},
   resize: {
     id: U32, width: int(RESIZE.MIN_SIDE, RESIZE.MAX_SIDE), height: int(RESIZE.MIN_SIDE, RESIZE.MAX_SIDE),
   },
@@ -192,6 +196,8 @@ function checkField(spec, value) {
       return typeof value === "boolean" ? null : "a boolean";
     case "oneOf":
       return typeof value === "string" && spec.values.includes(value) ? null : `one of ${spec.values.join(", ")}`;
+    case "mayOmit":
+      return checkField(spec.field, value);
     default:
       throw new Error("bad schema");
   }
@@ -229,6 +235,7 @@ export function decodeControl(text) {
   }
   const message = { t };
   for (const [name, spec] of Object.entries(schema)) {
+    if (!obj.has(name) && spec.kind === "mayOmit") continue; // left out: stays undefined
     if (!obj.has(name)) throw new ProtocolError(`${t}: missing field ${name}`);
     const value = obj.get(name);
     const wanted = checkField(spec, value);
@@ -244,6 +251,7 @@ export function encodeControl(message) {
   if (!schema) throw new Error(`not an rdesk message: ${message.t}`);
   const out = { t: message.t };
   for (const [name, spec] of Object.entries(schema)) {
+    if (message[name] === undefined && spec.kind === "mayOmit") continue; // the peer may not know it
     const wanted = checkField(spec, message[name]);
     if (wanted !== null) throw new Error(`${message.t}.${name} must be ${wanted}`);
     out[name] = message[name];

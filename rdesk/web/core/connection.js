@@ -10,7 +10,7 @@
 //   "close"    ({code, reason})  once, whoever closed; code/reason are the protocol's close if
 //                         one was sent or received, else the websocket's
 
-import { CLOSE, ProtocolError, STATE, ViewerSession } from "./protocol.js";
+import { CLOSE, LIMITS, ProtocolError, STATE, ViewerSession } from "./protocol.js";
 
 const OPEN = 1; // WebSocket.OPEN
 
@@ -132,8 +132,9 @@ export class Connection {
     this.emit("received", typeof data === "string" ? data.length : data.byteLength);
     if (this.session.state === STATE.CLOSED) return; // after the host's close: its stragglers
     let message;
+    const received = this.now(); // the whole message is here: its last byte came
     try {
-      message = this.session.receive(data, this.now());
+      message = this.session.receive(data, received);
     } catch (err) {
       if (err instanceof ProtocolError) {
         this.close(err.code, err.reason);
@@ -148,16 +149,17 @@ export class Connection {
         break;
       case "welcome": {
         this.enqueue(message);
-        // Declare the video decoders this page has (none: send nothing, as older viewers).
+        // Declare the video decoders this page has, and that it can say how long it holds an
+        // update before its ack ("hold": a host that uses it answers with ack_hold).
         const codecs = this.display.startVideo ? this.display.startVideo((m) => this.send(m)) : "";
-        if (codecs) this.send({ t: "video", codecs });
+        this.send({ t: "video", codecs: codecs ? `${codecs},hold` : "hold" });
         this.emit("active", message);
         break;
       }
       case "screen":
       case "update":
       case "video_end": // in order with the updates whose frames it follows
-        this.enqueue(message);
+        this.enqueue(message, received);
         break;
       case "ping":
         this.write(this.session.send({ t: "pong", id: message.id }));
@@ -203,8 +205,8 @@ export class Connection {
     this.schedule();
   }
 
-  enqueue(message) {
-    this.queue.push(message);
+  enqueue(message, received = this.now()) {
+    this.queue.push([message, received]);
     this.pump();
   }
 
@@ -215,7 +217,7 @@ export class Connection {
     this.painting = true;
     try {
       while (this.queue.length && !this.finished) {
-        const item = this.queue.shift();
+        const [item, received] = this.queue.shift();
         if (item.t === "video_end") {
           if (this.display.endVideo) this.display.endVideo(item.stream);
           continue;
@@ -227,7 +229,12 @@ export class Connection {
         }
         await this.display.paint(item);
         if (!this.active) return; // closed while painting: nothing to ack
-        this.write(this.session.send({ t: "ack", seq: item.seq }));
+        const ack = { t: "ack", seq: item.seq };
+        if (this.session.holdAcks) {
+          // Receipt of its last byte to this ack: our decode and paint (docs/protocol.md §7).
+          ack.hold_us = Math.min(LIMITS.MAX_ACK_HOLD_US, Math.max(0, Math.round((this.now() - received) * 1000)));
+        }
+        this.write(this.session.send(ack));
         this.emit("painted", item);
       }
     } catch (err) {

@@ -51,7 +51,7 @@ export const HOST_ACTIVE = Object.freeze(
     "update", "screen", "ping", "pong", "input_ack", "peer", "control", "control_request", "notice",
     "xfer_ready", "xfer_entry", "xfer_data", "xfer_credit", "xfer_end", "xfer_cancel", "xfer_done",
     "clip_offer", "clip_data", "clip_result", "cursor", "cursor_data", "cursor_use",
-    "monitor", "monitor_current", "video_end", "resize_result",
+    "monitor", "monitor_current", "video_end", "ack_hold", "resize_result",
   ]),
 );
 export const VIEWER_ACTIVE = Object.freeze(
@@ -111,6 +111,8 @@ export class ViewerSession {
     this.pingId = 0;
     /** Seconds the host said it delays this login (a notice's `delay`), 0 if it did not. */
     this.loginDelay = 0;
+    /** Whether acks may carry `hold_us`: the host sent `ack_hold` (docs/protocol.md §7). */
+    this.holdAcks = false;
   }
 
   /** Decode and check one message from the host; returns it (updates have t: "update"). */
@@ -160,6 +162,8 @@ export class ViewerSession {
       this.height = message.height;
     } else if (t === "update") {
       this.checkUpdate(message);
+    } else if (t === "ack_hold") {
+      this.holdAcks = true;
     } else if (t === "pong" && this.pendingPing !== null && this.pendingPing[0] === message.id) {
       this.rtt = Math.max(0, now - this.pendingPing[1]);
       this.minRtt = this.minRtt === null ? this.rtt : Math.min(this.minRtt, this.rtt);
@@ -195,6 +199,9 @@ export class ViewerSession {
         (this.state === STATE.AWAIT_AUTH && t === "auth") || (this.state === STATE.ACTIVE && VIEWER_ACTIVE.has(t));
       if (!allowed) throw new Error(`cannot send ${t} in state ${this.state}`);
       if (t === "auth" && message.nonce !== this.nonce) throw new Error("auth must carry the hello's nonce");
+      if (t === "ack" && message.hold_us !== undefined && !this.holdAcks) {
+        throw new Error("ack.hold_us before the host's ack_hold");
+      }
     }
     // Encode (which validates every field) before changing any state.
     const frame = t === "xfer_data" ? encodeChunk(message) : encodeControl(message);
