@@ -162,7 +162,10 @@ async def _photo(host: Host, port: int, display: str, picture_path: Path, pictur
     )
     try:
         assert xload.stdout is not None and xload.stdin is not None
-        if xload.stdout.readline().strip() != "ready":
+        # Off the loop: the viewer acks its first updates meanwhile (read on the loop, the
+        # generator's start held them for 1-1.7 s, and the host's round-trip estimate began
+        # with that, cutting the picture's level as the pan started).
+        if (await asyncio.to_thread(xload.stdout.readline)).strip() != "ready":
             raise SystemExit("xload did not start")
         await conn.wait_exact(120)  # its plain window, before the pan starts
         run = Run(conn, sample=True)

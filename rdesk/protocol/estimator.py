@@ -93,8 +93,9 @@ class Estimator:
         self.round_trip: float | None = None
         #: Current hold time, as bounded (seconds; 0 from a viewer that does not report it).
         self.hold = 0.0
-        #: Last raw RTT sample.
+        #: Last raw RTT sample, and the last net of the viewer's hold.
         self.last_rtt: float | None = None
+        self._last_net: float | None = None
         #: Number of samples seen.
         self.samples = 0
         #: Time of the last sample.
@@ -122,6 +123,7 @@ class Estimator:
         net = rtt - hold
         self.samples += 1
         self.last_rtt = rtt
+        self._last_net = net
         self.last_sample_at = now
         self.hold = hold if self.round_trip is None else self.hold + self.gain * (hold - self.hold)
         self.rtt = net if self.rtt is None else self.rtt + self.gain * (net - self.rtt)
@@ -202,11 +204,17 @@ class Estimator:
 
     @property
     def queue_delay(self) -> float:
-        """Current RTT minus base RTT (seconds); 0 before any sample."""
+        """Current RTT minus base RTT (seconds); 0 before any sample.
+
+        The current RTT here is the smoothed one or the last sample, whichever is less: a
+        queue shows in every sample until it drains, but one slow sample (the session's first
+        ack, 0.3-1.7 s while the viewer set up) held the smoothed figure above the threshold
+        for a second of quick samples after it, and the level was cut as the motion began.
+        """
         base = self.base_rtt
-        if self.rtt is None or base is None:
+        if self.rtt is None or base is None or self._last_net is None:
             return 0.0
-        return max(0.0, self.rtt - base)
+        return max(0.0, min(self.rtt, self._last_net) - base)
 
     def throughput(self, now: float) -> float:
         """Bytes acknowledged per second over the last :attr:`rate_window` seconds."""
