@@ -165,11 +165,11 @@ class Connection(InputMethods, Requests):
     async def _read(self) -> None:
         if self._refused is not None:
             raise self._refused
-        if self.session.state is not State.CLOSED:
+        if self.framebuffer.video is not None and self.session.state is not State.CLOSED:
             # The host sends H.264 only once asked (not if close() came first). Hold times in
-            # acks are offered either way: a host that uses them answers with ack_hold.
-            codecs = [CODEC_H264] if self.framebuffer.video is not None else []
-            await self.ws.send(self.session.send(Video(",".join([*codecs, FEATURE_HOLD])),
+            # acks are offered with it (a host that uses them answers with ack_hold); without
+            # a decoder nothing is sent, as a host of before `video` refuses the message.
+            await self.ws.send(self.session.send(Video(f"{CODEC_H264},{FEATURE_HOLD}"),
                                                  time.monotonic()))
         async for data in self.ws:
             if self.session.state is State.CLOSED:

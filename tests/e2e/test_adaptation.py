@@ -9,11 +9,14 @@ durations (the machine is shared). Time limits below are only deadlines for wait
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import pytest
 
 from rdesk.client.connection import Connection, connect
 from rdesk.host.serve.viewer import ViewerLink
@@ -59,6 +62,31 @@ def figures(host: RunningHost) -> dict[str, Any]:
         return out
 
     return host.call(read())
+
+
+def wait_hold(host: RunningHost, display: str, deadline: float = 30.0) -> dict[str, Any]:
+    """Paint small changes until the host's (only) viewer link was sent ``ack_hold`` and its
+    estimator holds a hold time above 0 from the viewer's acks; its figures then. Fails after
+    ``deadline`` seconds (a deadline for waiting, not a timing assertion)."""
+
+    async def read() -> dict[str, Any]:
+        link = next(iter(host.server.viewers.values())).link
+        assert isinstance(link, ViewerLink)
+        out: dict[str, Any] = link.controller.snapshot(time.monotonic())
+        out["hold_acks"] = link.session.hold_acks
+        return out
+
+    seen: dict[str, Any] = {}
+    end = time.monotonic() + deadline
+    with Painter(display, seed=3) as painter:
+        for i in itertools.count():
+            seen = host.call(read())
+            if seen["hold_acks"] and seen["hold"] > 0:
+                return seen
+            assert time.monotonic() < end, seen
+            painter.rect(10 + 20 * (i % 10), 10, 16, 16, f"{(40 * i) % 256:02x}8020")
+            time.sleep(0.1)
+    raise AssertionError("unreachable")
 
 
 async def poll(host: RunningHost, until: Callable[[dict[str, Any]], bool],
@@ -170,3 +198,19 @@ def test_watch_prints_json_lines(xvfb: Xvfb, host: RunningHost,
     assert any(line["rtt_ms"] is not None for line in lines)
     qualities = [line["quality"] for line in lines if line["quality"] is not None]
     assert qualities and all(30 <= q <= 80 for q in qualities), lines
+
+
+async def test_the_viewers_hold_time_reaches_the_hosts_estimator(
+        xvfb: Xvfb, host: RunningHost) -> None:
+    """The Python viewer offers ``hold``; the host answers ``ack_hold`` and from then on reads
+    each ack's hold time (the viewer's decode and paint) into its estimator, whose base RTT is
+    then net of it while the in-flight window's round trip keeps it."""
+    pytest.importorskip("av", reason="the viewer offers hold with its H.264 decoder (PyAV)")
+    conn = await connect(host.url, PASSWORD, known_hosts=None, pinned=host.fingerprint)
+    try:
+        await conn.wait_exact(30)
+        assert conn.session.hold_acks  # the host's ack_hold arrived
+        seen = await asyncio.to_thread(wait_hold, host, xvfb.display)
+        assert seen["base_rtt"] is not None and seen["base_rtt"] >= 0
+    finally:
+        await conn.close()

@@ -21,8 +21,10 @@ from PIL import Image
 from tests.e2e import test_browser as pages
 from tests.e2e.conftest import PASSWORD, RunningHost
 from tests.e2e.scriptedhost import ScriptedHost
+from tests.e2e.test_adaptation import wait_hold
 from tests.e2e.test_browser import CHROMIUM, _canvas_image, _https, _login, _wait_active
 from tests.h264units import encode, panning, psnr, video_payload
+from tests.xserver import Xvfb
 
 pytest.importorskip("av")
 
@@ -179,7 +181,7 @@ def test_the_page_shows_a_video_stream_in_order_with_tiles(
     page.fill("#password", "anything")
     page.click("#connect")
     _wait_active(page)
-    assert scripted.wait_for("video")[-1] == {"t": "video", "codecs": "h264"}
+    assert scripted.wait_for("video")[-1] == {"t": "video", "codecs": "h264,hold"}
     for key, unit in units[:10]:
         scripted.send_update([(x0, y0, W, H, 5, video_payload(0, key, unit))])
     shown = np.asarray(_canvas_image(page))
@@ -214,3 +216,40 @@ def test_the_page_shows_a_video_stream_in_order_with_tiles(
     scripted.send_update([(0, 0, W, H, 5, b"\0\1\0\1" + units[0][1])], ack=False)
     assert [m["code"] for m in scripted.wait_for("close")] == [1002]
     assert not log.errors()
+
+
+def test_the_page_reports_its_hold_time_once_the_host_asks(
+    scripted: ScriptedHost, page_and_log: tuple[Any, pages.PageLog]
+) -> None:
+    """The page offers ``hold`` in its ``video``; its acks carry no ``hold_us`` until the host
+    sends ``ack_hold`` (a host of before the field refuses the member), then every ack does:
+    an integer number of microseconds within the protocol's bound."""
+    page, log = page_and_log
+    page.goto(scripted.url)
+    page.fill("#password", "anything")
+    page.click("#connect")
+    _wait_active(page)
+    assert "hold" in scripted.wait_for("video")[-1]["codecs"].split(",")
+    tile = _png(np.full((64, 64, 3), 90, np.uint8))
+    first = scripted.send_update([(0, 0, 64, 64, 2, tile)])
+    assert [m for m in scripted.wait_for("ack") if m["seq"] == first] == [
+        {"t": "ack", "seq": first}]
+    scripted.send_control({"t": "ack_hold"})
+    seqs = [scripted.send_update([(64 * i, 0, 64, 64, 2, tile)]) for i in range(1, 4)]
+    acks = [m for m in scripted.wait_for("ack") if m["seq"] in seqs]
+    assert [m["seq"] for m in acks] == seqs
+    for ack in acks:
+        assert set(ack) == {"t", "seq", "hold_us"}, ack
+        hold = ack["hold_us"]
+        assert isinstance(hold, int) and 0 <= hold <= 10_000_000, ack
+    assert page.get_attribute("body", "data-state") == "active"
+    assert not log.errors(), log.lines
+
+
+def test_a_real_host_reads_the_pages_hold_times(xvfb: Xvfb, host: RunningHost, page: Any
+                                                ) -> None:
+    """Against the real host: it answers the page's ``hold`` with ``ack_hold``, and its link
+    estimator receives the page's hold times (decode and paint) with the acks."""
+    _login(page, host)
+    _wait_active(page)
+    wait_hold(host, xvfb.display)

@@ -148,7 +148,9 @@ async def test_hostile_units_close_nothing_and_ask_for_key_units(tmp_path: Path)
             await _until_ack(ws, seq, heard)
 
     conn, ended = await _against(tmp_path, then)
-    assert heard[0] == {"t": "video", "codecs": "h264"}
+    # It offers hold times too; this host never answers ack_hold, so every ack above was
+    # exactly {"t": "ack", "seq": N}, as a host of before the field needs (_until_ack).
+    assert heard[0] == {"t": "video", "codecs": "h264,hold"}
     asked = sorted(m["stream"] for m in heard if m["t"] == "keyframe")
     assert asked == [0, 1, 2, 3]  # each refused stream, once; the good one never
     assert isinstance(ended, ConnectionLost) and ended.code == 1000  # the host hung up

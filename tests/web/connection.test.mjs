@@ -241,3 +241,30 @@ test("video_end waits in the paint queue behind the updates before it", async ()
   assert.deepEqual(t.display.log, ["resize 64x48", "paint 1", "video_end 3", "paint 2"]);
   assert.equal(t.c.active, true);
 });
+
+test("acks carry the hold time (receipt to ack) only once the host sent ack_hold", async () => {
+  const t = open();
+  t.display.startVideo = () => "h264";
+  activate(t);
+  assert.deepEqual(t.socket.messages().filter((m) => m.t === "video"), [{ t: "video", codecs: "h264,hold" }]);
+  t.socket.sent.length = 0;
+  t.socket.deliver(update(1));
+  t.clock.advance(5);
+  t.display.pending.shift().resolve();
+  await settle();
+  assert.deepEqual(t.socket.messages(), [{ t: "ack", seq: 1 }]); // an older host refuses hold_us
+  t.socket.deliver(JSON.stringify({ t: "ack_hold" }));
+  t.socket.sent.length = 0;
+  t.socket.deliver(update(2));
+  t.socket.deliver(update(3)); // waits behind 2's paint: that wait is held too
+  t.clock.advance(12.5);
+  t.display.pending.shift().resolve();
+  await settle();
+  t.clock.advance(7.5);
+  t.display.pending.shift().resolve();
+  await settle();
+  assert.deepEqual(t.socket.messages(), [
+    { t: "ack", seq: 2, hold_us: 12500 },
+    { t: "ack", seq: 3, hold_us: 20000 },
+  ]);
+});

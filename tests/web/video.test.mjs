@@ -235,8 +235,8 @@ test("FrameBuffer without video refuses a video rect as the host's fault", async
   await assert.rejects(fb.paint({ seq: 1, exact: false, rects: [rect(0, true, KEY_64x48)] }), ProtocolError);
 });
 
-test("Connection declares h264 after the welcome only when the display has video", () => {
-  for (const [codecs, want] of [["h264", [{ t: "video", codecs: "h264" }]], ["", []]]) {
+test("Connection declares h264 (and hold) after the welcome only when the display has video", () => {
+  for (const [codecs, want] of [["h264", [{ t: "video", codecs: "h264,hold" }]], ["", []]]) {
     const clock = new FakeClock(1000);
     const display = { resize() {}, paint: () => Promise.resolve(), startVideo: () => codecs, endVideo() {} };
     const c = new Connection({ url: "wss://h:1/rdesk", secret: "pw", name: "v", display, now: clock.now, setTimeout: clock.setTimeout, clearTimeout: clock.clearTimeout, WebSocket: FakeSocket });

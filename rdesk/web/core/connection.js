@@ -149,10 +149,11 @@ export class Connection {
         break;
       case "welcome": {
         this.enqueue(message);
-        // Declare the video decoders this page has, and that it can say how long it holds an
-        // update before its ack ("hold": a host that uses it answers with ack_hold).
+        // Declare the video decoders this page has (none: send nothing, as older viewers, since
+        // a host of before `video` refuses it), and that it can say how long it holds an update
+        // before its ack ("hold": a host that uses it answers with ack_hold).
         const codecs = this.display.startVideo ? this.display.startVideo((m) => this.send(m)) : "";
-        this.send({ t: "video", codecs: codecs ? `${codecs},hold` : "hold" });
+        if (codecs) this.send({ t: "video", codecs: `${codecs},hold` });
         this.emit("active", message);
         break;
       }
