@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import rawload, relayload
 from benchmarks.bench_latency import StampedRecorder, _close, _pct, recorder_next_colour
+from benchmarks.bench_links import link_proxy
 from benchmarks.relayload import cpu_seconds, relay_process, round_trips, tls_floor
 from rdesk.client.connection import Connection, connect
 from rdesk.client.relayed import relayed_url
@@ -122,9 +124,9 @@ async def latency(conn: Connection, recorder: Recorder, keys: int) -> list[float
 
 
 async def motion(conn: Connection, display: str, seconds: float, pid: int | None = None
-                 ) -> tuple[float, float, float | None]:
-    """Updates/s and Mbit/s received while xload.py moves the whole screen, and the CPU (% of
-    a core) process ``pid`` (the relay) spent meanwhile."""
+                 ) -> tuple[float, float, float | None, float]:
+    """Updates/s and Mbit/s received while xload.py moves the whole screen, the CPU (% of
+    a core) process ``pid`` (the relay) spent meanwhile, and the 1-minute load average."""
     await conn.wait_exact(30)
     load = subprocess.Popen([sys.executable, str(Path(__file__).parent / "xload.py"), "motion",
                              "--seconds", str(seconds + 4)], stdin=subprocess.PIPE,
@@ -142,9 +144,59 @@ async def motion(conn: Connection, display: str, seconds: float, pid: int | None
         elapsed = time.monotonic() - start
         used = 100 * (cpu_seconds(pid) - cpu) / elapsed if pid is not None else None
         return ((conn.stats.updates - updates) / elapsed,
-                (conn.stats.bytes - data) * 8 / elapsed / 1e6, used)
+                (conn.stats.bytes - data) * 8 / elapsed / 1e6, used, os.getloadavg()[0])
     finally:
         load.wait(30)
+
+
+async def motion_runs(host: RunningHost, display: str, relay: str, pid: int, pairs: int,
+                      seconds: float, tmp: Path, lane: str, direct: str | None = None
+                      ) -> dict[str, tuple[float, float, float | None, float]]:
+    """``pairs`` pairs of motion runs, relay then direct, alternating (``motion N MODE``:
+    updates/s, Mbit/s, relay CPU), so neither mode alone profits from what the first run
+    warmed (the host's encode cache, the page cache of the load's frames) or suffers a
+    drift in the machine's load. ``direct``: the host's address if not its own (a link)."""
+    results: dict[str, tuple[float, float, float | None, float]] = {}
+    for run_no in range(2 * pairs):
+        mode, via = ("relay", relay) if run_no % 2 == 0 else ("direct", None)
+        async with host_on(host, via, tmp / "host-config", lane) as url:
+            conn = await viewer(url if via or direct is None else direct, host)
+            try:
+                results[f"motion {run_no + 1} {mode}"] = await motion(
+                    conn, display, seconds, pid if via else None)
+            finally:
+                await conn.close()
+    return results
+
+
+async def motion_over_link(pairs: int, seconds: float, tmp: Path, lane: str, splicer: str,
+                           link: tuple[float, float] | None) -> dict[str, Any]:
+    """Motion only, direct against relay, optionally over an emulated ``link`` (bits/s,
+    round trip s; tests/linkproxy.py in processes of their own): direct, the viewer reaches
+    the host's port over it; through the relay both the host and the viewer reach the
+    relay over it (its websocket port and its splice port, told to both ends), as a relay
+    between two sites would be reached."""
+    with contextlib.ExitStack() as stack:
+        xvfb = stack.enter_context(Xvfb(W, H))
+        splice = None
+        if link is not None:
+            free = socket.socket()
+            free.bind(("127.0.0.1", 0))
+            splice_port = free.getsockname()[1]
+            free.close()
+            shaped = stack.enter_context(link_proxy(splice_port, *link, 3600))
+            splice = (splice_port, f"127.0.0.1:{shaped}")
+        relay, pid = stack.enter_context(relay_process(tmp, splicer=splicer, splice=splice))
+        thread = HostThread(xvfb.display, tmp)
+        host = thread.start()
+        stack.callback(thread.stop)
+        direct = None
+        if link is not None:
+            relay_port = int(relay.rsplit(":", 1)[1])
+            relay = f"wss://127.0.0.1:{stack.enter_context(link_proxy(relay_port, *link, 3600))}"
+            direct = f"wss://127.0.0.1:{stack.enter_context(link_proxy(host.port, *link, 3600))}"
+        return await motion_runs(host, xvfb.display, relay, pid, pairs, seconds, tmp, lane,
+                                 direct)
 
 
 def block_order(alternations: int) -> list[str]:
@@ -184,18 +236,9 @@ async def face_to_face(keys: int, alternations: int, motion_seconds: float | Non
                                 await latency(conn, recorder, per_block))
                         finally:
                             await conn.close()
-            # Motion alternates, so neither mode alone profits from what the first run warmed
-            # (the host's encode cache, the page cache of the load's frames).
-            runs = 2 * (("relay", relay), ("direct", None)) if motion_seconds else ()
-            for run_no, (mode, via) in enumerate(runs):
-                async with host_on(host, via, tmp / "host-config", lane) as url:
-                    conn = await viewer(url, host)
-                    try:
-                        assert motion_seconds is not None
-                        results[f"motion {run_no + 1} {mode}"] = await motion(
-                            conn, xvfb.display, motion_seconds, pid if via else None)
-                    finally:
-                        await conn.close()
+            if motion_seconds:
+                results.update(await motion_runs(host, xvfb.display, relay, pid, 2,
+                                                 motion_seconds, tmp, lane))
         finally:
             thread.stop()
             for injector in injectors:
@@ -217,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-only", action="store_true",
                         help="only the key-to-pixels blocks (no motion, no sessions)")
     parser.add_argument("--motion-seconds", type=float, default=8.0)
+    parser.add_argument("--motion-only", type=int, metavar="PAIRS",
+                        help="only full-screen motion: PAIRS pairs of runs, relay and direct")
+    parser.add_argument("--link-mbit", type=float,
+                        help="with --motion-only: an emulated link of this rate on each leg")
+    parser.add_argument("--link-rtt", type=float, default=2.0,
+                        help="the emulated link's round trip, ms")
     parser.add_argument("--sessions", default="100,250,500")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--hosts", type=int, default=50)
@@ -243,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
           f"Python {platform.python_version()}, {os.cpu_count()} CPUs (shared machine)")
     if args.relay_tree is not None:
         print(f"# the relay process runs from {args.relay_tree}")
+    if args.motion_only:
+        _motion_only(args)
+        return 0
     if not args.sessions_only:
         _face_to_face(args)
     if args.latency_only:
@@ -280,15 +332,33 @@ def _face_to_face(args: argparse.Namespace) -> None:
     print(f"\nrelay − direct at the median: {pooled:+.2f} ms over all keys; "
           f"median of the {len(differences)} alternations' differences "
           f"{statistics.median(differences):+.2f} ms (target: at most +1 ms)")
-    if motion_seconds is None:
-        return
-    print("\n| full-screen motion (run) | updates/s | Mbit/s | relay CPU % of a core |"
-          "\n|---|---|---|---|")
+    if motion_seconds is not None:
+        _motion_table(results)
+
+
+def _motion_only(args: argparse.Namespace) -> None:
+    link = None if args.link_mbit is None else (args.link_mbit * 1e6, args.link_rtt / 1000)
+    print("# link: " + ("none (loopback)" if link is None else
+                        f"{args.link_mbit:g} Mbit/s, {args.link_rtt:g} ms round trip, on each "
+                        "leg (direct: viewer-host; relay: host-relay and viewer-relay)"))
+    with tempfile.TemporaryDirectory() as tmp:
+        results = asyncio.run(motion_over_link(args.motion_only, args.motion_seconds, Path(tmp),
+                                               args.lane, args.splicer, link))
+    _motion_table(results)
+    for mode in ("relay", "direct"):
+        ups = [v[0] for k, v in results.items() if k.endswith(mode)]
+        print(f"{mode}: median {statistics.median(ups):.1f} updates/s over {len(ups)} runs")
+    print(f"load average {os.getloadavg()[0]:.1f}")
+
+
+def _motion_table(results: dict[str, Any]) -> None:
+    print("\n| full-screen motion (run) | updates/s | Mbit/s | relay CPU % of a core | load |"
+          "\n|---|---|---|---|---|")
     for name, value in results.items():
         if name.startswith("motion"):
-            ups, mbit, cpu = value
+            ups, mbit, cpu, load = value
             print(f"| {name[7:]} | {ups:.1f} | {mbit:.1f} | "
-                  f"{'-' if cpu is None else f'{cpu:.1f}'} |")
+                  f"{'-' if cpu is None else f'{cpu:.1f}'} | {load:.1f} |")
 
 
 def _sessions(args: argparse.Namespace) -> None:

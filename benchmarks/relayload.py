@@ -49,6 +49,8 @@ async def main():
     # The raw lane's copier (an older tree has no raw lane: nothing to choose there).
     extra = ({"kernel_splice": sys.argv[3] != "userspace"}
              if "kernel_splice" in RelayConfig.__dataclass_fields__ else {})
+    if len(sys.argv) > 5:  # the splice port, and the address told to peers (an emulated link)
+        extra.update(splice_port=int(sys.argv[4]), splice_address=sys.argv[5])
     config = RelayConfig(bind="127.0.0.1", port=0, open_enrolment=True, max_sessions=5000,
                          connect_rate=lots, host_rate=lots, id_rate=lots,
                          max_waiting_per_id=1000, **extra)
@@ -90,13 +92,15 @@ RELAY_TREE: Path | None = None
 
 
 @contextlib.contextmanager
-def relay_process(tmp: Path, script: str = _RELAY_SCRIPT,
-                  splicer: str = "kernel") -> Iterator[tuple[str, int]]:
+def relay_process(tmp: Path, script: str = _RELAY_SCRIPT, splicer: str = "kernel",
+                  splice: tuple[int, str] | None = None) -> Iterator[tuple[str, int]]:
     """A relay process (limits raised; ``splicer``: the raw lane's copier, ``kernel`` where
-    the machine allows it, or ``userspace``), or ``script``'s; yields ``(url, pid)``."""
+    the machine allows it, or ``userspace``; ``splice``: the splice port to bind and the
+    ``HOST:PORT`` told to peers instead), or ``script``'s; yields ``(url, pid)``."""
     tree = RELAY_TREE or Path(__file__).resolve().parent.parent
+    where = [str(splice[0]), splice[1]] if splice is not None else []
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp / "relay"), str(TYPING_DOWN),
-                             splicer],
+                             splicer, *where],
                             stdout=subprocess.PIPE, text=True, cwd=tree,
                             env={**os.environ, "PYTHONPATH": str(tree)})
     try:

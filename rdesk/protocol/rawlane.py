@@ -23,6 +23,7 @@ __all__ = [
     "REFUSED",
     "TICKET_BYTES",
     "RawLaneError",
+    "check_status",
     "parse_preamble",
     "parse_refusal",
     "preamble",
@@ -70,7 +71,7 @@ def parse_preamble(data: bytes) -> bytes:
 def refusal(reason: str) -> bytes:
     """The refusal status: :data:`REFUSED`, the reason on one line (cut to
     :data:`MAX_REASON` bytes), ``\\n``."""
-    line = " ".join(reason.split()).encode()[:MAX_REASON].decode(errors="ignore")
+    line = " ".join(reason.split()).encode(errors="replace")[:MAX_REASON].decode(errors="ignore")
     return REFUSED + line.encode() + b"\n"
 
 
@@ -78,3 +79,17 @@ def parse_refusal(data: bytes) -> str:
     """The reason of a refusal status's line (what follows :data:`REFUSED`), shown safely."""
     line = data.split(b"\n", 1)[0][:MAX_REASON].decode(errors="replace")
     return "".join(c if c.isprintable() else "?" for c in line) or "refused"
+
+
+def check_status(status: bytes, line: bytes) -> None:
+    """Nothing if ``status`` (the relay's first byte) is :data:`GO`; else
+    :class:`RawLaneError` saying why, with the relay's ``line`` (what it sent after
+    :data:`REFUSED`) shown safely. An empty ``status``: the relay closed without answering;
+    any other byte: not a raw lane relay."""
+    if status == GO:
+        return
+    if not status:
+        raise RawLaneError("the relay closed the connection")
+    if status != REFUSED:
+        raise RawLaneError(f"not a raw lane status: byte 0x{status[0]:02x}")
+    raise RawLaneError(f"the relay refused it: {parse_refusal(line)}")

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from rdesk.relay.messages import MAX_REASON, Refused, encode
 from rdesk.relay.protocol import Machine
 
-__all__ = ["lanes", "peer", "recv", "refuse"]
+__all__ = ["lanes", "parse_lanes", "peer", "recv", "refuse"]
 
 
 def peer(ws: ServerConnection) -> str:
@@ -25,12 +25,18 @@ def peer(ws: ServerConnection) -> str:
 
 
 def lanes(ws: ServerConnection) -> frozenset[str]:
-    """The lanes the peer says it can take, from its request's query: ``?lanes=raw,ws``.
+    """The lanes the peer says it can take, from its request's query (:func:`parse_lanes`)."""
+    return parse_lanes(ws.request.path if ws.request is not None else "")
 
+
+def parse_lanes(path: str) -> frozenset[str]:
+    """The lanes a request path asks for: ``/connect?lanes=raw,ws`` → ``{"raw", "ws"}``.
+
+    Never raises: only the first 256 characters of the query and its first 8 names count,
+    and a name other than ``raw`` or ``ws`` is ignored (an empty set: the websocket lane).
     A query, not a message field: a relay that predates the raw lane ignores it (its message
     codec refuses unknown fields) and serves the websocket lane, as before.
     """
-    path = ws.request.path if ws.request is not None else ""
     query = urllib.parse.parse_qs(path.partition("?")[2][:256])
     named = ",".join(query.get("lanes", []))
     return frozenset(lane for lane in named.split(",")[:8] if lane in ("raw", "ws"))

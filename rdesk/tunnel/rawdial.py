@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from rdesk.protocol.rawlane import GO, MAX_REASON, RawLaneError, parse_refusal, preamble
+from rdesk.protocol.rawlane import GO, MAX_REASON, REFUSED, check_status, preamble
 
 __all__ = ["dial_splice_port"]
 
@@ -18,7 +18,7 @@ __all__ = ["dial_splice_port"]
 async def dial_splice_port(name: str, port: int, ticket: bytes) -> socket.socket:
     """A non-blocking TCP socket to ``name:port`` that presented ``ticket`` and was answered
     ``GO``. Raises ``OSError`` (unreachable) or :class:`RawLaneError` (refused, with the
-    relay's one line); bound it with a timeout."""
+    relay's one line, or not a relay's answer); bound it with a timeout."""
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(name, port, type=socket.SOCK_STREAM)
     if not infos:
@@ -31,10 +31,8 @@ async def dial_splice_port(name: str, port: int, ticket: bytes) -> socket.socket
         await loop.sock_sendall(sock, preamble(ticket))
         status = await loop.sock_recv(sock, 1)
         if status != GO:
-            if not status:
-                raise RawLaneError("the relay closed the connection")
-            line = await loop.sock_recv(sock, MAX_REASON + 1)
-            raise RawLaneError(f"the relay refused it: {parse_refusal(line)}")
+            line = await loop.sock_recv(sock, MAX_REASON + 1) if status == REFUSED else b""
+            check_status(status, line)
     except BaseException:
         sock.close()
         raise

@@ -27,8 +27,12 @@ TEMPLATES: list[dict[str, object]] = [
     {"t": "connect", "id": ID, "version": 1},
     {"t": "registered", "id": ID, "heartbeat": 20},
     {"t": "move", "reason": "x", "url": None},
+    {"t": "rendezvous_raw", "session": "s" * 22, "url": None, "address": "relay.example",
+     "port": 8444, "ticket": "A" * 43 + "="},
+    {"t": "raw", "address": None, "port": 8444, "ticket": "A" * 43 + "="},
 ]
-VALUES: list[object] = [0, -1, 2**64, 1.5, "", "x" * 300, None, True, [], {}, ID, "A" * 88]
+VALUES: list[object] = [0, -1, 65536, 2**64, 1.5, "", "x" * 300, None, True, [], {}, ID,
+                        "A" * 88, "A" * 43 + "=", "a\nb"]
 
 
 def _message(fdp: atheris.FuzzedDataProvider) -> str | bytes:

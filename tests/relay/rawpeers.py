@@ -18,6 +18,7 @@ from typing import Any
 
 from rdesk.client.tls import client_ssl_context
 from rdesk.host.security.tls import ensure_host_certificate, server_ssl_context
+from rdesk.protocol.rawlane import GO, preamble
 from rdesk.tunnel.keys import check_host
 from rdesk.tunnel.rawdial import dial_splice_port
 from tests.relay.harness import Relay, open_ws
@@ -115,3 +116,22 @@ async def raw_quiet(relay: Relay, timeout: float = 10.0) -> None:
             raise AssertionError(f"raw lane not quiet: {len(raw.joined)} joined, "
                                  f"{len(raw.port.pending)} pending, {len(raw.tickets)} tickets")
         await asyncio.sleep(0.02)
+
+
+async def echo_raw_from(relay: Relay, host_id: str, source: str) -> None:
+    """Like :func:`echo_raw`, with the viewer's splice-port socket from address ``source``
+    (another 127.0.0.0/8 address: another source for the relay's per-source limits)."""
+    ws, answer = await raw_answer(relay, host_id)
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setblocking(False)
+    sock.bind((source, 0))
+    await loop.sock_connect(sock, ("127.0.0.1", answer["port"]))
+    await loop.sock_sendall(sock, preamble(base64.b64decode(answer["ticket"])))
+    assert await loop.sock_recv(sock, 1) == GO
+    reader, writer = await asyncio.open_connection(sock=sock, ssl=client_ssl_context(),
+                                                   server_hostname="rdesk")
+    writer.write(b"hi")
+    assert await asyncio.wait_for(reader.readexactly(7), 10) == b"host:hi"
+    writer.close()
+    await ws.close()

@@ -1,4 +1,4 @@
-"""Run the relay's atheris harness for a bounded time (CI smoke); skipped without atheris."""
+"""Run the relay's atheris harnesses for a bounded time (CI smoke); skipped without atheris."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ SECONDS = int(os.environ.get("RDESK_FUZZ_SECONDS", "20"))
 
 
 @pytest.mark.timeout(SECONDS * 6 + 60)
-def test_relay_harness_runs_clean(tmp_path: Path) -> None:
+@pytest.mark.parametrize("harness", ["fuzz_relay.py", "fuzz_rawlane.py"])
+def test_relay_harness_runs_clean(harness: str, tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(HERE / "fuzz_relay.py"), f"-max_total_time={SECONDS}",
+        [sys.executable, str(HERE / harness), f"-max_total_time={SECONDS}",
          "-rss_limit_mb=2048", f"-artifact_prefix={tmp_path}/"],
         capture_output=True, text=True, timeout=SECONDS * 6 + 30, cwd=HERE.parent.parent,
     )

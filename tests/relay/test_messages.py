@@ -22,6 +22,8 @@ from rdesk.relay.messages import (
     Message,
     Move,
     Prove,
+    Raw,
+    RawRendezvous,
     Refused,
     Register,
     Registered,
@@ -39,6 +41,10 @@ reasons = st.text(st.characters(codec="utf-8", categories=["L", "N", "P"],
 sessions = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
                    min_size=22, max_size=22)
 
+addresses = st.none() | st.text(st.characters(codec="ascii", categories=["L", "N", "P"]),
+                                min_size=1, max_size=253)
+raw_tickets = st.binary(min_size=32, max_size=32)
+
 messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Register, st.just(KEY.id), st.binary(min_size=1, max_size=256),
               st.none() | st.text("abcdefXYZ0189_-", max_size=128), st.integers(1, 2**16)),
@@ -54,6 +60,9 @@ messages: st.SearchStrategy[Message] = st.one_of(
               st.binary(min_size=SIG_BYTES, max_size=SIG_BYTES)),
     st.builds(Connect, st.just(KEY.id), st.integers(1, 2**16)),
     st.just(Spliced()),
+    st.builds(RawRendezvous, sessions, st.none() | st.just("wss://relay-2.example:8443"),
+              addresses, st.integers(1, 65535), raw_tickets),
+    st.builds(Raw, addresses, st.integers(1, 65535), raw_tickets),
 )
 
 
@@ -104,6 +113,12 @@ def test_refusals_say_what_is_wrong_in_one_line() -> None:
         '{"t":"connect","id":"hello","version":1}': "bad host ID: a host ID is 13 symbols, not 5",
         '{"t":"registered","id":"' + KEY.id + '","heartbeat":NaN}': "non-finite number NaN",
         '{"t":"prove","sig":"AAAA"}': "binary field of 3 bytes, expected 64..64",
+        '{"t":"raw","address":null,"port":0,"ticket":"' + "A" * 43 + '="}':
+            "integer fields must be in 1..65535",
+        '{"t":"raw","address":"","port":1,"ticket":"' + "A" * 43 + '="}':
+            "text fields are strings of at most 253 characters",
+        '{"t":"raw","address":null,"port":1,"ticket":"AAAA"}':
+            "binary field of 3 bytes, expected 32..32",
     }
     for data, reason in cases.items():
         with pytest.raises(RelayProtocolError) as info:

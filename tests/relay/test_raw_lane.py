@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
-import ssl
 from pathlib import Path
 
 import pytest
 
 from rdesk.protocol.fingerprint import key_fingerprint
 from rdesk.protocol.hostid import host_id
-from rdesk.protocol.rawlane import GO, PREAMBLE_BYTES, REFUSED, preamble
+from rdesk.protocol.rawlane import PREAMBLE_BYTES, REFUSED, preamble
 from rdesk.relay import proof
 from rdesk.tunnel.rawdial import dial_splice_port
 from tests.relay.harness import (
@@ -32,6 +31,7 @@ from tests.relay.instances import instance_pair
 from tests.relay.rawpeers import (
     RawEchoHost,
     echo_raw,
+    echo_raw_from,
     open_fds,
     raw_answer,
     raw_quiet,
@@ -190,33 +190,6 @@ async def test_bad_input_on_the_splice_port(tmp_path: Path) -> None:
         assert flood == [1, 10]
         assert "rate_limited" in relay.kinds()
     assert open_fds() <= fds + 2
-
-
-async def echo_raw_from(relay: object, hid: str, source: str) -> None:
-    """Like :func:`echo_raw`, with the viewer's splice-port socket from ``source``."""
-    from tests.relay.harness import Relay
-
-    assert isinstance(relay, Relay)
-    ws, answer = await raw_answer(relay, hid)
-    loop = asyncio.get_running_loop()
-    sock = socket.socket()
-    sock.setblocking(False)
-    sock.bind((source, 0))
-    await loop.sock_connect(sock, ("127.0.0.1", answer["port"]))
-    await loop.sock_sendall(sock, preamble(base64.b64decode(answer["ticket"])))
-    assert await loop.sock_recv(sock, 1) == GO
-    reader, writer = await asyncio.open_connection(sock=sock, ssl=_client_ctx(),
-                                                   server_hostname="rdesk")
-    writer.write(b"hi")
-    assert await asyncio.wait_for(reader.readexactly(7), 10) == b"host:hi"
-    writer.close()
-    await ws.close()
-
-
-def _client_ctx() -> ssl.SSLContext:
-    from rdesk.client.tls import client_ssl_context
-
-    return client_ssl_context()
 
 
 async def test_a_viewer_that_never_comes_frees_the_host_socket(tmp_path: Path) -> None:
