@@ -77,6 +77,11 @@ def add_parsers(
                        default=RelayConfig.rendezvous_timeout,
                        help="seconds a viewer waits for its host to answer "
                             f"(default {RelayConfig.rendezvous_timeout:g})")
+    relay.add_argument("--heartbeat", type=_heartbeat, default=RelayConfig.heartbeat,
+                       help="seconds between a host's heartbeats, told to each host; a host "
+                            "silent three times as long is dropped, and a host whose relay "
+                            "stops answering one (a NAT that forgot its mapping) reconnects "
+                            f"(default {RelayConfig.heartbeat:g})")
     relay.add_argument("--allow-origin", action="append", default=[], type=values.origin,
                        metavar="URL",
                        help="also let browser pages from this origin (https://NAME[:PORT]) "
@@ -128,6 +133,13 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not 0 <= value <= 3600:
         raise argparse.ArgumentTypeError(f"must be 0..3600 seconds, got {text}")
+    return value
+
+
+def _heartbeat(text: str) -> float:
+    value = _seconds(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1..3600 seconds, got {text}")
     return value
 
 
@@ -191,6 +203,7 @@ def run_relay_verb(args: argparse.Namespace, out: Out | None = None) -> int:
                              id_rate=(args.id_rate, args.id_burst),
                              connect_rate=(args.source_rate, args.source_burst),
                              rendezvous_timeout=args.rendezvous_timeout,
+                             heartbeat=args.heartbeat, expiry=3 * args.heartbeat,
                              splice=not args.no_splice, splice_port=args.splice_port,
                              splice_address=args.splice_address,
                              kernel_splice=args.kernel_splice)

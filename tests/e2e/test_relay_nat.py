@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +179,131 @@ def test_a_host_behind_nat_is_seen_and_controlled_by_id(nat: None, xvfb: Xvfb,
     # Both crossed their NAT to the splice port too: the raw lane, the host's TLS end to end.
     assert {event["lane"] for event in events if event["kind"] == "rendezvous"} == {"raw"}
     assert [e["kind"] for e in events].count("raw_join") == 2
+
+
+class _Lines:
+    """A process's stdout, read in a thread: wait for a line with a bounded deadline."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait(self, pattern: str, timeout: float, what: str) -> re.Match[str]:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"gave up waiting for {what} ({pattern!r})") from None
+            if line is None:
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+                raise AssertionError(f"exited before {what}: {err[-2000:]}")
+            match = re.search(pattern, line)
+            if match:
+                return match
+
+
+def _audit_until(audit: Path, what: str, ok: Callable[[list[dict[str, Any]]], bool],
+                 timeout: float) -> list[dict[str, Any]]:
+    """The relay's audit events, once ``ok`` holds for them (bounded: fails saying ``what``)."""
+    end = time.monotonic() + timeout
+    while True:
+        events = [json.loads(line) for line in audit.read_text().splitlines() if line.strip()]
+        if ok(events):
+            return events
+        if time.monotonic() > end:
+            raise AssertionError(f"gave up waiting for {what}: "
+                                 f"{[e['kind'] for e in events][-12:]}")
+        time.sleep(0.1)
+
+
+def _forget(router: str) -> None:
+    """The router forgets every mapping and, for now, passes nothing (a reboot, a crash of its
+    NAT table): its conntrack table flushed, every forwarded packet dropped, and what comes
+    to its own public address dropped too (else, the mapping gone, its kernel would answer
+    the relay's next packet with a reset, and the relay would not have to notice anything)."""
+    _nat_ns(router, "iptables", "-I", "FORWARD", "1", "-j", "DROP")
+    _nat_ns(router, "iptables", "-I", "INPUT", "1", "-i", "wan", "-j", "DROP")
+    if shutil.which("conntrack") is not None:
+        subprocess.run(["ip", "netns", "exec", router, "conntrack", "-F"],
+                       capture_output=True, timeout=10)  # exit 1 on an empty table: fine
+
+
+def _come_back(router: str) -> None:
+    """The router forwards again; what it held before is gone (flushed again)."""
+    if shutil.which("conntrack") is not None:
+        subprocess.run(["ip", "netns", "exec", router, "conntrack", "-F"],
+                       capture_output=True, timeout=10)
+    _nat_ns(router, "iptables", "-D", "FORWARD", "1")
+    _nat_ns(router, "iptables", "-D", "INPUT", "1")
+
+
+@pytest.mark.timeout(300)
+def test_a_host_whose_nat_forgets_it_comes_back_by_the_same_id(nat: None, xvfb: Xvfb,
+                                                               tmp_path: Path) -> None:
+    """The home router loses its NAT mapping mid-session: the host notices its control
+    connection is dead by its heartbeats (the relay's 2 s), reconnects with backoff through
+    a new mapping, registers the same ID, and viewers reach it by ID again on both lanes."""
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD + "\n")
+    audit = tmp_path / "relay-audit.jsonl"
+    relay = _in(PUBLIC, "-m", "rdesk", "relay", "--bind", "0.0.0.0", "--port", "0", "--open",
+                "--heartbeat", "2", "--data-dir", str(tmp_path / "relay"),
+                "--audit-log", str(audit))
+    host = None
+    try:
+        port = _line(relay, r"listening on wss://0\.0\.0\.0:(\d+)")[1]
+        pin = _line(relay, r"fingerprint (SHA256:\S+)")[1]
+        host = _in(HOME, "-m", "rdesk", "--config-dir", str(tmp_path / "host"), "host",
+                   "--display", xvfb.display, "--capture", "mss", "--port", str(HOST_PORT),
+                   "--password-file", str(password_file),
+                   "--relay", f"wss://10.240.1.1:{port}", "--relay-fingerprint", pin)
+        said = _Lines(host)
+        host_id = said.wait(r"ID:\s+(\S+)", 60, "the host's ID")[1]
+        said.wait(r"registered as " + re.escape(host_id), 60, "the first registration")
+        first = _audit_until(audit, "the registration", lambda ev: any(
+            e["kind"] == "register" for e in ev), 30)
+        old_source = next(e for e in first if e["kind"] == "register")["source"]
+
+        _forget(HOME_NAT)
+        try:
+            # Neither end gets a FIN or a reset: the host gives up on the connection when a
+            # heartbeat goes unanswered, the relay drops the host after three heartbeats'
+            # time without one. The router comes back only once both have noticed.
+            said.wait(r"lost relay .*\(the relay stopped answering heartbeats\); reconnecting",
+                      60, "the host to notice by its heartbeats")
+            _audit_until(audit, "the relay to drop the silent host", lambda ev: any(
+                e["kind"] == "unregister" and e["id"] == host_id for e in ev), 60)
+        finally:
+            _come_back(HOME_NAT)
+        said.wait(r"registered as " + re.escape(host_id), 90,
+                  "the host to register again through a new mapping")
+        events = _audit_until(audit, "the second registration", lambda ev: sum(
+            e["kind"] == "register" and e["id"] == host_id for e in ev) == 2, 30)
+        gone = next(e for e in events if e["kind"] == "unregister")
+        assert gone["reason"] == "no heartbeat for 6 s", gone  # noticed by silence, not a FIN
+        assert old_source == "10.240.1.2"
+        assert [e["source"] for e in events if e["kind"] == "register"] == ["10.240.1.2"] * 2
+
+        viewer = ["-m", "rdesk", "--config-dir", str(tmp_path / "viewer")]
+        via = ["--relay", f"wss://10.240.2.1:{port}", "--relay-fingerprint", pin,
+               "--password-file", str(password_file)]
+        with Painter(xvfb.display, seed=12) as painter:
+            for lane in ("raw", "ws"):
+                shot = tmp_path / f"shot-{lane}.png"
+                done = _run_in(VIEWER, *viewer, "snapshot", host_id, *via, "--relay-lane", lane,
+                               "-o", str(shot))
+                assert done.returncode == 0, done.stderr
+                assert_images_equal(Image.open(shot).convert("RGB"), painter.expected())
+    finally:
+        _stop(host, relay)
+    events = [json.loads(line) for line in audit.read_text().splitlines()]
+    lanes = [e["lane"] for e in events if e["kind"] == "rendezvous"]
+    assert lanes == ["raw", "ws"]
