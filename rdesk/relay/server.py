@@ -3,7 +3,8 @@
 A host keeps a control connection on ``/host`` (:class:`~rdesk.relay.protocol.RelayHostMachine`);
 a viewer asks ``/connect`` for an ID; the relay sends the host ``rendezvous {session}``, the host
 opens ``/data`` proving it owns the key, and the relay splices the viewer's websocket to that
-data websocket (:class:`~rdesk.relay.splice.Splice`) — or, on the raw lane
+data websocket (:class:`~rdesk.relay.splice.Splice`; the host's answers, matched to their
+waiting viewers: :mod:`~rdesk.relay.answers`) — or, on the raw lane
 (:mod:`~rdesk.relay.rawrelay`), both come to the splice port and their sockets are joined.
 ``/healthz`` and ``/readyz`` (not when draining) answer a balancer; anything else is 404.
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import secrets
 import socket
@@ -37,19 +37,15 @@ from rdesk.protocol.errors import CloseCode
 from rdesk.protocol.fingerprint import fingerprint, key_fingerprint
 from rdesk.relay import frames
 from rdesk.relay.admission import Admission, Place
+from rdesk.relay.answers import Answers, Waiting
 from rdesk.relay.config import RelayConfig
 from rdesk.relay.conn import lanes, peer, recv, refuse
 from rdesk.relay.directory import Directory, DirectoryUnavailable, MemoryDirectory
 from rdesk.relay.hosts import HostControls
-from rdesk.relay.messages import (
-    MAX_RELAY_MESSAGE,
-    Connect,
-    Data,
-    encode,
-)
+from rdesk.relay.messages import MAX_RELAY_MESSAGE, Connect, encode
 from rdesk.relay.messages import RelayProtocolError as _Refusal
 from rdesk.relay.page import judge, probe
-from rdesk.relay.protocol import RelayDataMachine, RelayViewerMachine
+from rdesk.relay.protocol import RelayViewerMachine
 from rdesk.relay.rawrelay import RawLane
 from rdesk.relay.routing import Router
 from rdesk.relay.splice import Splice, SpliceResult, take_over
@@ -63,16 +59,6 @@ Event = Callable[[str, dict[str, object]], None]
 
 class SplicePortError(OSError):
     """The raw lane's splice port cannot be listened on (``errno`` says why)."""
-
-
-@dataclasses.dataclass
-class _Waiting:
-    """A viewer waiting for its host's data connection."""
-
-    host_id: str
-    spki: bytes
-    #: The host's ``/data`` websocket, or its raw lane socket.
-    answer: asyncio.Future[ServerConnection | socket.socket]
 
 
 class RelayServer:
@@ -115,14 +101,16 @@ class RelayServer:
         self.hosts = HostControls(config, self.directory, self.fingerprint, enrolment.refusal,
                                   enrolment.token_id, self._event, clock, wall_clock)
         self.router = Router(config, self.directory, self.hosts, self._event, clock, wall_clock)
-        self.waiting: dict[str, _Waiting] = {}
         self.splices: dict[asyncio.Future[SpliceResult], Splice] = {}
         self.draining = False
         self.admission = Admission(config, self.directory, self._event, clock, wall_clock)
+        self.answers = Answers(config, self.fingerprint, self.admission, self._event, clock)
+        #: The viewers waiting for their host's answer, by session.
+        self.waiting = self.answers.waiting
         #: The raw lane (``None`` with ``--no-splice``).
         self.raw: RawLane | None = (
             RawLane(config, lambda source: self.admission.limit("splice", source),
-                    self._raw_host, self._event, clock) if config.splice else None)
+                    self.answers.raw, self._event, clock) if config.splice else None)
         self._server: Server | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._forwarded: asyncio.Task[None] | None = None
@@ -309,7 +297,7 @@ class RelayServer:
         try:
             await self.admission.take_id_token(host_id, source)
             control, entry = await self.router.find(host_id)
-            self.waiting[session] = _Waiting(host_id, entry.spki, answer)
+            self.waiting[session] = Waiting(host_id, entry.spki, answer)
             offer = raw.offer(session) if raw is not None else None
             await self.router.ask(control, entry, session, source, offer)
             deadline = machine.deadline()
@@ -365,35 +353,9 @@ class RelayServer:
                     code=result.code, viewer_bytes=result.a_to_b, host_bytes=result.b_to_a,
                     duration=round(self.clock() - started, 3))
 
-    def _raw_host(self, session: str, sock: socket.socket) -> bool:
-        """The host's raw socket for ``session`` came: whether its viewer still waits."""
-        waiting = self.waiting.get(session)
-        if waiting is None or waiting.answer.done():
-            return False
-        waiting.answer.set_result(sock)
-        return True
-
     # --- /data ---------------------------------------------------------------------------------
 
     async def _data(self, ws: ServerConnection, source: str) -> None:
         if self.draining:
             raise _Refusal("relay is shutting down", CloseCode.GOING_AWAY)
-        await self.admission.limit("data", source)
-        machine = RelayDataMachine(self.clock(), relay_fingerprint=self.fingerprint,
-                                   handshake_timeout=self.config.handshake_timeout)
-        step = machine.receive(await recv(ws, machine, self.clock), self.clock())
-        assert isinstance(step.event, Data)
-        data = step.event
-        waiting = self.waiting.get(data.session)
-        if waiting is not None and waiting.answer.done():
-            waiting = None  # already answered (or given up): a second answer is refused
-        try:
-            machine.bind(waiting.host_id if waiting else None,
-                         waiting.spki if waiting else None, self.clock())
-        except _Refusal as exc:
-            self._event("data_refused", source=source, id=data.id, session=data.session,
-                        reason=exc.reason)
-            raise
-        assert waiting is not None  # bind refuses when there is none
-        waiting.answer.set_result(ws)
-        await ws.wait_closed()  # the viewer's handler runs the splice and closes this
+        await self.answers.data(ws, source)

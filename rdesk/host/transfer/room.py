@@ -7,28 +7,25 @@ viewer goes, for any reason, :meth:`TransferRoom.close` removes every partial up
 every descriptor it opened.
 
 Flow control (rdesk/protocol/transfer.py): an upload's credit is given back only once its
-chunks are written; a download sends a chunk only against the viewer's credit, reading the
-file one chunk at a time, so a viewer that stops reading leaves one window (16 chunks) in
-flight and the host holds nothing more. A download is also paced (:class:`Pacer`: a round
-trip plus 6.25 ms in flight) and yields to the event loop after each chunk, so screen
-updates and input interleave with it. What is allowed at all is the policy's
-(rdesk/host/transfer/policy.py).
+chunks are written; a download (:class:`~rdesk.host.transfer.download.Download`) sends a
+chunk only against the viewer's credit and its pacer, so a viewer that stops reading leaves
+one window (16 chunks) in flight and the host holds nothing more. What is allowed at all is
+the policy's (rdesk/host/transfer/policy.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from rdesk.host.transfer.download import Download
 from rdesk.host.transfer.folder import SHARED_FOLDERS, FolderError, Incoming, TransferFolder
 from rdesk.host.transfer.policy import TransferPolicy
 from rdesk.protocol.access import Access
 from rdesk.protocol.errors import RemoteProtocolError
-from rdesk.protocol.pacer import Pacer
 from rdesk.protocol.transfer import (
     Receiving,
     Sending,
@@ -67,14 +64,6 @@ class _Upload:
         self.flow, self.file = flow, file
 
 
-class _Download:
-    def __init__(self, flow: Sending, fd: int, name: str) -> None:
-        self.flow, self.fd, self.name = flow, fd, name
-        self.pacer = Pacer()
-        self.credit = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-
 class TransferRoom:
     """One viewer's transfers. ``folder`` is opened lazily: a host that never transfers
     never creates its folder."""
@@ -91,7 +80,7 @@ class TransferRoom:
         self._folder: TransferFolder | None = None
         self._owns_folder = folder is None
         self._uploads: dict[int, _Upload] = {}
-        self._downloads: dict[int, _Download] = {}
+        self._downloads: dict[int, Download] = {}
         self._finished: deque[int] = deque(maxlen=_FINISHED_MEMORY)
         #: With ``--consent ask``: puts and gets wait for the host's user, one at a time, in
         #: tasks of their own (the viewer's input and acks keep flowing meanwhile).
@@ -120,9 +109,7 @@ class TransferRoom:
         elif isinstance(message, XferCredit):
             download = self._downloads.get(message.id)
             if download is not None:
-                download.flow.on_credit(message)
-                download.pacer.on_credit(message.chunks, time.monotonic())
-                download.credit.set()
+                download.on_credit(message, time.monotonic())
             else:
                 self._unknown(message.id, "xfer_credit")
         elif isinstance(message, XferCancel):
@@ -271,54 +258,30 @@ class TransferRoom:
             await self._refuse(message.id, "download", message.name, 0, reason or "refused")
             return
         self.session_bytes += size
-        download = _Download(Sending(message.id, size), fd, message.name)
+        download = Download(Sending(message.id, size), fd, message.name)
         self._downloads[message.id] = download
         await self._send(XferReady(message.id, message.name, size))
         download.task = asyncio.create_task(self._pump(message.id, download),
                                             name=f"viewer-{self.viewer_id}-xfer-{message.id}")
 
-    async def _pump(self, download_id: int, download: _Download) -> None:
-        """Send the file chunk by chunk against credit; ends with xfer_end and the audit."""
-        flow, pacer = download.flow, download.pacer
-        try:
-            while flow.remaining > 0:
-                step = min(pacer.chunk_size(), flow.remaining)
-                # Credit, and the pacer: at most a round trip and one frame of queue ahead of
-                # this viewer's screen updates on the same link.
-                while flow.credit == 0 or not pacer.allows(step):
-                    download.credit.clear()
-                    await download.credit.wait()
-                data = os.read(download.fd, step)
-                if not data:
-                    raise OSError("the file shrank while it was sent")
-                await self._send(flow.chunk(data))
-                pacer.on_sent(len(data), time.monotonic())
-                await asyncio.sleep(0)  # let updates and input through between chunks
-            end = flow.end()
-            await self._send(end)
-            result, sha = "ok", end.sha256
-        except OSError as exc:
-            result, sha = f"failed: {exc.strerror or exc}", ""
-            await self._send(XferCancel(download_id, "the host could not read the file"))
+    async def _pump(self, download_id: int, download: Download) -> None:
+        """Send the file (:meth:`Download.pump`); then forget it and audit the outcome."""
+        result, sha = await download.pump(self._send)
         self._close_download(download_id)
-        self._audit("download", download.name, flow.sent, sha, result)
+        self._audit("download", download.name, download.flow.sent, sha, result)
 
     async def _stop_download(self, download_id: int, result: str) -> None:
         download = self._downloads.get(download_id)
         if download is None:
             return
-        if download.task is not None:
-            download.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await download.task
+        await download.stop()
         self._close_download(download_id)
         self._audit("download", download.name, download.flow.sent, "", result)
 
     def _close_download(self, download_id: int) -> None:
         download = self._downloads.pop(download_id, None)
         if download is not None:
-            with contextlib.suppress(OSError):
-                os.close(download.fd)
+            download.close()
             self._finished.append(download_id)
 
     async def _list(self, message: XferList) -> None:
