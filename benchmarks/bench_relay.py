@@ -123,10 +123,16 @@ async def latency(conn: Connection, recorder: Recorder, keys: int) -> list[float
     return totals
 
 
+#: One motion run: updates/s, Mbit/s, the relay's CPU (% of a core, ``None`` direct), the
+#: 1-minute load average, and the updates of its slowest and fastest whole second.
+MotionRun = tuple[float, float, float | None, float, tuple[int, int]]
+
+
 async def motion(conn: Connection, display: str, seconds: float, pid: int | None = None
-                 ) -> tuple[float, float, float | None, float]:
+                 ) -> MotionRun:
     """Updates/s and Mbit/s received while xload.py moves the whole screen, the CPU (% of
-    a core) process ``pid`` (the relay) spent meanwhile, and the 1-minute load average."""
+    a core) process ``pid`` (the relay) spent meanwhile, the 1-minute load average, and the
+    slowest and fastest second (a stall shows as one slow second, a starved run as all)."""
     await conn.wait_exact(30)
     load = subprocess.Popen([sys.executable, str(Path(__file__).parent / "xload.py"), "motion",
                              "--seconds", str(seconds + 4)], stdin=subprocess.PIPE,
@@ -140,23 +146,28 @@ async def motion(conn: Connection, display: str, seconds: float, pid: int | None
         await asyncio.sleep(3.0)  # past the first full frames and the controller's ramp-up
         updates, data, start = conn.stats.updates, conn.stats.bytes, time.monotonic()
         cpu = cpu_seconds(pid) if pid is not None else 0.0
-        await asyncio.sleep(seconds)
+        per_second, mark = [], updates
+        for _ in range(max(1, round(seconds))):
+            await asyncio.sleep(1.0)
+            per_second.append(conn.stats.updates - mark)
+            mark = conn.stats.updates
         elapsed = time.monotonic() - start
         used = 100 * (cpu_seconds(pid) - cpu) / elapsed if pid is not None else None
         return ((conn.stats.updates - updates) / elapsed,
-                (conn.stats.bytes - data) * 8 / elapsed / 1e6, used, os.getloadavg()[0])
+                (conn.stats.bytes - data) * 8 / elapsed / 1e6, used, os.getloadavg()[0],
+                (min(per_second), max(per_second)))
     finally:
         load.wait(30)
 
 
 async def motion_runs(host: RunningHost, display: str, relay: str, pid: int, pairs: int,
                       seconds: float, tmp: Path, lane: str, direct: str | None = None
-                      ) -> dict[str, tuple[float, float, float | None, float]]:
+                      ) -> dict[str, MotionRun]:
     """``pairs`` pairs of motion runs, relay then direct, alternating (``motion N MODE``:
     updates/s, Mbit/s, relay CPU), so neither mode alone profits from what the first run
     warmed (the host's encode cache, the page cache of the load's frames) or suffers a
     drift in the machine's load. ``direct``: the host's address if not its own (a link)."""
-    results: dict[str, tuple[float, float, float | None, float]] = {}
+    results: dict[str, MotionRun] = {}
     for run_no in range(2 * pairs):
         mode, via = ("relay", relay) if run_no % 2 == 0 else ("direct", None)
         async with host_on(host, via, tmp / "host-config", lane) as url:
@@ -352,12 +363,12 @@ def _motion_only(args: argparse.Namespace) -> None:
 
 
 def _motion_table(results: dict[str, Any]) -> None:
-    print("\n| full-screen motion (run) | updates/s | Mbit/s | relay CPU % of a core | load |"
-          "\n|---|---|---|---|---|")
+    print("\n| full-screen motion (run) | updates/s | slowest–fastest second | Mbit/s | "
+          "relay CPU % of a core | load |\n|---|---|---|---|---|---|")
     for name, value in results.items():
         if name.startswith("motion"):
-            ups, mbit, cpu, load = value
-            print(f"| {name[7:]} | {ups:.1f} | {mbit:.1f} | "
+            ups, mbit, cpu, load, (slowest, fastest) = value
+            print(f"| {name[7:]} | {ups:.1f} | {slowest}–{fastest} | {mbit:.1f} | "
                   f"{'-' if cpu is None else f'{cpu:.1f}'} | {load:.1f} |")
 
 

@@ -35,7 +35,7 @@ from collections.abc import Callable
 
 __all__ = [
     "Copier", "Keepalive", "RawSpliceResult", "Splicer", "UserspaceSplicer", "open_splicer",
-    "prepare",
+    "prepare", "turned_away",
 ]
 
 #: Bytes one read takes (shared by every pair: callbacks never interleave).
@@ -84,6 +84,18 @@ def prepare(sock: socket.socket, keepalive: Keepalive) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, keepalive.interval)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, keepalive.count)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def turned_away(a: socket.socket, b: socket.socket, closed: bool, pairs: int,
+                max_pairs: int) -> RawSpliceResult | None:
+    """The result of a join a splicer refuses — ``closed``, or already at ``max_pairs`` — with
+    both sockets closed (the contract: a joined pair's sockets are the splicer's); ``None``
+    when it may take the pair."""
+    if not closed and pairs < max_pairs:
+        return None
+    a.close()
+    b.close()
+    return RawSpliceResult(0, 0, "splicer closed" if closed else "splicer full")
 
 
 class Copier:
@@ -243,10 +255,9 @@ class UserspaceSplicer:
     async def join(self, a: socket.socket, b: socket.socket, *,
                    first_to_a: bytes = b"") -> RawSpliceResult:
         """Splice ``a`` and ``b`` until the pair ends (the module's contract)."""
-        if self.closed or len(self.pairs) >= self.max_pairs:
-            a.close()
-            b.close()
-            return RawSpliceResult(0, 0, "splicer closed" if self.closed else "splicer full")
+        refused = turned_away(a, b, self.closed, len(self.pairs), self.max_pairs)
+        if refused is not None:
+            return refused
         pair = _Pair(self, a, b)
         try:
             prepare(a, self.keepalive)

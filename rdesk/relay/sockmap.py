@@ -50,6 +50,7 @@ from rdesk.relay.rawsplice import (
     Keepalive,
     RawSpliceResult,
     prepare,
+    turned_away,
 )
 
 __all__ = ["KernelSpliceUnavailable", "KernelSplicer"]
@@ -270,10 +271,9 @@ class KernelSplicer:
     async def join(self, a: socket.socket, b: socket.socket, *,
                    first_to_a: bytes = b"") -> RawSpliceResult:
         """Splice ``a`` and ``b`` in the kernel until the pair ends (rawsplice's contract)."""
-        if self.closed or len(self.pairs) >= self.max_pairs:
-            a.close()
-            b.close()
-            return RawSpliceResult(0, 0, "splicer closed" if self.closed else "splicer full")
+        refused = turned_away(a, b, self.closed, len(self.pairs), self.max_pairs)
+        if refused is not None:
+            return refused
         self._watch()
         assert self.loop is not None
         try:

@@ -13,6 +13,8 @@ and ``iptables``; skipped otherwise.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import queue
@@ -127,14 +129,25 @@ def _stop(*procs: subprocess.Popen[str] | None) -> None:
                 proc.wait(timeout=10)
 
 
-@pytest.mark.timeout(240)
-def test_a_host_behind_nat_is_seen_and_controlled_by_id(nat: None, xvfb: Xvfb,
-                                                        tmp_path: Path) -> None:
+@dataclasses.dataclass
+class _Running:
+    relay: subprocess.Popen[str]
+    host: subprocess.Popen[str]
+    port: str
+    pin: str
+    password_file: Path
+    audit: Path
+
+
+@contextlib.contextmanager
+def _relay_and_host(tmp_path: Path, xvfb: Xvfb, *relay_flags: str) -> Iterator[_Running]:
+    """A real ``rdesk relay --open`` in ``public`` and a real ``rdesk host --relay`` in
+    ``home`` on the test's Xvfb; both stopped on the way out."""
     password_file = tmp_path / "password"
     password_file.write_text(PASSWORD + "\n")
     audit = tmp_path / "relay-audit.jsonl"
     relay = _in(PUBLIC, "-m", "rdesk", "relay", "--bind", "0.0.0.0", "--port", "0", "--open",
-                "--data-dir", str(tmp_path / "relay"), "--audit-log", str(audit))
+                *relay_flags, "--data-dir", str(tmp_path / "relay"), "--audit-log", str(audit))
     host = None
     try:
         port = _line(relay, r"listening on wss://0\.0\.0\.0:(\d+)")[1]
@@ -143,6 +156,17 @@ def test_a_host_behind_nat_is_seen_and_controlled_by_id(nat: None, xvfb: Xvfb,
                    "--display", xvfb.display, "--capture", "mss", "--port", str(HOST_PORT),
                    "--password-file", str(password_file),
                    "--relay", f"wss://10.240.1.1:{port}", "--relay-fingerprint", pin)
+        yield _Running(relay, host, port, pin, password_file, audit)
+    finally:
+        _stop(host, relay)
+
+
+@pytest.mark.timeout(240)
+def test_a_host_behind_nat_is_seen_and_controlled_by_id(nat: None, xvfb: Xvfb,
+                                                        tmp_path: Path) -> None:
+    with _relay_and_host(tmp_path, xvfb) as running:
+        host, port, pin = running.host, running.port, running.pin
+        password_file, audit = running.password_file, running.audit
         host_id = _line(host, r"ID:\s+(\S+)")[1]
         assert _line(host, r"registered as (\S+)")[1] == host_id
 
@@ -169,8 +193,6 @@ def test_a_host_behind_nat_is_seen_and_controlled_by_id(nat: None, xvfb: Xvfb,
             done = _run_in(VIEWER, *viewer, "type", host_id, *via, "through the NAT")
             assert done.returncode == 0, done.stderr
             assert recorder.wait_for_text("through the NAT") == "through the NAT"
-    finally:
-        _stop(host, relay)
     events = [json.loads(line) for line in audit.read_text().splitlines()]
     register = next(event for event in events if event["kind"] == "register")
     assert register["id"] == host_id and register["source"] == "10.240.1.2"  # masqueraded
@@ -251,21 +273,10 @@ def test_a_host_whose_nat_forgets_it_comes_back_by_the_same_id(nat: None, xvfb: 
     """The home router loses its NAT mapping mid-session: the host notices its control
     connection is dead by its heartbeats (the relay's 2 s), reconnects with backoff through
     a new mapping, registers the same ID, and viewers reach it by ID again on both lanes."""
-    password_file = tmp_path / "password"
-    password_file.write_text(PASSWORD + "\n")
-    audit = tmp_path / "relay-audit.jsonl"
-    relay = _in(PUBLIC, "-m", "rdesk", "relay", "--bind", "0.0.0.0", "--port", "0", "--open",
-                "--heartbeat", "2", "--data-dir", str(tmp_path / "relay"),
-                "--audit-log", str(audit))
-    host = None
-    try:
-        port = _line(relay, r"listening on wss://0\.0\.0\.0:(\d+)")[1]
-        pin = _line(relay, r"fingerprint (SHA256:\S+)")[1]
-        host = _in(HOME, "-m", "rdesk", "--config-dir", str(tmp_path / "host"), "host",
-                   "--display", xvfb.display, "--capture", "mss", "--port", str(HOST_PORT),
-                   "--password-file", str(password_file),
-                   "--relay", f"wss://10.240.1.1:{port}", "--relay-fingerprint", pin)
-        said = _Lines(host)
+    with _relay_and_host(tmp_path, xvfb, "--heartbeat", "2") as running:
+        port, pin = running.port, running.pin
+        password_file, audit = running.password_file, running.audit
+        said = _Lines(running.host)
         host_id = said.wait(r"ID:\s+(\S+)", 60, "the host's ID")[1]
         said.wait(r"registered as " + re.escape(host_id), 60, "the first registration")
         first = _audit_until(audit, "the registration", lambda ev: any(
@@ -302,8 +313,6 @@ def test_a_host_whose_nat_forgets_it_comes_back_by_the_same_id(nat: None, xvfb: 
                                "-o", str(shot))
                 assert done.returncode == 0, done.stderr
                 assert_images_equal(Image.open(shot).convert("RGB"), painter.expected())
-    finally:
-        _stop(host, relay)
     events = [json.loads(line) for line in audit.read_text().splitlines()]
     lanes = [e["lane"] for e in events if e["kind"] == "rendezvous"]
     assert lanes == ["raw", "ws"]

@@ -114,6 +114,11 @@ async def echo(ws: ClientConnection) -> None:
         await ws.send(b"host:" + message)
 
 
+def id_of(config_dir: Path) -> str:
+    """The ID of the host identity :func:`host_identity` made in ``config_dir``."""
+    return host_id(proof.spki_of_certificate(host_identity(config_dir).cert_der))
+
+
 def make_link(relay: Relay, identity: Identity, *, token: str | None = "",
               on_rendezvous: Callable[[ClientConnection], Awaitable[None]] = echo,
               pin: str | None = "", **kwargs: Any) -> RelayLink:

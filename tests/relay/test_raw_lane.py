@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 
 from rdesk.protocol.fingerprint import key_fingerprint
-from rdesk.protocol.hostid import host_id
 from rdesk.protocol.rawlane import PREAMBLE_BYTES, REFUSED, preamble
-from rdesk.relay import proof
 from rdesk.tunnel.rawdial import dial_splice_port
 from tests.relay.harness import (
     host_identity,
+    id_of,
     linked,
     make_link,
     quiet,
@@ -37,10 +36,6 @@ from tests.relay.rawpeers import (
     raw_quiet,
     raw_viewer,
 )
-
-
-def _id(tmp: Path) -> str:
-    return host_id(proof.spki_of_certificate(host_identity(tmp).cert_der))
 
 
 @pytest.fixture(params=["kernel", "userspace"])
@@ -60,7 +55,7 @@ async def test_a_viewer_reaches_the_host_tls_end_to_end(tmp_path: Path, kernel: 
     fds = open_fds()
     async with running_relay(tmp_path / "relay", kernel_splice=kernel) as relay:
         async with linked(make_link(relay, host_identity(tmp_path / "h"), on_raw=host)):
-            hid = _id(tmp_path / "h")
+            hid = id_of(tmp_path / "h")
             for _ in range(3):
                 reader, writer, fp = await raw_viewer(relay, hid)
                 # The TLS session is the host's: its own certificate, checked against the ID.
@@ -88,18 +83,18 @@ async def test_lanes_are_asked_for_by_both_ends(tmp_path: Path) -> None:
     raw_host = RawEchoHost(tmp_path / "h")
     async with running_relay(tmp_path / "relay") as relay:
         async with linked(make_link(relay, host_identity(tmp_path / "h"), on_raw=raw_host)):
-            ws, answer = await viewer(relay, _id(tmp_path / "h"))  # no ?lanes=raw
+            ws, answer = await viewer(relay, id_of(tmp_path / "h"))  # no ?lanes=raw
             assert answer == {"t": "spliced"}
             await ws.close()
         async with linked(make_link(relay, host_identity(tmp_path / "h"))):  # no on_raw
-            ws, answer = await raw_answer(relay, _id(tmp_path / "h"))
+            ws, answer = await raw_answer(relay, id_of(tmp_path / "h"))
             assert answer == {"t": "spliced"}
             await ws.close()
         await quiet(relay)
     async with running_relay(tmp_path / "relay", splice=False) as relay:
         assert relay.server.raw is None
         async with linked(make_link(relay, host_identity(tmp_path / "h"), on_raw=raw_host)):
-            ws, answer = await raw_answer(relay, _id(tmp_path / "h"))
+            ws, answer = await raw_answer(relay, id_of(tmp_path / "h"))
             assert answer == {"t": "spliced"}
             await ws.close()
     assert raw_host.served == 0
@@ -116,7 +111,7 @@ async def test_a_host_that_cannot_reach_the_splice_port_answers_on_data(
     raw_host = RawEchoHost(tmp_path / "h")
     async with running_relay(tmp_path / "relay", splice_address=f"127.0.0.1:{dead}") as relay, \
             linked(make_link(relay, host_identity(tmp_path / "h"), on_raw=raw_host)):
-        ws, answer = await raw_answer(relay, _id(tmp_path / "h"))
+        ws, answer = await raw_answer(relay, id_of(tmp_path / "h"))
         assert answer == {"t": "spliced"}
         await ws.send(b"ping")
         assert await asyncio.wait_for(ws.recv(), 10) == b"host:ping"
@@ -132,7 +127,7 @@ async def test_viewer_on_one_instance_host_on_another(tmp_path: Path,
     host = RawEchoHost(tmp_path / "h")
     async with instance_pair(tmp_path, request, kind) as (a, b, _):
         async with linked(make_link(b, host_identity(tmp_path / "h"), on_raw=host)):
-            await echo_raw(a, _id(tmp_path / "h"))
+            await echo_raw(a, id_of(tmp_path / "h"))
             await raw_quiet(a)
         # The pair was joined on A, where the viewer was: the host dialled A's splice port.
         assert a.kinds().count("raw_join") == 1 and "raw_join" not in b.kinds()
@@ -159,7 +154,7 @@ async def test_bad_input_on_the_splice_port(tmp_path: Path) -> None:
         assert raw is not None
         port = raw.port.port
         async with linked(make_link(relay, host_identity(tmp_path / "h"), on_raw=host)):
-            hid = _id(tmp_path / "h")
+            hid = id_of(tmp_path / "h")
             assert await _refusal(port, b"GET / HTTP/1.1\r\n" * 4) == (
                 REFUSED + b"not a raw lane preamble\n")
             assert await _refusal(port, b"rdeskraw", close=True) == (
@@ -196,7 +191,7 @@ async def test_a_viewer_that_never_comes_frees_the_host_socket(tmp_path: Path) -
     host = RawEchoHost(tmp_path / "h")
     async with running_relay(tmp_path / "relay", ticket_lifetime=1.0) as relay, \
             linked(make_link(relay, host_identity(tmp_path / "h"), on_raw=host)):
-        ws, answer = await raw_answer(relay, _id(tmp_path / "h"))
+        ws, answer = await raw_answer(relay, id_of(tmp_path / "h"))
         assert answer["t"] == "raw"
         # The viewer keeps its websocket but never dials: refused when its ticket lapses.
         reason = await asyncio.wait_for(ws.recv(), 10)
@@ -210,7 +205,7 @@ async def test_drain_waits_for_joined_raw_pairs(tmp_path: Path) -> None:
     host = RawEchoHost(tmp_path / "h")
     async with running_relay(tmp_path / "relay") as relay:
         async with linked(make_link(relay, host_identity(tmp_path / "h"), on_raw=host)):
-            reader, writer, _ = await raw_viewer(relay, _id(tmp_path / "h"))
+            reader, writer, _ = await raw_viewer(relay, id_of(tmp_path / "h"))
             drain = asyncio.ensure_future(relay.server.drain(30))
             await asyncio.sleep(0.2)
             writer.write(b"still")  # the pair runs on while the relay drains

@@ -14,10 +14,8 @@ import contextlib
 import socket
 from pathlib import Path
 
-from rdesk.protocol.hostid import host_id
 from rdesk.protocol.rawlane import PREAMBLE_BYTES, REFUSED, preamble
-from rdesk.relay import proof
-from tests.relay.harness import Relay, host_identity, linked, make_link, running_relay
+from tests.relay.harness import Relay, host_identity, id_of, linked, make_link, running_relay
 from tests.relay.rawpeers import (
     RawEchoHost,
     echo_raw_from,
@@ -25,10 +23,6 @@ from tests.relay.rawpeers import (
     raw_answer,
     raw_quiet,
 )
-
-
-def _id(tmp: Path) -> str:
-    return host_id(proof.spki_of_certificate(host_identity(tmp).cert_der))
 
 
 async def _open(port: int, source: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -72,7 +66,7 @@ async def test_slow_and_silent_peers_are_timed_out_while_others_are_served(
         assert raw is not None
         port = raw.port.port
         async with linked(make_link(relay, host_identity(tmp_path / "h"), on_raw=host)):
-            hid = _id(tmp_path / "h")
+            hid = id_of(tmp_path / "h")
             # Three silent sockets, and three that dribble a valid-looking preamble a byte
             # every 0.1 s: each byte comes in time, the whole preamble would not.
             silent = [await _open(port, "127.0.0.3") for _ in range(3)]
@@ -124,7 +118,7 @@ async def test_forged_reused_and_stale_tickets_name_nothing(tmp_path: Path) -> N
     used = REFUSED + b"unknown, expired or used ticket\n"
     async with running_relay(tmp_path / "relay", ticket_lifetime=1.0) as relay, \
             linked(make_link(relay, host_identity(tmp_path / "h"), on_raw=host)):
-        hid = _id(tmp_path / "h")
+        hid = id_of(tmp_path / "h")
         ws, answer = await raw_answer(relay, hid)
         ticket = base64.b64decode(answer["ticket"])
         # A forgery one bit away from a live ticket names nothing, and spends nothing: the
