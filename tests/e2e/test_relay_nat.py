@@ -288,7 +288,7 @@ def test_a_host_whose_nat_forgets_it_comes_back_by_the_same_id(nat: None, xvfb: 
             # Neither end gets a FIN or a reset: the host gives up on the connection when a
             # heartbeat goes unanswered, the relay drops the host after three heartbeats'
             # time without one. The router comes back only once both have noticed.
-            said.wait(r"lost relay .*\(the relay stopped answering heartbeats\); reconnecting",
+            said.wait(r"lost the relay .*\(the relay stopped answering heartbeats\); reconnecting",
                       60, "the host to notice by its heartbeats")
             _audit_until(audit, "the relay to drop the silent host", lambda ev: any(
                 e["kind"] == "unregister" and e["id"] == host_id for e in ev), 60)

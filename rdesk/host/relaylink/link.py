@@ -181,8 +181,6 @@ class RelayLink:
                 self.last_error = " ".join(str(exc).split()) or type(exc).__name__
                 level = logging.WARNING if isinstance(exc, RelayRefused) else logging.INFO
                 log.log(level, "relay %s: %s", self.url, self.last_error)
-                if self._was_registered and not self._closing:  # the user saw it registered
-                    self.say(f"rdesk: lost relay {self.url} ({self.last_error}); reconnecting")
             finally:
                 self.registered.clear()
             if self._was_registered:
