@@ -9,7 +9,10 @@ typing-sized sessions one relay process splices, with its CPU per Mbit/s.
    direct, ... (5 warm-up keys a block, not counted); the medians of each mode, each block's,
    and relay − direct are printed.
 2. **Full-screen motion**: benchmarks/xload.py's ``motion`` load over the whole screen;
-   updates/s and Mbit/s the viewer receives, direct and through the relay.
+   updates/s and Mbit/s the viewer receives, direct and through the relay, alternating.
+   ``--motion-only PAIRS`` runs only this, PAIRS pairs of runs, and with ``--link-mbit R``
+   over an emulated link (tests/linkproxy.py, ``--link-rtt`` ms) on each leg: viewer-host
+   direct; host-relay and viewer-relay (websocket and splice ports) through the relay.
 3. **Concurrent sessions**: one relay process (its per-source limits raised: every peer here is
    127.0.0.1), ``--hosts`` registered hosts (real RelayLinks, echoing), and N viewers on
    ``/connect``, each sending a 96-byte message every 100 ms (typing: a key event sealed in a
@@ -22,6 +25,8 @@ Usage::
                                      [--motion-seconds 8] [--sessions 100,250,500]
                                      [--seconds 10] [--lane ws|raw]
                                      [--splicer kernel|userspace] [--workers 2]
+    python benchmarks/bench_relay.py --motion-only 5 [--motion-seconds 8] [--lane ws|raw]
+                                     [--link-mbit 100 [--link-rtt 2]]
 
 ``--lane raw`` takes the raw lane (the host's own TLS over TCP the relay copies,
 docs/relay.md) for the latency and the sessions; the sessions' load comes from ``--workers``
