@@ -1,8 +1,9 @@
 """The few ``bpf(2)`` calls the kernel splicer needs, through ctypes (no libbpf, no compiler).
 
 A ``BPF_MAP_TYPE_SOCKHASH`` (key: a socket's cookie, u64; value: the peer socket), two hash
-maps of credit (``usage[cookie] = {redirected, passing}``, written only by the program;
-``limits[cookie]``, written only by the relay) and one hand-assembled
+maps of credit (``usage[cookie] = {redirected, passing, signalled}``, written only by the
+program; ``limits[cookie] = {limit, notify}``, written only by the relay), a ring buffer of
+*signals* (cookies, read by the relay: :class:`Signals`) and one hand-assembled
 ``BPF_PROG_TYPE_SK_SKB`` program attached to the sockhash as ``BPF_SK_SKB_VERDICT``::
 
     if skb->len == 0: return SK_DROP                  # a bare FIN: nothing to carry
@@ -10,25 +11,32 @@ maps of credit (``usage[cookie] = {redirected, passing}``, written only by the p
     u, l = usage[key], limits[key]
     if u and l:
         if u.passing: return SK_PASS                  # handed to the relay's copier
-        if u.redirected + skb->len > l: u.passing = 1; return SK_PASS
+        if u.redirected + skb->len > l.limit:         # out of credit: the relay takes over
+            u.passing = 1; signal(key); return SK_PASS
         u.redirected += skb->len
+        if u.redirected > l.notify and u.signalled != l.notify:
+            u.signalled = l.notify; signal(key)       # at its mark: the relay raises it
     return bpf_sk_redirect_hash(skb, map, &key, 0)    # out of the socket stored at key
 
-so whatever arrives on a socket in the map leaves, in the softirq that received it, through
-the socket stored under that socket's cookie, until its credit runs out. The verdict for one
-socket runs under that socket's lock: ``usage`` needs no atomics. The constants are those of
-``/usr/include/linux/bpf.h`` (uapi, stable).
+so whatever arrives on a socket in the map leaves through the socket stored under that
+socket's cookie, until its credit runs out, and the relay hears of a socket only when its
+credit needs it (``signal`` is ``bpf_ringbuf_output`` with a forced wakeup: the ring's
+descriptor turns readable). A socket has at most two signals unread (one per ``notify`` the
+relay wrote, and one ``passing``), so a ring of :func:`ring_size` never drops one. The
+verdict for one socket runs under that socket's lock: ``usage`` needs no atomics. The
+constants are those of ``/usr/include/linux/bpf.h`` (uapi, stable).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import mmap
 import os
 import socket
 import struct
 
-__all__ = ["BpfError", "SockHash", "socket_cookie"]
+__all__ = ["BpfError", "Signals", "SockHash", "ring_size", "socket_cookie"]
 
 # enum bpf_cmd
 _MAP_CREATE, _MAP_UPDATE_ELEM, _MAP_DELETE_ELEM, _PROG_LOAD = 0, 2, 3, 5
@@ -37,7 +45,10 @@ _MAP_TYPE_SOCKHASH = 18  # enum bpf_map_type
 _PROG_TYPE_SK_SKB = 14  # enum bpf_prog_type
 SK_SKB_VERDICT = 38  # enum bpf_attach_type
 _FUNC_MAP_LOOKUP_ELEM, _FUNC_GET_SOCKET_COOKIE, _FUNC_SK_REDIRECT_HASH = 1, 46, 72  # bpf_func_id
-_MAP_TYPE_HASH = 1
+_FUNC_RINGBUF_OUTPUT = 130
+_MAP_TYPE_HASH, _MAP_TYPE_RINGBUF = 1, 27
+_RB_FORCE_WAKEUP = 2
+_RINGBUF_BUSY, _RINGBUF_DISCARD, _RINGBUF_HDR = 1 << 31, 1 << 30, 8
 _MAP_LOOKUP_ELEM = 1
 _SK_PASS = 1
 _PSEUDO_MAP_FD = 1
@@ -77,52 +88,93 @@ def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> 
     return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
 
 
-def _verdict_program(map_fd: int, usage_fd: int, limits_fd: int) -> bytes:
-    """The verdict program (see the module docstring), with its three maps' descriptors."""
+#: An instruction for :func:`_assemble`: (code, dst, src, off or a label to jump to, imm).
+_Op = tuple[int, int, int, "int | str", int]
+
+
+def _assemble(ops: list[_Op | str]) -> bytes:
+    """Instructions and labels (a ``str``) into code: a jump's label becomes its offset. A
+    ``ld_imm64`` (opcode 0x18) takes two slots."""
+    where, slot = {}, 0
+    for op in ops:
+        if isinstance(op, str):
+            where[op] = slot
+        else:
+            slot += 2 if op[0] == 0x18 else 1
+    code, slot = [], 0
+    for op in ops:
+        if isinstance(op, str):
+            continue
+        kind, dst, src, off, imm = op
+        size = 2 if kind == 0x18 else 1
+        jump = where[off] - (slot + 1) if isinstance(off, str) else off
+        code.append(_insn(kind, dst, src, jump, imm) + (_insn(0) if size == 2 else b""))
+        slot += size
+    return b"".join(code)
+
+
+def _verdict_program(map_fd: int, usage_fd: int, limits_fd: int, signals_fd: int) -> bytes:
+    """The verdict program (see the module docstring), with its four maps' descriptors."""
     mov64_reg, mov64_imm, add64_imm, add64_reg, call, exit_ = 0xBF, 0xB7, 0x07, 0x0F, 0x85, 0x95
-    ldx_w, ldx_dw, stx_dw, ld_imm64 = 0x61, 0x79, 0x7B, 0x18
-    jeq_imm, jne_imm, jgt_reg = 0x15, 0x55, 0x2D
+    ldx_w, ldx_dw, stx_dw, ld_imm64, ja = 0x61, 0x79, 0x7B, 0x18, 0x05
+    jeq_imm, jne_imm, jgt_reg, jge_reg, jeq_reg = 0x15, 0x55, 0x2D, 0x3D, 0x1D
 
-    def load_map(dst: int, fd: int) -> list[bytes]:
-        return [_insn(ld_imm64, dst=dst, src=_PSEUDO_MAP_FD, imm=fd), _insn(0)]
+    def load_map(dst: int, fd: int) -> list[_Op | str]:
+        return [(ld_imm64, dst, _PSEUDO_MAP_FD, 0, fd)]
 
-    def key_arg(dst: int) -> list[bytes]:  # dst = &key (fp - 8)
-        return [_insn(mov64_reg, dst=dst, src=10), _insn(add64_imm, dst=dst, imm=-8)]
+    def key_arg(dst: int) -> list[_Op | str]:  # dst = &key (fp - 8)
+        return [(mov64_reg, dst, 10, 0, 0), (add64_imm, dst, 0, 0, -8)]
 
-    return b"".join([
-        # 0-1: an empty skb (the one carrying a FIN) is not sent on: the peer's psock would
-        # take its zero-byte send for a broken pipe and stop sending to that socket.
-        _insn(ldx_w, dst=2, src=1, off=0),  # r2 = skb->len
-        _insn(jeq_imm, dst=2, off=36, imm=0),  # if r2 == 0: goto drop (38)
-        _insn(mov64_reg, dst=6, src=1),  # 2: r6 = skb
-        _insn(mov64_reg, dst=7, src=2),  # 3: r7 = len
-        _insn(call, imm=_FUNC_GET_SOCKET_COOKIE),  # 4: r0 = cookie(skb's socket)
-        _insn(stx_dw, dst=10, src=0, off=-8),  # 5: key = r0
-        *load_map(1, usage_fd), *key_arg(2),  # 6-9
-        _insn(call, imm=_FUNC_MAP_LOOKUP_ELEM),  # 10: r0 = &usage[key]
-        _insn(jeq_imm, dst=0, off=14, imm=0),  # 11: none: goto redirect (26)
-        _insn(mov64_reg, dst=8, src=0),  # 12: r8 = &usage[key]
-        *load_map(1, limits_fd), *key_arg(2),  # 13-16
-        _insn(call, imm=_FUNC_MAP_LOOKUP_ELEM),  # 17: r0 = &limits[key]
-        _insn(jeq_imm, dst=0, off=7, imm=0),  # 18: none: goto redirect (26)
-        _insn(ldx_dw, dst=3, src=8, off=8),  # 19: r3 = usage.passing
-        _insn(jne_imm, dst=3, off=15, imm=0),  # 20: passing: goto pass (36)
-        _insn(ldx_dw, dst=3, src=8, off=0),  # 21: r3 = usage.redirected
-        _insn(add64_reg, dst=3, src=7),  # 22: r3 += len
-        _insn(ldx_dw, dst=4, src=0, off=0),  # 23: r4 = limit
-        _insn(jgt_reg, dst=3, src=4, off=9),  # 24: over the limit: goto demote (34)
-        _insn(stx_dw, dst=8, src=3, off=0),  # 25: usage.redirected = r3
-        _insn(mov64_reg, dst=1, src=6),  # 26 redirect: r1 = skb
-        *load_map(2, map_fd), *key_arg(3),  # 27-30: r2 = sockhash, r3 = &key
-        _insn(mov64_imm, dst=4, imm=0),  # 31: flags 0: out of the peer (egress)
-        _insn(call, imm=_FUNC_SK_REDIRECT_HASH),  # 32
-        _insn(exit_),  # 33
-        _insn(mov64_imm, dst=3, imm=1),  # 34 demote: usage.passing = 1, for good
-        _insn(stx_dw, dst=8, src=3, off=8),  # 35
-        _insn(mov64_imm, dst=0, imm=_SK_PASS),  # 36 pass: to this socket's own queue
-        _insn(exit_),  # 37
-        _insn(mov64_imm, dst=0, imm=0),  # 38 drop: SK_DROP
-        _insn(exit_),  # 39
+    signal: list[_Op | str] = [  # signals.output(&key, 8): the relay's epoll wakes
+        *load_map(1, signals_fd), *key_arg(2), (mov64_imm, 3, 0, 0, 8),
+        (mov64_imm, 4, 0, 0, _RB_FORCE_WAKEUP), (call, 0, 0, 0, _FUNC_RINGBUF_OUTPUT)]
+    return _assemble([
+        # an empty skb (the one carrying a FIN) is not sent on: the peer's psock would take
+        # its zero-byte send for a broken pipe and stop sending to that socket.
+        (ldx_w, 2, 1, 0, 0),  # r2 = skb->len
+        (jeq_imm, 2, 0, "drop", 0),
+        (mov64_reg, 6, 1, 0, 0),  # r6 = skb
+        (mov64_reg, 7, 2, 0, 0),  # r7 = len
+        (call, 0, 0, 0, _FUNC_GET_SOCKET_COOKIE),  # r0 = cookie(skb's socket)
+        (stx_dw, 10, 0, -8, 0),  # key = r0
+        *load_map(1, usage_fd), *key_arg(2),
+        (call, 0, 0, 0, _FUNC_MAP_LOOKUP_ELEM),  # r0 = &usage[key]
+        (jeq_imm, 0, 0, "redirect", 0),
+        (mov64_reg, 8, 0, 0, 0),  # r8 = &usage[key]
+        *load_map(1, limits_fd), *key_arg(2),
+        (call, 0, 0, 0, _FUNC_MAP_LOOKUP_ELEM),  # r0 = &limits[key]
+        (jeq_imm, 0, 0, "redirect", 0),
+        (mov64_reg, 9, 0, 0, 0),  # r9 = &limits[key]
+        (ldx_dw, 3, 8, 8, 0),  # r3 = usage.passing
+        (jne_imm, 3, 0, "pass", 0),
+        (ldx_dw, 3, 8, 0, 0),  # r3 = usage.redirected + len
+        (add64_reg, 3, 7, 0, 0),
+        (ldx_dw, 4, 9, 0, 0),  # r4 = limits.limit
+        (jgt_reg, 3, 4, "demote", 0),
+        (stx_dw, 8, 3, 0, 0),  # usage.redirected = r3
+        (ldx_dw, 4, 9, 8, 0),  # r4 = limits.notify
+        (jge_reg, 4, 3, "redirect", 0),  # not past it yet
+        (ldx_dw, 5, 8, 16, 0),  # r5 = usage.signalled
+        (jeq_reg, 5, 4, "redirect", 0),  # this notify was signalled already
+        (stx_dw, 8, 4, 16, 0),  # usage.signalled = notify
+        *signal,
+        (ja, 0, 0, "redirect", 0),
+        "demote",
+        (mov64_imm, 3, 0, 0, 1),  # usage.passing = 1, for good
+        (stx_dw, 8, 3, 8, 0),
+        *signal,
+        "pass",
+        (mov64_imm, 0, 0, 0, _SK_PASS),  # to this socket's own queue
+        (exit_, 0, 0, 0, 0),
+        "redirect",
+        (mov64_reg, 1, 6, 0, 0),  # r1 = skb
+        *load_map(2, map_fd), *key_arg(3),  # r2 = sockhash, r3 = &key
+        (mov64_imm, 4, 0, 0, 0),  # flags 0: out of the peer (egress)
+        (call, 0, 0, 0, _FUNC_SK_REDIRECT_HASH),
+        (exit_, 0, 0, 0, 0),
+        "drop",
+        (mov64_imm, 0, 0, 0, 0),  # SK_DROP
+        (exit_, 0, 0, 0, 0),
     ])
 
 
@@ -145,22 +197,73 @@ def socket_cookie(sock: socket.socket) -> int:
     return int(struct.unpack("<Q", raw)[0])
 
 
+def ring_size(max_entries: int) -> int:
+    """Bytes of signal ring for ``max_entries`` sockets: two unread signals of 16 bytes each
+    (header and cookie) a socket, rounded up to a power of two pages."""
+    size = mmap.PAGESIZE
+    while size < 32 * max_entries:
+        size *= 2
+    return size
+
+
+class Signals:
+    """The program's signal ring, mapped: :meth:`take` returns the cookies written since.
+
+    The ring's descriptor (``fd``) is readable while a signal is unread. One reader only."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd, self.size, page = fd, size, mmap.PAGESIZE
+        # the consumer's position (ours to write), then the producer's and the data, read-only
+        self.consumer = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self.data = mmap.mmap(fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ,
+                              offset=page)
+
+    def take(self) -> list[int]:
+        """The cookies signalled and not yet taken, oldest first."""
+        start = position = struct.unpack_from("<Q", self.consumer, 0)[0]
+        end = struct.unpack_from("<Q", self.data, 0)[0]
+        cookies, page = [], mmap.PAGESIZE
+        while position < end:
+            at = page + (position & (self.size - 1))
+            length = struct.unpack_from("<I", self.data, at)[0]
+            if length & _RINGBUF_BUSY:  # being written: the next wakeup brings it
+                break
+            if not length & _RINGBUF_DISCARD:
+                cookies.append(struct.unpack_from("<Q", self.data, at + _RINGBUF_HDR)[0])
+            size = length & ~(_RINGBUF_BUSY | _RINGBUF_DISCARD)
+            position += (size + _RINGBUF_HDR + 7) & ~7
+        if position != start:
+            struct.pack_into("<Q", self.consumer, 0, position)
+        return cookies
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.data.close()
+
+
 class SockHash:
-    """A sockhash of ``max_entries`` sockets with the verdict program attached.
+    """A sockhash of ``max_entries`` sockets with the verdict program attached, and its
+    :class:`Signals` (``signals``).
 
     :raises BpfError: when the kernel refuses (no privilege, no sockmap support).
     """
 
     def __init__(self, max_entries: int) -> None:
-        self.map_fd = self.usage_fd = self.limits_fd = self.prog_fd = -1
+        self.map_fd = self.usage_fd = self.limits_fd = self.ring_fd = self.prog_fd = -1
+        self.signals: Signals | None = None
         try:
             self.map_fd = _bpf(_MAP_CREATE, struct.pack("<IIIII", _MAP_TYPE_SOCKHASH, 8, 4,
                                                          max_entries, 0), "map create")
-            self.usage_fd = _bpf(_MAP_CREATE, struct.pack("<IIIII", _MAP_TYPE_HASH, 8, 16,
+            self.usage_fd = _bpf(_MAP_CREATE, struct.pack("<IIIII", _MAP_TYPE_HASH, 8, 24,
                                                            max_entries, 0), "map create")
-            self.limits_fd = _bpf(_MAP_CREATE, struct.pack("<IIIII", _MAP_TYPE_HASH, 8, 8,
+            self.limits_fd = _bpf(_MAP_CREATE, struct.pack("<IIIII", _MAP_TYPE_HASH, 8, 16,
                                                             max_entries, 0), "map create")
-            program = _verdict_program(self.map_fd, self.usage_fd, self.limits_fd)
+            size = ring_size(max_entries)
+            self.ring_fd = _bpf(_MAP_CREATE, struct.pack("<IIIII", _MAP_TYPE_RINGBUF, 0, 0,
+                                                          size, 0), "ring create")
+            self.signals = Signals(self.ring_fd, size)
+            program = _verdict_program(self.map_fd, self.usage_fd, self.limits_fd,
+                                       self.ring_fd)
             code = ctypes.create_string_buffer(program, len(program))
             license_ = ctypes.create_string_buffer(b"GPL")
             log = ctypes.create_string_buffer(16384)
@@ -180,20 +283,21 @@ class SockHash:
             self.close()
             raise
 
-    def put(self, key: int, sock: socket.socket, limit: int) -> None:
+    def put(self, key: int, sock: socket.socket, limit: int, notify: int) -> None:
         """Store ``sock`` under ``key`` (adds it to the map: its input now runs the program),
-        with ``limit`` bytes that may be redirected from the socket whose cookie is ``key``."""
-        _update(self.usage_fd, key, struct.pack("<QQ", 0, 0))
-        _update(self.limits_fd, key, struct.pack("<Q", limit))
+        with its credit (:meth:`set_limit`)."""
+        _update(self.usage_fd, key, struct.pack("<QQQ", 0, 0, 0))
+        self.set_limit(key, limit, notify)
         _update(self.map_fd, key, struct.pack("<I", sock.fileno()))
 
-    def raise_limit(self, key: int, limit: int) -> None:
-        """Let the program redirect up to ``limit`` bytes in all from socket ``key``."""
-        _update(self.limits_fd, key, struct.pack("<Q", limit))
+    def set_limit(self, key: int, limit: int, notify: int) -> None:
+        """Let the program redirect up to ``limit`` bytes in all from socket ``key``, and
+        signal once it redirected more than ``notify``."""
+        _update(self.limits_fd, key, struct.pack("<QQ", limit, notify))
 
     def usage(self, key: int) -> tuple[int, bool]:
         """(bytes redirected from socket ``key``, whether it switched to passing)."""
-        redirected, passing = struct.unpack("<QQ", _lookup(self.usage_fd, key, 16))
+        redirected, passing, _ = struct.unpack("<QQQ", _lookup(self.usage_fd, key, 24))
         return redirected, bool(passing)
 
     def delete(self, key: int) -> None:
@@ -208,12 +312,15 @@ class SockHash:
                     raise
 
     def close(self) -> None:
-        """Detach the program and close both descriptors; idempotent."""
+        """Detach the program, unmap the ring and close every descriptor; idempotent."""
         if self.prog_fd >= 0 and self.map_fd >= 0:
             with contextlib.suppress(BpfError):  # closing the map detaches it as well
                 _bpf(_PROG_DETACH, struct.pack("<III", self.map_fd, self.prog_fd,
                                                SK_SKB_VERDICT), "program detach")
-        for name in ("prog_fd", "map_fd", "usage_fd", "limits_fd"):
+        if self.signals is not None:
+            self.signals.close()
+            self.signals = None
+        for name in ("prog_fd", "map_fd", "usage_fd", "limits_fd", "ring_fd"):
             fd = getattr(self, name)
             if fd >= 0:
                 os.close(fd)

@@ -1,11 +1,11 @@
 """The kernel splicer: pairs of TCP sockets joined in a BPF sockhash (:mod:`rdesk.relay.bpf`).
 
 Joining ``a`` and ``b`` stores ``b`` under ``a``'s cookie and ``a`` under ``b``'s, so what
-arrives on either is sent out of the other by the verdict program in the softirq that
-received it (and by the kernel's psock worker when the peer's send buffer is full): this
-process is not woken per message. It only watches for the ends, in an epoll set of its own
-registered for ``EPOLLRDHUP`` (a data wakeup is filtered out by that mask, so it costs no
-wakeup either), and checks each pair's queue on a slow timer.
+arrives on either is sent out of the other: the verdict program, run in the softirq that
+received a segment, queues it to the peer's psock, whose kernel worker (a ``kworker``) sends
+it; this process is not woken per message. It only watches for the ends, in an epoll set of
+its own registered for ``EPOLLRDHUP`` (a data wakeup is filtered out by that mask, so it costs
+no wakeup either), and for the program's credit signals.
 
 **No loss at the end**: a socket's FIN shows as ``EPOLLRDHUP``. Everything the kernel
 received on it must be out of the peer before the peer is shut for writing or unlinked (an
@@ -20,14 +20,17 @@ send buffer is full without a limit of its own, and the sender's window stays op
 *credit* in the program's maps: the program counts what it redirects from it and, once the
 next segment would pass ``limit``, passes it (and everything after, for good) to the
 socket's own receive queue, where it is charged to that socket and closes the sender's
-window. Every ``check_interval`` seconds the relay raises each limit to what the peer's
-peer acknowledged plus ``max_queued`` (two ``TCP_INFO`` reads a pair, a map write only
-when half the credit is used), and a side found past its limit is handed to
-rawsplice's userspace :class:`~rdesk.relay.rawsplice.Copier` as soon as the kernel's queue for
-the peer drained — sending earlier would overtake it. So the kernel holds at most ``max_queued``
-per direction, a slow reader slows its sender, and a direction that outruns its credit
-within one check (bulk, > ``max_queued`` a second) stalls until the next check (at most
-``check_interval``) and is copied in userspace from then on.
+window. The program *signals* the relay (a ring buffer whose descriptor is in this loop:
+:class:`~rdesk.relay.bpf.Signals`) when a socket has used a quarter of its credit, and again
+when it ran out. At the first, the relay raises the limit to what the peer's peer acknowledged
+plus ``max_queued`` (two ``TCP_INFO`` reads and one map write) and sets the next mark a quarter
+of the way to it (the three quarters left are the room a burst has while the relay wakes); at
+the second it hands that direction to rawsplice's userspace
+:class:`~rdesk.relay.rawsplice.Copier` as soon as the kernel's queue for the peer drained —
+sending earlier would overtake it. So the kernel holds at most ``max_queued`` per direction,
+a slow reader slows its sender, a bulk direction whose reader keeps up stays in the kernel
+(a signal per ``max_queued / 4`` bytes), and no timer runs: a typing pair costs this
+process nothing between its ends, and nothing waits for a check.
 """
 
 from __future__ import annotations
@@ -63,8 +66,9 @@ _DRAIN_POLL = 0.01
 #: Bytes one direction of a pair may have redirected and not yet acknowledged by the peer's
 #: peer: past it, that direction is handed to the userspace copier (the credit's size).
 MAX_QUEUED = 4 * 1024 * 1024
-#: Seconds between two rounds of credit (and hand-over) checks over every pair.
-CHECK_INTERVAL = 1.0
+#: Credit left under which the next mark is the limit itself: the signals a stuck direction
+#: sends on its way to the limit are about log2(max_queued / this), not one a segment.
+_NOTIFY_FLOOR = 64 * 1024
 
 
 class KernelSpliceUnavailable(Exception):
@@ -159,22 +163,24 @@ class _Pair:
             self.loop.call_at(self.started_end + self.splicer.close_timeout + 0.001,
                                       self.drain)
 
-    def credit(self, i: int) -> None:
-        """Keep side i's credit ahead of what its peer took, or notice the program passed
-        side i back to its own socket (it ran out) and hand that direction over."""
-        received, acked = self.moved(i)
-        if self.redirected[i] is not None:
+    def signalled(self, i: int) -> None:
+        """The program signalled side i: past its mark, raise its credit to what the peer's
+        peer acknowledged plus ``max_queued`` and set the next mark a quarter of the way;
+        out of credit (passing), hand that direction over."""
+        if self.redirected[i] is not None or self.done.done():
             return
-        if received > self.limits[i]:  # more arrived than could be redirected: passing
-            redirected, passing = self.splicer.map.usage(self.keys[i])
-            if passing:
-                self.redirected[i] = redirected
-                self.hand_over(i)
-        elif self.limits[i] - received < self.splicer.max_queued // 2:
-            limit = acked + self.splicer.max_queued
-            if limit > self.limits[i]:
-                self.splicer.map.raise_limit(self.keys[i], limit)
-                self.limits[i] = limit
+        hashed = self.splicer.map
+        redirected, passing = hashed.usage(self.keys[i])
+        if passing:
+            self.redirected[i] = redirected
+            self.hand_over(i)
+            return
+        limit = max(self.limits[i], self.moved(i)[1] + self.splicer.max_queued)
+        left = limit - redirected
+        # a direction the program passed meanwhile signals again: the next take sees it
+        hashed.set_limit(self.keys[i], limit,
+                         limit if left < _NOTIFY_FLOOR else redirected + left // 4)
+        self.limits[i] = limit
 
     def hand_over(self, i: int) -> None:
         """Copy side i's bytes in userspace once the kernel's queue for the peer drained
@@ -210,6 +216,8 @@ class _Pair:
             with contextlib.suppress(OSError, ValueError):
                 splicer.epoll.unregister(fd)
             splicer.by_fd.pop(fd, None)
+        for key in self.keys:
+            splicer.by_key.pop(key, None)
         for key in self.keys[: self.stored]:
             with contextlib.suppress(BpfError):  # closing the socket unlinks it too
                 splicer.map.delete(key)
@@ -227,8 +235,7 @@ class KernelSplicer:
     kind = "kernel"
 
     def __init__(self, *, max_pairs: int = 4096, keepalive: Keepalive | None = None,
-                 close_timeout: float = CLOSE_TIMEOUT, max_queued: int = MAX_QUEUED,
-                 check_interval: float = CHECK_INTERVAL) -> None:
+                 close_timeout: float = CLOSE_TIMEOUT, max_queued: int = MAX_QUEUED) -> None:
         try:
             self.map = SockHash(2 * max_pairs)
         except BpfError as exc:
@@ -236,19 +243,19 @@ class KernelSplicer:
             raise KernelSpliceUnavailable(f"{exc}{hint}") from None
         self.max_pairs, self.keepalive = max_pairs, keepalive or Keepalive()
         self.close_timeout, self.max_queued = close_timeout, max_queued
-        self.check_interval = check_interval
         self.epoll = select.epoll()
         self.view = memoryview(bytearray(READ_CHUNK))  # the copiers' read buffer
         self.by_fd: dict[int, tuple[_Pair, int]] = {}
+        self.by_key: dict[int, tuple[_Pair, int]] = {}  # socket cookie: its pair and side
         self.pairs: set[_Pair] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.timer: asyncio.TimerHandle | None = None
         self.closed = False
 
     def _watch(self) -> None:
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
             self.loop.add_reader(self.epoll.fileno(), self._events)
+            self.loop.add_reader(self.map.ring_fd, self._signals)
 
     def _events(self) -> None:
         for fd, mask in self.epoll.poll(0):
@@ -256,17 +263,16 @@ class KernelSplicer:
             if found is not None:
                 found[0].event(found[1], mask)
 
-    def _check(self) -> None:
-        """Every pair's credit (:meth:`_Pair.credit`), each side."""
-        self.timer = None
-        for pair in list(self.pairs):
-            try:
-                pair.credit(0)
-                pair.credit(1)
-            except OSError:
-                pass  # the pair is ending; its own events say how
-        if self.pairs and self.loop is not None:
-            self.timer = self.loop.call_later(self.check_interval, self._check)
+    def _signals(self) -> None:
+        """The program's signals: each names a socket whose credit needs the relay."""
+        assert self.map.signals is not None
+        for key in self.map.signals.take():
+            found = self.by_key.get(key)
+            if found is not None:
+                try:
+                    found[0].signalled(found[1])
+                except OSError:
+                    pass  # the pair is ending; its own events say how
 
     async def join(self, a: socket.socket, b: socket.socket, *,
                    first_to_a: bytes = b"") -> RawSpliceResult:
@@ -290,9 +296,11 @@ class KernelSplicer:
                 return RawSpliceResult(0, 0, pair.done.result())
         try:
             # b under a's cookie first: a's input is redirected only once a is in the map.
-            self.map.put(pair.keys[0], b, self.max_queued)
+            for i, key in enumerate(pair.keys):
+                self.by_key[key] = (pair, i)
+            self.map.put(pair.keys[0], b, self.max_queued, self.max_queued // 4)
             pair.stored = 1
-            self.map.put(pair.keys[1], a, self.max_queued)
+            self.map.put(pair.keys[1], a, self.max_queued, self.max_queued // 4)
             pair.stored = 2
             for i, fd in enumerate(pair.fds):
                 self.epoll.register(fd, select.EPOLLRDHUP)
@@ -303,8 +311,6 @@ class KernelSplicer:
             pair.finish(f"join refused: {exc.strerror or exc}")
             return RawSpliceResult(0, 0, pair.done.result())
         self.pairs.add(pair)
-        if self.timer is None:
-            self.timer = self.loop.call_later(self.check_interval, self._check)
         try:
             reason = await asyncio.shield(pair.done)
         except asyncio.CancelledError:
@@ -321,9 +327,8 @@ class KernelSplicer:
         self.closed = True
         for pair in list(self.pairs):
             pair.finish("splicer closed")
-        if self.timer is not None:
-            self.timer.cancel()
         if self.loop is not None and not self.loop.is_closed():
             self.loop.remove_reader(self.epoll.fileno())
+            self.loop.remove_reader(self.map.ring_fd)
         self.epoll.close()
         self.map.close()
