@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import multiprocessing
 import os
 import socket
@@ -46,8 +47,11 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 async def serve(kind: str) -> None:
     """Join viewer and host of each pair number; print the port, then run until killed."""
-    splicer, reason = open_splicer(kernel=kind == "kernel", max_pairs=4096)
-    if kind == "kernel" and reason is not None:
+    if "kind" in inspect.signature(open_splicer).parameters:
+        splicer, reason = open_splicer(kind, max_pairs=4096)
+    else:  # an older tree's, for a before/after comparison
+        splicer, reason = open_splicer(kernel=kind == "kernel", max_pairs=4096)  # type: ignore
+    if kind == "kernel" and (reason is not None or splicer.kind != "kernel"):
         raise SystemExit(f"kernel splicer unavailable: {reason}")
     loop = asyncio.get_running_loop()
     listener = socket.socket()

@@ -47,8 +47,10 @@ async def main():
         serialization.Encoding.DER)
     lots = (1e6, 1_000_000)
     # The raw lane's copier (an older tree has no raw lane: nothing to choose there).
-    extra = ({"kernel_splice": sys.argv[3] != "userspace"}
-             if "kernel_splice" in RelayConfig.__dataclass_fields__ else {})
+    fields = RelayConfig.__dataclass_fields__
+    extra = ({"splicer": sys.argv[3]} if "splicer" in fields
+             else {"kernel_splice": sys.argv[3] != "userspace"} if "kernel_splice" in fields
+             else {})
     if len(sys.argv) > 5:  # the splice port, and the address told to peers (an emulated link)
         extra.update(splice_port=int(sys.argv[4]), splice_address=sys.argv[5])
     config = RelayConfig(bind="127.0.0.1", port=0, open_enrolment=True, max_sessions=5000,

@@ -27,7 +27,7 @@ from rdesk.cli import values
 from rdesk.cli.common import add_verb
 from rdesk.host.settings import default_config_dir
 from rdesk.relay.config import DEFAULT_PORT as DEFAULT_RELAY_PORT
-from rdesk.relay.config import RelayConfig
+from rdesk.relay.config import SPLICERS, RelayConfig
 
 __all__ = ["add_parsers", "relay_data_dir", "run_relay_verb"]
 
@@ -102,9 +102,10 @@ def add_parsers(
                             "instead of this instance's own")
     relay.add_argument("--no-splice", action="store_true",
                        help="no raw lane: every session goes through the websocket tunnel")
-    relay.add_argument("--kernel-splice", action="store_true",
-                       help="copy raw lane bytes in the kernel (BPF sockhash; needs root or "
-                            "CAP_BPF and CAP_NET_ADMIN, else userspace with one log line)")
+    relay.add_argument("--splicer", choices=SPLICERS, default="auto",
+                       help="who copies raw lane bytes: the kernel (BPF sockhash; needs root "
+                            "or CAP_BPF and CAP_NET_ADMIN), userspace, or auto (default: the "
+                            "kernel when it can, else userspace with one log line why)")
     relay.set_defaults(handler=run_relay_verb, relay_command=None)
     verbs = relay.add_subparsers(dest="relay_command", metavar="token|use")
     use = verbs.add_parser("use", help="save the relay viewers reach hosts by ID through "
@@ -179,6 +180,7 @@ def run_relay_verb(args: argparse.Namespace, out: Out | None = None) -> int:
     # The relay's engine needs the host's certificate code: imported only when a relay runs,
     # so building the parser (and a viewer-only install) never loads it.
     from rdesk.host.security.tls import TLSSetupError
+    from rdesk.relay.rawsplice import KernelSpliceUnavailable
     from rdesk.relay.run import serve_relay
     from rdesk.relay.tokens import TokenError
 
@@ -206,12 +208,16 @@ def run_relay_verb(args: argparse.Namespace, out: Out | None = None) -> int:
                              heartbeat=args.heartbeat, expiry=3 * args.heartbeat,
                              splice=not args.no_splice, splice_port=args.splice_port,
                              splice_address=args.splice_address,
-                             kernel_splice=args.kernel_splice)
+                             splicer=args.splicer)
         asyncio.run(serve_relay(config, relay_data_dir(args), say, cert=args.cert,
                                 key=args.key, audit_log=args.audit_log, grace=args.grace,
                                 redis=args.redis))
     except (TLSSetupError, TokenError, OSError, ValueError) as exc:
         print(f"rdesk: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except KernelSpliceUnavailable as exc:
+        print(f"rdesk: error: the kernel splicer cannot be set up: {_one_line(exc)} "
+              "(--splicer auto copies in userspace then)", file=sys.stderr)
         return 1
     return 0
 

@@ -7,10 +7,12 @@ import secrets
 
 from rdesk.protocol import limits
 
-__all__ = ["DEFAULT_PORT", "RelayConfig"]
+__all__ = ["DEFAULT_PORT", "SPLICERS", "RelayConfig"]
 
 #: The port ``rdesk relay`` listens on unless told otherwise.
 DEFAULT_PORT = 8443
+#: What ``--splicer`` may ask for (rdesk/relay/rawsplice.py's ``open_splicer``).
+SPLICERS = ("auto", "kernel", "userspace")
 
 
 @dataclasses.dataclass
@@ -63,9 +65,9 @@ class RelayConfig:
     splice_port: int | None = None
     #: ``HOST:PORT`` told to viewers and hosts instead of this instance's own (a balancer's).
     splice_address: str | None = None
-    #: Copy in the kernel (BPF sockhash, ``--kernel-splice``) when this machine allows it; off
-    #: by default until the kernel splicer's backlog bound is settled (rdesk/relay/rawsplice.py).
-    kernel_splice: bool = False
+    #: The raw lane's copier (``--splicer``): ``auto`` is the kernel's (BPF sockhash) when this
+    #: machine allows it, else userspace with one log line; ``kernel`` or ``userspace`` force.
+    splicer: str = "auto"
     #: Sockets on the splice port that have not presented their ticket yet, at most.
     max_raw_pending: int = 256
     #: Seconds a splice-port socket has to send its preamble; a ticket's lifetime.

@@ -93,10 +93,15 @@ class RawLane:
     async def start(self) -> None:
         """Listen on the splice port and set up the splicer (``OSError`` if the port is taken)."""
         await self.port.start()
-        self.splicer, why_not = open_splicer(kernel=self.config.kernel_splice,
-                                             max_pairs=2 * self.config.max_sessions)
+        try:
+            self.splicer, why_not = open_splicer(self.config.splicer,
+                                                 max_pairs=2 * self.config.max_sessions)
+        except BaseException:
+            await self.port.stop()
+            raise
         if why_not is not None:
-            log.warning("raw lane: copying in userspace: %s", why_not)
+            log.warning("raw lane: copying in userspace, the kernel splicer is unavailable: %s",
+                        why_not)
 
     async def stop(self) -> None:
         """Close the splice port, end every joined pair, free the splicer (idempotent)."""

@@ -2,10 +2,11 @@
 
 The relay's raw lane hands over two connected TCP sockets whose bytes are a TLS session
 between viewer and host; the relay only copies them. :func:`open_splicer` gives the cheapest
-copier this machine allows: the **kernel** one (:mod:`rdesk.relay.sockmap`: a BPF sockhash
-whose verdict program sends what arrives on one socket out of the other, without waking this
-process per message) or, when BPF is not allowed here, the **userspace** one below (asyncio
-readers, one ``recv_into`` and one ``send`` per read), with the one-line reason.
+copier this machine allows (``auto``, the relay's default): the **kernel** one
+(:mod:`rdesk.relay.sockmap`: a BPF sockhash whose verdict program sends what arrives on one
+socket out of the other, without waking this process per message) or, when BPF is not
+allowed here, the **userspace** one below (asyncio readers, one ``recv_into`` and one ``send``
+per read), with the one-line reason. Either can be forced (``--splicer kernel|userspace``).
 
 The contract both keep (:class:`Splicer`):
 
@@ -33,15 +34,21 @@ import socket
 import typing
 from collections.abc import Callable
 
+from rdesk.relay.config import SPLICERS
+
 __all__ = [
-    "Copier", "Keepalive", "RawSpliceResult", "Splicer", "UserspaceSplicer", "open_splicer",
-    "prepare", "turned_away",
+    "SPLICERS", "Copier", "KernelSpliceUnavailable", "Keepalive", "RawSpliceResult", "Splicer",
+    "UserspaceSplicer", "open_splicer", "prepare", "turned_away",
 ]
 
 #: Bytes one read takes (shared by every pair: callbacks never interleave).
 READ_CHUNK = 256 * 1024
 #: Seconds a pair waits, after one side ended, for the other side to end too.
 CLOSE_TIMEOUT = 10.0
+
+
+class KernelSpliceUnavailable(Exception):
+    """The kernel splicer cannot be set up here; ``str()`` is the one-line reason."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,21 +291,30 @@ class UserspaceSplicer:
             pair.finish("splicer closed")
 
 
-def open_splicer(*, kernel: bool = False, max_pairs: int = 4096,
-                 keepalive: Keepalive | None = None,
-                 close_timeout: float = CLOSE_TIMEOUT) -> tuple[Splicer, str | None]:
-    """The kernel splicer if it can be set up here (and ``kernel``), else the userspace one
-    and the one-line reason the kernel one could not be (``None`` when it was not asked
-    for), e.g. ``"bpf map create: Operation not permitted (needs CAP_BPF and CAP_NET_ADMIN)"``.
-    ``kernel`` is off unless asked for (the relay's ``--kernel-splice``; docs/relay.md)."""
-    reason: str | None = None
-    if kernel:
-        from rdesk.relay import sockmap  # only when asked: it loads ctypes and libc
+def open_splicer(kind: str = "auto", *, max_pairs: int = 4096,
+                 keepalive: Keepalive | None = None, close_timeout: float = CLOSE_TIMEOUT,
+                 kernel: Callable[..., Splicer] | None = None) -> tuple[Splicer, str | None]:
+    """The splicer ``kind`` (one of :data:`SPLICERS`) asks for, and for ``auto`` the one-line
+    reason the kernel one could not be set up (``None`` when it was, or was not tried), e.g.
+    ``"bpf map create: Operation not permitted (needs CAP_BPF and CAP_NET_ADMIN)"``.
 
+    ``kernel`` makes the kernel splicer (default :class:`~rdesk.relay.sockmap.KernelSplicer`;
+    a test passes one that refuses). :raises KernelSpliceUnavailable: when ``kind`` is
+    ``kernel`` and it cannot be set up. :raises ValueError: for an unknown ``kind``."""
+    if kind not in SPLICERS:
+        raise ValueError(f"unknown splicer {kind!r} (one of {', '.join(SPLICERS)})")
+    reason: str | None = None
+    if kind != "userspace":
+        if kernel is None:
+            from rdesk.relay.sockmap import KernelSplicer  # only then: it loads ctypes, libc
+
+            kernel = KernelSplicer
         try:
-            return sockmap.KernelSplicer(max_pairs=max_pairs, keepalive=keepalive,
-                                         close_timeout=close_timeout), None
-        except sockmap.KernelSpliceUnavailable as exc:
+            return kernel(max_pairs=max_pairs, keepalive=keepalive,
+                          close_timeout=close_timeout), None
+        except KernelSpliceUnavailable as exc:
+            if kind == "kernel":
+                raise
             reason = str(exc)
     return UserspaceSplicer(max_pairs=max_pairs, keepalive=keepalive,
                             close_timeout=close_timeout), reason

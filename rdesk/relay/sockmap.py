@@ -51,6 +51,7 @@ from rdesk.relay.rawsplice import (
     READ_CHUNK,
     Copier,
     Keepalive,
+    KernelSpliceUnavailable,
     RawSpliceResult,
     prepare,
     turned_away,
@@ -69,10 +70,6 @@ MAX_QUEUED = 4 * 1024 * 1024
 #: Credit left under which the next mark is the limit itself: the signals a stuck direction
 #: sends on its way to the limit are about log2(max_queued / this), not one a segment.
 _NOTIFY_FLOOR = 64 * 1024
-
-
-class KernelSpliceUnavailable(Exception):
-    """The kernel splicer cannot be set up here; ``str()`` is the one-line reason."""
 
 
 def _counters(sock: socket.socket) -> tuple[int, int]:
@@ -269,10 +266,8 @@ class KernelSplicer:
         for key in self.map.signals.take():
             found = self.by_key.get(key)
             if found is not None:
-                try:
+                with contextlib.suppress(OSError):  # the pair is ending; its events say how
                     found[0].signalled(found[1])
-                except OSError:
-                    pass  # the pair is ending; its own events say how
 
     async def join(self, a: socket.socket, b: socket.socket, *,
                    first_to_a: bytes = b"") -> RawSpliceResult:

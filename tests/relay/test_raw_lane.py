@@ -43,7 +43,7 @@ def kernel(request: pytest.FixtureRequest) -> bool:
     if request.param == "kernel":
         from rdesk.relay.rawsplice import open_splicer
 
-        splicer, why = open_splicer(kernel=True)
+        splicer, why = open_splicer("auto")
         splicer.close()
         if why is not None:
             pytest.skip(f"no kernel splicer here: {why}")
@@ -53,7 +53,8 @@ def kernel(request: pytest.FixtureRequest) -> bool:
 async def test_a_viewer_reaches_the_host_tls_end_to_end(tmp_path: Path, kernel: bool) -> None:
     host = RawEchoHost(tmp_path / "h")
     fds = open_fds()
-    async with running_relay(tmp_path / "relay", kernel_splice=kernel) as relay:
+    async with running_relay(tmp_path / "relay",
+                             splicer="kernel" if kernel else "userspace") as relay:
         async with linked(make_link(relay, host_identity(tmp_path / "h"), on_raw=host)):
             hid = id_of(tmp_path / "h")
             for _ in range(3):

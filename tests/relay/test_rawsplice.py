@@ -20,7 +20,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from rdesk.relay.rawsplice import Keepalive, Splicer, UserspaceSplicer, open_splicer
+from rdesk.relay.rawsplice import (
+    Keepalive,
+    KernelSpliceUnavailable,
+    Splicer,
+    UserspaceSplicer,
+    open_splicer,
+)
 from rdesk.relay.sockmap import KernelSplicer
 
 MB = 1024 * 1024
@@ -29,7 +35,7 @@ MB = 1024 * 1024
 @pytest.fixture(params=["userspace", "kernel"])
 async def splicer(request: pytest.FixtureRequest) -> AsyncIterator[Splicer]:
     if request.param == "kernel":
-        made, reason = open_splicer(kernel=True, max_pairs=1024, close_timeout=5.0)
+        made, reason = open_splicer("auto", max_pairs=1024, close_timeout=5.0)
         if reason is not None:
             made.close()
             pytest.skip(f"kernel splicer unavailable: {reason}")
@@ -223,7 +229,7 @@ async def test_the_kernel_raises_credit_on_its_signals(listener: socket.socket) 
     4 Gbit/s; the relay runs in this test's loop, so a sender that never blocks would starve
     it) stays in the kernel: the program's signals raise the 4 MiB credit as the host's side
     acknowledges (no timer, no hand-over), and the usage the program counted is exact."""
-    made, reason = open_splicer(kernel=True)
+    made, reason = open_splicer("auto")
     if reason is not None:
         pytest.skip(f"kernel splicer unavailable: {reason}")
     assert isinstance(made, KernelSplicer)
@@ -335,19 +341,49 @@ async def test_full_splicer_refuses_and_closes(listener: socket.socket) -> None:
 
 
 def test_without_privilege_the_userspace_one_and_the_reason() -> None:
-    """In a user namespace (root there, no CAP_BPF in the real one) BPF is refused: the
-    userspace splicer comes back with a one-line reason."""
+    """In a user namespace (root there, no CAP_BPF in the real one) BPF is refused: ``auto``
+    comes back with the userspace splicer and a one-line reason; ``kernel`` refuses with it."""
     code = ("from rdesk.relay.rawsplice import open_splicer\n"
-            "s, reason = open_splicer(kernel=True)\nprint(s.kind)\nprint(reason)\n")
+            "s, reason = open_splicer('auto')\nprint(s.kind)\nprint(reason)\n"
+            "try:\n    open_splicer('kernel')\nexcept Exception as exc:\n    print(exc)\n")
     try:
         out = subprocess.run(["unshare", "--user", "--map-root-user", sys.executable, "-c",
                               code], capture_output=True, text=True, timeout=60, check=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"no user namespace here: {exc}")
-    kind, reason = out.stdout.splitlines()
+    kind, reason, forced = out.stdout.splitlines()
     assert kind == "userspace"
-    assert reason == ("bpf map create: Operation not permitted "
-                      "(needs CAP_BPF and CAP_NET_ADMIN)")
+    assert reason == forced == ("bpf map create: Operation not permitted "
+                                "(needs CAP_BPF and CAP_NET_ADMIN)")
+
+
+def test_auto_is_the_kernel_splicer_as_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("not root")
+    made, reason = open_splicer()
+    try:
+        assert (made.kind, reason) == ("kernel", None)
+    finally:
+        made.close()
+
+
+def _refuses(**_: object) -> Splicer:
+    raise KernelSpliceUnavailable("bpf map create: Operation not permitted")
+
+
+def test_the_choice_of_splicer() -> None:
+    """``auto`` falls back with the kernel's reason, ``kernel`` refuses with it, ``userspace``
+    never tries, anything else is an error."""
+    made, reason = open_splicer("auto", kernel=_refuses)
+    assert (made.kind, reason) == ("userspace", "bpf map create: Operation not permitted")
+    with pytest.raises(KernelSpliceUnavailable, match=r"^bpf map create: Operation not"):
+        open_splicer("kernel", kernel=_refuses)
+    made, reason = open_splicer("userspace", kernel=_refuses)
+    assert (made.kind, reason) == ("userspace", None)
+    made, reason = open_splicer("kernel", kernel=lambda **kw: UserspaceSplicer(**kw))
+    assert (made.kind, reason) == ("userspace", None)  # what the maker made
+    with pytest.raises(ValueError, match="unknown splicer 'fast'"):
+        open_splicer("fast")
 
 
 async def test_kernel_splicer_close_frees_everything(listener: socket.socket) -> None:
@@ -355,7 +391,7 @@ async def test_kernel_splicer_close_frees_everything(listener: socket.socket) ->
     epoll set: no descriptor is left (twice, so a leak would show)."""
     before = fds()
     for _ in range(2):
-        made, reason = open_splicer(kernel=True)
+        made, reason = open_splicer("auto")
         if reason is not None:
             pytest.skip(f"kernel splicer unavailable: {reason}")
         pair = Pair(listener)
