@@ -1,28 +1,29 @@
 """The few ``bpf(2)`` calls the kernel splicer needs, through ctypes (no libbpf, no compiler).
 
 A ``BPF_MAP_TYPE_SOCKHASH`` (key: a socket's cookie, u64; value: the peer socket), two hash
-maps of credit (``usage[cookie] = {redirected, passing, signalled}``, written only by the
-program; ``limits[cookie] = {limit, notify}``, written only by the relay), a ring buffer of
-*signals* (cookies, read by the relay: :class:`Signals`) and one hand-assembled
+maps of credit (``usage[cookie] = {redirected, passing}``, written only by the program;
+``limits[cookie] = {queued, base}``, written only by the relay), a ring buffer of *signals*
+(cookies, read by the relay: :class:`Signals`) and one hand-assembled
 ``BPF_PROG_TYPE_SK_SKB`` program attached to the sockhash as ``BPF_SK_SKB_VERDICT``::
 
     if skb->len == 0: return SK_DROP                  # a bare FIN: nothing to carry
     key = bpf_get_socket_cookie(skb)                  # the socket this skb arrived on
-    u, l = usage[key], limits[key]
-    if u and l:
-        if u.passing: return SK_PASS                  # handed to the relay's copier
-        if u.redirected + skb->len > l.limit:         # out of credit: the relay takes over
+    u = usage[key]
+    if u and u.passing: return SK_PASS                # handed to the relay's copier
+    l, peer = limits[key], sockhash[key]              # peer: a reference, released below
+    if u and l and peer:
+        acked = bpf_skc_to_tcp_sock(peer)->bytes_acked - l.base
+        if u.redirected + skb->len - acked > l.queued:  # out of credit: the relay takes over
             u.passing = 1; signal(key); return SK_PASS
         u.redirected += skb->len
-        if u.redirected > l.notify and u.signalled != l.notify:
-            u.signalled = l.notify; signal(key)       # at its mark: the relay raises it
     return bpf_sk_redirect_hash(skb, map, &key, 0)    # out of the socket stored at key
 
 so whatever arrives on a socket in the map leaves through the socket stored under that
-socket's cookie, until its credit runs out, and the relay hears of a socket only when its
-credit needs it (``signal`` is ``bpf_ringbuf_output`` with a forced wakeup: the ring's
-descriptor turns readable). A socket has at most two signals unread (one per ``notify`` the
-relay wrote, and one ``passing``), so a ring of :func:`ring_size` never drops one. The
+socket's cookie while less than ``queued`` of it is unacknowledged by the peer's peer, and
+the relay hears of a socket only when it ran out (``signal`` is ``bpf_ringbuf_output`` with a
+forced wakeup: the ring's descriptor turns readable). A socket signals once, so a ring of
+:func:`ring_size` never drops one. ``bytes_acked``'s place in ``struct tcp_sock`` is read from
+the kernel's BTF (:func:`member_offset`; the verifier checks it against the same). The
 verdict for one socket runs under that socket's lock: ``usage`` needs no atomics. The
 constants are those of ``/usr/include/linux/bpf.h`` (uapi, stable).
 """
@@ -31,12 +32,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import mmap
 import os
 import socket
 import struct
+from pathlib import Path
 
-__all__ = ["BpfError", "Signals", "SockHash", "ring_size", "socket_cookie"]
+__all__ = ["BpfError", "Signals", "SockHash", "member_offset", "ring_size", "socket_cookie"]
 
 # enum bpf_cmd
 _MAP_CREATE, _MAP_UPDATE_ELEM, _MAP_DELETE_ELEM, _PROG_LOAD = 0, 2, 3, 5
@@ -45,7 +48,7 @@ _MAP_TYPE_SOCKHASH = 18  # enum bpf_map_type
 _PROG_TYPE_SK_SKB = 14  # enum bpf_prog_type
 SK_SKB_VERDICT = 38  # enum bpf_attach_type
 _FUNC_MAP_LOOKUP_ELEM, _FUNC_GET_SOCKET_COOKIE, _FUNC_SK_REDIRECT_HASH = 1, 46, 72  # bpf_func_id
-_FUNC_RINGBUF_OUTPUT = 130
+_FUNC_RINGBUF_OUTPUT, _FUNC_SK_RELEASE, _FUNC_SKC_TO_TCP_SOCK = 130, 86, 137
 _MAP_TYPE_HASH, _MAP_TYPE_RINGBUF = 1, 27
 _RB_FORCE_WAKEUP = 2
 _RINGBUF_BUSY, _RINGBUF_DISCARD, _RINGBUF_HDR = 1 << 31, 1 << 30, 8
@@ -113,11 +116,14 @@ def _assemble(ops: list[_Op | str]) -> bytes:
     return b"".join(code)
 
 
-def _verdict_program(map_fd: int, usage_fd: int, limits_fd: int, signals_fd: int) -> bytes:
-    """The verdict program (see the module docstring), with its four maps' descriptors."""
-    mov64_reg, mov64_imm, add64_imm, add64_reg, call, exit_ = 0xBF, 0xB7, 0x07, 0x0F, 0x85, 0x95
-    ldx_w, ldx_dw, stx_dw, ld_imm64, ja = 0x61, 0x79, 0x7B, 0x18, 0x05
-    jeq_imm, jne_imm, jgt_reg, jge_reg, jeq_reg = 0x15, 0x55, 0x2D, 0x3D, 0x1D
+def _verdict_program(map_fd: int, usage_fd: int, limits_fd: int, signals_fd: int,
+                     acked_at: int) -> bytes:
+    """The verdict program (see the module docstring), with its four maps' descriptors and
+    where ``bytes_acked`` is in this kernel's ``struct tcp_sock``."""
+    mov64_reg, mov64_imm, add64_imm, add64_reg, sub64_reg = 0xBF, 0xB7, 0x07, 0x0F, 0x1F
+    call, exit_, ja = 0x85, 0x95, 0x05
+    ldx_w, ldx_dw, stx_dw, ld_imm64 = 0x61, 0x79, 0x7B, 0x18
+    jeq_imm, jne_imm, jgt_reg = 0x15, 0x55, 0x2D
 
     def load_map(dst: int, fd: int) -> list[_Op | str]:
         return [(ld_imm64, dst, _PSEUDO_MAP_FD, 0, fd)]
@@ -125,9 +131,6 @@ def _verdict_program(map_fd: int, usage_fd: int, limits_fd: int, signals_fd: int
     def key_arg(dst: int) -> list[_Op | str]:  # dst = &key (fp - 8)
         return [(mov64_reg, dst, 10, 0, 0), (add64_imm, dst, 0, 0, -8)]
 
-    signal: list[_Op | str] = [  # signals.output(&key, 8): the relay's epoll wakes
-        *load_map(1, signals_fd), *key_arg(2), (mov64_imm, 3, 0, 0, 8),
-        (mov64_imm, 4, 0, 0, _RB_FORCE_WAKEUP), (call, 0, 0, 0, _FUNC_RINGBUF_OUTPUT)]
     return _assemble([
         # an empty skb (the one carrying a FIN) is not sent on: the peer's psock would take
         # its zero-byte send for a broken pipe and stop sending to that socket.
@@ -141,28 +144,48 @@ def _verdict_program(map_fd: int, usage_fd: int, limits_fd: int, signals_fd: int
         (call, 0, 0, 0, _FUNC_MAP_LOOKUP_ELEM),  # r0 = &usage[key]
         (jeq_imm, 0, 0, "redirect", 0),
         (mov64_reg, 8, 0, 0, 0),  # r8 = &usage[key]
+        (ldx_dw, 3, 8, 8, 0),  # usage.passing: handed over
+        (jne_imm, 3, 0, "pass", 0),
         *load_map(1, limits_fd), *key_arg(2),
         (call, 0, 0, 0, _FUNC_MAP_LOOKUP_ELEM),  # r0 = &limits[key]
         (jeq_imm, 0, 0, "redirect", 0),
-        (mov64_reg, 9, 0, 0, 0),  # r9 = &limits[key]
-        (ldx_dw, 3, 8, 8, 0),  # r3 = usage.passing
-        (jne_imm, 3, 0, "pass", 0),
+        (ldx_dw, 3, 0, 0, 0),  # fp-16 = limits.queued
+        (stx_dw, 10, 3, -16, 0),
+        (ldx_dw, 3, 0, 8, 0),  # fp-24 = limits.base
+        (stx_dw, 10, 3, -24, 0),
+        *load_map(1, map_fd), *key_arg(2),
+        (call, 0, 0, 0, _FUNC_MAP_LOOKUP_ELEM),  # r0 = the peer (a reference) or NULL
+        (jeq_imm, 0, 0, "redirect", 0),
+        (mov64_reg, 9, 0, 0, 0),  # r9 = peer
+        (mov64_reg, 1, 0, 0, 0),
+        (call, 0, 0, 0, _FUNC_SKC_TO_TCP_SOCK),  # r0 = its tcp_sock or NULL
+        (jeq_imm, 0, 0, "release", 0),
+        (ldx_dw, 3, 0, acked_at, 0),  # fp-32 = peer->bytes_acked
+        (stx_dw, 10, 3, -32, 0),
+        (mov64_reg, 1, 9, 0, 0),
+        (call, 0, 0, 0, _FUNC_SK_RELEASE),
         (ldx_dw, 3, 8, 0, 0),  # r3 = usage.redirected + len
         (add64_reg, 3, 7, 0, 0),
-        (ldx_dw, 4, 9, 0, 0),  # r4 = limits.limit
-        (jgt_reg, 3, 4, "demote", 0),
+        (ldx_dw, 4, 10, -32, 0),  # r4 = peer's acked since the join
+        (ldx_dw, 5, 10, -24, 0),
+        (sub64_reg, 4, 5, 0, 0),
+        (mov64_reg, 5, 3, 0, 0),  # r5 = in flight with this segment
+        (sub64_reg, 5, 4, 0, 0),
+        (ldx_dw, 4, 10, -16, 0),
+        (jgt_reg, 5, 4, "demote", 0),
         (stx_dw, 8, 3, 0, 0),  # usage.redirected = r3
-        (ldx_dw, 4, 9, 8, 0),  # r4 = limits.notify
-        (jge_reg, 4, 3, "redirect", 0),  # not past it yet
-        (ldx_dw, 5, 8, 16, 0),  # r5 = usage.signalled
-        (jeq_reg, 5, 4, "redirect", 0),  # this notify was signalled already
-        (stx_dw, 8, 4, 16, 0),  # usage.signalled = notify
-        *signal,
+        (ja, 0, 0, "redirect", 0),
+        "release",
+        (mov64_reg, 1, 9, 0, 0),
+        (call, 0, 0, 0, _FUNC_SK_RELEASE),
         (ja, 0, 0, "redirect", 0),
         "demote",
         (mov64_imm, 3, 0, 0, 1),  # usage.passing = 1, for good
         (stx_dw, 8, 3, 8, 0),
-        *signal,
+        *load_map(1, signals_fd), *key_arg(2),  # signals.output(&key, 8): the relay wakes
+        (mov64_imm, 3, 0, 0, 8),
+        (mov64_imm, 4, 0, 0, _RB_FORCE_WAKEUP),
+        (call, 0, 0, 0, _FUNC_RINGBUF_OUTPUT),
         "pass",
         (mov64_imm, 0, 0, 0, _SK_PASS),  # to this socket's own queue
         (exit_, 0, 0, 0, 0),
@@ -176,6 +199,45 @@ def _verdict_program(map_fd: int, usage_fd: int, limits_fd: int, signals_fd: int
         (mov64_imm, 0, 0, 0, 0),  # SK_DROP
         (exit_, 0, 0, 0, 0),
     ])
+
+
+#: The kernel's own types (BTF), where ``struct tcp_sock``'s fields are.
+VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
+#: Bytes each BTF kind's record has after its 12-byte head, given its ``vlen``
+#: (linux/btf.h: int, array, struct, union, enum, func_proto, var, datasec, decl_tag, enum64).
+_BTF_TAIL = {1: (4, 0), 3: (12, 0), 4: (0, 12), 5: (0, 12), 6: (0, 8), 13: (0, 8), 14: (4, 0),
+             15: (0, 12), 17: (4, 0), 19: (0, 12)}
+
+
+@functools.cache
+def member_offset(struct_name: str, member: str, btf: Path = VMLINUX_BTF) -> int:
+    """Byte offset of ``member`` in the kernel's ``struct struct_name``, from its BTF.
+
+    :raises BpfError: when there is no BTF or no such struct or member."""
+    try:
+        data = btf.read_bytes()
+    except OSError as exc:
+        raise BpfError(exc.errno or 0, f"no kernel BTF ({btf}: {exc.strerror})") from None
+    magic, _, _, head, types, types_len, strings, _ = struct.unpack_from("<HBBIIIII", data)
+    if magic != 0xEB9F:
+        raise BpfError(0, f"{btf}: not BTF")
+    types, strings = head + types, head + strings
+
+    def name(at: int) -> bytes:
+        return data[strings + at:data.index(b"\0", strings + at)]
+
+    at, end = types, types + types_len
+    while at < end:
+        name_at, info, _ = struct.unpack_from("<III", data, at)
+        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+        if kind == 4 and name(name_at) == struct_name.encode():
+            for i in range(vlen):
+                m_name, _, m_off = struct.unpack_from("<III", data, at + 12 + 12 * i)
+                if name(m_name) == member.encode():
+                    return (m_off & 0xFFFFFF if info >> 31 else m_off) // 8
+        fixed, each = _BTF_TAIL.get(kind, (0, 0))
+        at += 12 + fixed + each * vlen
+    raise BpfError(0, f"no {struct_name}.{member} in the kernel's BTF")
 
 
 def _update(fd: int, key: int, value: bytes) -> None:
@@ -198,10 +260,10 @@ def socket_cookie(sock: socket.socket) -> int:
 
 
 def ring_size(max_entries: int) -> int:
-    """Bytes of signal ring for ``max_entries`` sockets: two unread signals of 16 bytes each
-    (header and cookie) a socket, rounded up to a power of two pages."""
+    """Bytes of signal ring for ``max_entries`` sockets: one signal of 16 bytes (header and
+    cookie) each, rounded up to a power of two pages."""
     size = mmap.PAGESIZE
-    while size < 32 * max_entries:
+    while size < 16 * max_entries:
         size *= 2
     return size
 
@@ -254,7 +316,7 @@ class SockHash:
         try:
             self.map_fd = _bpf(_MAP_CREATE, struct.pack("<IIIII", _MAP_TYPE_SOCKHASH, 8, 4,
                                                          max_entries, 0), "map create")
-            self.usage_fd = _bpf(_MAP_CREATE, struct.pack("<IIIII", _MAP_TYPE_HASH, 8, 24,
+            self.usage_fd = _bpf(_MAP_CREATE, struct.pack("<IIIII", _MAP_TYPE_HASH, 8, 16,
                                                            max_entries, 0), "map create")
             self.limits_fd = _bpf(_MAP_CREATE, struct.pack("<IIIII", _MAP_TYPE_HASH, 8, 16,
                                                             max_entries, 0), "map create")
@@ -263,7 +325,7 @@ class SockHash:
                                                           size, 0), "ring create")
             self.signals = Signals(self.ring_fd, size)
             program = _verdict_program(self.map_fd, self.usage_fd, self.limits_fd,
-                                       self.ring_fd)
+                                       self.ring_fd, member_offset("tcp_sock", "bytes_acked"))
             code = ctypes.create_string_buffer(program, len(program))
             license_ = ctypes.create_string_buffer(b"GPL")
             log = ctypes.create_string_buffer(16384)
@@ -283,21 +345,17 @@ class SockHash:
             self.close()
             raise
 
-    def put(self, key: int, sock: socket.socket, limit: int, notify: int) -> None:
-        """Store ``sock`` under ``key`` (adds it to the map: its input now runs the program),
-        with its credit (:meth:`set_limit`)."""
-        _update(self.usage_fd, key, struct.pack("<QQQ", 0, 0, 0))
-        self.set_limit(key, limit, notify)
+    def put(self, key: int, sock: socket.socket, queued: int, base: int) -> None:
+        """Store ``sock`` under ``key`` (adds it to the map: its input now runs the program):
+        what arrives on socket ``key`` goes out of ``sock`` while less than ``queued`` bytes of
+        it are not acknowledged by ``sock``'s peer, whose ``bytes_acked`` is ``base`` now."""
+        _update(self.usage_fd, key, struct.pack("<QQ", 0, 0))
+        _update(self.limits_fd, key, struct.pack("<QQ", queued, base))
         _update(self.map_fd, key, struct.pack("<I", sock.fileno()))
-
-    def set_limit(self, key: int, limit: int, notify: int) -> None:
-        """Let the program redirect up to ``limit`` bytes in all from socket ``key``, and
-        signal once it redirected more than ``notify``."""
-        _update(self.limits_fd, key, struct.pack("<QQ", limit, notify))
 
     def usage(self, key: int) -> tuple[int, bool]:
         """(bytes redirected from socket ``key``, whether it switched to passing)."""
-        redirected, passing, _ = struct.unpack("<QQQ", _lookup(self.usage_fd, key, 24))
+        redirected, passing = struct.unpack("<QQ", _lookup(self.usage_fd, key, 16))
         return redirected, bool(passing)
 
     def delete(self, key: int) -> None:

@@ -16,21 +16,19 @@ did, or ``close_timeout`` after the first.
 
 **The bound, and backpressure**: the kernel queues what it redirects to a socket whose
 send buffer is full without a limit of its own, and the sender's window stays open
-(measured: 300 MB accepted from a sender whose receiver never read). So each socket has a
-*credit* in the program's maps: the program counts what it redirects from it and, once the
-next segment would pass ``limit``, passes it (and everything after, for good) to the
-socket's own receive queue, where it is charged to that socket and closes the sender's
-window. The program *signals* the relay (a ring buffer whose descriptor is in this loop:
-:class:`~rdesk.relay.bpf.Signals`) when a socket has used a quarter of its credit, and again
-when it ran out. At the first, the relay raises the limit to what the peer's peer acknowledged
-plus ``max_queued`` (two ``TCP_INFO`` reads and one map write) and sets the next mark a quarter
-of the way to it (the three quarters left are the room a burst has while the relay wakes); at
-the second it hands that direction to rawsplice's userspace
-:class:`~rdesk.relay.rawsplice.Copier` as soon as the kernel's queue for the peer drained —
-sending earlier would overtake it. So the kernel holds at most ``max_queued`` per direction,
-a slow reader slows its sender, a bulk direction whose reader keeps up stays in the kernel
-(a signal per ``max_queued / 4`` bytes), and no timer runs: a typing pair costs this
-process nothing between its ends, and nothing waits for a check.
+(measured: 300 MB accepted from a sender whose receiver never read). So each direction has a
+*credit* the program keeps itself: it counts what it redirected from a socket and reads the
+peer's own ``bytes_acked`` (``struct tcp_sock``, through the kernel's BTF), and once the next
+segment would leave more than ``max_queued`` bytes redirected and not acknowledged by the
+peer's peer, it passes that segment (and everything after, for good) to the socket's own
+receive queue, where it is charged to that socket and closes the sender's window, and
+*signals* the relay (a ring buffer whose descriptor is in this loop:
+:class:`~rdesk.relay.bpf.Signals`). The relay then hands that direction to rawsplice's
+userspace :class:`~rdesk.relay.rawsplice.Copier` as soon as the kernel's queue for the peer
+drained — sending earlier would overtake it. So the kernel holds at most ``max_queued`` per
+direction, a slow reader slows its sender, a direction whose reader keeps up stays in the
+kernel however fast it is, and no timer runs: the relay is woken by a pair only at its ends
+and at most once by each direction that ran out.
 """
 
 from __future__ import annotations
@@ -67,9 +65,6 @@ _DRAIN_POLL = 0.01
 #: Bytes one direction of a pair may have redirected and not yet acknowledged by the peer's
 #: peer: past it, that direction is handed to the userspace copier (the credit's size).
 MAX_QUEUED = 4 * 1024 * 1024
-#: Credit left under which the next mark is the limit itself: the signals a stuck direction
-#: sends on its way to the limit are about log2(max_queued / this), not one a segment.
-_NOTIFY_FLOOR = 64 * 1024
 
 
 def _counters(sock: socket.socket) -> tuple[int, int]:
@@ -108,7 +103,6 @@ class _Pair:
         self.started_end = 0.0
         self.carried = (0, 0)
         self.stored = 0  # map entries made
-        self.limits = [splicer.max_queued, splicer.max_queued]  # credit of side i's bytes
         self.redirected: list[int | None] = [None, None]  # final once side i is passed back
         self.copiers: list[Copier | None] = [None, None]
 
@@ -161,23 +155,13 @@ class _Pair:
                                       self.drain)
 
     def signalled(self, i: int) -> None:
-        """The program signalled side i: past its mark, raise its credit to what the peer's
-        peer acknowledged plus ``max_queued`` and set the next mark a quarter of the way;
-        out of credit (passing), hand that direction over."""
+        """The program signalled side i: it ran out of credit and passes; hand it over."""
         if self.redirected[i] is not None or self.done.done():
             return
-        hashed = self.splicer.map
-        redirected, passing = hashed.usage(self.keys[i])
+        redirected, passing = self.splicer.map.usage(self.keys[i])
         if passing:
             self.redirected[i] = redirected
             self.hand_over(i)
-            return
-        limit = max(self.limits[i], self.moved(i)[1] + self.splicer.max_queued)
-        left = limit - redirected
-        # a direction the program passed meanwhile signals again: the next take sees it
-        hashed.set_limit(self.keys[i], limit,
-                         limit if left < _NOTIFY_FLOOR else redirected + left // 4)
-        self.limits[i] = limit
 
     def hand_over(self, i: int) -> None:
         """Copy side i's bytes in userspace once the kernel's queue for the peer drained
@@ -293,9 +277,9 @@ class KernelSplicer:
             # b under a's cookie first: a's input is redirected only once a is in the map.
             for i, key in enumerate(pair.keys):
                 self.by_key[key] = (pair, i)
-            self.map.put(pair.keys[0], b, self.max_queued, self.max_queued // 4)
+            self.map.put(pair.keys[0], b, self.max_queued, pair.base[1][0])
             pair.stored = 1
-            self.map.put(pair.keys[1], a, self.max_queued, self.max_queued // 4)
+            self.map.put(pair.keys[1], a, self.max_queued, pair.base[0][0])
             pair.stored = 2
             for i, fd in enumerate(pair.fds):
                 self.epoll.register(fd, select.EPOLLRDHUP)

@@ -17,9 +17,11 @@ import struct
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from rdesk.relay.bpf import VMLINUX_BTF, BpfError, member_offset
 from rdesk.relay.rawsplice import (
     Keepalive,
     KernelSpliceUnavailable,
@@ -224,11 +226,15 @@ async def test_a_bulk_transfer_arrives_whole(splicer: Splicer, listener: socket.
     pair.close()
 
 
-async def test_the_kernel_raises_credit_on_its_signals(listener: socket.socket) -> None:
-    """A 64 MiB transfer paced as a fast network would deliver it (512 KiB a millisecond, about
-    4 Gbit/s; the relay runs in this test's loop, so a sender that never blocks would starve
-    it) stays in the kernel: the program's signals raise the 4 MiB credit as the host's side
-    acknowledges (no timer, no hand-over), and the usage the program counted is exact."""
+@pytest.mark.parametrize("paced", [True, False])
+async def test_the_kernels_credit_follows_what_the_host_acknowledged(
+        listener: socket.socket, paced: bool) -> None:
+    """64 MiB, 16 times the kernel splicer's credit, to a host that reads all it gets stays
+    in the kernel: the program measures its credit against what the host's side acknowledged
+    (no timer, no hand-over), and its count is exact. Paced: 512 KiB at a time, the host
+    having each before the next (``in flight`` never nears the credit, so this holds on a
+    loaded machine too); else as fast as the viewer can send, where only a host side slower
+    than 4 MiB of backlog would take it out of the kernel (so that is not asserted)."""
     made, reason = open_splicer("auto")
     if reason is not None:
         pytest.skip(f"kernel splicer unavailable: {reason}")
@@ -240,15 +246,18 @@ async def test_the_kernel_raises_credit_on_its_signals(listener: socket.socket) 
     await asyncio.sleep(0)
     joined = next(iter(made.pairs))
     got = bytearray()
-    for at in range(0, len(data), 512 * 1024):
-        step = data[at:at + 512 * 1024]
-        await loop.sock_sendall(pair.viewer, step)
-        got += await recv_all(pair.host, limit=len(step))  # nothing more was sent
-        await asyncio.sleep(0.001)
+    if paced:
+        for at in range(0, len(data), 512 * 1024):
+            step = data[at:at + 512 * 1024]
+            await loop.sock_sendall(pair.viewer, step)
+            got += await recv_all(pair.host, limit=len(step))  # nothing more was sent
+    else:
+        got += (await asyncio.gather(recv_all(pair.host, limit=len(data)),
+                                     loop.sock_sendall(pair.viewer, data)))[0]
     assert got == data
-    assert joined.copiers == [None, None] and joined.redirected == [None, None]
-    assert made.map.usage(joined.keys[0]) == (64 * MB, False)
-    assert joined.limits[0] >= 60 * MB  # raised 15 times or more
+    if paced:
+        assert joined.copiers == [None, None] and joined.redirected == [None, None]
+        assert made.map.usage(joined.keys[0]) == (64 * MB, False)
     pair.viewer.shutdown(socket.SHUT_WR)
     assert await recv_all(pair.host) == b""
     made.close()
@@ -402,3 +411,19 @@ async def test_kernel_splicer_close_frees_everything(listener: socket.socket) ->
         assert (await join).reason == "splicer closed"
         pair.close()
     assert fds() == before
+
+
+def test_member_offsets_come_from_the_kernels_btf(tmp_path: Path) -> None:
+    """``bytes_acked`` is found in the running kernel's BTF (where the verifier checks the
+    program's read against it); a missing file or member is a one-line BpfError."""
+    if not VMLINUX_BTF.exists():
+        pytest.skip("no kernel BTF here")
+    at = member_offset("tcp_sock", "bytes_acked")
+    assert 0 < at < 8192 and at % 8 == 0
+    with pytest.raises(BpfError, match=r"^no tcp_sock\.no_such_field in the kernel's BTF$"):
+        member_offset("tcp_sock", "no_such_field")
+    with pytest.raises(BpfError, match=r"^no kernel BTF \(.*: No such file or directory\)$"):
+        member_offset("tcp_sock", "bytes_acked", tmp_path / "nothing")
+    (tmp_path / "junk").write_bytes(b"\0" * 64)
+    with pytest.raises(BpfError, match="not BTF"):
+        member_offset("tcp_sock", "bytes_acked", tmp_path / "junk")
