@@ -336,9 +336,13 @@ class SockHash:
             try:
                 self.prog_fd = _bpf(_PROG_LOAD, attr, "program load")
             except BpfError as exc:
-                detail = log.value.decode(errors="replace").strip().splitlines()
+                # the verifier's reason is the last line before its statistics
+                detail = [line for line in log.value.decode(errors="replace").splitlines()
+                          if line.strip() and not line.startswith("processed ")]
+                hint = (" (reading the peer's TCP state needs CAP_PERFMON)"
+                        if detail and "skc_to_tcp_sock" in detail[-1] else "")
                 raise BpfError(exc.errno, f"{exc.strerror}"
-                               + (f" ({detail[-1]})" if detail else "")) from None
+                               + (f" ({detail[-1]})" if detail else "") + hint) from None
             _bpf(_PROG_ATTACH, struct.pack("<III", self.map_fd, self.prog_fd, SK_SKB_VERDICT),
                  "program attach")
         except BaseException:
