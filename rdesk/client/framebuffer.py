@@ -131,7 +131,7 @@ class Framebuffer:
             if self.video is None:
                 raise RemoteProtocolError("an H264 rect, but this viewer declared no video")
             picture = self.video.decode(rect)  # None: refused, the last pixels stay
-            if picture is not None:
+            if picture is not None:  # (an RGBA picture is pasted as it is: no conversion)
                 self.image.paste(picture, (rect.x, rect.y))
             return
         tile = decode_image(rect)

@@ -24,13 +24,13 @@ encoder, and a key unit, when the controller's target moves far enough.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import fractions
 import functools
 from typing import Any
 
 import numpy as np
+
+from rdesk.common import yuv
 
 __all__ = ["VBV_SECONDS", "Converter", "H264Encoder", "available", "libyuv"]
 
@@ -59,19 +59,10 @@ def available() -> bool:
     return True
 
 
-@functools.cache
 def libyuv() -> Any | None:
-    """libyuv's ``ARGBToI420`` (ctypes), or ``None`` when the library is not installed."""
-    name = ctypes.util.find_library("yuv") or "libyuv.so.0"
-    try:
-        function = ctypes.CDLL(name).ARGBToI420
-    except (OSError, AttributeError):
-        return None
-    pointer, integer = ctypes.c_void_p, ctypes.c_int
-    function.argtypes = [pointer, integer, pointer, integer, pointer, integer, pointer,
-                         integer, integer, integer]
-    function.restype = integer
-    return function
+    """libyuv's ``ARGBToI420`` (ctypes, :mod:`rdesk.common.yuv`), or ``None`` when the library
+    is not installed."""
+    return yuv.function("ARGBToI420")
 
 
 class Converter:
