@@ -77,13 +77,24 @@ def components(hot: np.ndarray) -> list[Box]:
     True tiles in ``hot``, in the row-major order of each group's first tile.
 
     Works on runs of True tiles in each row, joined (union-find) where runs of adjacent rows
-    share a column: a loop over runs, not tiles. It runs every round of a viewer that declared
-    video, and a screen of tiles that are all hot but not video (a scrolling terminal, a
-    latency benchmark's full-window flashes) cost 2 ms of CPU a round flooded tile by tile,
-    0.2 ms so (0.3 ms a round with the photo check of the one region it finds).
+    share a column: a loop over runs, not tiles, and the runs of every row found in one numpy
+    pass. It runs every round of a viewer that declared video, and a screen of tiles that are
+    all hot but not video (a scrolling terminal, a latency benchmark's full-window flashes)
+    cost 2 ms of CPU a round flooded tile by tile, 0.2 ms with each row's runs found apart (a
+    third of a video round's planning at 1080p), 0.03 ms so.
     """
-    runs: list[tuple[int, int, int]] = []  # (row, first column, last column)
-    parent: list[int] = []
+    if not hot.any():
+        return []
+    rows, cols = hot.shape
+    edges = np.zeros((rows, cols + 1), dtype=np.int8)
+    edges[:, :cols] = hot
+    edges[:, 1:] -= hot.astype(np.int8)
+    # Row-major order: each row's starts (+1) and ends (-1, one past the run) pair up in turn.
+    start_rows, start_cols = np.nonzero(edges == 1)
+    _, stop_cols = np.nonzero(edges == -1)
+    runs: list[tuple[int, int, int]] = list(zip(  # (row, first column, last column)
+        start_rows.tolist(), start_cols.tolist(), (stop_cols - 1).tolist(), strict=True))
+    parent = list(range(len(runs)))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -91,24 +102,17 @@ def components(hot: np.ndarray) -> list[Box]:
             i = parent[i]
         return i
 
-    above: list[int] = []
-    busy = np.asarray(hot.any(axis=1))
-    for r in range(hot.shape[0]):
-        if not busy[r]:
-            above = []
-            continue
-        edges = np.flatnonzero(np.diff(np.concatenate(([False], hot[r], [False])).astype(np.int8)))
-        here = []
-        for start, stop in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
-            i = len(runs)
-            runs.append((r, start, stop - 1))
-            parent.append(i)
-            here.append(i)
-            for j in above:
-                if runs[j][1] <= stop - 1 and start <= runs[j][2]:  # a column in common
-                    a, b = root(i), root(j)
-                    parent[max(a, b)] = min(a, b)  # the earlier run stays the root
-        above = here
+    above: list[int] = []  # the runs of the row before
+    here: list[int] = []
+    row = -1
+    for i, (r, start, last) in enumerate(runs):
+        if r != row:
+            above, here, row = (here if r == row + 1 else []), [], r
+        here.append(i)
+        for j in above:
+            if runs[j][1] <= last and start <= runs[j][2]:  # a column in common
+                a, b = root(i), root(j)
+                parent[max(a, b)] = min(a, b)  # the earlier run stays the root
     boxes: dict[int, Box] = {}
     for i, (r, c0, c1) in enumerate(runs):
         k = root(i)
