@@ -38,7 +38,7 @@ MOTION_GAP = 0.15
 IDLE_POLL = 0.1
 #: With change notification, still grab this often in case an event was missed (seconds).
 DAMAGE_SAFETY_POLL = 1.0
-#: While every viewer's window is full, grab at least this often (seconds), so the change
+#: While no viewer could use a new frame, grab at least this often (seconds), so the change
 #: history that tells moving tiles from still ones stays true. Below MOTION_GAP / 2.
 HISTORY_POLL = 0.05
 
@@ -53,7 +53,8 @@ class Subscriber(Protocol):
         """The screen changed size: everything is dirty and the viewer must be told."""
 
     def ready(self) -> bool:
-        """Whether the viewer could be sent an update now (its window has room)."""
+        """Whether the viewer could use a new frame now (its window has room, and no newer
+        frame than the one it is sending waits for it already)."""
 
 
 class ChangeNotifier(Protocol):
@@ -126,15 +127,18 @@ class ScreenSource:
         self._subscribers.discard(subscriber)
 
     def room(self) -> None:
-        """A viewer's window has room again (an ack arrived): a deferred grab may go ahead."""
+        """A viewer could use a new frame again (an ack arrived, a round was sent): a deferred
+        grab may go ahead."""
         self._room.set()
 
     async def _until_someone_has_room(self) -> None:
-        """Defer a grab while every viewer's window is full — for at most :data:`HISTORY_POLL`.
+        """Defer a grab while no viewer could use it (every window full, or a newer frame than
+        the one being sent already waiting) — for at most :data:`HISTORY_POLL`.
 
         Nobody could be sent the grab yet; the diff of the grab that follows is taken against
         the last one, so deferring loses no change, and it saves the grab and diff of frames
-        no viewer would ever get (a slow viewer sees fewer frames, never stale ones).
+        no viewer would ever get (a slow viewer sees fewer frames, never stale ones: a round
+        sends the frame grabbed during the round before it, at most that round's length old).
         But the per-tile change history must stay true: without grabs, moving tiles would look
         still after ``lossless_delay`` and earn a lossless refresh of a frame already gone
         (megabytes, for video, on a link that was full to begin with). So a deferred grab

@@ -90,6 +90,8 @@ class ViewerLink:
         #: behind them.
         self.idle = asyncio.Event()
         self.idle.set()
+        #: Whether a frame grabbed while the current round is encoded waits for the next round.
+        self._newer = False
         self.planner = Planner(source.tiles_shape, source.tile, (source.width, source.height),
                                lossless_delay)
         self._seq = 0
@@ -109,6 +111,7 @@ class ViewerLink:
         if self.planner.mark(mask):
             if self.video is not None:
                 self.video.changed(time.monotonic(), mask)
+            self._newer = not self.idle.is_set()
             self._wake.set()
 
     def set_video(self, codecs: str) -> None:
@@ -176,8 +179,12 @@ class ViewerLink:
         self.source.room()
 
     def ready(self) -> bool:
-        """Whether an update could be sent now (the source defers grabs until one could)."""
-        return self.session.flow.can_send()
+        """Whether an update could be sent now (the source defers grabs until one could), and
+        the round being encoded, if any, has no newer frame waiting yet: only the latest frame
+        is sent, so a second grab during one round would only replace the first (at 60 frames
+        a second and 20 ms rounds a grab in three, each 0.6 ms of the host's CPU and a copy of
+        the X server's)."""
+        return self.session.flow.can_send() and (self.idle.is_set() or not self._newer)
 
     # --- the sender ----------------------------------------------------------------------------
 
@@ -222,10 +229,13 @@ class ViewerLink:
                 await asyncio.sleep(wait)
                 now = time.monotonic()
             self.idle.clear()
+            self._newer = False
             try:
                 await self._send_pending(now)
             finally:
                 self.idle.set()
+                if self._newer:  # the grab deferred meanwhile may go ahead
+                    self.source.room()
 
     async def _send_resize(self) -> None:
         size = (self.source.width, self.source.height)
