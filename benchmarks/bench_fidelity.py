@@ -103,7 +103,8 @@ def sample(image: Image.Image) -> np.ndarray:
     One nearest-neighbour resize in Pillow, which picks the source pixel under each output
     pixel's centre, ``OFFSET + STEP * i``: 0.4 ms a 1080p frame, where converting the whole
     framebuffer to an array first took 2.3 ms of the viewer's CPU on every update, beside the
-    host and the decoding it measures (docs/performance.md, "Issue 16, eighth session: CPU per video frame")."""
+    host and the decoding it measures (docs/performance.md, "Issue 16, eighth session: CPU
+    per video frame")."""
     columns, rows = image.size[0] // STEP, image.size[1] // STEP
     small = image.resize((columns, rows), Image.Resampling.NEAREST,
                          box=(0, 0, columns * STEP, rows * STEP))

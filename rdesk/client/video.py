@@ -13,8 +13,8 @@ when it is installed and the picture has the protocol's colours (8-bit 4:2:0, BT
 unmarked, limited range): one SIMD pass from the decoder's planes into a reused ``RGBA`` buffer
 that the image shares, which the framebuffer pastes into its ``RGB`` image as it is. PyAV's
 ``to_image`` (swscale, then three copies) took 5.6 ms a 1080p frame, twice the decode itself;
-libyuv takes about 1 ms (docs/performance.md, "Issue 16, eighth session: CPU per video frame"). Any other picture, or
-no libyuv, takes ``to_image``.
+libyuv takes about 1 ms (docs/performance.md, "Issue 16, eighth session: CPU per video
+frame"). Any other picture, or no libyuv, takes ``to_image``.
 
 PyAV is optional for a viewer: :func:`available` says whether it imports; without it the
 viewer never declares video and the host sends tiles.

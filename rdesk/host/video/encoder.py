@@ -47,7 +47,7 @@ COLOUR_PARAMS = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:ra
 #: P macroblock's few small coefficients after scoring every block for it): 13 % less of
 #: x264's CPU a 1080p photo-pan frame at 7.5 and 3 Mbit/s (9.7 → 8.4 ms, 9.3 → 8.1 ms), 10 %
 #: at 1.2 Mbit/s, with 0.7 % more bytes at 7.5 Mbit/s and PSNR within 0.1 dB either way
-#: (docs/performance.md, "Issue 16, eighth session: CPU per video frame").
+#: (docs/performance.md, "Issue 16, eighth session: CPU per video frame")
 X264_PARAMS = f"{COLOUR_PARAMS}:dct-decimate=0"
 
 
