@@ -175,12 +175,65 @@ def test_damage_reports_painting_and_stillness(_host_xvfb: str, capturer: AnyCap
             dpy.close()
 
 
+def test_damage_pending_checks_without_consuming(_host_xvfb: str) -> None:
+    """``pending`` tells damage is waiting without draining or resetting it: the poll after
+    it still finds the damage, and once drained both say nothing is left."""
+    with DamageWatcher(_host_xvfb) as watcher:
+        _settle(watcher)
+        assert watcher.pending() is False
+        dpy = xdisplay.Display(_host_xvfb)
+        try:
+            screen = dpy.screen()
+            win = screen.root.create_window(
+                20, 20, 50, 50, 0, screen.root_depth, background_pixel=screen.white_pixel
+            )
+            win.map()
+            dpy.sync()
+            _wait_readable(watcher, 2.0)
+            assert watcher.pending() is True
+            assert watcher.pending() is True  # asking twice consumes nothing
+            assert watcher.poll() is True
+            win.destroy()
+            dpy.sync()
+            _settle(watcher)
+            assert watcher.pending() is False
+        finally:
+            dpy.close()
+
+
+def test_damage_pending_sees_events_queued_by_a_reply(_host_xvfb: str) -> None:
+    """An event python-xlib read along with a reply sits in its queue, not on the socket:
+    ``pending`` still reports it (the capture loop would otherwise sleep on a quiet socket
+    with the change unseen until the safety poll)."""
+    with DamageWatcher(_host_xvfb) as watcher:
+        _settle(watcher)
+        dpy = xdisplay.Display(_host_xvfb)
+        try:
+            screen = dpy.screen()
+            win = screen.root.create_window(
+                20, 20, 50, 50, 0, screen.root_depth, background_pixel=screen.white_pixel
+            )
+            win.map()
+            dpy.sync()
+            _wait_readable(watcher, 2.0)
+            watcher._dpy.sync()  # a round trip: its reply read drags the event into the queue
+            assert watcher._dpy.display.event_queue
+            assert watcher.pending() is True
+            assert watcher.poll() is True
+            win.destroy()
+            dpy.sync()
+        finally:
+            dpy.close()
+
+
 def test_damage_watcher_close_is_idempotent(_host_xvfb: str) -> None:
     watcher = DamageWatcher(_host_xvfb)
     watcher.close()
     watcher.close()
     with pytest.raises(RuntimeError):
         watcher.poll()
+    with pytest.raises(RuntimeError):
+        watcher.pending()
 
 
 def test_pixel_exact_roundtrip_xlib(_host_xvfb: str, capturer: AnyCapturer) -> None:

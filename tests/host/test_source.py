@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 import socket
 from collections.abc import Callable
 
@@ -107,6 +108,10 @@ class _Screen:
             while self._rx.recv(4096):
                 drawn = True
         return drawn
+
+    def pending(self) -> bool:
+        readable, _, _ = select.select([self._rx], [], [], 0)
+        return bool(readable)
 
     def close(self) -> None:
         self._rx.close()

@@ -11,6 +11,7 @@ sent separately, if at all).
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
 from Xlib import X
@@ -74,6 +75,22 @@ class DamageWatcher:
     def fileno(self) -> int:
         """The X connection's socket; readable when an event may be pending."""
         return int(self._dpy.fileno())
+
+    def pending(self) -> bool:
+        """Whether :meth:`poll` may find something, without reading or resetting anything.
+
+        True when an event is already queued (read along with a reply, e.g. a grab's) or the
+        connection has unread data. Much cheaper than a :meth:`poll` that finds nothing (no
+        python-xlib receive pass): the capture loop asks this after each grab, and the poll
+        before the next grab does the draining and the reset, once a round instead of twice.
+        A stray non-DAMAGE event makes it True once (the next poll drains it).
+        """
+        if self._closed:
+            raise RuntimeError("DamageWatcher is closed")
+        if self._dpy.display.event_queue:
+            return True
+        readable, _, _ = select.select([self._dpy.fileno()], [], [], 0)
+        return bool(readable)
 
     def poll(self) -> bool:
         """Drain pending events without blocking; True if anything was drawn since last poll.

@@ -62,7 +62,14 @@ class ChangeNotifier(Protocol):
 
     def fileno(self) -> int: ...
 
-    def poll(self) -> bool: ...
+    def poll(self) -> bool:
+        """Drain the notifications; True if anything was drawn since the last poll (the
+        notifier is then re-armed ahead of any grab started after this returns)."""
+        ...
+
+    def pending(self) -> bool:
+        """Whether :meth:`poll` may return True, without consuming anything (cheap)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -198,8 +205,9 @@ class ScreenSource:
                 interval = self.min_interval if changed else min(IDLE_POLL, interval * 1.5)
                 await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
                 continue
-            # Wait for damage (or the safety poll), then keep to the frame rate.
-            if not notifier.poll():
+            # Wait for damage (or the safety poll), then keep to the frame rate. Only a check:
+            # the poll before the next grab drains and re-arms (one reset a round, not two).
+            if not notifier.pending():
                 await _readable(notifier.fileno(), DAMAGE_SAFETY_POLL)
             await asyncio.sleep(max(0.0, due - time.monotonic()))
 
