@@ -267,10 +267,12 @@ class ViewerLink:
             assert round_ is not None
             tiles = await self._encode(frame, frame_id, round_.jobs, base=planner.held.sent,
                                        trim=round_.trim)
+        elif round_ is None:  # video only (a full-screen pan): one hop, no tasks to gather
+            tiles, frames = [], await self._encode_video(frame, video)
         else:  # the video frames and the tiles side by side
             tiles, frames = await asyncio.gather(
                 self._encode(frame, frame_id, round_.jobs, base=planner.held.sent,
-                             trim=round_.trim) if round_ is not None else _nothing(),
+                             trim=round_.trim),
                 self._encode_video(frame, video),
             )
         kept, exact = planner.settle(round_, tiles, frame) if round_ is not None else ([], False)
@@ -396,6 +398,3 @@ def batches(encoded: list[EncodedRect], screen: tuple[int, int]
             yield batch, last
             batch, size, area = [], 0, 0
 
-
-async def _nothing() -> list[EncodedRect]:
-    return []
