@@ -214,7 +214,9 @@ class ViewerLink:
                 check = self.video.next_check(time.monotonic())
                 if check is not None:
                     timeout = check if timeout is None else min(timeout, check)
-            if timeout is None or timeout > 0:
+            # Already woken (a grab marked tiles during the last round, as in every round of
+            # a video): go on without the task and timers of a wait that would return at once.
+            if (timeout is None or timeout > 0) and not self._wake.is_set():
                 await wait_at_most(self._wake.wait(), timeout)
             self._wake.clear()
             if not self.session.flow.can_send():
