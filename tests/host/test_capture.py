@@ -294,6 +294,22 @@ def test_shm_frames_held_are_never_written(_host_xvfb: str) -> None:
         assert len(cap._pool) == pool
 
 
+def test_shm_grab_requests_are_packed_once_per_segment(_host_xvfb: str) -> None:
+    """Each segment's grab is the very request python-xlib would pack for that segment and the
+    screen's size (packed once, when the segment is made), and is what a grab sends."""
+    from Xlib import X
+
+    with ShmCapturer(_host_xvfb) as cap:
+        held = [cap.grab(), cap.grab()]  # two segments in use
+        assert len(cap._pool) == 2
+        for seg in cap._pool:
+            want = xshm._GetImage._request.to_binary(
+                opcode=cap._opcode, drawable=cap._root, x=0, y=0, width=640, height=480,
+                plane_mask=0xFFFFFFFF, format=X.ZPixmap, shmseg=seg.shmseg, offset=0)
+            assert seg.get_image._request.to_binary() == want
+        assert held[0] is not held[1]
+
+
 def test_shm_full_pool_hands_out_copies(_host_xvfb: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the pool's byte limit a grab is copied out of a spare segment: still independent."""
     monkeypatch.setattr(xshm, "MAX_POOL_BYTES", 2 * 640 * 480 * 4)
