@@ -1,7 +1,8 @@
 """Change notification from the X DAMAGE extension, so a still screen costs almost nothing.
 
 The capture loop waits for :meth:`DamageWatcher.fileno` to become readable (or a timeout), calls
-:meth:`DamageWatcher.poll`, and grabs only when it returns True.
+:meth:`DamageWatcher.poll` (which drains and re-arms) before each grab; between grabs it only
+asks :meth:`DamageWatcher.pending`, which reads nothing.
 
 What DAMAGE does *not* report: reading the screen (XShmGetImage / XGetImage) creates no
 damage, so capturing never wakes the loop by itself; and the pointer is a hardware or software
