@@ -19,7 +19,10 @@ anything large (:attr:`~rdesk.protocol.estimator.Estimator.carried`), the pictur
 most at :data:`UNMEASURED_LEVEL` (:attr:`Controller.picture_level`): with no evidence of the
 link's rate, the first full-screen change at full quality was 374 kB of JPEG at 1080p, 1.5 s
 of nothing else over 2 Mbit/s; at half scale and the lowest quality it is a tenth of that, and
-its acknowledgement measures the link.
+its acknowledgement measures the link. While the host says a large change may be becoming
+video (:attr:`Controller.starting`), the picture is held at :data:`STARTING_LEVEL` too: the
+stream replaces those rounds a few frames later, and a full-quality JPEG among them held the
+pan's first second to a few updates.
 
 - queueing delay above :attr:`Controller.high` → the level is multiplied by
   :data:`DECREASE`, or by ``high / delay`` (not below 0.35) when the queue is far above the
@@ -54,6 +57,7 @@ __all__ = [
     "MAX_WINDOW_UPDATES",
     "MIN_WINDOW_BYTES",
     "RAMP",
+    "STARTING_LEVEL",
     "UNMEASURED_LEVEL",
     "Caps",
     "Controller",
@@ -77,6 +81,11 @@ MIN_REFRESH_BYTES = 16 * 1024
 #: Most the picture's level may be before the link carried anything large (half scale, lowest
 #: quality: the first large lossy round is small wherever the link turns out to be).
 UNMEASURED_LEVEL = 0.2
+#: Most the picture's level may be while a large change is becoming video
+#: (:attr:`Controller.starting`): the start cap again, about 35 kB a 1080p photo. At 0.35 (half
+#: scale, quality 55) or 0.5 (full scale, quality 30) the pan's first second was no better than
+#: with no such cap, under load (10 Mbit/s, 2 December 2026).
+STARTING_LEVEL = UNMEASURED_LEVEL
 #: Lowest level that still counts as "full picture" for the frame-rate cap.
 _FPS_KNEE = 0.2
 _SCALE_STEPS = ((0.5, 1.0), (0.2, 0.5), (0.0, 0.25))
@@ -125,6 +134,9 @@ class Controller:
         self.pace_delay = 0.0
         #: How many times the level was cut, for tests and statistics.
         self.decreases = 0
+        #: Set by the host while a large change may be becoming video: the picture is held at
+        #: :data:`STARTING_LEVEL` until its stream starts (:attr:`picture_level`).
+        self.starting = False
 
     # --- inputs --------------------------------------------------------------------------------
 
@@ -217,10 +229,18 @@ class Controller:
     # --- outputs -------------------------------------------------------------------------------
 
     @property
-    def picture_level(self) -> float:
-        """The level the picture is drawn at: :attr:`level`, but at most
-        :data:`UNMEASURED_LEVEL` until the link has carried anything large."""
+    def stream_level(self) -> float:
+        """The level a video stream's bitrate is read from: :attr:`level`, but at most
+        :data:`UNMEASURED_LEVEL` until the link has carried anything large (not
+        :attr:`starting`, which is there to make way for the stream)."""
         return self.level if self.estimator.carried else min(self.level, UNMEASURED_LEVEL)
+
+    @property
+    def picture_level(self) -> float:
+        """The level the picture is drawn at: :attr:`stream_level`, and at most
+        :data:`STARTING_LEVEL` while :attr:`starting`."""
+        level = self.stream_level
+        return min(level, STARTING_LEVEL) if self.starting else level
 
     def _step(self) -> tuple[float, float]:
         """(scale, position 0..1 within the scale's level range)."""

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rdesk.host.video.regions import (
+    BECOMING_STREAK,
     END_AFTER,
     FAST_GAP,
     FAST_STREAK,
@@ -19,6 +20,7 @@ from rdesk.host.video.regions import (
     components,
 )
 from rdesk.host.video.streams import (
+    BECOMING_SHARE,
     DOWN_RATIO,
     FLOOR_BITS_PER_PIXEL,
     FRAME_RATE,
@@ -29,7 +31,7 @@ from rdesk.host.video.streams import (
     VideoStreams,
     target_bitrate,
 )
-from rdesk.protocol.controller import Caps, Controller
+from rdesk.protocol.controller import UNMEASURED_LEVEL, Caps, Controller
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.video import KEYFRAME_INTERVAL, unpack_header
 
@@ -154,6 +156,60 @@ def test_a_quick_streak_starts_video_within_its_first_frames() -> None:
     assert det.update(t, yes) == ([], [], [])
     t = frames(det, 1, t + 1 / FPS)
     assert len(det.update(t, yes)[0]) == 1
+
+
+def test_a_large_change_becoming_video_is_held_small_until_its_stream_starts() -> None:
+    """From a pan's first change until its stream starts, the picture is held at the start cap
+    (the stream replaces those tiles a few rounds later); the cap lifts when the stream starts,
+    when the motion stops, and when motion that does not become video ran past its streak."""
+    moving = box_mask(0, 0, 11, 19)
+    streams = VideoStreams(SIZE, TILE, lambda size, rate: FakeEncoder(size, rate))
+    dirty = np.ones(SHAPE, dtype=bool)
+
+    def plan(now: float) -> None:
+        streams.plan(now, dirty, level=1.0, cap_bps=None, link_bps=10e6, accept=yes)
+
+    assert not streams.becoming(0.0)
+    t = 0.0
+    for i in range(FAST_STREAK):
+        t = i / FPS
+        streams.changed(t, moving)
+        plan(t)
+        # Becoming from the first change (a pan's first round is as large as any) until the
+        # round that starts the stream; then its tiles are the stream's.
+        assert streams.becoming(t) == (i < FAST_STREAK - 1), i
+    assert streams.active
+    # Still for FAST_GAP: nothing is becoming video (the lossless refresh takes the tiles).
+    still = RegionDetector(SIZE, TILE)
+    still.changed(0.0, moving)
+    assert still.becoming(0.0) == 1.0
+    assert still.becoming(FAST_GAP * 1.1) == 0.0
+    # Small changes (a caret, a clock) never hold the picture.
+    small = VideoStreams(SIZE, TILE, lambda size, rate: FakeEncoder(size, rate))
+    corner = box_mask(0, 0, 1, 1)
+    assert corner.mean() < BECOMING_SHARE
+    for i in range(3):
+        small.changed(i / FPS, corner)
+    assert not small.becoming(2 / FPS)
+    # Motion refused as video (not photo-like): the cap lifts once its streak ran past.
+    refused = VideoStreams(SIZE, TILE, lambda size, rate: FakeEncoder(size, rate))
+    held = []
+    for i in range(BECOMING_STREAK + 3):
+        t = i / FPS
+        refused.changed(t, moving)
+        refused.plan(t, dirty, level=1.0, cap_bps=None, link_bps=10e6, accept=lambda _: False)
+        held.append(refused.becoming(t))
+    assert held == [True] * BECOMING_STREAK + [False] * 3
+    assert not refused.active
+    # The controller draws at most the start cap while starting; the stream's level is not held.
+    ctl = Controller(now=0.0)
+    ctl.on_ack(0.1, 0.05, 40_000)
+    assert ctl.picture_level == 1.0
+    ctl.starting = True
+    assert ctl.picture_level == UNMEASURED_LEVEL and ctl.stream_level == 1.0
+    assert (ctl.scale, ctl.quality) == (0.5, 30)
+    ctl.starting = False
+    assert (ctl.scale, ctl.quality) == (1.0, 80)
 
 
 def test_region_grows_never_flaps_and_ends_when_still() -> None:

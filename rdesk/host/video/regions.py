@@ -25,6 +25,7 @@ from rdesk.protocol.video import MAX_VIDEO_STREAMS, MIN_VIDEO_SIDE
 __all__ = [
     "END_AFTER",
     "FAST_GAP",
+    "BECOMING_STREAK",
     "FAST_STREAK",
     "MIN_CHANGES",
     "MIN_TILES_SIDE",
@@ -55,6 +56,11 @@ HOT_FRACTION = 0.5
 #: ends.
 FAST_STREAK = 6
 FAST_GAP = 0.15
+#: Changes a streak may run outside any region and still count as a region *becoming* video
+#: (:meth:`RegionDetector.becoming`): the streak's own length, and a round for the check of
+#: its content. Past that, motion that did not become video (not photo-like, no free stream)
+#: is just tiles again.
+BECOMING_STREAK = FAST_STREAK + 1
 #: Smallest region, in tiles a side (128 pixels with 64-pixel tiles).
 MIN_TILES_SIDE = 2
 #: A region none of whose tiles changed for this long ends.
@@ -181,6 +187,16 @@ class RegionDetector:
         hot: np.ndarray = (((self._counts >= need) | streak)
                            & (self._last_change >= now - END_AFTER))
         return hot
+
+    def becoming(self, now: float) -> float:
+        """The share of the screen (0..1, by tiles) that may be becoming video at ``now``:
+        tiles outside the live regions that changed within :data:`FAST_GAP`, in a streak of
+        at most :data:`BECOMING_STREAK` changes (from its first change: a pan's first round
+        is as large as any)."""
+        young = ((self._last_change >= now - FAST_GAP) & (self._streak <= BECOMING_STREAK))
+        if self.regions:
+            young &= ~self.mask()
+        return float(young.mean()) if young.size else 0.0
 
     def update(self, now: float, accept: Callable[[Box], bool]
                ) -> tuple[list[Region], list[Region], list[int]]:

@@ -38,6 +38,7 @@ from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.video import KEYFRAME_INTERVAL, pack_header
 
 __all__ = [
+    "BECOMING_SHARE",
     "BITS_PER_PIXEL",
     "FRAME_RATE",
     "ROUND_RATE",
@@ -68,6 +69,9 @@ DOWN_RATIO = 2.5
 #: ... or higher once it is above UP_RATIO x its rate, and UP_AFTER s since its last start.
 UP_RATIO = 2.0
 UP_AFTER = 3.0
+#: A change over at least this share of the screen that may be becoming video holds the
+#: picture at the controller's start cap until its stream starts (:meth:`VideoStreams.becoming`).
+BECOMING_SHARE = 1 / 8
 #: While a region lives, it is checked for its end at least this often (seconds).
 CHECK_INTERVAL = 0.1
 #: Video rounds a second (the encoder's nominal rate: each frame gets 1/FRAME_RATE of the rate).
@@ -167,6 +171,17 @@ class VideoStreams:
 
     def changed(self, now: float, mask: np.ndarray) -> None:
         self.detector.changed(now, mask)
+
+    def becoming(self, now: float) -> bool:
+        """Whether a large change (:data:`BECOMING_SHARE` of the screen or more) may be
+        becoming video: its tiles are moving in a young streak outside any live region.
+
+        While it is, the round's tiles are drawn small (the controller's start cap): a stream
+        replaces them a few rounds later anyway, and a full-quality JPEG of a 1080p photo (374
+        kB, 0.3 s of a 10 Mbit/s link) held the pan's first second to a few updates and broke
+        the very streak that starts the stream (the next change came after FAST_GAP).
+        """
+        return self.detector.becoming(now) >= BECOMING_SHARE
 
     def next_check(self, now: float) -> float | None:
         """Seconds until the regions should be looked at again, if any lives."""
