@@ -82,9 +82,10 @@ MIN_REFRESH_BYTES = 16 * 1024
 #: quality: the first large lossy round is small wherever the link turns out to be).
 UNMEASURED_LEVEL = 0.2
 #: Most the picture's level may be while a large change is becoming video
-#: (:attr:`Controller.starting`): the start cap again, about 35 kB a 1080p photo. At 0.35 (half
-#: scale, quality 55) or 0.5 (full scale, quality 30) the pan's first second was no better than
-#: with no such cap, under load (10 Mbit/s, 2 December 2026).
+#: (:attr:`Controller.starting`): the start cap again, about 35 kB a 1080p photo; a stream that
+#: starts then reads its bitrate from it too (a small first key unit). At 0.35 (half scale,
+#: quality 55) or 0.5 (full scale, quality 30) the pan's first second was no better than with
+#: no such cap, under load (10 Mbit/s, 2 December 2026).
 STARTING_LEVEL = UNMEASURED_LEVEL
 #: Lowest level that still counts as "full picture" for the frame-rate cap.
 _FPS_KNEE = 0.2
@@ -229,17 +230,11 @@ class Controller:
     # --- outputs -------------------------------------------------------------------------------
 
     @property
-    def stream_level(self) -> float:
-        """The level a video stream's bitrate is read from: :attr:`level`, but at most
-        :data:`UNMEASURED_LEVEL` until the link has carried anything large (not
-        :attr:`starting`, which is there to make way for the stream)."""
-        return self.level if self.estimator.carried else min(self.level, UNMEASURED_LEVEL)
-
-    @property
     def picture_level(self) -> float:
-        """The level the picture is drawn at: :attr:`stream_level`, and at most
-        :data:`STARTING_LEVEL` while :attr:`starting`."""
-        level = self.stream_level
+        """The level the picture is drawn at, and a starting stream's bitrate read from:
+        :attr:`level`, but at most :data:`UNMEASURED_LEVEL` until the link has carried
+        anything large, and at most :data:`STARTING_LEVEL` while :attr:`starting`."""
+        level = self.level if self.estimator.carried else min(self.level, UNMEASURED_LEVEL)
         return min(level, STARTING_LEVEL) if self.starting else level
 
     def _step(self) -> tuple[float, float]:

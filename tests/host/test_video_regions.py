@@ -31,7 +31,7 @@ from rdesk.host.video.streams import (
     VideoStreams,
     target_bitrate,
 )
-from rdesk.protocol.controller import UNMEASURED_LEVEL, Caps, Controller
+from rdesk.protocol.controller import STARTING_LEVEL, Caps, Controller
 from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.video import KEYFRAME_INTERVAL, unpack_header
 
@@ -201,12 +201,13 @@ def test_a_large_change_becoming_video_is_held_small_until_its_stream_starts() -
         held.append(refused.becoming(t))
     assert held == [True] * BECOMING_STREAK + [False] * 3
     assert not refused.active
-    # The controller draws at most the start cap while starting; the stream's level is not held.
+    # The controller draws at most the start cap while starting (and a stream that starts
+    # then reads its bitrate from that level: a smaller first key unit).
     ctl = Controller(now=0.0)
     ctl.on_ack(0.1, 0.05, 40_000)
     assert ctl.picture_level == 1.0
     ctl.starting = True
-    assert ctl.picture_level == UNMEASURED_LEVEL and ctl.stream_level == 1.0
+    assert ctl.picture_level == STARTING_LEVEL
     assert (ctl.scale, ctl.quality) == (0.5, 30)
     ctl.starting = False
     assert (ctl.scale, ctl.quality) == (1.0, 80)
