@@ -3,12 +3,14 @@ private Xvfb."""
 
 from __future__ import annotations
 
+import contextlib
 import select
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -129,6 +131,25 @@ def _wait_readable(watcher: DamageWatcher, timeout: float) -> None:
     select.select([watcher.fileno()], [], [], timeout)
 
 
+@contextlib.contextmanager
+def _white_window(display: str, x: int, y: int, size: int) -> Iterator[tuple[Any, Any]]:
+    """A mapped white ``size`` x ``size`` window at (x, y) on its own connection; yields the
+    connection and the window, destroyed and closed on exit."""
+    dpy = xdisplay.Display(display)
+    try:
+        screen = dpy.screen()
+        win = screen.root.create_window(
+            x, y, size, size, 0, screen.root_depth, background_pixel=screen.white_pixel
+        )
+        win.map()
+        dpy.sync()
+        yield dpy, win
+        win.destroy()
+        dpy.sync()
+    finally:
+        dpy.close()
+
+
 def _settle(watcher: DamageWatcher) -> None:
     """Consume damage left over from setup until the screen is quiet."""
     for _ in range(50):
@@ -146,17 +167,9 @@ def test_damage_reports_painting_and_stillness(_host_xvfb: str, capturer: AnyCap
         _wait_readable(watcher, 0.2)
         assert watcher.poll() is False
 
-        dpy = xdisplay.Display(_host_xvfb)
-        try:
-            screen = dpy.screen()
-            win = screen.root.create_window(
-                10, 10, 100, 100, 0, screen.root_depth, background_pixel=screen.white_pixel
-            )
-            win.map()
-            dpy.sync()
+        with _white_window(_host_xvfb, 10, 10, 100) as (dpy, win):
             _settle(watcher)
-
-            gc = win.create_gc(foreground=screen.black_pixel)
+            gc = win.create_gc(foreground=dpy.screen().black_pixel)
             win.fill_rectangle(gc, 5, 5, 20, 10)
             dpy.sync()
             _wait_readable(watcher, 2.0)
@@ -169,10 +182,6 @@ def test_damage_reports_painting_and_stillness(_host_xvfb: str, capturer: AnyCap
             dpy.sync()
             _wait_readable(watcher, 2.0)
             assert watcher.poll() is True
-            win.destroy()
-            dpy.sync()
-        finally:
-            dpy.close()
 
 
 def test_damage_pending_checks_without_consuming(_host_xvfb: str) -> None:
@@ -181,24 +190,13 @@ def test_damage_pending_checks_without_consuming(_host_xvfb: str) -> None:
     with DamageWatcher(_host_xvfb) as watcher:
         _settle(watcher)
         assert watcher.pending() is False
-        dpy = xdisplay.Display(_host_xvfb)
-        try:
-            screen = dpy.screen()
-            win = screen.root.create_window(
-                20, 20, 50, 50, 0, screen.root_depth, background_pixel=screen.white_pixel
-            )
-            win.map()
-            dpy.sync()
+        with _white_window(_host_xvfb, 20, 20, 50):
             _wait_readable(watcher, 2.0)
             assert watcher.pending() is True
             assert watcher.pending() is True  # asking twice consumes nothing
             assert watcher.poll() is True
-            win.destroy()
-            dpy.sync()
-            _settle(watcher)
-            assert watcher.pending() is False
-        finally:
-            dpy.close()
+        _settle(watcher)
+        assert watcher.pending() is False
 
 
 def test_damage_pending_sees_events_queued_by_a_reply(_host_xvfb: str) -> None:
@@ -207,23 +205,12 @@ def test_damage_pending_sees_events_queued_by_a_reply(_host_xvfb: str) -> None:
     with the change unseen until the safety poll)."""
     with DamageWatcher(_host_xvfb) as watcher:
         _settle(watcher)
-        dpy = xdisplay.Display(_host_xvfb)
-        try:
-            screen = dpy.screen()
-            win = screen.root.create_window(
-                20, 20, 50, 50, 0, screen.root_depth, background_pixel=screen.white_pixel
-            )
-            win.map()
-            dpy.sync()
+        with _white_window(_host_xvfb, 20, 20, 50):
             _wait_readable(watcher, 2.0)
             watcher._dpy.sync()  # a round trip: its reply read drags the event into the queue
             assert watcher._dpy.display.event_queue
             assert watcher.pending() is True
             assert watcher.poll() is True
-            win.destroy()
-            dpy.sync()
-        finally:
-            dpy.close()
 
 
 def test_damage_watcher_close_is_idempotent(_host_xvfb: str) -> None:
