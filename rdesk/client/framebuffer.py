@@ -21,6 +21,7 @@ import warnings
 
 from PIL import Image
 
+from rdesk.client.pixels import Pixels, mapped_rgb
 from rdesk.client.video import VideoDecoders
 from rdesk.protocol import limits
 from rdesk.protocol.codec import copy_source
@@ -51,8 +52,10 @@ class Framebuffer:
     """An RGB image of the host's screen.
 
     :attr:`image` is a PIL image the caller may read (copy it before keeping it across
-    updates). :meth:`apply` raises :class:`RemoteProtocolError` for a rectangle that cannot
-    be decoded safely; the rectangles before it stay applied.
+    updates); its pixels live in memory of its own (:mod:`rdesk.client.pixels`), which video
+    pictures are converted straight into. A resize makes a new image: one taken before stays
+    valid, with the old size and contents. :meth:`apply` raises :class:`RemoteProtocolError`
+    for a rectangle that cannot be decoded safely; the rectangles before it stay applied.
     """
 
     def __init__(self, width: int, height: int, *,
@@ -62,7 +65,9 @@ class Framebuffer:
         #: The video decoders, when this viewer declared video (rdesk/client/video.py).
         self.video = VideoDecoders() if video else None
         self._check_size(width, height)
-        self.image = Image.new("RGB", (width, height))
+        self.image: Image.Image
+        self._pixels: Pixels | None
+        self.image, self._pixels = mapped_rgb(width, height)
         #: True once an update flagged ``exact`` was applied and nothing lossy followed.
         self.exact = False
 
@@ -79,7 +84,7 @@ class Framebuffer:
     def resize(self, width: int, height: int) -> None:
         """Start afresh at a new screen size (after a Screen message)."""
         self._check_size(width, height)
-        self.image = Image.new("RGB", (width, height))
+        self.image, self._pixels = mapped_rgb(width, height)
         self.exact = False
         if self.video is not None:
             self.video.reset()
@@ -130,9 +135,9 @@ class Framebuffer:
         if rect.encoding is Encoding.H264:
             if self.video is None:
                 raise RemoteProtocolError("an H264 rect, but this viewer declared no video")
-            picture = self.video.decode(rect)  # None: refused, the last pixels stay
-            if picture is not None:  # (an RGBA picture is pasted as it is: no conversion)
-                self.image.paste(picture, (rect.x, rect.y))
+            # Converted into the image's own memory (checked above to hold the rect); a
+            # refused unit leaves the last pixels.
+            self.video.paint(rect, self.image, self._pixels)
             return
         tile = decode_image(rect)
         self.image.paste(tile, (rect.x, rect.y))

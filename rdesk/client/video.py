@@ -8,13 +8,21 @@ decoder error drops only that stream's decoder. Each of these keeps the last goo
 asks for a key unit (:meth:`VideoDecoders.take_requests`); none closes the connection. The
 decoder runs with ``err_detect=explode`` so corrupt data is an error, not a concealed picture.
 
-Decoded pictures become Pillow images through libyuv's ``I420ToABGR`` (:mod:`rdesk.common.yuv`)
-when it is installed and the picture has the protocol's colours (8-bit 4:2:0, BT.601 or
-unmarked, limited range): one SIMD pass from the decoder's planes into a reused ``RGBA`` buffer
-that the image shares, which the framebuffer pastes into its ``RGB`` image as it is. PyAV's
-``to_image`` (swscale, then three copies) took 5.6 ms a 1080p frame, twice the decode itself;
-libyuv takes about 1 ms (docs/performance.md, "Issue 16, eighth session: CPU per video
-frame"). Any other picture, or no libyuv, takes ``to_image``.
+Decoded pictures are converted by libyuv's ``I420ToABGR`` (:mod:`rdesk.common.yuv`) when it is
+installed and the picture has the protocol's colours (8-bit 4:2:0, BT.601 or unmarked, limited
+range): one SIMD pass from the decoder's planes **straight into the framebuffer's own pixel
+memory** at the rectangle's offset and stride (:mod:`rdesk.client.pixels`), with nothing in
+between and nothing pasted. PyAV's ``to_image`` (swscale, then three copies) took 5.6 ms a
+1080p frame, twice the decode itself; libyuv into a picture of its own, then a paste, 1.0 +
+0.8 ms; into the framebuffer, the 1.0 ms alone (docs/performance.md, "Issue 16, eighth
+session: CPU per video frame" and "Issue 16, ninth session: the Python viewer's CPU per video
+frame"). A framebuffer without mapped memory gets the picture converted into a reused
+``RGBA`` buffer a Pillow image shares, pasted as it is; any other picture, or no libyuv, takes
+``to_image``.
+
+The decoder runs on one thread, and without ``flags2=fast`` (which for H.264 only skips
+deblocking across slices of a slice-threaded decoder and a copy of escape-free NAL units:
+no gain measured on the host's single-slice units).
 
 PyAV is optional for a viewer: :func:`available` says whether it imports; without it the
 viewer never declares video and the host sends tiles.
@@ -28,6 +36,7 @@ from typing import Any
 
 from PIL import Image
 
+from rdesk.client.pixels import Pixels
 from rdesk.common import yuv
 from rdesk.protocol.errors import RemoteProtocolError
 from rdesk.protocol.h264 import H264Error, check_key_unit
@@ -59,7 +68,8 @@ FULL_RANGE = 2
 
 
 class VideoDecoders:
-    """The decoders of one connection's streams; :meth:`decode` one H264 rectangle at a time.
+    """The decoders of one connection's streams; :meth:`paint` (or :meth:`decode`) one H264
+    rectangle at a time.
 
     :param use_libyuv: ``False`` keeps to PyAV's ``to_image`` (tests compare both paths).
     """
@@ -82,10 +92,29 @@ class VideoDecoders:
     def uses_libyuv(self) -> bool:
         return self._convert is not None
 
-    def decode(self, rect: Rect) -> Image.Image | None:
-        """The picture of one H264 rectangle, or ``None`` when it is refused or fails (the
-        stream then waits for a key unit, which :meth:`take_requests` asks for). The picture
-        may share a buffer the next call overwrites: paste it before decoding again.
+    def paint(self, rect: Rect, image: Image.Image, pixels: Pixels | None) -> bool:
+        """Decode one H264 rectangle and paint its picture into ``image`` at the rectangle:
+        straight into ``pixels`` (the memory under ``image``, or ``None`` when it has none of
+        its own) through libyuv when both allow, else as a picture pasted. ``False`` when the
+        unit is refused or fails (the last pixels stay; see :meth:`decode`).
+
+        Raises ``ValueError`` before writing anything if the rectangle does not lie within
+        ``pixels`` (the framebuffer refuses such a rectangle before it gets here), and
+        :class:`RemoteProtocolError` as :meth:`decode` does."""
+        picture = self.decode(rect)
+        if picture is None:
+            return False
+        if pixels is not None and self._convert is not None and _libyuv_can(picture):
+            target = pixels.offset(rect.x, rect.y, rect.w, rect.h)
+            if not self._convert_into(picture, target, pixels.stride):
+                return True
+        image.paste(self.image(picture), (rect.x, rect.y))
+        return True
+
+    def decode(self, rect: Rect) -> Any | None:
+        """The decoded picture (a PyAV ``VideoFrame`` of exactly the rectangle's size) of one
+        H264 rectangle, or ``None`` when it is refused or fails (the stream then waits for a
+        key unit, which :meth:`take_requests` asks for).
 
         Raises :class:`RemoteProtocolError` only for a malformed video header (the codec
         already refuses those)."""
@@ -121,7 +150,7 @@ class VideoDecoders:
             return self._refuse(header.stream, "decoded picture is not the rectangle's size")
         self._wanted.discard(header.stream)
         self.decoded += 1
-        return self.image(picture)
+        return picture
 
     def image(self, picture: Any) -> Image.Image:
         """A decoded picture (a PyAV ``VideoFrame``) as a Pillow image of its size: ``RGBA``
@@ -134,14 +163,21 @@ class VideoDecoders:
         if len(self._rgba) != w * h * 4:
             self._rgba = bytearray(w * h * 4)
             self._rgba_view = ctypes.c_char.from_buffer(self._rgba)
-        luma, cb, cr = picture.planes
-        failed = self._convert(luma.buffer_ptr, luma.line_size, cb.buffer_ptr, cb.line_size,
-                               cr.buffer_ptr, cr.line_size, ctypes.addressof(self._rgba_view),
-                               w * 4, w, h)
-        if failed:
+        if self._convert_into(picture, ctypes.addressof(self._rgba_view), w * 4):
             image = picture.to_image()
             return image
         return Image.frombuffer("RGBA", (w, h), self._rgba, "raw", "RGBA", 0, 1)
+
+    def _convert_into(self, picture: Any, target: int, stride: int) -> int:
+        """libyuv's ``I420ToABGR`` of ``picture`` (checked by :func:`_libyuv_can`) to R, G,
+        B, A rows of ``stride`` bytes from address ``target``, which the caller has checked
+        can hold the picture's size; 0 on success."""
+        luma, cb, cr = picture.planes
+        assert self._convert is not None
+        failed: int = self._convert(luma.buffer_ptr, luma.line_size, cb.buffer_ptr, cb.line_size,
+                                    cr.buffer_ptr, cr.line_size, target, stride, picture.width,
+                                    picture.height)
+        return failed
 
     def _refuse(self, stream: int, reason: str) -> Image.Image | None:
         """Drop ``stream``'s decoder and ask for a key unit; nothing to paint (``None``)."""
