@@ -100,3 +100,21 @@ def test_units_from_the_reused_picture() -> None:
     assert min(scores) > 30, scores
     with pytest.raises(ValueError, match="not this stream"):
         encoder.encode(base, (0, 0, W + 2, H), key=False)
+
+
+def test_a_fast_streams_key_unit_is_bounded_by_the_vbv_cap() -> None:
+    """At 7.5 Mbit/s (a 1080p stream's ceiling) a photo's key unit is at most a tenth of a
+    second of a 10 Mbit/s link (half a second of VBV at that rate let it be 225-235 kB); a
+    stream at a 2 Mbit/s link's rate keeps its half second, so its key unit is no poorer."""
+    from rdesk.host.video.encoder import VBV_MAX_BITS, VBV_SECONDS
+    from tests.h264units import panning
+
+    tenth_of_10_mbit = 10_000_000 / 8 / 10  # bytes
+
+    picture = panning(1920, 1080, 1)[0]
+    bgra = np.dstack([picture[..., ::-1], np.full(picture.shape[:2], 255, np.uint8)])
+    fast = H264Encoder((1920, 1080), 7_464_960)
+    key, is_key = fast.encode(np.ascontiguousarray(bgra), (0, 0, 1920, 1080), key=True)
+    assert is_key and len(key) <= tenth_of_10_mbit, len(key)
+    # 1.2 Mbit/s (a 2 Mbit/s link's stream): its half second is under the cap, unchanged.
+    assert 1_200_000 * VBV_SECONDS < VBV_MAX_BITS
