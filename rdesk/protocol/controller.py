@@ -22,7 +22,8 @@ of nothing else over 2 Mbit/s; at half scale and the lowest quality it is a tent
 its acknowledgement measures the link. While the host says a large change may be becoming
 video (:attr:`Controller.starting`), the picture is held at :data:`STARTING_LEVEL` too: the
 stream replaces those rounds a few frames later, and a full-quality JPEG among them held the
-pan's first second to a few updates.
+pan's first second to a few updates. The stream itself reads the level unheld
+(:attr:`Controller.stream_level`).
 
 - queueing delay above :attr:`Controller.high` → the level is multiplied by
   :data:`DECREASE`, or by ``high / delay`` (not below 0.35) when the queue is far above the
@@ -32,7 +33,9 @@ pan's first second to a few updates.
 - in between, it holds.
 
 The in-flight window is bytes-based: about two bandwidth-delay products of what the viewer
-actually received, never below :data:`MIN_WINDOW_BYTES`; one update may always be in flight.
+actually received, or one of the link rate measured from large updates if that is more (after
+a still screen the viewer received next to nothing, and a pan's first small pictures went one
+round trip each), never below :data:`MIN_WINDOW_BYTES`; one update may always be in flight.
 Its count of updates (:meth:`Controller.window_updates`) is what keeps the frame rate over
 the round trip: a round trip's worth of rounds at the rate allowed, plus one, within the host's
 ``window`` setting and :data:`MAX_WINDOW_UPDATES` (3 updates over an 80 ms link whose round
@@ -82,8 +85,8 @@ MIN_REFRESH_BYTES = 16 * 1024
 #: quality: the first large lossy round is small wherever the link turns out to be).
 UNMEASURED_LEVEL = 0.2
 #: Most the picture's level may be while a large change is becoming video
-#: (:attr:`Controller.starting`): the start cap again, about 35 kB a 1080p photo; a stream that
-#: starts then reads its bitrate from it too (a small first key unit). At 0.35 (half scale,
+#: (:attr:`Controller.starting`): the start cap again, about 35 kB a 1080p photo (the stream
+#: that starts reads the level unheld, :attr:`Controller.stream_level`). At 0.35 (half scale,
 #: quality 55) or 0.5 (full scale, quality 30) the pan's first second was no better than with
 #: no such cap, under load (10 Mbit/s, 2 December 2026).
 STARTING_LEVEL = UNMEASURED_LEVEL
@@ -231,11 +234,22 @@ class Controller:
 
     @property
     def picture_level(self) -> float:
-        """The level the picture is drawn at, and a starting stream's bitrate read from:
-        :attr:`level`, but at most :data:`UNMEASURED_LEVEL` until the link has carried
-        anything large, and at most :data:`STARTING_LEVEL` while :attr:`starting`."""
+        """The level the picture's tiles are drawn at: :attr:`level`, but at most
+        :data:`UNMEASURED_LEVEL` until the link has carried anything large, and at most
+        :data:`STARTING_LEVEL` while :attr:`starting`."""
         level = self.level if self.estimator.carried else min(self.level, UNMEASURED_LEVEL)
         return min(level, STARTING_LEVEL) if self.starting else level
+
+    @property
+    def stream_level(self) -> float:
+        """The level a starting (or restarting) video stream reads its bitrate from:
+        :attr:`level`, at most :data:`UNMEASURED_LEVEL` until the link has carried anything
+        large, but not held by :attr:`starting`. The stream replaces the held pictures; started
+        at the held level (a third of a 10 Mbit/s link) it restarted upward 3 s later, with a
+        key unit at the full rate (0.19 s of that link, six frames not sent behind it). With
+        the encoder's buffer capped (rdesk/host/video/encoder.py) a key unit at the full rate
+        is about as small as the held one was (100 kB against 64 kB at 1080p)."""
+        return self.level if self.estimator.carried else min(self.level, UNMEASURED_LEVEL)
 
     def _step(self) -> tuple[float, float]:
         """(scale, position 0..1 within the scale's level range)."""
@@ -271,8 +285,14 @@ class Controller:
         # The base round trip with the viewer's hold put back: bytes it holds while painting
         # are in flight too (the base RTT itself is net of the hold).
         base = (est.base_rtt or 0.0) + est.hold
-        bdp = est.throughput(now) * (base + self.high)
-        return max(MIN_WINDOW_BYTES, int(2 * bdp))
+        trip = base + self.high
+        # What the link carries in that time, measured from large updates: the throughput
+        # alone reads next to nothing after a still screen, and held a pan's first pictures
+        # (35 kB at the start cap) to one a round trip on 10 Mbit/s, 10 a second, while the
+        # link carried three (and the grabs deferred behind them slowed the streak that
+        # makes the pan video). One bandwidth-delay product of the link queues nothing.
+        link = (est.link_rate or 0.0) * trip
+        return max(MIN_WINDOW_BYTES, int(2 * est.throughput(now) * trip), int(link))
 
     def window_updates(self, fps: float, least: int) -> int:
         """Updates that may be unacknowledged at once, to keep ``fps`` rounds a second going:

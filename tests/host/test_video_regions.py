@@ -201,13 +201,14 @@ def test_a_large_change_becoming_video_is_held_small_until_its_stream_starts() -
         held.append(refused.becoming(t))
     assert held == [True] * BECOMING_STREAK + [False] * 3
     assert not refused.active
-    # The controller draws at most the start cap while starting (and a stream that starts
-    # then reads its bitrate from that level: a smaller first key unit).
+    # The controller draws at most the start cap while starting; the stream that starts then
+    # reads the level unheld (its key unit is bounded by the encoder's buffer instead).
     ctl = Controller(now=0.0)
     ctl.on_ack(0.1, 0.05, 40_000)
     assert ctl.picture_level == 1.0
     ctl.starting = True
     assert ctl.picture_level == STARTING_LEVEL
+    assert ctl.stream_level == 1.0
     assert (ctl.scale, ctl.quality) == (0.5, 30)
     ctl.starting = False
     assert (ctl.scale, ctl.quality) == (1.0, 80)

@@ -323,3 +323,35 @@ def test_the_picture_starts_small_until_the_link_carried_something_large() -> No
     for i in range(20):
         small.on_ack(i * 0.04, 0.01, 1_000)
     assert small.estimator.carried and small.quality == 80
+
+
+def test_the_window_holds_a_round_trip_of_the_measured_link_after_a_still_screen() -> None:
+    """After a still screen the viewer received next to nothing, so two bandwidth-delay
+    products of what it received held a pan's first pictures (35 kB each at the start cap)
+    to one per round trip, 10 a second on 10 Mbit/s / 30 ms. Once one of them measured the
+    link, the window holds what the link carries in a round trip: three of them."""
+    ctl = Controller(now=0.0)
+    ctl.on_ack(0.3, 0.036, 431, hold=0.002)  # the still window's first picture
+    # 1 s later the pan's first picture, 35 kB: 28 ms on the link, 37 ms painting.
+    ctl.on_ack(1.3, 0.099, 35_792, hold=0.037)
+    rate = ctl.estimator.link_rate
+    assert rate is not None and 8 * MBIT <= rate <= 12 * MBIT
+    assert ctl.estimator.throughput(1.3) * 2 * 0.12 < 16 * 1024  # what the old rule read
+    # (a third goes while two are in flight: one more may leave while the bytes are under it)
+    assert ctl.window_bytes(1.3) > 2 * 35_792
+    # Unmeasured, the window is as before: the smallest.
+    fresh = Controller(now=0.0)
+    fresh.on_ack(0.3, 0.036, 431)
+    assert fresh.window_bytes(0.3) == 16 * 1024
+
+
+def test_a_pan_after_a_still_screen_on_a_slow_link_builds_no_queue() -> None:
+    """The link's bandwidth-delay product in flight, on 2 Mbit/s / 80 ms, after a still
+    screen: the queue stays within the controller's threshold once the level settles."""
+    sim = Sim(Link(2 * MBIT, 0.04))
+    sim.run(0.2, step=0.001)  # the first frames measure the link
+    sim.run(6.0)
+    assert sim.ctl.estimator.link_rate is not None
+    assert sim.ctl.window_bytes(sim.now) <= 2 * MBIT * 0.5
+    queue = sim.ctl.estimator.queue_delay
+    assert queue <= sim.ctl.high, queue

@@ -326,15 +326,14 @@ class ViewerLink:
         # The link rate from large updates (the first full screen gives one); not the peak
         # throughput, which a still screen before the motion leaves near nothing.
         link = self.controller.estimator.link_rate
-        plan = video.plan(now, planner.dirty, level=self.controller.picture_level, cap_bps=cap,
+        plan = video.plan(now, planner.dirty, level=self.controller.stream_level, cap_bps=cap,
                           link_bps=link * 8 if link else None,
                           accept=lambda rect: is_photo_like(frame, rect))
         self._ended_video += plan.ended
         planner.give_to_video(video.detector.mask(), plan.repaint, frame)
         # A large change still becoming video is drawn small until its stream starts (this
-        # round's tiles are encoded after this; the stream starts at the level held by the
-        # round before, so its first key unit is small too): docs/adaptation.md, "Video
-        # regions".
+        # round's tiles are encoded after this; the stream itself reads the level unheld):
+        # docs/adaptation.md, "Video regions".
         self.controller.starting = video.becoming(now)
         return plan if plan.jobs else None
 
