@@ -64,6 +64,27 @@ def test_dirty_property(h: int, w: int, tile: int, seed: int, changes: int) -> N
     assert np.array_equal(dirty_tiles(prev, cur, tile), naive_dirty(prev, cur, tile))
 
 
+@pytest.mark.parametrize("tile", [TILE, 16, 7])
+def test_dirty_mixes_bands_proved_whole_partly_and_not_by_their_first_row(tile: int) -> None:
+    """Bands whose first row differs in every tile, in some tiles, or in none (with changes
+    further down), on one screen: each band takes its own path, the result is the reference."""
+    rng = np.random.default_rng(tile)
+    h, w = 5 * tile + 3, 9 * tile + 5
+    prev = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    cur = prev.copy()
+    cur[0] ^= 1  # band 0: every tile proved by its first row
+    cur[tile, : 2 * tile] ^= 1  # band 1: two tiles by the first row...
+    cur[tile + tile // 2, 5 * tile] ^= 1  # ...and one more further down
+    cur[2 * tile + 1, w - 1] ^= 1  # band 2: the first row equal, the band not
+    cur[4 * tile, :] = prev[4 * tile, ::-1]  # band 4: reversed row (random: differs nearly all)
+    cur[4 * tile, tile : 2 * tile] = prev[4 * tile, tile : 2 * tile]
+    got = dirty_tiles(prev, cur, tile)
+    assert np.array_equal(got, naive_dirty(prev, cur, tile))
+    assert got[0].all() and not got[3].any()
+    everything = dirty_tiles(prev, prev ^ np.uint8(1), tile)
+    assert everything.all() and everything.shape == naive_dirty(prev, cur, tile).shape
+
+
 def test_single_byte_in_alpha_counts() -> None:
     prev = np.zeros((128, 128, 4), dtype=np.uint8)
     cur = prev.copy()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from rdesk.client.framebuffer import UPDATE_BUDGET as VIEWER_SCREENS
 from rdesk.host.encoding.encode import EncodedRect
-from rdesk.host.serve.viewer import UPDATE_BUDGET, batches
+from rdesk.host.serve.batches import UPDATE_BUDGET, batches
 from rdesk.protocol import limits
 from rdesk.protocol.encodings import Encoding
 

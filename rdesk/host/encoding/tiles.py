@@ -81,12 +81,15 @@ def dirty_tiles(
     # The first row of every band, in one pass: for moving content (video, a dragged window)
     # it proves most tiles dirty, and their other 63 rows need not be read at all.
     mask = fold(np.not_equal(a[::tile], b[::tile]))
+    # Which bands the first row proved dirty whole, and which it touched at all: one reduction
+    # each (per-band calls cost more than the whole first-row pass for a full-screen change).
+    whole_rows, touched_rows = mask.all(axis=1).tolist(), mask.any(axis=1).tolist()
     for r in range(rows):
-        hit = mask[r]
-        if hit.all():
+        if whole_rows[r]:
             continue
+        hit = mask[r]
         y0, y1 = r * tile + 1, min(r * tile + tile, height)
-        if not hit.any():
+        if not touched_rows[r]:
             # One pass over the band: which word columns changed in any of its rows.
             # (Checking the band for equality first would read it twice when it changed.)
             changed = np.not_equal(a[y0:y1], b[y0:y1]).any(axis=0)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 
@@ -30,10 +30,10 @@ from rdesk.host.encoding.parallel import encode_round
 from rdesk.host.encoding.planner import Planner
 from rdesk.host.encoding.scrolls import plan_scroll
 from rdesk.host.screen.source import ScreenSource
+from rdesk.host.serve.batches import batches
 from rdesk.host.video import encoder as video_encoder
 from rdesk.host.video.shared import SharedEncoders
 from rdesk.host.video.streams import ROUND_RATE, VideoPlan, VideoStreams
-from rdesk.protocol import limits
 from rdesk.protocol.access import Access
 from rdesk.protocol.controller import MIN_WINDOW_BYTES, Caps, Controller
 from rdesk.protocol.encodings import Encoding
@@ -43,11 +43,7 @@ from rdesk.protocol.session import Session
 from rdesk.protocol.updates import Rect, Update
 from rdesk.protocol.video import CODEC_H264, VideoEnd, codec_list
 
-__all__ = ["UPDATE_BUDGET", "ViewerLink", "batches"]
-
-#: Bytes of payload per update before the rest goes into another update.
-UPDATE_BUDGET = limits.MAX_UPDATE_MESSAGE // 2
-
+__all__ = ["ViewerLink"]
 
 class ViewerLink:
     """The host's state for one authenticated viewer.
@@ -85,6 +81,9 @@ class ViewerLink:
         self._least_window = session.flow.window
         self._send = send
         self._wake = asyncio.Event()
+        #: Whether something besides an ack woke the sender since its last round (an ack
+        #: alone, with nothing dirty and no timer due, leaves nothing to send).
+        self._work = True
         #: Clear while a round is being encoded and sent: the viewer's cursor and clipboard
         #: messages wait for it (rdesk/host/serve/connection.py), so an update never queues
         #: behind them.
@@ -112,7 +111,12 @@ class ViewerLink:
             if self.video is not None:
                 self.video.changed(time.monotonic(), mask)
             self._newer = not self.idle.is_set()
-            self._wake.set()
+            self._poke()
+
+    def _poke(self) -> None:
+        """There may be work for a round: wake the sender."""
+        self._work = True
+        self._wake.set()
 
     def set_video(self, codecs: str) -> None:
         """The viewer's ``video`` message: video regions for it if it decodes H.264 and this
@@ -127,20 +131,20 @@ class ViewerLink:
             self.controller.starting = False
             # Its tiles are ordinary lossy tiles again: the lossless refresh takes them.
             self.planner.video = np.zeros_like(self.planner.video)
-        self._wake.set()
+        self._poke()
 
     def request_keyframe(self, stream: int) -> None:
         """The viewer's ``keyframe``: a key unit on ``stream`` soon (rate-limited)."""
         if self.video is not None and self.video.request_key(stream, time.monotonic()):
-            self._wake.set()
+            self._poke()
 
     def resized(self) -> None:
-        self._wake.set()
+        self._poke()
 
     def refresh(self) -> None:
         """The viewer asked for everything again."""
         self.planner.refresh_all()
-        self._wake.set()
+        self._poke()
 
     @property
     def quality(self) -> int:
@@ -163,7 +167,7 @@ class ViewerLink:
                 min(bandwidths) if bandwidths else None,
             )
         )
-        self._wake.set()
+        self._poke()
 
     def _on_sample(self, now: float, sample: Sample) -> None:
         self.controller.on_ack(now, sample.rtt, sample.nbytes, sample.hold)
@@ -217,11 +221,17 @@ class ViewerLink:
                     timeout = check if timeout is None else min(timeout, check)
             # Already woken (a grab marked tiles during the last round, as in every round of
             # a video): go on without the task and timers of a wait that would return at once.
+            due = None if timeout is None else time.monotonic() + timeout
             if (timeout is None or timeout > 0) and not self._wake.is_set():
                 await wait_at_most(self._wake.wait(), timeout)
             self._wake.clear()
             if not self.session.flow.can_send():
                 continue  # the next ack wakes us
+            if (not self._work and (due is None or time.monotonic() < due)
+                    and not planner.dirty.any()):
+                # Only an ack: nothing to send (every update of a pan is followed by one;
+                # the planning of an empty round was 0.4-0.5 ms of the host's loop a frame).
+                continue
             if (source.width, source.height) != planner.size:
                 await self._send_resize()
             now = time.monotonic()
@@ -232,7 +242,7 @@ class ViewerLink:
                 await asyncio.sleep(wait)
                 now = time.monotonic()
             self.idle.clear()
-            self._newer = False
+            self._newer = self._work = False
             try:
                 await self._send_pending(now)
             finally:
@@ -383,25 +393,3 @@ class ViewerLink:
             await self._send(frame)
             self.updates_sent += 1
             self.bytes_sent += len(frame)
-
-
-def batches(encoded: list[EncodedRect], screen: tuple[int, int]
-            ) -> Iterator[tuple[list[EncodedRect], bool]]:
-    """``encoded`` cut into updates, in order, each with whether it is the last: at most
-    :data:`UPDATE_BUDGET` bytes of payload (one rect may be larger), at most
-    ``MAX_RECTS_PER_UPDATE`` rects, and rects touching at most ``MAX_UPDATE_SCREENS`` screens of
-    ``screen`` (w, h) — a viewer refuses more, and several units of one full-screen video
-    stream would touch more."""
-    max_area = limits.MAX_UPDATE_SCREENS * screen[0] * screen[1]
-    batch: list[EncodedRect] = []
-    size = area = 0
-    for i, enc in enumerate(encoded):
-        batch.append(enc)
-        size += len(enc.payload)
-        area += enc.w * enc.h
-        last = i == len(encoded) - 1
-        if (last or size >= UPDATE_BUDGET or len(batch) >= limits.MAX_RECTS_PER_UPDATE
-                or area + encoded[i + 1].w * encoded[i + 1].h > max_area):
-            yield batch, last
-            batch, size, area = [], 0, 0
-
