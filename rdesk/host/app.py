@@ -20,7 +20,7 @@ from rdesk.host.relaylink import RelayLinkError, load_identity
 from rdesk.host.screen.backends import backend_of, open_capturer
 from rdesk.host.screen.capture import Capturer
 from rdesk.host.screen.cursor import CursorHub
-from rdesk.host.screen.damage import DamageUnavailable, DamageWatcher
+from rdesk.host.screen.damage import DamageUnavailable, watch_changes
 from rdesk.host.screen.desktop import VirtualDesktop, start_virtual_desktop
 from rdesk.host.screen.monitors import (
     MonitorCapturer,
@@ -31,7 +31,7 @@ from rdesk.host.screen.monitors import (
     list_monitors,
 )
 from rdesk.host.screen.resize import NOT_VIRTUAL, ResizeHub
-from rdesk.host.screen.source import ScreenSource
+from rdesk.host.screen.source import ChangeNotifier, ScreenSource
 from rdesk.host.security.audit import AuditLog
 from rdesk.host.security.ca import default_ca_dir
 from rdesk.host.security.clientcerts import ClientCertPolicy
@@ -72,7 +72,7 @@ def _make_injector(display: str, stack: contextlib.ExitStack) -> InputSink | Non
 
 def _change_notifier(
     display: str, capturer: Capturer, backend: CaptureBackend, stack: contextlib.ExitStack
-) -> DamageWatcher | None:
+) -> ChangeNotifier | None:
     """X DAMAGE on ``display``, closed with ``stack``; ``None`` (poll and compare frames) for
     the portable ``mss`` backend, or when the server has no DAMAGE."""
     if backend == "mss":
@@ -80,7 +80,7 @@ def _change_notifier(
         return None
     try:
         # On the capturer's own connection when it has one: no round trip per reset.
-        notifier = DamageWatcher(display, connection=getattr(capturer, "connection", None))
+        notifier = watch_changes(display, capturer)
     except DamageUnavailable as exc:
         log.warning("no change notification (%s); polling the screen instead", exc)
         return None

@@ -23,7 +23,7 @@ import pytest
 from rdesk.common.tasks import awaiting
 from rdesk.host.credentials import HostCredentials
 from rdesk.host.screen.backends import open_capturer
-from rdesk.host.screen.damage import DamageWatcher
+from rdesk.host.screen.damage import watch_changes
 from rdesk.host.screen.source import ScreenSource
 from rdesk.host.security.clientcerts import ClientCertPolicy
 from rdesk.host.security.passwords import PasswordStore
@@ -119,7 +119,7 @@ class HostThread:
         )
         capturer = open_capturer(self.display)
         self._closers: list[Callable[[], None]] = [capturer.close]
-        notifier = DamageWatcher(self.display, connection=getattr(capturer, "connection", None))
+        notifier = watch_changes(self.display, capturer)
         self._closers.append(notifier.close)
         source = ScreenSource(capturer, max_fps=self.settings.max_fps, notifier=notifier)
         ssl_context = server_ssl_context(cert, key, allow_tls12=self.settings.allow_tls12)

@@ -33,7 +33,12 @@ def _xsetroot(display: str, colour: str) -> None:
     subprocess.run(["xsetroot", "-display", display, "-solid", colour], check=True)
 
 
-@pytest.fixture(params=[ShmCapturer, MssCapturer], ids=["shm", "mss"])
+def _shm_xlib(display: str) -> ShmCapturer:
+    return ShmCapturer(display, use_xcb=False)
+
+
+# "shm": through libxcb where it is installed (rdesk/host/screen/xcb.py); "shm-xlib": python-xlib.
+@pytest.fixture(params=[ShmCapturer, _shm_xlib, MssCapturer], ids=["shm", "shm-xlib", "mss"])
 def capturer(_host_xvfb: str, request: pytest.FixtureRequest) -> Iterator[AnyCapturer]:
     cap = request.param(_host_xvfb)
     try:
@@ -286,13 +291,14 @@ def test_shm_grab_requests_are_packed_once_per_segment(_host_xvfb: str) -> None:
     screen's size (packed once, when the segment is made), and is what a grab sends."""
     from Xlib import X
 
-    with ShmCapturer(_host_xvfb) as cap:
+    with ShmCapturer(_host_xvfb, use_xcb=False) as cap:
         held = [cap.grab(), cap.grab()]  # two segments in use
         assert len(cap._pool) == 2
         for seg in cap._pool:
             want = xshm._GetImage._request.to_binary(
                 opcode=cap._opcode, drawable=cap._root, x=0, y=0, width=640, height=480,
                 plane_mask=0xFFFFFFFF, format=X.ZPixmap, shmseg=seg.shmseg, offset=0)
+            assert seg.get_image is not None
             assert seg.get_image._request.to_binary() == want
         assert held[0] is not held[1]
 
@@ -370,7 +376,7 @@ def test_damage_on_the_capturers_connection(_host_xvfb: str) -> None:
     """Sharing the capturer's connection, the damage reset goes out ahead of the grab without a
     round trip of its own: each painting is reported once and in the grab that follows, and
     the capturer outlives the watcher."""
-    with ShmCapturer(_host_xvfb) as cap:
+    with ShmCapturer(_host_xvfb, use_xcb=False) as cap:
         watcher = DamageWatcher(_host_xvfb, connection=cap.connection)
         try:
             _settle(watcher)

@@ -83,7 +83,8 @@ def dirty_tiles(
     mask = fold(np.not_equal(a[::tile], b[::tile]))
     # Which bands the first row proved dirty whole, and which it touched at all: one reduction
     # each (per-band calls cost more than the whole first-row pass for a full-screen change).
-    whole_rows, touched_rows = mask.all(axis=1).tolist(), mask.any(axis=1).tolist()
+    whole_rows = [bool(v) for v in mask.all(axis=1)]
+    touched_rows = [bool(v) for v in mask.any(axis=1)]
     for r in range(rows):
         if whole_rows[r]:
             continue

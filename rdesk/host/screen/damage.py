@@ -20,7 +20,9 @@ from Xlib import display as xdisplay
 from Xlib import error as xerror
 from Xlib.ext import damage as xdamage
 
-__all__ = ["DamageUnavailable", "DamageWatcher"]
+from rdesk.host.screen.xcb import XcbClosed, XcbDamage, XcbRequestError
+
+__all__ = ["DamageUnavailable", "DamageWatcher", "watch_changes"]
 
 
 class DamageUnavailable(Exception):
@@ -143,3 +145,19 @@ class DamageWatcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def watch_changes(display: str | None, capturer: Any) -> DamageWatcher | XcbDamage:
+    """X DAMAGE for ``capturer`` on ``display``, on the connection its grabs go through: its
+    xcb link (``capturer.xcb``, :class:`~rdesk.host.screen.xcb.XcbDamage`) or its python-xlib
+    one (``capturer.connection``), else a connection of the watcher's own (a round trip per
+    reset). A capturer with ``xcb`` has ``root_id``, the window it grabs. Raises
+    :class:`DamageUnavailable`."""
+    link = getattr(capturer, "xcb", None)
+    if link is not None:
+        try:
+            return XcbDamage(link, int(capturer.root_id))
+        except (XcbRequestError, XcbClosed) as exc:
+            raise DamageUnavailable(f"DAMAGE setup failed: {exc}") from exc
+    return DamageWatcher(display, connection=getattr(capturer, "connection", None))
+

@@ -143,6 +143,15 @@ class MonitorCapturer:
         """The inner capturer's X connection, if it has one (X DAMAGE shares it)."""
         return getattr(self.inner, "connection", None)
 
+    @property
+    def xcb(self) -> Any:
+        """The inner capturer's xcb link, if it grabs through one (X DAMAGE must use it)."""
+        return getattr(self.inner, "xcb", None)
+
+    @property
+    def root_id(self) -> Any:
+        return getattr(self.inner, "root_id", None)
+
     def _box(self, width: int, height: int) -> tuple[int, int, int, int]:
         current = self.view.current
         if current is None:

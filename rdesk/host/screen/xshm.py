@@ -11,6 +11,10 @@ grabs never write into a returned frame — holds without a copy.
 Needs a local X server with MIT-SHM, 32-bit pixels and System V shared memory; anything else
 raises :class:`ShmUnavailable` at construction, and :func:`rdesk.host.screen.backends.open_capturer`
 falls back to mss.
+
+The grabs go through libxcb when it is installed with its SHM and DAMAGE libraries
+(:mod:`rdesk.host.screen.xcb`: one C call, not python-xlib's request machinery, and X DAMAGE
+on the same connection); through python-xlib otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import sys
 import time
 import weakref
@@ -31,8 +36,11 @@ from Xlib import error as xerror
 from Xlib.protocol import rq
 
 from rdesk.host.screen.capture import SIZE_CHECK_INTERVAL, CaptureError, RootCapturer
+from rdesk.host.screen.xcb import XcbClosed, XcbLink, XcbRequestError, XcbUnavailable
 
 __all__ = ["MAX_POOL_BYTES", "ShmCapturer", "ShmUnavailable"]
+
+log = logging.getLogger(__name__)
 
 #: Most bytes of shared memory the pool may hold (a 1080p frame is 8.3 MB, 4K 33 MB). When
 #: every segment is still referenced and another would pass this, a grab is copied instead.
@@ -130,7 +138,7 @@ class _Segment:
     shmseg: int  # the X server's id for it
     root: npt.NDArray[np.uint8]  # flat array over the memory; every view's .base
     frame: npt.NDArray[np.uint8]  # (h, w, 4) view handed out by grab()
-    get_image: type[_GetImage]  # the whole-screen grab into this segment, packed once
+    get_image: type[_GetImage] | None  # python-xlib's whole-screen grab into it, packed once
     root_refs: int = 0
     frame_refs: int = 0
 
@@ -149,20 +157,25 @@ class ShmCapturer(RootCapturer):
     :class:`~rdesk.host.screen.capture.MssCapturer` (size checked every :data:`SIZE_CHECK_INTERVAL`
     seconds, and at once when a grab fails). Not thread-safe: one thread at a time; the
     returned frames may be read from any thread.
+
+    ``use_xcb``: grab through libxcb when it can (:attr:`xcb`); ``False`` keeps to python-xlib.
     """
 
-    def __init__(self, display: str | None = None) -> None:
+    def __init__(self, display: str | None = None, *, use_xcb: bool = True) -> None:
         self._open(display)
         self._closed = False
         self._pool: list[_Segment] = []
         self._spare: _Segment | None = None  # grabbed into, then copied, when the pool is full
+        self._xcb: XcbLink | None = None
         try:
-            self._setup()
+            self._setup(use_xcb)
         except BaseException:
+            if self._xcb is not None:
+                self._xcb.close()
             self._x.close()
             raise
 
-    def _setup(self) -> None:
+    def _setup(self, use_xcb: bool) -> None:
         ext = self._x.query_extension(_EXTENSION)
         if ext is None:
             raise ShmUnavailable("the X server has no MIT-SHM extension")
@@ -184,6 +197,11 @@ class ShmCapturer(RootCapturer):
             raise ShmUnavailable(f"no System V shared memory: {exc}") from exc
         self._width, self._height = self._root_size()
         self._size_checked = time.monotonic()
+        if use_xcb:
+            try:
+                self._xcb = XcbLink(self._display_name)
+            except XcbUnavailable as exc:
+                log.info("grabbing through python-xlib (%s)", exc)
         # Prove the whole path once now, so a failure is a fallback rather than an error later.
         self._get_image(self._take())
 
@@ -199,14 +217,7 @@ class ShmCapturer(RootCapturer):
             addr = libc.shmat(shmid, None, 0)
             if addr in (None, _FAILED):
                 raise ShmUnavailable(f"shmat failed: errno {ctypes.get_errno()}")
-            shmseg = self._x.display.allocate_resource_id()
-            catch = xerror.CatchError()
-            _Attach(display=self._x.display, onerror=catch, opcode=self._opcode,
-                    shmseg=shmseg, shmid=shmid, read_only=False)
-            self._x.sync()  # the server has attached (or refused) before the id is removed
-            if catch.get_error() is not None:
-                libc.shmdt(addr)
-                raise ShmUnavailable(f"the X server cannot attach our memory: {catch.get_error()}")
+            shmseg = self._attach(shmid, addr)
         finally:
             # Marked for removal now: freed by the kernel once both sides detach, even if this
             # process dies, and no other process can attach it from here on.
@@ -217,16 +228,36 @@ class ShmCapturer(RootCapturer):
         # Unmapped when the memory is no longer referenced at all (the pool let go of it and
         # no frame or view of it is alive), never while a caller could still read it.
         weakref.finalize(root, libc.shmdt, addr)
-        binary = _GetImage._request.to_binary(
-            opcode=self._opcode, drawable=self._root, x=0, y=0, width=self._width,
-            height=self._height, plane_mask=0xFFFFFFFF, format=X.ZPixmap, shmseg=shmseg,
-            offset=0,
-        )
-        seg = _Segment(shmseg, root, root.reshape(self._height, self._width, 4),
-                       _get_image_request(binary))
+        get_image = None
+        if self._xcb is None:
+            get_image = _get_image_request(_GetImage._request.to_binary(
+                opcode=self._opcode, drawable=self._root, x=0, y=0, width=self._width,
+                height=self._height, plane_mask=0xFFFFFFFF, format=X.ZPixmap, shmseg=shmseg,
+                offset=0,
+            ))
+        seg = _Segment(shmseg, root, root.reshape(self._height, self._width, 4), get_image)
         del root  # the baseline counts only the segment's own references
         seg.root_refs, seg.frame_refs = _refs(seg)
         return seg
+
+    def _attach(self, shmid: int, addr: int) -> int:
+        """The server attaches segment ``shmid`` (mapped here at ``addr``); its shmseg. The
+        server has attached (or refused) when this returns, before the id is removed."""
+        if self._xcb is not None:
+            try:
+                return self._xcb.shm_attach(shmid)
+            except (XcbRequestError, XcbClosed) as exc:
+                self._libc.shmdt(addr)
+                raise ShmUnavailable(f"the X server cannot attach our memory: {exc}") from exc
+        shmseg = self._x.display.allocate_resource_id()
+        catch = xerror.CatchError()
+        _Attach(display=self._x.display, onerror=catch, opcode=self._opcode,
+                shmseg=shmseg, shmid=shmid, read_only=False)
+        self._x.sync()
+        if catch.get_error() is not None:
+            self._libc.shmdt(addr)
+            raise ShmUnavailable(f"the X server cannot attach our memory: {catch.get_error()}")
+        return int(shmseg)
 
     @staticmethod
     def _free(seg: _Segment) -> bool:
@@ -250,6 +281,9 @@ class ShmCapturer(RootCapturer):
         """Stop using every segment (the screen changed size, or closing): the server detaches
         them now; each is unmapped here once the last frame in it is gone (its finalizer)."""
         for seg in [*self._pool, *([self._spare] if self._spare else [])]:
+            if self._xcb is not None:
+                self._xcb.shm_detach(seg.shmseg)
+                continue
             with contextlib.suppress(xerror.XError, xerror.ConnectionClosedError, OSError):
                 _Detach(display=self._x.display, opcode=self._opcode, shmseg=seg.shmseg)
         self._pool, self._spare = [], None
@@ -264,16 +298,32 @@ class ShmCapturer(RootCapturer):
             self._width, self._height = size
 
     @property
-    def connection(self) -> xdisplay.Display:
-        """The python-xlib display grabs are taken on. X DAMAGE may share it
+    def connection(self) -> xdisplay.Display | None:
+        """The python-xlib display grabs are taken on, if they are (``None`` when they go
+        through :attr:`xcb`). X DAMAGE may share it
         (:class:`rdesk.host.screen.damage.DamageWatcher`): one connection's requests are handled in
         order, so a damage reset sent before a grab needs no round trip of its own."""
-        return self._x
+        return self._x if self._xcb is None else None
+
+    @property
+    def xcb(self) -> XcbLink | None:
+        """The xcb connection grabs are taken on, if they are; X DAMAGE must then use it
+        (:func:`rdesk.host.screen.damage.watch_changes`)."""
+        return self._xcb
+
+    @property
+    def root_id(self) -> int:
+        """The X id of the root window grabbed."""
+        return int(self._root.id)
 
     def _get_image(self, seg: _Segment) -> None:
-        reply = seg.get_image(display=self._x.display)
-        if reply.size != seg.root.size:
-            raise CaptureError(f"capture returned {reply.size} bytes, not {seg.root.size}")
+        if self._xcb is not None:
+            size = self._xcb.shm_get_image(self._root.id, self._width, self._height, seg.shmseg)
+        else:
+            assert seg.get_image is not None
+            size = seg.get_image(display=self._x.display).size
+        if size != seg.root.size:
+            raise CaptureError(f"capture returned {size} bytes, not {seg.root.size}")
 
     def grab(self) -> npt.NDArray[np.uint8]:
         """Capture the whole screen; see :meth:`Capturer.grab` for the contract.
@@ -288,14 +338,14 @@ class ShmCapturer(RootCapturer):
             try:
                 seg = self._take()
                 self._get_image(seg)
-            except xerror.XError:
+            except (xerror.XError, XcbRequestError):
                 # Most likely the screen shrank since its size was checked: check, retry once.
                 self._resize_if_needed()
                 seg = self._take()
                 self._get_image(seg)
-        except xerror.XError as exc:
+        except (xerror.XError, XcbRequestError) as exc:
             raise CaptureError(f"capture failed on display {self._display_name}") from exc
-        except (xerror.ConnectionClosedError, OSError) as exc:
+        except (xerror.ConnectionClosedError, XcbClosed, OSError) as exc:
             raise CaptureError(f"lost connection to display {self._display_name}") from exc
         except ShmUnavailable as exc:
             raise CaptureError(f"capture failed on display {self._display_name}: {exc}") from exc
@@ -308,4 +358,6 @@ class ShmCapturer(RootCapturer):
         self._closed = True
         with contextlib.suppress(xerror.XError, xerror.ConnectionClosedError, OSError):
             self._retire_all()
+            if self._xcb is not None:
+                self._xcb.close()
             self._x.close()
