@@ -83,8 +83,8 @@ def dirty_tiles(
     mask = fold(np.not_equal(a[::tile], b[::tile]))
     # Which bands the first row proved dirty whole, and which it touched at all: one reduction
     # each (per-band calls cost more than the whole first-row pass for a full-screen change).
-    whole_rows = [bool(v) for v in mask.all(axis=1)]
-    touched_rows = [bool(v) for v in mask.any(axis=1)]
+    whole_rows: list[bool] = np.asarray(mask.all(axis=1)).tolist()
+    touched_rows: list[bool] = np.asarray(mask.any(axis=1)).tolist()
     for r in range(rows):
         if whole_rows[r]:
             continue
