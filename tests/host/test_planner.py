@@ -358,6 +358,30 @@ def test_tiles_sent_by_a_video_stream_are_held_lossy_and_copied_as_such() -> Non
     assert refresh is not None and not any(refresh.trim)
 
 
+def test_a_full_screen_stream_takes_its_frame_as_the_record() -> None:
+    """A stream over every tile (a pan): the frame it was cut from is the record (no copy),
+    every tile is held lossy and known, nothing stays dirty; a part of the screen is copied."""
+    p = planner()
+    p.held.record((0, 0, W, H), frame_of(20), lossy=False)
+    everything = np.ones(SHAPE, dtype=bool)
+    p.mark(everything)
+    playing = frame_of(21)
+    p.sent_elsewhere(everything, playing)
+    assert p.held.sent is playing and p.lossy.all() and p.held.known.all()
+    assert not p.dirty.any()
+    part = np.zeros(SHAPE, dtype=bool)
+    part[1:3, 2:5] = True
+    later = frame_of(22)
+    p.mark(part)
+    p.sent_elsewhere(part, later)
+    assert p.held.sent is not later and p.held.sent is not playing
+    box = (slice(TILE, 3 * TILE), slice(2 * TILE, 5 * TILE))
+    assert np.array_equal(p.held.sent[box], later[box])
+    outside = np.ones((H, W), dtype=bool)
+    outside[box] = False
+    assert np.array_equal(p.held.sent[outside], playing[outside])
+
+
 def test_a_round_over_the_whole_screen_takes_its_frame_as_the_record() -> None:
     p = planner()
     p.mark(np.ones(SHAPE, dtype=bool))

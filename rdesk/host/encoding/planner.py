@@ -125,8 +125,10 @@ class Planner:
         if tiles.shape != self.dirty.shape or not tiles.any():
             return
         self.dirty &= ~tiles
-        self.held.record_all([(box, True) for box in merge_tiles(tiles, self.tile, *self.size)],
-                             frame)
+        # A full-screen stream (a pan) repaints every tile: one box, without merging 510 tiles.
+        boxes = ([(0, 0, *self.size)] if tiles.all()
+                 else merge_tiles(tiles, self.tile, *self.size))
+        self.held.record_all([(box, True) for box in boxes], frame)
 
     def refresh_all(self) -> None:
         """The viewer asked for everything again."""
