@@ -100,9 +100,8 @@ class ViewerLink:
         self._video_encoders = video_encoders or SharedEncoders(video_encoder.H264Encoder)
         #: Streams ended outside a round, whose ``video_end`` the next round sends.
         self._ended_video: list[int] = []
-        #: Updates and payload bytes sent, for statistics and tests.
-        self.updates_sent = 0
-        self.bytes_sent = 0
+        #: Rounds planned, updates and payload bytes sent, for statistics and tests.
+        self.rounds = self.updates_sent = self.bytes_sent = 0
 
     # --- called by the source and the connection handler ---------------------------------------
 
@@ -243,6 +242,7 @@ class ViewerLink:
                 now = time.monotonic()
             self.idle.clear()
             self._newer = self._work = False
+            self.rounds += 1
             try:
                 await self._send_pending(now)
             finally:
