@@ -30,6 +30,30 @@ async def test_readable_returns_on_data_and_leaves_no_reader_behind() -> None:
         b.close()
 
 
+async def test_readable_cancelled_propagates_and_leaves_no_reader_or_timer() -> None:
+    """Cancelling the wait (a host stopping) raises in the waiter and unregisters both the
+    reader and its timeout; a later timeout of the same length leaves nothing either."""
+    loop = asyncio.get_running_loop()
+    a, b = socket.socketpair()
+    try:
+        waiting = asyncio.ensure_future(_readable(a.fileno(), 30.0))
+        await asyncio.sleep(0.01)
+        timers = len(loop._scheduled)  # type: ignore[attr-defined]
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        assert waiting.cancelled()
+        assert loop.remove_reader(a.fileno()) is False
+        live = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+        assert len(live) < timers  # its 30 s timeout went with it
+        b.send(b"x")  # data that arrives after the cancel wakes nobody, costs nothing
+        await _readable(a.fileno(), 0.0)
+        assert loop.remove_reader(a.fileno()) is False
+    finally:
+        a.close()
+        b.close()
+
+
 async def test_grabs_go_on_while_no_viewer_has_room() -> None:
     """While every window is full, grabs are deferred, but not for long: the change history
     must keep telling moving tiles from still ones (else moving ones would look still and earn

@@ -226,8 +226,13 @@ async def _readable(fd: int, timeout: float) -> None:
         if not ready.done():
             ready.set_result(None)
 
+    # A timer on the same future rather than wait_at_most: this runs every round of a video,
+    # and awaiting a plain future keeps a cancellation as surely without asyncio.wait's
+    # waiter, callbacks and set (the Python 3.11 wait_for bug is not in this path).
     loop.add_reader(fd, wake)
+    timer = loop.call_later(timeout, wake)
     try:
-        await wait_at_most(ready, timeout)
+        await ready
     finally:
+        timer.cancel()
         loop.remove_reader(fd)
