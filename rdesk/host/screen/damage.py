@@ -2,7 +2,9 @@
 
 The capture loop waits for :meth:`DamageWatcher.fileno` to become readable (or a timeout), calls
 :meth:`DamageWatcher.poll` (which drains and re-arms) before each grab; between grabs it only
-asks :meth:`DamageWatcher.pending`, which reads nothing.
+asks :meth:`DamageWatcher.pending`, which reads nothing. When the capturer grabs through libxcb,
+:class:`rdesk.host.screen.xcb.XcbDamage` does the same on its connection (:func:`watch_changes`
+picks).
 
 What DAMAGE does *not* report: reading the screen (XShmGetImage / XGetImage) creates no
 damage, so capturing never wakes the loop by itself; and the pointer is a hardware or software

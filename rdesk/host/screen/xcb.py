@@ -2,12 +2,12 @@
 
 python-xlib builds, sends and parses every request in Python: on the host's event loop a
 1080p grab into shared memory cost about 0.2 ms and a DAMAGE drain-and-reset about as much,
-every round of a video (docs/performance.md, "Issue 16, ninth session"). Here the same
-requests are single C calls on one xcb connection of their own. Grab and DAMAGE must share
-that connection: the X server handles one connection's requests in order, so a DamageSubtract
-sent before a grab is processed before it without a round trip (the contract of
-:class:`rdesk.host.screen.source.ChangeNotifier`); that is why there is no xcb grab without
-xcb DAMAGE.
+every round of a video (docs/performance.md, "Issue 16, ninth session: the host's grab, DAMAGE
+and empty rounds"). Here the same requests are single C calls on one xcb connection of their
+own. Grab and DAMAGE must share that connection: the X server handles one connection's
+requests in order, so a DamageSubtract sent before a grab is processed before it without a
+round trip (the contract of :class:`rdesk.host.screen.source.ChangeNotifier`); that is why
+there is no xcb grab without xcb DAMAGE.
 
 Needs ``libxcb``, ``libxcb-shm`` and ``libxcb-damage`` (Debian: libxcb1, libxcb-shm0,
 libxcb-damage0); without any of them :class:`XcbUnavailable` is raised and the capturer keeps
