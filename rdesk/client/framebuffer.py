@@ -78,6 +78,12 @@ class Framebuffer:
                 f"{self.max_pixels} pixels", CloseCode.TOO_BIG)
 
     @property
+    def pixels(self) -> Pixels | None:
+        """The memory under :attr:`image` (``None`` if this Pillow cannot map it); read it
+        before :attr:`image` and check the sizes match (a resize replaces both)."""
+        return self._pixels
+
+    @property
     def size(self) -> tuple[int, int]:
         return self.image.size
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import tkinter
 
+from collections.abc import Callable
+
 from rdesk.protocol.cursor import CursorShape
 
 __all__ = ["CursorSprite"]
@@ -26,12 +28,16 @@ class CursorSprite:
         self.shape: CursorShape | None = None
         self.photo: tkinter.PhotoImage | None = None
         self.at = (0, 0)
+        #: Called with the sprite's item before and after it moves or changes (the screen
+        #: keeps its photo right where Tk redraws: rdesk/client/tk/direct.py).
+        self.redraw: Callable[[int], None] = lambda _item: None
 
     def show(self, cursor: tuple[CursorShape, bytes] | None) -> None:
         """Draw ``cursor`` (``None``: the local pointer again) if it is not the one shown."""
         if cursor is None:
             if self.shape is not None:
                 self.shape, self.photo = None, None
+                self.redraw(self.item)
                 self.canvas.itemconfigure(self.item, state="hidden")
                 self.canvas.configure(cursor="crosshair")
             return
@@ -43,6 +49,7 @@ class CursorSprite:
         except tkinter.TclError:
             return  # not a PNG this Tk can read: keep the local pointer
         self.shape, self.photo = shape, photo
+        self.redraw(self.item)
         self.canvas.itemconfigure(self.item, image=photo)
         self.canvas.configure(cursor="none")
         self._place()
@@ -54,6 +61,7 @@ class CursorSprite:
 
     def left(self) -> None:
         """The pointer left the canvas."""
+        self.redraw(self.item)
         self.canvas.itemconfigure(self.item, state="hidden")
 
     def _place(self) -> None:
@@ -61,6 +69,8 @@ class CursorSprite:
             return
         x = self.canvas.canvasx(self.at[0]) - self.shape.xhot
         y = self.canvas.canvasy(self.at[1]) - self.shape.yhot
+        self.redraw(self.item)
         self.canvas.coords(self.item, x, y)
         self.canvas.itemconfigure(self.item, state="normal")
         self.canvas.tag_raise(self.item)
+        self.redraw(self.item)

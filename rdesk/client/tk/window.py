@@ -91,6 +91,8 @@ class ViewerWindow:
         self.screen = Screen(root, options.scale)
         self.canvas = self.screen.canvas
         self.sprite = CursorSprite(self.canvas)
+        self.sprite.redraw = self.screen.freshen_item
+        self.screen.items_above.append(self.sprite.item)
         self.grab = KeyboardGrab(self.canvas, lambda: self.grab_keys.get() and self.sends_input)
         self.fit = DesktopFit(self.canvas, options.resize_desktop, lambda: self.conn,
                               lambda: self.worker.loop, self._set_status)
@@ -217,7 +219,10 @@ class ViewerWindow:
 
     def _paint(self) -> None:
         if self.conn is not None:
-            self.screen.paint(self.conn.framebuffer.image)
+            framebuffer = self.conn.framebuffer
+            # The memory first: a resize in between makes the sizes differ (not used then).
+            pixels = getattr(framebuffer, "pixels", None)
+            self.screen.paint(framebuffer.image, pixels)
 
     # --- status and overlay ----------------------------------------------------------------------
 
