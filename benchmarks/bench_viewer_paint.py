@@ -4,19 +4,24 @@ Run under an X server (Xvfb is fine)::
 
     xvfb-run -a -s "-screen 0 1920x1080x24" python benchmarks/bench_viewer_paint.py
 
-It drives the window's real paint path (dirty set -> crop or box-resize -> PhotoImage) with a
-stand-in connection whose framebuffer is a 1920x1080 noise image, and prints the mean time per
-update, including Tk's redisplay (``update_idletasks``).
+It drives the window's real paint path (dirty set -> MIT-SHM put into the window, or crop or
+box-resize -> PhotoImage) with a stand-in connection whose framebuffer (a real
+:class:`~rdesk.client.framebuffer.Framebuffer`) holds 1920x1080 of noise, and prints the mean
+time per update, including Tk's redisplay (``update_idletasks``). ``RDESK_VIEWER_PAINT=photo``
+measures the photo path (docs/viewer.md).
 """
 
 from __future__ import annotations
 
+import os
 import time
 import tkinter
 import types
 from pathlib import Path
 
 from PIL import Image
+
+from rdesk.client.framebuffer import Framebuffer
 
 from rdesk.client.tk.viewport import Mode
 from rdesk.client.tk.window import ViewerOptions, ViewerWindow
@@ -30,8 +35,8 @@ def main() -> None:
     modes: list[tuple[Mode, tuple[int, int]]] = [("1", (W, H)), ("fit", (1280, 720))]
     for mode, window in modes:
         view = ViewerWindow(root, ViewerOptions("127.0.0.1:1", Path("/nonexistent"), scale=mode))
-        image = Image.effect_noise((W, H), 60).convert("RGB")
-        fb = types.SimpleNamespace(image=image, exact=False)
+        fb = Framebuffer(W, H)
+        fb.image.paste(Image.effect_noise((W, H), 60).convert("RGB"))
         view.conn = types.SimpleNamespace(  # type: ignore[assignment]
             framebuffer=fb, width=W, height=H, role="control", stats=None
         )
@@ -39,7 +44,8 @@ def main() -> None:
         root.update()
         view._paint()
         root.update()
-        print(f"scale {mode}: window {window[0]}x{window[1]}, display "
+        path = "MIT-SHM" if getattr(view.screen, "direct", None) else "photo"
+        print(f"paint {path} ({os.environ.get('RDESK_VIEWER_PAINT', 'auto')}), scale {mode}: window {window[0]}x{window[1]}, display "
               f"{view.viewport.display_size[0]}x{view.viewport.display_size[1]}")
         for w, h in SIZES:
             n = 200 if w * h < 300_000 else 40
