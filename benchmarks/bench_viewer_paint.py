@@ -22,7 +22,6 @@ from pathlib import Path
 from PIL import Image
 
 from rdesk.client.framebuffer import Framebuffer
-
 from rdesk.client.tk.viewport import Mode
 from rdesk.client.tk.window import ViewerOptions, ViewerWindow
 
@@ -45,7 +44,8 @@ def main() -> None:
         view._paint()
         root.update()
         path = "MIT-SHM" if getattr(view.screen, "direct", None) else "photo"
-        print(f"paint {path} ({os.environ.get('RDESK_VIEWER_PAINT', 'auto')}), scale {mode}: window {window[0]}x{window[1]}, display "
+        chosen = os.environ.get("RDESK_VIEWER_PAINT", "auto")
+        print(f"paint {path} ({chosen}), scale {mode}: window {window[0]}x{window[1]}, display "
               f"{view.viewport.display_size[0]}x{view.viewport.display_size[1]}")
         for w, h in SIZES:
             n = 200 if w * h < 300_000 else 40

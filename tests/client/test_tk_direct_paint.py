@@ -8,6 +8,7 @@ covered and uncovered, after a framebuffer resize, under the overlay; and the ph
 
 from __future__ import annotations
 
+import io
 import tkinter
 import types
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from rdesk.client.tk import paint
 from rdesk.client.tk.direct import ENV
 from rdesk.client.tk.viewport import Mode
 from rdesk.client.tk.window import ViewerOptions, ViewerWindow
+from rdesk.protocol.cursor import CursorShape
 from tests.xserver import assert_images_equal, grab_root
 
 Opened = Callable[..., tuple[ViewerWindow, Framebuffer]]
@@ -188,3 +190,23 @@ def test_photo_fallback_gives_the_same_pixels(
     update(other, fb2, 2)
     assert other.screen.direct is None and not other.screen._stale
     assert_images_equal(shown(other), direct)
+
+
+def test_cursor_sprite_moving_over_direct_pixels_leaves_none_stale(opened: Opened) -> None:
+    view, fb = opened(400, 300, 400, 300)
+    update(view, fb, 2)  # direct: the photo still holds the first content
+    png = io.BytesIO()
+    Image.new("RGB", (16, 16), (0, 255, 0)).save(png, "PNG")
+    data = png.getvalue()
+    view.sprite.show((CursorShape(1, 16, 16, 0, 0, len(data)), data))
+    green = Image.new("RGB", (16, 16), (0, 255, 0))
+    for x, y in ((50, 40), (300, 60), (120, 250)):  # far apart: Tk redraws their bounding box
+        update(view, fb, 3 + x, (10, 10, 380, 280))
+        view.sprite.moved(x, y)
+        view.root.update()
+        want = expected(view, fb)
+        want.paste(green, (x, y))  # the sprite on top, the rest the latest pixels
+        assert_images_equal(shown(view), want)
+    view.sprite.left()
+    view.root.update()
+    assert_images_equal(shown(view), expected(view, fb))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import tkinter
-
 from collections.abc import Callable
 
 from rdesk.protocol.cursor import CursorShape

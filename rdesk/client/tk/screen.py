@@ -122,7 +122,8 @@ class Screen:
     def _paint_photo(self, image: Image.Image, boxes: list[Box] | None) -> None:
         assert self.photo is not None
         if boxes is None:
-            self.photo.paste(paint.render(image, self.viewport, (0, 0, *self.viewport.display_size)))
+            whole = (0, 0, *self.viewport.display_size)
+            self.photo.paste(paint.render(image, self.viewport, whole))
             self._stale = False
             return
         for box in boxes:

@@ -20,6 +20,7 @@ without MIT-SHM or refusing the segment.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import sys
@@ -192,10 +193,8 @@ class ShmPainter:
 
     def close(self) -> None:
         """Detach the segment and free the GC (nothing is put afterwards)."""
-        try:
+        with contextlib.suppress(OSError):  # closing: nothing to fall back to
             self.sync()
-        except OSError:
-            pass
         self._release_segment()
         if self._gc:
             self._libs.request_check(self._conn, self._libs.free_gc(self._conn, self._gc))
