@@ -35,7 +35,9 @@ pan's first second to a few updates. The stream itself reads the level unheld
 The in-flight window is bytes-based: about two bandwidth-delay products of what the viewer
 actually received, or one of the link rate measured from large updates if that is more (after
 a still screen the viewer received next to nothing, and a pan's first small pictures went one
-round trip each), never below :data:`MIN_WINDOW_BYTES`; one update may always be in flight.
+round trip each), never below :data:`MIN_WINDOW_BYTES`, and :data:`UNMEASURED_WINDOW_BYTES`
+until the link rate is measured (a pan's second picture need not wait for the first one's
+ack); one update may always be in flight.
 Its count of updates (:meth:`Controller.window_updates`) is what keeps the frame rate over
 the round trip: a round trip's worth of rounds at the rate allowed, plus one, within the host's
 ``window`` setting and :data:`MAX_WINDOW_UPDATES` (3 updates over an 80 ms link whose round
@@ -59,6 +61,7 @@ __all__ = [
     "MIN_QUALITY",
     "MAX_WINDOW_UPDATES",
     "MIN_WINDOW_BYTES",
+    "UNMEASURED_WINDOW_BYTES",
     "RAMP",
     "STARTING_LEVEL",
     "UNMEASURED_LEVEL",
@@ -77,6 +80,12 @@ RAMP = 1.6
 LATENCY_LIMIT = 1.0
 #: Smallest byte window (one small update must always fit).
 MIN_WINDOW_BYTES = 16 * 1024
+#: Byte window before the link rate is measured (no update of :data:`RATE_SAMPLE_BYTES` acked
+#: yet): one start-cap picture (35 kB, a 1080p photo at :data:`UNMEASURED_LEVEL`) and one more
+#: may be in flight, so a pan's second picture does not wait for the first one's ack (a round
+#: trip on 10 Mbit/s / 30 ms, one frame of the 30 fps source not sent). Two such pictures are
+#: what the measured window holds on 2 Mbit/s / 80 ms anyway (the link's 250 kB/s × 0.25 s).
+UNMEASURED_WINDOW_BYTES = 48 * 1024
 #: Most updates the count window grows to (the byte window bounds what they hold).
 MAX_WINDOW_UPDATES = 12
 #: Smallest lossless-refresh budget per round, in bytes.
@@ -148,10 +157,12 @@ class Controller:
         """Replace the caps (host settings combined with the viewer's preferences)."""
         self.caps = caps
 
-    def on_ack(self, now: float, rtt: float, nbytes: int, hold: float = 0.0) -> None:
+    def on_ack(self, now: float, rtt: float, nbytes: int, hold: float = 0.0,
+               queued: int = 0) -> None:
         """One update of ``nbytes`` was acknowledged after ``rtt`` seconds, of which the
-        viewer says it held it ``hold`` (decode and paint; 0: not said)."""
-        self.estimator.on_sample(now, rtt, nbytes, hold)
+        viewer says it held it ``hold`` (decode and paint; 0: not said), sent behind ``queued``
+        bytes unacknowledged."""
+        self.estimator.on_sample(now, rtt, nbytes, hold, queued)
         self.update(now)
 
     def on_round(self, now: float, fps: float | None = None) -> None:
@@ -291,7 +302,9 @@ class Controller:
         # (35 kB at the start cap) to one a round trip on 10 Mbit/s, 10 a second, while the
         # link carried three (and the grabs deferred behind them slowed the streak that
         # makes the pan video). One bandwidth-delay product of the link queues nothing.
-        link = (est.link_rate or 0.0) * trip
+        # Unmeasured, two start-cap pictures (UNMEASURED_WINDOW_BYTES): the first one's ack
+        # measures the link, the second need not wait for it.
+        link = UNMEASURED_WINDOW_BYTES if est.link_rate is None else est.link_rate * trip
         return max(MIN_WINDOW_BYTES, int(2 * est.throughput(now) * trip), int(link))
 
     def window_updates(self, fps: float, least: int) -> int:

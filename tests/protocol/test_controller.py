@@ -12,7 +12,13 @@ import random
 
 import pytest
 
-from rdesk.protocol.controller import MAX_WINDOW_UPDATES, MIN_QUALITY, Caps, Controller
+from rdesk.protocol.controller import (
+    MAX_WINDOW_UPDATES,
+    MIN_QUALITY,
+    UNMEASURED_WINDOW_BYTES,
+    Caps,
+    Controller,
+)
 from rdesk.protocol.estimator import Estimator
 from rdesk.protocol.flow import InFlight
 
@@ -64,7 +70,8 @@ class Sim:
             while self.acks and self.acks[0][0] <= self.now:
                 _, seq = self.acks.pop(0)
                 for sample in self.flow.on_ack(seq, self.now):
-                    self.ctl.on_ack(self.now, sample.rtt, sample.nbytes)
+                    self.ctl.on_ack(self.now, sample.rtt, sample.nbytes,
+                                    queued=sample.queued_before)
             self.ctl.update(self.now)
             can = self.flow.count == 0 or (
                 self.flow.can_send() and self.flow.bytes < self.ctl.window_bytes(self.now)
@@ -339,10 +346,26 @@ def test_the_window_holds_a_round_trip_of_the_measured_link_after_a_still_screen
     assert ctl.estimator.throughput(1.3) * 2 * 0.12 < 16 * 1024  # what the old rule read
     # (a third goes while two are in flight: one more may leave while the bytes are under it)
     assert ctl.window_bytes(1.3) > 2 * 35_792
-    # Unmeasured, the window is as before: the smallest.
+    # Unmeasured, the window is the unmeasured one (two start-cap pictures, no more).
     fresh = Controller(now=0.0)
     fresh.on_ack(0.3, 0.036, 431)
-    assert fresh.window_bytes(0.3) == 16 * 1024
+    assert fresh.window_bytes(0.3) == UNMEASURED_WINDOW_BYTES
+
+
+def test_a_pans_second_picture_does_not_wait_for_the_first_ones_ack() -> None:
+    """Before any large update was acked there is no link rate, and the window was 16 kB: a
+    pan's first picture (35 kB at the start cap) went alone, and the frame grabbed meanwhile
+    waited a round trip for its ack (10 Mbit/s / 30 ms). Now a second goes beside it; a third
+    waits, so an unmeasured slow link holds at most two of them."""
+    ctl = Controller(now=0.0)
+    ctl.on_ack(0.3, 0.036, 431, hold=0.002)  # the still window's first picture
+    assert ctl.estimator.link_rate is None
+    flight = InFlight(window=7)
+    flight.window_bytes = ctl.window_bytes(1.0)
+    flight.on_sent(1, 1.0, 35_792)
+    assert flight.can_send()  # the second picture goes
+    flight.on_sent(2, 1.033, 35_836)
+    assert not flight.can_send()  # the third waits for an ack
 
 
 def test_a_pan_after_a_still_screen_on_a_slow_link_builds_no_queue() -> None:

@@ -185,3 +185,23 @@ def test_any_hold_keeps_the_estimates_bounded(samples: list[tuple[float, int, fl
         if bare.link_rate is not None:
             assert held.link_rate is not None
             assert held.link_rate <= HOLD_GAIN * bare.link_rate * (1 + 1e-9) + 1e-6
+
+
+def test_an_update_sent_behind_others_is_timed_from_the_previous_ack() -> None:
+    """A pan's start on 10 Mbit/s / 30 ms (a traced run): four 35 kB pictures went back to
+    back behind the first, and each round trip held the wait for those ahead of it; read whole,
+    the link read 10.2 Mbit/s from the first and 5.45 from the median of five, and the stream
+    started at half the link. The time since the previous ack bounds each one's own time."""
+    est = Estimator()
+    est.on_sample(0.05, 0.036, 431, hold=0.002)  # the still window
+    # (ack time, round trip, bytes, hold, bytes queued ahead when it was sent)
+    for now, rtt, nbytes, hold, queued in (
+        (1.105, 0.0864, 35_792, 0.0247, 0),
+        (1.251, 0.1288, 35_836, 0.0548, 0),
+        (1.285, 0.141, 35_830, 0.0696, 35_836),
+        (1.338, 0.183, 35_848, 0.0943, 71_666),
+        (1.377, 0.1885, 35_888, 0.1049, 107_514),
+    ):
+        est.on_sample(now, rtt, nbytes, hold, queued)
+    rate = est.link_rate
+    assert rate is not None and 7e6 / 8 <= rate <= 12e6 / 8, rate * 8

@@ -169,7 +169,8 @@ class ViewerLink:
         self._poke()
 
     def _on_sample(self, now: float, sample: Sample) -> None:
-        self.controller.on_ack(now, sample.rtt, sample.nbytes, sample.hold)
+        self.controller.on_ack(now, sample.rtt, sample.nbytes, sample.hold,
+                               sample.queued_before)
         flow = self.session.flow
         flow.window_bytes = self.controller.window_bytes(now)
         video = self.video is not None and self.video.active
