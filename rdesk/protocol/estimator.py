@@ -22,7 +22,8 @@ viewer's paint time) and its size. From these the :class:`Estimator` keeps:
   hides loss, so this rising delay is the congestion signal (Vegas, TigerVNC);
 - **link rate** — bytes per second of the time large updates spent beyond the smallest
   earlier round trip (``nbytes / (rtt - min rtt)``, that minimum re-read as later, quicker
-  updates lower it), the median of the last five. Unlike the windowed throughput
+  updates lower it), the median of the last five; an update sent behind unacknowledged bytes
+  is timed at most from the previous ack. Unlike the windowed throughput
   it needs no steady stream: one large update that took seconds on a slow link tells it.
 
 **Hold time.** A viewer may say how long it held each update before acking it (``ack.hold_us``:
