@@ -37,7 +37,8 @@ actually received, or one of the link rate measured from large updates if that i
 a still screen the viewer received next to nothing, and a pan's first small pictures went one
 round trip each), never below :data:`MIN_WINDOW_BYTES`, and :data:`UNMEASURED_WINDOW_BYTES`
 until the link rate is measured (a pan's second picture need not wait for the first one's
-ack); one update may always be in flight.
+ack); the link rate is left out while a queue seen since a large update last confirmed it
+says the link may carry less now (:data:`LINK_AGREES`); one update may always be in flight.
 Its count of updates (:meth:`Controller.window_updates`) is what keeps the frame rate over
 the round trip: a round trip's worth of rounds at the rate allowed, plus one, within the host's
 ``window`` setting and :data:`MAX_WINDOW_UPDATES` (3 updates over an 80 ms link whose round
@@ -53,11 +54,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from rdesk.protocol.estimator import Estimator
+from rdesk.protocol.estimator import RATE_SAMPLE_BYTES, Estimator
 
 __all__ = [
     "DECREASE",
     "LATENCY_LIMIT",
+    "LINK_AGREES",
     "MIN_QUALITY",
     "MAX_WINDOW_UPDATES",
     "MIN_WINDOW_BYTES",
@@ -86,6 +88,9 @@ MIN_WINDOW_BYTES = 16 * 1024
 #: trip on 10 Mbit/s / 30 ms, one frame of the 30 fps source not sent). Two such pictures are
 #: what the measured window holds on 2 Mbit/s / 80 ms anyway (the link's 250 kB/s × 0.25 s).
 UNMEASURED_WINDOW_BYTES = 48 * 1024
+#: A queue above :attr:`Controller.high` puts the measured link rate in doubt for the byte
+#: window until a large update reads at least this share of it (:meth:`Controller.on_ack`).
+LINK_AGREES = 0.5
 #: Most updates the count window grows to (the byte window bounds what they hold).
 MAX_WINDOW_UPDATES = 12
 #: Smallest lossless-refresh budget per round, in bytes.
@@ -150,6 +155,9 @@ class Controller:
         #: Set by the host while a large change may be becoming video: the picture is held at
         #: :data:`STARTING_LEVEL` until its stream starts (:attr:`picture_level`).
         self.starting = False
+        #: Whether a queue was seen since a large update last confirmed the link rate: the
+        #: byte window then leaves the link rate out (:meth:`window_bytes`).
+        self.link_doubted = False
 
     # --- inputs --------------------------------------------------------------------------------
 
@@ -162,7 +170,20 @@ class Controller:
         """One update of ``nbytes`` was acknowledged after ``rtt`` seconds, of which the
         viewer says it held it ``hold`` (decode and paint; 0: not said), sent behind ``queued``
         bytes unacknowledged."""
-        self.estimator.on_sample(now, rtt, nbytes, hold, queued)
+        est = self.estimator
+        est.on_sample(now, rtt, nbytes, hold, queued)
+        # The link rate is the median of the last large updates, and only large updates move
+        # it: once the link is cut and the pictures shrink below RATE_SAMPLE_BYTES, it kept
+        # reading the old link for ever, and the byte window held 2.4 s of the new one (50 ->
+        # 1 Mbit/s, tests/e2e/test_adaptation.py). A queue doubts it; a large update that
+        # reads about as much (the median has followed a real change) confirms it again, even
+        # if its own transmit shows as queue (a 100 kB picture is 0.3 s of 2.5 Mbit/s).
+        if est.queue_delay > self.high:
+            self.link_doubted = True
+        if nbytes >= RATE_SAMPLE_BYTES and self.link_doubted:
+            newest, link = est.newest_large_rate, est.link_rate
+            if newest is not None and link is not None and newest >= LINK_AGREES * link:
+                self.link_doubted = False
         self.update(now)
 
     def on_round(self, now: float, fps: float | None = None) -> None:
@@ -304,7 +325,12 @@ class Controller:
         # makes the pan video). One bandwidth-delay product of the link queues nothing.
         # Unmeasured, two start-cap pictures (UNMEASURED_WINDOW_BYTES): the first one's ack
         # measures the link, the second need not wait for it.
-        link = UNMEASURED_WINDOW_BYTES if est.link_rate is None else est.link_rate * trip
+        # A queue since the link rate was last confirmed: the link may carry less now; only
+        # what the viewer received counts until a large update confirms it (on_ack).
+        if est.link_rate is None:
+            link = float(UNMEASURED_WINDOW_BYTES)
+        else:
+            link = 0.0 if self.link_doubted else est.link_rate * trip
         return max(MIN_WINDOW_BYTES, int(2 * est.throughput(now) * trip), int(link))
 
     def window_updates(self, fps: float, least: int) -> int:

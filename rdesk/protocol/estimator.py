@@ -201,8 +201,18 @@ class Estimator:
         dispersion). Without that, a pan's second 35 kB picture, sent 70 ms after the first on
         10 Mbit/s, read the link at about 5 Mbit/s and the stream started at half its rate.
         """
-        if not self._large:
-            return None
+        rates = self._large_rates()
+        return statistics.median(rates) if rates else None
+
+    @property
+    def newest_large_rate(self) -> float | None:
+        """What the newest large update alone reads of the link (bytes/s, read as
+        :attr:`link_rate` reads each), ``None`` before one."""
+        rates = self._large_rates()
+        return rates[-1] if rates else None
+
+    def _large_rates(self) -> list[float]:
+        """The link rate each of the last large updates reads, oldest first."""
         least = self._mins[0][1] if self._mins else None
         net_least = self._nmins[0][1] if self._nmins else None
         rates = []
@@ -212,7 +222,7 @@ class Estimator:
             if spacing > 0:
                 whole, took = min(whole, spacing), min(took, spacing)
             rates.append(nbytes / max(took, whole / HOLD_GAIN, 1e-3))
-        return statistics.median(rates)
+        return rates
 
     @property
     def min_rtt(self) -> float | None:

@@ -378,3 +378,47 @@ def test_a_pan_after_a_still_screen_on_a_slow_link_builds_no_queue() -> None:
     assert sim.ctl.window_bytes(sim.now) <= 2 * MBIT * 0.5
     queue = sim.ctl.estimator.queue_delay
     assert queue <= sim.ctl.high, queue
+
+
+def test_a_link_cut_to_small_pictures_takes_the_old_link_out_of_the_window() -> None:
+    """Only large updates move the link rate. Cut from 50 to 1 Mbit/s with the large pictures
+    already through, the level falls and the pictures stay below RATE_SAMPLE_BYTES: the rate
+    kept reading 50 Mbit/s, and the byte window held that link's round trip, 294 kB, 2.4 s of
+    the new link (tests/e2e/test_adaptation.py). The queue the cut built takes the link rate
+    out of the window until a large update confirms it."""
+    ctl = Controller(now=0.0)
+    now = 0.0
+    ctl.on_ack(now, 0.010, 431)  # a small update: the round trip without transmit
+    for _ in range(10):  # 30 kB pictures on 50 Mbit/s, 10 ms round trips
+        now += 0.033
+        ctl.on_ack(now, 0.010 + 30_000 / (50 * MBIT), 30_000)
+    assert (ctl.estimator.link_rate or 0) > 20 * MBIT and not ctl.link_doubted
+    for i in range(40):  # the cut: 4 kB pictures queue behind each other on 1 Mbit/s
+        now += 0.033
+        ctl.on_ack(now, 0.010 + min(0.5, 0.03 * (i + 1)), 4_000)
+    assert (ctl.estimator.link_rate or 0) > 20 * MBIT  # nothing large since: the old link
+    assert ctl.link_doubted
+    assert ctl.window_bytes(now) < 1 * MBIT  # under a second of the new link
+
+
+def test_a_large_update_that_agrees_confirms_the_link_again() -> None:
+    """A queue doubts the link rate; large updates on the new link move its median, and once
+    the newest reads at least LINK_AGREES of it the window holds the link's round trip again."""
+    ctl = Controller(now=0.0)
+    ctl.on_ack(0.1, 0.012, 431)
+    ctl.on_ack(0.2, 0.040, 100_000)  # 28 ms for 100 kB: about 28 Mbit/s
+    assert not ctl.link_doubted
+    ctl.on_ack(0.5, 0.400, 2_000)  # a queue: the link may carry less now
+    assert ctl.link_doubted
+    assert ctl.window_bytes(0.5) < (ctl.estimator.link_rate or 0) * (ctl.estimator.base_rtt or 0)
+    now = 1.0
+    while ctl.link_doubted and now < 3.0:  # large updates on a 2.5 Mbit/s link, no queue
+        for _ in range(5):  # quick small acks: the queue signal falls back
+            now += 0.02
+            ctl.on_ack(now, 0.012, 300)
+        now += 0.1
+        ctl.on_ack(now, 0.012 + 100_000 / (2.5 * MBIT), 100_000)
+    assert not ctl.link_doubted
+    assert 2 * MBIT <= (ctl.estimator.link_rate or 0) <= 3 * MBIT
+    trip = (ctl.estimator.base_rtt or 0.0) + ctl.estimator.hold + ctl.high
+    assert ctl.window_bytes(now) >= int((ctl.estimator.link_rate or 0) * trip)
