@@ -25,6 +25,21 @@ from tests.xserver import Painter, Recorder, assert_images_equal
 REPO = Path(__file__).resolve().parents[2]
 
 
+#: What plaintext of a session would hold, and ciphertext must not: the password, the
+#: protocol's own JSON keys, and the screen's pictures by their whole signatures (PNG's 8
+#: bytes; simplejpeg's JPEGs start with their JFIF header, 11 bytes). A shorter marker turns
+#: up in ciphertext by chance: JPEG's 3-byte start of image about once in 16 MB of random
+#: bytes, so in a run or two in a hundred of these tests, and it failed a fresh-clone CI run.
+PLAINTEXT_MARKERS = (PASSWORD.encode(), b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0\x00\x10JFIF",
+                     b'"key"', b"keysym", b'"auth"')
+
+
+def assert_only_ciphertext(seen: bytes, *more: bytes) -> None:
+    """No marker of plaintext (:data:`PLAINTEXT_MARKERS` and ``more``) is in ``seen``."""
+    for secret in PLAINTEXT_MARKERS + more:
+        assert secret not in seen, secret
+
+
 async def read_line(stream: asyncio.StreamReader, marker: str, timeout: float = 60) -> str:
     async def find() -> str:
         while True:

@@ -37,7 +37,7 @@ from rdesk.tunnel.errors import TunnelError
 from rdesk.tunnel.host_side import accept_tunnel
 from rdesk.tunnel.wire import MAX_WIRE_MESSAGE
 from tests.e2e.conftest import PASSWORD
-from tests.e2e.relaysite import read_line, site, spawn, stop
+from tests.e2e.relaysite import assert_only_ciphertext, read_line, site, spawn, stop
 from tests.xserver import Xvfb
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,9 +142,7 @@ async def test_an_honest_relay_carries_only_ciphertext(xvfb: Xvfb, tmp_path: Pat
             await s.snapshot_and_type(splicer.port, xvfb.display, 5, TYPED)
     seen = splicer.all_bytes()
     assert len(splicer.from_host) > 4 and len(seen) > 10_000  # the screen did cross it
-    for secret in (PASSWORD.encode(), TYPED.encode(), b"\x89PNG", b"\xff\xd8\xff",
-                   b'"key"', b"keysym", b'"auth"'):
-        assert secret not in seen, secret
+    assert_only_ciphertext(seen, TYPED.encode())
 
 
 @pytest.mark.parametrize("mode", ["impersonate", "swap", "swap+rewrite"])
