@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.bench_fidelity import OFFSET, STEP, H, W, _fidelity, sample
+from benchmarks.bench_fidelity import OFFSET, STEP, H, W, _fidelity, sample, span
 
 
 @pytest.mark.parametrize("size", [(1920, 1080), (1923, 1084), (64, 33)])
@@ -35,3 +35,16 @@ def test_a_frame_stamped_just_after_the_update_is_the_one_it_shows() -> None:
     # 20 ms after the stamp is a later frame, never a candidate.
     late = [(t - 0.02, shown) for t, shown in shows]
     assert _fidelity(late, frames, picture, 9.0, 10.0)[0] != float("inf")
+
+
+def test_span_is_the_rate_from_the_first_update_on() -> None:
+    """Every frame of a 30 fps pan delivered 100 ms late: the fixed window counts 29.6 a
+    second, the span from the first update the 30 the viewer gets."""
+    times = [0.1 + i / 30 for i in range(238)]  # 0.1 .. 7.97 s
+    rate, first_ms = span(times, 0.0, 8.0)
+    assert len(times) / 8.0 == pytest.approx(29.75)
+    assert rate == pytest.approx(30.0) and first_ms == pytest.approx(100.0)
+    # Updates outside the window do not count; fewer than two give nothing.
+    assert span([-1.0, *times, 9.0], 0.0, 8.0) == (rate, first_ms)
+    assert span([1.0], 0.0, 8.0) == (None, None)
+    assert span([], 0.0, 8.0) == (None, None)
