@@ -250,7 +250,10 @@ def test_tk_window_draws_the_host_cursor_at_the_pointer(
         width, height, xhot, yhot, rgba = want[1], want[2], want[3], want[4], want[5]
 
         def sprite_matches() -> bool:
-            run_xdotool(viewer_x, "mousemove", "--sync", str(px), str(py))
+            # No --sync: xdotool's sync waits for the pointer to leave where it was, and a
+            # move to where it already is (every poll after the first) can wait out the
+            # timeout on a loaded machine; the poll itself waits for the motion's effect.
+            run_xdotool(viewer_x, "mousemove", str(px), str(py))
             shot = grab_root(viewer_x, (px - xhot, py - yhot, width, height)).tobytes()
             opaque = [i for i in range(width * height) if rgba[4 * i + 3] == 255]
             return bool(opaque) and all(
