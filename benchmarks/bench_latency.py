@@ -49,9 +49,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.injecting import Injectors
 from benchmarks.traffic import SessionTraffic
 from rdesk.client.connection import connect
-from rdesk.host.input.inject import PynputInjector
 from tests.e2e.conftest import PASSWORD, HostThread
 from tests.xserver import Recorder, Xvfb
 
@@ -90,11 +90,7 @@ async def run(
     ``traffic``; ``cpu/key`` is this process's CPU seconds per key of each kind of block."""
     with Xvfb(W, H) as xvfb, StampedRecorder(xvfb.display, flash=True, geometry=geometry,
                                              no_motion=True) as recorder:
-        injectors: list[PynputInjector] = []
-
-        def make_injector(display: str) -> PynputInjector:
-            injectors.append(PynputInjector(display))
-            return injectors[-1]
+        make_injector = Injectors()
 
         settings: dict[str, Any] = {"clipboard": "both"} if traffic else {}
         thread = HostThread(xvfb.display, tmp, injector=make_injector, **settings)
@@ -189,8 +185,7 @@ async def run(
             if streams is not None:
                 streams.close()
             thread.stop()
-            for injector in injectors:
-                injector.close()
+            make_injector.close()
     if streams is not None:
         for mode, counts in streams.counts.items():
             print(f"# {mode} blocks, the viewer saw: {counts}")

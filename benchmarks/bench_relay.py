@@ -56,10 +56,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import rawload, relayload
 from benchmarks.bench_latency import StampedRecorder, _close, _pct, recorder_next_colour
 from benchmarks.bench_links import link_proxy
+from benchmarks.injecting import Injectors
 from benchmarks.relayload import cpu_seconds, relay_process, round_trips, tls_floor
 from rdesk.client.connection import Connection, connect
 from rdesk.client.relayed import relayed_url
-from rdesk.host.input.inject import PynputInjector
 from rdesk.host.relayed import RelayPresence
 from rdesk.host.relaylink import load_identity
 from rdesk.host.security.tls import ensure_host_certificate
@@ -232,11 +232,7 @@ async def face_to_face(keys: int, alternations: int, motion_seconds: float | Non
     results: dict[str, Any] = {"latency direct": [], "latency relay": []}
     per_block = max(1, -(-keys // alternations))  # keys per mode, spread over its blocks
     with Xvfb(W, H) as xvfb, relay_process(tmp, splicer=splicer) as (relay, pid):
-        injectors: list[PynputInjector] = []
-
-        def make_injector(display: str) -> PynputInjector:
-            injectors.append(PynputInjector(display))
-            return injectors[-1]
+        make_injector = Injectors()
 
         thread = HostThread(xvfb.display, tmp, injector=make_injector)
         host = thread.start()
@@ -257,8 +253,7 @@ async def face_to_face(keys: int, alternations: int, motion_seconds: float | Non
                                                  motion_seconds, tmp, lane))
         finally:
             thread.stop()
-            for injector in injectors:
-                injector.close()
+            make_injector.close()
     return results
 
 

@@ -43,9 +43,9 @@ sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1] if "--tree" in sys.arg
                 else str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_latency import StampedRecorder, _close, _pct, recorder_next_colour
+from benchmarks.injecting import Injectors
 from rdesk.client.connection import connect
 from rdesk.client.transfer import Transfers
-from rdesk.host.input.inject import PynputInjector
 from rdesk.host.transfer.room import TransferRoom
 from rdesk.protocol import codec
 from rdesk.protocol.access import Access
@@ -167,11 +167,7 @@ async def typing(keys: int, work: Path, size: int, during: str,
     with Xvfb(1280, 720) as xvfb, StampedRecorder(xvfb.display, flash=True,
                                                    geometry="200x100+500+300",
                                                    no_motion=True) as recorder:
-        injectors: list[PynputInjector] = []
-
-        def make_injector(display: str) -> PynputInjector:
-            injectors.append(PynputInjector(display))
-            return injectors[-1]
+        make_injector = Injectors()
 
         tag = f"{during or 'idle'}-{link}"
         tmp = work / f"host-typing-{tag}"
@@ -249,8 +245,7 @@ async def typing(keys: int, work: Path, size: int, during: str,
             if proxy is not None:
                 proxy.close()
                 wire = proxy.down_bytes if during == "download" else proxy.up_bytes
-            for injector in injectors:
-                injector.close()
+            make_injector.close()
             source.unlink(missing_ok=True)
             for part in work.glob(".got*"):  # a get cancelled mid-file
                 part.unlink()

@@ -34,8 +34,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_links import machine_line
+from benchmarks.injecting import Injectors
 from rdesk.client.connection import connect
-from rdesk.host.input.inject import PynputInjector
 from tests.e2e.conftest import PASSWORD, HostThread
 from tests.xserver import Xvfb
 
@@ -78,11 +78,7 @@ async def run(rate: float, seconds: float, tmp: Path) -> tuple[int, float, Chunk
         env = dict(os.environ, DISPLAY=xvfb.display)
         term = subprocess.Popen(["xterm", "-geometry", "100x40+50+50", "-e", "cat"], env=env,
                                 stderr=subprocess.DEVNULL)
-        injectors: list[PynputInjector] = []
-
-        def make_injector(display: str) -> PynputInjector:
-            injectors.append(PynputInjector(display))
-            return injectors[-1]
+        make_injector = Injectors()
 
         thread = HostThread(xvfb.display, tmp, injector=make_injector)
         host = thread.start()
@@ -116,8 +112,7 @@ async def run(rate: float, seconds: float, tmp: Path) -> tuple[int, float, Chunk
             thread.stop()
             term.kill()
             term.wait()
-            for injector in injectors:
-                injector.close()
+            make_injector.close()
     return keys, elapsed, proxy
 
 
