@@ -89,7 +89,7 @@ def expected(view: ViewerWindow, fb: Framebuffer) -> Image.Image:
     """What the window must show: the framebuffer, scaled as the photo path scales it, and
     cut to the visible part."""
     vp = view.viewport
-    whole = paint.render(fb.image, vp, (0, 0, *vp.display_size)).convert("RGB")
+    whole = paint.render(fb.image, vp, (0, 0, *vp.display_size), fb.pixels).convert("RGB")
     ox, oy = vp.origin
     return whole.crop((max(0, -ox), max(0, -oy), min(vp.display_size[0], vp.win_w - ox),
                        min(vp.display_size[1], vp.win_h - oy)))

@@ -27,7 +27,7 @@ from typing import Any
 from PIL import Image
 
 from rdesk.client.pixels import Pixels
-from rdesk.client.tk import paint
+from rdesk.client.tk import paint, scaling
 from rdesk.client.tk.viewport import Viewport
 from rdesk.client.tk.xshm import BYTES_PER_PIXEL, ShmPainter, open_painter
 from rdesk.common import yuv
@@ -86,6 +86,8 @@ class DirectPaint:
         ox, oy = viewport.origin
         direct = (pixels is not None and self._swap is not None and not viewport.scaled
                   and (pixels.width, pixels.height) == image.size)
+        # Scaled: libyuv scales straight into the segment, then swaps R and B there.
+        scaled = self._swap is not None and scaling.usable(image, pixels, viewport)
         written = []
         for box in boxes:
             part = clip(box, visible)
@@ -99,6 +101,11 @@ class DirectPaint:
                 # 1:1: drawn pixels are host pixels; offset() refuses any box outside them.
                 self._swap(pixels.offset(x0, y0, w, h), pixels.stride, address,
                            w * BYTES_PER_PIXEL, w, h)
+            elif scaled:
+                assert pixels is not None and self._swap is not None
+                row = w * BYTES_PER_PIXEL
+                scaling.scale_into(pixels, viewport, part, address, row)
+                self._swap(address, row, address, row, w, h)  # per pixel: in place is safe
             else:
                 data = paint.render(image, viewport, part).tobytes("raw", "BGRX")
                 ctypes.memmove(address, data, w * h * BYTES_PER_PIXEL)

@@ -59,6 +59,7 @@ class Screen:
         self._stale = False
         self._paste_due = False
         self._image: Image.Image | None = None
+        self._pixels: Pixels | None = None
         #: What Tk will redraw from the photo at its next redisplay, as far as we caused it:
         #: the canvas redraws the bounding box of all its damage, so the photo must be right
         #: over that whole box, not only over each area.
@@ -108,26 +109,27 @@ class Screen:
         whole, self._paste_due = whole or self._paste_due, False  # (layout() may set it)
         if not rects and not everything and not whole:
             return
-        self._image = image
+        self._image, self._pixels = image, pixels
         if not self._direct_tried:
             self._direct_tried = True
             self.direct = open_direct(self.canvas, self.viewport)
         boxes = None if everything or whole else paint.plan(self.viewport, rects)
         if whole or self.direct is None:
-            self._paint_photo(image, boxes)
+            self._paint_photo(image, pixels, boxes)
         else:
             self._paint_direct(image, pixels, boxes or [(0, 0, *display)])
         self.paints += 1
 
-    def _paint_photo(self, image: Image.Image, boxes: list[Box] | None) -> None:
+    def _paint_photo(self, image: Image.Image, pixels: Pixels | None,
+                     boxes: list[Box] | None) -> None:
         assert self.photo is not None
         if boxes is None:
             whole = (0, 0, *self.viewport.display_size)
-            self.photo.paste(paint.render(image, self.viewport, whole))
+            self.photo.paste(paint.render(image, self.viewport, whole, pixels))
             self._stale = False
             return
         for box in boxes:
-            region = paint.render(image, self.viewport, box)
+            region = paint.render(image, self.viewport, box, pixels)
             paint.blit(self.root.tk, self.photo, region, box[0], box[1])
 
     def _paint_direct(self, image: Image.Image, pixels: Pixels | None, boxes: list[Box]) -> None:
@@ -140,7 +142,7 @@ class Screen:
             log.warning("viewer paint: MIT-SHM failed (%s); Tk photo from now on", exc)
             self.direct.close()
             self.direct = None
-            self._paint_photo(image, None)
+            self._paint_photo(image, pixels, None)
             return
         if written:
             self._stale = True
@@ -174,7 +176,7 @@ class Screen:
         part = clip((box[0] - ox, box[1] - oy, box[2] - ox, box[3] - oy),
                     (0, 0, *self.viewport.display_size))
         if part is not None:
-            region = paint.render(self._image, self.viewport, part)
+            region = paint.render(self._image, self.viewport, part, self._pixels)
             paint.blit(self.root.tk, self.photo, region, part[0], part[1])
 
     def freshen_item(self, item: int) -> None:
