@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from rdesk.client.pixels import mapped_rgb
+from rdesk.client.tk import paint
 from rdesk.client.tk.viewport import Viewport
 from rdesk.host.input.inject import PynputInjector
 from tests.e2e.conftest import HostThread, RunningHost
@@ -205,10 +207,14 @@ def test_window_scales_to_fit(small_setup: Setup) -> None:
             dw, dh = vp.display_size
             ox, oy = vp.origin
             canvas = Image.new("RGB", shot.size)
-            canvas.paste(expected.resize((dw, dh), Image.Resampling.BOX), (ox, oy))
+            # The viewer's own scaler (libyuv's bilinear when installed, else Pillow's box)
+            # over the framebuffer's kind of memory.
+            host, pixels = mapped_rgb(HOST_W, HOST_H)
+            host.paste(expected)
+            canvas.paste(paint.render(host, vp, (0, 0, dw, dh), pixels), (ox, oy))
             return canvas
 
-        # Box resampling of the same pixels: only rounding differs.
+        # The same scale of the same pixels: only rounding differs.
         _wait_image(viewer, scaled, tolerance=3)
 
 
