@@ -10,7 +10,8 @@ Lines typed on the host's standard input (when it is a terminal, or when asked t
     take | release          take control back from the viewers / hand it back
     kick N                  disconnect viewer N
     status                  counts that should come back down: viewers, asyncio tasks,
-                            threads, open file descriptors (docs/reliability.md)
+                            threads, open file descriptors, live video encoders
+                            (docs/reliability.md)
     help
 
 The console only calls the server's public methods; it holds no rules of its own.
@@ -40,7 +41,7 @@ HELP = """commands:
   grant N | deny N        answer viewer N's request for control
   take | release          take control back from the viewers / hand it back
   kick N                  disconnect viewer N
-  status                  viewers, tasks, threads and open descriptors now"""
+  status                  viewers, tasks, threads, open descriptors and video encoders now"""
 
 
 #: Name prefixes of the threads of pools (encoders, password checks, asyncio's executor):
@@ -48,10 +49,11 @@ HELP = """commands:
 POOL_THREADS = ("rdesk-encode", "rdesk-auth", "asyncio_", "ThreadPoolExecutor-")
 
 
-def status_line(viewers: int) -> str:
-    """``status: viewers=N tasks=N threads=N pooled=N fds=N``: what a leak would make grow
-    (tasks of the running loop; Python threads, ``pooled`` of them in pools; this process's
-    open descriptors, ``fds=?`` without ``/proc``)."""
+def status_line(viewers: int, video: int = 0) -> str:
+    """``status: viewers=N tasks=N threads=N pooled=N fds=N video=N``: what a leak would make
+    grow (tasks of the running loop; Python threads, ``pooled`` of them in pools; this
+    process's open descriptors, ``fds=?`` without ``/proc``; ``video``: the H.264 encoders
+    alive, one per shared group, 0 once nobody watches video)."""
     try:
         fds: object = len(os.listdir("/proc/self/fd")) - 1  # less listdir's own descriptor
     except OSError:
@@ -59,7 +61,7 @@ def status_line(viewers: int) -> str:
     threads = threading.enumerate()
     pooled = sum(t.name.startswith(POOL_THREADS) for t in threads)
     return (f"status: viewers={viewers} tasks={len(asyncio.all_tasks())} "
-            f"threads={len(threads)} pooled={pooled} fds={fds}")
+            f"threads={len(threads)} pooled={pooled} fds={fds} video={video}")
 
 
 class HostConsole:
@@ -124,7 +126,9 @@ class HostConsole:
                 if attempts is not None:
                     self.out(f"  {attempts} login attempt(s) since the host started")
             elif command == "status":
-                self.out(status_line(len(getattr(server, "viewers", ()))))
+                encoders = getattr(server, "video_encoders", None)
+                self.out(status_line(len(getattr(server, "viewers", ())),
+                                     encoders.groups if encoders is not None else 0))
             elif command == "invite":
                 role = args[0] if args else "view"
                 minutes = float(args[1]) if len(args) > 1 else 30.0
