@@ -6,10 +6,11 @@ all cores); and the colour conversion alone, on both of the encoder's paths (lib
 swscale where libyuv is missing), when this tree's encoder has them.
 
     python benchmarks/bench_video.py [--frames 90] [--runs 3] [--bitrate 7.5e6]
-                                     [--x264-threads N ...]
+                                     [--x264-threads N ...] [--source-fps 60 ...]
 
 The frames are the photo of benchmarks/photo.py panned by 8 pixels a frame, as
-``xload.py photo`` draws it. CPU is this process's (all threads) per frame; bytes per frame
+``xload.py photo`` draws it (``--source-fps N``: 8 × 30 / N pixels a frame, N × frames / 30
+frames, the encoder told 30 frames a second and told N). CPU is this process's (all threads) per frame; bytes per frame
 and PSNR of the decoded picture against the frame (PyAV's decoder, as the Python viewer
 decodes it) are printed too. Median of ``--runs``.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import inspect
 import statistics
 import sys
 import time
@@ -40,11 +42,11 @@ from rdesk.host.video.encoder import H264Encoder
 W, H = 1920, 1080
 
 
-def frames(count: int) -> list[np.ndarray]:
+def frames(count: int, step: int = 8) -> list[np.ndarray]:
     picture = photo(2 * W, H)
     out = []
     for i in range(count):
-        x = pan_offset(i, 8, W)
+        x = pan_offset(i, step, W)
         bgra = np.empty((H, W, 4), np.uint8)
         bgra[..., :3] = picture[:, x : x + W, ::-1]
         bgra[..., 3] = 255
@@ -52,12 +54,14 @@ def frames(count: int) -> list[np.ndarray]:
     return out
 
 
-def video_run(shots: list[np.ndarray], bitrate: int, threads: int | None = None
-              ) -> dict[str, float]:
+def video_run(shots: list[np.ndarray], bitrate: int, threads: int | None = None,
+              fps: int | None = None) -> dict[str, float]:
     import av
 
-    # (Trees before the threads parameter take none: their encoder's own count.)
-    encoder = H264Encoder((W, H), bitrate, threads) if threads else H264Encoder((W, H), bitrate)
+    # (Trees before the threads or fps parameter take none: their encoder's own.)
+    more: dict[str, int] = {"fps": fps} if fps else {}
+    encoder = (H264Encoder((W, H), bitrate, threads, **more) if threads
+               else H264Encoder((W, H), bitrate, **more))
     decoder = av.CodecContext.create("h264", "r")
     cpu = 0.0
     sizes, scores = [], []
@@ -101,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bitrate", type=float, default=7.5e6, help="bits/s (7.5e6)")
     parser.add_argument("--x264-threads", type=int, action="append", default=[],
                         help="another H.264 cell with this many x264 threads (repeatable)")
+    parser.add_argument("--source-fps", type=int, action="append", default=[],
+                        help="two more H.264 cells: a pan at this rate (the same motion a "
+                             "second), the encoder told 30 and told this rate (repeatable)")
     args = parser.parse_args(argv)
     shots = frames(args.frames)
     cells: dict[str, list[dict[str, float]]] = {}
@@ -112,6 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     for threads in args.x264_threads:
         runs.append((f"H.264 {args.bitrate / 1e6:g} Mbit/s, {threads} x264 thread(s)",
                      functools.partial(video_run, shots, int(args.bitrate), threads)))
+    told_fps = "fps" in inspect.signature(H264Encoder).parameters
+    for fps in args.source_fps:
+        fast = frames(args.frames * fps // 30, max(1, 8 * 30 // fps))
+        label = f"H.264 {args.bitrate / 1e6:g} Mbit/s, a {fps} fps pan"
+        runs.append((f"{label}, told 30",
+                     functools.partial(video_run, fast, int(args.bitrate))))
+        if told_fps:
+            runs.append((f"{label}, told {fps}",
+                         functools.partial(video_run, fast, int(args.bitrate), fps=fps)))
     if hasattr(encoder, "Converter"):  # the colour conversion alone (not in older trees)
         if encoder.libyuv() is not None:
             runs.append(("colour conversion alone: libyuv", lambda: convert_run(shots, True)))

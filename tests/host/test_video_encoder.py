@@ -118,3 +118,29 @@ def test_a_fast_streams_key_unit_is_bounded_by_the_vbv_cap() -> None:
     assert is_key and len(key) <= tenth_of_10_mbit, len(key)
     # 1.2 Mbit/s (a 2 Mbit/s link's stream): its half second is under the cap, unchanged.
     assert 1_200_000 * VBV_SECONDS < VBV_MAX_BITS
+
+
+@pytest.mark.parametrize("fps", [30, 60])
+def test_the_stream_keeps_to_its_bitrate_at_the_rate_it_is_told(fps: int) -> None:
+    """x264 budgets each frame as 1/fps of the bitrate: a pan fed at ``fps`` to an encoder
+    told ``fps`` keeps near its bitrate over two seconds; the same 60 fps pan on an encoder
+    told 30 runs well over it (why a 60 fps group is given an encoder told 60)."""
+    from tests.h264units import panning
+
+    bitrate = 1_000_000
+    # A photo-like pan, half the step a frame at 60 fps: the same motion a second.
+    frames = [np.ascontiguousarray(np.dstack([p[..., ::-1], np.full(p.shape[:2], 255,
+                                                                     np.uint8)]))
+              for p in panning(320, 240, 2 * fps, step=4 * 30 // fps)]
+
+    def bits_a_second(told: int) -> float:
+        encoder = H264Encoder((320, 240), bitrate, fps=told)
+        sizes = [len(encoder.encode(f, (0, 0, 320, 240), key=i == 0)[0])
+                 for i, f in enumerate(frames)]
+        return 8 * sum(sizes[fps:]) * fps / len(sizes[fps:])  # the second second
+
+    assert bits_a_second(fps) <= 1.15 * bitrate
+    if fps == 60:
+        assert bits_a_second(30) >= 1.3 * bitrate
+    with pytest.raises(ValueError, match="frame rate"):
+        H264Encoder((320, 240), bitrate, fps=0)

@@ -10,10 +10,15 @@ import threading
 
 import numpy as np
 
+from rdesk.host.video.encoder import FRAME_RATE
 from rdesk.host.video.shared import (
+    FAST_ENTER,
+    FAST_LEAVE,
+    FAST_RATE,
     JOIN_BACKLOG,
     JOIN_INTERVAL,
     MAX_BEHIND,
+    RATE_SETTLE,
     REJOIN_AFTER,
     SHARE_RATIO,
     Groups,
@@ -29,8 +34,8 @@ class CountingEncoder:
 
     made = 0
 
-    def __init__(self, size: tuple[int, int], bitrate: int) -> None:
-        self.size, self.bitrate = size, bitrate
+    def __init__(self, size: tuple[int, int], bitrate: int, *, fps: int) -> None:
+        self.size, self.bitrate, self.fps = size, bitrate, fps
         self.name = CountingEncoder.made
         CountingEncoder.made += 1
         self.count = 0
@@ -222,3 +227,58 @@ def test_threads_encode_once_per_frame() -> None:
     for got in seen:  # in order, none twice (a member that fell behind gets its own group)
         assert len(got) == len(set(got))
     assert shared.encodes < 4 * 50 + 4
+
+
+def _rounds(shared: SharedEncoders, clock: Clock, members: list, fps: float, seconds: float
+            ) -> list[tuple[bytes, bool]]:
+    """Every member asks once a frame at ``fps`` for ``seconds``; the first member's units."""
+    got = []
+    for _ in range(round(fps * seconds)):
+        clock.now += 1 / fps
+        for i, member in enumerate(members):
+            units = member.units(FRAME, RECT, key=False)
+            if i == 0:
+                got += units
+    return got
+
+
+def _encoders(shared: SharedEncoders) -> list[CountingEncoder]:
+    return list(shared._encoders.values())  # type: ignore[arg-type]
+
+
+def test_a_60_fps_group_is_told_60_and_30_again_when_it_slows() -> None:
+    """x264 budgets each frame as 1/rate of the bitrate: a group encoding 60 frames a second
+    gets an encoder told FAST_RATE (one key unit for everyone, once RATE_SETTLE has passed),
+    and one told FRAME_RATE again once its rate falls to FAST_LEAVE; 45 a second (between
+    the two thresholds) changes nothing either way."""
+    shared, clock = hub()
+    a, b = shared.member((64, 32), 2_000_000), shared.member((64, 32), 2_000_000)
+    units = _rounds(shared, clock, [a, b], 30, 3.0)
+    assert [e.fps for e in _encoders(shared)] == [FRAME_RATE]
+    assert sum(key for _, key in units) == 1
+    before = _encoders(shared)[0]
+    units = _rounds(shared, clock, [a, b], 60, RATE_SETTLE + 1.5)
+    (fast,) = _encoders(shared)
+    assert fast is not before and fast.fps == FAST_RATE and fast.bitrate == 2_000_000
+    keys = [i for i, (_, key) in enumerate(units) if key]
+    # Once the last second holds FAST_ENTER units (those at 30 a second before included).
+    assert len(keys) == 1 and abs(keys[0] - (2 * (FAST_ENTER - 30) - 1)) <= 1, keys
+    assert shared.groups == 1  # both members still share it
+    # Between the thresholds: no change (no flapping at 45).
+    _rounds(shared, clock, [a, b], 45, 3.0)
+    assert _encoders(shared) == [fast]
+    units = _rounds(shared, clock, [a, b], 30, 3.0)
+    (slow,) = _encoders(shared)
+    assert slow.fps == FRAME_RATE and sum(key for _, key in units) == 1
+    assert FAST_LEAVE < 45 < FAST_ENTER
+
+
+def test_the_rate_is_not_changed_within_the_settle_time_of_an_encoder() -> None:
+    """A burst faster than FAST_ENTER for less than RATE_SETTLE after the encoder starts
+    changes nothing: a change costs a key unit."""
+    shared, clock = hub()
+    a = shared.member((64, 32), 2_000_000)
+    _rounds(shared, clock, [a], 60, RATE_SETTLE * 0.9)
+    assert [e.fps for e in _encoders(shared)] == [FRAME_RATE]
+    assert len(_rounds(shared, clock, [a], 60, 0.5)) == 30
+    assert [e.fps for e in _encoders(shared)] == [FAST_RATE]

@@ -47,7 +47,9 @@ VBV_SECONDS = 0.5
 VBV_MAX_BITS = 1_000_000
 #: Frames between forced IDRs when nobody asks: a bound on how long a lost viewer state lasts.
 KEYINT = 600
-#: The rate x264's rate control plans for; rounds come at most this often.
+#: The frame rate x264's rate control plans for unless told another (each frame gets
+#: 1/rate of the bitrate): video rounds come about this often (a 60 fps source's group of
+#: viewers is told 60, rdesk/host/video/shared.py).
 FRAME_RATE = 30
 #: The SPS's colour description (x264's names): BT.601 525-line, limited ("tv") range.
 COLOUR_PARAMS = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:range=tv"
@@ -132,20 +134,27 @@ class H264Encoder:
     :param size: (w, h), both even.
     :param bitrate: bits per second the rate control aims for.
     :param threads: x264's threads (sliced: no added delay); 1, see the module docstring.
+    :param fps: the frames a second the rate control budgets for: each frame gets
+        ``bitrate / fps`` bits on average (pictures are numbered, not stamped: frame-stamped
+        timing cost a frame of output delay).
     """
 
-    def __init__(self, size: tuple[int, int], bitrate: int, threads: int = 1) -> None:
+    def __init__(self, size: tuple[int, int], bitrate: int, threads: int = 1,
+                 fps: int = FRAME_RATE) -> None:
         import av
 
         width, height = size
         if width % 2 or height % 2:
             raise ValueError(f"video size {size} must be even")
+        if not 1 <= fps <= 240:
+            raise ValueError(f"video frame rate {fps} is not 1-240")
         self.size = size
         self.bitrate = bitrate
+        self.fps = fps
         ctx = av.CodecContext.create("libx264", "w")
         ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
-        ctx.time_base = fractions.Fraction(1, FRAME_RATE)
-        ctx.framerate = fractions.Fraction(FRAME_RATE)
+        ctx.time_base = fractions.Fraction(1, fps)
+        ctx.framerate = fractions.Fraction(fps)
         ctx.bit_rate = bitrate
         ctx.thread_count = threads
         ctx.options = {

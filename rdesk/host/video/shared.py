@@ -22,6 +22,12 @@ viewers' streams in one group get the same access units from one encoder:
   not one each. Until then the stream is a group of its own (its own key unit), and at each of
   its rounds it looks again; a group of one moves into an older or larger compatible group
   (never the other way, so two never swap).
+- **The encoder is told the group's frame rate.** x264 budgets each frame as 1/rate of the
+  bitrate, so a group encoding a 60 fps source on an encoder told 30 sent up to twice its
+  bitrate. A group that has encoded at least :data:`FAST_ENTER` frames in the last second is
+  given an encoder told :data:`FAST_RATE` (a new encoder: a key unit for every member), and one
+  told :data:`~rdesk.host.video.encoder.FRAME_RATE` again at :data:`FAST_LEAVE` or fewer; never
+  within :data:`RATE_SETTLE` seconds of its encoder's first unit.
 - A viewer's ``keyframe`` gives every member a key unit (such requests are rate-limited per
   stream already). A member whose rate moved (its stream restarted at another rate, past the
   ratio) or whose rectangle changed leaves for a group that fits.
@@ -43,12 +49,17 @@ from typing import Protocol
 
 import numpy as np
 
+from rdesk.host.video.encoder import FRAME_RATE
 from rdesk.host.video.regions import Box
 
 __all__ = [
+    "FAST_ENTER",
+    "FAST_LEAVE",
+    "FAST_RATE",
     "JOIN_BACKLOG",
     "JOIN_INTERVAL",
     "MAX_BEHIND",
+    "RATE_SETTLE",
     "SHARE_RATIO",
     "Group",
     "Groups",
@@ -66,6 +77,15 @@ JOIN_BACKLOG = 6
 JOIN_INTERVAL = 1.0
 #: Seconds a member that fell behind keeps a group of its own before it may join again.
 REJOIN_AFTER = 5.0
+#: The frame rate a group's encoder is told once the group encodes at least FAST_ENTER
+#: frames a second (a 60 fps source), and the count at or below which it is told FRAME_RATE
+#: again (the gap between the two keeps a source near either from flapping) ...
+FAST_RATE = 60
+FAST_ENTER = 48
+FAST_LEAVE = 40
+#: ... never within this many seconds of the encoder's first unit (a change costs a key unit,
+#: and the count needs a second of the encoder's frames).
+RATE_SETTLE = 1.0
 
 
 class FrameEncoder(Protocol):
@@ -73,6 +93,13 @@ class FrameEncoder(Protocol):
 
     def encode(self, frame: np.ndarray, rect: tuple[int, int, int, int], key: bool
                ) -> tuple[bytes, bool]: ...
+
+
+class EncoderFactory(Protocol):
+    """Makes a group's encoder: ``(w, h)``, bits a second, and the frames a second its rate
+    control budgets for (the class :class:`~rdesk.host.video.encoder.H264Encoder` is one)."""
+
+    def __call__(self, size: tuple[int, int], bitrate: int, *, fps: int) -> FrameEncoder: ...
 
 
 @dataclasses.dataclass
@@ -92,6 +119,12 @@ class Group:
     key_index: int = -1
     last_key: float = -1e9
     want_key: bool = True
+    #: The frame rate its encoder is (to be) told, when that encoder's first unit was
+    #: encoded (``None``: not yet), and the times of its recent units.
+    rate: int = FRAME_RATE
+    started: float | None = None
+    encoded: collections.deque[float] = dataclasses.field(
+        default_factory=lambda: collections.deque(maxlen=FAST_RATE + 4))
 
     def fits(self, rect: Box, bitrate: int) -> bool:
         return rect == self.rect and max(bitrate, self.bitrate) <= SHARE_RATIO * min(
@@ -158,10 +191,31 @@ class Groups:
 
     def record(self, group: Group, unit: bytes, key: bool, now: float) -> None:
         """``group`` encoded ``unit`` (a key unit when ``key``)."""
+        if group.started is None:
+            group.started = now
+        group.encoded.append(now)
         group.units.append((group.next_index, unit, key))
         if key:
             group.key_index, group.last_key, group.want_key = group.next_index, now, False
         group.next_index += 1
+
+    @staticmethod
+    def rerate(group: Group, now: float) -> bool:
+        """Before ``group`` encodes at ``now``: whether its encoder must be replaced by one
+        told another frame rate (then :attr:`Group.rate` is that rate, and the next unit
+        starts the new encoder's count)."""
+        if group.started is None or now - group.started < RATE_SETTLE:
+            return False
+        recent = sum(1 for t in group.encoded if t > now - 1.0)
+        if group.rate != FAST_RATE and recent >= FAST_ENTER:
+            group.rate = FAST_RATE
+        elif group.rate == FAST_RATE and recent <= FAST_LEAVE:
+            group.rate = FRAME_RATE
+        else:
+            return False
+        group.started = None
+        group.encoded.clear()
+        return True
 
     def take(self, member: int) -> list[tuple[bytes, bool]]:
         """The units ``member`` lacks, oldest first; it has them all afterwards."""
@@ -231,11 +285,11 @@ class Groups:
 class SharedEncoders:
     """The groups of one screen and their encoders, for the viewers' encoding threads.
 
-    :param make_encoder: ``make_encoder((w, h), bitrate)``, a group's encoder.
-    :param clock: seconds, for the join and rejoin intervals.
+    :param make_encoder: ``make_encoder((w, h), bitrate, fps=rate)``, a group's encoder.
+    :param clock: seconds, for the join and rejoin intervals and the groups' frame rates.
     """
 
-    def __init__(self, make_encoder: Callable[[tuple[int, int], int], FrameEncoder],
+    def __init__(self, make_encoder: EncoderFactory,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._make_encoder = make_encoder
         self._clock = clock
@@ -278,9 +332,12 @@ class SharedEncoders:
                     return []  # closed meanwhile: nothing this round
                 step = self._groups.due(member.mid)
                 encoder = self._encoders.get(gid)
+                if step.encode and self._groups.rerate(step.group, self._clock()):
+                    encoder = None  # its first unit is a key unit for every member
             if step.encode:
                 if encoder is None:
-                    encoder = self._make_encoder(rect[2:], step.group.bitrate)
+                    encoder = self._make_encoder(rect[2:], step.group.bitrate,
+                                                 fps=step.group.rate)
                 unit, is_key = encoder.encode(frame, rect, step.key)
                 with self._lock:
                     self._encoders[gid] = encoder

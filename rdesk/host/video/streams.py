@@ -14,7 +14,8 @@ at 30 fps (capped by the viewer's bandwidth cap), never below a floor, and never
 :data:`LINK_SHARE` of the link rate measured from large updates (the rest is left for tiles and
 input; on a link slower than the floor, the link wins) nor below :data:`LEVEL_SPAN` of that
 share (the level's delay signal also reads a slow viewer as queue). x264's zero-latency rate control
-budgets each frame as a thirtieth of the rate, and video rounds are paced at 30 a second
+budgets each frame as a thirtieth of the rate (a group encoding a 60 fps source is told 60:
+rdesk/host/video/shared.py), and video rounds are paced at 30 a second at least
 (:data:`FRAME_RATE`), so frames stay small and frequent; a stream whose rounds come less often
 simply uses less than its rate (scaling the rate up by 30 over the measured frame rate made
 fewer, bigger frames and key units, which slowed the rounds further: a vicious circle at low
