@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -112,6 +113,32 @@ class HostProcess:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def figures(self) -> dict[str, int]:
+        """What a leak would make grow, now: the console's ``status`` line (the host must
+        have been started with ``stdin=subprocess.PIPE``) and ``/proc``. ``fds``, ``threads``
+        and ``rss_kib`` from ``/proc``; ``tasks``, ``viewers``, ``video`` (live encoders),
+        ``pooled`` (threads in pools, which start lazily up to their size), ``unpooled``
+        (the other threads) and ``console_fds`` from the console."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("status\n")
+        self.proc.stdin.flush()
+        line = self.wait_line("status: ")
+        status = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
+        rss = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{self.pid}/status").read_text(),
+                        re.M)
+        assert rss, "no VmRSS in the host's /proc status"
+        return {
+            "fds": len(os.listdir(f"/proc/{self.pid}/fd")),
+            "threads": len(os.listdir(f"/proc/{self.pid}/task")),
+            "rss_kib": int(rss.group(1)),
+            "tasks": status["tasks"],
+            "viewers": status["viewers"],
+            "video": status["video"],
+            "pooled": status["pooled"],
+            "unpooled": status["threads"] - status["pooled"],
+            "console_fds": status["fds"],
+        }
 
     def viewer_args(self) -> list[str]:
         """CLI options that let a viewer in: the pinned key and the password file."""

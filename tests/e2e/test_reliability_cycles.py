@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import subprocess
 from collections import Counter
 from collections.abc import Callable
@@ -35,31 +34,6 @@ SETTLING = ("fds", "unpooled", "tasks", "viewers")
 POOL_SIZES = max(1, ENCODE_WORKERS - 1) + 1 + min(32, (os.cpu_count() or 1) + 4)
 
 
-def _rss_kib(pid: int) -> int:
-    match = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
-    assert match
-    return int(match.group(1))
-
-
-def _figures(host: HostProcess) -> dict[str, int]:
-    """The host's counts now: from /proc, and from its console's ``status`` line."""
-    assert host.proc.stdin is not None
-    host.proc.stdin.write("status\n")
-    host.proc.stdin.flush()
-    line = host.wait_line("status: ")
-    status = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
-    return {
-        "fds": len(os.listdir(f"/proc/{host.pid}/fd")),
-        "threads": len(os.listdir(f"/proc/{host.pid}/task")),
-        "tasks": status["tasks"],
-        # Threads outside pools (a pool starts its threads lazily, up to its size).
-        "unpooled": status["threads"] - status["pooled"],
-        "pooled": status["pooled"],
-        "viewers": status["viewers"],
-        "console_fds": status["fds"],
-    }
-
-
 async def _cycles(host: HostProcess, count: int) -> int:
     done = 0
     for _ in range(count):
@@ -73,12 +47,12 @@ async def _cycles(host: HostProcess, count: int) -> int:
 async def _settled(host: HostProcess, baseline: dict[str, int]) -> dict[str, int]:
     """The figures once the host has finished closing (each close ends a moment after the
     viewer's): polled, at most 50 times."""
-    figures = _figures(host)
+    figures = host.figures()
     for _ in range(50):
         if all(figures[k] <= baseline[k] for k in SETTLING):
             break
         await asyncio.sleep(0.2)
-        figures = _figures(host)
+        figures = host.figures()
     return figures
 
 
@@ -97,10 +71,10 @@ def test_a_thousand_logins_leave_no_descriptor_thread_task_or_memory(
     with host:
         assert asyncio.run(_cycles(host, WARM_UP)) == WARM_UP
         baseline = asyncio.run(_settled(host, {k: 10**6 for k in SETTLING}))
-        rss_before = _rss_kib(host.pid)
+        rss_before = baseline["rss_kib"]
         assert asyncio.run(_cycles(host, CYCLES)) == CYCLES
         after = asyncio.run(_settled(host, baseline))
-        rss_after = _rss_kib(host.pid)
+        rss_after = after["rss_kib"]
     assert host.proc.returncode == 0, host.lines[-20:]
     assert after["viewers"] == 0
     for key in ("fds", "unpooled", "tasks"):

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -54,34 +52,14 @@ def long_pan(screen: Xvfb, picture: tuple[Path, np.ndarray]) -> Iterator[subproc
     yield from pan(screen, picture, 120.0)
 
 
-def _status(host: HostProcess) -> dict[str, int]:
-    assert host.proc.stdin is not None
-    host.proc.stdin.write("status\n")
-    host.proc.stdin.flush()
-    line = host.wait_line("status: ")
-    status = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
-    rss = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{host.pid}/status").read_text(), re.M)
-    assert rss
-    return {
-        "fds": len(os.listdir(f"/proc/{host.pid}/fd")),
-        "threads": len(os.listdir(f"/proc/{host.pid}/task")),
-        "unpooled": status["threads"] - status["pooled"],
-        "pooled": status["pooled"],
-        "tasks": status["tasks"],
-        "viewers": status["viewers"],
-        "video": status["video"],
-        "rss_kib": int(rss.group(1)),
-    }
-
-
 async def _settled(host: HostProcess, baseline: dict[str, int]) -> dict[str, int]:
     """The figures once the host has finished closing: polled, at most 50 times."""
-    figures = await asyncio.to_thread(_status, host)
+    figures = await asyncio.to_thread(host.figures)
     for _ in range(50):
         if all(figures[k] <= baseline[k] for k in SETTLING):
             break
         await asyncio.sleep(0.2)
-        figures = await asyncio.to_thread(_status, host)
+        figures = await asyncio.to_thread(host.figures)
     return figures
 
 
