@@ -10,9 +10,9 @@ swscale where libyuv is missing), when this tree's encoder has them.
 
 The frames are the photo of benchmarks/photo.py panned by 8 pixels a frame, as
 ``xload.py photo`` draws it (``--source-fps N``: 8 × 30 / N pixels a frame, N × frames / 30
-frames, the encoder told 30 frames a second and told N). CPU is this process's (all threads) per frame; bytes per frame
-and PSNR of the decoded picture against the frame (PyAV's decoder, as the Python viewer
-decodes it) are printed too. Median of ``--runs``.
+frames, the encoder told 30 frames a second and told N). CPU is this process's (all threads)
+per frame; bytes per frame and PSNR of the decoded picture against the frame (PyAV's decoder,
+as the Python viewer decodes it) are printed too. Median of ``--runs``.
 """
 
 from __future__ import annotations
