@@ -136,7 +136,15 @@ async def test_link_cut_and_recovery(xvfb_factory: Callable[..., Xvfb],
                     assert ok, seen[-3:]
                     assert figures(host)["window_bytes"] < 1 * MBIT / 8
                 # The screen goes still: the viewer becomes pixel-exact even over 1 Mbit/s.
+                # (An exact update can be of the frame before the motion's last paint, once
+                # in a whole CI run: 86 % of pixels one paint behind; the last paint's own
+                # exact update follows. So: exact, and then the screen itself within 10 s.)
                 await conn.wait_exact(25)
+                for _ in range(100):
+                    shown = conn.framebuffer.image.convert("RGB").tobytes()
+                    if shown == grab_root(xvfb.display).tobytes():
+                        break
+                    await asyncio.sleep(0.1)
                 assert_images_equal(conn.framebuffer.image, grab_root(xvfb.display))
                 assert_images_equal(conn.framebuffer.image, painter.expected())
                 # The link recovers: quality climbs back to the host's maximum.
