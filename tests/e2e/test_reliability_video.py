@@ -92,10 +92,8 @@ async def _cycles(host: HostProcess, count: int, pan: subprocess.Popen[str]) -> 
         viewers = [await _viewer(host) for _ in range(2 if cycle % 3 == 2 else 1)]
         try:
             await _until_units([seen for _, seen in viewers], pan)
-            for conn, _ in viewers:
-                await conn.close()
             done += 1
-        finally:
+        finally:  # in order: the first leaves while the second still takes the stream
             for conn, _ in viewers:
                 await conn.close()
     return done
