@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from rdesk.common.files import create_exclusive
 from rdesk.protocol import limits
 from rdesk.protocol.codec import UPDATE_KIND
 
@@ -106,25 +107,6 @@ class Record:
         return value
 
 
-def _create_with(path: Path, header: bytes) -> int:
-    """Create ``path`` holding ``header`` (failing if it exists, as ``O_EXCL``) and return a
-    descriptor open for appending. The header is written to a hidden temporary file first and
-    linked into place: a host killed at any moment leaves no recording without its header."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(header)
-        while view:
-            view = view[os.write(fd, view):]
-        os.link(tmp, path)  # EEXIST when the name is taken, like O_EXCL
-    except BaseException:
-        os.close(fd)
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
-    return fd
-
-
 class Recorder:
     """Writes one viewer session to ``directory/<session_id>.rdrec``.
 
@@ -141,6 +123,7 @@ class Recorder:
         record_input: bool = False,
         record_clipboard: bool = False,
         host_name: str = "",
+        screen: tuple[int, int] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directory = Path(directory)
@@ -159,10 +142,15 @@ class Recorder:
             }
         ).encode()
         self.path = self.directory / f"{safe}{SUFFIX}"
+        # The screen the session starts on goes in with the header: a host killed before the
+        # welcome leaves a recording that opens on its screen like every other.
+        self._screen = screen
+        first = b"" if screen is None else self._screen_record(0, *screen)
         try:
             if not self.directory.is_dir():
                 self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = _create_with(self.path, _FILE_HEADER.pack(MAGIC, VERSION, len(header)) + header)
+            fd = create_exclusive(self.path, _FILE_HEADER.pack(MAGIC, VERSION, len(header))
+                                  + header + first)
         except OSError as exc:
             raise RecordingError(
                 f"cannot create a recording in {self.directory}: {exc.strerror or exc}"
@@ -216,7 +204,19 @@ class Recorder:
         self.record(Kind.TRANSFER, json.dumps(note)[:4096].encode())
 
     def screen(self, width: int, height: int) -> None:
-        self.record(Kind.SCREEN, json.dumps({"width": width, "height": height}).encode())
+        """A screen size: kept when it differs from the last one kept."""
+        if self._screen == (width, height):
+            return
+        self._screen = (width, height)
+        self._write(self._screen_record(self._t_us(), width, height))
+
+    @staticmethod
+    def _screen_record(t_us: int, width: int, height: int) -> bytes:
+        payload = json.dumps({"width": width, "height": height}).encode()
+        return _RECORD.pack(int(Kind.SCREEN), t_us, len(payload)) + payload
+
+    def _t_us(self) -> int:
+        return max(0, int((self._clock() - self._start) * 1_000_000))
 
     def update(self, frame: bytes) -> None:
         self.record(Kind.UPDATE, frame)
@@ -225,8 +225,7 @@ class Recorder:
         if (kind is Kind.INPUT and not self.record_input) or (
                 kind is Kind.CLIPBOARD and not self.record_clipboard):
             return
-        t_us = max(0, int((self._clock() - self._start) * 1_000_000))
-        self._write(_RECORD.pack(int(kind), t_us, len(payload)) + payload)
+        self._write(_RECORD.pack(int(kind), self._t_us(), len(payload)) + payload)
 
     # --- durability ------------------------------------------------------------------------
 

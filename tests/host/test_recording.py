@@ -16,6 +16,7 @@ from rdesk.cli import main
 from rdesk.client.player import clipboard_lines, export_png, frames
 from rdesk.protocol.clipboard import ClipResult, chunks
 from rdesk.protocol.codec import encode
+from rdesk.protocol.messages import Screen, Welcome
 from rdesk.recording.format import Kind, Recorder, RecordingError, read_recording
 from tests.recordings import record_session, same_pixels
 
@@ -32,6 +33,25 @@ def test_round_trip_and_no_input_by_default(tmp_path: Path) -> None:
     assert times == sorted(times)
     images = [fb.image.copy() for _, fb in frames(path)]
     assert all(same_pixels(a, b) for a, b in zip(images, expected, strict=True))
+
+
+def test_the_starting_screen_is_in_the_file_from_its_creation(tmp_path: Path) -> None:
+    """A host killed between a recording's creation and the viewer's welcome still leaves a
+    recording that opens on its screen; the welcome's same size is then not kept twice, a
+    new size is."""
+    rec = Recorder(tmp_path, "s", screen=(640, 480))
+    path = rec.path
+    early = read_recording(path)  # what a kill right now would leave
+    assert [(r.kind, r.json()) for r in early.records()] == [
+        (Kind.SCREEN, {"width": 640, "height": 480})]
+    assert not early.truncated
+    rec.sent(str(encode(Welcome("control", 1, 640, 480, "lab"))))
+    rec.sent(str(encode(Screen(800, 600))))
+    rec.close("bye")
+    kinds = [(r.kind, r.t_us == 0) for r in read_recording(path).records()]
+    assert [kind for kind, _ in kinds] == [Kind.SCREEN, Kind.SCREEN, Kind.END]
+    assert kinds[0][1]
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
 def test_input_only_when_asked(tmp_path: Path) -> None:

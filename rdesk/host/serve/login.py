@@ -280,6 +280,7 @@ class Login:
                 record_input=settings.record_input,
                 record_clipboard=settings.record_clipboard,
                 host_name=settings.name,
+                screen=(self.server.source.width, self.server.source.height),
             )
         except RecordingError as exc:
             self.server.event("recording_error", viewer=viewer_id, reason=str(exc))
