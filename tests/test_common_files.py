@@ -38,7 +38,7 @@ while True:
 @pytest.fixture(params=["unnamed", "named"])
 def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "named":
-        monkeypatch.setattr(files, "_unnamed", lambda directory, mode: None)
+        monkeypatch.setattr(files, "open_unnamed", lambda directory, mode: None)
     return str(request.param)
 
 
@@ -76,7 +76,7 @@ def test_atomic_write_replaces_whole_with_its_mode(tmp_path: Path, way: str) -> 
 
 
 def _has_unnamed_files(directory: Path) -> bool:
-    fd = files._unnamed(directory, 0o600)
+    fd = files.open_unnamed(directory, 0o600)
     if fd is None:
         return False
     os.close(fd)

@@ -2,11 +2,13 @@
 
 ``put`` sends a local file into the host's transfer folder and returns only once the host
 confirmed the SHA-256 of what it stored; ``get`` fetches a file of that folder into a local
-temporary file, checks size and SHA-256, fsyncs, then links it under its final name (never
-replacing one); ``listing`` lists the folder. Each obeys the same flow control as the host
-(rdesk/protocol/transfer.py): a put sends only against the host's credit, a get grants credit
-only for what it has written. The host can attack a viewer too: every name it sends is checked,
-a listing is bounded, and a message for a transfer never started ends the connection.
+unnamed file (``O_TMPFILE``; a hidden temporary where the file system has none), checks size and
+SHA-256, fsyncs, then links it under its final name (never replacing one): a viewer killed in
+the middle leaves nothing behind; ``listing`` lists the folder. Each obeys the same flow
+control as the host (rdesk/protocol/transfer.py): a put sends only against the host's credit,
+a get grants credit only for what it has written. The host can attack a viewer too: every name
+it sends is checked, a listing is bounded, and a message for a transfer never started ends the
+connection.
 
 Cancelling the task running a transfer sends ``xfer_cancel`` and removes any partial file.
 """
@@ -26,6 +28,7 @@ from typing import Any, TypeVar
 
 from rdesk.client.parts import abort
 from rdesk.client.running import Connection
+from rdesk.common.files import link_unnamed, open_unnamed
 from rdesk.protocol.errors import RemoteProtocolError
 from rdesk.protocol.pacer import Pacer
 from rdesk.protocol.transfer import (
@@ -212,8 +215,13 @@ class Transfers:
             if not isinstance(first, XferReady):
                 raise RemoteProtocolError(f"unexpected {getattr(first, 'T', '?')}")
             flow = Receiving(transfer_id, first.size)
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, 0o600)
+            # Unnamed while it is written (a killed viewer leaves nothing in the folder);
+            # a hidden name only where the file system has no unnamed files.
+            fd = open_unnamed(dest.parent)
+            unnamed = fd is not None
+            if fd is None:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o600)
             credit = flow.initial_credit()
             if credit is not None:
                 await self.conn.send_transfer(credit)
@@ -237,10 +245,11 @@ class Transfers:
                 else:
                     raise RemoteProtocolError(f"unexpected {getattr(message, 'T', '?')}")
             os.fsync(fd)
-            os.close(fd)
-            fd = None
-            try:
-                os.link(temp, dest, follow_symlinks=False)  # fails rather than replace
+            try:  # a link fails rather than replace
+                if unnamed:
+                    link_unnamed(fd, dest)
+                else:
+                    os.link(temp, dest, follow_symlinks=False)
             except FileExistsError:
                 raise TransferError(f"{dest} appeared meanwhile: not overwritten") from None
             return flow.size, flow.sha256

@@ -17,7 +17,7 @@ import secrets
 import threading
 from pathlib import Path
 
-__all__ = ["atomic_write", "create_exclusive"]
+__all__ = ["atomic_write", "create_exclusive", "link_unnamed", "open_unnamed"]
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 #: Errors that mean "this file system (or kernel) has no unnamed files": fall back to a name.
@@ -30,8 +30,12 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _unnamed(directory: Path, mode: int) -> int | None:
-    """A descriptor on a new unnamed file in *directory*, or None where there are none.
+def open_unnamed(directory: Path, mode: int = 0o600) -> int | None:
+    """A descriptor on a new unnamed file in *directory* (open for writing, close-on-exec),
+    or None where the file system or kernel has none; a missing directory raises.
+
+    The file's blocks are freed when the descriptor closes unless :func:`link_unnamed` gave it
+    a name first: a process killed while writing leaves nothing.
 
     Linking it into place goes through ``/proc/self/fd`` (``linkat`` with ``AT_EMPTY_PATH``
     would need a capability), so without ``/proc`` the named fallback is taken.
@@ -47,7 +51,7 @@ def _unnamed(directory: Path, mode: int) -> int | None:
         raise
 
 
-def _link_unnamed(fd: int, path: Path) -> None:
+def link_unnamed(fd: int, path: Path) -> None:
     """Give the unnamed file behind *fd* the name *path* (EEXIST if taken, like ``O_EXCL``).
 
     ``os.link`` calls plain ``link(2)``, which would link the ``/proc`` symlink itself, unless a
@@ -111,11 +115,11 @@ def create_exclusive(path: Path, header: bytes, mode: int = 0o600) -> int:
     the whole *header* in it or not at all: the header is written to an unnamed (or hidden)
     file first and linked into place.
     """
-    fd = _unnamed(path.parent, mode)
+    fd = open_unnamed(path.parent, mode)
     if fd is not None:
         try:
             _write_all(fd, header)
-            _link_unnamed(fd, path)
+            link_unnamed(fd, path)
         except BaseException:
             os.close(fd)
             raise
@@ -165,7 +169,7 @@ def atomic_write(path: Path, data: bytes, mode: int) -> None:
 
 def _write_replacing(path: Path, tmp: Path, data: bytes, mode: int) -> None:
     """Write *data* whole and fsynced under the name *tmp*, then rename it over *path*."""
-    fd = _unnamed(path.parent, mode)
+    fd = open_unnamed(path.parent, mode)
     named = fd is None
     if fd is None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, mode)
@@ -175,7 +179,7 @@ def _write_replacing(path: Path, tmp: Path, data: bytes, mode: int) -> None:
             _write_all(fd, data)
             os.fsync(fd)
             if not named:
-                _link_unnamed(fd, tmp)
+                link_unnamed(fd, tmp)
         finally:
             os.close(fd)
         os.replace(tmp, path)

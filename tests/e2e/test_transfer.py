@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -174,6 +175,42 @@ async def test_a_viewer_killed_mid_upload_leaves_no_partial_file_and_no_descript
             proc.wait()
     assert any("direction=upload" in e and "result=aborted: viewer left" in e
                for e in _transfer_events(caplog))
+
+
+async def test_a_viewer_killed_mid_download_leaves_nothing_in_its_folder(
+        xvfb: Xvfb, host_factory: Callable[..., RunningHost], tmp_path: Path) -> None:
+    """The download is written to an unnamed file: while it grows the folder shows nothing,
+    and a SIGKILL leaves nothing (no hidden partial for the user to find and delete)."""
+    inbox, downloads = tmp_path / "inbox", tmp_path / "downloads"
+    inbox.mkdir()
+    downloads.mkdir()
+    with open(inbox / "big.bin", "wb") as file:
+        file.truncate(2 << 30)  # sparse: far more than the test lets through
+    host = host_factory(xvfb.display, transfer_dir=inbox)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rdesk", "--config-dir", str(tmp_path / "vc"), "get", host.url,
+         "big.bin", "-o", str(downloads / "big.bin"), *host.viewer_args()],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+    def growing() -> bool:
+        """The viewer holds a file in the folder with more than 1 MiB written."""
+        for fd in os.listdir(f"/proc/{proc.pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{proc.pid}/fd/{fd}").startswith(str(downloads)):
+                    return os.stat(f"/proc/{proc.pid}/fd/{fd}").st_size > 1 << 20
+        return False
+
+    try:
+        await asyncio.to_thread(_wait, growing)
+        assert os.listdir(downloads) == []  # nothing has a name while it is written
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert os.listdir(downloads) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 async def test_a_viewer_that_stops_granting_credit_gets_one_window(
