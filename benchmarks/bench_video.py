@@ -7,12 +7,19 @@ swscale where libyuv is missing), when this tree's encoder has them.
 
     python benchmarks/bench_video.py [--frames 90] [--runs 3] [--bitrate 7.5e6]
                                      [--x264-threads N ...] [--source-fps 60 ...]
+                                     [--other-codecs]
 
 The frames are the photo of benchmarks/photo.py panned by 8 pixels a frame, as
 ``xload.py photo`` draws it (``--source-fps N``: 8 × 30 / N pixels a frame, N × frames / 30
 frames, the encoder told 30 frames a second and told N). CPU is this process's (all threads)
 per frame; bytes per frame and PSNR of the decoded picture against the frame (PyAV's decoder,
 as the Python viewer decodes it) are printed too. Median of ``--runs``.
+
+``--other-codecs`` adds the encoders PyAV's wheels carry beside libx264, each at its fastest
+real-time setting on one thread, fed the same 4:2:0 pictures (converted before the clock
+starts, for x264 too, so those cells compare encoders alone): VP8 and VP9 (libvpx, realtime
+deadline, no lag) and AV1 (SVT-AV1 low-delay CBR, its fastest preset): what a change of codec
+could give the host's CPU.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -76,6 +84,50 @@ def video_run(shots: list[np.ndarray], bitrate: int, threads: int | None = None,
             "psnr": statistics.median(scores[len(scores) // 2 :])}
 
 
+#: The other encoders' cells: name, PyAV codec, options (one thread each).
+OTHER_CODECS = (
+    ("libx264 ultrafast zerolatency", "libx264",
+     {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline"}),
+    ("VP8 realtime cpu-used 16", "libvpx",
+     {"deadline": "realtime", "cpu-used": "16", "lag-in-frames": "0"}),
+    ("VP9 realtime cpu-used 8", "libvpx-vp9",
+     {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "row-mt": "0"}),
+    ("AV1 SVT preset 13 low-delay CBR", "libsvtav1",
+     {"preset": "13", "svtav1-params": "lp=1:pred-struct=1:rc=2"}),
+)
+
+
+def codec_run(shots: list[np.ndarray], codec: str, options: dict[str, str], bitrate: int
+              ) -> dict[str, float]:
+    """One encoder through PyAV on pictures converted beforehand; this process's CPU."""
+    import fractions
+
+    import av
+
+    pictures = [av.VideoFrame.from_ndarray(s, format="bgra").reformat(format="yuv420p")
+                for s in shots]
+    context: Any = av.CodecContext.create(codec, "w")
+    context.width, context.height, context.pix_fmt = W, H, "yuv420p"
+    context.time_base, context.framerate = fractions.Fraction(1, 30), 30
+    context.bit_rate, context.thread_count, context.options = bitrate, 1, options
+    decoder: Any = av.CodecContext.create({"libx264": "h264", "libvpx": "vp8",
+                                      "libvpx-vp9": "vp9"}.get(codec, "libdav1d"), "r")
+    cpu, sizes, scores = 0.0, [], []
+    for i, picture in enumerate(pictures):
+        picture.pts = i
+        start = time.process_time()
+        packets = context.encode(picture)
+        cpu += time.process_time() - start
+        for packet in packets:
+            sizes.append(packet.size)
+            for decoded in decoder.decode(packet):
+                shown = decoded.to_ndarray(format="rgb24")
+                shot = shots[int(decoded.pts) if decoded.pts is not None else i]
+                scores.append(psnr(shown[::5, ::5], shot[::5, ::5, 2::-1]))
+    return {"cpu_ms": cpu / len(pictures) * 1000, "kB": statistics.mean(sizes[1:]) / 1000,
+            "psnr": statistics.median(scores[len(scores) // 2 :]) if scores else 0.0}
+
+
 def convert_run(shots: list[np.ndarray], use_libyuv: bool) -> dict[str, float]:
     from rdesk.host.video.encoder import Converter
 
@@ -108,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source-fps", type=int, action="append", default=[],
                         help="two more H.264 cells: a pan at this rate (the same motion a "
                              "second), the encoder told 30 and told this rate (repeatable)")
+    parser.add_argument("--other-codecs", action="store_true",
+                        help="cells for VP8, VP9 and AV1 beside x264, the encoders alone")
     args = parser.parse_args(argv)
     shots = frames(args.frames)
     cells: dict[str, list[dict[str, float]]] = {}
@@ -128,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         if told_fps:
             runs.append((f"{label}, told {fps}",
                          functools.partial(video_run, fast, int(args.bitrate), fps=fps)))
+    if args.other_codecs:
+        for label, codec, options in OTHER_CODECS:
+            runs.append((f"{label} (encoder alone)", functools.partial(
+                codec_run, shots, codec, options, int(args.bitrate))))
     if hasattr(encoder, "Converter"):  # the colour conversion alone (not in older trees)
         if encoder.libyuv() is not None:
             runs.append(("colour conversion alone: libyuv", lambda: convert_run(shots, True)))
