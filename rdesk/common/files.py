@@ -3,8 +3,9 @@
 A process killed at any moment (SIGKILL, power cut) leaves each file these write either absent
 or complete, and leaves no temporary file behind where the kernel can help: on Linux the data
 is written to an unnamed file (``O_TMPFILE``) that only gets a name once it is whole. Where the
-file system has no unnamed files, a hidden ``.<name>.<random>.tmp`` beside the target is used
-instead, and a kill in the middle can leave that one behind (never the target half-written).
+file system has no unnamed files, a hidden ``.<name>.<pid>-<random>.tmp`` beside the target is
+used instead, and a kill in the middle can leave that one behind (never the target half-written;
+:func:`atomic_write` removes a dead writer's the next time it writes that file).
 """
 
 from __future__ import annotations

@@ -107,6 +107,11 @@ class Record:
         return value
 
 
+def _packed(kind: Kind, t_us: int, payload: bytes) -> bytes:
+    """One record as the file holds it: its header, then its payload."""
+    return _RECORD.pack(int(kind), t_us, len(payload)) + payload
+
+
 class Recorder:
     """Writes one viewer session to ``directory/<session_id>.rdrec``.
 
@@ -212,8 +217,7 @@ class Recorder:
 
     @staticmethod
     def _screen_record(t_us: int, width: int, height: int) -> bytes:
-        payload = json.dumps({"width": width, "height": height}).encode()
-        return _RECORD.pack(int(Kind.SCREEN), t_us, len(payload)) + payload
+        return _packed(Kind.SCREEN, t_us, json.dumps({"width": width, "height": height}).encode())
 
     def _t_us(self) -> int:
         return max(0, int((self._clock() - self._start) * 1_000_000))
@@ -225,7 +229,7 @@ class Recorder:
         if (kind is Kind.INPUT and not self.record_input) or (
                 kind is Kind.CLIPBOARD and not self.record_clipboard):
             return
-        self._write(_RECORD.pack(int(kind), self._t_us(), len(payload)) + payload)
+        self._write(_packed(kind, self._t_us(), payload))
 
     # --- durability ------------------------------------------------------------------------
 
