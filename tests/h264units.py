@@ -18,7 +18,9 @@ from benchmarks.photo import pan_offset, photo
 #: The colour description written in the SPS's VUI: BT.601 limited range, what swscale's
 #: rgb24 → yuv420p conversion produces. Without it a decoder guesses, and Chromium's canvas
 #: paths guess differently (measured: a page canvas 27 dB against an OffscreenCanvas's 33 dB).
-COLOUR = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:range=tv"
+COLOUR = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m"
+#: ... and its range, set on the codec context (libavcodec refuses x264's ``range`` option).
+LIMITED_RANGE = 1
 
 
 def encode(frames: list[np.ndarray], *, profile: str = "baseline", preset: str = "ultrafast",
@@ -31,6 +33,8 @@ def encode(frames: list[np.ndarray], *, profile: str = "baseline", preset: str =
     height, width = frames[0].shape[:2]
     ctx: Any = av.CodecContext.create("libx264", "w")
     ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+    if colour:
+        ctx.color_range = LIMITED_RANGE
     ctx.time_base = fractions.Fraction(1, 30)
     ctx.options = {"preset": preset, "tune": "zerolatency", "profile": profile,
                    "x264-params": f"keyint={keyint}:repeat-headers=1:bframes=0"

@@ -114,10 +114,11 @@ def stream(w: int, h: int, count: int) -> tuple[list[np.ndarray], list[tuple[byt
     yy, xx = np.mgrid[0:h, 0:w]
     encoder = av.CodecContext.create("libx264", "w")
     encoder.width, encoder.height, encoder.pix_fmt = w, h, "yuv420p"
+    encoder.color_range = 1  # limited (libavcodec refuses x264's own "range" option)
     encoder.time_base = fractions.Fraction(1, 30)
     encoder.bit_rate = 4_000_000
     encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
-                       "x264-params": "colormatrix=smpte170m:range=tv"}
+                       "x264-params": "colormatrix=smpte170m"}
     frames, units = [], []
     for i in range(count):
         pixels = np.stack([(xx * 3 + i * 9) % 256, (yy * 2 + i * 5) % 256,

@@ -272,3 +272,25 @@ def test_the_hosts_encoder_describes_bt601_limited_range() -> None:
     # SMPTE 170M (BT.601 525-line) primaries, transfer and matrix; video_full_range_flag 0.
     assert sps_colour(sps) == Colour(6, 6, 6, False)
     assert check_key_unit(unit, (64, 48)).width == 64
+
+
+def test_the_hosts_encoder_opens_without_a_refused_option(caplog: pytest.LogCaptureFixture
+                                                          ) -> None:
+    """Every option the host gives x264 is taken: libavcodec logs "Error parsing option" for
+    each one it refuses and goes on without it (x264's ``range`` was, for every encoder)."""
+    pytest.importorskip("av")
+    import logging
+
+    import av.logging
+    import numpy as np
+
+    from rdesk.host.video.encoder import H264Encoder
+
+    av.logging.set_level(av.logging.WARNING)  # PyAV passes libav's log on only when asked
+    try:
+        with caplog.at_level(logging.WARNING):
+            encoder = H264Encoder((64, 48), 500_000)
+            encoder.encode(np.zeros((48, 64, 4), np.uint8), (0, 0, 64, 48), key=True)
+    finally:
+        av.logging.set_level(None)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("libav")] == []
