@@ -183,7 +183,12 @@ def main(argv: list[str] | None = None) -> int:
             runs.append((f"{label}, told {fps}",
                          functools.partial(video_run, fast, int(args.bitrate), fps=fps)))
     if args.other_codecs:
+        import av
+
         for label, codec, options in OTHER_CODECS:
+            if codec not in av.codecs_available:
+                print(f"skipped: {label}: this PyAV has no {codec} encoder", file=sys.stderr)
+                continue
             runs.append((f"{label} (encoder alone)", functools.partial(
                 codec_run, shots, codec, options, int(args.bitrate))))
     if hasattr(encoder, "Converter"):  # the colour conversion alone (not in older trees)

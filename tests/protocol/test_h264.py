@@ -286,11 +286,12 @@ def test_the_hosts_encoder_opens_without_a_refused_option(caplog: pytest.LogCapt
 
     from rdesk.host.video.encoder import H264Encoder
 
+    level = av.logging.get_level()
     av.logging.set_level(av.logging.WARNING)  # PyAV passes libav's log on only when asked
     try:
         with caplog.at_level(logging.WARNING):
             encoder = H264Encoder((64, 48), 500_000)
             encoder.encode(np.zeros((48, 64, 4), np.uint8), (0, 0, 64, 48), key=True)
     finally:
-        av.logging.set_level(None)
+        av.logging.set_level(level)
     assert [r.getMessage() for r in caplog.records if r.name.startswith("libav")] == []
