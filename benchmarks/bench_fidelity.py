@@ -20,7 +20,12 @@ Cases:
   viewer share this machine's monotonic clock; the generator stamps a frame only once the X
   server answered it), and the best match counts: the host captured one of them, a little before
   it stamped the update. PSNR is the median over the updates of the run's second half (once
-  adaptation has settled) and, as ``p5``, its 5th percentile.
+  adaptation has settled) and, as ``p5``, its 5th percentile. Delivery: the drawn frames
+  that some update showed (its picture best matching that frame, at 25 dB or more), counted
+  however late they arrive (recording goes on for a second after the pan), and the median
+  time from a frame's stamp to the arrival of the first update showing it
+  (:func:`benchmarks.fidelity.delivery`): a fixed window's update count also loses the
+  frames whose updates arrive after it closes, three of a 30 fps pan on a 100 ms path.
 - ``xterm``: a real ``xterm`` filling the screen prints 30 log-like lines a second
   (``benchmarks/xterm_lines.py``). Counted: COPY rectangles and the updates holding one; after
   the last line, the time until the viewer holds an update flagged exact (``stop→exact``),
@@ -44,9 +49,7 @@ import argparse
 import asyncio
 import itertools
 import json
-import math
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,7 +58,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -67,55 +69,24 @@ from benchmarks.bench_links import (
     link_proxy,
     machine_line,
 )
+from benchmarks.fidelity import H, W, delivery, fidelity, sample, span
 from benchmarks.photo import photo
 from benchmarks.procs import cpu_seconds
 from rdesk.client.connection import Connection, connect
 from rdesk.protocol.encodings import Encoding
 from tests.xserver import Xvfb, grab_root
 
-__all__ = ["main", "psnr", "sample"]
+__all__ = ["main"]
 
-W, H = 1920, 1080
 #: (name, rate bits/s, round-trip seconds); rate 0: no proxy at all.
 LINKS = [("loopback", 0.0, 0.0), ("10 Mbit/30 ms", 10e6, 0.030), ("2 Mbit/80 ms", 2e6, 0.080)]
 CASES = ["photo", "xterm", "xterm-joined"]
 HERE = Path(__file__).resolve().parent
-#: Sampling step of the fidelity score, in pixels (both axes) ...
-STEP = 5
-#: ... from this pixel of each step on: the pixel a 1/STEP nearest-neighbour resize picks.
-OFFSET = STEP // 2
 #: Seconds at the start of a run counted apart (the "1st s (after)" column).
 START = 1.0
-#: How far before an update's capture stamp a drawn frame may be the one it was cut from ...
-CAPTURE_WINDOW = 0.2
-#: ... and after it: the generator stamps a frame once the X server answered its sync, so the
-#: host may grab it (and stamp its update) first. Without this slack, 6 of 118 samples of a run
-#: scored 20.3-20.5 dB against the frame before, where the frame stamped 0.7-2.3 ms after the
-#: update scored 36.4-36.5: the "p5 about 20 dB" of earlier sessions. Under a frame interval
-#: (16.7 ms at 60 fps); a frame not yet drawn cannot match the viewer's picture better anyway.
-CAPTURE_SLACK = 0.01
+#: Seconds the photo case goes on recording after the pan, for the frames still on the way.
+TAIL = 1.0
 
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio of two same-shaped uint8 images, in dB (inf if equal)."""
-    mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
-def sample(image: Image.Image) -> np.ndarray:
-    """Every :data:`STEP`-th pixel of every :data:`STEP`-th row of ``image``, from
-    :data:`OFFSET` on, as an RGB array: ``np.asarray(image)[OFFSET::STEP, OFFSET::STEP]``
-    (less a last partial step of a side that is not a multiple of STEP).
-
-    One nearest-neighbour resize in Pillow, which picks the source pixel under each output
-    pixel's centre, ``OFFSET + STEP * i``: 0.4 ms a 1080p frame, where converting the whole
-    framebuffer to an array first took 2.3 ms of the viewer's CPU on every update, beside the
-    host and the decoding it measures (docs/performance.md, "Issue 16, eighth session: CPU
-    per video frame")."""
-    columns, rows = image.size[0] // STEP, image.size[1] // STEP
-    small = image.resize((columns, rows), Image.Resampling.NEAREST,
-                         box=(0, 0, columns * STEP, rows * STEP))
-    return np.asarray(small)
 
 
 class Run:
@@ -148,17 +119,6 @@ class Run:
             self.samples.append((update.timestamp_us / 1e6, sample(self.conn.framebuffer.image)))
 
 
-def span(times: list[float], t0: float, t1: float) -> tuple[float | None, float | None]:
-    """(updates a second from the first update in [t0, t1] to the last, ms from t0 to the
-    first); ``(None, None)`` with fewer than two. Over a fixed window, a link's latency alone
-    keeps the count short: every frame delivered 100 ms late still leaves the first 100 ms
-    empty (three frames of a 30 fps pan). This rate is the one the viewer gets once it gets any."""
-    inside = [t for t in times if t0 <= t <= t1]
-    if len(inside) < 2 or inside[-1] <= inside[0]:
-        return None, None
-    return (len(inside) - 1) / (inside[-1] - inside[0]), (inside[0] - t0) * 1000
-
-
 def _gaps(times: list[float], t0: float, t1: float) -> list[float]:
     edges = [t0, *times, t1]
     return [b - a for a, b in itertools.pairwise(edges)]
@@ -168,28 +128,6 @@ async def _connect(host: Host, port: int) -> Connection:
     # ``--video off``: the viewer declares no decoder, so the host sends tiles only.
     return await connect(f"wss://127.0.0.1:{port}", host.password, known_hosts=None,
                          pinned=host.fingerprint, video=getattr(host, "video", True))
-
-
-def _fidelity(samples: list[tuple[float, np.ndarray]], frames: list[tuple[float, int]],
-              picture: np.ndarray, t0: float, t1: float) -> tuple[float | None, float | None]:
-    """Median and 5th percentile PSNR of the second half's samples (see the module doc)."""
-    half = (t0 + t1) / 2
-    times = np.array([t for t, _ in frames])
-    scores = []
-    for stamp, shown in samples:
-        if stamp < half:
-            continue
-        lo, hi = np.searchsorted(times, [stamp - CAPTURE_WINDOW, stamp + CAPTURE_SLACK],
-                                 side="right")
-        candidates = range(max(0, lo - 1), max(1, hi))
-        best = max(psnr(shown, picture[OFFSET::STEP, frames[i][1] + OFFSET : frames[i][1] + W
-                                       : STEP])
-                   for i in candidates)
-        scores.append(best)
-    if not scores:
-        return None, None
-    ordered = sorted(scores)
-    return statistics.median(ordered), ordered[int(0.05 * (len(ordered) - 1))]
 
 
 async def _photo(host: Host, port: int, display: str, picture_path: Path, picture: np.ndarray,
@@ -213,14 +151,19 @@ async def _photo(host: Host, port: int, display: str, picture_path: Path, pictur
         xload.stdin.write("go\n")
         xload.stdin.flush()
         run.recording = True
-        result = await _measure(host, conn, run, seconds)
+        result = await _measure(host, conn, run, seconds, tail=True)
         out = await asyncio.to_thread(xload.stdout.read)
         await asyncio.to_thread(xload.wait, 30)
+        await asyncio.sleep(TAIL)  # the last frames' updates, however slow the link
+        run.recording = False
         frames = next(json.loads(line[7:]) for line in out.splitlines()
                       if line.startswith("frames "))
-        result["psnr"], result["psnr_p5"] = _fidelity(run.samples, frames, picture,
-                                                      result.pop("t0"), result.pop("t1"))
+        result["psnr"], result["psnr_p5"] = fidelity(run.samples, frames, picture,
+                                                     result.pop("t0"), result.pop("t1"))
         result["drawn_fps"] = len(frames) / seconds
+        result["frames_drawn"] = len(frames)
+        result["frames_shown"], result["shown_ms"] = delivery(run.samples, run.times, frames,
+                                                              picture)
         return result
     finally:
         if xload.poll() is None:
@@ -282,14 +225,16 @@ async def _xterm(host: Host, port: int, display: str, tmp: Path, seconds: float,
         xterm.wait()
 
 
-async def _measure(host: Host, conn: Connection, run: Run, seconds: float) -> dict[str, Any]:
-    """Count updates, gaps, bytes and host CPU for ``seconds``."""
+async def _measure(host: Host, conn: Connection, run: Run, seconds: float, tail: bool = False
+                   ) -> dict[str, Any]:
+    """Count updates, gaps, bytes and host CPU for ``seconds``; with ``tail``, ``run`` goes
+    on recording after them (for :func:`benchmarks.fidelity.delivery`: the caller stops it)."""
     bytes0 = conn.stats.bytes
     cpu0, t0 = cpu_seconds(host.proc.pid), time.monotonic()
     viewer0 = cpu_seconds(os.getpid())
     await asyncio.sleep(seconds)
     t1 = time.monotonic()
-    run.recording = False
+    run.recording = tail
     cpu = cpu_seconds(host.proc.pid) - cpu0
     viewer = cpu_seconds(os.getpid()) - viewer0
     gaps = _gaps(run.times, t0, t1)
@@ -384,21 +329,23 @@ def main(argv: list[str] | None = None) -> int:
           "| longest gap ms | PSNR dB (p5) "
           "| MB received | host CPU s/s | host CPU ms/update | viewer CPU ms/update "
           "| COPY rects (updates with one) "
-          "| stop→exact ms | pixel-exact |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| stop→exact ms | pixel-exact | frames shown (of drawn), drawn→shown ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         case = r["case"] if r["case"] != "photo" else f"photo {r['drawn_fps']:.0f} fps"
-        fidelity = (f"{_fmt(r.get('psnr'), 1)} ({_fmt(r.get('psnr_p5'), 1)})"
-                    if r["case"] == "photo" else "–")
+        score = (f"{_fmt(r.get('psnr'), 1)} ({_fmt(r.get('psnr_p5'), 1)})"
+                 if r["case"] == "photo" else "–")
+        shown = (f"{r['frames_shown']:.0f} ({r['frames_drawn']:.0f}), "
+                 f"{_fmt(r.get('shown_ms'))}" if r["case"] == "photo" else "–")
         copies = (f"{r['copies']:.0f} ({r['copy_updates']:.0f})" if r["case"] != "photo"
                   else "–")
         print(f"| {case} | {r['video']} | {r['link']} | {r['fps']:.1f} | "
               f"{_fmt(r.get('span_fps'), 1)} ({_fmt(r.get('first_ms'))}) | "
               f"{r['first_second']:.0f} ({r['fps_after']:.1f}) | {r['gap_p95_ms']:.0f} | "
-              f"{r['gap_max_ms']:.0f} | {fidelity} | {r['bytes'] / 1e6:.2f} | {r['cpu']:.2f} | "
+              f"{r['gap_max_ms']:.0f} | {score} | {r['bytes'] / 1e6:.2f} | {r['cpu']:.2f} | "
               f"{_fmt(r['cpu_ms_per_update'], 1)} | {_fmt(r['viewer_ms_per_update'], 1)} | "
               f"{copies} | {_fmt(r.get('stop_exact_ms'))} | "
-              f"{r.get('pixel_exact', '–')} |")
+              f"{r.get('pixel_exact', '–')} | {shown} |")
     print(machine_line(args.seconds, args.runs))
     return 0
 

@@ -38,8 +38,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_fidelity import psnr
 from benchmarks.bench_links import machine_line
+from benchmarks.fidelity import psnr
 from benchmarks.photo import pan_offset, photo
 from rdesk.host.encoding.encode import EncodeCache
 from rdesk.host.encoding.jobs import bands
