@@ -88,7 +88,6 @@ START = 1.0
 TAIL = 1.0
 
 
-
 class Run:
     """What one viewer received during a run: arrival times, copies, sampled pictures."""
 
