@@ -32,7 +32,7 @@ from rdesk.protocol.messages import (
 )
 from rdesk.protocol.states import TRANSITIONS, Direction, Role, State
 from rdesk.protocol.updates import Update
-from rdesk.protocol.video import AckHold
+from rdesk.protocol.video import AckHold, key_bytes
 
 __all__ = ["HANDSHAKE_TIMEOUT", "PING_INTERVAL", "PING_TIMEOUT", "Session"]
 
@@ -196,7 +196,7 @@ class Session:
                     src_x, src_y = codec.copy_source(rect)
                     if src_x + rect.w > self.width or src_y + rect.h > self.height:
                         raise LocalProtocolError("copy rect source lies outside the screen")
-            self.flow.on_sent(message.seq, now, len(frame))
+            self.flow.on_sent(message.seq, now, len(frame), key_bytes(message))
         elif isinstance(message, Hello):
             self.nonce = message.nonce
         elif isinstance(message, Ack) and message.hold_us is not None and not self.hold_acks:

@@ -21,7 +21,9 @@ import dataclasses
 import struct
 from typing import ClassVar
 
+from rdesk.protocol.encodings import Encoding
 from rdesk.protocol.fields import Field, Int, Str
+from rdesk.protocol.updates import Update
 
 __all__ = [
     "CODEC_H264",
@@ -40,6 +42,7 @@ __all__ = [
     "VideoEnd",
     "VideoHeader",
     "codec_list",
+    "key_bytes",
     "pack_header",
     "unpack_header",
 ]
@@ -87,6 +90,14 @@ def unpack_header(payload: bytes) -> VideoHeader | None:
     if stream >= MAX_VIDEO_STREAMS or flags & ~FLAG_KEY or reserved:
         return None
     return VideoHeader(stream, bool(flags & FLAG_KEY))
+
+
+def key_bytes(update: Update) -> int:
+    """Payload bytes of the key units among ``update``'s H264 rectangles (flow control spares
+    them: :meth:`~rdesk.protocol.flow.InFlight.can_send`)."""
+    return sum(len(rect.payload) for rect in update.rects
+               if rect.encoding is Encoding.H264 and (header := unpack_header(rect.payload))
+               is not None and header.key)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -177,3 +177,37 @@ def test_random_sends_and_acks(ops: list[tuple[bool, int, float]], window: int) 
                     flow.on_ack(seq, now)
         assert flow.count == len(outstanding) <= window
         assert flow.can_send() == (len(outstanding) < window)
+
+
+def test_a_key_unit_that_fits_the_byte_window_counts_half_of_it() -> None:
+    """A start picture (35 kB) in flight, then a 97 kB key unit: the next frame may go while
+    both are unacknowledged (35 + 50 < 100 kB); the same bytes not flagged as a key unit, or
+    a key unit larger than the window, hold it until an ack."""
+    flow = InFlight(window=8)
+    flow.window_bytes = 100_000
+    flow.on_sent(0, 0.0, 35_000)
+    flow.on_sent(1, 0.01, 97_000, key_bytes=96_900)
+    assert flow.can_send() and flow.bytes == 132_000  # the samples still see every byte
+    plain = InFlight(window=8)
+    plain.window_bytes = 100_000
+    plain.on_sent(0, 0.0, 35_000)
+    plain.on_sent(1, 0.01, 97_000)
+    assert not plain.can_send()
+    large = InFlight(window=8)
+    large.window_bytes = 100_000
+    large.on_sent(0, 0.0, 35_000)
+    large.on_sent(1, 0.01, 150_000, key_bytes=149_900)
+    assert not large.can_send()
+    # Acknowledged, a key unit spares nothing any more: the frames behind it count whole.
+    flow.on_sent(2, 0.02, 30_000)
+    flow.on_ack(1, 0.1)
+    flow.on_sent(3, 0.11, 80_000)
+    assert flow.bytes == 110_000 and not flow.can_send()
+
+
+def test_key_bytes_must_be_within_the_update() -> None:
+    flow = InFlight(window=4)
+    with pytest.raises(LocalProtocolError):
+        flow.on_sent(0, 0.0, 100, key_bytes=101)
+    with pytest.raises(LocalProtocolError):
+        flow.on_sent(0, 0.0, 100, key_bytes=-1)

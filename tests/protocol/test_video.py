@@ -17,6 +17,7 @@ from rdesk.protocol.video import (
     VideoEnd,
     VideoHeader,
     codec_list,
+    key_bytes,
     pack_header,
     unpack_header,
 )
@@ -61,3 +62,15 @@ def test_messages_and_codec_lists() -> None:
             decode(bad)
     assert codec_list(" vp9 , h264,,") == ["vp9", "h264"]
     assert codec_list("") == []
+
+
+def test_key_bytes_are_the_key_units_payloads() -> None:
+    """Only H264 rectangles flagged key count, whole payload each; P units, tiles and a
+    malformed header count nothing."""
+    key = Rect(0, 0, 16, 16, Encoding.H264, pack_header(0, True) + b"k" * 100)
+    other_key = Rect(16, 0, 16, 16, Encoding.H264, pack_header(1, True) + b"k" * 50)
+    p_unit = Rect(0, 16, 16, 16, Encoding.H264, pack_header(0, False) + b"p" * 70)
+    tile = Rect(0, 32, 16, 16, Encoding.JPEG, pack_header(0, True) + b"j" * 30)
+    malformed = Rect(0, 48, 16, 16, Encoding.H264, b"\x09\x01\x00\x00" + b"m" * 9)
+    assert key_bytes(Update(1, 2, (key, p_unit, tile, malformed, other_key))) == 104 + 54
+    assert key_bytes(Update(1, 2, (p_unit, tile))) == 0
