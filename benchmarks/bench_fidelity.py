@@ -6,13 +6,15 @@ its own) and a viewer on the client library, directly (loopback) or through the 
 links of benchmarks/bench_links.py (tests/linkproxy.py as a process). Usage::
 
     python benchmarks/bench_fidelity.py [--seconds 8] [--runs 3] [--case photo|xterm|xterm-joined]
-        [--link loopback|"10 Mbit"|"2 Mbit"] [--fps 30|60] [--seed N]
+        [--link loopback|"10 Mbit"|"2 Mbit"] [--fps 30|60] [--seed N | --image FILE]
 
 Cases:
 
 - ``photo``: ``benchmarks/xload.py photo`` pans across a photo-like picture
   (:func:`benchmarks.photo.photo`: shaded, textured shapes, soft shadows, film grain; twice the
-  screen's width) over the whole screen, 8 pixels a frame at ``--fps`` (30). Fidelity: for
+  screen's width; or, with ``--image``, a real photograph cut to that size:
+  :func:`benchmarks.photo.from_file`) over the whole screen, 8 pixels a frame at ``--fps``
+  (30). Fidelity: for
   every update, the viewer's framebuffer (sampled every 5th pixel of every 5th row, from the
   third of each: 83 k pixels, a step prime to JPEG's 8x8 blocks; :func:`sample`) is compared
   with the frames the generator drew in
@@ -70,7 +72,7 @@ from benchmarks.bench_links import (
     machine_line,
 )
 from benchmarks.fidelity import H, W, delivery, fidelity, sample, span
-from benchmarks.photo import photo
+from benchmarks.photo import from_file, photo
 from benchmarks.procs import cpu_seconds
 from rdesk.client.connection import Connection, connect
 from rdesk.protocol.encodings import Encoding
@@ -289,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=16,
                         help="photo: the picture's seed (benchmarks/photo.py; 16), to check a "
                         "figure on content it was not tuned on")
+    parser.add_argument("--image", metavar="FILE",
+                        help="photo: pan across this image file (a real photograph, cut to "
+                        "twice the screen's width) instead of a generated picture")
     parser.add_argument("--video", choices=("on", "off", "both"), default="on",
                         help="viewer declares H.264 (on), not (off: tiles), or both, "
                         "interleaved run by run (before/after back to back)")
@@ -301,7 +306,12 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         picture: tuple[Path, np.ndarray] = (tmp / "photo.npy", np.zeros((0, 0, 3), np.uint8))
         if "photo" in cases:
-            picture = (picture[0], photo(2 * W, H, seed=args.seed))
+            try:
+                pixels = (from_file(args.image, 2 * W, H) if args.image
+                          else photo(2 * W, H, seed=args.seed))
+            except ValueError as err:
+                parser.error(str(err))
+            picture = (picture[0], pixels)
             np.save(picture[0], picture[1])
         for case in cases:
             for i, link in enumerate(links):
@@ -345,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{_fmt(r['cpu_ms_per_update'], 1)} | {_fmt(r['viewer_ms_per_update'], 1)} | "
               f"{copies} | {_fmt(r.get('stop_exact_ms'))} | "
               f"{r.get('pixel_exact', '–')} | {shown} |")
+    if "photo" in cases:
+        print(f"photo: {args.image or f'benchmarks/photo.py, seed {args.seed}'}")
     print(machine_line(args.seconds, args.runs))
     return 0
 

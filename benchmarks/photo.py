@@ -7,6 +7,9 @@ stripes), soft shadows under them, sharp edges between them, and film grain over
 It is not gradients plus noise: most of the energy is in edges and mid-frequency texture,
 which JPEG at a low quality smears and a downscale loses.
 
+:func:`from_file` cuts the same kind of picture from an image file instead (a photograph nobody
+here tuned anything on).
+
 :func:`pan_offset` is where a picture wider than the screen is looked at for frame ``i`` of a
 pan (a triangle wave, so the pan goes back and forth without a jump). Both are deterministic,
 so the load client that draws the frames and the benchmark that scores the viewer's picture
@@ -18,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-__all__ = ["pan_offset", "photo"]
+__all__ = ["from_file", "pan_offset", "photo"]
 
 
 def _value_noise(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
@@ -94,6 +97,25 @@ def photo(width: int, height: int, seed: int = 16, shapes: int | None = None) ->
     grain = rng.normal(0.0, 5.0, size=(height, width, 1)).astype(np.float32)
     grain = grain + rng.normal(0.0, 2.0, size=(height, width, 3)).astype(np.float32)
     return np.clip(canvas + grain, 0, 255).astype(np.uint8)
+
+
+def from_file(path: str, width: int, height: int) -> np.ndarray:
+    """A ``(height, width, 3)`` uint8 picture cut from the image file at ``path`` (a real
+    photograph, say): scaled (Lanczos) so it covers ``width`` x ``height``, then its middle
+    cut out, so a figure can be checked on content nobody here drew.
+
+    :raises ValueError: the file is not an image Pillow reads.
+    """
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB")
+    except (OSError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{path}: not a picture ({err})") from err
+    scale = max(width / rgb.width, height / rgb.height)
+    size = (max(width, round(rgb.width * scale)), max(height, round(rgb.height * scale)))
+    rgb = rgb.resize(size, Image.Resampling.LANCZOS)
+    left, top = (size[0] - width) // 2, (size[1] - height) // 2
+    return np.asarray(rgb.crop((left, top, left + width, top + height)), dtype=np.uint8).copy()
 
 
 def _blend(canvas: np.ndarray, alpha: np.ndarray, x0: int, y0: int,
