@@ -22,6 +22,7 @@ import warnings
 from PIL import Image
 
 from rdesk.client.pixels import Pixels, mapped_rgb
+from rdesk.client.upscale import Upscaler
 from rdesk.client.video import VideoDecoders
 from rdesk.protocol import limits
 from rdesk.protocol.codec import copy_source
@@ -64,6 +65,7 @@ class Framebuffer:
         self.max_pixels = max_pixels
         #: The video decoders, when this viewer declared video (rdesk/client/video.py).
         self.video = VideoDecoders() if video else None
+        self._upscaler = Upscaler()
         self._check_size(width, height)
         self.image: Image.Image
         self._pixels: Pixels | None
@@ -145,8 +147,10 @@ class Framebuffer:
             # refused unit leaves the last pixels.
             self.video.paint(rect, self.image, self._pixels)
             return
-        tile = decode_image(rect)
-        self.image.paste(tile, (rect.x, rect.y))
+        tile = decode_tile(rect)
+        # A half-scale tile (the host's 1/2) is doubled straight into the image's memory.
+        if not self._upscaler.paint(tile, self._pixels, (rect.x, rect.y, rect.w, rect.h)):
+            self.image.paste(fit_tile(tile, rect), (rect.x, rect.y))
 
 
 def decode_image(rect: Rect) -> Image.Image:
@@ -155,6 +159,12 @@ def decode_image(rect: Rect) -> Image.Image:
     Raises :class:`RemoteProtocolError` if the payload is not an image of the declared
     encoding, declares a size larger than the rectangle, or fails to decode.
     """
+    return fit_tile(decode_tile(rect), rect)
+
+
+def decode_tile(rect: Rect) -> Image.Image:
+    """Decode an image rectangle to RGB at the image's own size (at most the rectangle's),
+    checking it first; raises as :func:`decode_image` does."""
     expected = _FORMATS[rect.encoding]
     try:
         with warnings.catch_warnings():
@@ -171,8 +181,12 @@ def decode_image(rect: Rect) -> Image.Image:
         raise
     except Exception as exc:  # Pillow raises many types for corrupt data
         raise RemoteProtocolError(f"cannot decode {expected} rect: {type(exc).__name__}") from exc
-    if image.mode != "RGB":
-        image = image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def fit_tile(image: Image.Image, rect: Rect) -> Image.Image:
+    """``image`` (a decoded tile) at the rectangle's size: itself, a fill for one pixel, or
+    scaled up (the host sent it scaled down)."""
     if image.size == (1, 1) and (rect.w, rect.h) != (1, 1):
         # A solid region sent as one pixel: a fill, not a resize (which costs milliseconds).
         return Image.new("RGB", (rect.w, rect.h), image.getpixel((0, 0)))

@@ -1,0 +1,106 @@
+"""Half-scale tiles doubled through libyuv (rdesk/client/upscale.py): the same pixels as
+Pillow's bilinear resize within 1, only the rectangle written, every case it declines left to
+Pillow, and a framebuffer applying real JPEG updates either way to the same picture."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rdesk.client.framebuffer import Framebuffer
+from rdesk.client.pixels import mapped_rgb
+from rdesk.client.upscale import MIN_PIXELS, Upscaler
+from rdesk.protocol.encodings import Encoding
+from rdesk.protocol.updates import Rect, Update
+
+pytestmark = pytest.mark.skipif(not Upscaler().available, reason="libyuv is not installed")
+
+
+def photo_like(w: int, h: int, seed: int) -> np.ndarray:
+    """Edges and texture at several scales (a filter's errors show on them, and a shifted or
+    mirrored result is far off)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (h // 8 + 2, w // 8 + 2, 3), np.uint8)
+    smooth = np.asarray(Image.fromarray(coarse).resize((w, h), Image.Resampling.BICUBIC),
+                        dtype=np.int16)
+    grain = rng.integers(-20, 21, (h, w, 3))
+    return np.clip(smooth + grain, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (642, 366), (258, 130)])
+def test_a_half_scale_tile_is_doubled_as_pillow_does(size: tuple[int, int]) -> None:
+    w, h = size
+    tile = Image.fromarray(photo_like(w, h, w)).reduce(2)
+    image, pixels = mapped_rgb(w, h)
+    assert Upscaler().paint(tile, pixels, (0, 0, w, h))
+    want = np.asarray(tile.resize((w, h), Image.Resampling.BILINEAR), dtype=np.int16)
+    got = np.asarray(image, dtype=np.int16)
+    assert np.abs(got - want).max() <= 1
+
+
+def test_only_the_box_is_written() -> None:
+    image, pixels = mapped_rgb(400, 300)
+    image.paste((10, 20, 30), (0, 0, 400, 300))
+    tile = Image.fromarray(photo_like(200, 160, 5)).reduce(2)  # 100x80
+    upscaler = Upscaler()
+    assert upscaler.paint(tile, pixels, (150, 90, 200, 160))
+    got = np.asarray(image, dtype=np.int16)
+    want = np.asarray(tile.resize((200, 160), Image.Resampling.BILINEAR), dtype=np.int16)
+    assert np.abs(got[90:250, 150:350] - want).max() <= 1
+    outside = np.ones((300, 400), bool)
+    outside[90:250, 150:350] = False
+    assert (got[outside] == (10, 20, 30)).all()
+    # A smaller tile after a larger one reuses the scratch planes: still right.
+    small = Image.fromarray(photo_like(256, 128, 6)).reduce(2)
+    assert upscaler.paint(small, pixels, (0, 0, 256, 128))
+    want = np.asarray(small.resize((256, 128), Image.Resampling.BILINEAR), dtype=np.int16)
+    assert np.abs(np.asarray(image, dtype=np.int16)[:128, :256] - want).max() <= 1
+
+
+def test_what_it_declines_writes_nothing() -> None:
+    image, pixels = mapped_rgb(800, 600)
+    before = image.copy()
+    upscaler = Upscaler()
+    tile = Image.fromarray(photo_like(400, 300, 1))
+    assert not upscaler.paint(tile.reduce(4), pixels, (0, 0, 400, 300))  # a quarter scale
+    assert not upscaler.paint(tile.resize((150, 150)), pixels, (0, 0, 400, 300))  # not 2x
+    assert not upscaler.paint(tile.resize((200, 149)), pixels, (0, 0, 400, 300))  # odd height
+    assert not upscaler.paint(tile.resize((60, 60)), pixels, (0, 0, 120, 120))  # too small
+    assert MIN_PIXELS > 120 * 120
+    assert not upscaler.paint(tile.reduce(2).convert("L"), pixels, (0, 0, 400, 300))
+    assert not upscaler.paint(tile.reduce(2), None, (0, 0, 400, 300))  # no mapped memory
+    assert np.array_equal(np.asarray(image), np.asarray(before))
+    with pytest.raises(ValueError, match="not within"):
+        upscaler.paint(tile.reduce(2), pixels, (500, 400, 400, 300))
+    assert np.array_equal(np.asarray(image), np.asarray(before))
+
+
+def jpeg(pixels: np.ndarray, quality: int = 40) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def test_a_framebuffer_paints_half_scale_jpeg_updates_either_way_alike() -> None:
+    """The host's half-scale JPEG tiles (a full screen, and a tile beside full-size ones)
+    give the same picture through libyuv as through Pillow's resize and paste."""
+    full = photo_like(1280, 720, 9)
+    half = np.asarray(Image.fromarray(full).reduce(2))
+    rects = (
+        Rect(0, 0, 1280, 720, Encoding.JPEG, jpeg(half)),
+        Rect(256, 128, 512, 256, Encoding.JPEG, jpeg(half[64:192, 128:384])),
+        Rect(0, 0, 64, 64, Encoding.JPEG, jpeg(full[:64, :64])),
+    )
+    update = Update(1, 0, rects, exact=False)
+    fast, plain = Framebuffer(1280, 720), Framebuffer(1280, 720)
+    plain._upscaler._lib = None  # Pillow's path, as a viewer without libyuv paints
+    assert fast.apply(update) == plain.apply(update)
+    got = np.asarray(fast.image, dtype=np.int16)
+    want = np.asarray(plain.image, dtype=np.int16)
+    assert np.abs(got - want).max() <= 1
+    # And it is the picture: within what a JPEG at quality 40 of a half scale keeps.
+    err = np.mean((got - full.astype(np.int16)) ** 2)
+    assert 10 * np.log10(255**2 / err) > 20
