@@ -7,7 +7,8 @@ at the quality and scale of a level): one full 1080p screen, and a screen's wort
 tiles, of a photograph (``--image``) or the benchmarks' photo-like picture. Each case is run
 on both of the framebuffer's paths, interleaved: ``libyuv`` (half-scale tiles doubled into
 its memory, rdesk/client/upscale.py) and ``pillow`` (every tile resized and pasted), the
-first being what a viewer with libyuv does. Thread CPU per update, median of ``--runs``::
+first being what a viewer with libyuv does. Thread CPU per update, median of ``--runs``, and
+the PSNR of the picture each path leaves against the true one::
 
     python benchmarks/bench_tile_apply.py [--runs 5] [--repeat 20] [--image FILE]
 """
@@ -50,8 +51,9 @@ def _update(frame: np.ndarray, quality: int, scale: float, tile: int | None) -> 
     return Update(1, 0, tuple(rects), exact=False)
 
 
-def _time(update: Update, path: str, repeat: int) -> float:
-    """Thread CPU ms per apply of ``update`` on ``path``."""
+def _time(update: Update, path: str, repeat: int, truth: np.ndarray) -> tuple[float, float]:
+    """Thread CPU ms per apply of ``update`` on ``path``, and the PSNR (dB) of the picture it
+    leaves against ``truth`` (RGB)."""
     fb = Framebuffer(W, H)
     if path == "pillow":
         fb._upscaler._lib = None  # the path of a viewer without libyuv
@@ -59,7 +61,9 @@ def _time(update: Update, path: str, repeat: int) -> float:
     start = time.thread_time()
     for _ in range(repeat):
         fb.apply(update)
-    return (time.thread_time() - start) / repeat * 1000
+    cpu = (time.thread_time() - start) / repeat * 1000
+    err = np.mean((np.asarray(fb.image, dtype=np.float64) - truth) ** 2)
+    return cpu, float(10 * np.log10(255**2 / err))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,20 +77,23 @@ def main(argv: list[str] | None = None) -> int:
     frame = np.empty((H, W, 4), np.uint8)
     frame[..., :3] = rgb[..., ::-1]  # BGRA, as the host captures
     frame[..., 3] = 255
-    print("| tiles | level | bytes | libyuv ms/update | pillow ms/update |")
-    print("|---|---|---|---|---|")
+    print("| tiles | level | bytes | libyuv ms/update | pillow ms/update "
+          "| PSNR dB libyuv / pillow |")
+    print("|---|---|---|---|---|---|")
     for tile in (None, TILE):
         for name, quality, scale in LEVELS:
             update = _update(frame, quality, scale, tile)
             size = sum(len(r.payload) for r in update.rects)
             times: dict[str, list[float]] = {"libyuv": [], "pillow": []}
+            score: dict[str, float] = {}
             for _ in range(args.runs):
                 for path in times:
-                    times[path].append(_time(update, path, args.repeat))
+                    cpu, score[path] = _time(update, path, args.repeat, rgb)
+                    times[path].append(cpu)
             medians = {path: statistics.median(t) for path, t in times.items()}
             kind = "one 1920x1080" if tile is None else f"{TILE}x{TILE} tiles"
             print(f"| {kind} | {name} | {size / 1000:.0f} kB | {medians['libyuv']:.2f} | "
-                  f"{medians['pillow']:.2f} |")
+                  f"{medians['pillow']:.2f} | {score['libyuv']:.2f} / {score['pillow']:.2f} |")
     print(f"picture: {args.image or 'benchmarks/photo.py, seed 16'}")
     print(f"\nMachine: {platform.machine()}, {os.cpu_count()} CPUs, "
           f"{platform.python_implementation()} {platform.python_version()}; {args.repeat} "

@@ -148,7 +148,7 @@ class Framebuffer:
             self.video.paint(rect, self.image, self._pixels)
             return
         tile = decode_tile(rect)
-        # A half-scale tile (the host's 1/2) is doubled straight into the image's memory.
+        # A half- or quarter-scale tile is scaled up straight into the image's memory.
         if not self._upscaler.paint(tile, self._pixels, (rect.x, rect.y, rect.w, rect.h)):
             self.image.paste(fit_tile(tile, rect), (rect.x, rect.y))
 

@@ -1,22 +1,24 @@
-"""Tiles the host sent at half their size, scaled back into the framebuffer through libyuv.
+"""Tiles the host sent at half or a quarter of their size, scaled back into the framebuffer.
 
 At a low level the host sends lossy tiles at 1/2 or 1/4 scale (``Image.reduce``: a box filter
 over 2x2 or 4x4 pixels, rdesk/host/encoding/encode.py), and the viewer brings each back to its
-rectangle with a bilinear filter. Pillow's ``resize`` takes 14-16 ms for one 1080p picture on
-this project's test machine; a viewer paints one such picture per update at the start of a
-pan (the host's start pictures are half scale) and on any large lossy change at a low level,
-and that time counts in the ack's hold, which the host's window waits for. :class:`Upscaler`
-does a half-scale tile's 2x in about 1.2 ms, written straight into the framebuffer's memory
+rectangle with a bilinear filter. Pillow's ``resize`` and paste take 13-16 ms for one 1080p
+picture on this project's test machine; a viewer paints one such picture per update at the
+start of a pan (the host's start pictures are half scale) and on any large lossy change at a
+low level, and that time counts in the ack's hold, which the host's window waits for.
+:class:`Upscaler` does it in 1.2-2.5 ms, written straight into the framebuffer's memory
 (rdesk/client/pixels.py): the tile's pixels split into three planes, each doubled by
-libyuv's ``ScalePlane``, the planes merged into the rectangle's rows. An exact 2x is the one
-ratio ``ScalePlane`` filters centre-aligned (3:1 weights), as Pillow does: the pixels differ
-from Pillow's by at most 1. Its other ratios map the corners onto each other instead (a shift
-of up to a quarter of a pixel), and a quarter scale doubled twice is a softer filter (0.5 dB
-below Pillow's on a 1080p photograph), so 4x stays with Pillow.
+libyuv's ``ScalePlane`` (twice for a quarter scale), the planes merged into the rectangle's
+rows. An exact 2x is the one ratio ``ScalePlane`` filters centre-aligned (3:1 weights), as
+Pillow does: a doubled tile's pixels differ from Pillow's by at most 1. Its other ratios map
+the corners onto each other instead (a shift of up to a quarter of a pixel), so a quarter
+scale is doubled twice: a softer filter than Pillow's 4x (0.5 dB below it on a clean
+quarter-scale photograph), which on the JPEG the host sends at that scale (quality 30) came
+within 0.1 dB of Pillow's either way, on three 1080p pictures (docs/performance.md).
 
-It applies only to an exact 2x of a tile large enough to gain from it (:data:`MIN_PIXELS`);
-everything else, and every viewer without libyuv or a mapped framebuffer, takes Pillow's
-path. One thread at a time (the framebuffer's).
+It applies only to an exact 2x or 4x of a tile large enough to gain from it
+(:data:`MIN_PIXELS`); everything else, and every viewer without libyuv or a mapped
+framebuffer, takes Pillow's path. One thread at a time (the framebuffer's).
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from PIL import Image
 from rdesk.client.pixels import Pixels
 from rdesk.common import yuv
 
-__all__ = ["MIN_PIXELS", "Upscaler"]
+__all__ = ["FACTORS", "MIN_PIXELS", "Upscaler"]
+
+#: The ratios between a rectangle and its tile this path scales: the host's 1/2 and 1/4.
+FACTORS = (2, 4)
 
 #: Smallest rectangle (pixels) worth it: below this Pillow's resize takes tens of
 #: microseconds, about what the seven library calls and their set-up cost.
@@ -64,10 +69,10 @@ def _functions() -> dict[str, Any] | None:
 
 
 class Upscaler:
-    """Paints a tile doubled into a box of :class:`Pixels`, or declines.
+    """Paints a tile scaled by 2 or 4 into a box of :class:`Pixels`, or declines.
 
-    Scratch planes are kept between calls (grown, never shrunk: a full screen's are 3.75 x the
-    screen's pixels in bytes).
+    Scratch planes are kept between calls (grown, never shrunk: a full screen's are at most
+    four times the screen's pixels in bytes).
     """
 
     def __init__(self) -> None:
@@ -80,7 +85,7 @@ class Upscaler:
 
     def paint(self, tile: Image.Image, pixels: Pixels | None,
               box: tuple[int, int, int, int]) -> bool:
-        """Double the ``RGB`` ``tile`` into ``box`` (x, y, w, h) of ``pixels``; ``False``,
+        """Scale the ``RGB`` ``tile`` up to ``box`` (x, y, w, h) of ``pixels``; ``False``,
         having written nothing, when this path does not apply (the caller then resizes and
         pastes). Raises ``ValueError`` for a box outside ``pixels``."""
         x, y, w, h = box
@@ -88,11 +93,13 @@ class Upscaler:
         lib = self._lib
         if lib is None or pixels is None or tile.mode != "RGB" or w * h < MIN_PIXELS:
             return False
-        if (w, h) != (tw * 2, th * 2):
+        factor = w // tw
+        if factor not in FACTORS or (w, h) != (tw * factor, th * factor):
             return False
         dst = pixels.offset(x, y, w, h)  # checked before anything is written
         source = np.frombuffer(tile.tobytes("raw", "RGBX"), np.uint8)
-        need = 3 * (tw * th + w * h)
+        middle = 4 * tw * th if factor == 4 else 0  # a plane of the first doubling
+        need = 3 * (tw * th + w * h + middle)
         if self._scratch.size < need:
             self._scratch = np.empty(need, np.uint8)
         base = self._scratch.ctypes.data
@@ -100,6 +107,12 @@ class Upscaler:
         large = [base + 3 * tw * th + i * w * h for i in range(3)]
         lib["SplitARGBPlane"](source.ctypes.data, tw * 4, small[0], tw, small[1], tw,
                               small[2], tw, None, 0, tw, th)
+        if factor == 4:
+            step = [base + 3 * (tw * th + w * h) + i * middle for i in range(3)]
+            for plane in range(3):
+                lib["ScalePlane"](small[plane], tw, tw, th, step[plane], 2 * tw, 2 * tw,
+                                  2 * th, _BILINEAR)
+            small, tw, th = step, 2 * tw, 2 * th
         for plane in range(3):
             lib["ScalePlane"](small[plane], tw, tw, th, large[plane], w, w, h, _BILINEAR)
         # The tile's R, G, B bytes are libyuv's "ARGB" bytes 0-2: split and merged alike, they
