@@ -32,7 +32,7 @@ from PIL import Image
 from rdesk.client.pixels import Pixels
 from rdesk.common import yuv
 
-__all__ = ["FACTORS", "MIN_PIXELS", "Upscaler"]
+__all__ = ["FACTORS", "KEEP_BYTES", "MIN_PIXELS", "Upscaler"]
 
 #: The ratios between a rectangle and its tile this path scales: the host's 1/2 and 1/4.
 FACTORS = (2, 4)
@@ -40,6 +40,9 @@ FACTORS = (2, 4)
 #: Smallest rectangle (pixels) worth it: below this Pillow's resize takes tens of
 #: microseconds, about what the seven library calls and their set-up cost.
 MIN_PIXELS = 128 * 128
+#: Most scratch kept between calls (bytes): a 4K screen's planes (about 33 MB); a larger
+#: screen's are allocated for the call and let go, as Pillow's resized picture would be.
+KEEP_BYTES = 40 * 1024 * 1024
 #: libyuv's ``kFilterBilinear``.
 _BILINEAR = 2
 
@@ -71,8 +74,8 @@ def _functions() -> dict[str, Any] | None:
 class Upscaler:
     """Paints a tile scaled by 2 or 4 into a box of :class:`Pixels`, or declines.
 
-    Scratch planes are kept between calls (grown, never shrunk: a full screen's are at most
-    four times the screen's pixels in bytes).
+    Scratch planes are kept between calls, up to :data:`KEEP_BYTES` (a full screen's are at
+    most four times the screen's pixels in bytes).
     """
 
     def __init__(self) -> None:
@@ -100,9 +103,12 @@ class Upscaler:
         source = np.frombuffer(tile.tobytes("raw", "RGBX"), np.uint8)
         middle = 4 * tw * th if factor == 4 else 0  # a plane of the first doubling
         need = 3 * (tw * th + w * h + middle)
-        if self._scratch.size < need:
-            self._scratch = np.empty(need, np.uint8)
-        base = self._scratch.ctypes.data
+        scratch = self._scratch
+        if scratch.size < need:
+            scratch = np.empty(need, np.uint8)
+            if need <= KEEP_BYTES:
+                self._scratch = scratch
+        base = scratch.ctypes.data
         small = [base + i * tw * th for i in range(3)]
         large = [base + 3 * tw * th + i * w * h for i in range(3)]
         lib["SplitARGBPlane"](source.ctypes.data, tw * 4, small[0], tw, small[1], tw,
