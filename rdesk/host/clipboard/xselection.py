@@ -147,13 +147,12 @@ class XSelections(ConnectionThread):
             try:
                 selection, text = self._commands.get_nowait()
             except queue.Empty:
-                return
+                return  # _run's loop flushes the requests before it waits again
             value = self._atoms.get(selection)
             if value is None:
                 continue
             self._owned[value] = text.encode("utf-8")
             self._window.set_selection_owner(value, self._X.CurrentTime)
-        self._conn.flush()
 
     def _event(self, event: Any) -> None:
         X = self._X

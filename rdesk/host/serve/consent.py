@@ -70,10 +70,6 @@ class ConsentDesk:
                 if not future.done():
                     future.set_result(False)
 
-    @property
-    def answerable(self) -> bool:
-        return bool(self._answerers)
-
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` on each new and each resolved request; returns the unsubscriber."""
         self._listeners.append(listener)

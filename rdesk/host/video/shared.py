@@ -155,9 +155,6 @@ class Groups:
         self._hold: dict[int, float] = {}
         self._gids = itertools.count()
 
-    def group_of(self, member: int) -> Group | None:
-        return self._of.get(member)
-
     def settle(self, member: int, rect: Box, bitrate: int, key: bool, now: float) -> Group:
         """Place ``member`` (its stream's ``rect``, at ``bitrate``; ``key``: its viewer asked
         for a key unit) for this round: the group it takes its units from."""
