@@ -5,8 +5,9 @@ Starts a 1920x1080x24 Xvfb and, per run, a fresh ``rdesk host`` subprocess (its 
 its own) and a viewer on the client library, directly (loopback) or through the emulated
 links of benchmarks/bench_links.py (tests/linkproxy.py as a process). Usage::
 
-    python benchmarks/bench_fidelity.py [--seconds 8] [--runs 3] [--case photo|xterm|xterm-joined]
-        [--link loopback|"10 Mbit"|"2 Mbit"] [--fps 30|60] [--seed N | --image FILE]
+    python benchmarks/bench_fidelity.py [--seconds 8] [--runs 3]
+        [--case photo|xterm|xterm-joined|browser] [--link loopback|"10 Mbit"|"2 Mbit"]
+        [--fps 30|60] [--seed N | --image FILE]
 
 Cases:
 
@@ -35,7 +36,10 @@ Cases:
   viewer joins on a still, exact screen and the lines start then;
 - ``xterm-joined``: the same, but the viewer joins while the lines already flow, so its first
   picture is a large change (planned lossy; a bitmap font's text is flat, and is sent exactly
-  instead), and the scrolling goes on while it arrives.
+  instead), and the scrolling goes on while it arrives;
+- ``browser``: Debian's Chromium, headful on the Xvfb (driven by Playwright), shows a long
+  article of headings, paragraphs and photographs and scrolls it 12 pixels a step, 30 steps
+  a second (``benchmarks/browser_page.py``); counted as ``xterm`` is.
 
 Per run: updates per second (and, apart, the updates of the first second, which holds the
 change from tiles to video, and the rate after it), the 95th percentile and the longest gap
@@ -71,6 +75,7 @@ from benchmarks.bench_links import (
     link_proxy,
     machine_line,
 )
+from benchmarks.browser_page import ScrollingPage, write_page
 from benchmarks.fidelity import H, W, delivery, fidelity, sample, span
 from benchmarks.photo import from_file, photo
 from benchmarks.procs import cpu_seconds
@@ -82,7 +87,7 @@ __all__ = ["main"]
 
 #: (name, rate bits/s, round-trip seconds); rate 0: no proxy at all.
 LINKS = [("loopback", 0.0, 0.0), ("10 Mbit/30 ms", 10e6, 0.030), ("2 Mbit/80 ms", 2e6, 0.080)]
-CASES = ["photo", "xterm", "xterm-joined"]
+CASES = ["photo", "xterm", "xterm-joined", "browser"]
 HERE = Path(__file__).resolve().parent
 #: Seconds at the start of a run counted apart (the "1st s (after)" column).
 START = 1.0
@@ -208,22 +213,53 @@ async def _xterm(host: Host, port: int, display: str, tmp: Path, seconds: float,
                     break
                 await asyncio.sleep(0.01)
             stopped = float((control / "stopped").read_text())
-            await conn.wait_exact(120)
-            await asyncio.sleep(1.0)  # nothing changes any more: the screen is the truth
-            screen = await asyncio.to_thread(grab_root, display)
-            # Once the viewer is exact on a still screen the host sends nothing more, so its
-            # last update is the one that made it exact (checked against the screen below).
-            result["stop_exact_ms"] = max(0.0, run.last_arrival - stopped) * 1000
-            result.pop("t0"), result.pop("t1")
-            result["pixel_exact"] = screen.tobytes() == conn.framebuffer.image.tobytes()
-            result["copies"] = run.copies
-            result["copy_updates"] = run.copy_updates
-            return result
+            return await _settled(conn, display, run, result, stopped)
         finally:
             await conn.close()
     finally:
         xterm.kill()
         xterm.wait()
+
+
+async def _settled(conn: Connection, display: str, run: Run, result: dict[str, Any],
+                   stopped: float) -> dict[str, Any]:
+    """``result`` with what follows the content's last change at ``stopped`` (monotonic):
+    the time until the viewer was exact, whether it then holds the screen, the copies."""
+    await conn.wait_exact(120)
+    await asyncio.sleep(1.0)  # nothing changes any more: the screen is the truth
+    screen = await asyncio.to_thread(grab_root, display)
+    # Once the viewer is exact on a still screen the host sends nothing more, so its last
+    # update is the one that made it exact (checked against the screen below).
+    result["stop_exact_ms"] = max(0.0, run.last_arrival - stopped) * 1000
+    result.pop("t0"), result.pop("t1")
+    result["pixel_exact"] = screen.tobytes() == conn.framebuffer.image.tobytes()
+    result["copies"] = run.copies
+    result["copy_updates"] = run.copy_updates
+    return result
+
+
+async def _browser(host: Host, port: int, display: str, tmp: Path, seconds: float
+                   ) -> dict[str, Any]:
+    page = ScrollingPage(display, write_page(Path(tempfile.mkdtemp(dir=tmp, prefix="page-"))),
+                         (W, H))
+    try:
+        await page.open()
+        conn = await _connect(host, port)
+        try:
+            run = Run(conn, sample=False)
+            await conn.wait_exact(120)
+            run.recording = True
+            # Taken before the page starts: the stop read from it is never late, so
+            # stop→exact is never short.
+            go = time.monotonic()
+            scrolling = asyncio.ensure_future(page.scroll(seconds))
+            result = await _measure(host, conn, run, seconds)
+            stopped = go + await scrolling
+            return await _settled(conn, display, run, result, stopped)
+        finally:
+            await conn.close()
+    finally:
+        await page.close()
 
 
 async def _measure(host: Host, conn: Connection, run: Run, seconds: float, tail: bool = False
@@ -270,6 +306,8 @@ async def _cell(host: Host, case: str, link: tuple[str, float, float], display: 
         if case == "photo":
             return await _photo(host, port, display, picture[0], picture[1], args.seconds,
                                 args.fps)
+        if case == "browser":
+            return await _browser(host, port, display, tmp, args.seconds)
         return await _xterm(host, port, display, tmp, args.seconds, case == "xterm-joined")
 
     if rate:
@@ -329,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
                 for mode in modes:
                     row = _median_row(runs[mode])
                     row["video"] = mode
-                    if case.startswith("xterm"):
+                    if case != "photo":
                         row["pixel_exact"] = (f"{sum(r['pixel_exact'] for r in runs[mode])}/"
                                               f"{len(runs[mode])}")
                     rows.append(row)
