@@ -18,7 +18,13 @@ import numpy as np
 
 from rdesk.host.encoding.encode import EncodedRect
 from rdesk.host.encoding.jobs import LOSSY_AREA_TILES, Box, Job, bands
-from rdesk.host.encoding.tiles import changed_box, detect_vertical_scroll, dirty_tiles, merge_tiles
+from rdesk.host.encoding.tiles import (
+    changed_box,
+    detect_vertical_scroll,
+    dirty_tiles,
+    merge_tiles,
+    shifted_rows,
+)
 from rdesk.protocol.codec import copy_payload
 from rdesk.protocol.encodings import Encoding
 
@@ -117,11 +123,14 @@ def plan_scroll(base: np.ndarray, frame: np.ndarray, region: Box, tile: int) -> 
     dy = detect_vertical_scroll(base, frame, region)
     if not dy or abs(dy) >= h:
         return None
-    if dy > 0:  # content moved down
-        src_y, dst_y = y, y + dy
-    else:
-        src_y, dst_y = y - dy, y
-    height = h - abs(dy)
+    # The copy spans the rows the shift explains, not the region's tile rows: still rows
+    # above or below (a browser's toolbar) copied over would be sent again as residual (a
+    # 1919x34-64 strip of a browser's toolbar every update).
+    span = shifted_rows(base, frame, region, dy)
+    if span is None:
+        return None
+    dst_y, height = y + span[0], span[1] - span[0] + 1
+    src_y = dst_y - dy
     predicted = base.copy()
     predicted[dst_y : dst_y + height, x : x + w] = base[src_y : src_y + height, x : x + w]
     residual = dirty_tiles(predicted, frame, tile)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["TILE", "Rect", "changed_box", "detect_vertical_scroll", "dirty_tiles", "merge_tiles"]
+__all__ = ["TILE", "Rect", "changed_box", "detect_vertical_scroll", "dirty_tiles", "merge_tiles",
+           "shifted_rows"]
 
 #: Side of a square tile, in pixels.
 TILE = 64
@@ -216,12 +217,13 @@ def detect_vertical_scroll(
     """Find a vertical shift ``dy`` with ``cur[y] == prev[y - dy]`` for most rows of ``region``.
 
     ``region`` is ``(x, y, w, h)`` in pixels. Returns the shift (positive: content moved down)
-    that at least ``min_fraction`` of the non-uniform rows that stay inside the region agree on
+    that at least ``min_fraction`` of the unambiguous rows that stay inside the region agree on
     (by a hash of :data:`SCROLL_BLOCKS` blocks of pixels across the row), and under which at least
     ``min_fraction`` of the overlapping rows are then verified byte-identical; None when there
-    is no such shift or the frames differ in shape. Uniform (blank) rows do not vote, since
-    they match at every shift. Cost: a sixteenth of the region's cache lines, a Python loop over
-    its rows (not its pixels), and a full comparison only for a shift that won the vote.
+    is no such shift or the frames differ in shape. Uniform (blank) rows and rows that repeat
+    in ``prev`` do not vote, since they match at several shifts. Cost: a sixteenth of the
+    region's cache lines, a Python loop over its rows (not its pixels), and a full comparison
+    only for a shift that won the vote.
     """
     if prev.shape != cur.shape:
         return None
@@ -236,12 +238,17 @@ def detect_vertical_scroll(
     # whole rows, so sampling can miss a scroll but never report a false one.
     sa, sb = _row_samples(a), _row_samples(b)
     ha, hb = _row_hashes(sa), _row_hashes(sb)
-    # Rows whose samples are a single repeated pixel are ambiguous; leave them out of the vote.
-    uniform = (sa == sa[:, :1]).all(axis=1)
+    # Ambiguous rows match at several shifts and leave the vote: rows whose samples are a
+    # single repeated pixel, and rows that occur more than once in ``prev`` (the blank lines
+    # of a page beside a scrollbar or a window's border, which make them non-uniform: on a
+    # browser's article they were 20-60 % of the rows, and with only their first occurrence
+    # indexed their votes went astray and held the true shift under half).
+    _, inverse, counts = np.unique(ha, return_inverse=True, return_counts=True)
+    uniform = (sa == sa[:, :1]).all(axis=1) | (counts[inverse] > 1)
     index: dict[int, int] = {}
     hashes_a: list[int] = ha.tolist()
     for i in np.flatnonzero(~uniform).tolist():
-        index.setdefault(hashes_a[i], i)  # first occurrence only: ambiguity is rare
+        index[hashes_a[i]] = i
     votes: dict[int, int] = {}
     hashes_b: list[int] = hb.tolist()
     for j, hv in enumerate(hashes_b):
@@ -260,3 +267,22 @@ def detect_vertical_scroll(
     if int(same.sum()) < min_fraction * (h - abs(dy)):
         return None
     return dy
+
+
+def shifted_rows(prev: npt.NDArray[np.uint8], cur: npt.NDArray[np.uint8], region: Rect,
+                 dy: int) -> tuple[int, int] | None:
+    """The first and last row of ``region`` (offsets from its top) of ``cur`` that are rows of
+    ``prev`` shifted by ``dy`` (``cur[y] == prev[y - dy]``), or ``None`` if none is: where a
+    scroll's copy starts and ends, leaving out the still rows above and below it that the
+    region's tiles take in (a browser's toolbar, a status line)."""
+    x, y, w, h = region
+    if not 0 < abs(dy) < h:
+        return None
+    a = prev[y : y + h, x : x + w]
+    b = cur[y : y + h, x : x + w]
+    same = _rows_equal(b[dy:], a[: h - dy]) if dy > 0 else _rows_equal(b[: h + dy], a[-dy:])
+    rows = np.flatnonzero(same)
+    if not rows.size:
+        return None
+    first = max(dy, 0)  # the overlap's first row in the region
+    return first + int(rows[0]), first + int(rows[-1])
