@@ -87,6 +87,10 @@ class ScrollingPage:
         await self._tab.evaluate("new Promise(r => requestAnimationFrame(() => "
                                  "requestAnimationFrame(r)))")
 
+    async def toolbar_height(self) -> int:
+        """Rows of the browser's own window above the page (tab strip, toolbar)."""
+        return int(await self._tab.evaluate("window.outerHeight - window.innerHeight"))
+
     async def scroll(self, seconds: float) -> float:
         """Scroll :data:`STEP_PX` pixels :data:`RATE` times a second for ``seconds``; returns
         how long after the call's start (by the page's clock) the last step was made."""
