@@ -18,7 +18,8 @@ within 0.1 dB of Pillow's either way, on three 1080p pictures (docs/performance.
 
 It applies only to an exact 2x or 4x of a tile large enough to gain from it
 (:data:`MIN_PIXELS`); everything else, and every viewer without libyuv or a mapped
-framebuffer, takes Pillow's path. One thread at a time (the framebuffer's).
+framebuffer, takes Pillow's path. One thread at a time (the framebuffer's). ctypes and
+Pillow only: this is the viewer library, which a viewer-only install runs without numpy.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from rdesk.client.pixels import Pixels
@@ -80,7 +80,8 @@ class Upscaler:
 
     def __init__(self) -> None:
         self._lib = _functions()
-        self._scratch = np.empty(0, np.uint8)
+        self._scratch = bytearray()
+        self._view: Any = None  # the ctypes view of ``_scratch``, which pins its memory
 
     @property
     def available(self) -> bool:
@@ -100,18 +101,20 @@ class Upscaler:
         if factor not in FACTORS or (w, h) != (tw * factor, th * factor):
             return False
         dst = pixels.offset(x, y, w, h)  # checked before anything is written
-        source = np.frombuffer(tile.tobytes("raw", "RGBX"), np.uint8)
+        # Read-only for libyuv: ctypes passes the bytes object's own buffer.
+        source = tile.tobytes("raw", "RGBX")
         middle = 4 * tw * th if factor == 4 else 0  # a plane of the first doubling
         need = 3 * (tw * th + w * h + middle)
-        scratch = self._scratch
-        if scratch.size < need:
-            scratch = np.empty(need, np.uint8)
+        view = self._view
+        if len(self._scratch) < need:
+            scratch = bytearray(need)
+            view = (ctypes.c_char * need).from_buffer(scratch)
             if need <= KEEP_BYTES:
-                self._scratch = scratch
-        base = scratch.ctypes.data
+                self._scratch, self._view = scratch, view
+        base = ctypes.addressof(view)
         small = [base + i * tw * th for i in range(3)]
         large = [base + 3 * tw * th + i * w * h for i in range(3)]
-        lib["SplitARGBPlane"](source.ctypes.data, tw * 4, small[0], tw, small[1], tw,
+        lib["SplitARGBPlane"](source, tw * 4, small[0], tw, small[1], tw,
                               small[2], tw, None, 0, tw, th)
         if factor == 4:
             step = [base + 3 * (tw * th + w * h) + i * middle for i in range(3)]

@@ -138,12 +138,12 @@ def test_scratch_beyond_the_bound_is_not_kept(monkeypatch: pytest.MonkeyPatch) -
     tile = Image.fromarray(photo_like(512, 256, 8)).reduce(2)
     upscaler = Upscaler()
     assert upscaler.paint(tile, pixels, (0, 0, 512, 256))  # needs 491,520 bytes
-    assert upscaler._scratch.size == 0
+    assert len(upscaler._scratch) == 0
     want = np.asarray(tile.resize((512, 256), Image.Resampling.BILINEAR), dtype=np.int16)
     assert np.abs(np.asarray(image, dtype=np.int16) - want).max() <= 1
     small = Image.fromarray(photo_like(256, 128, 8)).reduce(2)
     assert upscaler.paint(small, pixels, (0, 0, 256, 128))  # 122,880 bytes: over it too
-    assert upscaler._scratch.size == 0
+    assert len(upscaler._scratch) == 0
     monkeypatch.setattr(upscale, "KEEP_BYTES", 200_000)
     assert upscaler.paint(small, pixels, (0, 0, 256, 128))
-    assert upscaler._scratch.size == 3 * (128 * 64 + 256 * 128)
+    assert len(upscaler._scratch) == 3 * (128 * 64 + 256 * 128)
