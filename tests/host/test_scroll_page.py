@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from rdesk.host.encoding.scrolls import plan_scroll
-from rdesk.host.encoding.tiles import detect_vertical_scroll, shifted_rows
+from rdesk.host.encoding.tiles import detect_vertical_scroll, find_vertical_scroll
 
 W, H, TILE = 640, 480, 64
 TOP, BOTTOM = 70, 460  # the page's rows: a toolbar above, a status line below
@@ -59,7 +59,7 @@ def test_the_copy_leaves_the_toolbar_and_the_status_line_alone() -> None:
     page = _document(rng, 2000)
     prev, cur = _screen(page, 300, 20), _screen(page, 372, 21)
     region = (0, 64, W, H - 64)  # the region's tile rows take in toolbar rows 64-69
-    assert shifted_rows(prev, cur, region, -72) == (TOP - 64, BOTTOM - 72 - 1 - 64)
+    assert find_vertical_scroll(prev, cur, region) == (-72, (TOP - 64, BOTTOM - 72 - 1 - 64))
     plan = plan_scroll(prev, cur, region, TILE)
     assert plan is not None
     copy = plan.copy

@@ -18,13 +18,7 @@ import numpy as np
 
 from rdesk.host.encoding.encode import EncodedRect
 from rdesk.host.encoding.jobs import LOSSY_AREA_TILES, Box, Job, bands
-from rdesk.host.encoding.tiles import (
-    changed_box,
-    detect_vertical_scroll,
-    dirty_tiles,
-    merge_tiles,
-    shifted_rows,
-)
+from rdesk.host.encoding.tiles import changed_box, dirty_tiles, find_vertical_scroll, merge_tiles
 from rdesk.protocol.codec import copy_payload
 from rdesk.protocol.encodings import Encoding
 
@@ -118,18 +112,16 @@ def plan_scroll(base: np.ndarray, frame: np.ndarray, region: Box, tile: int) -> 
     """The copy that turns ``base`` (the pixels sent) into most of ``frame`` within
     ``region``, and what it leaves to send; ``None`` if the change is not a vertical scroll.
     (CPU-heavy: run it off the event loop.)"""
-    x, y, w, h = region
+    x, y, w, _ = region
     size = (frame.shape[1], frame.shape[0])
-    dy = detect_vertical_scroll(base, frame, region)
-    if not dy or abs(dy) >= h:
+    found = find_vertical_scroll(base, frame, region)
+    if found is None:
         return None
     # The copy spans the rows the shift explains, not the region's tile rows: still rows
     # above or below (a browser's toolbar) copied over would be sent again as residual (a
     # 1919x34-64 strip of a browser's toolbar every update).
-    span = shifted_rows(base, frame, region, dy)
-    if span is None:
-        return None
-    dst_y, height = y + span[0], span[1] - span[0] + 1
+    dy, (first, last) = found
+    dst_y, height = y + first, last - first + 1
     src_y = dst_y - dy
     predicted = base.copy()
     predicted[dst_y : dst_y + height, x : x + w] = base[src_y : src_y + height, x : x + w]

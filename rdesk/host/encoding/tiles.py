@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["TILE", "Rect", "changed_box", "detect_vertical_scroll", "dirty_tiles", "merge_tiles",
-           "shifted_rows"]
+__all__ = ["TILE", "Rect", "changed_box", "detect_vertical_scroll", "dirty_tiles",
+           "find_vertical_scroll", "merge_tiles"]
 
 #: Side of a square tile, in pixels.
 TILE = 64
@@ -214,10 +214,27 @@ def detect_vertical_scroll(
     max_shift: int | None = None,
     min_fraction: float = 0.5,
 ) -> int | None:
+    """The shift :func:`find_vertical_scroll` finds, or ``None``."""
+    found = find_vertical_scroll(prev, cur, region, max_shift=max_shift,
+                                 min_fraction=min_fraction)
+    return None if found is None else found[0]
+
+
+def find_vertical_scroll(
+    prev: npt.NDArray[np.uint8],
+    cur: npt.NDArray[np.uint8],
+    region: Rect,
+    *,
+    max_shift: int | None = None,
+    min_fraction: float = 0.5,
+) -> tuple[int, tuple[int, int]] | None:
     """Find a vertical shift ``dy`` with ``cur[y] == prev[y - dy]`` for most rows of ``region``.
 
-    ``region`` is ``(x, y, w, h)`` in pixels. Returns the shift (positive: content moved down)
-    that at least ``min_fraction`` of the unambiguous rows that stay inside the region agree on
+    ``region`` is ``(x, y, w, h)`` in pixels. Returns the shift (positive: content moved down),
+    and the first and last row of the region (offsets from its top) that are rows of ``prev``
+    so shifted: where a copy starts and ends, leaving out the still rows above and below that
+    the region's tiles take in (a browser's toolbar, a status line). The shift is the one that
+    at least ``min_fraction`` of the unambiguous rows that stay inside the region agree on
     (by a hash of :data:`SCROLL_BLOCKS` blocks of pixels across the row), and under which at least
     ``min_fraction`` of the overlapping rows are then verified byte-identical; None when there
     is no such shift or the frames differ in shape. Uniform (blank) rows and rows that repeat
@@ -266,23 +283,7 @@ def detect_vertical_scroll(
     same = _rows_equal(b[dy:], a[: h - dy]) if dy > 0 else _rows_equal(b[: h + dy], a[-dy:])
     if int(same.sum()) < min_fraction * (h - abs(dy)):
         return None
-    return dy
-
-
-def shifted_rows(prev: npt.NDArray[np.uint8], cur: npt.NDArray[np.uint8], region: Rect,
-                 dy: int) -> tuple[int, int] | None:
-    """The first and last row of ``region`` (offsets from its top) of ``cur`` that are rows of
-    ``prev`` shifted by ``dy`` (``cur[y] == prev[y - dy]``), or ``None`` if none is: where a
-    scroll's copy starts and ends, leaving out the still rows above and below it that the
-    region's tiles take in (a browser's toolbar, a status line)."""
-    x, y, w, h = region
-    if not 0 < abs(dy) < h:
-        return None
-    a = prev[y : y + h, x : x + w]
-    b = cur[y : y + h, x : x + w]
-    same = _rows_equal(b[dy:], a[: h - dy]) if dy > 0 else _rows_equal(b[: h + dy], a[-dy:])
     rows = np.flatnonzero(same)
-    if not rows.size:
-        return None
     first = max(dy, 0)  # the overlap's first row in the region
-    return first + int(rows[0]), first + int(rows[-1])
+    return dy, (first + int(rows[0]), first + int(rows[-1]))
+
