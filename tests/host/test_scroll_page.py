@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from rdesk.host.encoding.scrolls import plan_scroll
-from rdesk.host.encoding.tiles import detect_vertical_scroll, find_vertical_scroll
+from rdesk.host.encoding.tiles import find_vertical_scroll
 
 W, H, TILE = 640, 480, 64
 TOP, BOTTOM = 70, 460  # the page's rows: a toolbar above, a status line below
@@ -51,7 +51,8 @@ def test_repeated_rows_do_not_outvote_the_shift() -> None:
     for offset, step in ((0, 36), (400, 96), (1200, 12), (2000, 150)):
         prev = _screen(page, offset, 10)
         cur = _screen(page, offset + step, 11)
-        assert detect_vertical_scroll(prev, cur, region) == -step
+        found = find_vertical_scroll(prev, cur, region)
+        assert found is not None and found[0] == -step
 
 
 def test_the_copy_leaves_the_toolbar_and_the_status_line_alone() -> None:

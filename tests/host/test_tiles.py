@@ -12,8 +12,8 @@ from hypothesis.extra import numpy as hnp
 from rdesk.host.encoding.tiles import (
     TILE,
     changed_box,
-    detect_vertical_scroll,
     dirty_tiles,
+    find_vertical_scroll,
     merge_tiles,
 )
 
@@ -154,7 +154,7 @@ def test_merge_examples() -> None:
     assert merge_tiles(np.ones((2, 2), dtype=bool), 64, 100, 100) == [(0, 0, 100, 100)]
 
 
-# --- detect_vertical_scroll --------------------------------------------------------------
+# --- find_vertical_scroll ----------------------------------------------------------------
 
 
 def _textish(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -175,14 +175,15 @@ def test_scroll_detected(dy: int) -> None:
         cur[:dy] = fresh
     else:
         cur[dy:] = fresh
-    assert detect_vertical_scroll(prev, cur, (0, 0, 160, 240)) == dy
+    found = find_vertical_scroll(prev, cur, (0, 0, 160, 240))
+    assert found is not None and found[0] == dy
 
 
 def test_no_scroll() -> None:
     rng = np.random.default_rng(3)
     prev = _textish(rng, 120, 80)
-    assert detect_vertical_scroll(prev, prev.copy(), (0, 0, 80, 120)) is None
-    assert detect_vertical_scroll(prev, _textish(rng, 120, 80), (0, 0, 80, 120)) is None
+    assert find_vertical_scroll(prev, prev.copy(), (0, 0, 80, 120)) is None
+    assert find_vertical_scroll(prev, _textish(rng, 120, 80), (0, 0, 80, 120)) is None
 
 
 @settings(max_examples=200, deadline=None)

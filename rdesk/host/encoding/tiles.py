@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["TILE", "Rect", "changed_box", "detect_vertical_scroll", "dirty_tiles",
-           "find_vertical_scroll", "merge_tiles"]
+__all__ = ["TILE", "Rect", "changed_box", "dirty_tiles", "find_vertical_scroll", "merge_tiles"]
 
 #: Side of a square tile, in pixels.
 TILE = 64
@@ -204,20 +203,6 @@ def _rows_equal(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> BoolMask:
         wide = a.shape[1] % 2 == 0
         return np.asarray((_words(a, wide) == _words(b, wide)).all(axis=1))
     return np.asarray((a == b).all(axis=(1, 2)))
-
-
-def detect_vertical_scroll(
-    prev: npt.NDArray[np.uint8],
-    cur: npt.NDArray[np.uint8],
-    region: Rect,
-    *,
-    max_shift: int | None = None,
-    min_fraction: float = 0.5,
-) -> int | None:
-    """The shift :func:`find_vertical_scroll` finds, or ``None``."""
-    found = find_vertical_scroll(prev, cur, region, max_shift=max_shift,
-                                 min_fraction=min_fraction)
-    return None if found is None else found[0]
 
 
 def find_vertical_scroll(
